@@ -1,0 +1,287 @@
+//! `ferris-cli bench`: throughput and latency of built-in cases, with same-run baselines.
+
+use clap::Args;
+use ferris_observe::{Registry, names};
+use ferris_runtime::{JobConfig, Shutdown, Source, SourcePoll};
+
+use std::io::Write;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+/// Options of `bench`.
+#[derive(Args, Debug)]
+pub struct BenchArgs {
+    /// Rows per throughput case.
+    #[arg(long, default_value_t = 5_000_000)]
+    pub rows: u64,
+    /// Rows of the CSV case (the file is written to a temporary directory).
+    #[arg(long, default_value_t = 2_000_000)]
+    pub csv_rows: u64,
+    /// Which case: passthrough, filter, csv, latency or all.
+    #[arg(long, default_value = "all")]
+    pub case: String,
+    /// Rows per source batch.
+    #[arg(long, default_value_t = 8192)]
+    pub batch_size: usize,
+}
+
+const TRADES: &str = "CREATE STREAM trades (symbol VARCHAR, price DECIMAL(18,4), volume BIGINT, ts TIMESTAMP)";
+
+fn datagen(rows: u64, batch: usize, extra: &str) -> String {
+    format!(
+        "{TRADES} WITH ('connector'='datagen', 'generator'='trades', 'events'='{rows}', 'batch.size'='{batch}'{extra});"
+    )
+}
+
+/// Runs an application in-process; returns elapsed time and the registry.
+fn run_app(sql: &str, parallelism: usize, base: &Path) -> Result<(Duration, Registry), String> {
+    let app = ferris_plan::plan_application(sql).map_err(|e| e.render(sql))?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| e.to_string())?;
+    let registry = Registry::new();
+    let config = JobConfig {
+        parallelism,
+        channel_capacity_rows: 32_768,
+        ..JobConfig::default()
+    };
+    let job = ferris_plan::build_job(&app, config, base).map_err(|e| e.render(sql))?;
+    let started = Instant::now();
+    runtime
+        .block_on(ferris_runtime::run_job(job, registry.clone(), Shutdown::new()))
+        .map_err(|e| e.to_string())?;
+    Ok((started.elapsed(), registry))
+}
+
+/// Time to drain the generator alone (no engine): the baseline of the throughput cases.
+fn generator_baseline(rows: u64, batch: usize) -> Result<Duration, String> {
+    let sql = datagen(rows, batch, "");
+    let app = ferris_plan::plan_application(&sql).map_err(|e| e.render(&sql))?;
+    let decl = &app.sources[0];
+    let mut source = ferris_connectors::create_source(
+        &decl.name,
+        decl.schema.clone(),
+        &decl.connector,
+        Path::new("."),
+    )
+    .map_err(|e| e.to_string())?;
+    let started = Instant::now();
+    loop {
+        match source.poll(batch).map_err(|e| e.to_string())? {
+            SourcePoll::End => break,
+            SourcePoll::Idle => std::thread::sleep(Duration::from_millis(1)),
+            SourcePoll::Batch { .. } => {}
+        }
+    }
+    Ok(started.elapsed())
+}
+
+fn rate(rows: u64, d: Duration) -> f64 {
+    rows as f64 / d.as_secs_f64().max(1e-9)
+}
+
+fn report(line: &str) {
+    println!("{line}");
+    let _ = std::io::stdout().flush();
+}
+
+/// `ferris-cli bench`.
+pub fn bench(args: BenchArgs) -> u8 {
+    match bench_inner(&args) {
+        Ok(()) => 0,
+        Err(e) => {
+            eprintln!("error: {e}");
+            1
+        }
+    }
+}
+
+fn bench_inner(args: &BenchArgs) -> Result<(), String> {
+    let all = args.case == "all";
+    let known = ["all", "passthrough", "filter", "csv", "latency"];
+    if !known.contains(&args.case.as_str()) {
+        return Err(format!("unknown case '{}'; known: {}", args.case, known.join(", ")));
+    }
+    report(&format!(
+        "machine: {} cores; build: {}",
+        std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
+        if cfg!(debug_assertions) { "debug (figures are not representative)" } else { "release" }
+    ));
+    let rows = args.rows;
+    let b = args.batch_size;
+    let base = std::env::temp_dir();
+    if all || args.case == "passthrough" || args.case == "filter" {
+        let gen = generator_baseline(rows, b)?;
+        report(&format!(
+            "baseline  generator alone            {:>12.0} rows/s",
+            rate(rows, gen)
+        ));
+        if all || args.case == "passthrough" {
+            let sql = format!(
+                "{} CREATE STREAM out WITH ('connector'='blackhole') AS SELECT * FROM trades;",
+                datagen(rows, b, "")
+            );
+            for p in [1, 2] {
+                let (d, _) = run_app(&sql, p, &base)?;
+                report(&format!(
+                    "(a) passthrough           p={p}     {:>12.0} rows/s  ({:.2}x generator time)",
+                    rate(rows, d),
+                    d.as_secs_f64() / gen.as_secs_f64()
+                ));
+            }
+        }
+        if all || args.case == "filter" {
+            let sql = format!(
+                "{} CREATE STREAM out WITH ('connector'='blackhole') AS \
+                 SELECT symbol, price, volume, price * volume AS notional, price * 1.0025 AS with_fee \
+                 FROM trades WHERE price > 100 AND volume >= 10;",
+                datagen(rows, b, "")
+            );
+            for p in [1, 2] {
+                let (d, _) = run_app(&sql, p, &base)?;
+                report(&format!(
+                    "(b) filter+project+dec    p={p}     {:>12.0} rows/s  ({:.2}x generator time)",
+                    rate(rows, d),
+                    d.as_secs_f64() / gen.as_secs_f64()
+                ));
+            }
+        }
+    }
+    if all || args.case == "csv" {
+        csv_case(args.csv_rows)?;
+    }
+    if all || args.case == "latency" {
+        let n = 50_000u64;
+        let sql = format!(
+            "{} CREATE STREAM out WITH ('connector'='blackhole') AS SELECT symbol, price * volume AS notional FROM trades WHERE volume > 0;",
+            datagen(n, 100, ", 'rate'='10000'")
+        );
+        let (_, registry) = run_app(&sql, 1, &base)?;
+        let h = registry
+            .histogram(names::END_TO_END_LATENCY_NANOS, &[("query", "out")])
+            .snapshot();
+        report(&format!(
+            "(d) latency at 10k rows/s (batches of 100): p50 {:.3} ms, p99 {:.3} ms, max {:.3} ms over {} batches",
+            h.p50 as f64 / 1e6,
+            h.p99 as f64 / 1e6,
+            h.max as f64 / 1e6,
+            h.count
+        ));
+    }
+    Ok(())
+}
+
+fn csv_case(rows: u64) -> Result<(), String> {
+    let dir = std::env::temp_dir().join(format!("ferris-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+    let input = dir.join("trades.csv");
+    write_csv(&input, rows).map_err(|e| e.to_string())?;
+    let sql = format!(
+        "{TRADES} WITH ('connector'='file', 'path'='{}', 'format'='csv', 'batch.size'='8192');
+         CREATE STREAM out WITH ('connector'='file', 'path'='{}', 'format'='json') AS
+         SELECT symbol, price, volume, ts FROM trades WHERE price > 150;",
+        input.display(),
+        dir.join("out.jsonl").display()
+    );
+    let (d, registry) = run_app(&sql, 1, &dir)?;
+    let written = registry.counter_sum(names::SINK_ROWS_WRITTEN, &[]);
+    report(&format!(
+        "(c) CSV -> filter -> JSON  {rows} rows in {:.3} s = {:>10.0} rows/s ({written} rows written)",
+        d.as_secs_f64(),
+        rate(rows, d)
+    ));
+    match duckdb_time(&input, &dir.join("duck.json")) {
+        Ok(duck) => report(&format!(
+            "    DuckDB same job        {:.3} s; FerrisStreams/DuckDB time ratio {:.2}",
+            duck,
+            d.as_secs_f64() / duck
+        )),
+        Err(e) => report(&format!("    DuckDB baseline not run: {e}")),
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+    Ok(())
+}
+
+fn write_csv(path: &Path, rows: u64) -> std::io::Result<()> {
+    let mut out = std::io::BufWriter::new(std::fs::File::create(path)?);
+    writeln!(out, "symbol,price,volume,ts")?;
+    let symbols = ["AAPL", "MSFT", "GOOG", "AMZN", "TSLA"];
+    let mut state: u64 = 42;
+    for i in 0..rows {
+        state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        let price = 50_0000 + (state >> 33) % 200_0000;
+        let volume = 1 + (state >> 20) % 1000;
+        let ms = 1_704_067_200_000u64 + i * 10;
+        let secs = ms / 1000;
+        let t = chrono_like(secs);
+        writeln!(
+            out,
+            "{},{}.{:04},{},{}.{:03}Z",
+            symbols[(i % 5) as usize],
+            price / 10_000,
+            price % 10_000,
+            volume,
+            t,
+            ms % 1000
+        )?;
+    }
+    out.flush()
+}
+
+/// `YYYY-MM-DDTHH:MM:SS` for epoch seconds (days from civil, no dependency needed).
+fn chrono_like(secs: u64) -> String {
+    let days = (secs / 86_400) as i64;
+    let rem = secs % 86_400;
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + if m <= 2 { 1 } else { 0 };
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}",
+        rem / 3600,
+        (rem / 60) % 60,
+        rem % 60
+    )
+}
+
+fn duckdb_time(input: &Path, output: &Path) -> Result<f64, String> {
+    let script = format!(
+        "import duckdb, time\n\
+         con = duckdb.connect()\n\
+         t = time.perf_counter()\n\
+         con.execute(\"COPY (SELECT symbol, price, volume, ts FROM read_csv('{}', header=true, \
+         columns={{'symbol':'VARCHAR','price':'DECIMAL(18,4)','volume':'BIGINT','ts':'TIMESTAMP'}}) \
+         WHERE price > 150) TO '{}' (FORMAT JSON)\")\n\
+         print(time.perf_counter() - t)\n",
+        input.display(),
+        output.display()
+    );
+    let out = std::process::Command::new("python3")
+        .arg("-c")
+        .arg(script)
+        .output()
+        .map_err(|e| format!("python3: {e}"))?;
+    if !out.status.success() {
+        return Err(String::from_utf8_lossy(&out.stderr).lines().last().unwrap_or("").to_string());
+    }
+    String::from_utf8_lossy(&out.stdout)
+        .trim()
+        .parse::<f64>()
+        .map_err(|e| e.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn civil_dates() {
+        assert_eq!(super::chrono_like(0), "1970-01-01T00:00:00");
+        assert_eq!(super::chrono_like(1_705_311_000), "2024-01-15T09:30:00");
+    }
+}
+

@@ -1,0 +1,189 @@
+//! `ferris-cli run` and `ferris-cli validate`.
+
+use crate::{progress, settings, stats};
+use clap::Args;
+use ferris_observe::Registry;
+use ferris_runtime::{JobConfig, Shutdown};
+use std::io::{IsTerminal, Write};
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+/// Options of `run`.
+#[derive(Args, Debug)]
+pub struct RunArgs {
+    /// The application file (statements separated by `;`).
+    #[arg(required_unless_present = "execute", conflicts_with = "execute")]
+    pub file: Option<PathBuf>,
+    /// Run this SQL text instead of a file (relative paths resolve against the working directory).
+    #[arg(short = 'e', long = "execute", value_name = "SQL")]
+    pub execute: Option<String>,
+    /// Job setting `key=value` (repeatable): channel.capacity, parallelism,
+    /// sink.retry.attempts, sink.retry.backoff.ms, sink.retry.max.backoff.ms, dead_letter.capacity.
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    pub set: Vec<String>,
+    /// Partition pipelines per query (same as --set parallelism=N).
+    #[arg(short = 'p', long)]
+    pub parallelism: Option<usize>,
+    /// Print row accounting and metrics to stderr at the end.
+    #[arg(long)]
+    pub stats: bool,
+    /// Never draw the live progress line.
+    #[arg(long)]
+    pub no_progress: bool,
+}
+
+/// Options of `validate`.
+#[derive(Args, Debug)]
+pub struct ValidateArgs {
+    /// The application file.
+    pub file: PathBuf,
+}
+
+fn read_app(file: &Path) -> Result<(String, PathBuf), u8> {
+    match std::fs::read_to_string(file) {
+        Ok(sql) => {
+            let base = file
+                .parent()
+                .filter(|p| !p.as_os_str().is_empty())
+                .map(Path::to_path_buf)
+                .unwrap_or_else(|| PathBuf::from("."));
+            Ok((sql, base))
+        }
+        Err(e) => {
+            eprintln!("error: cannot read {}: {e}", file.display());
+            Err(3)
+        }
+    }
+}
+
+/// `ferris-cli validate FILE`.
+pub fn validate(args: ValidateArgs) -> u8 {
+    let (sql, _) = match read_app(&args.file) {
+        Ok(x) => x,
+        Err(code) => return code,
+    };
+    match ferris_plan::plan_application(&sql) {
+        Ok(app) => {
+            println!(
+                "{}: valid ({} source(s), {} sink(s), {} query(ies), {} explain(s))",
+                args.file.display(),
+                app.sources.len(),
+                app.sinks.len(),
+                app.queries.len(),
+                app.explains.len()
+            );
+            0
+        }
+        Err(e) => {
+            eprintln!("{}", e.render(&sql));
+            2
+        }
+    }
+}
+
+/// `ferris-cli run`.
+pub fn run(args: RunArgs) -> u8 {
+    let (sql, base) = match (&args.file, &args.execute) {
+        (Some(f), _) => match read_app(f) {
+            Ok(x) => x,
+            Err(code) => return code,
+        },
+        (None, Some(sql)) => (sql.clone(), PathBuf::from(".")),
+        (None, None) => {
+            eprintln!("error: give an application file or -e SQL");
+            return 2;
+        }
+    };
+    let mut config = JobConfig::default();
+    if let Err(e) = settings::apply(&mut config, &args.set) {
+        eprintln!("error: {e}");
+        return 2;
+    }
+    if let Some(p) = args.parallelism {
+        if p == 0 {
+            eprintln!("error: --parallelism must be at least 1");
+            return 2;
+        }
+        config.parallelism = p;
+    }
+    let app = match ferris_plan::plan_application(&sql) {
+        Ok(app) => app,
+        Err(e) => {
+            eprintln!("{}", e.render(&sql));
+            return 2;
+        }
+    };
+    for text in &app.explains {
+        println!("{text}");
+    }
+    if app.queries.is_empty() {
+        return 0;
+    }
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("ferris-worker")
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the runtime: {e}");
+            return 1;
+        }
+    };
+    let registry = Registry::new();
+    let shutdown = Shutdown::new();
+    let started = Instant::now();
+    let show_progress = !args.no_progress && std::io::stderr().is_terminal();
+    let result = runtime.block_on(async {
+        let job = ferris_plan::build_job(&app, config, &base).map_err(|e| (2u8, e.render(&sql)))?;
+        tokio::spawn(watch_signals(shutdown.clone()));
+        let (done_tx, done_rx) = tokio::sync::watch::channel(false);
+        let progress = show_progress.then(|| tokio::spawn(progress::run(registry.clone(), done_rx)));
+        let result = ferris_runtime::run_job(job, registry.clone(), shutdown.clone()).await;
+        let _ = done_tx.send(true);
+        if let Some(p) = progress {
+            let _ = p.await;
+        }
+        result.map_err(|e| (1u8, format!("error: {e}")))
+    });
+    // Sources blocked on stdin cannot be interrupted; do not wait for them forever.
+    runtime.shutdown_timeout(std::time::Duration::from_secs(2));
+    let _ = std::io::stdout().flush();
+    match result {
+        Ok(report) => {
+            if args.stats {
+                eprint!("{}", stats::render(&report, &registry, started.elapsed()));
+            }
+            0
+        }
+        Err((code, message)) => {
+            eprintln!("{message}");
+            code
+        }
+    }
+}
+
+async fn watch_signals(shutdown: Shutdown) {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut term = match signal(SignalKind::terminate()) {
+            Ok(s) => s,
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+                shutdown.trigger();
+                return;
+            }
+        };
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+    tracing::info!("signal received: stopping sources, draining in-flight batches");
+    shutdown.trigger();
+}

@@ -1,0 +1,29 @@
+//! Planning: from parsed statements to a runnable job.
+//!
+//! DataFusion's SQL planner resolves names and types (with its analyzer's type coercion) and
+//! its physical expressions evaluate projections and predicates; this crate checks which
+//! streaming shape a query has, builds the operator chain, and instantiates connectors.
+//!
+//! ```
+//! let app = ferris_plan::plan_application(
+//!     "CREATE STREAM t (a INT) WITH ('connector' = 'stdin', 'format' = 'csv');
+//!      SELECT a + 1 AS b FROM t WHERE a > 2;",
+//! ).expect("plans");
+//! assert_eq!(app.queries.len(), 1);
+//! assert_eq!(app.queries[0].plan.output_schema.field(0).name(), "b");
+//! ```
+
+mod app;
+mod catalog;
+mod error;
+mod operators;
+pub mod props;
+mod query;
+mod types;
+
+pub use app::{AppError, Application, PlannedQuery, SinkDecl, SourceDecl, build_job, plan_application};
+pub use catalog::Catalog;
+pub use error::PlanError;
+pub use operators::{FilterOp, ProjectOp};
+pub use query::{StatelessPlan, plan_query};
+pub use types::arrow_type;

@@ -1,0 +1,117 @@
+//! Stateless operators evaluating DataFusion physical expressions on each batch.
+
+use arrow::array::{Array, BooleanArray};
+use arrow::compute::{filter_record_batch, prep_null_mask_filter};
+use arrow::datatypes::SchemaRef;
+use arrow::record_batch::{RecordBatch, RecordBatchOptions};
+use datafusion_physical_expr::PhysicalExpr;
+use ferris_runtime::{Operator, OperatorError};
+use std::sync::Arc;
+
+fn df_err(e: impl std::fmt::Display) -> OperatorError {
+    OperatorError::new(e.to_string())
+}
+
+/// Keeps the rows for which `predicate` is true (NULL counts as false).
+pub struct FilterOp {
+    predicate: Arc<dyn PhysicalExpr>,
+    schema: SchemaRef,
+    text: String,
+}
+
+impl FilterOp {
+    /// A filter over batches of `schema`; `text` is the predicate as written for EXPLAIN.
+    pub fn new(predicate: Arc<dyn PhysicalExpr>, schema: SchemaRef, text: String) -> Self {
+        FilterOp {
+            predicate,
+            schema,
+            text,
+        }
+    }
+}
+
+impl Operator for FilterOp {
+    fn name(&self) -> &str {
+        "filter"
+    }
+    fn describe(&self) -> String {
+        format!("Filter: {}", self.text)
+    }
+    fn schema(&self) -> SchemaRef {
+        self.schema.clone()
+    }
+    fn process_batch(
+        &mut self,
+        input: &RecordBatch,
+        out: &mut Vec<RecordBatch>,
+    ) -> Result<(), OperatorError> {
+        let mask = self
+            .predicate
+            .evaluate(input)
+            .and_then(|v| v.into_array(input.num_rows()))
+            .map_err(df_err)?;
+        let mask = mask
+            .as_any()
+            .downcast_ref::<BooleanArray>()
+            .ok_or_else(|| OperatorError::new("filter predicate is not boolean"))?;
+        let mask = if mask.null_count() > 0 {
+            prep_null_mask_filter(mask)
+        } else {
+            mask.clone()
+        };
+        if mask.true_count() == input.num_rows() {
+            out.push(input.clone());
+        } else {
+            out.push(filter_record_batch(input, &mask).map_err(df_err)?);
+        }
+        Ok(())
+    }
+}
+
+/// Computes the output columns.
+pub struct ProjectOp {
+    exprs: Vec<Arc<dyn PhysicalExpr>>,
+    schema: SchemaRef,
+    text: String,
+}
+
+impl ProjectOp {
+    /// A projection producing `schema` from `exprs`; `text` lists them for EXPLAIN.
+    pub fn new(exprs: Vec<Arc<dyn PhysicalExpr>>, schema: SchemaRef, text: String) -> Self {
+        ProjectOp {
+            exprs,
+            schema,
+            text,
+        }
+    }
+}
+
+impl Operator for ProjectOp {
+    fn name(&self) -> &str {
+        "project"
+    }
+    fn describe(&self) -> String {
+        format!("Project: {}", self.text)
+    }
+    fn schema(&self) -> SchemaRef {
+        self.schema.clone()
+    }
+    fn process_batch(
+        &mut self,
+        input: &RecordBatch,
+        out: &mut Vec<RecordBatch>,
+    ) -> Result<(), OperatorError> {
+        let n = input.num_rows();
+        let columns = self
+            .exprs
+            .iter()
+            .map(|e| e.evaluate(input).and_then(|v| v.into_array(n)))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(df_err)?;
+        let options = RecordBatchOptions::new().with_row_count(Some(n));
+        let batch = RecordBatch::try_new_with_options(self.schema.clone(), columns, &options)
+            .map_err(df_err)?;
+        out.push(batch);
+        Ok(())
+    }
+}

@@ -1,0 +1,124 @@
+//! Engine-wide `WITH` properties (the rest go to the connector).
+
+use crate::error::PlanError;
+use ferris_runtime::ErrorStrategy;
+use ferris_sql::ast::{Property, Span};
+use std::collections::BTreeMap;
+
+/// Keys the engine reads itself; every other key belongs to the connector.
+pub const ENGINE_KEYS: &[&str] = &[
+    "error.strategy",
+    "dead_letter.path",
+    "batch.size",
+    "channel.capacity",
+    "event.time.field",
+    "watermark.max_out_of_orderness",
+    "watermark.idle_timeout",
+    "late.data.strategy",
+];
+
+/// Engine settings from one `WITH` list; `None` where not given.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct EngineProps {
+    /// `'error.strategy'`.
+    pub error_strategy: Option<ErrorStrategy>,
+    /// `'dead_letter.path'` as written.
+    pub dead_letter_path: Option<String>,
+    /// `'batch.size'` (rows per source batch, default 1024).
+    pub batch_size: Option<usize>,
+    /// `'channel.capacity'` (rows per channel).
+    pub channel_capacity: Option<usize>,
+    /// `'event.time.field'`.
+    pub event_time_field: Option<String>,
+    /// `'watermark.max_out_of_orderness'` in ms.
+    pub max_out_of_orderness_ms: Option<i64>,
+    /// `'watermark.idle_timeout'` in ms.
+    pub idle_timeout_ms: Option<i64>,
+    /// `'late.data.strategy'` (`drop` or `dead_letter`).
+    pub late_data_dead_letter: Option<bool>,
+}
+
+/// Splits a `WITH` list into engine settings and connector properties. Duplicate keys are
+/// an error at the second occurrence.
+pub fn split(props: &[Property], fallback: Span) -> Result<(EngineProps, BTreeMap<String, String>), PlanError> {
+    let mut engine = EngineProps::default();
+    let mut connector = BTreeMap::new();
+    let mut seen = BTreeMap::new();
+    for p in props {
+        let span = if p.span.start.line > 0 { p.span } else { fallback };
+        if seen.insert(p.key.clone(), ()).is_some() {
+            return Err(PlanError::at(format!("property '{}' is given twice", p.key), span));
+        }
+        let bad = |what: &str| {
+            PlanError::at(format!("property '{}' = '{}': {what}", p.key, p.value), span)
+        };
+        match p.key.as_str() {
+            "error.strategy" => {
+                engine.error_strategy = Some(p.value.parse().map_err(|e: String| bad(&e))?)
+            }
+            "dead_letter.path" => engine.dead_letter_path = Some(p.value.clone()),
+            "batch.size" => engine.batch_size = Some(positive(&p.value).map_err(|e| bad(&e))?),
+            "channel.capacity" => {
+                engine.channel_capacity = Some(positive(&p.value).map_err(|e| bad(&e))?)
+            }
+            "event.time.field" => engine.event_time_field = Some(p.value.clone()),
+            "watermark.max_out_of_orderness" => {
+                engine.max_out_of_orderness_ms = Some(parse_duration_ms(&p.value).map_err(|e| bad(&e))?)
+            }
+            "watermark.idle_timeout" => {
+                engine.idle_timeout_ms = Some(parse_duration_ms(&p.value).map_err(|e| bad(&e))?)
+            }
+            "late.data.strategy" => {
+                engine.late_data_dead_letter = Some(match p.value.to_ascii_lowercase().as_str() {
+                    "drop" => false,
+                    "dead_letter" => true,
+                    _ => return Err(bad("expected 'drop' or 'dead_letter'")),
+                })
+            }
+            _ => {
+                connector.insert(p.key.clone(), p.value.clone());
+            }
+        }
+    }
+    Ok((engine, connector))
+}
+
+fn positive(v: &str) -> Result<usize, String> {
+    match v.trim().parse::<usize>() {
+        Ok(n) if n > 0 => Ok(n),
+        _ => Err("expected a positive integer".into()),
+    }
+}
+
+/// Parses `5s`, `500ms`, `1m`, `2h`, `1d` or a plain number of milliseconds.
+pub fn parse_duration_ms(v: &str) -> Result<i64, String> {
+    let v = v.trim();
+    let split = v.find(|c: char| !c.is_ascii_digit()).unwrap_or(v.len());
+    let (num, unit) = v.split_at(split);
+    let n: i64 = num
+        .parse()
+        .map_err(|_| format!("expected a duration like 5s, 500ms, 1m, 2h or 1d, found '{v}'"))?;
+    let factor = match unit.trim() {
+        "" | "ms" => 1,
+        "s" => 1_000,
+        "m" => 60_000,
+        "h" => 3_600_000,
+        "d" => 86_400_000,
+        other => return Err(format!("unknown duration unit '{other}': use ms, s, m, h or d")),
+    };
+    n.checked_mul(factor).ok_or_else(|| format!("duration '{v}' is too large"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration_ms("5s"), Ok(5_000));
+        assert_eq!(parse_duration_ms("250ms"), Ok(250));
+        assert_eq!(parse_duration_ms("2h"), Ok(7_200_000));
+        assert_eq!(parse_duration_ms("7"), Ok(7));
+        assert!(parse_duration_ms("5 parsecs").is_err());
+    }
+}

@@ -1,0 +1,267 @@
+//! Planning one continuous query: DataFusion plans and type-checks the SELECT, we turn the
+//! result into a streaming pipeline (today: filter and projection) or a positioned
+//! "not supported yet" error for clauses a later version runs.
+
+use crate::catalog::Catalog;
+use crate::error::{PlanError, span_of};
+use crate::operators::{FilterOp, ProjectOp};
+use arrow::datatypes::{Schema, SchemaRef};
+use datafusion_common::{DFSchema, DataFusionError};
+use datafusion_expr::execution_props::ExecutionProps;
+use datafusion_expr::physical_planning_context::PhysicalPlanningContext;
+use datafusion_expr::{Expr, LogicalPlan};
+use datafusion_optimizer::Analyzer;
+use datafusion_physical_expr::{PhysicalExpr, create_physical_expr};
+use datafusion_sql::planner::{ParserOptions, SqlToRel};
+use ferris_runtime::Operator;
+use ferris_sql::ast::{Span, StreamingQuery};
+use sqlparser::ast::{
+    Expr as SqlExpr, GroupByExpr, SelectItem, SetExpr, Spanned, Statement, TableFactor,
+};
+use std::sync::Arc;
+
+/// A planned stateless query: which source it reads and what it computes per batch.
+#[derive(Clone)]
+pub struct StatelessPlan {
+    /// The source read (lower-cased).
+    pub source: String,
+    /// Schema of the source rows.
+    pub input_schema: SchemaRef,
+    /// WHERE predicate and its text.
+    pub filter: Option<(Arc<dyn PhysicalExpr>, String)>,
+    /// Output expressions.
+    pub projection: Vec<Arc<dyn PhysicalExpr>>,
+    /// Output expressions as text.
+    pub projection_text: String,
+    /// Schema of the output rows.
+    pub output_schema: SchemaRef,
+    /// DataFusion's logical plan, indented, for EXPLAIN.
+    pub logical_plan: String,
+}
+
+impl std::fmt::Debug for StatelessPlan {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StatelessPlan")
+            .field("source", &self.source)
+            .field("logical_plan", &self.logical_plan)
+            .finish()
+    }
+}
+
+impl StatelessPlan {
+    /// A fresh operator chain for one partition pipeline.
+    pub fn operators(&self) -> Vec<Box<dyn Operator>> {
+        let mut ops: Vec<Box<dyn Operator>> = Vec::new();
+        if let Some((pred, text)) = &self.filter {
+            ops.push(Box::new(FilterOp::new(
+                pred.clone(),
+                self.input_schema.clone(),
+                text.clone(),
+            )));
+        }
+        ops.push(Box::new(ProjectOp::new(
+            self.projection.clone(),
+            self.output_schema.clone(),
+            self.projection_text.clone(),
+        )));
+        ops
+    }
+}
+
+/// Plans `query` against `catalog`.
+pub fn plan_query(query: &StreamingQuery, catalog: &Catalog) -> Result<StatelessPlan, PlanError> {
+    if let Some(w) = &query.window {
+        return Err(PlanError::not_supported("WINDOW (windowed aggregation)", w.span));
+    }
+    if let Some(e) = &query.emit {
+        return Err(PlanError::not_supported("EMIT", e.span));
+    }
+    check_supported_shape(query)?;
+
+    let options = ParserOptions {
+        parse_float_as_decimal: true,
+        enable_ident_normalization: true,
+        support_varchar_with_length: true,
+        enable_options_value_normalization: false,
+        collect_spans: true,
+        map_string_types_to_utf8view: false,
+        default_null_ordering: ParserOptions::new().default_null_ordering,
+    };
+    let planner = SqlToRel::new_with_options(catalog, options);
+    let plan = planner
+        .sql_statement_to_plan(Statement::Query(query.query.clone()))
+        .map_err(|e| df_error(e, query.span))?;
+    let plan = Analyzer::new()
+        .execute_and_check(plan, catalog.config(), |_, _| {})
+        .map_err(|e| df_error(e, query.span))?;
+    let logical_plan = plan.display_indent().to_string();
+    lower(&plan, query.span, logical_plan)
+}
+
+fn lower(plan: &LogicalPlan, span: Span, logical_plan: String) -> Result<StatelessPlan, PlanError> {
+    let LogicalPlan::Projection(projection) = plan else {
+        return Err(unsupported_plan(plan, span));
+    };
+    let mut input = projection.input.as_ref();
+    let mut filter_expr: Option<&Expr> = None;
+    let mut source = None;
+    loop {
+        match input {
+            LogicalPlan::Filter(f) if filter_expr.is_none() => {
+                filter_expr = Some(&f.predicate);
+                input = f.input.as_ref();
+            }
+            LogicalPlan::SubqueryAlias(a) => input = a.input.as_ref(),
+            LogicalPlan::TableScan(scan) if scan.filters.is_empty() && scan.fetch.is_none() => {
+                source = Some(scan.table_name.table().to_ascii_lowercase());
+                break;
+            }
+            other => return Err(unsupported_plan(other, span)),
+        }
+    }
+    let source = source.ok_or_else(|| PlanError::at("the query reads no source", span))?;
+    let input_df: &DFSchema = projection.input.schema();
+    let props = ExecutionProps::new();
+    let ctx = PhysicalPlanningContext::default();
+    let physical = |e: &Expr| {
+        create_physical_expr(e, input_df, &props, &ctx).map_err(|err| df_error(err, span))
+    };
+    let filter = match filter_expr {
+        Some(e) => Some((physical(e)?, e.human_display().to_string())),
+        None => None,
+    };
+    let exprs = projection
+        .expr
+        .iter()
+        .map(physical)
+        .collect::<Result<Vec<_>, _>>()?;
+    let projection_text = projection
+        .expr
+        .iter()
+        .map(|e| e.human_display().to_string())
+        .collect::<Vec<_>>()
+        .join(", ");
+    let output_schema: Arc<Schema> = Arc::new(projection.schema.as_arrow().clone());
+    let input_schema = Arc::new(input_df.as_arrow().clone());
+    Ok(StatelessPlan {
+        source,
+        input_schema,
+        filter,
+        projection: exprs,
+        projection_text,
+        output_schema,
+        logical_plan,
+    })
+}
+
+fn unsupported_plan(plan: &LogicalPlan, span: Span) -> PlanError {
+    let what = match plan {
+        LogicalPlan::Aggregate(_) => "aggregation without GROUP BY (e.g. COUNT(*) over the whole stream)",
+        LogicalPlan::Window(_) => "an OVER window",
+        LogicalPlan::Join(_) => "JOIN",
+        LogicalPlan::Sort(_) => "ORDER BY",
+        LogicalPlan::Limit(_) => "LIMIT",
+        LogicalPlan::Union(_) => "UNION",
+        LogicalPlan::Distinct(_) => "SELECT DISTINCT",
+        LogicalPlan::Values(_) | LogicalPlan::EmptyRelation(_) => "a query without FROM",
+        _ => "this query shape",
+    };
+    PlanError::not_supported(what, span)
+}
+
+/// Points "not supported yet" errors at the clause, before DataFusion plans it.
+fn check_supported_shape(query: &StreamingQuery) -> Result<(), PlanError> {
+    let q = &query.query;
+    if let Some(order_by) = &q.order_by {
+        return Err(PlanError::not_supported("ORDER BY", span_of(order_by.span())));
+    }
+    if let Some(limit) = &q.limit_clause {
+        return Err(PlanError::not_supported("LIMIT", span_of(limit.span())));
+    }
+    let SetExpr::Select(select) = q.body.as_ref() else {
+        return Err(PlanError::not_supported(
+            "UNION, VALUES and nested set operations",
+            span_of(q.body.span()),
+        ));
+    };
+    for table in &select.from {
+        if let Some(join) = table.joins.first() {
+            return Err(PlanError::not_supported("JOIN", span_of(join.span())));
+        }
+        if !matches!(table.relation, TableFactor::Table { .. }) {
+            return Err(PlanError::not_supported(
+                "reading from a subquery or table function",
+                span_of(table.relation.span()),
+            ));
+        }
+    }
+    if select.from.len() > 1 {
+        return Err(PlanError::not_supported(
+            "reading several sources in one FROM (a join)",
+            span_of(select.from[1].span()),
+        ));
+    }
+    match &select.group_by {
+        GroupByExpr::Expressions(exprs, _) if !exprs.is_empty() => {
+            return Err(PlanError::not_supported("GROUP BY", span_of(exprs[0].span())));
+        }
+        GroupByExpr::All(_) => {
+            return Err(PlanError::not_supported("GROUP BY ALL", span_of(select.span())));
+        }
+        _ => {}
+    }
+    if let Some(having) = &select.having {
+        return Err(PlanError::not_supported("HAVING", span_of(having.span())));
+    }
+    for item in &select.projection {
+        let expr = match item {
+            SelectItem::UnnamedExpr(e) | SelectItem::ExprWithAlias { expr: e, .. } => e,
+            _ => continue,
+        };
+        if let Some(span) = find_over(expr) {
+            return Err(PlanError::not_supported("OVER (window functions)", span_of(span)));
+        }
+    }
+    Ok(())
+}
+
+fn find_over(expr: &SqlExpr) -> Option<sqlparser::tokenizer::Span> {
+    let mut found = None;
+    let _ = sqlparser::ast::visit_expressions(expr, |e| {
+        if let SqlExpr::Function(f) = e
+            && f.over.is_some()
+        {
+            found = Some(e.span());
+            return std::ops::ControlFlow::Break(());
+        }
+        std::ops::ControlFlow::Continue(())
+    });
+    found
+}
+
+/// Turns a DataFusion error into a positioned plan error.
+fn df_error(e: DataFusionError, fallback: Span) -> PlanError {
+    let span = e
+        .diagnostic()
+        .and_then(|d| d.span)
+        .map(|s| Span {
+            start: ferris_sql::ast::Location {
+                line: s.start.line,
+                column: s.start.column,
+            },
+            end: ferris_sql::ast::Location {
+                line: s.end.line,
+                column: s.end.column,
+            },
+        })
+        .filter(|s| s.start.line > 0)
+        .unwrap_or(fallback);
+    let message = e.strip_backtrace();
+    let message = message
+        .strip_prefix("Error during planning: ")
+        .or_else(|| message.strip_prefix("Schema error: "))
+        .or_else(|| message.strip_prefix("type_coercion\ncaused by\n"))
+        .unwrap_or(&message)
+        .to_string();
+    PlanError::at(message, span)
+}

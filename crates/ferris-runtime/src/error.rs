@@ -1,0 +1,90 @@
+//! Job errors, split by fault, and the per-query error strategy.
+
+use std::fmt;
+use std::str::FromStr;
+
+/// What a query does with a row it cannot decode, evaluate or write.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ErrorStrategy {
+    /// Stop the job with an error naming the source, position and reason (default).
+    #[default]
+    Fail,
+    /// Count the row as skipped, log it, and go on.
+    Skip,
+    /// Write the row to the dead-letter sink with the reason, and go on.
+    DeadLetter,
+}
+
+impl FromStr for ErrorStrategy {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.to_ascii_lowercase().as_str() {
+            "fail" | "fail_fast" => Ok(ErrorStrategy::Fail),
+            "skip" => Ok(ErrorStrategy::Skip),
+            "dead_letter" | "dlq" => Ok(ErrorStrategy::DeadLetter),
+            other => Err(format!(
+                "unknown error strategy '{other}': expected 'fail', 'skip' or 'dead_letter'"
+            )),
+        }
+    }
+}
+
+impl fmt::Display for ErrorStrategy {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            ErrorStrategy::Fail => "fail",
+            ErrorStrategy::Skip => "skip",
+            ErrorStrategy::DeadLetter => "dead_letter",
+        })
+    }
+}
+
+/// Why a job stopped with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum RuntimeError {
+    /// Input data was bad and the strategy is `fail`.
+    #[error("bad input in source '{source_name}' at {position}: {reason} (correlation id {correlation_id})")]
+    BadInput {
+        /// Source name.
+        source_name: String,
+        /// `file:line`, `topic/partition/offset` or row number.
+        position: String,
+        /// What was wrong.
+        reason: String,
+        /// Correlation id of the batch.
+        correlation_id: String,
+    },
+    /// A source could not read (I/O, connection).
+    #[error("source '{source_name}' failed: {reason}")]
+    Source {
+        /// Source name.
+        source_name: String,
+        /// What went wrong.
+        reason: String,
+    },
+    /// A sink could not write after every retry and the strategy is `fail`.
+    #[error("sink '{sink}' of query '{query}' failed after {attempts} attempt(s): {reason} (correlation id {correlation_id})")]
+    Sink {
+        /// Query name.
+        query: String,
+        /// Sink description.
+        sink: String,
+        /// Attempts made.
+        attempts: u32,
+        /// Last error.
+        reason: String,
+        /// Correlation id of the batch.
+        correlation_id: String,
+    },
+    /// The dead-letter sink itself failed.
+    #[error("dead-letter sink '{path}' failed: {reason}")]
+    DeadLetter {
+        /// Where dead letters go.
+        path: String,
+        /// What went wrong.
+        reason: String,
+    },
+    /// A bug in FerrisStreams (a task panicked, a channel closed unexpectedly).
+    #[error("internal error (a bug in FerrisStreams, please report it): {0}")]
+    Internal(String),
+}

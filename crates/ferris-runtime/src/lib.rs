@@ -1,0 +1,32 @@
+//! The FerrisStreams runtime: a dataflow of tasks that pass Arrow record batches.
+//!
+//! There is no engine lock. A job is a graph of tasks, each owning its state and reading one
+//! bounded inbox ([`channel`]): sources run on their own threads and send
+//! [`Message::ProcessBatch`] messages; operator workers (one per partition pipeline) apply the
+//! query's [`Operator`] chain; a sink thread merges the workers' outputs back into source order
+//! and writes them. A full channel makes its sender wait, so backpressure flows from the sink
+//! back to the reader. See `ARCHITECTURE.md` for the whole picture.
+
+pub mod channel;
+pub mod config;
+pub mod dead_letter;
+pub mod error;
+pub mod job;
+pub mod json;
+pub mod message;
+pub mod operator;
+pub mod shutdown;
+pub mod sink;
+pub mod source;
+mod worker;
+
+pub use channel::{Receiver, Sender};
+pub use config::{JobConfig, RetryPolicy};
+pub use dead_letter::{DeadLetterRecord, DeadLetterWriter};
+pub use error::{ErrorStrategy, RuntimeError};
+pub use job::{JobReport, JobSpec, QueryReport, QuerySpec, SourceSpec, run_job};
+pub use message::{BatchMeta, CorrelationId, Message, ProcessBatch, Reject, TraceContext};
+pub use operator::{Operator, OperatorError};
+pub use shutdown::Shutdown;
+pub use sink::{Sink, SinkError};
+pub use source::{Source, SourceError, SourcePoll};

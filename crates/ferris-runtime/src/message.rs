@@ -1,0 +1,123 @@
+//! The one message type that flows on every edge of a job.
+
+use arrow::record_batch::RecordBatch;
+use std::fmt;
+use std::sync::Arc;
+use std::time::Instant;
+
+/// Everything that travels through a channel: data, event-time progress and end of input.
+#[derive(Debug, Clone)]
+pub enum Message {
+    /// A batch of rows with its identity and provenance.
+    ProcessBatch(ProcessBatch),
+    /// Event time (epoch milliseconds) below which no more rows will arrive on this edge.
+    Watermark(i64),
+    /// The upstream is finished: no message follows.
+    EndOfStream,
+}
+
+impl Message {
+    /// Rows carried (0 for control messages).
+    pub fn rows(&self) -> usize {
+        match self {
+            Message::ProcessBatch(b) => b.records.num_rows(),
+            _ => 0,
+        }
+    }
+}
+
+/// A batch of rows and the metadata that follows it through the job.
+#[derive(Debug, Clone)]
+pub struct ProcessBatch {
+    /// Sequence number of the batch within its source (0, 1, 2, ...).
+    pub batch_id: u64,
+    /// The rows.
+    pub records: RecordBatch,
+    /// Identifies the batch in logs, dead letters and Kafka headers.
+    pub correlation_id: CorrelationId,
+    /// W3C trace context of the batch.
+    pub trace: TraceContext,
+    /// Where the rows came from.
+    pub meta: BatchMeta,
+}
+
+/// Provenance of a batch: source, partition, per-row positions and read time.
+#[derive(Debug, Clone)]
+pub struct BatchMeta {
+    /// Source name (as declared in SQL).
+    pub source: Arc<str>,
+    /// What a position means and where, e.g. `trades.csv` (positions are lines) or
+    /// `datagen` (positions are row numbers).
+    pub location: Arc<str>,
+    /// Source partition.
+    pub partition: u32,
+    /// Position of each row of `records` (line number, offset or row number).
+    pub positions: Arc<[u64]>,
+    /// Input rows the source could not decode, travelling with the batch so that each query
+    /// applies its own error strategy to them.
+    pub rejects: Arc<[Reject]>,
+    /// When the source read the batch (for end-to-end latency).
+    pub read_at: Instant,
+}
+
+impl BatchMeta {
+    /// Renders the position of row `row` as `location:position`.
+    pub fn position_of(&self, row: usize) -> String {
+        match self.positions.get(row) {
+            Some(p) => format!("{}:{}", self.location, p),
+            None => self.location.to_string(),
+        }
+    }
+}
+
+/// An input row that could not be decoded into the declared schema.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Reject {
+    /// Line number, offset or row number in the source.
+    pub position: u64,
+    /// The raw input text.
+    pub raw: String,
+    /// Why it was rejected, naming the column where known.
+    pub reason: String,
+}
+
+/// A correlation id: `<job>-<source>-<batch>`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct CorrelationId(pub Arc<str>);
+
+impl CorrelationId {
+    /// Builds the id of batch `batch_id` of `source` in job `job_id`.
+    pub fn new(job_id: u32, source: &str, batch_id: u64) -> Self {
+        CorrelationId(format!("{job_id:08x}-{source}-{batch_id}").into())
+    }
+}
+
+impl fmt::Display for CorrelationId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// W3C trace context (`traceparent`) of a batch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TraceContext {
+    /// 128-bit trace id.
+    pub trace_id: u128,
+    /// 64-bit span id of the span that produced the batch.
+    pub span_id: u64,
+}
+
+impl TraceContext {
+    /// A new random root context.
+    pub fn new_root() -> Self {
+        TraceContext {
+            trace_id: rand::random::<u128>() | 1,
+            span_id: rand::random::<u64>() | 1,
+        }
+    }
+
+    /// The `traceparent` header value: `00-<trace>-<span>-01`.
+    pub fn traceparent(&self) -> String {
+        format!("00-{:032x}-{:016x}-01", self.trace_id, self.span_id)
+    }
+}

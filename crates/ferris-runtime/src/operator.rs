@@ -1,0 +1,61 @@
+//! The operator interface: what a partition pipeline applies to each batch.
+
+use arrow::datatypes::SchemaRef;
+use arrow::record_batch::RecordBatch;
+
+/// An operator could not process its input.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("{message}")]
+pub struct OperatorError {
+    /// What went wrong (e.g. `Divide by zero error`).
+    pub message: String,
+}
+
+impl OperatorError {
+    /// An error with this message.
+    pub fn new(message: impl Into<String>) -> Self {
+        OperatorError {
+            message: message.into(),
+        }
+    }
+}
+
+/// One step of a query's pipeline. A worker task owns its operators outright (no locks);
+/// each partition pipeline gets its own instances.
+pub trait Operator: Send + Sync {
+    /// Short name for metrics and topology (e.g. `filter`, `project`).
+    fn name(&self) -> &str;
+
+    /// One-line description for EXPLAIN (e.g. `Filter: price > 100`).
+    fn describe(&self) -> String;
+
+    /// The schema of the batches this operator emits.
+    fn schema(&self) -> SchemaRef;
+
+    /// Whether the operator keeps no state between batches. A failing batch of a stateless
+    /// operator is re-run row by row so that only the bad rows meet the error strategy.
+    fn is_stateless(&self) -> bool {
+        true
+    }
+
+    /// Processes one batch, appending results to `out`.
+    fn process_batch(
+        &mut self,
+        input: &RecordBatch,
+        out: &mut Vec<RecordBatch>,
+    ) -> Result<(), OperatorError>;
+
+    /// Event time advanced to `watermark` (epoch ms); stateful operators emit what it closes.
+    fn process_watermark(
+        &mut self,
+        _watermark: i64,
+        _out: &mut Vec<RecordBatch>,
+    ) -> Result<(), OperatorError> {
+        Ok(())
+    }
+
+    /// The input ended; emit everything still held.
+    fn finish(&mut self, _out: &mut Vec<RecordBatch>) -> Result<(), OperatorError> {
+        Ok(())
+    }
+}

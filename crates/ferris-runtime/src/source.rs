@@ -1,0 +1,40 @@
+//! The source interface. Sources run on their own threads, so reads may block.
+
+use crate::message::Reject;
+use arrow::datatypes::SchemaRef;
+use arrow::record_batch::RecordBatch;
+
+/// A source could not read at all (not a bad row: those are [`Reject`]s).
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("{0}")]
+pub struct SourceError(pub String);
+
+/// The result of one poll.
+#[derive(Debug)]
+pub enum SourcePoll {
+    /// Rows (possibly none, if every row of the chunk was rejected).
+    Batch {
+        /// Decoded rows in the declared schema.
+        records: RecordBatch,
+        /// Position of each decoded row (line, offset or row number).
+        positions: Vec<u64>,
+        /// Rows that could not be decoded.
+        rejects: Vec<Reject>,
+    },
+    /// Nothing to read now (a followed file, an idle generator); poll again later.
+    Idle,
+    /// The input is finished.
+    End,
+}
+
+/// A reader of rows in a declared schema.
+pub trait Source: Send {
+    /// Where positions point, e.g. `data/trades.csv`, `stdin`, `datagen(trades)`.
+    fn location(&self) -> String;
+
+    /// The schema of the rows.
+    fn schema(&self) -> SchemaRef;
+
+    /// Reads up to `max_rows` rows.
+    fn poll(&mut self, max_rows: usize) -> Result<SourcePoll, SourceError>;
+}

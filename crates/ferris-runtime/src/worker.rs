@@ -1,0 +1,229 @@
+//! A partition pipeline: applies a query's stateless operator chain to each batch.
+
+use crate::channel::{Receiver, Sender};
+use crate::dead_letter::DeadLetterRecord;
+use crate::error::{ErrorStrategy, RuntimeError};
+use crate::job::{QueryContext, TaskEnd};
+use crate::json::row_to_json;
+use crate::message::{Message, ProcessBatch};
+use crate::operator::Operator;
+use arrow::record_batch::RecordBatch;
+use ferris_observe::{Counter, Histogram, names};
+use std::sync::Arc;
+use std::time::Instant;
+
+struct OpMetrics {
+    rows_in: Arc<Counter>,
+    rows_out: Arc<Counter>,
+    batches: Arc<Counter>,
+    errors: Arc<Counter>,
+    nanos: Arc<Histogram>,
+}
+
+/// One worker of one query.
+pub(crate) struct Worker {
+    pub(crate) ctx: Arc<QueryContext>,
+    pub(crate) ops: Vec<Box<dyn Operator>>,
+    pub(crate) input: Receiver,
+    pub(crate) output: Sender,
+}
+
+/// A row that failed in the operator chain.
+struct RowFailure {
+    row: usize,
+    reason: String,
+}
+
+impl Worker {
+    pub(crate) async fn run(mut self) -> Result<(), TaskEnd> {
+        let metrics: Vec<OpMetrics> = self
+            .ops
+            .iter()
+            .map(|op| {
+                let l = [("query", &*self.ctx.name), ("operator", op.name())];
+                let r = &self.ctx.registry;
+                OpMetrics {
+                    rows_in: r.counter(names::OPERATOR_ROWS_IN, &l),
+                    rows_out: r.counter(names::OPERATOR_ROWS_OUT, &l),
+                    batches: r.counter(names::OPERATOR_BATCHES, &l),
+                    errors: r.counter(names::OPERATOR_ERRORS, &l),
+                    nanos: r.histogram(names::OPERATOR_PROCESSING_NANOS, &l),
+                }
+            })
+            .collect();
+        while let Some(msg) = self.input.recv().await {
+            match msg {
+                Message::ProcessBatch(pb) => {
+                    self.ctx.rows_in.add((pb.records.num_rows() + pb.meta.rejects.len()) as u64);
+                    self.handle_rejects(&pb).await?;
+                    let records = self.apply(&pb, &metrics).await?;
+                    let out = Message::ProcessBatch(ProcessBatch { records, ..pb });
+                    self.output.send(out).await.map_err(|_| TaskEnd::Aborted)?;
+                }
+                Message::Watermark(w) => {
+                    self.output
+                        .send(Message::Watermark(w))
+                        .await
+                        .map_err(|_| TaskEnd::Aborted)?;
+                }
+                Message::EndOfStream => {
+                    self.output
+                        .send(Message::EndOfStream)
+                        .await
+                        .map_err(|_| TaskEnd::Aborted)?;
+                    return Ok(());
+                }
+            }
+        }
+        // The source went away without EndOfStream: it failed and reported why.
+        Err(TaskEnd::Aborted)
+    }
+
+    async fn handle_rejects(&self, pb: &ProcessBatch) -> Result<(), TaskEnd> {
+        for reject in pb.meta.rejects.iter() {
+            let position = format!("{}:{}", pb.meta.location, reject.position);
+            self.ctx
+                .apply_strategy(
+                    "decode",
+                    &pb.meta.source,
+                    position,
+                    reject.raw.clone(),
+                    reject.reason.clone(),
+                    &pb.correlation_id.to_string(),
+                )
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// Runs the chain over the batch; on an error, re-runs it row by row so that only the
+    /// failing rows meet the error strategy.
+    async fn apply(
+        &mut self,
+        pb: &ProcessBatch,
+        metrics: &[OpMetrics],
+    ) -> Result<RecordBatch, TaskEnd> {
+        let input_rows = pb.records.num_rows();
+        let result = run_chain(&mut self.ops, &pb.records, Some(metrics));
+        let (records, failures) = match result {
+            Ok(b) => (b, Vec::new()),
+            Err(_) => self.apply_row_by_row(&pb.records)?,
+        };
+        for f in &failures {
+            if let Some(m) = metrics.first() {
+                m.errors.inc();
+            }
+            self.ctx
+                .apply_strategy(
+                    "evaluate",
+                    &pb.meta.source,
+                    pb.meta.position_of(f.row),
+                    row_to_json(&pb.records, f.row),
+                    f.reason.clone(),
+                    &pb.correlation_id.to_string(),
+                )
+                .await?;
+        }
+        let filtered = input_rows - failures.len() - records.num_rows().min(input_rows);
+        self.ctx.rows_filtered.add(filtered as u64);
+        Ok(records)
+    }
+
+    fn apply_row_by_row(
+        &mut self,
+        input: &RecordBatch,
+    ) -> Result<(RecordBatch, Vec<RowFailure>), TaskEnd> {
+        let mut outputs = Vec::new();
+        let mut failures = Vec::new();
+        for row in 0..input.num_rows() {
+            match run_chain(&mut self.ops, &input.slice(row, 1), None) {
+                Ok(b) => outputs.push(b),
+                Err(reason) => failures.push(RowFailure { row, reason }),
+            }
+        }
+        let schema = self.output_schema(input);
+        let records = arrow::compute::concat_batches(&schema, &outputs)
+            .map_err(|e| TaskEnd::Failed(RuntimeError::Internal(e.to_string())))?;
+        Ok((records, failures))
+    }
+
+    fn output_schema(&self, input: &RecordBatch) -> arrow::datatypes::SchemaRef {
+        self.ops
+            .last()
+            .map(|op| op.schema())
+            .unwrap_or_else(|| input.schema())
+    }
+}
+
+/// Applies every operator in turn; the error names the failing operator's reason.
+fn run_chain(
+    ops: &mut [Box<dyn Operator>],
+    input: &RecordBatch,
+    metrics: Option<&[OpMetrics]>,
+) -> Result<RecordBatch, String> {
+    let mut current = input.clone();
+    let mut out = Vec::with_capacity(1);
+    for (i, op) in ops.iter_mut().enumerate() {
+        out.clear();
+        let started = Instant::now();
+        op.process_batch(&current, &mut out)
+            .map_err(|e| e.message)?;
+        current = match out.len() {
+            0 => RecordBatch::new_empty(op.schema()),
+            1 => out.pop().unwrap_or_else(|| RecordBatch::new_empty(op.schema())),
+            _ => arrow::compute::concat_batches(&op.schema(), &out).map_err(|e| e.to_string())?,
+        };
+        if let Some(m) = metrics.and_then(|m| m.get(i)) {
+            m.nanos.record(started.elapsed().as_nanos() as u64);
+            m.batches.inc();
+            m.rows_in.add(input.num_rows() as u64);
+            m.rows_out.add(current.num_rows() as u64);
+        }
+    }
+    Ok(current)
+}
+
+impl QueryContext {
+    /// Applies the query's error strategy to one bad row.
+    pub(crate) async fn apply_strategy(
+        &self,
+        stage: &'static str,
+        source: &str,
+        position: String,
+        raw: String,
+        reason: String,
+        correlation_id: &str,
+    ) -> Result<(), TaskEnd> {
+        match self.strategy {
+            ErrorStrategy::Fail => Err(TaskEnd::Failed(RuntimeError::BadInput {
+                source_name: source.to_string(),
+                position,
+                reason,
+                correlation_id: correlation_id.to_string(),
+            })),
+            ErrorStrategy::Skip => {
+                self.skipped(stage).inc();
+                tracing::warn!(query = %self.name, source, %position, correlation_id, "skipped row: {reason}");
+                Ok(())
+            }
+            ErrorStrategy::DeadLetter => {
+                self.dead_lettered(stage).inc();
+                let record = DeadLetterRecord {
+                    error: reason,
+                    source: source.to_string(),
+                    position,
+                    raw,
+                    correlation_id: correlation_id.to_string(),
+                    query: self.name.to_string(),
+                    stage,
+                };
+                match &self.dead_letter {
+                    Some(tx) => tx.send(record).await.map_err(|_| TaskEnd::Aborted),
+                    None => Err(TaskEnd::Failed(RuntimeError::Internal(
+                        "dead_letter strategy without a dead-letter sink".into(),
+                    ))),
+                }
+            }
+        }
+    }
+}
