@@ -2,7 +2,7 @@
 
 use clap::Args;
 use ferris_observe::{Registry, names};
-use ferris_runtime::{JobConfig, Shutdown, Source, SourcePoll};
+use ferris_runtime::{JobConfig, Shutdown, SourcePoll};
 
 use std::io::Write;
 use std::path::Path;
@@ -25,7 +25,8 @@ pub struct BenchArgs {
     pub batch_size: usize,
 }
 
-const TRADES: &str = "CREATE STREAM trades (symbol VARCHAR, price DECIMAL(18,4), volume BIGINT, ts TIMESTAMP)";
+const TRADES: &str =
+    "CREATE STREAM trades (symbol VARCHAR, price DECIMAL(18,4), volume BIGINT, ts TIMESTAMP)";
 
 fn datagen(rows: u64, batch: usize, extra: &str) -> String {
     format!(
@@ -49,7 +50,11 @@ fn run_app(sql: &str, parallelism: usize, base: &Path) -> Result<(Duration, Regi
     let job = ferris_plan::build_job(&app, config, base).map_err(|e| e.render(sql))?;
     let started = Instant::now();
     runtime
-        .block_on(ferris_runtime::run_job(job, registry.clone(), Shutdown::new()))
+        .block_on(ferris_runtime::run_job(
+            job,
+            registry.clone(),
+            Shutdown::new(),
+        ))
         .map_err(|e| e.to_string())?;
     Ok((started.elapsed(), registry))
 }
@@ -101,21 +106,31 @@ fn bench_inner(args: &BenchArgs) -> Result<(), String> {
     let all = args.case == "all";
     let known = ["all", "passthrough", "filter", "csv", "latency"];
     if !known.contains(&args.case.as_str()) {
-        return Err(format!("unknown case '{}'; known: {}", args.case, known.join(", ")));
+        return Err(format!(
+            "unknown case '{}'; known: {}",
+            args.case,
+            known.join(", ")
+        ));
     }
     report(&format!(
         "machine: {} cores; build: {}",
-        std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
-        if cfg!(debug_assertions) { "debug (figures are not representative)" } else { "release" }
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1),
+        if cfg!(debug_assertions) {
+            "debug (figures are not representative)"
+        } else {
+            "release"
+        }
     ));
     let rows = args.rows;
     let b = args.batch_size;
     let base = std::env::temp_dir();
     if all || args.case == "passthrough" || args.case == "filter" {
-        let gen = generator_baseline(rows, b)?;
+        let generator = generator_baseline(rows, b)?;
         report(&format!(
             "baseline  generator alone            {:>12.0} rows/s",
-            rate(rows, gen)
+            rate(rows, generator)
         ));
         if all || args.case == "passthrough" {
             let sql = format!(
@@ -127,7 +142,7 @@ fn bench_inner(args: &BenchArgs) -> Result<(), String> {
                 report(&format!(
                     "(a) passthrough           p={p}     {:>12.0} rows/s  ({:.2}x generator time)",
                     rate(rows, d),
-                    d.as_secs_f64() / gen.as_secs_f64()
+                    d.as_secs_f64() / generator.as_secs_f64()
                 ));
             }
         }
@@ -143,7 +158,7 @@ fn bench_inner(args: &BenchArgs) -> Result<(), String> {
                 report(&format!(
                     "(b) filter+project+dec    p={p}     {:>12.0} rows/s  ({:.2}x generator time)",
                     rate(rows, d),
-                    d.as_secs_f64() / gen.as_secs_f64()
+                    d.as_secs_f64() / generator.as_secs_f64()
                 ));
             }
         }
@@ -209,7 +224,9 @@ fn write_csv(path: &Path, rows: u64) -> std::io::Result<()> {
     let symbols = ["AAPL", "MSFT", "GOOG", "AMZN", "TSLA"];
     let mut state: u64 = 42;
     for i in 0..rows {
-        state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        state = state
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
         let price = 50_0000 + (state >> 33) % 200_0000;
         let volume = 1 + (state >> 20) % 1000;
         let ms = 1_704_067_200_000u64 + i * 10;
@@ -268,7 +285,11 @@ fn duckdb_time(input: &Path, output: &Path) -> Result<f64, String> {
         .output()
         .map_err(|e| format!("python3: {e}"))?;
     if !out.status.success() {
-        return Err(String::from_utf8_lossy(&out.stderr).lines().last().unwrap_or("").to_string());
+        return Err(String::from_utf8_lossy(&out.stderr)
+            .lines()
+            .last()
+            .unwrap_or("")
+            .to_string());
     }
     String::from_utf8_lossy(&out.stdout)
         .trim()
@@ -284,4 +305,3 @@ mod tests {
         assert_eq!(super::chrono_like(1_705_311_000), "2024-01-15T09:30:00");
     }
 }
-

@@ -138,7 +138,8 @@ pub fn run(args: RunArgs) -> u8 {
         let job = ferris_plan::build_job(&app, config, &base).map_err(|e| (2u8, e.render(&sql)))?;
         tokio::spawn(watch_signals(shutdown.clone()));
         let (done_tx, done_rx) = tokio::sync::watch::channel(false);
-        let progress = show_progress.then(|| tokio::spawn(progress::run(registry.clone(), done_rx)));
+        let progress =
+            show_progress.then(|| tokio::spawn(progress::run(registry.clone(), done_rx)));
         let result = ferris_runtime::run_job(job, registry.clone(), shutdown.clone()).await;
         let _ = done_tx.send(true);
         if let Some(p) = progress {

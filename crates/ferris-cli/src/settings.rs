@@ -7,10 +7,22 @@ use std::time::Duration;
 pub const KEYS: &[(&str, &str)] = &[
     ("channel.capacity", "rows per channel (default 4096)"),
     ("parallelism", "partition pipelines per query (default 1)"),
-    ("sink.retry.attempts", "sink write attempts before the error strategy (default 3)"),
-    ("sink.retry.backoff.ms", "first retry wait in ms, doubling (default 10)"),
-    ("sink.retry.max.backoff.ms", "longest retry wait in ms (default 1000)"),
-    ("dead_letter.capacity", "dead letters buffered before writers wait (default 1024)"),
+    (
+        "sink.retry.attempts",
+        "sink write attempts before the error strategy (default 3)",
+    ),
+    (
+        "sink.retry.backoff.ms",
+        "first retry wait in ms, doubling (default 10)",
+    ),
+    (
+        "sink.retry.max.backoff.ms",
+        "longest retry wait in ms (default 1000)",
+    ),
+    (
+        "dead_letter.capacity",
+        "dead letters buffered before writers wait (default 1024)",
+    ),
 ];
 
 /// Applies `key=value` pairs to `config`.
@@ -35,8 +47,12 @@ pub fn apply(config: &mut JobConfig, pairs: &[String]) -> Result<(), String> {
             "channel.capacity" => config.channel_capacity_rows = positive()?,
             "parallelism" => config.parallelism = positive()?,
             "sink.retry.attempts" => config.retry.attempts = positive()? as u32,
-            "sink.retry.backoff.ms" => config.retry.initial_backoff = Duration::from_millis(number()?),
-            "sink.retry.max.backoff.ms" => config.retry.max_backoff = Duration::from_millis(number()?),
+            "sink.retry.backoff.ms" => {
+                config.retry.initial_backoff = Duration::from_millis(number()?)
+            }
+            "sink.retry.max.backoff.ms" => {
+                config.retry.max_backoff = Duration::from_millis(number()?)
+            }
             "dead_letter.capacity" => config.dead_letter_capacity = positive()?,
             other => {
                 let known: Vec<&str> = KEYS.iter().map(|(k, _)| *k).collect();
@@ -57,10 +73,17 @@ mod tests {
     #[test]
     fn known_keys_apply_and_unknown_are_rejected() {
         let mut c = JobConfig::default();
-        apply(&mut c, &["channel.capacity=7".into(), "parallelism = 3".into()]).expect("valid");
+        apply(
+            &mut c,
+            &["channel.capacity=7".into(), "parallelism = 3".into()],
+        )
+        .expect("valid");
         assert_eq!((c.channel_capacity_rows, c.parallelism), (7, 3));
         let err = apply(&mut c, &["chanel.capacity=7".into()]).expect_err("typo");
-        assert!(err.starts_with("--set: unknown key 'chanel.capacity'; known keys: channel.capacity,"), "{err}");
+        assert!(
+            err.starts_with("--set: unknown key 'chanel.capacity'; known keys: channel.capacity,"),
+            "{err}"
+        );
         assert_eq!(
             apply(&mut c, &["parallelism=0".into()]),
             Err("--set parallelism: must be at least 1".to_string())

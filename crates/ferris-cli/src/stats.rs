@@ -7,7 +7,11 @@ use std::fmt::Write;
 /// Renders the row accounting of every query and the main metrics.
 pub fn render(report: &JobReport, registry: &Registry, elapsed: std::time::Duration) -> String {
     let mut out = String::new();
-    let _ = writeln!(out, "== FerrisStreams run statistics ({:.3} s) ==", elapsed.as_secs_f64());
+    let _ = writeln!(
+        out,
+        "== FerrisStreams run statistics ({:.3} s) ==",
+        elapsed.as_secs_f64()
+    );
     for q in &report.queries {
         let _ = writeln!(
             out,
@@ -18,7 +22,11 @@ pub fn render(report: &JobReport, registry: &Registry, elapsed: std::time::Durat
             q.filtered,
             q.skipped,
             q.dead_lettered,
-            if q.balanced() { "balanced" } else { "UNBALANCED" }
+            if q.balanced() {
+                "balanced"
+            } else {
+                "UNBALANCED"
+            }
         );
     }
     let _ = writeln!(out, "metrics:");

@@ -83,7 +83,11 @@ pub fn parse_i64(b: &[u8]) -> Result<i64, NumberError> {
             }
         }
     }
-    if overflow { Err(NumberError::OutOfRange) } else { Ok(v) }
+    if overflow {
+        Err(NumberError::OutOfRange)
+    } else {
+        Ok(v)
+    }
 }
 
 /// Parses an unsigned decimal integer (`+` allowed; `-0` is 0, other negatives are out of
@@ -107,7 +111,11 @@ pub fn parse_u64(b: &[u8]) -> Result<u64, NumberError> {
             }
         }
     }
-    if overflow || (neg && v != 0) { Err(NumberError::OutOfRange) } else { Ok(v) }
+    if overflow || (neg && v != 0) {
+        Err(NumberError::OutOfRange)
+    } else {
+        Ok(v)
+    }
 }
 
 /// Parses a 64-bit float (Rust syntax: `1.5`, `-2e3`, `inf`, `NaN`).
@@ -156,7 +164,11 @@ pub fn parse_decimal(b: &[u8], precision: u8, scale: i8) -> Result<i128, NumberE
     let shift = exp - frac_part.len() as i64 + i64::from(scale);
     let total = int_part.len() + frac_part.len();
     let digit = |i: usize| -> u8 {
-        if i < int_part.len() { int_part[i] } else { frac_part[i - int_part.len()] }
+        if i < int_part.len() {
+            int_part[i]
+        } else {
+            frac_part[i - int_part.len()]
+        }
     };
     let kept = if shift < 0 {
         let drop = usize::try_from(-shift).unwrap_or(usize::MAX);
@@ -346,11 +358,23 @@ mod tests {
         assert_eq!(parse_decimal(b".5", 18, 4), Ok(5000));
         assert_eq!(parse_decimal(b"5.", 18, 4), Ok(50_000));
         assert_eq!(parse_decimal(b"1.5e2", 18, 4), Ok(1_500_000));
-        assert_eq!(parse_decimal(b"12345E-7", 18, 4), Err(NumberError::TooManyDecimals));
+        assert_eq!(
+            parse_decimal(b"12345E-7", 18, 4),
+            Err(NumberError::TooManyDecimals)
+        );
         assert_eq!(parse_decimal(b"1.23450", 18, 4), Ok(12_345));
-        assert_eq!(parse_decimal(b"1.23456", 18, 4), Err(NumberError::TooManyDecimals));
-        assert_eq!(parse_decimal(b"99999999999999.9999", 18, 4), Ok(999_999_999_999_999_999));
-        assert_eq!(parse_decimal(b"100000000000000", 18, 4), Err(NumberError::OutOfRange));
+        assert_eq!(
+            parse_decimal(b"1.23456", 18, 4),
+            Err(NumberError::TooManyDecimals)
+        );
+        assert_eq!(
+            parse_decimal(b"99999999999999.9999", 18, 4),
+            Ok(999_999_999_999_999_999)
+        );
+        assert_eq!(
+            parse_decimal(b"100000000000000", 18, 4),
+            Err(NumberError::OutOfRange)
+        );
         assert_eq!(parse_decimal(b"000000000000000000001.5", 18, 4), Ok(15_000));
         assert_eq!(parse_decimal(b"0.00000", 18, 4), Ok(0));
         assert_eq!(parse_decimal(b"1200", 5, -2), Ok(12));
@@ -358,14 +382,20 @@ mod tests {
         assert_eq!(parse_decimal(b"1.2.3", 18, 4), Err(NumberError::Invalid));
         assert_eq!(parse_decimal(b"-", 18, 4), Err(NumberError::Invalid));
         assert_eq!(parse_decimal(b"1e", 18, 4), Err(NumberError::Invalid));
-        assert_eq!(parse_decimal(b"1e999999999", 18, 4), Err(NumberError::OutOfRange));
+        assert_eq!(
+            parse_decimal(b"1e999999999", 18, 4),
+            Err(NumberError::OutOfRange)
+        );
         assert_eq!(parse_decimal(b"0e999999999", 18, 4), Ok(0));
     }
 
     #[test]
     fn integers() {
         assert_eq!(parse_i64(b"-9223372036854775808"), Ok(i64::MIN));
-        assert_eq!(parse_i64(b"9223372036854775808"), Err(NumberError::OutOfRange));
+        assert_eq!(
+            parse_i64(b"9223372036854775808"),
+            Err(NumberError::OutOfRange)
+        );
         assert_eq!(parse_i64(b" 42 "), Ok(42));
         assert_eq!(parse_i64(b"4x2"), Err(NumberError::Invalid));
         assert_eq!(parse_i64(b"1.0"), Err(NumberError::Invalid));

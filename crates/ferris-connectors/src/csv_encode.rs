@@ -44,9 +44,10 @@ fn value_text(a: &dyn Array, row: usize, fallback: Option<&ArrayFormatter<'_>>, 
         DataType::Utf8 => s.write_str(a.as_string::<i32>().value(row)),
         DataType::LargeUtf8 => s.write_str(a.as_string::<i64>().value(row)),
         DataType::Utf8View => s.write_str(a.as_string_view().value(row)),
-        DataType::Decimal128(_, sc) => {
-            s.write_str(&format_decimal(a.as_primitive::<t::Decimal128Type>().value(row), *sc))
-        }
+        DataType::Decimal128(_, sc) => s.write_str(&format_decimal(
+            a.as_primitive::<t::Decimal128Type>().value(row),
+            *sc,
+        )),
         DataType::Timestamp(unit, _) => {
             let v = match unit {
                 TimeUnit::Second => a.as_primitive::<t::TimestampSecondType>().value(row),
@@ -114,7 +115,8 @@ pub fn encode_rows(batch: &RecordBatch, out: &mut Vec<u8>) -> Result<(), String>
             }
             w.write_field(text.as_bytes()).map_err(|e| e.to_string())?;
         }
-        w.write_record(std::iter::empty::<&[u8]>()).map_err(|e| e.to_string())?;
+        w.write_record(std::iter::empty::<&[u8]>())
+            .map_err(|e| e.to_string())?;
     }
     w.flush().map_err(|e| e.to_string())
 }

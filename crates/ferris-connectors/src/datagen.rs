@@ -46,10 +46,15 @@ pub fn create(
 ) -> Result<Box<dyn Source>, ConnectorError> {
     let generator = props.get("generator").map_or("trades", String::as_str);
     match generator.to_ascii_lowercase().as_str() {
-        "trades" => Ok(Box::new(TradesSource::new(schema, TradesConfig::from_props(props)?)?)),
+        "trades" => Ok(Box::new(TradesSource::new(
+            schema,
+            TradesConfig::from_props(props)?,
+        )?)),
         "nexmark" => {
             let config = crate::nexmark_source::NexmarkConfig::from_props(props)?;
-            Ok(Box::new(crate::nexmark_source::NexmarkSource::new(schema, config)?))
+            Ok(Box::new(crate::nexmark_source::NexmarkSource::new(
+                schema, config,
+            )?))
         }
         other => Err(ConnectorError::InvalidValue {
             key: "generator".into(),
@@ -83,7 +88,12 @@ pub enum Allowed {
 impl Limits {
     /// `events` rows in total (None: unbounded), at most `rate` rows per second.
     pub fn new(events: Option<u64>, rate: Option<f64>) -> Self {
-        Limits { events, rate, started: None, produced: 0 }
+        Limits {
+            events,
+            rate,
+            started: None,
+            produced: 0,
+        }
     }
 
     /// Rows produced so far.
@@ -135,14 +145,24 @@ pub struct TradesConfig {
 }
 
 /// The keys the trades generator accepts.
-pub const TRADES_KEYS: &[&str] =
-    &["connector", "generator", "seed", "symbols", "events", "rate", "start", "interval.ms"];
+pub const TRADES_KEYS: &[&str] = &[
+    "connector",
+    "generator",
+    "seed",
+    "symbols",
+    "events",
+    "rate",
+    "start",
+    "interval.ms",
+];
 
 impl Default for TradesConfig {
     fn default() -> Self {
         TradesConfig {
             seed: 42,
-            symbols: ["AAPL", "MSFT", "GOOG", "AMZN", "TSLA"].map(String::from).to_vec(),
+            symbols: ["AAPL", "MSFT", "GOOG", "AMZN", "TSLA"]
+                .map(String::from)
+                .to_vec(),
             events: None,
             rate: None,
             start_ms: DEFAULT_START_MS,
@@ -169,8 +189,11 @@ impl TradesConfig {
             c.seed = seed;
         }
         if let Some(s) = p.get("symbols") {
-            let symbols: Vec<String> =
-                s.split(',').map(|x| x.trim().to_string()).filter(|x| !x.is_empty()).collect();
+            let symbols: Vec<String> = s
+                .split(',')
+                .map(|x| x.trim().to_string())
+                .filter(|x| !x.is_empty())
+                .collect();
             if symbols.is_empty() {
                 return Err(p.invalid("symbols", s, "a comma-separated list of symbols"));
             }
@@ -262,9 +285,20 @@ impl TradesSource {
             )));
         }
         let mut rng = StdRng::seed_from_u64(config.seed);
-        let prices = config.symbols.iter().map(|_| rng.random_range(50.0..500.0)).collect();
+        let prices = config
+            .symbols
+            .iter()
+            .map(|_| rng.random_range(50.0..500.0))
+            .collect();
         let limits = Limits::new(config.events, config.rate);
-        Ok(TradesSource { schema, columns, config, rng, prices, limits })
+        Ok(TradesSource {
+            schema,
+            columns,
+            config,
+            rng,
+            prices,
+            limits,
+        })
     }
 
     fn generate(&mut self, n: usize) -> Result<RecordBatch, SourceError> {
@@ -305,8 +339,10 @@ impl TradesSource {
                 TradeColumn::PriceDecimal(p, s) => {
                     let factor = 10f64.powi(i32::from(s));
                     let max = 10f64.powi(i32::from(p)) - 1.0;
-                    let v: Vec<i128> =
-                        price.iter().map(|x| (x * factor).round().clamp(1.0, max) as i128).collect();
+                    let v: Vec<i128> = price
+                        .iter()
+                        .map(|x| (x * factor).round().clamp(1.0, max) as i128)
+                        .collect();
                     Arc::new(
                         Decimal128Array::from(v)
                             .with_precision_and_scale(p, s)
@@ -314,13 +350,18 @@ impl TradesSource {
                     )
                 }
                 TradeColumn::PriceDouble => Arc::new(Float64Array::from(
-                    price.iter().map(|x| (x * 10_000.0).round() / 10_000.0).collect::<Vec<_>>(),
+                    price
+                        .iter()
+                        .map(|x| (x * 10_000.0).round() / 10_000.0)
+                        .collect::<Vec<_>>(),
                 )),
                 TradeColumn::Volume(false) => Arc::new(Int64Array::from(volume.clone())),
                 TradeColumn::Volume(true) => Arc::new(Int32Array::from(
                     volume.iter().map(|v| *v as i32).collect::<Vec<_>>(),
                 )),
-                TradeColumn::Id(false) => Arc::new(Int64Array::from_iter_values(rows.clone().map(|r| r as i64))),
+                TradeColumn::Id(false) => {
+                    Arc::new(Int64Array::from_iter_values(rows.clone().map(|r| r as i64)))
+                }
                 TradeColumn::Id(true) => Arc::new(Int32Array::from_iter_values(
                     rows.clone().map(|r| i32::try_from(r).unwrap_or(i32::MAX)),
                 )),
@@ -332,9 +373,15 @@ impl TradesSource {
                     });
                     match unit {
                         TimeUnit::Second => Arc::new(TimestampSecondArray::from_iter_values(v)),
-                        TimeUnit::Millisecond => Arc::new(TimestampMillisecondArray::from_iter_values(v)),
-                        TimeUnit::Microsecond => Arc::new(TimestampMicrosecondArray::from_iter_values(v)),
-                        TimeUnit::Nanosecond => Arc::new(TimestampNanosecondArray::from_iter_values(v)),
+                        TimeUnit::Millisecond => {
+                            Arc::new(TimestampMillisecondArray::from_iter_values(v))
+                        }
+                        TimeUnit::Microsecond => {
+                            Arc::new(TimestampMicrosecondArray::from_iter_values(v))
+                        }
+                        TimeUnit::Nanosecond => {
+                            Arc::new(TimestampNanosecondArray::from_iter_values(v))
+                        }
                     }
                 }
             };

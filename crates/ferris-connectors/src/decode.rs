@@ -107,7 +107,9 @@ fn new_builder(dt: &DataType) -> Option<Builder> {
         DataType::Float32 => Builder::F32(Float32Builder::new()),
         DataType::Float64 => Builder::F64(Float64Builder::new()),
         DataType::Decimal128(p, s) => Builder::Dec(
-            Decimal128Builder::new().with_precision_and_scale(*p, *s).ok()?,
+            Decimal128Builder::new()
+                .with_precision_and_scale(*p, *s)
+                .ok()?,
             *p,
             *s,
         ),
@@ -143,7 +145,12 @@ impl RowDecoder {
             });
         }
         let staged = vec![Staged::Null; columns.len()];
-        Ok(RowDecoder { schema, columns, staged, rows: 0 })
+        Ok(RowDecoder {
+            schema,
+            columns,
+            staged,
+            rows: 0,
+        })
     }
 
     /// The declared schema.
@@ -180,8 +187,11 @@ impl RowDecoder {
 
     /// The decoded rows as a batch; the decoder starts over empty.
     pub fn finish(&mut self) -> Result<RecordBatch, arrow::error::ArrowError> {
-        let columns: Vec<ArrayRef> =
-            self.columns.iter_mut().map(|c| finish_builder(&mut c.builder)).collect();
+        let columns: Vec<ArrayRef> = self
+            .columns
+            .iter_mut()
+            .map(|c| finish_builder(&mut c.builder))
+            .collect();
         let options = RecordBatchOptions::new().with_row_count(Some(self.rows));
         self.rows = 0;
         RecordBatch::try_new_with_options(self.schema.clone(), columns, &options)
@@ -193,10 +203,20 @@ fn stage(col: &Column, value: Option<&[u8]>) -> Result<Staged, String> {
         return if col.nullable {
             Ok(Staged::Null)
         } else {
-            Err(format!("column '{}': missing value for NOT NULL column", col.name))
+            Err(format!(
+                "column '{}': missing value for NOT NULL column",
+                col.name
+            ))
         };
     };
-    let cannot = || format!("column '{}': cannot parse '{}' as {}", col.name, show(v), col.type_name);
+    let cannot = || {
+        format!(
+            "column '{}': cannot parse '{}' as {}",
+            col.name,
+            show(v),
+            col.type_name
+        )
+    };
     let num = |e: NumberError| match e {
         NumberError::OutOfRange => format!(
             "column '{}': value {} is out of range for {}",
@@ -218,11 +238,19 @@ fn stage(col: &Column, value: Option<&[u8]>) -> Result<Staged, String> {
     };
     let int_in = |lo: i64, hi: i64| -> Result<Staged, String> {
         let x = convert::parse_i64(v).map_err(num)?;
-        if x < lo || x > hi { Err(num(NumberError::OutOfRange)) } else { Ok(Staged::Int(x)) }
+        if x < lo || x > hi {
+            Err(num(NumberError::OutOfRange))
+        } else {
+            Ok(Staged::Int(x))
+        }
     };
     let uint_in = |hi: u64| -> Result<Staged, String> {
         let x = convert::parse_u64(v).map_err(num)?;
-        if x > hi { Err(num(NumberError::OutOfRange)) } else { Ok(Staged::UInt(x)) }
+        if x > hi {
+            Err(num(NumberError::OutOfRange))
+        } else {
+            Ok(Staged::UInt(x))
+        }
     };
     match &col.builder {
         Builder::Utf8(_) => match std::str::from_utf8(v) {
@@ -240,7 +268,9 @@ fn stage(col: &Column, value: Option<&[u8]>) -> Result<Staged, String> {
         Builder::U64(_) => uint_in(u64::MAX),
         Builder::F32(_) => convert::parse_f32(v).map(Staged::F32).ok_or_else(cannot),
         Builder::F64(_) => convert::parse_f64(v).map(Staged::F64).ok_or_else(cannot),
-        Builder::Dec(_, p, s) => convert::parse_decimal(v, *p, *s).map(Staged::Dec).map_err(num),
+        Builder::Dec(_, p, s) => convert::parse_decimal(v, *p, *s)
+            .map(Staged::Dec)
+            .map_err(num),
         Builder::TsS(_) | Builder::TsMs(_) | Builder::TsUs(_) | Builder::TsNs(_) => {
             let DataType::Timestamp(unit, _) = &col.data_type else {
                 return Err(cannot());
@@ -250,7 +280,9 @@ fn stage(col: &Column, value: Option<&[u8]>) -> Result<Staged, String> {
                 .map(Staged::Int)
                 .ok_or_else(|| num(NumberError::OutOfRange))
         }
-        Builder::Date(_) => convert::parse_date(v).map(|d| Staged::Int(d.into())).ok_or_else(cannot),
+        Builder::Date(_) => convert::parse_date(v)
+            .map(|d| Staged::Int(d.into()))
+            .ok_or_else(cannot),
     }
 }
 
@@ -273,7 +305,14 @@ fn append<'a>(b: &mut Builder, v: Staged, field: impl Fn() -> Option<&'a [u8]>) 
     };
     match b {
         Builder::Utf8(b) => put!(b, field().and_then(|f| std::str::from_utf8(f).ok())),
-        Builder::Bool(b) => put!(b, if let Staged::Bool(x) = v { Some(x) } else { None }),
+        Builder::Bool(b) => put!(
+            b,
+            if let Staged::Bool(x) = v {
+                Some(x)
+            } else {
+                None
+            }
+        ),
         Builder::I8(b) => put!(b, int(v).and_then(|x| i8::try_from(x).ok())),
         Builder::I16(b) => put!(b, int(v).and_then(|x| i16::try_from(x).ok())),
         Builder::I32(b) => put!(b, int(v).and_then(|x| i32::try_from(x).ok())),
@@ -287,9 +326,30 @@ fn append<'a>(b: &mut Builder, v: Staged, field: impl Fn() -> Option<&'a [u8]>) 
         Builder::U16(b) => put!(b, uint(v).and_then(|x| u16::try_from(x).ok())),
         Builder::U32(b) => put!(b, uint(v).and_then(|x| u32::try_from(x).ok())),
         Builder::U64(b) => put!(b, uint(v)),
-        Builder::F32(b) => put!(b, if let Staged::F32(x) = v { Some(x) } else { None }),
-        Builder::F64(b) => put!(b, if let Staged::F64(x) = v { Some(x) } else { None }),
-        Builder::Dec(b, _, _) => put!(b, if let Staged::Dec(x) = v { Some(x) } else { None }),
+        Builder::F32(b) => put!(
+            b,
+            if let Staged::F32(x) = v {
+                Some(x)
+            } else {
+                None
+            }
+        ),
+        Builder::F64(b) => put!(
+            b,
+            if let Staged::F64(x) = v {
+                Some(x)
+            } else {
+                None
+            }
+        ),
+        Builder::Dec(b, _, _) => put!(
+            b,
+            if let Staged::Dec(x) = v {
+                Some(x)
+            } else {
+                None
+            }
+        ),
     }
 }
 

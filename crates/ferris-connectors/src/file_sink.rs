@@ -130,7 +130,8 @@ impl Sink for FileSink {
     }
 
     fn write_batch(&mut self, batch: &RecordBatch) -> Result<(), SinkError> {
-        self.encode(batch).map_err(|e| SinkError(format!("{}: {e}", self.describe)))?;
+        self.encode(batch)
+            .map_err(|e| SinkError(format!("{}: {e}", self.describe)))?;
         self.file
             .write_all(&self.buf)
             .and_then(|_| self.file.flush())
@@ -140,6 +141,8 @@ impl Sink for FileSink {
     }
 
     fn close(&mut self) -> Result<(), SinkError> {
-        self.file.flush().map_err(|e| SinkError(format!("{}: flush failed: {e}", self.describe)))
+        self.file
+            .flush()
+            .map_err(|e| SinkError(format!("{}: flush failed: {e}", self.describe)))
     }
 }

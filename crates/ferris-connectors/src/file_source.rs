@@ -66,7 +66,11 @@ impl FileSourceConfig {
         let path = p.required("path")?.to_string();
         let format = text_format(&p, &path)?;
         let follow = p.bool("follow", false)?;
-        Ok(FileSourceConfig { path, format, follow })
+        Ok(FileSourceConfig {
+            path,
+            format,
+            follow,
+        })
     }
 }
 
@@ -87,11 +91,23 @@ impl FileSource {
             path: full.display().to_string(),
             reason: e.to_string(),
         })?;
-        let end_mode = if config.follow { EndMode::Follow } else { EndMode::Finish };
-        let mut inner =
-            TextReader::new(file, config.path.clone(), schema, config.format, end_mode, false)
-                .map_err(|e| ConnectorError::Schema(e.to_string()))?;
-        inner.read_header().map_err(|e| ConnectorError::Schema(e.0))?;
+        let end_mode = if config.follow {
+            EndMode::Follow
+        } else {
+            EndMode::Finish
+        };
+        let mut inner = TextReader::new(
+            file,
+            config.path.clone(),
+            schema,
+            config.format,
+            end_mode,
+            false,
+        )
+        .map_err(|e| ConnectorError::Schema(e.to_string()))?;
+        inner
+            .read_header()
+            .map_err(|e| ConnectorError::Schema(e.0))?;
         Ok(FileSource { inner })
     }
 }

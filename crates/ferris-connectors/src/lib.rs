@@ -120,9 +120,11 @@ pub fn create_source(
     base_dir: &Path,
 ) -> Result<Box<dyn Source>, ConnectorError> {
     let _ = name;
-    let connector = props.get("connector").ok_or_else(|| ConnectorError::MissingConnector {
-        valid: SOURCE_CONNECTORS.into(),
-    })?;
+    let connector = props
+        .get("connector")
+        .ok_or_else(|| ConnectorError::MissingConnector {
+            valid: SOURCE_CONNECTORS.into(),
+        })?;
     match connector.to_ascii_lowercase().as_str() {
         "file" => {
             let config = FileSourceConfig::from_props(props)?;
@@ -153,9 +155,11 @@ pub fn create_sink(
     base_dir: &Path,
 ) -> Result<Box<dyn Sink>, ConnectorError> {
     let _ = name;
-    let connector = props.get("connector").ok_or_else(|| ConnectorError::MissingConnector {
-        valid: SINK_CONNECTORS.into(),
-    })?;
+    let connector = props
+        .get("connector")
+        .ok_or_else(|| ConnectorError::MissingConnector {
+            valid: SINK_CONNECTORS.into(),
+        })?;
     match connector.to_ascii_lowercase().as_str() {
         "file" => {
             let config = FileSinkConfig::from_props(props)?;
@@ -163,7 +167,10 @@ pub fn create_sink(
         }
         "stdout" => {
             let config = StdoutConfig::from_props(props)?;
-            Ok(Box::new(StdoutSink::new(Box::new(std::io::stdout()), config.table())))
+            Ok(Box::new(StdoutSink::new(
+                Box::new(std::io::stdout()),
+                config.table(),
+            )))
         }
         "blackhole" => {
             props::Props::new("blackhole sink", &["connector"], props)?;

@@ -208,7 +208,10 @@ impl NexmarkSource {
         let mut columns = Vec::new();
         let mut unknown = Vec::new();
         for f in schema.fields() {
-            let Some(i) = fields.iter().position(|(n, _)| n.eq_ignore_ascii_case(f.name())) else {
+            let Some(i) = fields
+                .iter()
+                .position(|(n, _)| n.eq_ignore_ascii_case(f.name()))
+            else {
                 unknown.push(format!("'{}'", f.name()));
                 continue;
             };

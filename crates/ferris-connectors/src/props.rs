@@ -42,10 +42,11 @@ impl<'a> Props<'a> {
 
     /// The value of a required key.
     pub fn required(&self, key: &str) -> Result<&'a str, ConnectorError> {
-        self.get(key).ok_or_else(|| ConnectorError::MissingProperty {
-            key: key.to_string(),
-            connector: self.what.clone(),
-        })
+        self.get(key)
+            .ok_or_else(|| ConnectorError::MissingProperty {
+                key: key.to_string(),
+                connector: self.what.clone(),
+            })
     }
 
     /// An error for a bad value of `key`.

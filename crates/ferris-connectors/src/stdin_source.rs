@@ -26,7 +26,9 @@ impl StdinConfig {
         let p = Props::new("stdin source", STDIN_SOURCE_KEYS, props)?;
         let format = match p.get("format") {
             None => TextFormat::Csv,
-            Some(f) => TextFormat::parse(f).ok_or_else(|| p.invalid("format", f, "'csv' or 'json'"))?,
+            Some(f) => {
+                TextFormat::parse(f).ok_or_else(|| p.invalid("format", f, "'csv' or 'json'"))?
+            }
         };
         Ok(StdinConfig { format })
     }

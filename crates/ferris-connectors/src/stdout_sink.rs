@@ -37,7 +37,8 @@ impl StdoutConfig {
 
     /// Whether to print tables (resolving `auto` against the real standard output).
     pub fn table(&self) -> bool {
-        self.table.unwrap_or_else(|| std::io::stdout().is_terminal())
+        self.table
+            .unwrap_or_else(|| std::io::stdout().is_terminal())
     }
 }
 
@@ -51,7 +52,11 @@ pub struct StdoutSink {
 impl StdoutSink {
     /// A sink printing to `out`: aligned tables when `table`, else JSON Lines.
     pub fn new(out: Box<dyn Write + Send>, table: bool) -> Self {
-        StdoutSink { out, table, buf: Vec::new() }
+        StdoutSink {
+            out,
+            table,
+            buf: Vec::new(),
+        }
     }
 }
 
@@ -81,6 +86,8 @@ impl Sink for StdoutSink {
     }
 
     fn close(&mut self) -> Result<(), SinkError> {
-        self.out.flush().map_err(|e| SinkError(format!("stdout: flush failed: {e}")))
+        self.out
+            .flush()
+            .map_err(|e| SinkError(format!("stdout: flush failed: {e}")))
     }
 }

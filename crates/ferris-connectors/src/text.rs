@@ -67,7 +67,11 @@ struct CsvState {
 }
 
 enum Next {
-    Record { consumed: usize, nfields: usize, line: u64 },
+    Record {
+        consumed: usize,
+        nfields: usize,
+        line: u64,
+    },
     NeedMore,
     End,
 }
@@ -261,10 +265,16 @@ impl<R: Read> TextReader<R> {
                 self.done = true;
                 Ok(false)
             }
-            Next::Record { consumed, nfields, .. } => {
+            Next::Record {
+                consumed, nfields, ..
+            } => {
                 self.pos += consumed;
                 let fields: Vec<String> = (0..nfields)
-                    .map(|i| String::from_utf8_lossy(csv_field(&self.csv, i)).trim().to_string())
+                    .map(|i| {
+                        String::from_utf8_lossy(csv_field(&self.csv, i))
+                            .trim()
+                            .to_string()
+                    })
                     .collect();
                 let map = map_header(&fields, &self.names).map_err(|m| self.err(m))?;
                 self.csv.nfields = nfields;
@@ -286,13 +296,20 @@ impl<R: Read> TextReader<R> {
                     self.done = true;
                     return Ok(());
                 }
-                Next::Record { consumed, nfields, line } => (consumed, nfields, line),
+                Next::Record {
+                    consumed,
+                    nfields,
+                    line,
+                } => (consumed, nfields, line),
             };
             let raw = &input[..consumed];
             self.pos += consumed;
             let csv = &self.csv;
             let result = if nfields != csv.nfields {
-                Err(format!("expected {} fields, found {}", csv.nfields, nfields))
+                Err(format!(
+                    "expected {} fields, found {}",
+                    csv.nfields, nfields
+                ))
             } else {
                 let map = csv.header.as_deref().unwrap_or(&[]);
                 self.decoder.push_row(|i| {
@@ -348,13 +365,23 @@ impl<R: Read> TextReader<R> {
 }
 
 fn trim_newlines(b: &[u8]) -> &[u8] {
-    let start = b.iter().position(|c| !matches!(c, b'\r' | b'\n')).unwrap_or(b.len());
-    let end = b.iter().rposition(|c| !matches!(c, b'\r' | b'\n')).map_or(start, |e| e + 1);
+    let start = b
+        .iter()
+        .position(|c| !matches!(c, b'\r' | b'\n'))
+        .unwrap_or(b.len());
+    let end = b
+        .iter()
+        .rposition(|c| !matches!(c, b'\r' | b'\n'))
+        .map_or(start, |e| e + 1);
     b.get(start..end.max(start)).unwrap_or(&[])
 }
 
 fn csv_field(csv: &CsvState, i: usize) -> &[u8] {
-    let start = if i == 0 { 0 } else { csv.ends.get(i - 1).copied().unwrap_or(0) };
+    let start = if i == 0 {
+        0
+    } else {
+        csv.ends.get(i - 1).copied().unwrap_or(0)
+    };
     let end = csv.ends.get(i).copied().unwrap_or(start);
     csv.out.get(start..end).unwrap_or(&[])
 }
@@ -383,7 +410,11 @@ fn next_csv(st: &mut CsvState, input: &[u8], at_eof: bool) -> Next {
                 let lead = &input[..nin];
                 let skipped = lead.iter().take_while(|c| matches!(c, b'\r' | b'\n'));
                 let newlines = skipped.filter(|c| **c == b'\n').count() as u64;
-                return Next::Record { consumed: nin, nfields: nend, line: line_before + newlines };
+                return Next::Record {
+                    consumed: nin,
+                    nfields: nend,
+                    line: line_before + newlines,
+                };
             }
             ReadRecordResult::End => return Next::End,
             ReadRecordResult::OutputFull => {
@@ -467,7 +498,9 @@ fn json_text(raw: &RawValue) -> Result<Option<Cow<'_, str>>, String> {
                     .map(|x| Some(Cow::Owned(x)))
                     .map_err(|e| format!("invalid JSON: {e}"))
             } else {
-                Ok(Some(Cow::Borrowed(s.get(1..s.len().saturating_sub(1)).unwrap_or(""))))
+                Ok(Some(Cow::Borrowed(
+                    s.get(1..s.len().saturating_sub(1)).unwrap_or(""),
+                )))
             }
         }
         _ => Ok(Some(Cow::Borrowed(s))),

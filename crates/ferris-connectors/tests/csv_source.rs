@@ -18,7 +18,11 @@ fn open_csv(dir: &Path, name: &str, content: &str, extra: &[(&str, &str)]) -> Bo
 }
 
 fn reject(position: u64, raw: &str, reason: &str) -> Reject {
-    Reject { position, raw: raw.into(), reason: reason.into() }
+    Reject {
+        position,
+        raw: raw.into(),
+        reason: reason.into(),
+    }
 }
 
 #[test]
@@ -93,9 +97,21 @@ fn malformed_rows_are_rejected_with_line_and_reason() {
     assert_eq!(
         d.rejects,
         vec![
-            reject(3, "MSFT,abc,200,2024-01-15T09:30:01.000Z", "column 'price': cannot parse 'abc' as DECIMAL(18,4)"),
-            reject(4, "GOOG,100.5,x1,2024-01-15T09:30:02.000Z", "column 'volume': cannot parse 'x1' as BIGINT"),
-            reject(5, "AMZN,10,1,not-a-time", "column 'ts': cannot parse 'not-a-time' as TIMESTAMP"),
+            reject(
+                3,
+                "MSFT,abc,200,2024-01-15T09:30:01.000Z",
+                "column 'price': cannot parse 'abc' as DECIMAL(18,4)"
+            ),
+            reject(
+                4,
+                "GOOG,100.5,x1,2024-01-15T09:30:02.000Z",
+                "column 'volume': cannot parse 'x1' as BIGINT"
+            ),
+            reject(
+                5,
+                "AMZN,10,1,not-a-time",
+                "column 'ts': cannot parse 'not-a-time' as TIMESTAMP"
+            ),
             reject(6, "TSLA,10,1", "expected 4 fields, found 3"),
             reject(
                 7,
@@ -130,7 +146,9 @@ fn a_column_missing_from_the_header_fails_at_open() {
     let dir = tempfile::tempdir().expect("tempdir");
     std::fs::write(dir.path().join("m.csv"), "symbol,volume\nA,1\n").expect("write");
     let p = props(&[("connector", "file"), ("path", "m.csv"), ("format", "csv")]);
-    let err = create_source("t", trades_schema(), &p, dir.path()).err().expect("error");
+    let err = create_source("t", trades_schema(), &p, dir.path())
+        .err()
+        .expect("error");
     assert_eq!(
         err.to_string(),
         "m.csv: the CSV header has no column 'price', 'ts' (header columns: symbol, volume; \
@@ -138,10 +156,14 @@ fn a_column_missing_from_the_header_fails_at_open() {
     );
     std::fs::write(dir.path().join("e.csv"), "").expect("write");
     let p = props(&[("connector", "file"), ("path", "e.csv")]);
-    let err = create_source("t", trades_schema(), &p, dir.path()).err().expect("error");
+    let err = create_source("t", trades_schema(), &p, dir.path())
+        .err()
+        .expect("error");
     assert_eq!(err.to_string(), "e.csv: the CSV input has no header row");
     let p = props(&[("connector", "file"), ("path", "nope.csv")]);
-    let err = create_source("t", trades_schema(), &p, dir.path()).err().expect("error");
+    let err = create_source("t", trades_schema(), &p, dir.path())
+        .err()
+        .expect("error");
     assert!(err.to_string().starts_with("cannot open '"), "{err}");
     assert!(err.to_string().contains("nope.csv"), "{err}");
 }
@@ -153,8 +175,22 @@ fn crlf_blank_lines_and_quoted_newlines_keep_line_numbers() {
     let mut src = open_csv(dir.path(), "q.csv", csv, &[]);
     let d = drain(src.as_mut(), 2);
     assert_eq!(d.positions, vec![3, 5, 9]);
-    assert_eq!(d.rows(), vec!["a\r\nb|dec:10000|1|ms:0", "c,\"d\"|dec:20000|2|ms:1", "e|dec:30000|3|ms:3"]);
-    assert_eq!(d.rejects, vec![reject(6, "bad,x,3,2", "column 'price': cannot parse 'x' as DECIMAL(18,4)")]);
+    assert_eq!(
+        d.rows(),
+        vec![
+            "a\r\nb|dec:10000|1|ms:0",
+            "c,\"d\"|dec:20000|2|ms:1",
+            "e|dec:30000|3|ms:3"
+        ]
+    );
+    assert_eq!(
+        d.rejects,
+        vec![reject(
+            6,
+            "bad,x,3,2",
+            "column 'price': cannot parse 'x' as DECIMAL(18,4)"
+        )]
+    );
     assert_eq!(d.batches.len(), 2);
 }
 
@@ -170,7 +206,14 @@ fn not_null_columns_reject_empty_fields() {
     let mut src = create_source("n", schema, &p, dir.path()).expect("source");
     let d = drain(src.as_mut(), 10);
     assert_eq!(d.rows(), vec!["1|NULL"]);
-    assert_eq!(d.rejects, vec![reject(3, ",2", "column 'a': missing value for NOT NULL column")]);
+    assert_eq!(
+        d.rejects,
+        vec![reject(
+            3,
+            ",2",
+            "column 'a': missing value for NOT NULL column"
+        )]
+    );
 }
 
 #[test]
@@ -183,17 +226,28 @@ fn follow_mode_picks_up_appended_lines() {
         "symbol,price,volume,ts\nAAPL,1,10,0\nMSFT,2",
         &[("follow", "true")],
     );
-    let SourcePoll::Batch { records, positions, rejects } = src.poll(100).expect("poll") else {
+    let SourcePoll::Batch {
+        records,
+        positions,
+        rejects,
+    } = src.poll(100).expect("poll")
+    else {
         panic!("expected a batch");
     };
     assert_eq!(positions, vec![2]);
     assert_eq!(records.num_rows(), 1);
     assert!(rejects.is_empty());
     assert!(matches!(src.poll(100).expect("poll"), SourcePoll::Idle));
-    let mut f = std::fs::OpenOptions::new().append(true).open(&path).expect("open");
+    let mut f = std::fs::OpenOptions::new()
+        .append(true)
+        .open(&path)
+        .expect("open");
     f.write_all(b",20,1\nGOOG,3,30,2\n\"multi").expect("append");
     f.flush().expect("flush");
-    let SourcePoll::Batch { records, positions, .. } = src.poll(100).expect("poll") else {
+    let SourcePoll::Batch {
+        records, positions, ..
+    } = src.poll(100).expect("poll")
+    else {
         panic!("expected a batch");
     };
     assert_eq!(positions, vec![3, 4]);
@@ -201,7 +255,10 @@ fn follow_mode_picks_up_appended_lines() {
     assert_eq!(render_row(&records, 1), "GOOG|dec:30000|30|ms:2");
     assert!(matches!(src.poll(100).expect("poll"), SourcePoll::Idle));
     f.write_all(b"\nline\",4,40,3\n").expect("append");
-    let SourcePoll::Batch { records, positions, .. } = src.poll(100).expect("poll") else {
+    let SourcePoll::Batch {
+        records, positions, ..
+    } = src.poll(100).expect("poll")
+    else {
         panic!("expected a batch");
     };
     assert_eq!(positions, vec![5]);
@@ -215,7 +272,10 @@ fn follow_mode_waits_for_the_header() {
     let path = dir.path().join("h.csv");
     let mut src = open_csv(dir.path(), "h.csv", "symbol,pri", &[("follow", "true")]);
     assert!(matches!(src.poll(10).expect("poll"), SourcePoll::Idle));
-    let mut f = std::fs::OpenOptions::new().append(true).open(&path).expect("open");
+    let mut f = std::fs::OpenOptions::new()
+        .append(true)
+        .open(&path)
+        .expect("open");
     f.write_all(b"ce,volume,ts\nA,1,1,1\n").expect("append");
     let SourcePoll::Batch { positions, .. } = src.poll(10).expect("poll") else {
         panic!("expected a batch");
@@ -247,12 +307,27 @@ fn records_split_across_reads_decode_identically() {
         StdinSource::new(Box::new(csv.as_bytes()), trades_schema(), TextFormat::Csv).expect("src");
     assert_eq!(whole.location(), "stdin");
     let a = drain(&mut whole, 1000);
-    let trickle = Trickle { data: csv.as_bytes().to_vec(), pos: 0, step: 1 };
-    let mut split = StdinSource::new(Box::new(trickle), trades_schema(), TextFormat::Csv).expect("src");
+    let trickle = Trickle {
+        data: csv.as_bytes().to_vec(),
+        pos: 0,
+        step: 1,
+    };
+    let mut split =
+        StdinSource::new(Box::new(trickle), trades_schema(), TextFormat::Csv).expect("src");
     let b = drain(&mut split, 1000);
     assert_eq!(a.positions, vec![2, 6, 7]);
-    assert_eq!(a.rows(), vec!["a\r\nb|dec:10000|1|ms:0", "c,\"d\"|dec:25000|2|ms:1", "last|dec:30000|3|ms:3"]);
-    assert_eq!(a.rejects, vec![reject(4, "x,y", "expected 4 fields, found 2")]);
+    assert_eq!(
+        a.rows(),
+        vec![
+            "a\r\nb|dec:10000|1|ms:0",
+            "c,\"d\"|dec:25000|2|ms:1",
+            "last|dec:30000|3|ms:3"
+        ]
+    );
+    assert_eq!(
+        a.rejects,
+        vec![reject(4, "x,y", "expected 4 fields, found 2")]
+    );
     assert_eq!(a.positions, b.positions);
     assert_eq!(a.rows(), b.rows());
     assert_eq!(a.rejects, b.rejects);
@@ -267,7 +342,10 @@ fn batches_respect_max_rows() {
     }
     let mut src = open_csv(dir.path(), "big.csv", &csv, &[]);
     let d = drain(src.as_mut(), 1000);
-    assert_eq!(d.batches.iter().map(|b| b.num_rows()).collect::<Vec<_>>(), vec![1000, 1000, 500]);
+    assert_eq!(
+        d.batches.iter().map(|b| b.num_rows()).collect::<Vec<_>>(),
+        vec![1000, 1000, 500]
+    );
     assert_eq!(d.positions.first(), Some(&2));
     assert_eq!(d.positions.last(), Some(&2501));
     assert_eq!(d.rows()[2499], "S2499|dec:24995000|2499|ms:2499");

@@ -21,7 +21,11 @@ fn trades_with_all_columns() -> arrow::datatypes::SchemaRef {
 
 #[test]
 fn trades_are_deterministic_with_exact_first_rows() {
-    let p = props(&[("connector", "datagen"), ("generator", "trades"), ("events", "5")]);
+    let p = props(&[
+        ("connector", "datagen"),
+        ("generator", "trades"),
+        ("events", "5"),
+    ]);
     let mut a = create_source("d", trades_with_all_columns(), &p, Path::new(".")).expect("source");
     assert_eq!(a.location(), "datagen(trades)");
     let da = drain(a.as_mut(), 3);
@@ -54,7 +58,10 @@ fn trades_columns_are_chosen_by_name_and_values_do_not_depend_on_them() {
         ("interval.ms", "250"),
         ("symbols", "X, Y"),
     ]);
-    let s = schema(&[("ts", DataType::Timestamp(TimeUnit::Millisecond, None)), ("price", DataType::Decimal128(10, 2))]);
+    let s = schema(&[
+        ("ts", DataType::Timestamp(TimeUnit::Millisecond, None)),
+        ("price", DataType::Decimal128(10, 2)),
+    ]);
     let mut src = create_source("d", s, &p, Path::new(".")).expect("source");
     let rows = drain(src.as_mut(), 10).rows();
     assert_eq!(rows.len(), 3);
@@ -81,7 +88,10 @@ fn events_limit_is_exact() {
     let p = props(&[("connector", "datagen"), ("events", "2500")]);
     let mut src = create_source("d", trades_schema(), &p, Path::new(".")).expect("source");
     let d = drain(src.as_mut(), 1000);
-    assert_eq!(d.batches.iter().map(|b| b.num_rows()).collect::<Vec<_>>(), vec![1000, 1000, 500]);
+    assert_eq!(
+        d.batches.iter().map(|b| b.num_rows()).collect::<Vec<_>>(),
+        vec![1000, 1000, 500]
+    );
     assert_eq!(d.positions.last(), Some(&2500));
     assert!(matches!(src.poll(1000).expect("poll"), SourcePoll::End));
 }
@@ -100,18 +110,31 @@ fn rate_limits_rows_by_the_wall_clock() {
 #[test]
 fn unknown_and_mistyped_columns_are_errors() {
     let p = props(&[("connector", "datagen"), ("generator", "trades")]);
-    let s = schema(&[("symbol", DataType::Utf8), ("foo", DataType::Int64), ("bar", DataType::Utf8)]);
-    let err = create_source("d", s, &p, Path::new(".")).err().expect("error");
+    let s = schema(&[
+        ("symbol", DataType::Utf8),
+        ("foo", DataType::Int64),
+        ("bar", DataType::Utf8),
+    ]);
+    let err = create_source("d", s, &p, Path::new("."))
+        .err()
+        .expect("error");
     assert_eq!(
         err.to_string(),
         "generator 'trades' has no column 'foo', 'bar' (it generates: symbol, price, volume, ts, side, id)"
     );
     let s = schema(&[("price", DataType::Utf8)]);
-    let err = create_source("d", s, &p, Path::new(".")).err().expect("error");
-    assert_eq!(err.to_string(), "column 'price' of generator 'trades' must be DECIMAL or DOUBLE, not VARCHAR");
+    let err = create_source("d", s, &p, Path::new("."))
+        .err()
+        .expect("error");
+    assert_eq!(
+        err.to_string(),
+        "column 'price' of generator 'trades' must be DECIMAL or DOUBLE, not VARCHAR"
+    );
     let p = props(&[("connector", "datagen"), ("generator", "nexmark")]);
     let s = schema(&[("auction", DataType::Int64), ("name", DataType::Utf8)]);
-    let err = create_source("d", s, &p, Path::new(".")).err().expect("error");
+    let err = create_source("d", s, &p, Path::new("."))
+        .err()
+        .expect("error");
     assert_eq!(
         err.to_string(),
         "nexmark table 'bid' has no column 'name' (its columns: auction, bidder, price, channel, url, date_time, extra)"
@@ -125,9 +148,16 @@ fn nexmark_bids_and_people_are_deterministic() {
         ("bidder", DataType::Int64),
         ("price", DataType::Int64),
         ("channel", DataType::Utf8),
-        ("date_time", DataType::Timestamp(TimeUnit::Millisecond, None)),
+        (
+            "date_time",
+            DataType::Timestamp(TimeUnit::Millisecond, None),
+        ),
     ]);
-    let p = props(&[("connector", "datagen"), ("generator", "nexmark"), ("events", "3")]);
+    let p = props(&[
+        ("connector", "datagen"),
+        ("generator", "nexmark"),
+        ("events", "3"),
+    ]);
     let mut src = create_source("n", s.clone(), &p, Path::new(".")).expect("source");
     assert_eq!(src.location(), "datagen(nexmark)");
     let d = drain(src.as_mut(), 2);
@@ -143,11 +173,24 @@ fn nexmark_bids_and_people_are_deterministic() {
     let mut again = create_source("n", s, &p, Path::new(".")).expect("source");
     assert_eq!(drain(again.as_mut(), 3).rows(), d.rows());
 
-    let s = schema(&[("id", DataType::Int64), ("name", DataType::Utf8), ("date_time", DataType::Int64)]);
-    let p = props(&[("connector", "datagen"), ("generator", "nexmark"), ("table", "person"), ("events", "3")]);
+    let s = schema(&[
+        ("id", DataType::Int64),
+        ("name", DataType::Utf8),
+        ("date_time", DataType::Int64),
+    ]);
+    let p = props(&[
+        ("connector", "datagen"),
+        ("generator", "nexmark"),
+        ("table", "person"),
+        ("events", "3"),
+    ]);
     let mut people = create_source("p", s, &p, Path::new(".")).expect("source");
     assert_eq!(
         drain(people.as_mut(), 10).rows(),
-        vec!["1000|vicky noris|1704067200000", "1001|peter smith|1704067200005", "1002|kate jones|1704067200010"]
+        vec![
+            "1000|vicky noris|1704067200000",
+            "1001|peter smith|1704067200005",
+            "1002|kate jones|1704067200010"
+        ]
     );
 }

@@ -9,7 +9,11 @@ use ferris_runtime::{Reject, Source, SourcePoll};
 use std::io::Write;
 
 fn reject(position: u64, raw: &str, reason: &str) -> Reject {
-    Reject { position, raw: raw.into(), reason: reason.into() }
+    Reject {
+        position,
+        raw: raw.into(),
+        reason: reason.into(),
+    }
 }
 
 #[test]
@@ -61,7 +65,11 @@ fn json_lines_decode_exactly_with_rejects() {
                 r#"{"symbol":"Y","price":1.23456}"#,
                 "column 'price': value 1.23456 has more than 4 decimal places for DECIMAL(18,4)"
             ),
-            reject(11, r#"{"symbol":"Q","volume":1.5}"#, "column 'volume': cannot parse '1.5' as BIGINT"),
+            reject(
+                11,
+                r#"{"symbol":"Q","volume":1.5}"#,
+                "column 'volume': cannot parse '1.5' as BIGINT"
+            ),
             reject(12, "42", "expected a JSON object, found a number"),
         ]
     );
@@ -81,16 +89,27 @@ fn json_types_and_booleans() {
                 {\"b\":\"FALSE\",\"f\":-3,\"s\":7}\n\
                 {\"b\":\"maybe\"}\n";
     std::fs::write(dir.path().join("x.json"), text).expect("write");
-    let p = props(&[("connector", "file"), ("path", "x.json"), ("format", "json")]);
+    let p = props(&[
+        ("connector", "file"),
+        ("path", "x.json"),
+        ("format", "json"),
+    ]);
     let mut src = create_source("x", schema, &p, dir.path()).expect("source");
     let d = drain(src.as_mut(), 100);
     assert_eq!(
         d.rows(),
-        vec!["true|1.25|days:19737|us:1705311000123456|", "false|-3|NULL|NULL|7"]
+        vec![
+            "true|1.25|days:19737|us:1705311000123456|",
+            "false|-3|NULL|NULL|7"
+        ]
     );
     assert_eq!(
         d.rejects,
-        vec![reject(3, "{\"b\":\"maybe\"}", "column 'b': cannot parse 'maybe' as BOOLEAN")]
+        vec![reject(
+            3,
+            "{\"b\":\"maybe\"}",
+            "column 'b': cannot parse 'maybe' as BOOLEAN"
+        )]
     );
 }
 
@@ -99,16 +118,29 @@ fn json_follow_keeps_a_partial_line() {
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("f.jsonl");
     std::fs::write(&path, "{\"symbol\":\"A\"}\n{\"symbol\":").expect("write");
-    let p = props(&[("connector", "file"), ("path", "f.jsonl"), ("follow", "true")]);
+    let p = props(&[
+        ("connector", "file"),
+        ("path", "f.jsonl"),
+        ("follow", "true"),
+    ]);
     let mut src = create_source("f", trades_schema(), &p, dir.path()).expect("source");
     let SourcePoll::Batch { positions, .. } = src.poll(10).expect("poll") else {
         panic!("expected a batch");
     };
     assert_eq!(positions, vec![1]);
     assert!(matches!(src.poll(10).expect("poll"), SourcePoll::Idle));
-    let mut f = std::fs::OpenOptions::new().append(true).open(&path).expect("open");
-    f.write_all(b"\"B\"}\n\n{\"symbol\":\"C\"}\n").expect("append");
-    let SourcePoll::Batch { records, positions, rejects } = src.poll(10).expect("poll") else {
+    let mut f = std::fs::OpenOptions::new()
+        .append(true)
+        .open(&path)
+        .expect("open");
+    f.write_all(b"\"B\"}\n\n{\"symbol\":\"C\"}\n")
+        .expect("append");
+    let SourcePoll::Batch {
+        records,
+        positions,
+        rejects,
+    } = src.poll(10).expect("poll")
+    else {
         panic!("expected a batch");
     };
     assert_eq!(positions, vec![2, 4]);
@@ -119,15 +151,27 @@ fn json_follow_keeps_a_partial_line() {
 
 #[test]
 fn stdin_reads_json_lines() {
-    let input = "{\"symbol\":\"A\",\"price\":1}\r\nnot json\r\n{\"symbol\":\"B\",\"price\":\"2.5\"}";
-    let mut src =
-        StdinSource::new(Box::new(input.as_bytes()), trades_schema(), TextFormat::Json).expect("src");
+    let input =
+        "{\"symbol\":\"A\",\"price\":1}\r\nnot json\r\n{\"symbol\":\"B\",\"price\":\"2.5\"}";
+    let mut src = StdinSource::new(
+        Box::new(input.as_bytes()),
+        trades_schema(),
+        TextFormat::Json,
+    )
+    .expect("src");
     let d = drain(&mut src, 100);
     assert_eq!(src.location(), "stdin");
     assert_eq!(d.positions, vec![1, 3]);
-    assert_eq!(d.rows(), vec!["A|dec:10000|NULL|NULL", "B|dec:25000|NULL|NULL"]);
+    assert_eq!(
+        d.rows(),
+        vec!["A|dec:10000|NULL|NULL", "B|dec:25000|NULL|NULL"]
+    );
     assert_eq!(
         d.rejects,
-        vec![reject(2, "not json", "invalid JSON: expected ident at line 1 column 2")]
+        vec![reject(
+            2,
+            "not json",
+            "invalid JSON: expected ident at line 1 column 2"
+        )]
     );
 }

@@ -14,7 +14,10 @@ fn source_err(pairs: &[(&str, &str)]) -> String {
 }
 
 fn sink_err(pairs: &[(&str, &str)]) -> String {
-    create_sink("q", &props(pairs), Path::new(".")).err().expect("an error").to_string()
+    create_sink("q", &props(pairs), Path::new("."))
+        .err()
+        .expect("an error")
+        .to_string()
 }
 
 #[test]
@@ -33,7 +36,11 @@ fn unknown_keys_are_named_with_the_valid_ones() {
         "unknown property 'path' for the stdin source; valid properties: connector, format"
     );
     assert_eq!(
-        sink_err(&[("connector", "file"), ("path", "o.json"), ("follow", "true")]),
+        sink_err(&[
+            ("connector", "file"),
+            ("path", "o.json"),
+            ("follow", "true")
+        ]),
         "unknown property 'follow' for the file sink; valid properties: connector, path, format"
     );
     assert_eq!(
@@ -49,7 +56,11 @@ fn bad_values_are_named() {
         "invalid value 'xml' for property 'format' of the file source: expected 'csv' or 'json'"
     );
     assert_eq!(
-        source_err(&[("connector", "file"), ("path", "x.csv"), ("follow", "sometimes")]),
+        source_err(&[
+            ("connector", "file"),
+            ("path", "x.csv"),
+            ("follow", "sometimes")
+        ]),
         "invalid value 'sometimes' for property 'follow' of the file source: expected 'true' or 'false'"
     );
     assert_eq!(
@@ -63,7 +74,11 @@ fn bad_values_are_named() {
          expected a positive number"
     );
     assert_eq!(
-        source_err(&[("connector", "datagen"), ("generator", "nexmark"), ("table", "bids")]),
+        source_err(&[
+            ("connector", "datagen"),
+            ("generator", "nexmark"),
+            ("table", "bids")
+        ]),
         "invalid value 'bids' for property 'table' of the datagen source (generator 'nexmark'): \
          expected 'bid', 'auction' or 'person'"
     );
@@ -77,7 +92,11 @@ fn bad_values_are_named() {
          expected a timestamp such as 2024-01-01T00:00:00Z"
     );
     assert_eq!(
-        sink_err(&[("connector", "file"), ("path", "o.txt"), ("format", "parquet")]),
+        sink_err(&[
+            ("connector", "file"),
+            ("path", "o.txt"),
+            ("format", "parquet")
+        ]),
         "invalid value 'parquet' for property 'format' of the file sink: expected 'json' or 'csv'"
     );
 }

@@ -24,14 +24,22 @@ fn batch() -> RecordBatch {
         ("d", DataType::Date32),
     ]);
     let columns: Vec<ArrayRef> = vec![
-        Arc::new(StringArray::from(vec![Some("AAPL"), Some("a,\"b\"\nc"), None])),
+        Arc::new(StringArray::from(vec![
+            Some("AAPL"),
+            Some("a,\"b\"\nc"),
+            None,
+        ])),
         Arc::new(
             Decimal128Array::from(vec![Some(1_234_500), Some(-5), None])
                 .with_precision_and_scale(18, 4)
                 .expect("decimal"),
         ),
         Arc::new(Int64Array::from(vec![Some(100), None, Some(-1)])),
-        Arc::new(TimestampMillisecondArray::from(vec![Some(1_705_311_000_123), Some(0), None])),
+        Arc::new(TimestampMillisecondArray::from(vec![
+            Some(1_705_311_000_123),
+            Some(0),
+            None,
+        ])),
         Arc::new(BooleanArray::from(vec![Some(true), Some(false), None])),
         Arc::new(Float64Array::from(vec![Some(1.5), Some(f64::NAN), None])),
         Arc::new(Date32Array::from(vec![Some(19737), Some(-1), None])),
@@ -42,7 +50,11 @@ fn batch() -> RecordBatch {
 #[test]
 fn file_sink_writes_exact_json_lines() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let p = props(&[("connector", "file"), ("path", "out/sub/r.jsonl"), ("format", "json")]);
+    let p = props(&[
+        ("connector", "file"),
+        ("path", "out/sub/r.jsonl"),
+        ("format", "json"),
+    ]);
     let mut sink = create_sink("q", &p, dir.path()).expect("sink");
     assert_eq!(sink.describe(), "file out/sub/r.jsonl (json)");
     sink.write_batch(&batch()).expect("write");
@@ -66,8 +78,11 @@ fn file_sink_writes_exact_json_lines() {
 #[test]
 fn file_sink_writes_exact_csv_and_truncates_at_open() {
     let dir = tempfile::tempdir().expect("tempdir");
-    std::fs::write(dir.path().join("r.csv"), "old content that must disappear\n".repeat(10))
-        .expect("write");
+    std::fs::write(
+        dir.path().join("r.csv"),
+        "old content that must disappear\n".repeat(10),
+    )
+    .expect("write");
     let p = props(&[("connector", "file"), ("path", "r.csv")]);
     let mut sink = create_sink("q", &p, dir.path()).expect("sink");
     assert_eq!(sink.describe(), "file r.csv (csv)");
@@ -133,7 +148,11 @@ fn blackhole_and_stdout_sinks_are_created_from_properties() {
     let dir = tempfile::tempdir().expect("tempdir");
     let sink = create_sink("q", &props(&[("connector", "blackhole")]), dir.path()).expect("sink");
     assert_eq!(sink.describe(), "blackhole");
-    let sink = create_sink("q", &props(&[("connector", "stdout"), ("format", "json")]), dir.path())
-        .expect("sink");
+    let sink = create_sink(
+        "q",
+        &props(&[("connector", "stdout"), ("format", "json")]),
+        dir.path(),
+    )
+    .expect("sink");
     assert_eq!(sink.describe(), "stdout (json)");
 }

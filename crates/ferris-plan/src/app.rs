@@ -110,7 +110,9 @@ pub fn plan_application(sql: &str) -> Result<Application, AppError> {
             Statement::CreateSink(s) => {
                 let name = s.name.value.to_ascii_lowercase();
                 if app.sinks.iter().any(|k| k.name == name) || catalog.has_table(&name) {
-                    return Err(PlanError::at(format!("'{name}' is already declared"), s.span).into());
+                    return Err(
+                        PlanError::at(format!("'{name}' is already declared"), s.span).into(),
+                    );
                 }
                 let (engine, connector) = props::split(&s.properties, s.span)?;
                 app.sinks.push(SinkDecl {
@@ -122,7 +124,9 @@ pub fn plan_application(sql: &str) -> Result<Application, AppError> {
             Statement::CreateStreamAs(c) => {
                 let name = c.name.value.to_ascii_lowercase();
                 if catalog.has_table(&name) || app.queries.iter().any(|q| q.name == name) {
-                    return Err(PlanError::at(format!("'{name}' is already declared"), c.span).into());
+                    return Err(
+                        PlanError::at(format!("'{name}' is already declared"), c.span).into(),
+                    );
                 }
                 let (engine, sink) = props::split(&c.properties, c.span)?;
                 let plan = plan_query(&c.query, &catalog)?;
@@ -180,7 +184,10 @@ fn declare_source(
 ) -> Result<SourceDecl, PlanError> {
     let name = s.name.value.to_ascii_lowercase();
     if catalog.has_table(&name) || app.sinks.iter().any(|k| k.name == name) {
-        return Err(PlanError::at(format!("'{name}' is already declared"), s.span));
+        return Err(PlanError::at(
+            format!("'{name}' is already declared"),
+            s.span,
+        ));
     }
     if s.columns.is_empty() {
         return Err(PlanError::at(
@@ -193,16 +200,26 @@ fn declare_source(
         let t = arrow_type(&c.data_type).map_err(|m| PlanError::at(m, c.span))?;
         let col = c.name.value.to_ascii_lowercase();
         if fields.iter().any(|f: &Field| f.name() == &col) {
-            return Err(PlanError::at(format!("column '{col}' is declared twice"), c.span));
+            return Err(PlanError::at(
+                format!("column '{col}' is declared twice"),
+                c.span,
+            ));
         }
         fields.push(Field::new(col, t, !c.not_null));
     }
     let schema = Arc::new(Schema::new(fields));
     let (engine, connector) = props::split(&s.properties, s.span)?;
-    let primary_key: Vec<String> = s.primary_key.iter().map(|i| i.value.to_ascii_lowercase()).collect();
+    let primary_key: Vec<String> = s
+        .primary_key
+        .iter()
+        .map(|i| i.value.to_ascii_lowercase())
+        .collect();
     for k in &primary_key {
         if schema.field_with_name(k).is_err() {
-            return Err(PlanError::at(format!("PRIMARY KEY column '{k}' is not declared"), s.span));
+            return Err(PlanError::at(
+                format!("PRIMARY KEY column '{k}' is not declared"),
+                s.span,
+            ));
         }
     }
     if s.kind == SourceKind::Table && primary_key.is_empty() {
@@ -212,7 +229,11 @@ fn declare_source(
         ));
     }
     let event_time = match (&s.watermark, &engine.event_time_field) {
-        (Some(w), _) => Some((w.column.value.to_ascii_lowercase(), w.max_out_of_orderness_ms, w.span)),
+        (Some(w), _) => Some((
+            w.column.value.to_ascii_lowercase(),
+            w.max_out_of_orderness_ms,
+            w.span,
+        )),
         (None, Some(f)) => Some((
             f.to_ascii_lowercase(),
             engine.max_out_of_orderness_ms.unwrap_or(0),
@@ -225,12 +246,18 @@ fn declare_source(
             Ok(f) if matches!(f.data_type(), DataType::Timestamp(_, _)) => {}
             Ok(f) => {
                 return Err(PlanError::at(
-                    format!("event-time column '{col}' must be a TIMESTAMP, found {}", f.data_type()),
+                    format!(
+                        "event-time column '{col}' must be a TIMESTAMP, found {}",
+                        f.data_type()
+                    ),
                     *span,
                 ));
             }
             Err(_) => {
-                return Err(PlanError::at(format!("event-time column '{col}' is not declared"), *span));
+                return Err(PlanError::at(
+                    format!("event-time column '{col}' is not declared"),
+                    *span,
+                ));
             }
         }
     }
@@ -255,8 +282,12 @@ fn declare_source(
 fn explain(e: &ast::Explain, catalog: &Catalog) -> Result<String, PlanError> {
     match &e.target {
         ast::ExplainTarget::Plan(q) if e.options.is_empty() => explain_plan(q, catalog),
-        ast::ExplainTarget::Plan(_) => Err(PlanError::not_supported("EXPLAIN with options", e.span)),
-        ast::ExplainTarget::Topology(_) => Err(PlanError::not_supported("EXPLAIN TOPOLOGY", e.span)),
+        ast::ExplainTarget::Plan(_) => {
+            Err(PlanError::not_supported("EXPLAIN with options", e.span))
+        }
+        ast::ExplainTarget::Topology(_) => {
+            Err(PlanError::not_supported("EXPLAIN TOPOLOGY", e.span))
+        }
         _ => Err(PlanError::not_supported("multi-query EXPLAIN", e.span)),
     }
 }
@@ -281,7 +312,11 @@ fn explain_plan(q: &StreamingQuery, catalog: &Catalog) -> Result<String, PlanErr
 
 /// Instantiates the connectors of `app` into a runnable job. Relative paths resolve against
 /// `base_dir`.
-pub fn build_job(app: &Application, config: JobConfig, base_dir: &Path) -> Result<JobSpec, PlanError> {
+pub fn build_job(
+    app: &Application,
+    config: JobConfig,
+    base_dir: &Path,
+) -> Result<JobSpec, PlanError> {
     let mut sources: Vec<SourceSpec> = Vec::new();
     let mut source_index: BTreeMap<String, usize> = BTreeMap::new();
     let mut dead_letters: Vec<Box<dyn DeadLetterWriter>> = Vec::new();
@@ -289,7 +324,10 @@ pub fn build_job(app: &Application, config: JobConfig, base_dir: &Path) -> Resul
     let mut queries = Vec::new();
     for q in &app.queries {
         let Some(decl) = app.sources.iter().find(|s| s.name == q.plan.source) else {
-            return Err(PlanError::at(format!("unknown source '{}'", q.plan.source), q.span));
+            return Err(PlanError::at(
+                format!("unknown source '{}'", q.plan.source),
+                q.span,
+            ));
         };
         let index = match source_index.get(&decl.name) {
             Some(i) => *i,

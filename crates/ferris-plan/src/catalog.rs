@@ -4,7 +4,7 @@ use arrow::datatypes::{DataType, SchemaRef};
 use datafusion_common::config::ConfigOptions;
 use datafusion_common::{DataFusionError, Result, TableReference};
 use datafusion_expr::logical_plan::builder::LogicalTableSource;
-use datafusion_expr::planner::ContextProvider;
+use datafusion_expr::planner::{ContextProvider, ExprPlanner};
 use datafusion_expr::{AggregateUDF, HigherOrderUDF, ScalarUDF, TableSource, WindowUDF};
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -16,6 +16,7 @@ pub struct Catalog {
     aggregates: HashMap<String, Arc<AggregateUDF>>,
     windows: HashMap<String, Arc<WindowUDF>>,
     options: ConfigOptions,
+    planners: Vec<Arc<dyn ExprPlanner>>,
 }
 
 impl Default for Catalog {
@@ -54,6 +55,13 @@ impl Catalog {
             aggregates,
             windows,
             options: ConfigOptions::default(),
+            planners: vec![
+                Arc::new(datafusion_functions::core::planner::CoreFunctionPlanner::default()),
+                Arc::new(datafusion_functions::unicode::planner::UnicodeFunctionPlanner),
+                Arc::new(datafusion_functions::datetime::planner::DatetimeFunctionPlanner),
+                Arc::new(datafusion_functions_aggregate::planner::AggregateFunctionPlanner),
+                Arc::new(datafusion_functions_window::planner::WindowFunctionPlanner),
+            ],
         }
     }
 
@@ -90,10 +98,17 @@ impl ContextProvider for Catalog {
                     if known.is_empty() {
                         "none (declare it with CREATE STREAM ... WITH (...))".to_string()
                     } else {
-                        known.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", ")
+                        known
+                            .iter()
+                            .map(|s| s.as_str())
+                            .collect::<Vec<_>>()
+                            .join(", ")
                     }
                 ))
             })
+    }
+    fn get_expr_planners(&self) -> &[Arc<dyn ExprPlanner>] {
+        &self.planners
     }
     fn get_function_meta(&self, name: &str) -> Option<Arc<ScalarUDF>> {
         self.scalars.get(name).cloned()

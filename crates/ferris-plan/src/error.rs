@@ -14,7 +14,9 @@ pub struct PlanError {
 
 fn position(span: &Option<Span>) -> String {
     match span {
-        Some(s) if s.start.line > 0 => format!(" at line {}, column {}", s.start.line, s.start.column),
+        Some(s) if s.start.line > 0 => {
+            format!(" at line {}, column {}", s.start.line, s.start.column)
+        }
         _ => String::new(),
     }
 }
@@ -47,15 +49,13 @@ impl PlanError {
     /// The error with the offending line and a caret under the position.
     pub fn render(&self, sql: &str) -> String {
         match self.span {
-            Some(span) if span.start.line > 0 => {
-                ferris_sql::SqlError::new(
-                    self.message.clone(),
-                    span.start.line,
-                    span.start.column,
-                    caret_len(span) as u64,
-                )
-                .render(sql)
-            }
+            Some(span) if span.start.line > 0 => ferris_sql::SqlError::new(
+                self.message.clone(),
+                span.start.line,
+                span.start.column,
+                caret_len(span) as u64,
+            )
+            .render(sql),
             _ => format!("error: {self}"),
         }
     }

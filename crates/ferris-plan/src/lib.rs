@@ -21,7 +21,9 @@ pub mod props;
 mod query;
 mod types;
 
-pub use app::{AppError, Application, PlannedQuery, SinkDecl, SourceDecl, build_job, plan_application};
+pub use app::{
+    AppError, Application, PlannedQuery, SinkDecl, SourceDecl, build_job, plan_application,
+};
 pub use catalog::Catalog;
 pub use error::PlanError;
 pub use operators::{FilterOp, ProjectOp};

@@ -40,17 +40,30 @@ pub struct EngineProps {
 
 /// Splits a `WITH` list into engine settings and connector properties. Duplicate keys are
 /// an error at the second occurrence.
-pub fn split(props: &[Property], fallback: Span) -> Result<(EngineProps, BTreeMap<String, String>), PlanError> {
+pub fn split(
+    props: &[Property],
+    fallback: Span,
+) -> Result<(EngineProps, BTreeMap<String, String>), PlanError> {
     let mut engine = EngineProps::default();
     let mut connector = BTreeMap::new();
     let mut seen = BTreeMap::new();
     for p in props {
-        let span = if p.span.start.line > 0 { p.span } else { fallback };
+        let span = if p.span.start.line > 0 {
+            p.span
+        } else {
+            fallback
+        };
         if seen.insert(p.key.clone(), ()).is_some() {
-            return Err(PlanError::at(format!("property '{}' is given twice", p.key), span));
+            return Err(PlanError::at(
+                format!("property '{}' is given twice", p.key),
+                span,
+            ));
         }
         let bad = |what: &str| {
-            PlanError::at(format!("property '{}' = '{}': {what}", p.key, p.value), span)
+            PlanError::at(
+                format!("property '{}' = '{}': {what}", p.key, p.value),
+                span,
+            )
         };
         match p.key.as_str() {
             "error.strategy" => {
@@ -63,7 +76,8 @@ pub fn split(props: &[Property], fallback: Span) -> Result<(EngineProps, BTreeMa
             }
             "event.time.field" => engine.event_time_field = Some(p.value.clone()),
             "watermark.max_out_of_orderness" => {
-                engine.max_out_of_orderness_ms = Some(parse_duration_ms(&p.value).map_err(|e| bad(&e))?)
+                engine.max_out_of_orderness_ms =
+                    Some(parse_duration_ms(&p.value).map_err(|e| bad(&e))?)
             }
             "watermark.idle_timeout" => {
                 engine.idle_timeout_ms = Some(parse_duration_ms(&p.value).map_err(|e| bad(&e))?)
@@ -104,9 +118,14 @@ pub fn parse_duration_ms(v: &str) -> Result<i64, String> {
         "m" => 60_000,
         "h" => 3_600_000,
         "d" => 86_400_000,
-        other => return Err(format!("unknown duration unit '{other}': use ms, s, m, h or d")),
+        other => {
+            return Err(format!(
+                "unknown duration unit '{other}': use ms, s, m, h or d"
+            ));
+        }
     };
-    n.checked_mul(factor).ok_or_else(|| format!("duration '{v}' is too large"))
+    n.checked_mul(factor)
+        .ok_or_else(|| format!("duration '{v}' is too large"))
 }
 
 #[cfg(test)]

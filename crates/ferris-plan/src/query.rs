@@ -71,7 +71,10 @@ impl StatelessPlan {
 /// Plans `query` against `catalog`.
 pub fn plan_query(query: &StreamingQuery, catalog: &Catalog) -> Result<StatelessPlan, PlanError> {
     if let Some(w) = &query.window {
-        return Err(PlanError::not_supported("WINDOW (windowed aggregation)", w.span));
+        return Err(PlanError::not_supported(
+            "WINDOW (windowed aggregation)",
+            w.span,
+        ));
     }
     if let Some(e) = &query.emit {
         return Err(PlanError::not_supported("EMIT", e.span));
@@ -104,8 +107,7 @@ fn lower(plan: &LogicalPlan, span: Span, logical_plan: String) -> Result<Statele
     };
     let mut input = projection.input.as_ref();
     let mut filter_expr: Option<&Expr> = None;
-    let mut source = None;
-    loop {
+    let source = loop {
         match input {
             LogicalPlan::Filter(f) if filter_expr.is_none() => {
                 filter_expr = Some(&f.predicate);
@@ -113,13 +115,11 @@ fn lower(plan: &LogicalPlan, span: Span, logical_plan: String) -> Result<Statele
             }
             LogicalPlan::SubqueryAlias(a) => input = a.input.as_ref(),
             LogicalPlan::TableScan(scan) if scan.filters.is_empty() && scan.fetch.is_none() => {
-                source = Some(scan.table_name.table().to_ascii_lowercase());
-                break;
+                break scan.table_name.table().to_ascii_lowercase();
             }
             other => return Err(unsupported_plan(other, span)),
         }
-    }
-    let source = source.ok_or_else(|| PlanError::at("the query reads no source", span))?;
+    };
     let input_df: &DFSchema = projection.input.schema();
     let props = ExecutionProps::new();
     let ctx = PhysicalPlanningContext::default();
@@ -156,7 +156,9 @@ fn lower(plan: &LogicalPlan, span: Span, logical_plan: String) -> Result<Statele
 
 fn unsupported_plan(plan: &LogicalPlan, span: Span) -> PlanError {
     let what = match plan {
-        LogicalPlan::Aggregate(_) => "aggregation without GROUP BY (e.g. COUNT(*) over the whole stream)",
+        LogicalPlan::Aggregate(_) => {
+            "aggregation without GROUP BY (e.g. COUNT(*) over the whole stream)"
+        }
         LogicalPlan::Window(_) => "an OVER window",
         LogicalPlan::Join(_) => "JOIN",
         LogicalPlan::Sort(_) => "ORDER BY",
@@ -173,7 +175,10 @@ fn unsupported_plan(plan: &LogicalPlan, span: Span) -> PlanError {
 fn check_supported_shape(query: &StreamingQuery) -> Result<(), PlanError> {
     let q = &query.query;
     if let Some(order_by) = &q.order_by {
-        return Err(PlanError::not_supported("ORDER BY", span_of(order_by.span())));
+        return Err(PlanError::not_supported(
+            "ORDER BY",
+            span_of(order_by.span()),
+        ));
     }
     if let Some(limit) = &q.limit_clause {
         return Err(PlanError::not_supported("LIMIT", span_of(limit.span())));
@@ -203,10 +208,16 @@ fn check_supported_shape(query: &StreamingQuery) -> Result<(), PlanError> {
     }
     match &select.group_by {
         GroupByExpr::Expressions(exprs, _) if !exprs.is_empty() => {
-            return Err(PlanError::not_supported("GROUP BY", span_of(exprs[0].span())));
+            return Err(PlanError::not_supported(
+                "GROUP BY",
+                span_of(exprs[0].span()),
+            ));
         }
         GroupByExpr::All(_) => {
-            return Err(PlanError::not_supported("GROUP BY ALL", span_of(select.span())));
+            return Err(PlanError::not_supported(
+                "GROUP BY ALL",
+                span_of(select.span()),
+            ));
         }
         _ => {}
     }
@@ -219,7 +230,10 @@ fn check_supported_shape(query: &StreamingQuery) -> Result<(), PlanError> {
             _ => continue,
         };
         if let Some(span) = find_over(expr) {
-            return Err(PlanError::not_supported("OVER (window functions)", span_of(span)));
+            return Err(PlanError::not_supported(
+                "OVER (window functions)",
+                span_of(span),
+            ));
         }
     }
     Ok(())

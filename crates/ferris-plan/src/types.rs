@@ -10,8 +10,14 @@ use sqlparser::ast::{DataType as SqlType, ExactNumberInfo, TimezoneInfo};
 pub fn arrow_type(t: &SqlType) -> Result<DataType, String> {
     use SqlType as S;
     Ok(match t {
-        S::Varchar(_) | S::Char(_) | S::Text | S::String(_) | S::CharVarying(_)
-        | S::Character(_) | S::CharacterVarying(_) | S::Nvarchar(_) => DataType::Utf8,
+        S::Varchar(_)
+        | S::Char(_)
+        | S::Text
+        | S::String(_)
+        | S::CharVarying(_)
+        | S::Character(_)
+        | S::CharacterVarying(_)
+        | S::Nvarchar(_) => DataType::Utf8,
         S::Boolean | S::Bool => DataType::Boolean,
         S::TinyInt(_) => DataType::Int8,
         S::SmallInt(_) | S::Int2(_) => DataType::Int16,

@@ -171,9 +171,11 @@ mod tests {
 
     fn batch(rows: i64) -> Message {
         let schema = Arc::new(Schema::new(vec![Field::new("v", DataType::Int64, false)]));
-        let records =
-            RecordBatch::try_new(schema, vec![Arc::new(Int64Array::from_iter_values(0..rows))])
-                .expect("valid batch");
+        let records = RecordBatch::try_new(
+            schema,
+            vec![Arc::new(Int64Array::from_iter_values(0..rows))],
+        )
+        .expect("valid batch");
         Message::ProcessBatch(ProcessBatch {
             batch_id: 0,
             records,
@@ -199,17 +201,29 @@ mod tests {
         // Full: an 1-row message must wait until the receiver takes something.
         let pending = tokio::time::timeout(std::time::Duration::from_millis(20), tx.send(batch(1)));
         assert!(pending.await.is_err(), "send into a full channel must wait");
-        assert_eq!(registry.gauge(names::CHANNEL_DEPTH_ROWS, &[("channel", "c")]).get(), 10);
+        assert_eq!(
+            registry
+                .gauge(names::CHANNEL_DEPTH_ROWS, &[("channel", "c")])
+                .get(),
+            10
+        );
         assert_eq!(rx.recv().await.map(|m| m.rows()), Some(6));
         tx.send(batch(5)).await.expect("room again");
-        assert_eq!(registry.gauge(names::CHANNEL_DEPTH_ROWS, &[("channel", "c")]).get(), 9);
+        assert_eq!(
+            registry
+                .gauge(names::CHANNEL_DEPTH_ROWS, &[("channel", "c")])
+                .get(),
+            9
+        );
     }
 
     #[tokio::test]
     async fn oversized_batch_passes_alone() {
         let registry = Registry::new();
         let (tx, mut rx) = channel("c", 2, &registry);
-        tx.send(batch(100)).await.expect("oversized fits an empty channel");
+        tx.send(batch(100))
+            .await
+            .expect("oversized fits an empty channel");
         assert_eq!(rx.recv().await.map(|m| m.rows()), Some(100));
     }
 

@@ -84,7 +84,9 @@ impl DeadLetterWriter for JsonLinesDeadLetterFile {
     fn write(&mut self, record: &DeadLetterRecord) -> Result<(), String> {
         let mut line = record.to_json();
         line.push('\n');
-        self.out.write_all(line.as_bytes()).map_err(|e| e.to_string())
+        self.out
+            .write_all(line.as_bytes())
+            .map_err(|e| e.to_string())
     }
     fn flush(&mut self) -> Result<(), String> {
         self.out.flush().map_err(|e| e.to_string())

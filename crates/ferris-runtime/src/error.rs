@@ -43,7 +43,9 @@ impl fmt::Display for ErrorStrategy {
 #[derive(Debug, thiserror::Error)]
 pub enum RuntimeError {
     /// Input data was bad and the strategy is `fail`.
-    #[error("bad input in source '{source_name}' at {position}: {reason} (correlation id {correlation_id})")]
+    #[error(
+        "bad input in source '{source_name}' at {position}: {reason} (correlation id {correlation_id})"
+    )]
     BadInput {
         /// Source name.
         source_name: String,
@@ -63,7 +65,9 @@ pub enum RuntimeError {
         reason: String,
     },
     /// A sink could not write after every retry and the strategy is `fail`.
-    #[error("sink '{sink}' of query '{query}' failed after {attempts} attempt(s): {reason} (correlation id {correlation_id})")]
+    #[error(
+        "sink '{sink}' of query '{query}' failed after {attempts} attempt(s): {reason} (correlation id {correlation_id})"
+    )]
     Sink {
         /// Query name.
         query: String,

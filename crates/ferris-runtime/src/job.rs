@@ -38,8 +38,7 @@ pub struct SourceSpec {
 }
 
 /// Builds one partition pipeline's operator chain (called once per worker).
-pub type OperatorFactory =
-    Arc<dyn Fn() -> Result<Vec<Box<dyn Operator>>, String> + Send + Sync>;
+pub type OperatorFactory = Arc<dyn Fn() -> Result<Vec<Box<dyn Operator>>, String> + Send + Sync>;
 
 /// A continuous query of the job.
 pub struct QuerySpec {
@@ -163,22 +162,24 @@ pub async fn run_job(
         let (tx, mut rx) = mpsc::channel::<DeadLetterRecord>(config.dead_letter_capacity.max(1));
         dl_senders.push(tx);
         let counter = registry.counter(names::DEAD_LETTER_RECORDS, &[("path", &writer.describe())]);
-        blocking.push(tokio::task::spawn_blocking(move || -> Result<(), TaskEnd> {
-            let fail = |e: String, w: &dyn DeadLetterWriter| {
-                TaskEnd::Failed(RuntimeError::DeadLetter {
-                    path: w.describe(),
-                    reason: e,
-                })
-            };
-            while let Some(rec) = rx.blocking_recv() {
-                writer.write(&rec).map_err(|e| fail(e, writer.as_ref()))?;
-                counter.inc();
-                if rx.is_empty() {
-                    writer.flush().map_err(|e| fail(e, writer.as_ref()))?;
+        blocking.push(tokio::task::spawn_blocking(
+            move || -> Result<(), TaskEnd> {
+                let fail = |e: String, w: &dyn DeadLetterWriter| {
+                    TaskEnd::Failed(RuntimeError::DeadLetter {
+                        path: w.describe(),
+                        reason: e,
+                    })
+                };
+                while let Some(rec) = rx.blocking_recv() {
+                    writer.write(&rec).map_err(|e| fail(e, writer.as_ref()))?;
+                    counter.inc();
+                    if rx.is_empty() {
+                        writer.flush().map_err(|e| fail(e, writer.as_ref()))?;
+                    }
                 }
-            }
-            writer.flush().map_err(|e| fail(e, writer.as_ref()))
-        }));
+                writer.flush().map_err(|e| fail(e, writer.as_ref()))
+            },
+        ));
     }
 
     // Per source: the senders of every query reading it, one per worker.
@@ -429,7 +430,10 @@ impl SinkTask {
             failed: r.counter(names::SINK_ROWS_FAILED, &l),
             dead_lettered: r.counter(names::SINK_ROWS_DEAD_LETTERED, &l),
             retries: r.counter(names::SINK_RETRIES, &l),
-            latency: r.histogram(names::END_TO_END_LATENCY_NANOS, &[("query", &*self.ctx.name)]),
+            latency: r.histogram(
+                names::END_TO_END_LATENCY_NANOS,
+                &[("query", &*self.ctx.name)],
+            ),
         };
         let n = self.inputs.len();
         let mut next = 0;
@@ -483,7 +487,8 @@ impl SinkTask {
             match self.sink.write_batch(&pb.records) {
                 Ok(()) => {
                     m.written.add(rows as u64);
-                    m.latency.record(pb.meta.read_at.elapsed().as_nanos() as u64);
+                    m.latency
+                        .record(pb.meta.read_at.elapsed().as_nanos() as u64);
                     return Ok(());
                 }
                 Err(e) if attempt < attempts => {

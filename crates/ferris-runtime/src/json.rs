@@ -122,8 +122,8 @@ impl<'a> JsonRowEncoder<'a> {
             columns.push(if direct {
                 Column::Direct(array.as_ref())
             } else {
-                let f = ArrayFormatter::try_new(array.as_ref(), options)
-                    .map_err(|e| e.to_string())?;
+                let f =
+                    ArrayFormatter::try_new(array.as_ref(), options).map_err(|e| e.to_string())?;
                 Column::Fallback(array.as_ref(), f)
             });
         }
@@ -169,7 +169,10 @@ fn write_value(a: &dyn Array, row: usize, out: &mut Vec<u8>) {
         DataType::UInt16 => write!(out, "{}", a.as_primitive::<t::UInt16Type>().value(row)),
         DataType::UInt32 => write!(out, "{}", a.as_primitive::<t::UInt32Type>().value(row)),
         DataType::UInt64 => write!(out, "{}", a.as_primitive::<t::UInt64Type>().value(row)),
-        DataType::Float32 => write_float(f64::from(a.as_primitive::<t::Float32Type>().value(row)), out),
+        DataType::Float32 => write_float(
+            f64::from(a.as_primitive::<t::Float32Type>().value(row)),
+            out,
+        ),
         DataType::Float64 => write_float(a.as_primitive::<t::Float64Type>().value(row), out),
         DataType::Utf8 => {
             write_json_string(out, a.as_string::<i32>().value(row));
@@ -274,7 +277,10 @@ mod tests {
                         .with_precision_and_scale(18, 4)
                         .expect("valid decimal"),
                 ),
-                Arc::new(TimestampMillisecondArray::from(vec![Some(1_705_311_000_123), None])),
+                Arc::new(TimestampMillisecondArray::from(vec![
+                    Some(1_705_311_000_123),
+                    None,
+                ])),
                 Arc::new(Float64Array::from(vec![Some(1.5), Some(f64::NAN)])),
             ],
         )
@@ -283,6 +289,9 @@ mod tests {
             row_to_json(&batch, 0),
             r#"{"s":"a\"b\n","p":150.0000,"ts":"2024-01-15T09:30:00.123Z","f":1.5}"#
         );
-        assert_eq!(row_to_json(&batch, 1), r#"{"s":null,"p":null,"ts":null,"f":null}"#);
+        assert_eq!(
+            row_to_json(&batch, 1),
+            r#"{"s":null,"p":null,"ts":null,"f":null}"#
+        );
     }
 }

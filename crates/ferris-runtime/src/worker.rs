@@ -54,7 +54,9 @@ impl Worker {
         while let Some(msg) = self.input.recv().await {
             match msg {
                 Message::ProcessBatch(pb) => {
-                    self.ctx.rows_in.add((pb.records.num_rows() + pb.meta.rejects.len()) as u64);
+                    self.ctx
+                        .rows_in
+                        .add((pb.records.num_rows() + pb.meta.rejects.len()) as u64);
                     self.handle_rejects(&pb).await?;
                     let records = self.apply(&pb, &metrics).await?;
                     let out = Message::ProcessBatch(ProcessBatch { records, ..pb });
@@ -165,18 +167,21 @@ fn run_chain(
     let mut out = Vec::with_capacity(1);
     for (i, op) in ops.iter_mut().enumerate() {
         out.clear();
+        let rows_in = current.num_rows() as u64;
         let started = Instant::now();
         op.process_batch(&current, &mut out)
             .map_err(|e| e.message)?;
         current = match out.len() {
             0 => RecordBatch::new_empty(op.schema()),
-            1 => out.pop().unwrap_or_else(|| RecordBatch::new_empty(op.schema())),
+            1 => out
+                .pop()
+                .unwrap_or_else(|| RecordBatch::new_empty(op.schema())),
             _ => arrow::compute::concat_batches(&op.schema(), &out).map_err(|e| e.to_string())?,
         };
         if let Some(m) = metrics.and_then(|m| m.get(i)) {
             m.nanos.record(started.elapsed().as_nanos() as u64);
             m.batches.inc();
-            m.rows_in.add(input.num_rows() as u64);
+            m.rows_in.add(rows_in);
             m.rows_out.add(current.num_rows() as u64);
         }
     }

@@ -26,7 +26,12 @@ pub struct CountingSource {
 
 impl CountingSource {
     pub fn new(total: i64, read: Arc<AtomicU64>) -> Self {
-        CountingSource { next: 0, total, read, bad: Vec::new() }
+        CountingSource {
+            next: 0,
+            total,
+            read,
+            bad: Vec::new(),
+        }
     }
 }
 
@@ -47,17 +52,26 @@ impl Source for CountingSource {
         let mut rejects = Vec::new();
         for v in self.next..end {
             if self.bad.contains(&v) {
-                rejects.push(Reject { position: v as u64 + 1, raw: format!("bad{v}"), reason: "bad row".into() });
+                rejects.push(Reject {
+                    position: v as u64 + 1,
+                    raw: format!("bad{v}"),
+                    reason: "bad row".into(),
+                });
             } else {
                 values.push(v);
                 positions.push(v as u64 + 1);
             }
         }
-        self.read.fetch_add((end - self.next) as u64, Ordering::SeqCst);
+        self.read
+            .fetch_add((end - self.next) as u64, Ordering::SeqCst);
         self.next = end;
         let records = RecordBatch::try_new(schema(), vec![Arc::new(Int64Array::from(values))])
             .map_err(|e| SourceError(e.to_string()))?;
-        Ok(SourcePoll::Batch { records, positions, rejects })
+        Ok(SourcePoll::Batch {
+            records,
+            positions,
+            rejects,
+        })
     }
 }
 
@@ -77,7 +91,11 @@ impl Operator for TestFilter {
     fn schema(&self) -> SchemaRef {
         schema()
     }
-    fn process_batch(&mut self, input: &RecordBatch, out: &mut Vec<RecordBatch>) -> Result<(), OperatorError> {
+    fn process_batch(
+        &mut self,
+        input: &RecordBatch,
+        out: &mut Vec<RecordBatch>,
+    ) -> Result<(), OperatorError> {
         let col = input.column(0).as_primitive::<Int64Type>();
         if let Some(f) = self.fail_on
             && col.values().contains(&f)
@@ -85,8 +103,15 @@ impl Operator for TestFilter {
             return Err(OperatorError::new(format!("cannot evaluate v = {f}")));
         }
         let keep_all = self.modulus == i64::MAX;
-        let mask: BooleanArray = col.values().iter().map(|v| Some(keep_all || v % self.modulus != 0)).collect();
-        out.push(arrow::compute::filter_record_batch(input, &mask).map_err(|e| OperatorError::new(e.to_string()))?);
+        let mask: BooleanArray = col
+            .values()
+            .iter()
+            .map(|v| Some(keep_all || v % self.modulus != 0))
+            .collect();
+        out.push(
+            arrow::compute::filter_record_batch(input, &mask)
+                .map_err(|e| OperatorError::new(e.to_string()))?,
+        );
         Ok(())
     }
 }
@@ -112,7 +137,14 @@ pub struct CollectingSink {
 
 impl CollectingSink {
     pub fn new(out: Arc<Mutex<Collected>>, read: Arc<AtomicU64>) -> Self {
-        CollectingSink { out, read, delay: Duration::ZERO, fail_write: None, delays: None, attempts: 0 }
+        CollectingSink {
+            out,
+            read,
+            delay: Duration::ZERO,
+            fail_write: None,
+            delays: None,
+            attempts: 0,
+        }
     }
 }
 
@@ -136,7 +168,10 @@ impl Sink for CollectingSink {
         self.attempts += 1;
         let col = batch.column(0).as_primitive::<Int64Type>();
         if col.values().first().map(|v| *v as u64) == self.fail_write {
-            return Err(SinkError(format!("injected flush failure for the batch starting at {}", col.value(0))));
+            return Err(SinkError(format!(
+                "injected flush failure for the batch starting at {}",
+                col.value(0)
+            )));
         }
         out.writes += 1;
         assert_eq!(col.null_count(), 0);
@@ -153,7 +188,10 @@ impl DeadLetterWriter for MemoryDeadLetters {
         "memory".into()
     }
     fn write(&mut self, record: &DeadLetterRecord) -> Result<(), String> {
-        self.0.lock().map_err(|_| "poisoned".to_string())?.push(record.clone());
+        self.0
+            .lock()
+            .map_err(|_| "poisoned".to_string())?
+            .push(record.clone());
         Ok(())
     }
     fn flush(&mut self) -> Result<(), String> {

@@ -66,15 +66,23 @@ fn run(s: Setup) -> Outcome {
     let mut sink = CollectingSink::new(collected.clone(), read);
     sink.delay = s.sink_delay;
     sink.fail_write = s.fail_write;
-    sink.delays = s.random_delays.map(|seed| (seed, vec![0, 0, 0, 5, 50, 200]));
+    sink.delays = s
+        .random_delays
+        .map(|seed| (seed, vec![0, 0, 0, 5, 50, 200]));
     let (modulus, fail_on) = (s.modulus, s.fail_on);
     let spec = JobSpec {
-        sources: vec![SourceSpec { name: "numbers".into(), source: Box::new(source), batch_size: s.batch }],
+        sources: vec![SourceSpec {
+            name: "numbers".into(),
+            source: Box::new(source),
+            batch_size: s.batch,
+        }],
         queries: vec![QuerySpec {
             name: "q".into(),
             source: 0,
             operators: Arc::new(move || {
-                Ok(vec![Box::new(TestFilter { modulus, fail_on }) as Box<dyn Operator>])
+                Ok(vec![
+                    Box::new(TestFilter { modulus, fail_on }) as Box<dyn Operator>
+                ])
             }),
             sink: Box::new(sink),
             strategy: s.strategy,
@@ -85,17 +93,29 @@ fn run(s: Setup) -> Outcome {
         config: JobConfig {
             channel_capacity_rows: s.capacity,
             parallelism: s.parallelism,
-            retry: RetryPolicy { attempts: 2, initial_backoff: Duration::from_millis(1), max_backoff: Duration::from_millis(2) },
+            retry: RetryPolicy {
+                attempts: 2,
+                initial_backoff: Duration::from_millis(1),
+                max_backoff: Duration::from_millis(2),
+            },
             dead_letter_capacity: 16,
         },
     };
     let registry = Registry::new();
     let result = rt.block_on(async {
-        tokio::time::timeout(Duration::from_secs(300), run_job(spec, registry.clone(), Shutdown::new()))
-            .await
-            .expect("job finished before the safety timeout (no deadlock)")
+        tokio::time::timeout(
+            Duration::from_secs(300),
+            run_job(spec, registry.clone(), Shutdown::new()),
+        )
+        .await
+        .expect("job finished before the safety timeout (no deadlock)")
     });
-    Outcome { result, collected, dead, registry }
+    Outcome {
+        result,
+        collected,
+        dead,
+        registry,
+    }
 }
 
 fn values(o: &Outcome) -> Vec<i64> {
@@ -107,11 +127,22 @@ fn benchmark_simple_select_baseline() {
     let expected: Vec<i64> = (0..10_000).collect();
     for capacity in [1, 2, 200] {
         for parallelism in 1..=4 {
-            let o = run(Setup { capacity, parallelism, ..Setup::default() });
+            let o = run(Setup {
+                capacity,
+                parallelism,
+                ..Setup::default()
+            });
             let report = o.result.as_ref().expect("job succeeds");
-            assert_eq!(values(&o), expected, "capacity {capacity} parallelism {parallelism}");
+            assert_eq!(
+                values(&o),
+                expected,
+                "capacity {capacity} parallelism {parallelism}"
+            );
             let q = &report.queries[0];
-            assert_eq!((q.rows_in, q.written, q.filtered, q.skipped, q.dead_lettered), (10_000, 10_000, 0, 0, 0));
+            assert_eq!(
+                (q.rows_in, q.written, q.filtered, q.skipped, q.dead_lettered),
+                (10_000, 10_000, 0, 0, 0)
+            );
         }
     }
 }
@@ -121,11 +152,25 @@ fn order_is_preserved_at_parallelism_4_and_results_do_not_depend_on_batch_size()
     let expected: Vec<i64> = (0..50_000).filter(|v| v % 3 != 0).collect();
     for batch in [1, 7, 1024, 8192] {
         for parallelism in [1, 4] {
-            let o = run(Setup { total: 50_000, batch, capacity: 1000, parallelism, modulus: 3, ..Setup::default() });
+            let o = run(Setup {
+                total: 50_000,
+                batch,
+                capacity: 1000,
+                parallelism,
+                modulus: 3,
+                ..Setup::default()
+            });
             let report = o.result.as_ref().expect("job succeeds");
-            assert_eq!(values(&o), expected, "batch {batch} parallelism {parallelism}");
+            assert_eq!(
+                values(&o),
+                expected,
+                "batch {batch} parallelism {parallelism}"
+            );
             let q = &report.queries[0];
-            assert_eq!((q.rows_in, q.written, q.filtered), (50_000, expected.len() as u64, 16_667));
+            assert_eq!(
+                (q.rows_in, q.written, q.filtered),
+                (50_000, expected.len() as u64, 16_667)
+            );
             assert!(q.balanced());
         }
     }
@@ -136,47 +181,103 @@ fn backpressure_bounds_rows_in_flight_exactly() {
     // p = 1, batch 16, capacity 64: the source holds one batch, the input channel 64 rows,
     // the worker one batch, the output channel 64 rows and the sink the batch it writes:
     // 2 * 64 + 3 * 16 = 176 rows at most between reader and sink, and a slow sink reaches it.
-    let o = run(Setup { total: 2_000, batch: 16, capacity: 64, sink_delay: Duration::from_millis(2), ..Setup::default() });
+    let o = run(Setup {
+        total: 2_000,
+        batch: 16,
+        capacity: 64,
+        sink_delay: Duration::from_millis(2),
+        ..Setup::default()
+    });
     o.result.as_ref().expect("job succeeds");
     assert_eq!(o.collected.lock().expect("lock").max_in_flight, 176);
     for ch in ["q.in.0", "q.out.0"] {
-        let g = o.registry.gauge(names::CHANNEL_DEPTH_ROWS, &[("channel", ch)]);
-        assert_eq!((g.max(), g.get()), (64, 0), "channel {ch} high-water mark and final depth");
+        let g = o
+            .registry
+            .gauge(names::CHANNEL_DEPTH_ROWS, &[("channel", ch)]);
+        assert_eq!(
+            (g.max(), g.get()),
+            (64, 0),
+            "channel {ch} high-water mark and final depth"
+        );
     }
-    let blocked = o.registry.counter_value(names::CHANNEL_BLOCKED_NANOS, &[("channel", "q.in.0")]);
-    assert!(blocked.unwrap_or(0) > 0, "the reader must have waited on the full channel");
+    let blocked = o
+        .registry
+        .counter_value(names::CHANNEL_BLOCKED_NANOS, &[("channel", "q.in.0")]);
+    assert!(
+        blocked.unwrap_or(0) > 0,
+        "the reader must have waited on the full channel"
+    );
 
     // p = 2: two input and two output channels and two workers.
-    let o = run(Setup { total: 2_000, batch: 16, capacity: 64, parallelism: 2, sink_delay: Duration::from_millis(2), ..Setup::default() });
+    let o = run(Setup {
+        total: 2_000,
+        batch: 16,
+        capacity: 64,
+        parallelism: 2,
+        sink_delay: Duration::from_millis(2),
+        ..Setup::default()
+    });
     o.result.as_ref().expect("job succeeds");
     let max = o.collected.lock().expect("lock").max_in_flight;
-    assert!(max <= 4 * 64 + 4 * 16, "in flight {max} exceeds the bound 320");
+    assert!(
+        max <= 4 * 64 + 4 * 16,
+        "in flight {max} exceeds the bound 320"
+    );
 }
 
 #[test]
 fn test_simple_processor_sink_failure_continues_processing() {
     // The batch of rows 300..400 fails on every attempt.
-    let base = || Setup { total: 1_000, batch: 100, fail_write: Some(300), ..Setup::default() };
+    let base = || Setup {
+        total: 1_000,
+        batch: 100,
+        fail_write: Some(300),
+        ..Setup::default()
+    };
 
-    let o = run(Setup { strategy: ErrorStrategy::Skip, ..base() });
+    let o = run(Setup {
+        strategy: ErrorStrategy::Skip,
+        ..base()
+    });
     let report = o.result.as_ref().expect("skip continues");
     let expected: Vec<i64> = (0..300).chain(400..1000).collect();
     assert_eq!(values(&o), expected);
     let q = &report.queries[0];
-    assert_eq!((q.rows_in, q.written, q.skipped, q.dead_lettered), (1_000, 900, 100, 0));
+    assert_eq!(
+        (q.rows_in, q.written, q.skipped, q.dead_lettered),
+        (1_000, 900, 100, 0)
+    );
     assert_eq!(o.registry.counter_sum(names::SINK_RETRIES, &[]), 1);
     assert_eq!(o.registry.counter_sum(names::SINK_ROWS_FAILED, &[]), 100);
 
-    let o = run(Setup { strategy: ErrorStrategy::Fail, ..base() });
+    let o = run(Setup {
+        strategy: ErrorStrategy::Fail,
+        ..base()
+    });
     match &o.result {
-        Err(RuntimeError::Sink { query, attempts, reason, .. }) => {
-            assert_eq!((query.as_str(), *attempts, reason.as_str()), ("q", 2u32, "injected flush failure for the batch starting at 300"));
+        Err(RuntimeError::Sink {
+            query,
+            attempts,
+            reason,
+            ..
+        }) => {
+            assert_eq!(
+                (query.as_str(), *attempts, reason.as_str()),
+                (
+                    "q",
+                    2u32,
+                    "injected flush failure for the batch starting at 300"
+                )
+            );
         }
         other => panic!("expected a sink error, got {other:?}"),
     }
     assert_eq!(values(&o), (0..300).collect::<Vec<_>>());
 
-    let o = run(Setup { strategy: ErrorStrategy::DeadLetter, ..base() });
+    let o = run(Setup {
+        strategy: ErrorStrategy::DeadLetter,
+        ..base()
+    });
     let report = o.result.as_ref().expect("dead_letter continues");
     assert_eq!(values(&o), expected);
     let dead = o.dead.lock().expect("lock");
@@ -185,7 +286,10 @@ fn test_simple_processor_sink_failure_continues_processing() {
     assert_eq!(dead[0].raw, r#"{"v":300}"#);
     assert_eq!(dead[0].position, "counting:301");
     assert_eq!(dead[99].raw, r#"{"v":399}"#);
-    assert_eq!(dead[0].error, "sink write failed after 2 attempt(s): injected flush failure for the batch starting at 300");
+    assert_eq!(
+        dead[0].error,
+        "sink write failed after 2 attempt(s): injected flush failure for the batch starting at 300"
+    );
     let q = &report.queries[0];
     assert_eq!((q.written, q.dead_lettered), (900, 100));
     assert!(q.balanced());
@@ -207,8 +311,10 @@ fn bad_rows_meet_the_strategy_and_every_row_is_accounted_for() {
     let expected: Vec<i64> = (0..100).filter(|v| ![10, 20, 55].contains(v)).collect();
     assert_eq!(values(&o), expected);
     let dead = o.dead.lock().expect("lock");
-    let summary: Vec<(&str, &str, &str)> =
-        dead.iter().map(|d| (d.stage, d.position.as_str(), d.raw.as_str())).collect();
+    let summary: Vec<(&str, &str, &str)> = dead
+        .iter()
+        .map(|d| (d.stage, d.position.as_str(), d.raw.as_str()))
+        .collect();
     assert_eq!(
         summary,
         vec![
@@ -219,17 +325,34 @@ fn bad_rows_meet_the_strategy_and_every_row_is_accounted_for() {
     );
     assert_eq!(dead[2].error, "cannot evaluate v = 55");
     let q = &report.queries[0];
-    assert_eq!((q.rows_in, q.written, q.dead_lettered, q.skipped), (100, 97, 3, 0));
+    assert_eq!(
+        (q.rows_in, q.written, q.dead_lettered, q.skipped),
+        (100, 97, 3, 0)
+    );
 
     let o = run(setup(ErrorStrategy::Skip));
     let q = o.result.as_ref().expect("skip continues").queries[0].clone();
     assert_eq!((q.rows_in, q.written, q.skipped), (100, 97, 3));
-    assert_eq!(o.registry.counter_value(names::QUERY_ROWS_SKIPPED, &[("query", "q"), ("stage", "decode")]), Some(2));
+    assert_eq!(
+        o.registry.counter_value(
+            names::QUERY_ROWS_SKIPPED,
+            &[("query", "q"), ("stage", "decode")]
+        ),
+        Some(2)
+    );
 
     let o = run(setup(ErrorStrategy::Fail));
     match &o.result {
-        Err(RuntimeError::BadInput { source_name, position, reason, .. }) => {
-            assert_eq!((source_name.as_str(), position.as_str(), reason.as_str()), ("numbers", "counting:11", "bad row"));
+        Err(RuntimeError::BadInput {
+            source_name,
+            position,
+            reason,
+            ..
+        }) => {
+            assert_eq!(
+                (source_name.as_str(), position.as_str(), reason.as_str()),
+                ("numbers", "counting:11", "bad row")
+            );
         }
         other => panic!("expected bad input, got {other:?}"),
     }
@@ -239,7 +362,9 @@ fn bad_rows_meet_the_strategy_and_every_row_is_accounted_for() {
 fn stress_one_million_rows_random_capacities_and_sink_delays() {
     let mut state: u64 = 7;
     let mut next = || {
-        state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        state = state
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
         (state >> 33) as usize
     };
     let mut total_checked = 0;
@@ -258,7 +383,11 @@ fn stress_one_million_rows_random_capacities_and_sink_delays() {
         });
         o.result.as_ref().expect("finishes");
         let v = values(&o);
-        assert_eq!(v.len(), 200_000, "capacity {capacity} batch {batch} p {parallelism}");
+        assert_eq!(
+            v.len(),
+            200_000,
+            "capacity {capacity} batch {batch} p {parallelism}"
+        );
         assert!(v.windows(2).all(|w| w[0] < w[1]), "order kept");
         total_checked += 250_000;
     }

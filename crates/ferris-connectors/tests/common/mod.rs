@@ -10,7 +10,9 @@ use std::sync::Arc;
 /// Builds a schema of nullable columns.
 pub fn schema(cols: &[(&str, DataType)]) -> SchemaRef {
     Arc::new(Schema::new(
-        cols.iter().map(|(n, t)| Field::new(*n, t.clone(), true)).collect::<Vec<_>>(),
+        cols.iter()
+            .map(|(n, t)| Field::new(*n, t.clone(), true))
+            .collect::<Vec<_>>(),
     ))
 }
 
@@ -26,7 +28,10 @@ pub fn trades_schema() -> SchemaRef {
 
 /// Properties from pairs.
 pub fn props(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
-    pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
 }
 
 /// Everything a source produced until End (Idle polls are retried a bounded number of times).
@@ -40,7 +45,10 @@ pub struct Drained {
 impl Drained {
     /// All rows rendered as text (see [`render_row`]).
     pub fn rows(&self) -> Vec<String> {
-        self.batches.iter().flat_map(|b| (0..b.num_rows()).map(|r| render_row(b, r))).collect()
+        self.batches
+            .iter()
+            .flat_map(|b| (0..b.num_rows()).map(|r| render_row(b, r)))
+            .collect()
     }
 }
 
@@ -50,7 +58,11 @@ pub fn drain(source: &mut dyn Source, max_rows: usize) -> Drained {
     let mut idle = 0;
     loop {
         match source.poll(max_rows).expect("poll") {
-            SourcePoll::Batch { records, positions, rejects } => {
+            SourcePoll::Batch {
+                records,
+                positions,
+                rejects,
+            } => {
                 assert_eq!(records.num_rows(), positions.len());
                 assert!(records.num_rows() + rejects.len() <= max_rows.max(1));
                 d.batches.push(records);
@@ -97,10 +109,16 @@ fn render(a: &dyn Array, row: usize) -> String {
             format!("dec:{}", a.as_primitive::<t::Decimal128Type>().value(row))
         }
         DataType::Timestamp(TimeUnit::Millisecond, _) => {
-            format!("ms:{}", a.as_primitive::<t::TimestampMillisecondType>().value(row))
+            format!(
+                "ms:{}",
+                a.as_primitive::<t::TimestampMillisecondType>().value(row)
+            )
         }
         DataType::Timestamp(TimeUnit::Microsecond, _) => {
-            format!("us:{}", a.as_primitive::<t::TimestampMicrosecondType>().value(row))
+            format!(
+                "us:{}",
+                a.as_primitive::<t::TimestampMicrosecondType>().value(row)
+            )
         }
         DataType::Date32 => format!("days:{}", a.as_primitive::<t::Date32Type>().value(row)),
         other => format!("?{other}"),

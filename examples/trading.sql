@@ -1,0 +1,23 @@
+-- FerrisStreams example: trades from a bundled CSV file, no Kafka needed.
+-- Run: cargo run --release -p ferris-cli -- run examples/trading.sql
+
+CREATE STREAM trades (
+  symbol VARCHAR,
+  price  DECIMAL(18,4),
+  volume BIGINT,
+  ts     TIMESTAMP,
+  WATERMARK FOR ts AS ts - INTERVAL '5' SECOND
+) WITH ('connector' = 'file', 'path' = 'data/trades.csv', 'format' = 'csv');
+
+-- Large trades with their exact notional value, written as JSON Lines.
+CREATE STREAM big_trades WITH ('connector' = 'file', 'path' = '../out/big_trades.jsonl', 'format' = 'json') AS
+  SELECT symbol, price, volume, price * volume AS notional, ts
+  FROM trades
+  WHERE price * volume > 50000;
+
+-- A bare SELECT prints to stdout (a table on a terminal, JSON Lines when piped).
+SELECT symbol, price, volume,
+       CASE WHEN volume >= 400 THEN 'block' ELSE 'retail' END AS kind,
+       UPPER(SUBSTR(symbol, 1, 2)) AS prefix
+FROM trades
+WHERE symbol = 'AAPL' AND volume >= 400;
