@@ -1,0 +1,335 @@
+//! End-to-end tests of the `ferris-cli` binary: real files, real processes, real signals.
+
+use std::io::Write;
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+fn cli() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_ferris-cli"))
+}
+
+fn write(dir: &Path, name: &str, text: &str) {
+    std::fs::write(dir.join(name), text).expect("write test file");
+}
+
+fn read(dir: &Path, name: &str) -> String {
+    std::fs::read_to_string(dir.join(name)).unwrap_or_default()
+}
+
+fn run_app(dir: &Path, sql: &str, extra: &[&str]) -> Output {
+    write(dir, "app.sql", sql);
+    cli()
+        .arg("run")
+        .arg(dir.join("app.sql"))
+        .args(extra)
+        .output()
+        .expect("run ferris-cli")
+}
+
+const TRADES_CSV: &str = "symbol,price,volume,ts
+AAPL,187.1200,100,2024-01-15T09:30:00.000Z
+MSFT,402.5000,20,2024-01-15 09:30:01
+GOOG,abc,5,2024-01-15T09:30:02Z
+AAPL,188.0050,300,1705311003000
+TSLA,215.0000,7,not-a-time
+MSFT,401.9999,40
+AMZN,155.1000,1000,2024-01-15T09:30:06.5Z
+";
+
+const DECLARE: &str =
+    "CREATE STREAM trades (symbol VARCHAR, price DECIMAL(18,4), volume BIGINT, ts TIMESTAMP)
+  WITH ('connector' = 'file', 'path' = 'trades.csv', 'format' = 'csv'";
+
+#[test]
+fn bad_rows_go_to_the_dead_letter_file_with_file_and_line() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    write(dir.path(), "trades.csv", TRADES_CSV);
+    let sql = format!(
+        "{DECLARE}, 'error.strategy' = 'dead_letter', 'dead_letter.path' = 'dlq.jsonl');
+         CREATE STREAM out WITH ('connector' = 'file', 'path' = 'out.jsonl', 'format' = 'json') AS
+           SELECT symbol, price * volume AS notional, ts FROM trades WHERE volume >= 20;"
+    );
+    let out = run_app(dir.path(), &sql, &["--stats"]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "stderr: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        read(dir.path(), "out.jsonl"),
+        "{\"symbol\":\"AAPL\",\"notional\":18712.0000,\"ts\":\"2024-01-15T09:30:00.000Z\"}\n\
+         {\"symbol\":\"MSFT\",\"notional\":8050.0000,\"ts\":\"2024-01-15T09:30:01.000Z\"}\n\
+         {\"symbol\":\"AAPL\",\"notional\":56401.5000,\"ts\":\"2024-01-15T09:30:03.000Z\"}\n\
+         {\"symbol\":\"AMZN\",\"notional\":155100.0000,\"ts\":\"2024-01-15T09:30:06.500Z\"}\n"
+    );
+    let dead: Vec<serde_json::Value> = read(dir.path(), "dlq.jsonl")
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("dead letter is JSON"))
+        .collect();
+    let summary: Vec<(String, String, String)> = dead
+        .iter()
+        .map(|d| {
+            (
+                d["position"].as_str().unwrap_or("").to_string(),
+                d["raw"].as_str().unwrap_or("").to_string(),
+                d["stage"].as_str().unwrap_or("").to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        summary,
+        vec![
+            (
+                "trades.csv:4".to_string(),
+                "GOOG,abc,5,2024-01-15T09:30:02Z".to_string(),
+                "decode".to_string()
+            ),
+            (
+                "trades.csv:6".to_string(),
+                "TSLA,215.0000,7,not-a-time".to_string(),
+                "decode".to_string()
+            ),
+            (
+                "trades.csv:7".to_string(),
+                "MSFT,401.9999,40".to_string(),
+                "decode".to_string()
+            ),
+        ]
+    );
+    for d in &dead {
+        assert_eq!(d["source"], "trades");
+        assert_eq!(d["query"], "out");
+        assert!(
+            d["correlation_id"]
+                .as_str()
+                .is_some_and(|c| c.contains("-trades-0"))
+        );
+        assert!(!d["error"].as_str().unwrap_or("").is_empty());
+    }
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(
+            "query out: in 7 = written 4 + filtered 0 + skipped 0 + dead-lettered 3  [balanced]"
+        ),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn fail_strategy_stops_with_the_position_and_exit_code_1() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    write(dir.path(), "trades.csv", TRADES_CSV);
+    let sql = format!(
+        "{DECLARE});
+         CREATE STREAM out WITH ('connector' = 'file', 'path' = 'out.jsonl', 'format' = 'json') AS SELECT * FROM trades;"
+    );
+    let out = run_app(dir.path(), &sql, &[]);
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("bad input in source 'trades' at trades.csv:4: column 'price'"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn skip_strategy_counts_and_division_by_zero_is_isolated_to_its_row() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    write(dir.path(), "t.csv", "a,b\n10.00,2\n1.00,0\n9.00,3\n");
+    let sql = "CREATE STREAM t (a DECIMAL(10,2), b INT) WITH ('connector'='file', 'path'='t.csv', 'format'='csv');
+         CREATE STREAM out WITH ('connector'='file', 'path'='out.csv', 'format'='csv', 'error.strategy'='skip') AS
+           SELECT a, b, a / b AS q FROM t;";
+    let out = run_app(dir.path(), sql, &["--stats"]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let csv = read(dir.path(), "out.csv");
+    let lines: Vec<&str> = csv.lines().collect();
+    assert_eq!(lines.len(), 3, "{csv}");
+    assert_eq!(lines[0], "a,b,q");
+    assert!(lines[1].starts_with("10.00,2,5.0"), "{csv}");
+    assert!(lines[2].starts_with("9.00,3,3.0"), "{csv}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(
+            "query out: in 3 = written 2 + filtered 0 + skipped 1 + dead-lettered 0  [balanced]"
+        ),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn sql_errors_show_line_column_and_caret_with_exit_code_2() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    write(dir.path(), "trades.csv", TRADES_CSV);
+    let sql = format!("{DECLARE});\nSELECT symbol,\n       pricee\nFROM trades;\n");
+    let out = run_app(dir.path(), &sql, &[]);
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("at line 4, column 8"), "{stderr}");
+    assert!(
+        stderr.contains("  4 |        pricee\n    |        ^^^^^^"),
+        "{stderr}"
+    );
+
+    let out = run_app(
+        dir.path(),
+        &format!("{DECLARE});\nSELECT symbol FROM trades\nWINDOW TUMBLING(5m);"),
+        &[],
+    );
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("WINDOW (windowed aggregation) is not supported yet"),
+        "{stderr}"
+    );
+    assert!(
+        stderr
+            .contains("at line 4, column 1\n  4 | WINDOW TUMBLING(5m);\n    | ^^^^^^^^^^^^^^^^^^^"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn validate_and_missing_file_exit_codes() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    write(
+        dir.path(),
+        "ok.sql",
+        &format!("{DECLARE});\nSELECT * FROM trades;"),
+    );
+    let out = cli()
+        .arg("validate")
+        .arg(dir.path().join("ok.sql"))
+        .output()
+        .expect("run");
+    assert_eq!(out.status.code(), Some(0));
+    assert!(
+        String::from_utf8_lossy(&out.stdout)
+            .ends_with("valid (1 source(s), 0 sink(s), 1 query(ies), 0 explain(s))\n")
+    );
+    let out = cli()
+        .arg("run")
+        .arg(dir.path().join("missing.sql"))
+        .output()
+        .expect("run");
+    assert_eq!(out.status.code(), Some(3));
+    let out = cli()
+        .args(["run", "-e", "SELECT 1", "--set", "nope=1"])
+        .output()
+        .expect("run");
+    assert_eq!(out.status.code(), Some(2));
+}
+
+#[test]
+fn example_application_runs_with_exact_results() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::create_dir_all(dir.path().join("app/data")).expect("mkdir");
+    std::fs::copy(
+        root.join("examples/trading.sql"),
+        dir.path().join("app/trading.sql"),
+    )
+    .expect("copy");
+    std::fs::copy(
+        root.join("examples/data/trades.csv"),
+        dir.path().join("app/data/trades.csv"),
+    )
+    .expect("copy");
+    for p in ["1", "3"] {
+        let out = cli()
+            .arg("run")
+            .arg(dir.path().join("app/trading.sql"))
+            .args(["--parallelism", p])
+            .output()
+            .expect("run");
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert_eq!(
+            stdout,
+            "{\"symbol\":\"AAPL\",\"price\":97.6501,\"volume\":455,\"kind\":\"block\",\"prefix\":\"AA\"}\n\
+             {\"symbol\":\"AAPL\",\"price\":98.9601,\"volume\":448,\"kind\":\"block\",\"prefix\":\"AA\"}\n\
+             {\"symbol\":\"AAPL\",\"price\":99.9448,\"volume\":450,\"kind\":\"block\",\"prefix\":\"AA\"}\n\
+             {\"symbol\":\"AAPL\",\"price\":97.9605,\"volume\":410,\"kind\":\"block\",\"prefix\":\"AA\"}\n"
+        );
+        let big = read(dir.path(), "out/big_trades.jsonl");
+        assert_eq!(big.lines().count(), 68);
+        assert_eq!(
+            big.lines().next(),
+            Some(
+                "{\"symbol\":\"AMZN\",\"price\":209.3765,\"volume\":299,\"notional\":62603.5735,\"ts\":\"2024-01-15T09:30:04.500Z\"}"
+            )
+        );
+    }
+}
+
+#[cfg(unix)]
+#[test]
+fn sigint_during_a_followed_file_drains_and_exits_0() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    write(dir.path(), "live.csv", "id,v\n");
+    write(
+        dir.path(),
+        "app.sql",
+        "CREATE STREAM live (id BIGINT, v VARCHAR) WITH ('connector'='file', 'path'='live.csv', 'format'='csv', 'follow'='true');
+         CREATE STREAM out WITH ('connector'='file', 'path'='out.jsonl', 'format'='json') AS SELECT id, v FROM live;",
+    );
+    let mut child = cli()
+        .arg("run")
+        .arg(dir.path().join("app.sql"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let mut file = std::fs::OpenOptions::new()
+        .append(true)
+        .open(dir.path().join("live.csv"))
+        .expect("open live file");
+    let mut expected = String::new();
+    for round in 0..5 {
+        for i in 0..100 {
+            let id = round * 100 + i;
+            writeln!(file, "{id},row{id}").expect("append");
+            expected.push_str(&format!("{{\"id\":{id},\"v\":\"row{id}\"}}\n"));
+        }
+        file.flush().expect("flush");
+        std::thread::sleep(Duration::from_millis(30));
+    }
+    // Wait until every appended row is in the sink, then interrupt.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while read(dir.path(), "out.jsonl").lines().count() < 500 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let status = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(status.success());
+    let started = Instant::now();
+    let code = loop {
+        if let Some(s) = child.try_wait().expect("wait") {
+            break s.code();
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "did not exit within 10 s of SIGINT"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert_eq!(code, Some(0));
+    assert_eq!(
+        read(dir.path(), "out.jsonl"),
+        expected,
+        "every row exactly once, in order"
+    );
+}
