@@ -333,3 +333,61 @@ fn sigint_during_a_followed_file_drains_and_exits_0() {
         "every row exactly once, in order"
     );
 }
+
+#[test]
+fn stdin_source_and_stdout_json_lines_when_piped() {
+    let mut child = cli()
+        .args([
+            "run",
+            "-e",
+            "CREATE STREAM t (a INT, b VARCHAR) WITH ('connector'='stdin', 'format'='csv');
+             SELECT a * 2 AS d, UPPER(b) AS b FROM t WHERE a > 1;",
+        ])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(b"a,b\n1,x\n2,y\n3,z\n")
+        .expect("write stdin");
+    let out = child.wait_with_output().expect("wait");
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "{\"d\":4,\"b\":\"Y\"}\n{\"d\":6,\"b\":\"Z\"}\n"
+    );
+}
+
+#[test]
+fn datagen_trades_is_deterministic_across_parallelism_and_batch_sizes() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut outputs = Vec::new();
+    for (p, batch) in [("1", "1"), ("2", "7"), ("4", "1024")] {
+        let sql = format!(
+            "CREATE STREAM trades (symbol VARCHAR, price DECIMAL(18,4), volume BIGINT, ts TIMESTAMP)
+               WITH ('connector'='datagen', 'generator'='trades', 'events'='5000', 'batch.size'='{batch}');
+             CREATE STREAM out WITH ('connector'='file', 'path'='out.jsonl', 'format'='json') AS
+               SELECT symbol, price * volume AS notional, ts FROM trades WHERE volume > 500;"
+        );
+        let out = run_app(dir.path(), &sql, &["--parallelism", p]);
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        outputs.push(read(dir.path(), "out.jsonl"));
+    }
+    assert_eq!(outputs[0].lines().count(), 2434, "rows of the 5000 with volume > 500");
+    assert_eq!(outputs[0], outputs[1]);
+    assert_eq!(outputs[0], outputs[2]);
+}

@@ -1,0 +1,77 @@
+//! Criterion benches of whole pipelines: datagen trades → query → blackhole sink.
+//! Baseline in the same run: draining the generator alone. Run: cargo bench -p ferris-cli
+
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use ferris_observe::Registry;
+use ferris_runtime::{JobConfig, Shutdown, SourcePoll};
+use std::path::Path;
+
+const ROWS: u64 = 500_000;
+
+fn source_sql() -> String {
+    format!(
+        "CREATE STREAM trades (symbol VARCHAR, price DECIMAL(18,4), volume BIGINT, ts TIMESTAMP)
+         WITH ('connector'='datagen', 'generator'='trades', 'events'='{ROWS}', 'batch.size'='8192');"
+    )
+}
+
+fn run(sql: &str, parallelism: usize, rt: &tokio::runtime::Runtime) {
+    let app = ferris_plan::plan_application(sql).expect("plans");
+    let config = JobConfig {
+        parallelism,
+        channel_capacity_rows: 32_768,
+        ..JobConfig::default()
+    };
+    let job = ferris_plan::build_job(&app, config, Path::new(".")).expect("builds");
+    rt.block_on(ferris_runtime::run_job(
+        job,
+        Registry::new(),
+        Shutdown::new(),
+    ))
+    .expect("runs");
+}
+
+fn pipelines(c: &mut Criterion) {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let mut group = c.benchmark_group("trades");
+    group.throughput(Throughput::Elements(ROWS));
+    group.sample_size(10);
+    group.bench_function("generator_alone_baseline", |b| {
+        b.iter(|| {
+            let app = ferris_plan::plan_application(&source_sql()).expect("plans");
+            let d = &app.sources[0];
+            let mut s = ferris_connectors::create_source(
+                &d.name,
+                d.schema.clone(),
+                &d.connector,
+                Path::new("."),
+            )
+            .expect("source");
+            while !matches!(s.poll(8192).expect("poll"), SourcePoll::End) {}
+        })
+    });
+    let passthrough = format!(
+        "{} CREATE STREAM out WITH ('connector'='blackhole') AS SELECT * FROM trades;",
+        source_sql()
+    );
+    let filter = format!(
+        "{} CREATE STREAM out WITH ('connector'='blackhole') AS SELECT symbol, price, volume, \
+         price * volume AS notional, price * 1.0025 AS with_fee FROM trades WHERE price > 100 AND volume >= 10;",
+        source_sql()
+    );
+    for p in [1, 2] {
+        group.bench_function(format!("passthrough_p{p}"), |b| {
+            b.iter(|| run(&passthrough, p, &rt))
+        });
+        group.bench_function(format!("filter_project_decimal_p{p}"), |b| {
+            b.iter(|| run(&filter, p, &rt))
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, pipelines);
+criterion_main!(benches);
