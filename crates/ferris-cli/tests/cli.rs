@@ -387,7 +387,11 @@ fn datagen_trades_is_deterministic_across_parallelism_and_batch_sizes() {
         );
         outputs.push(read(dir.path(), "out.jsonl"));
     }
-    assert_eq!(outputs[0].lines().count(), 2434, "rows of the 5000 with volume > 500");
+    assert_eq!(
+        outputs[0].lines().count(),
+        2434,
+        "rows of the 5000 with volume > 500"
+    );
     assert_eq!(outputs[0], outputs[1]);
     assert_eq!(outputs[0], outputs[2]);
 }

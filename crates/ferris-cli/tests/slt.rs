@@ -6,7 +6,11 @@
 //!
 //! # File format
 //!
-//! Records are separated by blank lines. Lines starting with `#` between records are comments.
+//! Records are separated by blank lines. Lines starting with `#` between records are comments
+//! (a `#` line inside a record is part of its body).
+//!
+//! To try a file that is not listed yet:
+//! `SLT_ADHOC=/abs/path/x.slt cargo test -p ferris-cli --test slt adhoc`.
 //!
 //! ```text
 //! data trades.csv                 -- the following lines (up to a blank line) are written to
@@ -419,7 +423,10 @@ fn run_file(name: &str) {
 fn adhoc() {
     if let Ok(p) = std::env::var("SLT_ADHOC") {
         let path = PathBuf::from(&p);
-        let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or(p.clone());
+        let name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or(p.clone());
         run_path(&path, &name);
     }
 }
@@ -601,4 +608,24 @@ slt_files! {
     math => "math.slt",
     datetime => "datetime.slt",
     errors => "errors.slt",
+}
+
+#[test]
+fn runner_helpers() {
+    assert_eq!(
+        with_batch_size("CREATE STREAM t (a INT) WITH ('connector' = 'x')", 7),
+        "CREATE STREAM t (a INT) WITH ( 'batch.size' = '7','connector' = 'x')"
+    );
+    assert_eq!(
+        with_batch_size("CREATE STREAM with_x (a INT)\nwith\n('k' = 'v')", 1),
+        "CREATE STREAM with_x (a INT)\nwith\n( 'batch.size' = '1','k' = 'v')"
+    );
+    let keep = "CREATE STREAM t (a INT) WITH ('batch.size' = '5')";
+    assert_eq!(with_batch_size(keep, 1), keep);
+    assert_eq!(
+        render_row(r#"{"a":1.2300,"b":"x y","c":null,"d":true,"e":"","f":"q\"\u00e9"}"#).unwrap(),
+        "1.2300 x y NULL true (empty) q\"é"
+    );
+    assert!(check_types("IR", "1 2.5").is_ok());
+    assert!(check_types("I", "2.5").is_err());
 }

@@ -11,6 +11,7 @@ use datafusion_expr::execution_props::ExecutionProps;
 use datafusion_expr::physical_planning_context::PhysicalPlanningContext;
 use datafusion_expr::{Expr, LogicalPlan};
 use datafusion_optimizer::Analyzer;
+use datafusion_optimizer::simplify_expressions::{ExprSimplifier, SimplifyContext};
 use datafusion_physical_expr::{PhysicalExpr, create_physical_expr};
 use datafusion_sql::planner::{ParserOptions, SqlToRel};
 use ferris_runtime::Operator;
@@ -123,8 +124,19 @@ fn lower(plan: &LogicalPlan, span: Span, logical_plan: String) -> Result<Statele
     let input_df: &DFSchema = projection.input.schema();
     let props = ExecutionProps::new();
     let ctx = PhysicalPlanningContext::default();
+    // Rewrites DataFusion expects before execution (COALESCE to CASE, constant folding);
+    // now() and current_date fold to the time the query is planned.
+    let simplifier = ExprSimplifier::new(
+        SimplifyContext::builder()
+            .with_schema(projection.input.schema().clone())
+            .with_current_time()
+            .build(),
+    );
     let physical = |e: &Expr| {
-        create_physical_expr(e, input_df, &props, &ctx).map_err(|err| df_error(err, span))
+        let e = simplifier
+            .simplify(e.clone())
+            .map_err(|err| df_error(err, span))?;
+        create_physical_expr(&e, input_df, &props, &ctx).map_err(|err| df_error(err, span))
     };
     let filter = match filter_expr {
         Some(e) => Some((physical(e)?, e.human_display().to_string())),
@@ -141,8 +153,23 @@ fn lower(plan: &LogicalPlan, span: Span, logical_plan: String) -> Result<Statele
         .map(|e| e.human_display().to_string())
         .collect::<Vec<_>>()
         .join(", ");
-    let output_schema: Arc<Schema> = Arc::new(projection.schema.as_arrow().clone());
     let input_schema = Arc::new(input_df.as_arrow().clone());
+    // Names from the logical plan; types from the (simplified) physical expressions, which
+    // are what the batches will carry.
+    let fields = projection
+        .schema
+        .fields()
+        .iter()
+        .zip(&exprs)
+        .map(|(f, e)| {
+            let data_type = e
+                .data_type(&input_schema)
+                .map_err(|err| df_error(err, span))?;
+            let nullable = e.nullable(&input_schema).unwrap_or(true);
+            Ok(arrow::datatypes::Field::new(f.name(), data_type, nullable))
+        })
+        .collect::<Result<Vec<_>, PlanError>>()?;
+    let output_schema: Arc<Schema> = Arc::new(Schema::new(fields));
     Ok(StatelessPlan {
         source,
         input_schema,
