@@ -52,7 +52,7 @@ WHERE price > 100
 WINDOW TUMBLING(5m) 
 GROUP BY symbol;",
     );
-    assert!(e.options.is_empty());
+    assert_eq!(e.options, Vec::<(String, String)>::new());
     let q = plan(&e);
     assert_eq!(
         q.query.to_string(),
@@ -120,7 +120,7 @@ GROUP BY symbol;",
     assert_eq!(opts(&e), vec![("ANALYZE", "true"), ("FORMAT", "json")]);
     // A parenthesised query is not an option list.
     let e = explain("EXPLAIN (SELECT a FROM t)");
-    assert!(e.options.is_empty());
+    assert_eq!(e.options, Vec::<(String, String)>::new());
     assert_eq!(plan(&e).query.to_string(), "(SELECT a FROM t)");
 }
 
@@ -133,7 +133,7 @@ FROM trades
 WINDOW TUMBLING(5m) 
 GROUP BY symbol;",
     );
-    assert!(e.options.is_empty());
+    assert_eq!(e.options, Vec::<(String, String)>::new());
     let q = topology(&e);
     assert_eq!(
         q.query.to_string(),
@@ -218,7 +218,7 @@ WITH QUERIES (
   'query3' AS (SELECT symbol, COUNT(*) FROM trades WHERE price > 100 GROUP BY symbol)
 );";
     let e = explain(sql);
-    assert!(e.options.is_empty());
+    assert_eq!(e.options, Vec::<(String, String)>::new());
     let ExplainTarget::MultiQuery(qs) = &e.target else {
         panic!("{:?}", e.target)
     };
@@ -323,7 +323,7 @@ THROUGH QUERIES ('risk_calculation', 'portfolio_update', 'audit_log');",
 FOR QUERY 'portfolio_risk_query'
 CHANGE TYPE 'schema_evolution';",
     );
-    assert!(e.options.is_empty());
+    assert_eq!(e.options, Vec::<(String, String)>::new());
     assert_eq!(
         e.target,
         ExplainTarget::Impact {
