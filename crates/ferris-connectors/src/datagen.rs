@@ -365,29 +365,32 @@ impl TradesSource {
                 TradeColumn::Id(true) => Arc::new(Int32Array::from_iter_values(
                     rows.clone().map(|r| i32::try_from(r).unwrap_or(i32::MAX)),
                 )),
-                TradeColumn::Ts(unit) => {
-                    let v = rows.clone().map(|r| {
-                        let ms = ts_ms(r);
-                        let nanos = (ms.rem_euclid(1000) * 1_000_000) as u32;
-                        timestamp_in_unit(ms.div_euclid(1000), nanos, &unit).unwrap_or(0)
-                    });
-                    match unit {
-                        TimeUnit::Second => Arc::new(TimestampSecondArray::from_iter_values(v)),
-                        TimeUnit::Millisecond => {
-                            Arc::new(TimestampMillisecondArray::from_iter_values(v))
-                        }
-                        TimeUnit::Microsecond => {
-                            Arc::new(TimestampMicrosecondArray::from_iter_values(v))
-                        }
-                        TimeUnit::Nanosecond => {
-                            Arc::new(TimestampNanosecondArray::from_iter_values(v))
-                        }
-                    }
-                }
+                TradeColumn::Ts(unit) => timestamp_array_from_millis(rows.clone().map(ts_ms), unit),
             };
             arrays.push(a);
         }
         finish_batch(&self.schema, arrays, n)
+    }
+}
+
+/// A timestamp array of `unit` from epoch milliseconds (values a unit cannot hold saturate).
+pub(crate) fn timestamp_array_from_millis(
+    millis: impl Iterator<Item = i64>,
+    unit: TimeUnit,
+) -> ArrayRef {
+    let v = millis.map(|ms| {
+        let nanos = (ms.rem_euclid(1000) * 1_000_000) as u32;
+        timestamp_in_unit(ms.div_euclid(1000), nanos, &unit).unwrap_or(if ms < 0 {
+            i64::MIN
+        } else {
+            i64::MAX
+        })
+    });
+    match unit {
+        TimeUnit::Second => Arc::new(TimestampSecondArray::from_iter_values(v)),
+        TimeUnit::Millisecond => Arc::new(TimestampMillisecondArray::from_iter_values(v)),
+        TimeUnit::Microsecond => Arc::new(TimestampMicrosecondArray::from_iter_values(v)),
+        TimeUnit::Nanosecond => Arc::new(TimestampNanosecondArray::from_iter_values(v)),
     }
 }
 

@@ -18,7 +18,7 @@
 
 use crate::ConnectorError;
 use crate::convert::{sql_type_name, timestamp_in_unit};
-use crate::datagen::{Allowed, Limits, finish_batch, start_ms};
+use crate::datagen::{Allowed, Limits, finish_batch, start_ms, timestamp_array_from_millis};
 use crate::props::Props;
 use arrow::array::{
     ArrayRef, Int32Array, Int64Array, StringBuilder, TimestampMicrosecondArray,
@@ -278,24 +278,7 @@ impl NexmarkSource {
                 Out::I32 => Arc::new(Int32Array::from_iter_values(
                     ints().map(|v| i32::try_from(v).unwrap_or(i32::MAX)),
                 )),
-                Out::Ts(unit) => {
-                    let v = ints().map(|ms| {
-                        let nanos = (ms.rem_euclid(1000) * 1_000_000) as u32;
-                        timestamp_in_unit(ms.div_euclid(1000), nanos, &unit).unwrap_or(i64::MAX)
-                    });
-                    match unit {
-                        TimeUnit::Second => Arc::new(TimestampSecondArray::from_iter_values(v)),
-                        TimeUnit::Millisecond => {
-                            Arc::new(TimestampMillisecondArray::from_iter_values(v))
-                        }
-                        TimeUnit::Microsecond => {
-                            Arc::new(TimestampMicrosecondArray::from_iter_values(v))
-                        }
-                        TimeUnit::Nanosecond => {
-                            Arc::new(TimestampNanosecondArray::from_iter_values(v))
-                        }
-                    }
-                }
+                Out::Ts(unit) => timestamp_array_from_millis(ints(), unit),
                 Out::Str => {
                     let mut b = StringBuilder::new();
                     for e in &events {

@@ -236,7 +236,7 @@ fn follow_mode_picks_up_appended_lines() {
     };
     assert_eq!(positions, vec![2]);
     assert_eq!(records.num_rows(), 1);
-    assert!(rejects.is_empty());
+    assert_eq!(rejects, Vec::<Reject>::new());
     assert!(matches!(src.poll(100).expect("poll"), SourcePoll::Idle));
     let mut f = std::fs::OpenOptions::new()
         .append(true)

@@ -144,7 +144,7 @@ fn json_follow_keeps_a_partial_line() {
         panic!("expected a batch");
     };
     assert_eq!(positions, vec![2, 4]);
-    assert!(rejects.is_empty());
+    assert_eq!(rejects, Vec::<Reject>::new());
     assert_eq!(render_row(&records, 0), "B|NULL|NULL|NULL");
     assert!(matches!(src.poll(10).expect("poll"), SourcePoll::Idle));
 }

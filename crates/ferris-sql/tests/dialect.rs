@@ -85,7 +85,7 @@ CREATE TABLE symbols (symbol VARCHAR PRIMARY KEY, sector VARCHAR, lot_size INT)
             col("ts", "TIMESTAMP"),
         ]
     );
-    assert!(trades.primary_key.is_empty());
+    assert_eq!(trades.primary_key, Vec::<ferris_sql::ast::Ident>::new());
     let wm = trades.watermark.as_ref().unwrap();
     assert_eq!(wm.column.value, "ts");
     assert_eq!(wm.max_out_of_orderness_ms, 5_000);
@@ -182,7 +182,7 @@ fn source_variants() {
     // No WITH at all is a source without properties.
     let s = source(one("CREATE STREAM s (a INT, WATERMARK FOR a AS a - 500ms)"));
     assert_eq!(s.watermark.unwrap().max_out_of_orderness_ms, 500);
-    assert!(s.properties.is_empty());
+    assert_eq!(s.properties, Vec::<Property>::new());
 }
 
 #[test]
@@ -514,8 +514,8 @@ fn comments_and_empty_statements() {
     assert_eq!(q.query.to_string(), "SELECT a FROM t");
     assert_eq!(q.text, "SELECT a /* inline */ FROM t");
     assert_eq!(q.span, span(3, 30, 3, 58));
-    assert!(parse("").is_empty());
-    assert!(parse("  -- only a comment\n").is_empty());
+    assert_eq!(parse(""), Vec::<Statement>::new());
+    assert_eq!(parse("  -- only a comment\n"), Vec::<Statement>::new());
 }
 
 #[test]
