@@ -17,13 +17,10 @@
 //! numbers (1-based); the location is `datagen(nexmark)`.
 
 use crate::ConnectorError;
-use crate::convert::{sql_type_name, timestamp_in_unit};
+use crate::convert::sql_type_name;
 use crate::datagen::{Allowed, Limits, finish_batch, start_ms, timestamp_array_from_millis};
 use crate::props::Props;
-use arrow::array::{
-    ArrayRef, Int32Array, Int64Array, StringBuilder, TimestampMicrosecondArray,
-    TimestampMillisecondArray, TimestampNanosecondArray, TimestampSecondArray,
-};
+use arrow::array::{ArrayRef, Int32Array, Int64Array, StringBuilder};
 use arrow::datatypes::{DataType, SchemaRef, TimeUnit};
 use ferris_runtime::{Source, SourceError, SourcePoll};
 use nexmark::EventGenerator;
