@@ -6,12 +6,14 @@ use crate::catalog::Catalog;
 use crate::error::{PlanError, span_of};
 use crate::operators::{FilterOp, ProjectOp};
 use arrow::datatypes::{Schema, SchemaRef};
+use datafusion_common::tree_node::{Transformed, TreeNode};
 use datafusion_common::{DFSchema, DataFusionError};
 use datafusion_expr::execution_props::ExecutionProps;
 use datafusion_expr::physical_planning_context::PhysicalPlanningContext;
 use datafusion_expr::{Expr, LogicalPlan};
 use datafusion_optimizer::Analyzer;
 use datafusion_optimizer::simplify_expressions::{ExprSimplifier, SimplifyContext};
+use datafusion_physical_expr::expressions::BinaryExpr;
 use datafusion_physical_expr::{PhysicalExpr, create_physical_expr};
 use datafusion_sql::planner::{ParserOptions, SqlToRel};
 use ferris_runtime::Operator;
@@ -136,7 +138,9 @@ fn lower(plan: &LogicalPlan, span: Span, logical_plan: String) -> Result<Statele
         let e = simplifier
             .simplify(e.clone())
             .map_err(|err| df_error(err, span))?;
-        create_physical_expr(&e, input_df, &props, &ctx).map_err(|err| df_error(err, span))
+        let expr =
+            create_physical_expr(&e, input_df, &props, &ctx).map_err(|err| df_error(err, span))?;
+        checked_arithmetic(expr).map_err(|err| df_error(err, span))
     };
     let filter = match filter_expr {
         Some(e) => Some((physical(e)?, e.human_display().to_string())),
@@ -179,6 +183,23 @@ fn lower(plan: &LogicalPlan, span: Span, logical_plan: String) -> Result<Statele
         output_schema,
         logical_plan,
     })
+}
+
+/// Makes every `+`, `-` and `*` fail on integer overflow instead of wrapping, so overflow
+/// meets the error strategy rather than producing a wrong number.
+fn checked_arithmetic(
+    expr: Arc<dyn PhysicalExpr>,
+) -> datafusion_common::Result<Arc<dyn PhysicalExpr>> {
+    expr.transform_up(|e| {
+        Ok(match e.downcast_ref::<BinaryExpr>() {
+            Some(b) => Transformed::yes(Arc::new(
+                BinaryExpr::new(b.left().clone(), *b.op(), b.right().clone())
+                    .with_fail_on_overflow(true),
+            ) as Arc<dyn PhysicalExpr>),
+            None => Transformed::no(e),
+        })
+    })
+    .map(|t| t.data)
 }
 
 fn unsupported_plan(plan: &LogicalPlan, span: Span) -> PlanError {
