@@ -56,6 +56,23 @@ pub enum RuntimeError {
         /// Correlation id of the batch.
         correlation_id: String,
     },
+    /// A row could not be evaluated (division by zero, overflow, a failing cast) and the
+    /// strategy is `fail`.
+    #[error(
+        "query '{query}' cannot evaluate the row of source '{source_name}' at {position}: {reason} (correlation id {correlation_id})"
+    )]
+    Evaluate {
+        /// Query name.
+        query: String,
+        /// Source name.
+        source_name: String,
+        /// `file:line`, `topic/partition/offset` or row number.
+        position: String,
+        /// What failed.
+        reason: String,
+        /// Correlation id of the batch.
+        correlation_id: String,
+    },
     /// A source could not read (I/O, connection).
     #[error("source '{source_name}' failed: {reason}")]
     Source {

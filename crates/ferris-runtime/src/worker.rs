@@ -200,6 +200,15 @@ impl QueryContext {
         correlation_id: &str,
     ) -> Result<(), TaskEnd> {
         match self.strategy {
+            ErrorStrategy::Fail if stage == "evaluate" => {
+                Err(TaskEnd::Failed(RuntimeError::Evaluate {
+                    query: self.name.to_string(),
+                    source_name: source.to_string(),
+                    position,
+                    reason,
+                    correlation_id: correlation_id.to_string(),
+                }))
+            }
             ErrorStrategy::Fail => Err(TaskEnd::Failed(RuntimeError::BadInput {
                 source_name: source.to_string(),
                 position,

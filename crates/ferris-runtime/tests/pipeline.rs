@@ -393,3 +393,25 @@ fn stress_one_million_rows_random_capacities_and_sink_delays() {
     }
     assert_eq!(total_checked, 1_000_000);
 }
+
+#[test]
+fn fail_strategy_names_evaluation_errors_as_such() {
+    let o = run(Setup {
+        total: 100,
+        batch: 8,
+        fail_on: Some(55),
+        ..Setup::default()
+    });
+    match &o.result {
+        Err(e @ RuntimeError::Evaluate { .. }) => {
+            let text = e.to_string();
+            assert!(
+                text.starts_with("query 'q' cannot evaluate the row of source 'numbers' at counting:56: cannot evaluate v = 55 (correlation id "),
+                "{text}"
+            );
+        }
+        other => panic!("expected an evaluation error, got {other:?}"),
+    }
+    // The job stops at the batch holding row 55 (rows 48..56): earlier batches are written.
+    assert_eq!(values(&o), (0..48).collect::<Vec<_>>());
+}
