@@ -382,6 +382,20 @@ fn stress_one_million_rows_random_capacities_and_sink_delays() {
             ..Setup::default()
         });
         o.result.as_ref().expect("finishes");
+        // Memory stays bounded: no channel ever held more rows than its capacity (or one
+        // oversized batch alone).
+        for w in 0..parallelism {
+            for ch in [format!("q.in.{w}"), format!("q.out.{w}")] {
+                let max = o
+                    .registry
+                    .gauge(names::CHANNEL_DEPTH_ROWS, &[("channel", &ch)])
+                    .max();
+                assert!(
+                    max as usize <= capacity.max(batch),
+                    "{ch}: {max} rows > capacity {capacity}"
+                );
+            }
+        }
         let v = values(&o);
         assert_eq!(
             v.len(),
