@@ -94,8 +94,10 @@ pub fn plan_query(query: &StreamingQuery, catalog: &Catalog) -> Result<Stateless
         default_null_ordering: ParserOptions::new().default_null_ordering,
     };
     let planner = SqlToRel::new_with_options(catalog, options);
+    let mut sql_query = query.query.clone();
+    rewrite_mod_calls(&mut sql_query);
     let plan = planner
-        .sql_statement_to_plan(Statement::Query(query.query.clone()))
+        .sql_statement_to_plan(Statement::Query(sql_query))
         .map_err(|e| df_error(e, query.span))?;
     let plan = Analyzer::new()
         .execute_and_check(plan, catalog.config(), |_, _| {})
@@ -285,6 +287,31 @@ fn check_supported_shape(query: &StreamingQuery) -> Result<(), PlanError> {
         }
     }
     Ok(())
+}
+
+/// `MOD(a, b)` (Flink, PostgreSQL) becomes `a % b`; DataFusion has only the operator.
+fn rewrite_mod_calls(query: &mut sqlparser::ast::Query) {
+    use sqlparser::ast::{BinaryOperator, FunctionArg, FunctionArgExpr, FunctionArguments};
+    let _ = sqlparser::ast::visit_expressions_mut(query, |e| {
+        if let SqlExpr::Function(f) = e
+            && f.over.is_none()
+            && f.name.to_string().eq_ignore_ascii_case("mod")
+            && let FunctionArguments::List(list) = &f.args
+            && list.duplicate_treatment.is_none()
+            && list.clauses.is_empty()
+            && let [
+                FunctionArg::Unnamed(FunctionArgExpr::Expr(a)),
+                FunctionArg::Unnamed(FunctionArgExpr::Expr(b)),
+            ] = list.args.as_slice()
+        {
+            *e = SqlExpr::Nested(Box::new(SqlExpr::BinaryOp {
+                left: Box::new(a.clone()),
+                op: BinaryOperator::Modulo,
+                right: Box::new(b.clone()),
+            }));
+        }
+        std::ops::ControlFlow::<()>::Continue(())
+    });
 }
 
 fn find_over(expr: &SqlExpr) -> Option<sqlparser::tokenizer::Span> {
