@@ -6,14 +6,16 @@ use crate::catalog::Catalog;
 use crate::error::{PlanError, span_of};
 use crate::operators::{FilterOp, ProjectOp};
 use arrow::datatypes::{Schema, SchemaRef};
+use datafusion_common::ScalarValue;
 use datafusion_common::tree_node::{Transformed, TreeNode};
 use datafusion_common::{DFSchema, DataFusionError};
+use datafusion_expr::Operator as BinaryOp;
 use datafusion_expr::execution_props::ExecutionProps;
 use datafusion_expr::physical_planning_context::PhysicalPlanningContext;
 use datafusion_expr::{Expr, LogicalPlan};
 use datafusion_optimizer::Analyzer;
 use datafusion_optimizer::simplify_expressions::{ExprSimplifier, SimplifyContext};
-use datafusion_physical_expr::expressions::BinaryExpr;
+use datafusion_physical_expr::expressions::{BinaryExpr, Literal, NegativeExpr};
 use datafusion_physical_expr::{PhysicalExpr, create_physical_expr};
 use datafusion_sql::planner::{ParserOptions, SqlToRel};
 use ferris_runtime::Operator;
@@ -142,7 +144,7 @@ fn lower(plan: &LogicalPlan, span: Span, logical_plan: String) -> Result<Statele
             .map_err(|err| df_error(err, span))?;
         let expr =
             create_physical_expr(&e, input_df, &props, &ctx).map_err(|err| df_error(err, span))?;
-        checked_arithmetic(expr).map_err(|err| df_error(err, span))
+        checked_arithmetic(expr, input_df.as_arrow()).map_err(|err| df_error(err, span))
     };
     let filter = match filter_expr {
         Some(e) => Some((physical(e)?, e.human_display().to_string())),
@@ -187,19 +189,29 @@ fn lower(plan: &LogicalPlan, span: Span, logical_plan: String) -> Result<Statele
     })
 }
 
-/// Makes every `+`, `-` and `*` fail on integer overflow instead of wrapping, so overflow
-/// meets the error strategy rather than producing a wrong number.
+/// Makes every `+`, `-`, `*` and integer negation fail on overflow instead of wrapping, so
+/// overflow meets the error strategy rather than producing a wrong number.
 fn checked_arithmetic(
     expr: Arc<dyn PhysicalExpr>,
+    input: &Schema,
 ) -> datafusion_common::Result<Arc<dyn PhysicalExpr>> {
     expr.transform_up(|e| {
-        Ok(match e.downcast_ref::<BinaryExpr>() {
-            Some(b) => Transformed::yes(Arc::new(
-                BinaryExpr::new(b.left().clone(), *b.op(), b.right().clone())
-                    .with_fail_on_overflow(true),
-            ) as Arc<dyn PhysicalExpr>),
-            None => Transformed::no(e),
-        })
+        if let Some(b) = e.downcast_ref::<BinaryExpr>() {
+            let checked = BinaryExpr::new(b.left().clone(), *b.op(), b.right().clone())
+                .with_fail_on_overflow(true);
+            return Ok(Transformed::yes(Arc::new(checked) as Arc<dyn PhysicalExpr>));
+        }
+        if let Some(n) = e.downcast_ref::<NegativeExpr>() {
+            let t = n.arg().data_type(input)?;
+            if t.is_signed_integer() {
+                // -x as 0 - x, which is checked (negating the minimum value overflows).
+                let zero = Arc::new(Literal::new(ScalarValue::new_zero(&t)?));
+                let checked = BinaryExpr::new(zero, BinaryOp::Minus, n.arg().clone())
+                    .with_fail_on_overflow(true);
+                return Ok(Transformed::yes(Arc::new(checked) as Arc<dyn PhysicalExpr>));
+            }
+        }
+        Ok(Transformed::no(e))
     })
     .map(|t| t.data)
 }
