@@ -432,7 +432,7 @@ fn adhoc() {
 }
 
 fn run_path(path: &Path, name: &str) {
-    let text = std::fs::read_to_string(&path)
+    let text = std::fs::read_to_string(path)
         .unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
     let records = parse_records(&text).unwrap_or_else(|e| panic!("{name}: {e}"));
     let dir = tempfile::tempdir().expect("temp dir");
