@@ -13,10 +13,12 @@
 //! assert_eq!(app.queries[0].plan.output_schema.field(0).name(), "b");
 //! ```
 
+pub mod aggregate;
 mod app;
 mod catalog;
 mod error;
 mod operators;
+pub mod over;
 pub mod props;
 mod query;
 mod types;

@@ -26,7 +26,7 @@ pub use dead_letter::{DeadLetterRecord, DeadLetterWriter};
 pub use error::{ErrorStrategy, RuntimeError};
 pub use job::{JobReport, JobSpec, QueryReport, QuerySpec, SourceSpec, run_job};
 pub use message::{BatchMeta, CorrelationId, Message, ProcessBatch, Reject, TraceContext};
-pub use operator::{Operator, OperatorError};
+pub use operator::{Operator, OperatorError, StateSize};
 pub use shutdown::Shutdown;
 pub use sink::{Sink, SinkError};
 pub use source::{Source, SourceError, SourcePoll};

@@ -20,6 +20,15 @@ impl OperatorError {
     }
 }
 
+/// How much state an operator holds (window groups, sessions, buffered rows, join rows).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct StateSize {
+    /// Entries held (one per open (window, group), session, buffered row or table key).
+    pub rows: usize,
+    /// Approximate heap bytes held by those entries.
+    pub bytes: usize,
+}
+
 /// One step of a query's pipeline. A worker task owns its operators outright (no locks);
 /// each partition pipeline gets its own instances.
 pub trait Operator: Send + Sync {
@@ -52,6 +61,11 @@ pub trait Operator: Send + Sync {
         _out: &mut Vec<RecordBatch>,
     ) -> Result<(), OperatorError> {
         Ok(())
+    }
+
+    /// The state this operator holds now (zero for stateless operators).
+    fn state_size(&self) -> StateSize {
+        StateSize::default()
     }
 
     /// The input ended; emit everything still held.
