@@ -210,6 +210,17 @@ impl Registry {
             .sum()
     }
 
+    /// Sum of the current values and sum of the high-water marks of every gauge called
+    /// `name` whose labels include all of `filter` (e.g. the state of one operator over all
+    /// its partitions).
+    pub fn gauge_sum(&self, name: &str, filter: &[(&str, &str)]) -> (i64, i64) {
+        self.lock()
+            .gauges
+            .iter()
+            .filter(|(k, _)| k.name == name && matches(&k.labels, filter))
+            .fold((0, 0), |(v, m), (_, g)| (v + g.get(), m + g.max()))
+    }
+
     /// All metrics now.
     pub fn snapshot(&self) -> Snapshot {
         let inner = self.lock();

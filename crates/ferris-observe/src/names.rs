@@ -46,3 +46,17 @@ pub const QUERY_ROWS_FILTERED: &str = "ferris_query_rows_filtered_total";
 pub const QUERY_ROWS_SKIPPED: &str = "ferris_query_rows_skipped_total";
 /// Rows a query sent to the dead-letter sink. Labels: `query`, `stage` (decode, evaluate).
 pub const QUERY_ROWS_DEAD_LETTERED: &str = "ferris_query_rows_dead_lettered_total";
+/// Counter: rows whose event time was below the source watermark when they arrived
+/// (labels: source).
+pub const SOURCE_ROWS_LATE: &str = "ferris_source_rows_late_total";
+/// Gauge: the source watermark in epoch milliseconds (labels: source).
+pub const SOURCE_WATERMARK_MS: &str = "ferris_source_watermark_milliseconds";
+/// Counter: late rows a query dropped from its event-time operators (labels: query).
+pub const QUERY_ROWS_LATE: &str = "ferris_query_rows_late_total";
+/// Counter: rows that entered a query's stateful stage (aggregation, OVER, join) (labels:
+/// query).
+pub const QUERY_ROWS_INTO_STATE: &str = "ferris_query_rows_into_state_total";
+/// Gauge: entries held by a stateful operator (labels: query, operator, partition).
+pub const OPERATOR_STATE_ROWS: &str = "ferris_operator_state_rows";
+/// Gauge: approximate bytes held by a stateful operator (labels: query, operator, partition).
+pub const OPERATOR_STATE_BYTES: &str = "ferris_operator_state_bytes";

@@ -343,6 +343,7 @@ pub fn build_job(
                     name: decl.name.clone(),
                     source,
                     batch_size: decl.engine.batch_size.unwrap_or(1024),
+                    event_time: None,
                 });
                 source_index.insert(decl.name.clone(), sources.len() - 1);
                 sources.len() - 1
@@ -399,6 +400,8 @@ pub fn build_job(
             strategy,
             dead_letter,
             channel_capacity: q.engine.channel_capacity.or(decl.engine.channel_capacity),
+            keyed: None,
+            late: Default::default(),
         });
     }
     Ok(JobSpec {

@@ -188,6 +188,7 @@ mod tests {
                 positions: Arc::from(Vec::new()),
                 rejects: Arc::from(Vec::new()),
                 read_at: Instant::now(),
+                event: None,
             },
         })
     }

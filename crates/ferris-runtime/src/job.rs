@@ -1,6 +1,6 @@
 //! Building and running a job: sources → partition pipelines → sinks.
 //!
-//! Layout of one query at parallelism N:
+//! Layout of one stateless query at parallelism N:
 //!
 //! ```text
 //! source thread ──slot k──▶ worker (k mod N) ──▶ sink thread (merges slots 0,1,2,… in order)
@@ -10,20 +10,34 @@
 //! worker answers every message with exactly one message; the sink thread reads the workers
 //! round-robin in the same order. So the rows reach the sink in source order whatever N,
 //! the channel capacities or the thread timing are, while the N workers evaluate in parallel.
+//!
+//! A keyed query (GROUP BY, OVER, join) adds a stateful stage:
+//!
+//! ```text
+//! source ──slot k──▶ worker (k mod N) ──hash(key)──▶ keyed partition 0..N ──▶ sink thread
+//! ```
+//!
+//! Every worker sends every keyed partition one part per slot (possibly empty); a keyed
+//! partition reads the workers in slot order, so it sees its keys' rows in source order, and
+//! answers every slot with one message. The sink reads one message from every keyed
+//! partition per step and merges them by the query's order columns.
 
 use crate::channel::{self, Receiver, Sender};
+use crate::keyed::KeyedWorker;
+use crate::route::Router;
+use crate::sink_task::SinkTask;
+use crate::source_task::SourceTask;
+pub use crate::source_task::EventTimeSpec;
 use crate::config::JobConfig;
 use crate::dead_letter::{DeadLetterRecord, DeadLetterWriter};
 use crate::error::{ErrorStrategy, RuntimeError};
-use crate::message::{BatchMeta, CorrelationId, Message, ProcessBatch, TraceContext};
 use crate::operator::Operator;
 use crate::shutdown::Shutdown;
 use crate::sink::Sink;
-use crate::source::{Source, SourcePoll};
-use crate::worker::Worker;
-use ferris_observe::{Counter, Histogram, Registry, names};
+use crate::source::Source;
+use crate::worker::{Worker, WorkerOutput};
+use ferris_observe::{Counter, Registry, names};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
 use tokio::runtime::Handle;
 use tokio::sync::mpsc;
 
@@ -35,10 +49,36 @@ pub struct SourceSpec {
     pub source: Box<dyn Source>,
     /// Rows per batch (default 1024).
     pub batch_size: usize,
+    /// The event-time column, if the source declares one.
+    pub event_time: Option<EventTimeSpec>,
 }
 
 /// Builds one partition pipeline's operator chain (called once per worker).
 pub type OperatorFactory = Arc<dyn Fn() -> Result<Vec<Box<dyn Operator>>, String> + Send + Sync>;
+
+/// What a query does with rows that arrive below the watermark.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum LateRows {
+    /// Pass them on (queries without event-time operators).
+    #[default]
+    Keep,
+    /// Drop and count them (event-time operators).
+    Drop,
+    /// Drop them, count them and write them to the dead-letter sink with the reason.
+    DeadLetter,
+}
+
+/// The stateful stage of a keyed query.
+pub struct KeyedStage {
+    /// Columns of the stateless chain's output whose values are hash-routed (GROUP BY keys,
+    /// PARTITION BY columns, join keys); empty sends every row to partition 0.
+    pub key_columns: Vec<usize>,
+    /// Builds one keyed partition's chain: the stateful operator, then stateless ones.
+    pub operators: OperatorFactory,
+    /// The last `order_columns` columns of the chain's output give the order in which each
+    /// step's rows are written (the sink sorts by them, then drops them).
+    pub order_columns: usize,
+}
 
 /// A continuous query of the job.
 pub struct QuerySpec {
@@ -46,8 +86,12 @@ pub struct QuerySpec {
     pub name: String,
     /// Index into [`JobSpec::sources`].
     pub source: usize,
-    /// Stateless operator chain.
+    /// Stateless operator chain (for a keyed query: what runs before the routing).
     pub operators: OperatorFactory,
+    /// The stateful stage, for keyed queries.
+    pub keyed: Option<KeyedStage>,
+    /// What happens to late rows.
+    pub late: LateRows,
     /// Where results go.
     pub sink: Box<dyn Sink>,
     /// What to do with bad rows.
@@ -83,14 +127,26 @@ pub struct QueryReport {
     pub skipped: u64,
     /// Rows sent to the dead-letter sink.
     pub dead_lettered: u64,
+    /// Late rows dropped (event-time queries).
+    pub late: u64,
     /// Rows written by the sink.
     pub written: u64,
+    /// Rows that entered the stateful stage (keyed queries; `None` for stateless ones).
+    pub into_state: Option<u64>,
+    /// Output rows of a keyed query that the sink could not write (skipped or
+    /// dead-lettered after retries).
+    pub output_failed: u64,
 }
 
 impl QueryReport {
-    /// Whether every input row is accounted for.
+    /// Whether every input row is accounted for: written (stateless) or taken into the
+    /// stateful stage (keyed), filtered, late, skipped or dead-lettered.
     pub fn balanced(&self) -> bool {
-        self.rows_in == self.filtered + self.skipped + self.dead_lettered + self.written
+        let rest = self.filtered + self.skipped + self.dead_lettered + self.late;
+        match self.into_state {
+            None => self.rows_in == rest + self.written,
+            Some(into) => self.rows_in == rest + into,
+        }
     }
 }
 
@@ -118,6 +174,7 @@ pub(crate) struct QueryContext {
     pub(crate) dead_letter: Option<mpsc::Sender<DeadLetterRecord>>,
     pub(crate) rows_in: Arc<Counter>,
     pub(crate) rows_filtered: Arc<Counter>,
+    pub(crate) late: Arc<Counter>,
 }
 
 impl QueryContext {
@@ -193,8 +250,11 @@ pub async fn run_job(
             dead_letter: q.dead_letter.and_then(|i| dl_senders.get(i).cloned()),
             rows_in: registry.counter(names::QUERY_ROWS_IN, &[("query", &q.name)]),
             rows_filtered: registry.counter(names::QUERY_ROWS_FILTERED, &[("query", &q.name)]),
+            late: registry.counter(names::QUERY_ROWS_LATE, &[("query", &q.name)]),
         });
-        if q.strategy == ErrorStrategy::DeadLetter && ctx.dead_letter.is_none() {
+        let needs_dead_letter =
+            q.strategy == ErrorStrategy::DeadLetter || q.late == LateRows::DeadLetter;
+        if needs_dead_letter && ctx.dead_letter.is_none() {
             return Err(RuntimeError::Internal(format!(
                 "query '{}' uses the dead_letter strategy without a dead-letter sink",
                 q.name
@@ -203,19 +263,63 @@ pub async fn run_job(
         let cap = q.channel_capacity.unwrap_or(cap).max(1);
         let mut inputs = Vec::new();
         let mut outputs = Vec::new();
+        // Keyed stage: channel [w][p] from worker w to keyed partition p.
+        let mut keyed_in: Vec<Vec<Receiver>> = (0..parallelism).map(|_| Vec::new()).collect();
+        let mut worker_outputs = Vec::new();
         for w in 0..parallelism {
+            let output = match &q.keyed {
+                None => {
+                    let name = format!("{}.out.{w}", q.name);
+                    let (out_tx, out_rx) = channel::channel(&name, cap, &registry);
+                    outputs.push(out_rx);
+                    WorkerOutput::Direct(out_tx)
+                }
+                Some(stage) => {
+                    let mut senders = Vec::new();
+                    for (p, rx_list) in keyed_in.iter_mut().enumerate() {
+                        let name = format!("{}.route.{w}.{p}", q.name);
+                        let (tx, rx) = channel::channel(&name, cap, &registry);
+                        senders.push(tx);
+                        rx_list.push(rx);
+                    }
+                    WorkerOutput::Keyed {
+                        router: Router::new(stage.key_columns.clone(), parallelism),
+                        senders,
+                        into_state: registry
+                            .counter(names::QUERY_ROWS_INTO_STATE, &[("query", &q.name)]),
+                    }
+                }
+            };
+            worker_outputs.push(output);
+        }
+        for (w, output) in worker_outputs.into_iter().enumerate() {
             let (in_tx, in_rx) = channel::channel(&format!("{}.in.{w}", q.name), cap, &registry);
-            let (out_tx, out_rx) = channel::channel(&format!("{}.out.{w}", q.name), cap, &registry);
             let ops = (q.operators)().map_err(RuntimeError::Internal)?;
             let worker = Worker {
                 ctx: ctx.clone(),
                 ops,
                 input: in_rx,
-                output: out_tx,
+                output,
+                late: q.late,
             };
             tasks.spawn(worker.run());
             inputs.push(in_tx);
-            outputs.push(out_rx);
+        }
+        if let Some(stage) = &q.keyed {
+            for (p, rxs) in keyed_in.into_iter().enumerate() {
+                let name = format!("{}.out.{p}", q.name);
+                let (out_tx, out_rx) = channel::channel(&name, cap, &registry);
+                let ops = (stage.operators)().map_err(RuntimeError::Internal)?;
+                let worker = KeyedWorker {
+                    ctx: ctx.clone(),
+                    partition: p,
+                    ops,
+                    inputs: rxs,
+                    output: out_tx,
+                };
+                tasks.spawn(worker.run());
+                outputs.push(out_rx);
+            }
         }
         match fanout.get_mut(q.source) {
             Some(f) => f.push(inputs),
@@ -231,11 +335,14 @@ pub async fn run_job(
             sink: q.sink,
             inputs: outputs,
             retry: config.retry,
+            order_columns: q.keyed.as_ref().map(|k| k.order_columns),
         };
         contexts.push(ReportHandle {
             name: ctx.name.clone(),
             rows_in: ctx.rows_in.clone(),
             rows_filtered: ctx.rows_filtered.clone(),
+            late: ctx.late.clone(),
+            keyed: q.keyed.is_some(),
         });
         blocking.push(tokio::task::spawn_blocking(move || sink_task.run()));
     }
@@ -299,255 +406,35 @@ struct ReportHandle {
     name: Arc<str>,
     rows_in: Arc<Counter>,
     rows_filtered: Arc<Counter>,
+    late: Arc<Counter>,
+    keyed: bool,
 }
 
 fn report(registry: &Registry, ctx: &ReportHandle) -> QueryReport {
     let q = [("query", &*ctx.name)];
-    QueryReport {
+    let sink_failed = registry.counter_sum(names::SINK_ROWS_FAILED, &q);
+    let sink_dead_lettered =
+        registry.counter_sum(names::QUERY_ROWS_DEAD_LETTERED, &[("query", &ctx.name), ("stage", "sink")]);
+    let skipped = registry.counter_sum(names::QUERY_ROWS_SKIPPED, &q);
+    let dead_lettered = registry.counter_sum(names::QUERY_ROWS_DEAD_LETTERED, &q);
+    let mut r = QueryReport {
         name: ctx.name.to_string(),
         rows_in: ctx.rows_in.get(),
         filtered: ctx.rows_filtered.get(),
-        skipped: registry.counter_sum(names::QUERY_ROWS_SKIPPED, &q)
-            + registry.counter_sum(names::SINK_ROWS_FAILED, &q),
-        dead_lettered: registry.counter_sum(names::QUERY_ROWS_DEAD_LETTERED, &q),
+        skipped: skipped + sink_failed,
+        dead_lettered,
+        late: ctx.late.get(),
         written: registry.counter_sum(names::SINK_ROWS_WRITTEN, &q),
+        into_state: None,
+        output_failed: 0,
+    };
+    if ctx.keyed {
+        // Output rows are not input rows: sink failures are reported on their own.
+        r.skipped = skipped;
+        r.dead_lettered = dead_lettered - sink_dead_lettered;
+        r.into_state = Some(registry.counter_sum(names::QUERY_ROWS_INTO_STATE, &q));
+        r.output_failed = sink_failed + sink_dead_lettered;
     }
+    r
 }
 
-struct SourceTask {
-    spec: SourceSpec,
-    senders: Vec<Vec<Sender>>,
-    shutdown: Shutdown,
-    handle: Handle,
-    job_id: u32,
-    registry: Registry,
-}
-
-impl SourceTask {
-    fn run(mut self) -> Result<(), TaskEnd> {
-        let name: Arc<str> = self.spec.name.clone().into();
-        let location: Arc<str> = self.spec.source.location().into();
-        let l = [("source", &*name)];
-        let rows_read = self.registry.counter(names::SOURCE_ROWS_READ, &l);
-        let batches = self.registry.counter(names::SOURCE_BATCHES, &l);
-        let rejected = self.registry.counter(names::SOURCE_ROWS_REJECTED, &l);
-        let batch_size = self.spec.batch_size.max(1);
-        let mut slot: u64 = 0;
-        let mut idle_wait = Duration::from_millis(1);
-        let result = loop {
-            if self.shutdown.is_triggered() {
-                break Ok(());
-            }
-            match self.spec.source.poll(batch_size) {
-                Ok(SourcePoll::Batch {
-                    records,
-                    positions,
-                    rejects,
-                }) => {
-                    idle_wait = Duration::from_millis(1);
-                    if records.num_rows() == 0 && rejects.is_empty() {
-                        continue;
-                    }
-                    rows_read.add(records.num_rows() as u64);
-                    rejected.add(rejects.len() as u64);
-                    batches.inc();
-                    let pb = ProcessBatch {
-                        batch_id: slot,
-                        records,
-                        correlation_id: CorrelationId::new(self.job_id, &name, slot),
-                        trace: TraceContext::new_root(),
-                        meta: BatchMeta {
-                            source: name.clone(),
-                            location: location.clone(),
-                            partition: 0,
-                            positions: positions.into(),
-                            rejects: rejects.into(),
-                            read_at: Instant::now(),
-                        },
-                    };
-                    if let Err(e) = self.send_slot(slot, Message::ProcessBatch(pb)) {
-                        break Err(e);
-                    }
-                    slot += 1;
-                }
-                Ok(SourcePoll::Idle) => {
-                    std::thread::sleep(idle_wait);
-                    idle_wait = (idle_wait * 2).min(Duration::from_millis(50));
-                }
-                Ok(SourcePoll::End) => break Ok(()),
-                Err(e) => {
-                    break Err(TaskEnd::Failed(RuntimeError::Source {
-                        source_name: name.to_string(),
-                        reason: e.0,
-                    }));
-                }
-            }
-        };
-        result?;
-        for query in &self.senders {
-            for tx in query {
-                tx.send_blocking(&self.handle, Message::EndOfStream)
-                    .map_err(|_| TaskEnd::Aborted)?;
-            }
-        }
-        Ok(())
-    }
-
-    fn send_slot(&mut self, slot: u64, msg: Message) -> Result<(), TaskEnd> {
-        for query in &self.senders {
-            let tx = &query[(slot % query.len() as u64) as usize];
-            tx.send_blocking(&self.handle, msg.clone())
-                .map_err(|_| TaskEnd::Aborted)?;
-        }
-        Ok(())
-    }
-}
-
-struct SinkTask {
-    ctx: Arc<QueryContext>,
-    sink: Box<dyn Sink>,
-    inputs: Vec<Receiver>,
-    retry: crate::config::RetryPolicy,
-}
-
-struct SinkMetrics {
-    rows_in: Arc<Counter>,
-    written: Arc<Counter>,
-    failed: Arc<Counter>,
-    dead_lettered: Arc<Counter>,
-    retries: Arc<Counter>,
-    latency: Arc<Histogram>,
-}
-
-impl SinkTask {
-    fn run(mut self) -> Result<(), TaskEnd> {
-        let describe = self.sink.describe();
-        let l = [("query", &*self.ctx.name), ("sink", describe.as_str())];
-        let r = &self.ctx.registry;
-        let m = SinkMetrics {
-            rows_in: r.counter(names::SINK_ROWS_IN, &l),
-            written: r.counter(names::SINK_ROWS_WRITTEN, &l),
-            failed: r.counter(names::SINK_ROWS_FAILED, &l),
-            dead_lettered: r.counter(names::SINK_ROWS_DEAD_LETTERED, &l),
-            retries: r.counter(names::SINK_RETRIES, &l),
-            latency: r.histogram(
-                names::END_TO_END_LATENCY_NANOS,
-                &[("query", &*self.ctx.name)],
-            ),
-        };
-        let n = self.inputs.len();
-        let mut next = 0;
-        loop {
-            let msg = self.inputs[next].recv_blocking();
-            match msg {
-                None => return Err(TaskEnd::Aborted),
-                Some(Message::EndOfStream) => {
-                    // The source ended after the previous slot: every other worker holds
-                    // only its EndOfStream now.
-                    for (i, rx) in self.inputs.iter_mut().enumerate() {
-                        if i != next {
-                            match rx.recv_blocking() {
-                                Some(Message::EndOfStream) => {}
-                                None => return Err(TaskEnd::Aborted),
-                                Some(_) => {
-                                    return Err(TaskEnd::Failed(RuntimeError::Internal(
-                                        "a worker sent data after the end of its input".into(),
-                                    )));
-                                }
-                            }
-                        }
-                    }
-                    break;
-                }
-                Some(Message::Watermark(_)) => {}
-                Some(Message::ProcessBatch(pb)) => self.write(&pb, &m)?,
-            }
-            next = (next + 1) % n;
-        }
-        self.sink.close().map_err(|e| {
-            TaskEnd::Failed(RuntimeError::Sink {
-                query: self.ctx.name.to_string(),
-                sink: describe.clone(),
-                attempts: 1,
-                reason: format!("close failed: {e}"),
-                correlation_id: String::new(),
-            })
-        })
-    }
-
-    fn write(&mut self, pb: &ProcessBatch, m: &SinkMetrics) -> Result<(), TaskEnd> {
-        let rows = pb.records.num_rows();
-        if rows == 0 {
-            return Ok(());
-        }
-        m.rows_in.add(rows as u64);
-        let attempts = self.retry.attempts.max(1);
-        let mut attempt = 1;
-        loop {
-            match self.sink.write_batch(&pb.records) {
-                Ok(()) => {
-                    m.written.add(rows as u64);
-                    m.latency
-                        .record(pb.meta.read_at.elapsed().as_nanos() as u64);
-                    return Ok(());
-                }
-                Err(e) if attempt < attempts => {
-                    m.retries.inc();
-                    tracing::warn!(query = %self.ctx.name, correlation_id = %pb.correlation_id,
-                        attempt, "sink write failed, retrying: {e}");
-                    std::thread::sleep(self.retry.backoff(attempt));
-                    attempt += 1;
-                }
-                Err(e) => return self.give_up(pb, m, attempts, e.0),
-            }
-        }
-    }
-
-    fn give_up(
-        &mut self,
-        pb: &ProcessBatch,
-        m: &SinkMetrics,
-        attempts: u32,
-        reason: String,
-    ) -> Result<(), TaskEnd> {
-        let rows = pb.records.num_rows();
-        let correlation_id = pb.correlation_id.to_string();
-        match self.ctx.strategy {
-            ErrorStrategy::Fail => Err(TaskEnd::Failed(RuntimeError::Sink {
-                query: self.ctx.name.to_string(),
-                sink: self.sink.describe(),
-                attempts,
-                reason,
-                correlation_id,
-            })),
-            ErrorStrategy::Skip => {
-                m.failed.add(rows as u64);
-                tracing::warn!(query = %self.ctx.name, %correlation_id, rows,
-                    "sink write failed after {attempts} attempt(s), rows skipped: {reason}");
-                Ok(())
-            }
-            ErrorStrategy::DeadLetter => {
-                let Some(tx) = &self.ctx.dead_letter else {
-                    return Err(TaskEnd::Failed(RuntimeError::Internal(
-                        "dead_letter strategy without a dead-letter sink".into(),
-                    )));
-                };
-                for row in 0..rows {
-                    let record = DeadLetterRecord {
-                        error: format!("sink write failed after {attempts} attempt(s): {reason}"),
-                        source: pb.meta.source.to_string(),
-                        position: pb.meta.position_of(row),
-                        raw: crate::json::row_to_json(&pb.records, row),
-                        correlation_id: correlation_id.clone(),
-                        query: self.ctx.name.to_string(),
-                        stage: "sink",
-                    };
-                    tx.blocking_send(record).map_err(|_| TaskEnd::Aborted)?;
-                }
-                m.dead_lettered.add(rows as u64);
-                self.ctx.dead_lettered("sink").add(rows as u64);
-                Ok(())
-            }
-        }
-    }
-}

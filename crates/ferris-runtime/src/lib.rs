@@ -18,14 +18,23 @@ pub mod operator;
 pub mod shutdown;
 pub mod sink;
 pub mod source;
+mod keyed;
+mod route;
+mod sink_task;
+mod source_task;
 mod worker;
 
 pub use channel::{Receiver, Sender};
 pub use config::{JobConfig, RetryPolicy};
 pub use dead_letter::{DeadLetterRecord, DeadLetterWriter};
 pub use error::{ErrorStrategy, RuntimeError};
-pub use job::{JobReport, JobSpec, QueryReport, QuerySpec, SourceSpec, run_job};
-pub use message::{BatchMeta, CorrelationId, Message, ProcessBatch, Reject, TraceContext};
+pub use job::{
+    EventTimeSpec, JobReport, JobSpec, KeyedStage, LateRows, QueryReport, QuerySpec, SourceSpec,
+    run_job,
+};
+pub use message::{
+    BatchMeta, CorrelationId, EventTimeMeta, Message, ProcessBatch, Reject, TraceContext,
+};
 pub use operator::{Operator, OperatorError, StateSize};
 pub use shutdown::Shutdown;
 pub use sink::{Sink, SinkError};

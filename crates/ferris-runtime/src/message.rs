@@ -58,6 +58,24 @@ pub struct BatchMeta {
     pub rejects: Arc<[Reject]>,
     /// When the source read the batch (for end-to-end latency).
     pub read_at: Instant,
+    /// Event-time progress of the source at this batch, if the source declares event time.
+    pub event: Option<Arc<EventTimeMeta>>,
+}
+
+/// Event-time facts the source computed for one batch, row by row in arrival order, so that
+/// lateness does not depend on where batch boundaries fall.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EventTimeMeta {
+    /// Name of the event-time column.
+    pub column: Arc<str>,
+    /// The source watermark after the batch (largest event time so far minus the declared
+    /// bound; `i64::MIN` before the first row).
+    pub watermark: i64,
+    /// Late rows: (row index, watermark when the row arrived). A row is late when its event
+    /// time is below the watermark at its arrival.
+    pub late: Arc<[(u32, i64)]>,
+    /// Rows whose event time is NULL.
+    pub null_time: Arc<[u32]>,
 }
 
 impl BatchMeta {

@@ -6,7 +6,11 @@ use crate::error::{ErrorStrategy, RuntimeError};
 use crate::job::{QueryContext, TaskEnd};
 use crate::json::row_to_json;
 use crate::message::{Message, ProcessBatch};
+use crate::job::LateRows;
 use crate::operator::Operator;
+use crate::route::Router;
+use arrow::array::BooleanArray;
+use arrow::compute::filter_record_batch;
 use arrow::record_batch::RecordBatch;
 use ferris_observe::{Counter, Histogram, names};
 use std::sync::Arc;
@@ -20,12 +24,29 @@ struct OpMetrics {
     nanos: Arc<Histogram>,
 }
 
+/// Where a worker's results go.
+pub(crate) enum WorkerOutput {
+    /// Stateless query: straight to the sink thread.
+    Direct(Sender),
+    /// Keyed query: split by key hash, one part to every keyed partition (each gets one
+    /// message per slot, possibly empty, so the keyed partitions stay in step).
+    Keyed {
+        /// Splits rows by key.
+        router: Router,
+        /// One sender per keyed partition.
+        senders: Vec<Sender>,
+        /// Rows handed to the stateful stage.
+        into_state: Arc<Counter>,
+    },
+}
+
 /// One worker of one query.
 pub(crate) struct Worker {
     pub(crate) ctx: Arc<QueryContext>,
     pub(crate) ops: Vec<Box<dyn Operator>>,
     pub(crate) input: Receiver,
-    pub(crate) output: Sender,
+    pub(crate) output: WorkerOutput,
+    pub(crate) late: LateRows,
 }
 
 /// A row that failed in the operator chain.
@@ -58,27 +79,133 @@ impl Worker {
                         .rows_in
                         .add((pb.records.num_rows() + pb.meta.rejects.len()) as u64);
                     self.handle_rejects(&pb).await?;
+                    let pb = self.handle_event_time(pb).await?;
                     let records = self.apply(&pb, &metrics).await?;
-                    let out = Message::ProcessBatch(ProcessBatch { records, ..pb });
-                    self.output.send(out).await.map_err(|_| TaskEnd::Aborted)?;
+                    self.emit(ProcessBatch { records, ..pb }).await?;
                 }
-                Message::Watermark(w) => {
-                    self.output
-                        .send(Message::Watermark(w))
-                        .await
-                        .map_err(|_| TaskEnd::Aborted)?;
-                }
+                Message::Watermark(w) => self.broadcast(Message::Watermark(w)).await?,
                 Message::EndOfStream => {
-                    self.output
-                        .send(Message::EndOfStream)
-                        .await
-                        .map_err(|_| TaskEnd::Aborted)?;
+                    self.broadcast(Message::EndOfStream).await?;
                     return Ok(());
                 }
             }
         }
         // The source went away without EndOfStream: it failed and reported why.
         Err(TaskEnd::Aborted)
+    }
+
+    async fn emit(&mut self, pb: ProcessBatch) -> Result<(), TaskEnd> {
+        match &mut self.output {
+            WorkerOutput::Direct(tx) => tx
+                .send(Message::ProcessBatch(pb))
+                .await
+                .map_err(|_| TaskEnd::Aborted),
+            WorkerOutput::Keyed {
+                router,
+                senders,
+                into_state,
+            } => {
+                into_state.add(pb.records.num_rows() as u64);
+                let parts = router
+                    .split(&pb.records)
+                    .map_err(|e| TaskEnd::Failed(RuntimeError::Internal(e)))?;
+                for (part, tx) in parts.into_iter().zip(senders.iter()) {
+                    let msg = Message::ProcessBatch(ProcessBatch {
+                        records: part,
+                        ..pb.clone()
+                    });
+                    tx.send(msg).await.map_err(|_| TaskEnd::Aborted)?;
+                }
+                Ok(())
+            }
+        }
+    }
+
+    async fn broadcast(&self, msg: Message) -> Result<(), TaskEnd> {
+        let senders: &[Sender] = match &self.output {
+            WorkerOutput::Direct(tx) => std::slice::from_ref(tx),
+            WorkerOutput::Keyed { senders, .. } => senders,
+        };
+        for tx in senders {
+            tx.send(msg.clone()).await.map_err(|_| TaskEnd::Aborted)?;
+        }
+        Ok(())
+    }
+
+    /// Event-time queries: rows without event time meet the error strategy, late rows are
+    /// dropped (counted, or dead-lettered with the reason); both leave the batch.
+    async fn handle_event_time(&self, pb: ProcessBatch) -> Result<ProcessBatch, TaskEnd> {
+        if self.late == LateRows::Keep {
+            return Ok(pb);
+        }
+        let Some(ev) = pb.meta.event.clone() else {
+            return Ok(pb);
+        };
+        if ev.late.is_empty() && ev.null_time.is_empty() {
+            return Ok(pb);
+        }
+        let correlation_id = pb.correlation_id.to_string();
+        let mut keep = vec![true; pb.records.num_rows()];
+        for &row in ev.null_time.iter() {
+            let r = row as usize;
+            keep[r] = false;
+            self.ctx
+                .apply_strategy(
+                    "event_time",
+                    &pb.meta.source,
+                    pb.meta.position_of(r),
+                    row_to_json(&pb.records, r),
+                    format!("event-time column '{}' is NULL", ev.column),
+                    &correlation_id,
+                )
+                .await?;
+        }
+        for &(row, watermark) in ev.late.iter() {
+            let r = row as usize;
+            keep[r] = false;
+            self.ctx.late.inc();
+            if self.late == LateRows::DeadLetter {
+                let time = event_time_of(&pb.records, r, &ev.column);
+                let record = DeadLetterRecord {
+                    error: format!(
+                        "late row: event time {time} is below the watermark {}",
+                        crate::json::format_timestamp_millis(watermark)
+                    ),
+                    source: pb.meta.source.to_string(),
+                    position: pb.meta.position_of(r),
+                    raw: row_to_json(&pb.records, r),
+                    correlation_id: correlation_id.clone(),
+                    query: self.ctx.name.to_string(),
+                    stage: "late",
+                };
+                match &self.ctx.dead_letter {
+                    Some(tx) => tx.send(record).await.map_err(|_| TaskEnd::Aborted)?,
+                    None => {
+                        return Err(TaskEnd::Failed(RuntimeError::Internal(
+                            "late.data.strategy dead_letter without a dead-letter sink".into(),
+                        )));
+                    }
+                }
+            }
+        }
+        let mask = BooleanArray::from(keep.clone());
+        let records = filter_record_batch(&pb.records, &mask)
+            .map_err(|e| TaskEnd::Failed(RuntimeError::Internal(e.to_string())))?;
+        let positions: Vec<u64> = pb
+            .meta
+            .positions
+            .iter()
+            .zip(&keep)
+            .filter(|(_, k)| **k)
+            .map(|(p, _)| *p)
+            .collect();
+        let mut meta = pb.meta.clone();
+        meta.positions = positions.into();
+        Ok(ProcessBatch {
+            records,
+            meta,
+            ..pb
+        })
     }
 
     async fn handle_rejects(&self, pb: &ProcessBatch) -> Result<(), TaskEnd> {
@@ -155,6 +282,18 @@ impl Worker {
             .map(|op| op.schema())
             .unwrap_or_else(|| input.schema())
     }
+}
+
+/// The event time of one row, formatted (for late-row reasons).
+fn event_time_of(batch: &RecordBatch, row: usize, column: &str) -> String {
+    use arrow::array::{Array, AsArray};
+    use arrow::datatypes::TimestampMillisecondType;
+    batch
+        .column_by_name(column)
+        .and_then(|c| c.as_primitive_opt::<TimestampMillisecondType>())
+        .filter(|c| c.is_valid(row))
+        .map(|c| crate::json::format_timestamp_millis(c.value(row)))
+        .unwrap_or_else(|| "NULL".to_string())
 }
 
 /// Applies every operator in turn; the error names the failing operator's reason.

@@ -75,6 +75,7 @@ fn run(s: Setup) -> Outcome {
             name: "numbers".into(),
             source: Box::new(source),
             batch_size: s.batch,
+            event_time: None,
         }],
         queries: vec![QuerySpec {
             name: "q".into(),
@@ -88,6 +89,8 @@ fn run(s: Setup) -> Outcome {
             strategy: s.strategy,
             dead_letter: Some(0),
             channel_capacity: None,
+            keyed: None,
+            late: Default::default(),
         }],
         dead_letters: vec![Box::new(MemoryDeadLetters(dead.clone()))],
         config: JobConfig {

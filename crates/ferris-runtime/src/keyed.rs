@@ -1,0 +1,205 @@
+//! A keyed partition pipeline: owns the stateful operator (aggregation, OVER, join) of the
+//! keys routed to it, reads the stateless partitions in slot order, and answers every step
+//! with exactly one message, so the sink can merge the partitions deterministically.
+
+use crate::channel::{Receiver, Sender};
+use crate::error::RuntimeError;
+use crate::job::{QueryContext, TaskEnd};
+use crate::message::{Message, ProcessBatch};
+use crate::operator::{Operator, OperatorError};
+use arrow::record_batch::RecordBatch;
+use ferris_observe::{Counter, Gauge, names};
+use std::sync::Arc;
+
+/// One keyed partition of one query.
+pub(crate) struct KeyedWorker {
+    pub(crate) ctx: Arc<QueryContext>,
+    pub(crate) partition: usize,
+    pub(crate) ops: Vec<Box<dyn Operator>>,
+    pub(crate) inputs: Vec<Receiver>,
+    pub(crate) output: Sender,
+}
+
+struct StateGauges {
+    rows: Arc<Gauge>,
+    bytes: Arc<Gauge>,
+}
+
+impl KeyedWorker {
+    pub(crate) async fn run(mut self) -> Result<(), TaskEnd> {
+        let partition = self.partition.to_string();
+        let gauges: Vec<StateGauges> = self
+            .ops
+            .iter()
+            .map(|op| {
+                let l = [
+                    ("query", &*self.ctx.name),
+                    ("operator", op.name()),
+                    ("partition", partition.as_str()),
+                ];
+                StateGauges {
+                    rows: self.ctx.registry.gauge(names::OPERATOR_STATE_ROWS, &l),
+                    bytes: self.ctx.registry.gauge(names::OPERATOR_STATE_BYTES, &l),
+                }
+            })
+            .collect();
+        let rows_out: Vec<Arc<Counter>> = self
+            .ops
+            .iter()
+            .map(|op| {
+                let l = [("query", &*self.ctx.name), ("operator", op.name())];
+                self.ctx.registry.counter(names::OPERATOR_ROWS_OUT, &l)
+            })
+            .collect();
+        let n = self.inputs.len();
+        let mut next = 0;
+        let mut watermark = i64::MIN;
+        loop {
+            let msg = self.inputs[next].recv().await;
+            match msg {
+                None => return Err(TaskEnd::Aborted),
+                Some(Message::EndOfStream) => {
+                    for (i, rx) in self.inputs.iter_mut().enumerate() {
+                        if i != next {
+                            match rx.recv().await {
+                                Some(Message::EndOfStream) => {}
+                                None => return Err(TaskEnd::Aborted),
+                                Some(_) => {
+                                    return Err(self.fail("a partition sent data after its end"));
+                                }
+                            }
+                        }
+                    }
+                    let out = drive(&mut self.ops, None, Step::Finish)
+                        .map_err(|e| self.fail(&e.message))?;
+                    self.record(&gauges, &rows_out, &out);
+                    let records = self.concat(out)?;
+                    let last = ProcessBatch {
+                        batch_id: u64::MAX,
+                        records,
+                        correlation_id: crate::message::CorrelationId(
+                            format!("{}-end", self.ctx.name).into(),
+                        ),
+                        trace: crate::message::TraceContext::new_root(),
+                        meta: crate::message::BatchMeta {
+                            source: self.ctx.name.clone(),
+                            location: "end of input".into(),
+                            partition: self.partition as u32,
+                            positions: Arc::from(Vec::new()),
+                            rejects: Arc::from(Vec::new()),
+                            read_at: std::time::Instant::now(),
+                            event: None,
+                        },
+                    };
+                    self.send(Message::ProcessBatch(last)).await?;
+                    self.send(Message::EndOfStream).await?;
+                    return Ok(());
+                }
+                Some(Message::Watermark(_)) => {
+                    return Err(self.fail("a bare watermark reached a keyed partition"));
+                }
+                Some(Message::ProcessBatch(pb)) => {
+                    let mut out = if pb.records.num_rows() > 0 {
+                        drive(&mut self.ops, Some(&pb.records), Step::Batch)
+                            .map_err(|e| self.fail(&e.message))?
+                    } else {
+                        Vec::new()
+                    };
+                    if let Some(ev) = &pb.meta.event
+                        && ev.watermark > watermark
+                    {
+                        watermark = ev.watermark;
+                        out.extend(
+                            drive(&mut self.ops, None, Step::Watermark(watermark))
+                                .map_err(|e| self.fail(&e.message))?,
+                        );
+                    }
+                    self.record(&gauges, &rows_out, &out);
+                    let records = self.concat(out)?;
+                    self.send(Message::ProcessBatch(ProcessBatch { records, ..pb }))
+                        .await?;
+                }
+            }
+            next = (next + 1) % n;
+        }
+    }
+
+    fn record(&self, gauges: &[StateGauges], rows_out: &[Arc<Counter>], out: &[RecordBatch]) {
+        for (op, g) in self.ops.iter().zip(gauges) {
+            let s = op.state_size();
+            g.rows.set(s.rows as i64);
+            g.bytes.set(s.bytes as i64);
+        }
+        if let Some(c) = rows_out.last() {
+            c.add(out.iter().map(|b| b.num_rows() as u64).sum());
+        }
+    }
+
+    fn concat(&self, out: Vec<RecordBatch>) -> Result<RecordBatch, TaskEnd> {
+        let schema = match self.ops.last() {
+            Some(op) => op.schema(),
+            None => return Err(self.fail("a keyed stage without operators")),
+        };
+        match out.len() {
+            0 => Ok(RecordBatch::new_empty(schema)),
+            1 => Ok(out.into_iter().next().unwrap_or_else(|| RecordBatch::new_empty(schema))),
+            _ => arrow::compute::concat_batches(&schema, &out)
+                .map_err(|e| self.fail(&e.to_string())),
+        }
+    }
+
+    async fn send(&self, msg: Message) -> Result<(), TaskEnd> {
+        self.output.send(msg).await.map_err(|_| TaskEnd::Aborted)
+    }
+
+    /// Errors inside a stateful operator (e.g. a SUM overflowing its DECIMAL) stop the query:
+    /// they concern a group's accumulated state, not one input row.
+    fn fail(&self, reason: &str) -> TaskEnd {
+        TaskEnd::Failed(RuntimeError::Evaluate {
+            query: self.ctx.name.to_string(),
+            source_name: self.ctx.name.to_string(),
+            position: format!("stateful stage, partition {}", self.partition),
+            reason: reason.to_string(),
+            correlation_id: String::new(),
+        })
+    }
+}
+
+/// What drives the chain.
+#[derive(Clone, Copy)]
+enum Step {
+    Batch,
+    Watermark(i64),
+    Finish,
+}
+
+/// Pushes one step through the chain: each operator processes what the previous one emitted
+/// and then sees the watermark or end of input itself.
+fn drive(
+    ops: &mut [Box<dyn Operator>],
+    input: Option<&RecordBatch>,
+    step: Step,
+) -> Result<Vec<RecordBatch>, OperatorError> {
+    let mut carried: Vec<RecordBatch> = Vec::new();
+    for (i, op) in ops.iter_mut().enumerate() {
+        let mut out = Vec::new();
+        if i == 0 {
+            if let Some(b) = input {
+                op.process_batch(b, &mut out)?;
+            }
+        } else {
+            for b in &carried {
+                if b.num_rows() > 0 {
+                    op.process_batch(b, &mut out)?;
+                }
+            }
+        }
+        match step {
+            Step::Batch => {}
+            Step::Watermark(wm) => op.process_watermark(wm, &mut out)?,
+            Step::Finish => op.finish(&mut out)?,
+        }
+        carried = out;
+    }
+    Ok(carried)
+}

@@ -1,0 +1,265 @@
+//! The sink thread: merges a query's partition pipelines back into one deterministic order
+//! and writes, retrying with backoff before the error strategy applies.
+
+use crate::channel::Receiver;
+use crate::dead_letter::DeadLetterRecord;
+use crate::error::{ErrorStrategy, RuntimeError};
+use crate::job::{QueryContext, TaskEnd};
+use crate::message::{BatchMeta, Message, ProcessBatch};
+use crate::sink::Sink;
+use arrow::array::{ArrayRef, UInt32Array};
+use arrow::compute::{SortColumn, concat_batches, lexsort_to_indices, take_record_batch};
+use arrow::datatypes::Schema;
+use arrow::record_batch::RecordBatch;
+use ferris_observe::{Counter, Histogram, names};
+use std::sync::Arc;
+
+pub(crate) struct SinkTask {
+    pub(crate) ctx: Arc<QueryContext>,
+    pub(crate) sink: Box<dyn Sink>,
+    pub(crate) inputs: Vec<Receiver>,
+    pub(crate) retry: crate::config::RetryPolicy,
+    /// Keyed queries: every partition answers every step, and the last `order_columns`
+    /// columns give the order in which the merged rows are written (then dropped).
+    pub(crate) order_columns: Option<usize>,
+}
+
+struct SinkMetrics {
+    rows_in: Arc<Counter>,
+    written: Arc<Counter>,
+    failed: Arc<Counter>,
+    dead_lettered: Arc<Counter>,
+    retries: Arc<Counter>,
+    latency: Arc<Histogram>,
+}
+
+impl SinkTask {
+    pub(crate) fn run(mut self) -> Result<(), TaskEnd> {
+        let describe = self.sink.describe();
+        let l = [("query", &*self.ctx.name), ("sink", describe.as_str())];
+        let r = &self.ctx.registry;
+        let m = SinkMetrics {
+            rows_in: r.counter(names::SINK_ROWS_IN, &l),
+            written: r.counter(names::SINK_ROWS_WRITTEN, &l),
+            failed: r.counter(names::SINK_ROWS_FAILED, &l),
+            dead_lettered: r.counter(names::SINK_ROWS_DEAD_LETTERED, &l),
+            retries: r.counter(names::SINK_RETRIES, &l),
+            latency: r.histogram(
+                names::END_TO_END_LATENCY_NANOS,
+                &[("query", &*self.ctx.name)],
+            ),
+        };
+        if let Some(order_columns) = self.order_columns {
+            self.run_lockstep(order_columns, &m)?;
+        } else {
+            self.run_round_robin(&m)?;
+        }
+        self.sink.close().map_err(|e| {
+            TaskEnd::Failed(RuntimeError::Sink {
+                query: self.ctx.name.to_string(),
+                sink: describe.clone(),
+                attempts: 1,
+                reason: format!("close failed: {e}"),
+                correlation_id: String::new(),
+            })
+        })
+    }
+
+    /// Stateless queries: slot k comes from partition k mod N.
+    fn run_round_robin(&mut self, m: &SinkMetrics) -> Result<(), TaskEnd> {
+        let n = self.inputs.len();
+        let mut next = 0;
+        loop {
+            let msg = self.inputs[next].recv_blocking();
+            match msg {
+                None => return Err(TaskEnd::Aborted),
+                Some(Message::EndOfStream) => {
+                    // The source ended after the previous slot: every other worker holds
+                    // only its EndOfStream now.
+                    for (i, rx) in self.inputs.iter_mut().enumerate() {
+                        if i != next {
+                            match rx.recv_blocking() {
+                                Some(Message::EndOfStream) => {}
+                                None => return Err(TaskEnd::Aborted),
+                                Some(_) => {
+                                    return Err(TaskEnd::Failed(RuntimeError::Internal(
+                                        "a worker sent data after the end of its input".into(),
+                                    )));
+                                }
+                            }
+                        }
+                    }
+                    break;
+                }
+                Some(Message::Watermark(_)) => {}
+                Some(Message::ProcessBatch(pb)) => self.write(&pb, m)?,
+            }
+            next = (next + 1) % n;
+        }
+        Ok(())
+    }
+
+    /// Keyed queries: every partition answers every step; the step's rows are merged by
+    /// the order columns, so the output does not depend on the number of partitions.
+    fn run_lockstep(&mut self, order_columns: usize, m: &SinkMetrics) -> Result<(), TaskEnd> {
+        loop {
+            let mut parts = Vec::with_capacity(self.inputs.len());
+            let mut ended = 0;
+            for rx in self.inputs.iter_mut() {
+                match rx.recv_blocking() {
+                    None => return Err(TaskEnd::Aborted),
+                    Some(Message::EndOfStream) => ended += 1,
+                    Some(Message::Watermark(_)) => {
+                        return Err(internal("a keyed partition sent a bare watermark"));
+                    }
+                    Some(Message::ProcessBatch(pb)) => parts.push(pb),
+                }
+            }
+            if ended == self.inputs.len() {
+                return Ok(());
+            }
+            if ended > 0 {
+                return Err(internal("keyed partitions ended at different steps"));
+            }
+            let Some(merged) = merge_step(parts, order_columns)? else {
+                continue;
+            };
+            self.write(&merged, m)?;
+        }
+    }
+
+    fn write(&mut self, pb: &ProcessBatch, m: &SinkMetrics) -> Result<(), TaskEnd> {
+        let rows = pb.records.num_rows();
+        if rows == 0 {
+            return Ok(());
+        }
+        m.rows_in.add(rows as u64);
+        let attempts = self.retry.attempts.max(1);
+        let mut attempt = 1;
+        loop {
+            match self.sink.write_batch(&pb.records) {
+                Ok(()) => {
+                    m.written.add(rows as u64);
+                    m.latency
+                        .record(pb.meta.read_at.elapsed().as_nanos() as u64);
+                    return Ok(());
+                }
+                Err(e) if attempt < attempts => {
+                    m.retries.inc();
+                    tracing::warn!(query = %self.ctx.name, correlation_id = %pb.correlation_id,
+                        attempt, "sink write failed, retrying: {e}");
+                    std::thread::sleep(self.retry.backoff(attempt));
+                    attempt += 1;
+                }
+                Err(e) => return self.give_up(pb, m, attempts, e.0),
+            }
+        }
+    }
+
+    fn give_up(
+        &mut self,
+        pb: &ProcessBatch,
+        m: &SinkMetrics,
+        attempts: u32,
+        reason: String,
+    ) -> Result<(), TaskEnd> {
+        let rows = pb.records.num_rows();
+        let correlation_id = pb.correlation_id.to_string();
+        match self.ctx.strategy {
+            ErrorStrategy::Fail => Err(TaskEnd::Failed(RuntimeError::Sink {
+                query: self.ctx.name.to_string(),
+                sink: self.sink.describe(),
+                attempts,
+                reason,
+                correlation_id,
+            })),
+            ErrorStrategy::Skip => {
+                m.failed.add(rows as u64);
+                tracing::warn!(query = %self.ctx.name, %correlation_id, rows,
+                    "sink write failed after {attempts} attempt(s), rows skipped: {reason}");
+                Ok(())
+            }
+            ErrorStrategy::DeadLetter => {
+                let Some(tx) = &self.ctx.dead_letter else {
+                    return Err(TaskEnd::Failed(RuntimeError::Internal(
+                        "dead_letter strategy without a dead-letter sink".into(),
+                    )));
+                };
+                for row in 0..rows {
+                    let record = DeadLetterRecord {
+                        error: format!("sink write failed after {attempts} attempt(s): {reason}"),
+                        source: pb.meta.source.to_string(),
+                        position: pb.meta.position_of(row),
+                        raw: crate::json::row_to_json(&pb.records, row),
+                        correlation_id: correlation_id.clone(),
+                        query: self.ctx.name.to_string(),
+                        stage: "sink",
+                    };
+                    tx.blocking_send(record).map_err(|_| TaskEnd::Aborted)?;
+                }
+                m.dead_lettered.add(rows as u64);
+                self.ctx.dead_lettered("sink").add(rows as u64);
+                Ok(())
+            }
+        }
+    }
+}
+
+fn internal(message: &str) -> TaskEnd {
+    TaskEnd::Failed(RuntimeError::Internal(message.to_string()))
+}
+
+/// Concatenates one step's parts, sorts the rows by the trailing `order_columns` columns
+/// (ties keep their order: they come from one partition, in its order) and drops those
+/// columns. `None` when the step produced no rows.
+fn merge_step(
+    parts: Vec<ProcessBatch>,
+    order_columns: usize,
+) -> Result<Option<ProcessBatch>, TaskEnd> {
+    let rows: usize = parts.iter().map(|p| p.records.num_rows()).sum();
+    let Some(first) = parts.first() else {
+        return Ok(None);
+    };
+    if rows == 0 {
+        return Ok(None);
+    }
+    let schema = first.records.schema();
+    let batches: Vec<&RecordBatch> = parts.iter().map(|p| &p.records).collect();
+    let all = concat_batches(&schema, batches).map_err(|e| internal(&e.to_string()))?;
+    let width = all.num_columns();
+    let keep = width.saturating_sub(order_columns);
+    let sorted = if order_columns == 0 || rows == 1 {
+        all
+    } else {
+        let mut keys: Vec<SortColumn> = (keep..width)
+            .map(|i| SortColumn {
+                values: all.column(i).clone(),
+                options: None,
+            })
+            .collect();
+        let position: ArrayRef = Arc::new(UInt32Array::from_iter_values(0..rows as u32));
+        keys.push(SortColumn {
+            values: position,
+            options: None,
+        });
+        let indices = lexsort_to_indices(&keys, None).map_err(|e| internal(&e.to_string()))?;
+        take_record_batch(&all, &indices).map_err(|e| internal(&e.to_string()))?
+    };
+    let fields: Vec<_> = schema.fields().iter().take(keep).cloned().collect();
+    let out_schema = Arc::new(Schema::new(fields));
+    let columns = sorted.columns()[..keep].to_vec();
+    let records = RecordBatch::try_new_with_options(
+        out_schema,
+        columns,
+        &arrow::record_batch::RecordBatchOptions::new().with_row_count(Some(rows)),
+    )
+    .map_err(|e| internal(&e.to_string()))?;
+    let mut out = first.clone();
+    out.records = records;
+    out.meta = BatchMeta {
+        positions: Arc::from(Vec::new()),
+        rejects: Arc::from(Vec::new()),
+        ..first.meta.clone()
+    };
+    Ok(Some(out))
+}
