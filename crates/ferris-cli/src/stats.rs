@@ -13,21 +13,32 @@ pub fn render(report: &JobReport, registry: &Registry, elapsed: std::time::Durat
         elapsed.as_secs_f64()
     );
     for q in &report.queries {
-        let _ = writeln!(
-            out,
-            "query {}: in {} = written {} + filtered {} + skipped {} + dead-lettered {}  [{}]",
-            q.name,
-            q.rows_in,
-            q.written,
-            q.filtered,
-            q.skipped,
-            q.dead_lettered,
-            if q.balanced() {
-                "balanced"
-            } else {
-                "UNBALANCED"
-            }
-        );
+        let balance = if q.balanced() {
+            "balanced"
+        } else {
+            "UNBALANCED"
+        };
+        let _ = match q.into_state {
+            None => writeln!(
+                out,
+                "query {}: in {} = written {} + filtered {} + late {} + skipped {} + \
+                 dead-lettered {}  [{balance}]",
+                q.name, q.rows_in, q.written, q.filtered, q.late, q.skipped, q.dead_lettered,
+            ),
+            Some(into) => writeln!(
+                out,
+                "query {}: in {} = aggregated {into} + filtered {} + late {} + skipped {} + \
+                 dead-lettered {}  [{balance}]; out: written {}, failed {}",
+                q.name,
+                q.rows_in,
+                q.filtered,
+                q.late,
+                q.skipped,
+                q.dead_lettered,
+                q.written,
+                q.output_failed,
+            ),
+        };
     }
     let _ = writeln!(out, "metrics:");
     for s in registry.snapshot() {

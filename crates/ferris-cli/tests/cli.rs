@@ -122,7 +122,7 @@ fn bad_rows_go_to_the_dead_letter_file_with_file_and_line() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
         stderr.contains(
-            "query out: in 7 = written 4 + filtered 0 + skipped 0 + dead-lettered 3  [balanced]"
+            "query out: in 7 = written 4 + filtered 0 + late 0 + skipped 0 + dead-lettered 3  [balanced]"
         ),
         "{stderr}"
     );
@@ -168,7 +168,7 @@ fn skip_strategy_counts_and_division_by_zero_is_isolated_to_its_row() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
         stderr.contains(
-            "query out: in 3 = written 2 + filtered 0 + skipped 1 + dead-lettered 0  [balanced]"
+            "query out: in 3 = written 2 + filtered 0 + late 0 + skipped 1 + dead-lettered 0  [balanced]"
         ),
         "{stderr}"
     );
@@ -196,7 +196,7 @@ fn sql_errors_show_line_column_and_caret_with_exit_code_2() {
     assert_eq!(out.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
-        stderr.contains("WINDOW (windowed aggregation) is not supported yet"),
+        stderr.contains("a windowed query needs event time, but 'trades' declares none"),
         "{stderr}"
     );
     assert!(

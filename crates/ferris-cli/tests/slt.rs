@@ -35,6 +35,11 @@
 //!                                    their exact scale) and booleans exactly as the JSON sink
 //!                                    writes them, timestamps as their RFC 3339 string.
 //!                                    `rowsort` sorts both sides before comparing.
+//!                                    `changelog` (EMIT CHANGES queries): the expected rows are
+//!                                    the changelog at batch size 1 (one update per input row);
+//!                                    at other batch sizes fewer updates are emitted, so there
+//!                                    only the final table (the last row per upsert key) must
+//!                                    equal the expected changelog's final table.
 //!                                    `<types>` has one letter per column: I integer, R decimal or
 //!                                    float, B boolean, T anything (text, timestamps).
 //!
@@ -42,8 +47,8 @@
 //! SELECT a / 0 FROM t                whose text contains the substring.
 //! ```
 //!
-//! Every query runs four times: with batch sizes 1 and 1024 and with parallelism 1 and 3, and
-//! all four outputs must be identical. The batch size is set by inserting
+//! Every query runs twelve times: with batch sizes 1, 7 and 1024 and with parallelism 1 to 4,
+//! and all outputs must be identical. The batch size is set by inserting
 //! `'batch.size' = 'N',` right after the first `WITH (` of every prelude statement (the source
 //! declarations), unless that statement already sets `'batch.size'` itself.
 
@@ -53,8 +58,8 @@ use ferris_runtime::{JobConfig, Shutdown};
 use std::path::{Path, PathBuf};
 
 const SLT_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/slt");
-const BATCH_SIZES: [usize; 2] = [1, 1024];
-const PARALLELISMS: [usize; 2] = [1, 3];
+const BATCH_SIZES: [usize; 3] = [1, 7, 1024];
+const PARALLELISMS: [usize; 4] = [1, 2, 3, 4];
 const SINK_PREFIX: &str =
     "CREATE STREAM out WITH ('connector'='file','path'='out.jsonl','format'='json') AS";
 
@@ -63,7 +68,11 @@ enum Kind {
     Data(String),
     StatementOk,
     StatementError(String),
-    Query { types: String, rowsort: bool },
+    Query {
+        types: String,
+        rowsort: bool,
+        changelog: bool,
+    },
     QueryError(String),
 }
 
@@ -118,9 +127,11 @@ fn parse_records(text: &str) -> Result<Vec<Record>, String> {
                 ),
                 Some(types) => {
                     let mut rowsort = false;
+                    let mut changelog = false;
                     for w in words {
                         match w {
                             "rowsort" => rowsort = true,
+                            "changelog" => changelog = true,
                             other => {
                                 return Err(format!("line {line}: unknown query option {other}"));
                             }
@@ -129,6 +140,7 @@ fn parse_records(text: &str) -> Result<Vec<Record>, String> {
                     Kind::Query {
                         types: types.to_string(),
                         rowsort,
+                        changelog,
                     }
                 }
                 None => return Err(format!("line {line}: query needs column types")),
@@ -234,6 +246,37 @@ fn plan(sql: &str) -> Result<ferris_plan::Application, AppError> {
             "the planner panicked",
         ))),
     }
+}
+
+/// The output positions of the last query's upsert key.
+fn upsert_key(sql: &str) -> Vec<usize> {
+    let Ok(app) = plan(sql) else {
+        return Vec::new();
+    };
+    let Some(q) = app.queries.last() else {
+        return Vec::new();
+    };
+    q.plan
+        .upsert_key
+        .iter()
+        .filter_map(|k| q.plan.output_schema.index_of(k).ok())
+        .collect()
+}
+
+/// The final table of a changelog: the last row per key, sorted.
+fn final_table(rows: &[String], key: &[usize]) -> Vec<String> {
+    let mut last: std::collections::BTreeMap<Vec<String>, String> = Default::default();
+    for row in rows {
+        let cols: Vec<&str> = row.split(' ').collect();
+        let k = key
+            .iter()
+            .map(|&i| cols.get(i).copied().unwrap_or_default().to_string())
+            .collect();
+        last.insert(k, row.clone());
+    }
+    let mut out: Vec<String> = last.into_values().collect();
+    out.sort();
+    out
 }
 
 /// Runs the application to completion; returns the rendered rows of out.jsonl.
@@ -487,9 +530,14 @@ fn run_path(path: &Path, name: &str) {
                     }
                 }
             }
-            Kind::Query { types, rowsort } => {
+            Kind::Query {
+                types,
+                rowsort,
+                changelog,
+            } => {
                 let mut first: Option<(String, Vec<String>)> = None;
                 let mut failed = false;
+                let mut key: Vec<usize> = Vec::new();
                 'combos: for &bs in &BATCH_SIZES {
                     for &p in &PARALLELISMS {
                         let label = format!("batch.size={bs}, parallelism={p}");
@@ -498,6 +546,9 @@ fn run_path(path: &Path, name: &str) {
                             prelude_text(&prelude, Some(bs)),
                             r.sql.trim_end().trim_end_matches(';')
                         );
+                        if *changelog && key.is_empty() {
+                            key = upsert_key(&sql);
+                        }
                         let rows = match run(&rt, &sql, dir.path(), p) {
                             Ok(rows) => rows,
                             Err(e) => {
@@ -505,6 +556,22 @@ fn run_path(path: &Path, name: &str) {
                                 failed = true;
                                 break 'combos;
                             }
+                        };
+                        let rows = if *changelog && bs != 1 {
+                            // Fewer updates at larger batches: compare final tables.
+                            let expected = final_table(&r.expected, &key);
+                            let got = final_table(&rows, &key);
+                            if expected != got {
+                                fail(format!(
+                                    "[{label}] final table differs from the expected \
+                                     changelog's:\n  expected: {expected:?}\n  got: {got:?}"
+                                ));
+                                failed = true;
+                                break 'combos;
+                            }
+                            continue;
+                        } else {
+                            rows
                         };
                         match &first {
                             None => first = Some((label, rows)),
@@ -608,6 +675,7 @@ slt_files! {
     math => "math.slt",
     datetime => "datetime.slt",
     errors => "errors.slt",
+    window_tumbling => "window_tumbling.slt",
 }
 
 #[test]

@@ -3,11 +3,14 @@
 use crate::catalog::Catalog;
 use crate::error::PlanError;
 use crate::props::{self, EngineProps};
-use crate::query::{StatelessPlan, plan_query};
+use crate::query::{QueryPlan, plan_query};
 use crate::types::arrow_type;
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use ferris_runtime::dead_letter::JsonLinesDeadLetterFile;
-use ferris_runtime::{DeadLetterWriter, ErrorStrategy, JobConfig, JobSpec, QuerySpec, SourceSpec};
+use ferris_runtime::{
+    DeadLetterWriter, ErrorStrategy, EventTimeSpec, JobConfig, JobSpec, KeyedStage, LateRows,
+    QuerySpec, SourceSpec,
+};
 use ferris_sql::ast::{self, SourceKind, Span, Statement, StreamingQuery};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -51,7 +54,7 @@ pub struct PlannedQuery {
     /// Query name.
     pub name: String,
     /// The pipeline.
-    pub plan: StatelessPlan,
+    pub plan: QueryPlan,
     /// Sink connector properties (empty: stdout).
     pub sink: BTreeMap<String, String>,
     /// Engine settings of the query (override the source's).
@@ -105,6 +108,9 @@ pub fn plan_application(sql: &str) -> Result<Application, AppError> {
             Statement::CreateSource(s) => {
                 let decl = declare_source(&s, &app, &catalog)?;
                 catalog.add_table(&decl.name, decl.schema.clone());
+                if let Some((col, _)) = &decl.event_time {
+                    catalog.set_event_time(&decl.name, col);
+                }
                 app.sources.push(decl);
             }
             Statement::CreateSink(s) => {
@@ -302,9 +308,8 @@ fn explain_plan(q: &StreamingQuery, catalog: &Catalog) -> Result<String, PlanErr
         out.push('\n');
     }
     out.push_str("Streaming pipeline:\n");
-    out.push_str(&format!("  Source: {}\n", plan.source));
-    for op in plan.operators() {
-        out.push_str(&format!("  {}\n", op.describe()));
+    for line in plan.describe() {
+        out.push_str(&format!("  {line}\n"));
     }
     out.push_str("  Sink: stdout\n");
     Ok(out)
@@ -343,7 +348,19 @@ pub fn build_job(
                     name: decl.name.clone(),
                     source,
                     batch_size: decl.engine.batch_size.unwrap_or(1024),
-                    event_time: None,
+                    event_time: match &decl.event_time {
+                        Some((col, bound)) => Some(EventTimeSpec {
+                            column: decl.schema.index_of(col).map_err(|_| {
+                                PlanError::at(
+                                    format!("event-time column '{col}' is not declared"),
+                                    decl.span,
+                                )
+                            })?,
+                            name: col.clone(),
+                            max_out_of_orderness_ms: *bound,
+                        }),
+                        None => None,
+                    },
                 });
                 source_index.insert(decl.name.clone(), sources.len() - 1);
                 sources.len() - 1
@@ -359,18 +376,31 @@ pub fn build_job(
             .dead_letter_path
             .as_ref()
             .or(decl.engine.dead_letter_path.as_ref());
-        let dead_letter = match (strategy, dl_path) {
-            (ErrorStrategy::DeadLetter, None) => {
+        let late_dead_letter = q
+            .engine
+            .late_data_dead_letter
+            .or(decl.engine.late_data_dead_letter)
+            .unwrap_or(false);
+        let late = match (q.plan.event_time, late_dead_letter) {
+            (false, _) => LateRows::Keep,
+            (true, false) => LateRows::Drop,
+            (true, true) => LateRows::DeadLetter,
+        };
+        let needs_dead_letter =
+            strategy == ErrorStrategy::DeadLetter || late == LateRows::DeadLetter;
+        let dead_letter = match (needs_dead_letter, dl_path) {
+            (true, None) => {
                 return Err(PlanError::at(
                     format!(
-                        "query '{}': 'error.strategy' = 'dead_letter' needs 'dead_letter.path' \
-                         (in the query's or the source's WITH)",
+                        "query '{}': the 'dead_letter' strategy (error.strategy or \
+                         late.data.strategy) needs 'dead_letter.path' (in the query's or the \
+                         source's WITH)",
                         q.name
                     ),
                     q.span,
                 ));
             }
-            (ErrorStrategy::DeadLetter, Some(p)) => {
+            (true, Some(p)) => {
                 let path = base_dir.join(p);
                 match dead_letter_paths.iter().position(|x| *x == path) {
                     Some(i) => Some(i),
@@ -392,16 +422,21 @@ pub fn build_job(
         let sink = ferris_connectors::create_sink(&q.name, &sink_props, base_dir)
             .map_err(|e| PlanError::at(format!("sink of '{}': {e}", q.name), q.span))?;
         let plan = q.plan.clone();
+        let ops_plan = plan.clone();
         queries.push(QuerySpec {
             name: q.name.clone(),
             source: index,
-            operators: Arc::new(move || Ok(plan.operators())),
+            operators: Arc::new(move || Ok(ops_plan.operators())),
             sink,
             strategy,
             dead_letter,
             channel_capacity: q.engine.channel_capacity.or(decl.engine.channel_capacity),
-            keyed: None,
-            late: Default::default(),
+            keyed: plan.keyed.as_ref().map(|k| KeyedStage {
+                key_columns: k.key_columns.clone(),
+                operators: k.operators.clone(),
+                order_columns: k.order_columns,
+            }),
+            late,
         });
     }
     Ok(JobSpec {

@@ -9,9 +9,17 @@ use datafusion_expr::{AggregateUDF, HigherOrderUDF, ScalarUDF, TableSource, Wind
 use std::collections::HashMap;
 use std::sync::Arc;
 
+/// The column holding a window's start in windowed queries.
+pub const WINDOW_START: &str = "_window_start";
+/// The column holding a window's end in windowed queries.
+pub const WINDOW_END: &str = "_window_end";
+
 /// Sources by name plus every built-in scalar, aggregate and window function.
+#[derive(Clone)]
 pub struct Catalog {
     tables: HashMap<String, Arc<dyn TableSource>>,
+    schemas: HashMap<String, SchemaRef>,
+    event_times: HashMap<String, String>,
     scalars: HashMap<String, Arc<ScalarUDF>>,
     aggregates: HashMap<String, Arc<AggregateUDF>>,
     windows: HashMap<String, Arc<WindowUDF>>,
@@ -51,6 +59,8 @@ impl Catalog {
         }
         Catalog {
             tables: HashMap::new(),
+            schemas: HashMap::new(),
+            event_times: HashMap::new(),
             scalars,
             aggregates,
             windows,
@@ -67,10 +77,52 @@ impl Catalog {
 
     /// Declares a source (lower-cased name, as SQL identifiers are normalized).
     pub fn add_table(&mut self, name: &str, schema: SchemaRef) {
+        let name = name.to_ascii_lowercase();
         self.tables.insert(
-            name.to_ascii_lowercase(),
-            Arc::new(LogicalTableSource::new(schema)),
+            name.clone(),
+            Arc::new(LogicalTableSource::new(schema.clone())),
         );
+        self.schemas.insert(name, schema);
+    }
+
+    /// Records the event-time column of a declared source.
+    pub fn set_event_time(&mut self, name: &str, column: &str) {
+        self.event_times
+            .insert(name.to_ascii_lowercase(), column.to_ascii_lowercase());
+    }
+
+    /// The event-time column of a source, if it declares one.
+    pub fn event_time(&self, name: &str) -> Option<&str> {
+        self.event_times
+            .get(&name.to_ascii_lowercase())
+            .map(|s| s.as_str())
+    }
+
+    /// The declared schema of a source.
+    pub fn schema(&self, name: &str) -> Option<SchemaRef> {
+        self.schemas.get(&name.to_ascii_lowercase()).cloned()
+    }
+
+    /// A view in which `name` also has the `_window_start` and `_window_end` columns
+    /// (TIMESTAMP, after the declared ones) that a windowed query may select.
+    pub fn with_window_columns(&self, name: &str) -> Catalog {
+        let mut view = self.clone();
+        if let Some(schema) = self.schema(name) {
+            let mut fields: Vec<_> = schema.fields().iter().cloned().collect();
+            for col in [WINDOW_START, WINDOW_END] {
+                fields.push(Arc::new(arrow::datatypes::Field::new(
+                    col,
+                    DataType::Timestamp(arrow::datatypes::TimeUnit::Millisecond, None),
+                    false,
+                )));
+            }
+            let extended = Arc::new(arrow::datatypes::Schema::new(fields));
+            view.tables.insert(
+                name.to_ascii_lowercase(),
+                Arc::new(LogicalTableSource::new(extended)),
+            );
+        }
+        view
     }
 
     /// Whether a source of that name exists.

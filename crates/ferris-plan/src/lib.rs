@@ -19,6 +19,8 @@ mod catalog;
 mod error;
 mod operators;
 pub mod over;
+mod physical;
+mod plan_aggregate;
 pub mod props;
 mod query;
 mod types;
@@ -26,8 +28,8 @@ mod types;
 pub use app::{
     AppError, Application, PlannedQuery, SinkDecl, SourceDecl, build_job, plan_application,
 };
-pub use catalog::Catalog;
+pub use catalog::{Catalog, WINDOW_END, WINDOW_START};
 pub use error::PlanError;
 pub use operators::{FilterOp, ProjectOp};
-pub use query::{StatelessPlan, plan_query};
+pub use query::{ChainFactory, KeyedPlan, QueryPlan, plan_query};
 pub use types::arrow_type;

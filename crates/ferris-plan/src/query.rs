@@ -1,22 +1,16 @@
 //! Planning one continuous query: DataFusion plans and type-checks the SELECT, we turn the
-//! result into a streaming pipeline (today: filter and projection) or a positioned
-//! "not supported yet" error for clauses a later version runs.
+//! result into a streaming pipeline (filter and projection, then GROUP BY / windows when
+//! present) or a positioned "not supported yet" error for clauses a later version runs.
 
-use crate::catalog::Catalog;
+use crate::catalog::{Catalog, WINDOW_END, WINDOW_START};
 use crate::error::{PlanError, span_of};
 use crate::operators::{FilterOp, ProjectOp};
+use crate::physical::ExprPlanner;
 use arrow::datatypes::{Schema, SchemaRef};
-use datafusion_common::ScalarValue;
-use datafusion_common::tree_node::{Transformed, TreeNode};
-use datafusion_common::{DFSchema, DataFusionError};
-use datafusion_expr::Operator as BinaryOp;
-use datafusion_expr::execution_props::ExecutionProps;
-use datafusion_expr::physical_planning_context::PhysicalPlanningContext;
+use datafusion_common::DataFusionError;
 use datafusion_expr::{Expr, LogicalPlan};
 use datafusion_optimizer::Analyzer;
-use datafusion_optimizer::simplify_expressions::{ExprSimplifier, SimplifyContext};
-use datafusion_physical_expr::expressions::{BinaryExpr, Literal, NegativeExpr};
-use datafusion_physical_expr::{PhysicalExpr, create_physical_expr};
+use datafusion_physical_expr::PhysicalExpr;
 use datafusion_sql::planner::{ParserOptions, SqlToRel};
 use ferris_runtime::Operator;
 use ferris_sql::ast::{Span, StreamingQuery};
@@ -25,36 +19,63 @@ use sqlparser::ast::{
 };
 use std::sync::Arc;
 
-/// A planned stateless query: which source it reads and what it computes per batch.
+/// A planned continuous query: a stateless stage (filter, projection) run by the partition
+/// pipelines in source order, optionally followed by a keyed stateful stage.
 #[derive(Clone)]
-pub struct StatelessPlan {
+pub struct QueryPlan {
     /// The source read (lower-cased).
     pub source: String,
     /// Schema of the source rows.
     pub input_schema: SchemaRef,
     /// WHERE predicate and its text.
     pub filter: Option<(Arc<dyn PhysicalExpr>, String)>,
-    /// Output expressions.
+    /// Expressions of the stateless stage's projection.
     pub projection: Vec<Arc<dyn PhysicalExpr>>,
-    /// Output expressions as text.
+    /// Those expressions as text.
     pub projection_text: String,
-    /// Schema of the output rows.
+    /// Schema of the stateless stage's output.
+    pub projection_schema: SchemaRef,
+    /// The stateful stage of keyed queries (GROUP BY, OVER).
+    pub keyed: Option<KeyedPlan>,
+    /// Schema of the rows the sink receives.
     pub output_schema: SchemaRef,
+    /// Whether the query works in event time (drops late rows).
+    pub event_time: bool,
+    /// Columns that identify an output row of an upsert stream (EMIT CHANGES): the group
+    /// keys and window bounds, as output column names.
+    pub upsert_key: Vec<String>,
     /// DataFusion's logical plan, indented, for EXPLAIN.
     pub logical_plan: String,
 }
 
-impl std::fmt::Debug for StatelessPlan {
+/// Builds one keyed partition's operator chain.
+pub type ChainFactory = Arc<dyn Fn() -> Result<Vec<Box<dyn Operator>>, String> + Send + Sync>;
+
+/// The stateful stage of a keyed query.
+#[derive(Clone)]
+pub struct KeyedPlan {
+    /// Columns of the stateless stage's output to hash-route by.
+    pub key_columns: Vec<usize>,
+    /// Builds the chain (stateful operator, then HAVING and the final projection).
+    pub operators: ChainFactory,
+    /// Trailing columns of the chain's output that order each step's rows (dropped before
+    /// the sink).
+    pub order_columns: usize,
+    /// One line per operator, for EXPLAIN.
+    pub describe: Vec<String>,
+}
+
+impl std::fmt::Debug for QueryPlan {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("StatelessPlan")
+        f.debug_struct("QueryPlan")
             .field("source", &self.source)
             .field("logical_plan", &self.logical_plan)
             .finish()
     }
 }
 
-impl StatelessPlan {
-    /// A fresh operator chain for one partition pipeline.
+impl QueryPlan {
+    /// A fresh stateless operator chain for one partition pipeline.
     pub fn operators(&self) -> Vec<Box<dyn Operator>> {
         let mut ops: Vec<Box<dyn Operator>> = Vec::new();
         if let Some((pred, text)) = &self.filter {
@@ -66,25 +87,58 @@ impl StatelessPlan {
         }
         ops.push(Box::new(ProjectOp::new(
             self.projection.clone(),
-            self.output_schema.clone(),
+            self.projection_schema.clone(),
             self.projection_text.clone(),
         )));
         ops
     }
+
+    /// The pipeline, one line per step, for EXPLAIN.
+    pub fn describe(&self) -> Vec<String> {
+        let mut lines = vec![format!("Source: {}", self.source)];
+        lines.extend(self.operators().iter().map(|op| op.describe()));
+        if let Some(k) = &self.keyed {
+            let keys: Vec<&str> = k
+                .key_columns
+                .iter()
+                .map(|&i| self.projection_schema.field(i).name().as_str())
+                .collect();
+            lines.push(if keys.is_empty() {
+                "Exchange: single partition".to_string()
+            } else {
+                format!("Exchange: hash({})", keys.join(", "))
+            });
+            lines.extend(k.describe.iter().cloned());
+        }
+        lines
+    }
 }
 
 /// Plans `query` against `catalog`.
-pub fn plan_query(query: &StreamingQuery, catalog: &Catalog) -> Result<StatelessPlan, PlanError> {
-    if let Some(w) = &query.window {
-        return Err(PlanError::not_supported(
-            "WINDOW (windowed aggregation)",
-            w.span,
-        ));
-    }
-    if let Some(e) = &query.emit {
-        return Err(PlanError::not_supported("EMIT", e.span));
-    }
+pub fn plan_query(query: &StreamingQuery, catalog: &Catalog) -> Result<QueryPlan, PlanError> {
     check_supported_shape(query)?;
+    let mut sql_query = query.query.clone();
+    rewrite_mod_calls(&mut sql_query);
+    let source = from_table(query)?;
+    let windowed_catalog;
+    let mut catalog = catalog;
+    let mut event_time: Option<String> = None;
+    if let Some(w) = &query.window {
+        let Some(col) = catalog.event_time(&source) else {
+            return Err(PlanError::at(
+                format!(
+                    "a windowed query needs event time, but '{source}' declares none: add \
+                     WATERMARK FOR <ts column> AS <ts column> - INTERVAL '5' SECOND to its \
+                     CREATE STREAM, or 'event.time.field' = '<ts column>' to its WITH"
+                ),
+                w.span,
+            ));
+        };
+        event_time = Some(col.to_string());
+        add_window_group_by(&mut sql_query, w.span)?;
+        windowed_catalog = catalog.with_window_columns(&source);
+        catalog = &windowed_catalog;
+    }
 
     let options = ParserOptions {
         parse_float_as_decimal: true,
@@ -96,8 +150,6 @@ pub fn plan_query(query: &StreamingQuery, catalog: &Catalog) -> Result<Stateless
         default_null_ordering: ParserOptions::new().default_null_ordering,
     };
     let planner = SqlToRel::new_with_options(catalog, options);
-    let mut sql_query = query.query.clone();
-    rewrite_mod_calls(&mut sql_query);
     let plan = planner
         .sql_statement_to_plan(Statement::Query(sql_query))
         .map_err(|e| df_error(e, query.span))?;
@@ -105,55 +157,94 @@ pub fn plan_query(query: &StreamingQuery, catalog: &Catalog) -> Result<Stateless
         .execute_and_check(plan, catalog.config(), |_, _| {})
         .map_err(|e| df_error(e, query.span))?;
     let logical_plan = plan.display_indent().to_string();
-    lower(&plan, query.span, logical_plan)
+    let source_schema = catalog
+        .schema(&source)
+        .ok_or_else(|| PlanError::at(format!("unknown source '{source}'"), query.span))?;
+    let LogicalPlan::Projection(projection) = &plan else {
+        return Err(unsupported_plan(&plan, query.span));
+    };
+    let (having, below) = match projection.input.as_ref() {
+        LogicalPlan::Filter(f) if matches!(f.input.as_ref(), LogicalPlan::Aggregate(_)) => {
+            (Some(f), f.input.as_ref())
+        }
+        other => (None, other),
+    };
+    if let LogicalPlan::Aggregate(agg) = below {
+        let ctx = crate::plan_aggregate::AggregateContext {
+            source,
+            source_schema,
+            window: query.window,
+            emit: query.emit,
+            event_time,
+            span: query.span,
+            logical_plan,
+        };
+        return crate::plan_aggregate::lower_aggregate(projection, having, agg, ctx);
+    }
+    if let Some(e) = &query.emit {
+        return Err(PlanError::at(
+            "EMIT applies to aggregations (GROUP BY or aggregate functions)",
+            e.span,
+        ));
+    }
+    lower_stateless(projection, source_schema, query.span, logical_plan)
 }
 
-fn lower(plan: &LogicalPlan, span: Span, logical_plan: String) -> Result<StatelessPlan, PlanError> {
-    let LogicalPlan::Projection(projection) = plan else {
-        return Err(unsupported_plan(plan, span));
+/// The table a query reads (its single FROM item).
+fn from_table(query: &StreamingQuery) -> Result<String, PlanError> {
+    if let SetExpr::Select(select) = query.query.body.as_ref()
+        && let Some(table) = select.from.first()
+        && let TableFactor::Table { name, .. } = &table.relation
+        && let Some(last) = name.0.last()
+    {
+        return Ok(last.to_string().trim_matches('"').to_ascii_lowercase());
+    }
+    Err(PlanError::not_supported("a query without FROM", query.span))
+}
+
+/// A windowed query groups by the window too: `_window_start` and `_window_end` go last in
+/// GROUP BY (where the aggregation operator produces them).
+fn add_window_group_by(query: &mut sqlparser::ast::Query, span: Span) -> Result<(), PlanError> {
+    use sqlparser::ast::Ident;
+    let SetExpr::Select(select) = query.body.as_mut() else {
+        return Err(PlanError::not_supported("WINDOW on a set operation", span));
     };
-    let mut input = projection.input.as_ref();
-    let mut filter_expr: Option<&Expr> = None;
-    let source = loop {
-        match input {
-            LogicalPlan::Filter(f) if filter_expr.is_none() => {
-                filter_expr = Some(&f.predicate);
-                input = f.input.as_ref();
-            }
-            LogicalPlan::SubqueryAlias(a) => input = a.input.as_ref(),
-            LogicalPlan::TableScan(scan) if scan.filters.is_empty() && scan.fetch.is_none() => {
-                break scan.table_name.table().to_ascii_lowercase();
-            }
-            other => return Err(unsupported_plan(other, span)),
+    let is_window_col = |e: &SqlExpr| {
+        matches!(e, SqlExpr::Identifier(i)
+            if i.value.eq_ignore_ascii_case(WINDOW_START) || i.value.eq_ignore_ascii_case(WINDOW_END))
+    };
+    match &mut select.group_by {
+        GroupByExpr::Expressions(exprs, modifiers) if modifiers.is_empty() => {
+            exprs.retain(|e| !is_window_col(e));
+            exprs.push(SqlExpr::Identifier(Ident::new(WINDOW_START)));
+            exprs.push(SqlExpr::Identifier(Ident::new(WINDOW_END)));
         }
-    };
-    let input_df: &DFSchema = projection.input.schema();
-    let props = ExecutionProps::new();
-    let ctx = PhysicalPlanningContext::default();
-    // Rewrites DataFusion expects before execution (COALESCE to CASE, constant folding);
-    // now() and current_date fold to the time the query is planned.
-    let simplifier = ExprSimplifier::new(
-        SimplifyContext::builder()
-            .with_schema(projection.input.schema().clone())
-            .with_current_time()
-            .build(),
-    );
-    let physical = |e: &Expr| {
-        let e = simplifier
-            .simplify(e.clone())
-            .map_err(|err| df_error(err, span))?;
-        let expr =
-            create_physical_expr(&e, input_df, &props, &ctx).map_err(|err| df_error(err, span))?;
-        checked_arithmetic(expr, input_df.as_arrow()).map_err(|err| df_error(err, span))
-    };
+        _ => {
+            return Err(PlanError::not_supported(
+                "GROUP BY ALL / ROLLUP / CUBE with WINDOW",
+                span,
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn lower_stateless(
+    projection: &datafusion_expr::logical_plan::Projection,
+    source_schema: SchemaRef,
+    span: Span,
+    logical_plan: String,
+) -> Result<QueryPlan, PlanError> {
+    let (filter_expr, source) = scan_input(projection.input.as_ref(), span)?;
+    let planner = ExprPlanner::new(projection.input.schema().clone(), span);
     let filter = match filter_expr {
-        Some(e) => Some((physical(e)?, e.human_display().to_string())),
+        Some(e) => Some((planner.physical(e)?, e.human_display().to_string())),
         None => None,
     };
     let exprs = projection
         .expr
         .iter()
-        .map(physical)
+        .map(|e| planner.physical(e))
         .collect::<Result<Vec<_>, _>>()?;
     let projection_text = projection
         .expr
@@ -161,7 +252,6 @@ fn lower(plan: &LogicalPlan, span: Span, logical_plan: String) -> Result<Statele
         .map(|e| e.human_display().to_string())
         .collect::<Vec<_>>()
         .join(", ");
-    let input_schema = Arc::new(input_df.as_arrow().clone());
     // Names from the logical plan; types from the (simplified) physical expressions, which
     // are what the batches will carry.
     let fields = projection
@@ -169,51 +259,59 @@ fn lower(plan: &LogicalPlan, span: Span, logical_plan: String) -> Result<Statele
         .fields()
         .iter()
         .zip(&exprs)
-        .map(|(f, e)| {
-            let data_type = e
-                .data_type(&input_schema)
-                .map_err(|err| df_error(err, span))?;
-            let nullable = e.nullable(&input_schema).unwrap_or(true);
-            Ok(arrow::datatypes::Field::new(f.name(), data_type, nullable))
-        })
+        .map(|(f, e)| planner.field(f.name(), e))
         .collect::<Result<Vec<_>, PlanError>>()?;
     let output_schema: Arc<Schema> = Arc::new(Schema::new(fields));
-    Ok(StatelessPlan {
+    Ok(QueryPlan {
         source,
-        input_schema,
+        input_schema: source_schema,
         filter,
         projection: exprs,
         projection_text,
+        projection_schema: output_schema.clone(),
+        keyed: None,
         output_schema,
+        event_time: false,
+        upsert_key: Vec::new(),
         logical_plan,
     })
 }
 
-/// Makes every `+`, `-`, `*` and integer negation fail on overflow instead of wrapping, so
-/// overflow meets the error strategy rather than producing a wrong number.
-fn checked_arithmetic(
-    expr: Arc<dyn PhysicalExpr>,
-    input: &Schema,
-) -> datafusion_common::Result<Arc<dyn PhysicalExpr>> {
-    expr.transform_up(|e| {
-        if let Some(b) = e.downcast_ref::<BinaryExpr>() {
-            let checked = BinaryExpr::new(b.left().clone(), *b.op(), b.right().clone())
-                .with_fail_on_overflow(true);
-            return Ok(Transformed::yes(Arc::new(checked) as Arc<dyn PhysicalExpr>));
-        }
-        if let Some(n) = e.downcast_ref::<NegativeExpr>() {
-            let t = n.arg().data_type(input)?;
-            if t.is_signed_integer() {
-                // -x as 0 - x, which is checked (negating the minimum value overflows).
-                let zero = Arc::new(Literal::new(ScalarValue::new_zero(&t)?));
-                let checked = BinaryExpr::new(zero, BinaryOp::Minus, n.arg().clone())
-                    .with_fail_on_overflow(true);
-                return Ok(Transformed::yes(Arc::new(checked) as Arc<dyn PhysicalExpr>));
+/// Walks `[Filter] → [SubqueryAlias] → TableScan` below a projection or aggregation: the
+/// WHERE predicate and the source name.
+pub(crate) fn scan_input(
+    plan: &LogicalPlan,
+    span: Span,
+) -> Result<(Option<&Expr>, String), PlanError> {
+    let mut input = plan;
+    let mut filter_expr: Option<&Expr> = None;
+    loop {
+        match input {
+            LogicalPlan::Filter(f) if filter_expr.is_none() => {
+                filter_expr = Some(&f.predicate);
+                input = f.input.as_ref();
             }
+            LogicalPlan::SubqueryAlias(a) => input = a.input.as_ref(),
+            LogicalPlan::TableScan(scan) if scan.filters.is_empty() && scan.fetch.is_none() => {
+                if let Some(f) = filter_expr {
+                    for c in f.column_refs() {
+                        if c.name == WINDOW_START || c.name == WINDOW_END {
+                            return Err(PlanError::at(
+                                format!(
+                                    "'{}' is known only after aggregation: use it in SELECT \
+                                     or HAVING, not in WHERE",
+                                    c.name
+                                ),
+                                span,
+                            ));
+                        }
+                    }
+                }
+                return Ok((filter_expr, scan.table_name.table().to_ascii_lowercase()));
+            }
+            other => return Err(unsupported_plan(other, span)),
         }
-        Ok(Transformed::no(e))
-    })
-    .map(|t| t.data)
+    }
 }
 
 fn unsupported_plan(plan: &LogicalPlan, span: Span) -> PlanError {
@@ -268,23 +366,11 @@ fn check_supported_shape(query: &StreamingQuery) -> Result<(), PlanError> {
             span_of(select.from[1].span()),
         ));
     }
-    match &select.group_by {
-        GroupByExpr::Expressions(exprs, _) if !exprs.is_empty() => {
-            return Err(PlanError::not_supported(
-                "GROUP BY",
-                span_of(exprs[0].span()),
-            ));
-        }
-        GroupByExpr::All(_) => {
-            return Err(PlanError::not_supported(
-                "GROUP BY ALL",
-                span_of(select.span()),
-            ));
-        }
-        _ => {}
-    }
-    if let Some(having) = &select.having {
-        return Err(PlanError::not_supported("HAVING", span_of(having.span())));
+    if let GroupByExpr::All(_) = &select.group_by {
+        return Err(PlanError::not_supported(
+            "GROUP BY ALL",
+            span_of(select.span()),
+        ));
     }
     for item in &select.projection {
         let expr = match item {
@@ -341,7 +427,7 @@ fn find_over(expr: &SqlExpr) -> Option<sqlparser::tokenizer::Span> {
 }
 
 /// Turns a DataFusion error into a positioned plan error.
-fn df_error(e: DataFusionError, fallback: Span) -> PlanError {
+pub(crate) fn df_error(e: DataFusionError, fallback: Span) -> PlanError {
     let span = e
         .diagnostic()
         .and_then(|d| d.span)

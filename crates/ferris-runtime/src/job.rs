@@ -23,18 +23,18 @@
 //! partition per step and merges them by the query's order columns.
 
 use crate::channel::{self, Receiver, Sender};
-use crate::keyed::KeyedWorker;
-use crate::route::Router;
-use crate::sink_task::SinkTask;
-use crate::source_task::SourceTask;
-pub use crate::source_task::EventTimeSpec;
 use crate::config::JobConfig;
 use crate::dead_letter::{DeadLetterRecord, DeadLetterWriter};
 use crate::error::{ErrorStrategy, RuntimeError};
+use crate::keyed::KeyedWorker;
 use crate::operator::Operator;
+use crate::route::Router;
 use crate::shutdown::Shutdown;
 use crate::sink::Sink;
+use crate::sink_task::SinkTask;
 use crate::source::Source;
+pub use crate::source_task::EventTimeSpec;
+use crate::source_task::SourceTask;
 use crate::worker::{Worker, WorkerOutput};
 use ferris_observe::{Counter, Registry, names};
 use std::sync::Arc;
@@ -413,8 +413,10 @@ struct ReportHandle {
 fn report(registry: &Registry, ctx: &ReportHandle) -> QueryReport {
     let q = [("query", &*ctx.name)];
     let sink_failed = registry.counter_sum(names::SINK_ROWS_FAILED, &q);
-    let sink_dead_lettered =
-        registry.counter_sum(names::QUERY_ROWS_DEAD_LETTERED, &[("query", &ctx.name), ("stage", "sink")]);
+    let sink_dead_lettered = registry.counter_sum(
+        names::QUERY_ROWS_DEAD_LETTERED,
+        &[("query", &ctx.name), ("stage", "sink")],
+    );
     let skipped = registry.counter_sum(names::QUERY_ROWS_SKIPPED, &q);
     let dead_lettered = registry.counter_sum(names::QUERY_ROWS_DEAD_LETTERED, &q);
     let mut r = QueryReport {
@@ -437,4 +439,3 @@ fn report(registry: &Registry, ctx: &ReportHandle) -> QueryReport {
     }
     r
 }
-

@@ -142,9 +142,13 @@ impl KeyedWorker {
         };
         match out.len() {
             0 => Ok(RecordBatch::new_empty(schema)),
-            1 => Ok(out.into_iter().next().unwrap_or_else(|| RecordBatch::new_empty(schema))),
-            _ => arrow::compute::concat_batches(&schema, &out)
-                .map_err(|e| self.fail(&e.to_string())),
+            1 => Ok(out
+                .into_iter()
+                .next()
+                .unwrap_or_else(|| RecordBatch::new_empty(schema))),
+            _ => {
+                arrow::compute::concat_batches(&schema, &out).map_err(|e| self.fail(&e.to_string()))
+            }
         }
     }
 

@@ -13,14 +13,14 @@ pub mod dead_letter;
 pub mod error;
 pub mod job;
 pub mod json;
+mod keyed;
 pub mod message;
 pub mod operator;
+mod route;
 pub mod shutdown;
 pub mod sink;
-pub mod source;
-mod keyed;
-mod route;
 mod sink_task;
+pub mod source;
 mod source_task;
 mod worker;
 

@@ -110,8 +110,16 @@ mod tests {
         assert_eq!(parts.iter().map(|p| p.num_rows()).sum::<usize>(), 7);
         let mut owner = std::collections::HashMap::new();
         for (i, part) in parts.iter().enumerate() {
-            let k = part.column(0).as_any().downcast_ref::<StringArray>().expect("utf8");
-            let v = part.column(1).as_any().downcast_ref::<Int64Array>().expect("i64");
+            let k = part
+                .column(0)
+                .as_any()
+                .downcast_ref::<StringArray>()
+                .expect("utf8");
+            let v = part
+                .column(1)
+                .as_any()
+                .downcast_ref::<Int64Array>()
+                .expect("i64");
             for r in 0..part.num_rows() {
                 assert_eq!(*owner.entry(k.value(r).to_string()).or_insert(i), i);
                 if r > 0 {

@@ -4,7 +4,9 @@
 use crate::channel::Sender;
 use crate::error::RuntimeError;
 use crate::job::{SourceSpec, TaskEnd};
-use crate::message::{BatchMeta, CorrelationId, EventTimeMeta, Message, ProcessBatch, TraceContext};
+use crate::message::{
+    BatchMeta, CorrelationId, EventTimeMeta, Message, ProcessBatch, TraceContext,
+};
 use crate::shutdown::Shutdown;
 use crate::source::SourcePoll;
 use arrow::array::{Array, AsArray};

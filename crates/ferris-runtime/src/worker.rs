@@ -3,10 +3,10 @@
 use crate::channel::{Receiver, Sender};
 use crate::dead_letter::DeadLetterRecord;
 use crate::error::{ErrorStrategy, RuntimeError};
+use crate::job::LateRows;
 use crate::job::{QueryContext, TaskEnd};
 use crate::json::row_to_json;
 use crate::message::{Message, ProcessBatch};
-use crate::job::LateRows;
 use crate::operator::Operator;
 use crate::route::Router;
 use arrow::array::BooleanArray;

@@ -1,0 +1,334 @@
+//! Lowering DataFusion's `Aggregate` node (GROUP BY, windows, HAVING) to a keyed pipeline:
+//!
+//! ```text
+//! stateless stage:  [WHERE] → project(keys…, aggregate inputs…, event time)
+//! exchange:         hash(keys)
+//! keyed stage:      aggregate(window, emit) → [HAVING] → project(SELECT…, order columns)
+//! ```
+
+use crate::aggregate::{AggregateInput, AggregateSpec, EmitMode, WindowKind, aggregate_operator};
+use crate::catalog::{WINDOW_END, WINDOW_START};
+use crate::error::PlanError;
+use crate::operators::{FilterOp, ProjectOp};
+use crate::physical::ExprPlanner;
+use crate::query::{KeyedPlan, QueryPlan, df_error, scan_input};
+use arrow::datatypes::{Field, Schema, SchemaRef};
+use datafusion_expr::Expr;
+use datafusion_expr::execution_props::ExecutionProps;
+use datafusion_expr::logical_plan::{Aggregate, Filter, Projection};
+use datafusion_expr::physical_planning_context::PhysicalPlanningContext;
+use datafusion_physical_expr::PhysicalExpr;
+use datafusion_physical_expr::aggregate::LoweredAggregateBuilder;
+use datafusion_physical_expr::expressions::Column;
+use ferris_runtime::Operator;
+use ferris_sql::ast::{self, Span};
+use std::sync::Arc;
+
+/// What the query says beyond DataFusion's plan.
+pub(crate) struct AggregateContext {
+    pub(crate) source: String,
+    pub(crate) source_schema: SchemaRef,
+    pub(crate) window: Option<ast::WindowSpec>,
+    pub(crate) emit: Option<ast::EmitSpec>,
+    pub(crate) event_time: Option<String>,
+    pub(crate) span: Span,
+    pub(crate) logical_plan: String,
+}
+
+/// Lowers `projection ← [having] ← agg`.
+pub(crate) fn lower_aggregate(
+    projection: &Projection,
+    having: Option<&Filter>,
+    agg: &Aggregate,
+    ctx: AggregateContext,
+) -> Result<QueryPlan, PlanError> {
+    let span = ctx.span;
+    let (where_expr, source) = scan_input(agg.input.as_ref(), span)?;
+    if source != ctx.source {
+        return Err(PlanError::at(
+            format!("expected to read '{}', found '{source}'", ctx.source),
+            span,
+        ));
+    }
+    let input = ExprPlanner::new(agg.input.schema().clone(), span);
+    let filter = match where_expr {
+        Some(e) => Some((input.physical(e)?, e.human_display().to_string())),
+        None => None,
+    };
+
+    // Group keys, minus the window bounds the operator produces itself.
+    let windowed = ctx.window.is_some();
+    let mut key_exprs: Vec<Arc<dyn PhysicalExpr>> = Vec::new();
+    let mut pre_fields: Vec<Field> = Vec::new();
+    let mut key_texts = Vec::new();
+    let mut window_positions = Vec::new();
+    for (i, g) in agg.group_expr.iter().enumerate() {
+        if let Expr::Column(c) = g
+            && windowed
+            && (c.name == WINDOW_START || c.name == WINDOW_END)
+        {
+            window_positions.push(i);
+            continue;
+        }
+        if matches!(g, Expr::GroupingSet(_)) {
+            return Err(PlanError::not_supported(
+                "GROUPING SETS / ROLLUP / CUBE",
+                span,
+            ));
+        }
+        let e = input.physical(g)?;
+        pre_fields.push(input.field(&format!("key_{}", key_exprs.len()), &e)?);
+        key_exprs.push(e);
+        key_texts.push(g.human_display().to_string());
+    }
+    let key_count = key_exprs.len();
+    if windowed && window_positions != [key_count, key_count + 1] {
+        return Err(PlanError::at(
+            "internal: the window bounds are not the last GROUP BY columns",
+            span,
+        ));
+    }
+
+    // Aggregates: their inputs are computed by the stateless stage.
+    let props = ExecutionProps::new();
+    let planning = PhysicalPlanningContext::default();
+    let input_arrow = input.arrow_schema();
+    let mut pre_exprs = key_exprs;
+    let mut aggregates = Vec::new();
+    let mut agg_texts = Vec::new();
+    for a in &agg.aggr_expr {
+        let simplified = simplify_aggregate_args(a, &input)?;
+        let lowered = LoweredAggregateBuilder::new(
+            &simplified,
+            input.df_schema(),
+            &input_arrow,
+            &props,
+            &planning,
+        )
+        .build()
+        .map_err(|e| df_error(e, span))?;
+        if lowered.filter.is_some() {
+            return Err(PlanError::not_supported(
+                "FILTER (WHERE ...) on an aggregate",
+                span,
+            ));
+        }
+        let expr = lowered.aggregate;
+        let first = pre_exprs.len();
+        let mut inputs: Vec<Arc<dyn PhysicalExpr>> = expr.expressions();
+        inputs.extend(expr.order_bys().iter().map(|s| s.expr.clone()));
+        for e in inputs {
+            let e = crate::physical::checked(e, &input_arrow).map_err(|err| df_error(err, span))?;
+            pre_fields.push(input.field(&format!("arg_{}", pre_exprs.len()), &e)?);
+            pre_exprs.push(e);
+        }
+        agg_texts.push(a.human_display().to_string());
+        aggregates.push(AggregateInput {
+            expr,
+            columns: first..pre_exprs.len(),
+        });
+    }
+
+    // Event time last.
+    let time_column = match (&ctx.window, &ctx.event_time) {
+        (Some(_), Some(col)) => {
+            let idx = ctx.source_schema.index_of(col).map_err(|_| {
+                PlanError::at(format!("event-time column '{col}' is not declared"), span)
+            })?;
+            let f = ctx.source_schema.field(idx);
+            pre_exprs.push(Arc::new(Column::new(col, idx)));
+            pre_fields.push(Field::new(
+                "event_time",
+                f.data_type().clone(),
+                f.is_nullable(),
+            ));
+            Some(pre_exprs.len() - 1)
+        }
+        _ => None,
+    };
+    let projection_schema = Arc::new(Schema::new(pre_fields));
+    let mut projection_text: Vec<String> = key_texts.clone();
+    projection_text.extend(agg_texts.iter().cloned());
+    if let Some(col) = &ctx.event_time
+        && windowed
+    {
+        projection_text.push(col.clone());
+    }
+
+    let window = match ctx.window.map(|w| w.kind) {
+        None => WindowKind::Global,
+        Some(ast::WindowKind::Tumbling { size_ms }) => WindowKind::Tumbling { size_ms },
+        Some(ast::WindowKind::Sliding {
+            size_ms,
+            advance_ms,
+        }) => WindowKind::Sliding {
+            size_ms,
+            advance_ms,
+        },
+        Some(ast::WindowKind::Session { gap_ms }) => WindowKind::Session { gap_ms },
+    };
+    if let Some(w) = &ctx.window {
+        let ok = match window {
+            WindowKind::Tumbling { size_ms } => size_ms > 0,
+            WindowKind::Sliding {
+                size_ms,
+                advance_ms,
+            } => size_ms > 0 && advance_ms > 0,
+            WindowKind::Session { gap_ms } => gap_ms > 0,
+            WindowKind::Global => true,
+        };
+        if !ok {
+            return Err(PlanError::at("window durations must be positive", w.span));
+        }
+    }
+    let emit = match ctx.emit.map(|e| e.mode) {
+        Some(ast::EmitMode::Final) => EmitMode::Final,
+        Some(ast::EmitMode::Changes) => EmitMode::Changes,
+        None if windowed => EmitMode::Final,
+        None => EmitMode::Changes,
+    };
+    let agg_schema: SchemaRef = Arc::new(agg.schema.as_arrow().clone());
+    let spec = Arc::new(AggregateSpec {
+        key_count,
+        aggregates,
+        time_column,
+        window,
+        emit,
+        output_schema: agg_schema.clone(),
+    });
+
+    // After the aggregation: HAVING, then SELECT plus the order columns.
+    let post = ExprPlanner::new(agg.schema.clone(), span);
+    let having = match having {
+        Some(h) => Some((
+            post.physical(&h.predicate)?,
+            h.predicate.human_display().to_string(),
+        )),
+        None => None,
+    };
+    let mut out_exprs = Vec::new();
+    let mut out_fields = Vec::new();
+    let mut texts = Vec::new();
+    for (e, f) in projection.expr.iter().zip(projection.schema.fields()) {
+        let p = post.physical(e)?;
+        out_fields.push(post.field(f.name(), &p)?);
+        out_exprs.push(p);
+        texts.push(e.human_display().to_string());
+    }
+    let output_schema = Arc::new(Schema::new(out_fields.clone()));
+    let mut order: Vec<usize> = Vec::new();
+    if windowed {
+        order.push(key_count + 1);
+        order.push(key_count);
+    }
+    order.extend(0..key_count);
+    let mut chain_fields = out_fields;
+    for (n, &i) in order.iter().enumerate() {
+        let f = agg_schema.field(i);
+        out_exprs.push(Arc::new(Column::new(f.name(), i)));
+        chain_fields.push(Field::new(
+            format!("__order_{n}"),
+            f.data_type().clone(),
+            true,
+        ));
+    }
+    let chain_schema = Arc::new(Schema::new(chain_fields));
+    let upsert_key = upsert_key(projection, agg, windowed);
+
+    // Validate once now, so that bad aggregates fail at planning, not in a worker.
+    aggregate_operator(spec.clone()).map_err(|e| PlanError::at(e, span))?;
+    let mut describe = vec![
+        aggregate_operator(spec.clone())
+            .map(|op| op.describe())
+            .unwrap_or_default(),
+    ];
+    if let Some((_, text)) = &having {
+        describe.push(format!("Having: {text}"));
+    }
+    describe.push(format!("Project: {}", texts.join(", ")));
+    let project_text = texts.join(", ");
+    let factory = move || -> Result<Vec<Box<dyn Operator>>, String> {
+        let mut ops = vec![aggregate_operator(spec.clone())?];
+        if let Some((pred, text)) = &having {
+            ops.push(Box::new(FilterOp::new(
+                pred.clone(),
+                agg_schema.clone(),
+                text.clone(),
+            )));
+        }
+        ops.push(Box::new(ProjectOp::new(
+            out_exprs.clone(),
+            chain_schema.clone(),
+            project_text.clone(),
+        )));
+        Ok(ops)
+    };
+    Ok(QueryPlan {
+        source,
+        input_schema: ctx.source_schema,
+        filter,
+        projection: pre_exprs,
+        projection_text: projection_text.join(", "),
+        projection_schema,
+        keyed: Some(KeyedPlan {
+            key_columns: (0..key_count).collect(),
+            operators: Arc::new(factory),
+            order_columns: order.len(),
+            describe,
+        }),
+        output_schema,
+        event_time: windowed,
+        upsert_key,
+        logical_plan: ctx.logical_plan,
+    })
+}
+
+/// Simplifies the arguments of an aggregate call (COALESCE and friends need it), keeping the
+/// call and its alias.
+fn simplify_aggregate_args(e: &Expr, planner: &ExprPlanner) -> Result<Expr, PlanError> {
+    match e {
+        Expr::Alias(a) => {
+            let inner = simplify_aggregate_args(&a.expr, planner)?;
+            Ok(Expr::Alias(datafusion_expr::expr::Alias {
+                expr: Box::new(inner),
+                ..a.clone()
+            }))
+        }
+        Expr::AggregateFunction(f) => {
+            let mut f = f.clone();
+            f.params.args = f
+                .params
+                .args
+                .iter()
+                .map(|a| planner.simplify(a))
+                .collect::<Result<_, _>>()?;
+            Ok(Expr::AggregateFunction(f))
+        }
+        other => Ok(other.clone()),
+    }
+}
+
+/// Output columns that are plain group keys or window bounds: the key of an upsert row.
+fn upsert_key(projection: &Projection, agg: &Aggregate, windowed: bool) -> Vec<String> {
+    let agg_fields = agg.schema.fields();
+    let groups = agg.group_expr.len();
+    let _ = windowed;
+    projection
+        .expr
+        .iter()
+        .zip(projection.schema.fields())
+        .filter_map(|(e, f)| {
+            let inner = match e {
+                Expr::Alias(a) => a.expr.as_ref(),
+                other => other,
+            };
+            if let Expr::Column(c) = inner
+                && agg_fields[..groups].iter().any(|g| g.name() == &c.name)
+            {
+                Some(f.name().clone())
+            } else {
+                None
+            }
+        })
+        .collect()
+}
