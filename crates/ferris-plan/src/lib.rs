@@ -17,6 +17,7 @@ pub mod aggregate;
 mod app;
 mod catalog;
 mod error;
+pub mod join;
 mod operators;
 pub mod over;
 mod physical;

@@ -54,7 +54,26 @@ pub trait Operator: Send + Sync {
         out: &mut Vec<RecordBatch>,
     ) -> Result<(), OperatorError>;
 
+    /// Processes one batch from input `side` of a two-input operator (a join: 0 = left,
+    /// 1 = right). One-input operators only ever see side 0.
+    fn process_side(
+        &mut self,
+        side: usize,
+        input: &RecordBatch,
+        out: &mut Vec<RecordBatch>,
+    ) -> Result<(), OperatorError> {
+        if side == 0 {
+            self.process_batch(input, out)
+        } else {
+            Err(OperatorError::new(format!(
+                "operator '{}' has one input, got a batch for input {side}",
+                self.name()
+            )))
+        }
+    }
+
     /// Event time advanced to `watermark` (epoch ms); stateful operators emit what it closes.
+    /// For two-input operators this is the minimum over the inputs.
     fn process_watermark(
         &mut self,
         _watermark: i64,

@@ -1,0 +1,1 @@
+//! Joins: stream–table lookup joins and stream–stream interval joins.
