@@ -676,6 +676,7 @@ slt_files! {
     datetime => "datetime.slt",
     errors => "errors.slt",
     window_tumbling => "window_tumbling.slt",
+    join_table => "join_table.slt",
 }
 
 #[test]

@@ -60,3 +60,5 @@ pub const QUERY_ROWS_INTO_STATE: &str = "ferris_query_rows_into_state_total";
 pub const OPERATOR_STATE_ROWS: &str = "ferris_operator_state_rows";
 /// Gauge: approximate bytes held by a stateful operator (labels: query, operator, partition).
 pub const OPERATOR_STATE_BYTES: &str = "ferris_operator_state_bytes";
+/// Gauge: rows (distinct keys) of a loaded table (labels: table).
+pub const TABLE_ROWS: &str = "ferris_table_rows";

@@ -6,14 +6,9 @@ use crate::props::{self, EngineProps};
 use crate::query::{QueryPlan, plan_query};
 use crate::types::arrow_type;
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
-use ferris_runtime::dead_letter::JsonLinesDeadLetterFile;
-use ferris_runtime::{
-    DeadLetterWriter, ErrorStrategy, EventTimeSpec, JobConfig, JobSpec, KeyedStage, LateRows,
-    QuerySpec, SourceSpec,
-};
+
 use ferris_sql::ast::{self, SourceKind, Span, Statement, StreamingQuery};
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 /// A declared source.
@@ -110,6 +105,9 @@ pub fn plan_application(sql: &str) -> Result<Application, AppError> {
                 catalog.add_table(&decl.name, decl.schema.clone());
                 if let Some((col, _)) = &decl.event_time {
                     catalog.set_event_time(&decl.name, col);
+                }
+                if decl.kind == SourceKind::Table {
+                    catalog.set_primary_key(&decl.name, decl.primary_key.clone());
                 }
                 app.sources.push(decl);
             }
@@ -313,136 +311,4 @@ fn explain_plan(q: &StreamingQuery, catalog: &Catalog) -> Result<String, PlanErr
     }
     out.push_str("  Sink: stdout\n");
     Ok(out)
-}
-
-/// Instantiates the connectors of `app` into a runnable job. Relative paths resolve against
-/// `base_dir`.
-pub fn build_job(
-    app: &Application,
-    config: JobConfig,
-    base_dir: &Path,
-) -> Result<JobSpec, PlanError> {
-    let mut sources: Vec<SourceSpec> = Vec::new();
-    let mut source_index: BTreeMap<String, usize> = BTreeMap::new();
-    let mut dead_letters: Vec<Box<dyn DeadLetterWriter>> = Vec::new();
-    let mut dead_letter_paths: Vec<PathBuf> = Vec::new();
-    let mut queries = Vec::new();
-    for q in &app.queries {
-        let Some(decl) = app.sources.iter().find(|s| s.name == q.plan.source) else {
-            return Err(PlanError::at(
-                format!("unknown source '{}'", q.plan.source),
-                q.span,
-            ));
-        };
-        let index = match source_index.get(&decl.name) {
-            Some(i) => *i,
-            None => {
-                let source = ferris_connectors::create_source(
-                    &decl.name,
-                    decl.schema.clone(),
-                    &decl.connector,
-                    base_dir,
-                )
-                .map_err(|e| PlanError::at(format!("source '{}': {e}", decl.name), decl.span))?;
-                sources.push(SourceSpec {
-                    name: decl.name.clone(),
-                    source,
-                    batch_size: decl.engine.batch_size.unwrap_or(1024),
-                    event_time: match &decl.event_time {
-                        Some((col, bound)) => Some(EventTimeSpec {
-                            column: decl.schema.index_of(col).map_err(|_| {
-                                PlanError::at(
-                                    format!("event-time column '{col}' is not declared"),
-                                    decl.span,
-                                )
-                            })?,
-                            name: col.clone(),
-                            max_out_of_orderness_ms: *bound,
-                        }),
-                        None => None,
-                    },
-                });
-                source_index.insert(decl.name.clone(), sources.len() - 1);
-                sources.len() - 1
-            }
-        };
-        let strategy = q
-            .engine
-            .error_strategy
-            .or(decl.engine.error_strategy)
-            .unwrap_or(ErrorStrategy::Fail);
-        let dl_path = q
-            .engine
-            .dead_letter_path
-            .as_ref()
-            .or(decl.engine.dead_letter_path.as_ref());
-        let late_dead_letter = q
-            .engine
-            .late_data_dead_letter
-            .or(decl.engine.late_data_dead_letter)
-            .unwrap_or(false);
-        let late = match (q.plan.event_time, late_dead_letter) {
-            (false, _) => LateRows::Keep,
-            (true, false) => LateRows::Drop,
-            (true, true) => LateRows::DeadLetter,
-        };
-        let needs_dead_letter =
-            strategy == ErrorStrategy::DeadLetter || late == LateRows::DeadLetter;
-        let dead_letter = match (needs_dead_letter, dl_path) {
-            (true, None) => {
-                return Err(PlanError::at(
-                    format!(
-                        "query '{}': the 'dead_letter' strategy (error.strategy or \
-                         late.data.strategy) needs 'dead_letter.path' (in the query's or the \
-                         source's WITH)",
-                        q.name
-                    ),
-                    q.span,
-                ));
-            }
-            (true, Some(p)) => {
-                let path = base_dir.join(p);
-                match dead_letter_paths.iter().position(|x| *x == path) {
-                    Some(i) => Some(i),
-                    None => {
-                        let writer = JsonLinesDeadLetterFile::open(&path)
-                            .map_err(|e| PlanError::at(e.to_string(), q.span))?;
-                        dead_letters.push(Box::new(writer));
-                        dead_letter_paths.push(path);
-                        Some(dead_letters.len() - 1)
-                    }
-                }
-            }
-            _ => None,
-        };
-        let mut sink_props = q.sink.clone();
-        sink_props
-            .entry("connector".to_string())
-            .or_insert_with(|| "stdout".to_string());
-        let sink = ferris_connectors::create_sink(&q.name, &sink_props, base_dir)
-            .map_err(|e| PlanError::at(format!("sink of '{}': {e}", q.name), q.span))?;
-        let plan = q.plan.clone();
-        let ops_plan = plan.clone();
-        queries.push(QuerySpec {
-            name: q.name.clone(),
-            source: index,
-            operators: Arc::new(move || Ok(ops_plan.operators())),
-            sink,
-            strategy,
-            dead_letter,
-            channel_capacity: q.engine.channel_capacity.or(decl.engine.channel_capacity),
-            keyed: plan.keyed.as_ref().map(|k| KeyedStage {
-                key_columns: k.key_columns.clone(),
-                operators: k.operators.clone(),
-                order_columns: k.order_columns,
-            }),
-            late,
-        });
-    }
-    Ok(JobSpec {
-        sources,
-        queries,
-        dead_letters,
-        config,
-    })
 }

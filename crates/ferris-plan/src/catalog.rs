@@ -20,6 +20,7 @@ pub struct Catalog {
     tables: HashMap<String, Arc<dyn TableSource>>,
     schemas: HashMap<String, SchemaRef>,
     event_times: HashMap<String, String>,
+    primary_keys: HashMap<String, Vec<String>>,
     scalars: HashMap<String, Arc<ScalarUDF>>,
     aggregates: HashMap<String, Arc<AggregateUDF>>,
     windows: HashMap<String, Arc<WindowUDF>>,
@@ -61,6 +62,7 @@ impl Catalog {
             tables: HashMap::new(),
             schemas: HashMap::new(),
             event_times: HashMap::new(),
+            primary_keys: HashMap::new(),
             scalars,
             aggregates,
             windows,
@@ -98,6 +100,18 @@ impl Catalog {
             .map(|s| s.as_str())
     }
 
+    /// Marks a source as a TABLE keyed by `key` (its PRIMARY KEY).
+    pub fn set_primary_key(&mut self, name: &str, key: Vec<String>) {
+        self.primary_keys.insert(name.to_ascii_lowercase(), key);
+    }
+
+    /// The PRIMARY KEY of a TABLE; `None` for streams.
+    pub fn primary_key(&self, name: &str) -> Option<&[String]> {
+        self.primary_keys
+            .get(&name.to_ascii_lowercase())
+            .map(|k| k.as_slice())
+    }
+
     /// The declared schema of a source.
     pub fn schema(&self, name: &str) -> Option<SchemaRef> {
         self.schemas.get(&name.to_ascii_lowercase()).cloned()
@@ -113,7 +127,7 @@ impl Catalog {
                 fields.push(Arc::new(arrow::datatypes::Field::new(
                     col,
                     DataType::Timestamp(arrow::datatypes::TimeUnit::Millisecond, None),
-                    false,
+                    true,
                 )));
             }
             let extended = Arc::new(arrow::datatypes::Schema::new(fields));

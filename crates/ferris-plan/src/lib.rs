@@ -15,6 +15,7 @@
 
 pub mod aggregate;
 mod app;
+mod build;
 mod catalog;
 mod error;
 pub mod join;
@@ -22,13 +23,13 @@ mod operators;
 pub mod over;
 mod physical;
 mod plan_aggregate;
+mod plan_join;
 pub mod props;
 mod query;
 mod types;
 
-pub use app::{
-    AppError, Application, PlannedQuery, SinkDecl, SourceDecl, build_job, plan_application,
-};
+pub use app::{AppError, Application, PlannedQuery, SinkDecl, SourceDecl, plan_application};
+pub use build::build_job;
 pub use catalog::{Catalog, WINDOW_END, WINDOW_START};
 pub use error::PlanError;
 pub use operators::{FilterOp, ProjectOp};

@@ -11,7 +11,8 @@ use crate::catalog::{WINDOW_END, WINDOW_START};
 use crate::error::PlanError;
 use crate::operators::{FilterOp, ProjectOp};
 use crate::physical::ExprPlanner;
-use crate::query::{KeyedPlan, QueryPlan, df_error, scan_input};
+use crate::plan_join::{PlannedJoin, plan_join};
+use crate::query::{KeyedPlan, QueryPlan, ScanInput, df_error, scan_input};
 use arrow::datatypes::{Field, Schema, SchemaRef};
 use datafusion_expr::Expr;
 use datafusion_expr::execution_props::ExecutionProps;
@@ -25,9 +26,11 @@ use ferris_sql::ast::{self, Span};
 use std::sync::Arc;
 
 /// What the query says beyond DataFusion's plan.
-pub(crate) struct AggregateContext {
+pub(crate) struct AggregateContext<'a> {
     pub(crate) source: String,
     pub(crate) source_schema: SchemaRef,
+    pub(crate) catalog: &'a crate::catalog::Catalog,
+    pub(crate) join_span: Span,
     pub(crate) window: Option<ast::WindowSpec>,
     pub(crate) emit: Option<ast::EmitSpec>,
     pub(crate) event_time: Option<String>,
@@ -40,18 +43,45 @@ pub(crate) fn lower_aggregate(
     projection: &Projection,
     having: Option<&Filter>,
     agg: &Aggregate,
-    ctx: AggregateContext,
+    ctx: AggregateContext<'_>,
 ) -> Result<QueryPlan, PlanError> {
     let span = ctx.span;
-    let (where_expr, source) = scan_input(agg.input.as_ref(), span)?;
+    let (where_expr, scan) = scan_input(agg.input.as_ref(), span)?;
+    let (source, lookup, residual) = match scan {
+        ScanInput::Source(s) => (s, None, None),
+        ScanInput::Join(j) => match plan_join(j, ctx.catalog, ctx.join_span)? {
+            PlannedJoin::Lookup {
+                stream,
+                table,
+                spec,
+                residual,
+            } => (stream, Some((spec, table)), residual),
+            PlannedJoin::Interval { .. } => {
+                return Err(PlanError::not_supported(
+                    "GROUP BY over a stream–stream join (aggregate the join's output stream \
+                     in a second query)",
+                    ctx.join_span,
+                ));
+            }
+        },
+    };
     if source != ctx.source {
         return Err(PlanError::at(
             format!("expected to read '{}', found '{source}'", ctx.source),
             span,
         ));
     }
+    let filter_schema: SchemaRef = match &lookup {
+        Some((spec, _)) => spec.output_schema.clone(),
+        None => ctx.source_schema.clone(),
+    };
     let input = ExprPlanner::new(agg.input.schema().clone(), span);
-    let filter = match where_expr {
+    let predicate = match (where_expr, residual) {
+        (Some(w), Some(r)) => Some(w.clone().and(r)),
+        (Some(w), None) => Some(w.clone()),
+        (None, r) => r,
+    };
+    let filter = match &predicate {
         Some(e) => Some((input.physical(e)?, e.human_display().to_string())),
         None => None,
     };
@@ -136,7 +166,14 @@ pub(crate) fn lower_aggregate(
                 PlanError::at(format!("event-time column '{col}' is not declared"), span)
             })?;
             let f = ctx.source_schema.field(idx);
-            pre_exprs.push(Arc::new(Column::new(col, idx)));
+            // Behind a `FROM table JOIN stream` the stream's columns come second.
+            let offset = match &lookup {
+                Some((spec, _)) if spec.table_first => {
+                    filter_schema.fields().len() - ctx.source_schema.fields().len()
+                }
+                _ => 0,
+            };
+            pre_exprs.push(Arc::new(Column::new(col, idx + offset)));
             pre_fields.push(Field::new(
                 "event_time",
                 f.data_type().clone(),
@@ -266,12 +303,16 @@ pub(crate) fn lower_aggregate(
     Ok(QueryPlan {
         source,
         input_schema: ctx.source_schema,
+        lookup,
+        filter_schema,
         filter,
         projection: pre_exprs,
         projection_text: projection_text.join(", "),
         projection_schema,
+        right_source: None,
         keyed: Some(KeyedPlan {
             key_columns: (0..key_count).collect(),
+            right_key_columns: Vec::new(),
             operators: Arc::new(factory),
             order_columns: order.len(),
             describe,

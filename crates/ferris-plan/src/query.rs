@@ -4,20 +4,23 @@
 
 use crate::catalog::{Catalog, WINDOW_END, WINDOW_START};
 use crate::error::{PlanError, span_of};
+use crate::join::lookup::{LookupJoinOp, LookupSpec};
 use crate::operators::{FilterOp, ProjectOp};
 use crate::physical::ExprPlanner;
+use crate::plan_join::{PlannedJoin, plan_join};
 use arrow::datatypes::{Schema, SchemaRef};
 use datafusion_common::DataFusionError;
 use datafusion_expr::{Expr, LogicalPlan};
 use datafusion_optimizer::Analyzer;
 use datafusion_physical_expr::PhysicalExpr;
 use datafusion_sql::planner::{ParserOptions, SqlToRel};
-use ferris_runtime::Operator;
+use ferris_runtime::{Operator, TableSnapshot};
 use ferris_sql::ast::{Span, StreamingQuery};
 use sqlparser::ast::{
     Expr as SqlExpr, GroupByExpr, SelectItem, SetExpr, Spanned, Statement, TableFactor,
 };
 use std::sync::Arc;
+use std::sync::OnceLock;
 
 /// A planned continuous query: a stateless stage (filter, projection) run by the partition
 /// pipelines in source order, optionally followed by a keyed stateful stage.
@@ -27,6 +30,10 @@ pub struct QueryPlan {
     pub source: String,
     /// Schema of the source rows.
     pub input_schema: SchemaRef,
+    /// Stream–table join applied first in the stateless stage, with the table's name.
+    pub lookup: Option<(Arc<LookupSpec>, String)>,
+    /// Schema of the rows the WHERE predicate sees (the source's, or the join's).
+    pub filter_schema: SchemaRef,
     /// WHERE predicate and its text.
     pub filter: Option<(Arc<dyn PhysicalExpr>, String)>,
     /// Expressions of the stateless stage's projection.
@@ -35,8 +42,10 @@ pub struct QueryPlan {
     pub projection_text: String,
     /// Schema of the stateless stage's output.
     pub projection_schema: SchemaRef,
-    /// The stateful stage of keyed queries (GROUP BY, OVER).
+    /// The stateful stage of keyed queries (GROUP BY, OVER, interval joins).
     pub keyed: Option<KeyedPlan>,
+    /// The second input of a stream–stream join: its source.
+    pub right_source: Option<String>,
     /// Schema of the rows the sink receives.
     pub output_schema: SchemaRef,
     /// Whether the query works in event time (drops late rows).
@@ -56,6 +65,8 @@ pub type ChainFactory = Arc<dyn Fn() -> Result<Vec<Box<dyn Operator>>, String> +
 pub struct KeyedPlan {
     /// Columns of the stateless stage's output to hash-route by.
     pub key_columns: Vec<usize>,
+    /// Routing columns of the right input (stream–stream joins).
+    pub right_key_columns: Vec<usize>,
     /// Builds the chain (stateful operator, then HAVING and the final projection).
     pub operators: ChainFactory,
     /// Trailing columns of the chain's output that order each step's rows (dropped before
@@ -75,15 +86,24 @@ impl std::fmt::Debug for QueryPlan {
 }
 
 impl QueryPlan {
-    /// A fresh stateless operator chain for one partition pipeline.
-    pub fn operators(&self) -> Vec<Box<dyn Operator>> {
+    /// A fresh stateless operator chain for one partition pipeline; `table` is where the
+    /// runtime loads the table of a stream–table join.
+    pub fn operators(&self, table: Option<Arc<OnceLock<TableSnapshot>>>) -> Vec<Box<dyn Operator>> {
         let mut ops: Vec<Box<dyn Operator>> = Vec::new();
+        if let Some((spec, _)) = &self.lookup {
+            let slot = table.unwrap_or_default();
+            ops.push(Box::new(LookupJoinOp::new(spec.clone(), slot)));
+        }
         if let Some((pred, text)) = &self.filter {
             ops.push(Box::new(FilterOp::new(
                 pred.clone(),
-                self.input_schema.clone(),
+                self.filter_schema.clone(),
                 text.clone(),
             )));
+        }
+        if self.right_source.is_some() {
+            // Interval joins: both inputs go to the keyed stage as they are.
+            return ops;
         }
         ops.push(Box::new(ProjectOp::new(
             self.projection.clone(),
@@ -96,7 +116,10 @@ impl QueryPlan {
     /// The pipeline, one line per step, for EXPLAIN.
     pub fn describe(&self) -> Vec<String> {
         let mut lines = vec![format!("Source: {}", self.source)];
-        lines.extend(self.operators().iter().map(|op| op.describe()));
+        if let Some(r) = &self.right_source {
+            lines.push(format!("Source: {r} (right input)"));
+        }
+        lines.extend(self.operators(None).iter().map(|op| op.describe()));
         if let Some(k) = &self.keyed {
             let keys: Vec<&str> = k
                 .key_columns
@@ -173,6 +196,8 @@ pub fn plan_query(query: &StreamingQuery, catalog: &Catalog) -> Result<QueryPlan
         let ctx = crate::plan_aggregate::AggregateContext {
             source,
             source_schema,
+            catalog,
+            join_span: join_span(query),
             window: query.window,
             emit: query.emit,
             event_time,
@@ -187,7 +212,28 @@ pub fn plan_query(query: &StreamingQuery, catalog: &Catalog) -> Result<QueryPlan
             e.span,
         ));
     }
-    lower_stateless(projection, source_schema, query.span, logical_plan)
+    lower_stateless(
+        projection,
+        source_schema,
+        catalog,
+        join_span(query),
+        query.span,
+        logical_plan,
+    )
+}
+
+/// Where the first JOIN of the query stands (for join errors), else the query.
+fn join_span(query: &StreamingQuery) -> Span {
+    if let SetExpr::Select(select) = query.query.body.as_ref()
+        && let Some(table) = select.from.first()
+        && let Some(join) = table.joins.first()
+    {
+        let s = span_of(join.span());
+        if s.start.line > 0 {
+            return s;
+        }
+    }
+    query.span
 }
 
 /// The table a query reads (its single FROM item).
@@ -232,12 +278,43 @@ fn add_window_group_by(query: &mut sqlparser::ast::Query, span: Span) -> Result<
 fn lower_stateless(
     projection: &datafusion_expr::logical_plan::Projection,
     source_schema: SchemaRef,
+    catalog: &Catalog,
+    join_span: Span,
     span: Span,
     logical_plan: String,
 ) -> Result<QueryPlan, PlanError> {
-    let (filter_expr, source) = scan_input(projection.input.as_ref(), span)?;
+    let (filter_expr, input) = scan_input(projection.input.as_ref(), span)?;
     let planner = ExprPlanner::new(projection.input.schema().clone(), span);
-    let filter = match filter_expr {
+    let (source, lookup, filter_schema, interval, residual) = match input {
+        ScanInput::Source(s) => (s, None, source_schema.clone(), None, None),
+        ScanInput::Join(j) => match plan_join(j, catalog, join_span)? {
+            PlannedJoin::Lookup {
+                stream,
+                table,
+                spec,
+                residual,
+            } => {
+                let schema = spec.output_schema.clone();
+                (stream, Some((spec, table)), schema, None, residual)
+            }
+            PlannedJoin::Interval {
+                left,
+                right,
+                spec,
+                residual,
+            } => {
+                let schema = spec.output_schema.clone();
+                (left, None, schema, Some((right, spec)), residual)
+            }
+        },
+    };
+    let source_schema = catalog.schema(&source).unwrap_or(source_schema);
+    let predicate = match (filter_expr, residual) {
+        (Some(w), Some(r)) => Some(w.clone().and(r)),
+        (Some(w), None) => Some(w.clone()),
+        (None, r) => r,
+    };
+    let filter = match &predicate {
         Some(e) => Some((planner.physical(e)?, e.human_display().to_string())),
         None => None,
     };
@@ -262,14 +339,32 @@ fn lower_stateless(
         .map(|(f, e)| planner.field(f.name(), e))
         .collect::<Result<Vec<_>, PlanError>>()?;
     let output_schema: Arc<Schema> = Arc::new(Schema::new(fields));
+    if let Some((right, spec)) = interval {
+        return Ok(crate::plan_join::interval_query(
+            crate::plan_join::IntervalQuery {
+                left: source,
+                right,
+                left_schema: source_schema,
+                spec,
+                filter,
+                projection: exprs,
+                projection_text,
+                output_schema,
+                logical_plan,
+            },
+        ));
+    }
     Ok(QueryPlan {
         source,
         input_schema: source_schema,
+        lookup,
+        filter_schema,
         filter,
         projection: exprs,
         projection_text,
         projection_schema: output_schema.clone(),
         keyed: None,
+        right_source: None,
         output_schema,
         event_time: false,
         upsert_key: Vec::new(),
@@ -277,12 +372,20 @@ fn lower_stateless(
     })
 }
 
-/// Walks `[Filter] → [SubqueryAlias] → TableScan` below a projection or aggregation: the
-/// WHERE predicate and the source name.
+/// What a query reads: one source, or a join of two.
+pub(crate) enum ScanInput<'a> {
+    /// A declared stream or table.
+    Source(String),
+    /// A join (planned by `plan_join`).
+    Join(&'a datafusion_expr::logical_plan::Join),
+}
+
+/// Walks `[Filter] → [SubqueryAlias] → TableScan | Join` below a projection or aggregation:
+/// the WHERE predicate and the input.
 pub(crate) fn scan_input(
     plan: &LogicalPlan,
     span: Span,
-) -> Result<(Option<&Expr>, String), PlanError> {
+) -> Result<(Option<&Expr>, ScanInput<'_>), PlanError> {
     let mut input = plan;
     let mut filter_expr: Option<&Expr> = None;
     loop {
@@ -292,6 +395,7 @@ pub(crate) fn scan_input(
                 input = f.input.as_ref();
             }
             LogicalPlan::SubqueryAlias(a) => input = a.input.as_ref(),
+            LogicalPlan::Join(j) => return Ok((filter_expr, ScanInput::Join(j))),
             LogicalPlan::TableScan(scan) if scan.filters.is_empty() && scan.fetch.is_none() => {
                 if let Some(f) = filter_expr {
                     for c in f.column_refs() {
@@ -307,7 +411,8 @@ pub(crate) fn scan_input(
                         }
                     }
                 }
-                return Ok((filter_expr, scan.table_name.table().to_ascii_lowercase()));
+                let name = scan.table_name.table().to_ascii_lowercase();
+                return Ok((filter_expr, ScanInput::Source(name)));
             }
             other => return Err(unsupported_plan(other, span)),
         }
@@ -350,8 +455,21 @@ fn check_supported_shape(query: &StreamingQuery) -> Result<(), PlanError> {
         ));
     };
     for table in &select.from {
-        if let Some(join) = table.joins.first() {
-            return Err(PlanError::not_supported("JOIN", span_of(join.span())));
+        if let Some(join) = table.joins.get(1) {
+            return Err(PlanError::not_supported(
+                "more than one JOIN in a query",
+                span_of(join.span()),
+            ));
+        }
+        let joined = table.joins.iter().map(|j| &j.relation);
+        if let Some(bad) = std::iter::once(&table.relation)
+            .chain(joined)
+            .find(|r| !matches!(r, TableFactor::Table { .. }))
+        {
+            return Err(PlanError::not_supported(
+                "reading from a subquery or table function",
+                span_of(bad.span()),
+            ));
         }
         if !matches!(table.relation, TableFactor::Table { .. }) {
             return Err(PlanError::not_supported(
@@ -362,7 +480,7 @@ fn check_supported_shape(query: &StreamingQuery) -> Result<(), PlanError> {
     }
     if select.from.len() > 1 {
         return Err(PlanError::not_supported(
-            "reading several sources in one FROM (a join)",
+            "reading several sources in one FROM (write it as a JOIN ... ON)",
             span_of(select.from[1].span()),
         ));
     }

@@ -35,6 +35,7 @@ use crate::sink_task::SinkTask;
 use crate::source::Source;
 pub use crate::source_task::EventTimeSpec;
 use crate::source_task::SourceTask;
+pub use crate::table::{TableLoad, TableSnapshot};
 use crate::worker::{Worker, WorkerOutput};
 use ferris_observe::{Counter, Registry, names};
 use std::sync::Arc;
@@ -51,6 +52,9 @@ pub struct SourceSpec {
     pub batch_size: usize,
     /// The event-time column, if the source declares one.
     pub event_time: Option<EventTimeSpec>,
+    /// After this long without rows, the source is marked idle so that it does not hold
+    /// back the watermark of a join (`'watermark.idle_timeout'`).
+    pub idle_timeout: Option<std::time::Duration>,
 }
 
 /// Builds one partition pipeline's operator chain (called once per worker).
@@ -68,11 +72,22 @@ pub enum LateRows {
     DeadLetter,
 }
 
+/// The second input of a two-input query: its source and stateless chain. Its rows reach
+/// the keyed stage as side 1, routed by [`KeyedStage::right_key_columns`].
+pub struct RightInput {
+    /// Index into [`JobSpec::sources`].
+    pub source: usize,
+    /// Stateless chain applied to the right input before routing.
+    pub operators: OperatorFactory,
+}
+
 /// The stateful stage of a keyed query.
 pub struct KeyedStage {
     /// Columns of the stateless chain's output whose values are hash-routed (GROUP BY keys,
     /// PARTITION BY columns, join keys); empty sends every row to partition 0.
     pub key_columns: Vec<usize>,
+    /// Routing columns of the right input's chain output (two-input queries).
+    pub right_key_columns: Vec<usize>,
     /// Builds one keyed partition's chain: the stateful operator, then stateless ones.
     pub operators: OperatorFactory,
     /// The last `order_columns` columns of the chain's output give the order in which each
@@ -90,6 +105,8 @@ pub struct QuerySpec {
     pub operators: OperatorFactory,
     /// The stateful stage, for keyed queries.
     pub keyed: Option<KeyedStage>,
+    /// The second input of a two-input keyed query (a stream–stream join).
+    pub right: Option<RightInput>,
     /// What happens to late rows.
     pub late: LateRows,
     /// Where results go.
@@ -106,6 +123,8 @@ pub struct QuerySpec {
 pub struct JobSpec {
     /// Sources (only those read by a query run).
     pub sources: Vec<SourceSpec>,
+    /// Tables loaded completely before the sources start (stream–table joins).
+    pub tables: Vec<TableLoad>,
     /// Queries.
     pub queries: Vec<QuerySpec>,
     /// Dead-letter writers.
@@ -201,6 +220,7 @@ pub async fn run_job(
 ) -> Result<JobReport, RuntimeError> {
     let JobSpec {
         sources,
+        tables,
         queries,
         dead_letters,
         config,
@@ -239,6 +259,54 @@ pub async fn run_job(
         ));
     }
 
+    // Tables first: a bounded table is read completely before any stream row is processed.
+    let mut loads = tokio::task::JoinSet::new();
+    for t in tables {
+        let ctx = Arc::new(QueryContext {
+            name: format!("table:{}", t.name).into(),
+            strategy: t.strategy,
+            registry: registry.clone(),
+            dead_letter: t.dead_letter.and_then(|i| dl_senders.get(i).cloned()),
+            rows_in: registry.counter(
+                names::QUERY_ROWS_IN,
+                &[("query", &format!("table:{}", t.name))],
+            ),
+            rows_filtered: registry.counter(
+                names::QUERY_ROWS_FILTERED,
+                &[("query", &format!("table:{}", t.name))],
+            ),
+            late: registry.counter(
+                names::QUERY_ROWS_LATE,
+                &[("query", &format!("table:{}", t.name))],
+            ),
+        });
+        loads.spawn(crate::table::load_table(t, ctx));
+    }
+    let mut load_error = None;
+    while let Some(r) = loads.join_next().await {
+        match r {
+            Ok(Ok(())) => {}
+            Ok(Err(TaskEnd::Failed(e))) => {
+                load_error.get_or_insert(e);
+            }
+            Ok(Err(TaskEnd::Aborted)) => {
+                load_error.get_or_insert(RuntimeError::Internal("a table load was aborted".into()));
+            }
+            Err(e) => {
+                load_error.get_or_insert(RuntimeError::Internal(format!(
+                    "a table load panicked: {e}"
+                )));
+            }
+        }
+    }
+    if let Some(e) = load_error {
+        drop(dl_senders);
+        for b in blocking {
+            let _ = b.await;
+        }
+        return Err(e);
+    }
+
     // Per source: the senders of every query reading it, one per worker.
     let mut fanout: Vec<Vec<Vec<Sender>>> = sources.iter().map(|_| Vec::new()).collect();
     let mut contexts = Vec::new();
@@ -261,52 +329,89 @@ pub async fn run_job(
             )));
         }
         let cap = q.channel_capacity.unwrap_or(cap).max(1);
-        let mut inputs = Vec::new();
         let mut outputs = Vec::new();
-        // Keyed stage: channel [w][p] from worker w to keyed partition p.
-        let mut keyed_in: Vec<Vec<Receiver>> = (0..parallelism).map(|_| Vec::new()).collect();
-        let mut worker_outputs = Vec::new();
-        for w in 0..parallelism {
-            let output = match &q.keyed {
-                None => {
-                    let name = format!("{}.out.{w}", q.name);
-                    let (out_tx, out_rx) = channel::channel(&name, cap, &registry);
-                    outputs.push(out_rx);
-                    WorkerOutput::Direct(out_tx)
-                }
-                Some(stage) => {
-                    let mut senders = Vec::new();
-                    for (p, rx_list) in keyed_in.iter_mut().enumerate() {
-                        let name = format!("{}.route.{w}.{p}", q.name);
-                        let (tx, rx) = channel::channel(&name, cap, &registry);
-                        senders.push(tx);
-                        rx_list.push(rx);
-                    }
-                    WorkerOutput::Keyed {
-                        router: Router::new(stage.key_columns.clone(), parallelism),
-                        senders,
-                        into_state: registry
-                            .counter(names::QUERY_ROWS_INTO_STATE, &[("query", &q.name)]),
-                    }
-                }
-            };
-            worker_outputs.push(output);
+        // The input sides: (source, stateless chain, routing key columns).
+        let mut sides = vec![(
+            q.source,
+            q.operators.clone(),
+            q.keyed.as_ref().map(|k| k.key_columns.clone()),
+        )];
+        if let Some(right) = &q.right {
+            let keys = q.keyed.as_ref().map(|k| k.right_key_columns.clone());
+            if keys.is_none() {
+                return Err(RuntimeError::Internal(format!(
+                    "query '{}' has two inputs but no keyed stage",
+                    q.name
+                )));
+            }
+            sides.push((right.source, right.operators.clone(), keys));
         }
-        for (w, output) in worker_outputs.into_iter().enumerate() {
-            let (in_tx, in_rx) = channel::channel(&format!("{}.in.{w}", q.name), cap, &registry);
-            let ops = (q.operators)().map_err(RuntimeError::Internal)?;
-            let worker = Worker {
-                ctx: ctx.clone(),
-                ops,
-                input: in_rx,
-                output,
-                late: q.late,
-            };
-            tasks.spawn(worker.run());
-            inputs.push(in_tx);
+        // keyed_in[side][partition]: the receivers of one keyed partition, one per worker.
+        let mut keyed_in: Vec<Vec<Vec<Receiver>>> = Vec::new();
+        for (side, (source, operators, keys)) in sides.into_iter().enumerate() {
+            let mut side_in: Vec<Vec<Receiver>> = (0..parallelism).map(|_| Vec::new()).collect();
+            let mut inputs = Vec::new();
+            for w in 0..parallelism {
+                let output = match &keys {
+                    None => {
+                        let name = format!("{}.out.{w}", q.name);
+                        let (out_tx, out_rx) = channel::channel(&name, cap, &registry);
+                        outputs.push(out_rx);
+                        WorkerOutput::Direct(out_tx)
+                    }
+                    Some(key_columns) => {
+                        let mut senders = Vec::new();
+                        for (p, rx_list) in side_in.iter_mut().enumerate() {
+                            let name = format!("{}.route{side}.{w}.{p}", q.name);
+                            let (tx, rx) = channel::channel(&name, cap, &registry);
+                            senders.push(tx);
+                            rx_list.push(rx);
+                        }
+                        WorkerOutput::Keyed {
+                            router: Router::new(key_columns.clone(), parallelism),
+                            senders,
+                            into_state: registry
+                                .counter(names::QUERY_ROWS_INTO_STATE, &[("query", &q.name)]),
+                        }
+                    }
+                };
+                let name = match side {
+                    0 => format!("{}.in.{w}", q.name),
+                    _ => format!("{}.right.in.{w}", q.name),
+                };
+                let (in_tx, in_rx) = channel::channel(&name, cap, &registry);
+                let ops = (operators)().map_err(RuntimeError::Internal)?;
+                let worker = Worker {
+                    ctx: ctx.clone(),
+                    ops,
+                    input: in_rx,
+                    output,
+                    late: q.late,
+                };
+                tasks.spawn(worker.run());
+                inputs.push(in_tx);
+            }
+            match fanout.get_mut(source) {
+                Some(f) => f.push(inputs),
+                None => {
+                    return Err(RuntimeError::Internal(format!(
+                        "query '{}' reads source #{source} which does not exist",
+                        q.name
+                    )));
+                }
+            }
+            keyed_in.push(side_in);
         }
         if let Some(stage) = &q.keyed {
-            for (p, rxs) in keyed_in.into_iter().enumerate() {
+            // Regroup per partition: inputs[side] of partition p.
+            let mut per_partition: Vec<Vec<Vec<Receiver>>> =
+                (0..parallelism).map(|_| Vec::new()).collect();
+            for side_in in keyed_in {
+                for (p, rxs) in side_in.into_iter().enumerate() {
+                    per_partition[p].push(rxs);
+                }
+            }
+            for (p, inputs) in per_partition.into_iter().enumerate() {
                 let name = format!("{}.out.{p}", q.name);
                 let (out_tx, out_rx) = channel::channel(&name, cap, &registry);
                 let ops = (stage.operators)().map_err(RuntimeError::Internal)?;
@@ -314,20 +419,11 @@ pub async fn run_job(
                     ctx: ctx.clone(),
                     partition: p,
                     ops,
-                    inputs: rxs,
+                    inputs,
                     output: out_tx,
                 };
                 tasks.spawn(worker.run());
                 outputs.push(out_rx);
-            }
-        }
-        match fanout.get_mut(q.source) {
-            Some(f) => f.push(inputs),
-            None => {
-                return Err(RuntimeError::Internal(format!(
-                    "query '{}' reads source #{} which does not exist",
-                    q.name, q.source
-                )));
             }
         }
         let sink_task = SinkTask {

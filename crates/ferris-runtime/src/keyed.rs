@@ -16,8 +16,33 @@ pub(crate) struct KeyedWorker {
     pub(crate) ctx: Arc<QueryContext>,
     pub(crate) partition: usize,
     pub(crate) ops: Vec<Box<dyn Operator>>,
-    pub(crate) inputs: Vec<Receiver>,
+    /// `inputs[side][worker]`: one side for aggregations and OVER, two for joins.
+    pub(crate) inputs: Vec<Vec<Receiver>>,
     pub(crate) output: Sender,
+}
+
+/// Event-time progress of one input side.
+#[derive(Debug, Clone, Copy)]
+struct SideState {
+    next: usize,
+    ended: bool,
+    idle: bool,
+    watermark: i64,
+}
+
+/// The watermark over the sides: the minimum over live sides that are not idle (an ended
+/// side is at +∞); when every live side is idle, none holds the others back.
+fn combined_watermark(sides: &[SideState]) -> Option<i64> {
+    let active: Vec<i64> = sides
+        .iter()
+        .filter(|s| s.ended || !s.idle)
+        .map(|s| if s.ended { i64::MAX } else { s.watermark })
+        .collect();
+    if active.is_empty() {
+        sides.iter().map(|s| s.watermark).max()
+    } else {
+        active.into_iter().min()
+    }
 }
 
 struct StateGauges {
@@ -51,15 +76,26 @@ impl KeyedWorker {
                 self.ctx.registry.counter(names::OPERATOR_ROWS_OUT, &l)
             })
             .collect();
-        let n = self.inputs.len();
-        let mut next = 0;
+        let mut sides: Vec<SideState> = self
+            .inputs
+            .iter()
+            .map(|_| SideState {
+                next: 0,
+                ended: false,
+                idle: false,
+                watermark: i64::MIN,
+            })
+            .collect();
         let mut watermark = i64::MIN;
         loop {
-            let msg = self.inputs[next].recv().await;
+            let Some((side, msg)) = self.next_message(&sides).await else {
+                break;
+            };
             match msg {
                 None => return Err(TaskEnd::Aborted),
                 Some(Message::EndOfStream) => {
-                    for (i, rx) in self.inputs.iter_mut().enumerate() {
+                    let next = sides[side].next;
+                    for (i, rx) in self.inputs[side].iter_mut().enumerate() {
                         if i != next {
                             match rx.recv().await {
                                 Some(Message::EndOfStream) => {}
@@ -70,45 +106,29 @@ impl KeyedWorker {
                             }
                         }
                     }
-                    let out = drive(&mut self.ops, None, Step::Finish)
-                        .map_err(|e| self.fail(&e.message))?;
-                    self.record(&gauges, &rows_out, &out);
-                    let records = self.concat(out)?;
-                    let last = ProcessBatch {
-                        batch_id: u64::MAX,
-                        records,
-                        correlation_id: crate::message::CorrelationId(
-                            format!("{}-end", self.ctx.name).into(),
-                        ),
-                        trace: crate::message::TraceContext::new_root(),
-                        meta: crate::message::BatchMeta {
-                            source: self.ctx.name.clone(),
-                            location: "end of input".into(),
-                            partition: self.partition as u32,
-                            positions: Arc::from(Vec::new()),
-                            rejects: Arc::from(Vec::new()),
-                            read_at: std::time::Instant::now(),
-                            event: None,
-                        },
-                    };
-                    self.send(Message::ProcessBatch(last)).await?;
-                    self.send(Message::EndOfStream).await?;
-                    return Ok(());
+                    // Its watermark (+∞) takes effect with the next step or the end.
+                    sides[side].ended = true;
+                    continue;
                 }
                 Some(Message::Watermark(_)) => {
                     return Err(self.fail("a bare watermark reached a keyed partition"));
                 }
                 Some(Message::ProcessBatch(pb)) => {
                     let mut out = if pb.records.num_rows() > 0 {
-                        drive(&mut self.ops, Some(&pb.records), Step::Batch)
+                        drive(&mut self.ops, Some((side, &pb.records)), Step::Batch)
                             .map_err(|e| self.fail(&e.message))?
                     } else {
                         Vec::new()
                     };
-                    if let Some(ev) = &pb.meta.event
-                        && ev.watermark > watermark
+                    if let Some(ev) = &pb.meta.event {
+                        let s = &mut sides[side];
+                        s.idle = ev.idle;
+                        s.watermark = s.watermark.max(ev.watermark);
+                    }
+                    if let Some(wm) = combined_watermark(&sides)
+                        && wm > watermark
                     {
-                        watermark = ev.watermark;
+                        watermark = wm;
                         out.extend(
                             drive(&mut self.ops, None, Step::Watermark(watermark))
                                 .map_err(|e| self.fail(&e.message))?,
@@ -118,9 +138,54 @@ impl KeyedWorker {
                     let records = self.concat(out)?;
                     self.send(Message::ProcessBatch(ProcessBatch { records, ..pb }))
                         .await?;
+                    let n = self.inputs[side].len();
+                    sides[side].next = (sides[side].next + 1) % n;
                 }
             }
-            next = (next + 1) % n;
+        }
+        let out = drive(&mut self.ops, None, Step::Finish).map_err(|e| self.fail(&e.message))?;
+        self.record(&gauges, &rows_out, &out);
+        let records = self.concat(out)?;
+        let last = ProcessBatch {
+            batch_id: u64::MAX,
+            records,
+            correlation_id: crate::message::CorrelationId(format!("{}-end", self.ctx.name).into()),
+            trace: crate::message::TraceContext::new_root(),
+            meta: crate::message::BatchMeta {
+                source: self.ctx.name.clone(),
+                location: "end of input".into(),
+                partition: self.partition as u32,
+                positions: Arc::from(Vec::new()),
+                rejects: Arc::from(Vec::new()),
+                read_at: std::time::Instant::now(),
+                event: None,
+            },
+        };
+        self.send(Message::ProcessBatch(last)).await?;
+        self.send(Message::EndOfStream).await?;
+        Ok(())
+    }
+
+    /// The next message of a live side: the only one, or whichever of two is ready first.
+    /// `None` when every side ended.
+    async fn next_message(&mut self, sides: &[SideState]) -> Option<(usize, Option<Message>)> {
+        let live: Vec<usize> = (0..sides.len()).filter(|&s| !sides[s].ended).collect();
+        match live.as_slice() {
+            [] => None,
+            [s] => {
+                let s = *s;
+                let next = sides[s].next;
+                Some((s, self.inputs[s][next].recv().await))
+            }
+            _ => {
+                let (left, right) = self.inputs.split_at_mut(1);
+                let l = &mut left[0][sides[0].next];
+                let r = &mut right[0][sides[1].next];
+                tokio::select! {
+                    m = l.recv() => Some((0, m)),
+                    m = r.recv() => Some((1, m)),
+                }
+            }
         }
     }
 
@@ -181,15 +246,15 @@ enum Step {
 /// and then sees the watermark or end of input itself.
 fn drive(
     ops: &mut [Box<dyn Operator>],
-    input: Option<&RecordBatch>,
+    input: Option<(usize, &RecordBatch)>,
     step: Step,
 ) -> Result<Vec<RecordBatch>, OperatorError> {
     let mut carried: Vec<RecordBatch> = Vec::new();
     for (i, op) in ops.iter_mut().enumerate() {
         let mut out = Vec::new();
         if i == 0 {
-            if let Some(b) = input {
-                op.process_batch(b, &mut out)?;
+            if let Some((side, b)) = input {
+                op.process_side(side, b, &mut out)?;
             }
         } else {
             for b in &carried {

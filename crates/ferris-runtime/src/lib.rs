@@ -22,6 +22,7 @@ pub mod sink;
 mod sink_task;
 pub mod source;
 mod source_task;
+mod table;
 mod worker;
 
 pub use channel::{Receiver, Sender};
@@ -29,8 +30,8 @@ pub use config::{JobConfig, RetryPolicy};
 pub use dead_letter::{DeadLetterRecord, DeadLetterWriter};
 pub use error::{ErrorStrategy, RuntimeError};
 pub use job::{
-    EventTimeSpec, JobReport, JobSpec, KeyedStage, LateRows, QueryReport, QuerySpec, SourceSpec,
-    run_job,
+    EventTimeSpec, JobReport, JobSpec, KeyedStage, LateRows, QueryReport, QuerySpec, RightInput,
+    SourceSpec, TableLoad, TableSnapshot, run_job,
 };
 pub use message::{
     BatchMeta, CorrelationId, EventTimeMeta, Message, ProcessBatch, Reject, TraceContext,

@@ -76,6 +76,9 @@ pub struct EventTimeMeta {
     pub late: Arc<[(u32, i64)]>,
     /// Rows whose event time is NULL.
     pub null_time: Arc<[u32]>,
+    /// The source has been idle for its idle timeout: its watermark should not hold back
+    /// the others (joins) until it sends rows again.
+    pub idle: bool,
 }
 
 impl BatchMeta {

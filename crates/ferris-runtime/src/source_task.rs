@@ -92,7 +92,19 @@ impl WatermarkTracker {
             watermark,
             late: late.into(),
             null_time: null_time.into(),
+            idle: false,
         })
+    }
+
+    /// The facts of an idle heartbeat: no rows, the current watermark, marked idle.
+    pub(crate) fn idle(&self) -> EventTimeMeta {
+        EventTimeMeta {
+            column: self.column.clone(),
+            watermark: self.watermark(),
+            late: Arc::from(Vec::new()),
+            null_time: Arc::from(Vec::new()),
+            idle: true,
+        }
     }
 }
 
@@ -121,6 +133,9 @@ impl SourceTask {
         let batch_size = self.spec.batch_size.max(1);
         let mut slot: u64 = 0;
         let mut idle_wait = Duration::from_millis(1);
+        let mut idle_since: Option<Instant> = None;
+        let mut announced_idle = false;
+        let schema = self.spec.source.schema();
         let source_error = |reason: String| {
             TaskEnd::Failed(RuntimeError::Source {
                 source_name: name.to_string(),
@@ -141,6 +156,8 @@ impl SourceTask {
                     if records.num_rows() == 0 && rejects.is_empty() {
                         continue;
                     }
+                    idle_since = None;
+                    announced_idle = false;
                     rows_read.add(records.num_rows() as u64);
                     rejected.add(rejects.len() as u64);
                     batches.inc();
@@ -170,6 +187,34 @@ impl SourceTask {
                     slot += 1;
                 }
                 Ok(SourcePoll::Idle) => {
+                    let since = *idle_since.get_or_insert_with(Instant::now);
+                    if let (Some(t), Some(timeout)) = (&tracker, self.spec.idle_timeout)
+                        && !announced_idle
+                        && since.elapsed() >= timeout
+                    {
+                        // Tell the event-time operators this input is idle, so that it does
+                        // not hold back the watermark of a join.
+                        announced_idle = true;
+                        let pb = ProcessBatch {
+                            batch_id: slot,
+                            records: RecordBatch::new_empty(schema.clone()),
+                            correlation_id: CorrelationId::new(self.job_id, &name, slot),
+                            trace: TraceContext::new_root(),
+                            meta: BatchMeta {
+                                source: name.clone(),
+                                location: location.clone(),
+                                partition: 0,
+                                positions: Arc::from(Vec::new()),
+                                rejects: Arc::from(Vec::new()),
+                                read_at: Instant::now(),
+                                event: Some(Arc::new(t.idle())),
+                            },
+                        };
+                        if let Err(e) = self.send_slot(slot, Message::ProcessBatch(pb)) {
+                            break Err(e);
+                        }
+                        slot += 1;
+                    }
                     std::thread::sleep(idle_wait);
                     idle_wait = (idle_wait * 2).min(Duration::from_millis(50));
                 }

@@ -71,11 +71,13 @@ fn run(s: Setup) -> Outcome {
         .map(|seed| (seed, vec![0, 0, 0, 5, 50, 200]));
     let (modulus, fail_on) = (s.modulus, s.fail_on);
     let spec = JobSpec {
+        tables: Vec::new(),
         sources: vec![SourceSpec {
             name: "numbers".into(),
             source: Box::new(source),
             batch_size: s.batch,
             event_time: None,
+            idle_timeout: None,
         }],
         queries: vec![QuerySpec {
             name: "q".into(),
@@ -90,6 +92,7 @@ fn run(s: Setup) -> Outcome {
             dead_letter: Some(0),
             channel_capacity: None,
             keyed: None,
+            right: None,
             late: Default::default(),
         }],
         dead_letters: vec![Box::new(MemoryDeadLetters(dead.clone()))],

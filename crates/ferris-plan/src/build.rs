@@ -1,0 +1,262 @@
+//! Turning a planned application into a runnable job: connectors, tables, dead-letter
+//! writers and the per-query pipelines.
+
+use crate::app::{Application, SourceDecl};
+use crate::error::PlanError;
+use ferris_runtime::dead_letter::JsonLinesDeadLetterFile;
+use ferris_runtime::{
+    DeadLetterWriter, ErrorStrategy, EventTimeSpec, JobConfig, JobSpec, KeyedStage, LateRows,
+    QuerySpec, RightInput, SourceSpec, TableLoad, TableSnapshot,
+};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+/// Collects the job's parts while queries are added.
+struct JobBuilder<'a> {
+    app: &'a Application,
+    base_dir: &'a Path,
+    sources: Vec<SourceSpec>,
+    source_index: BTreeMap<String, usize>,
+    tables: Vec<TableLoad>,
+    table_slots: BTreeMap<String, Arc<OnceLock<TableSnapshot>>>,
+    dead_letters: Vec<Box<dyn DeadLetterWriter>>,
+    dead_letter_paths: Vec<PathBuf>,
+}
+
+impl JobBuilder<'_> {
+    fn decl(&self, name: &str, span: ferris_sql::ast::Span) -> Result<&SourceDecl, PlanError> {
+        self.app
+            .sources
+            .iter()
+            .find(|s| s.name == name)
+            .ok_or_else(|| PlanError::at(format!("unknown source '{name}'"), span))
+    }
+
+    fn connector(&self, decl: &SourceDecl) -> Result<Box<dyn ferris_runtime::Source>, PlanError> {
+        ferris_connectors::create_source(
+            &decl.name,
+            decl.schema.clone(),
+            &decl.connector,
+            self.base_dir,
+        )
+        .map_err(|e| PlanError::at(format!("source '{}': {e}", decl.name), decl.span))
+    }
+
+    /// The job's source for `decl` (one reader per source, shared by its queries).
+    fn source(&mut self, decl: &SourceDecl) -> Result<usize, PlanError> {
+        if let Some(i) = self.source_index.get(&decl.name) {
+            return Ok(*i);
+        }
+        let source = self.connector(decl)?;
+        let event_time = match &decl.event_time {
+            Some((col, bound)) => Some(EventTimeSpec {
+                column: decl.schema.index_of(col).map_err(|_| {
+                    PlanError::at(
+                        format!("event-time column '{col}' is not declared"),
+                        decl.span,
+                    )
+                })?,
+                name: col.clone(),
+                max_out_of_orderness_ms: *bound,
+            }),
+            None => None,
+        };
+        self.sources.push(SourceSpec {
+            name: decl.name.clone(),
+            source,
+            batch_size: decl.engine.batch_size.unwrap_or(1024),
+            event_time,
+            idle_timeout: decl
+                .engine
+                .idle_timeout_ms
+                .map(|ms| Duration::from_millis(ms.max(0) as u64)),
+        });
+        self.source_index
+            .insert(decl.name.clone(), self.sources.len() - 1);
+        Ok(self.sources.len() - 1)
+    }
+
+    /// The dead-letter writer for `path` (one per file).
+    fn dead_letter(&mut self, path: &str, span: ferris_sql::ast::Span) -> Result<usize, PlanError> {
+        let path = self.base_dir.join(path);
+        if let Some(i) = self.dead_letter_paths.iter().position(|x| *x == path) {
+            return Ok(i);
+        }
+        let writer =
+            JsonLinesDeadLetterFile::open(&path).map_err(|e| PlanError::at(e.to_string(), span))?;
+        self.dead_letters.push(Box::new(writer));
+        self.dead_letter_paths.push(path);
+        Ok(self.dead_letters.len() - 1)
+    }
+
+    /// The slot a table is loaded into (one load per table, shared by its queries).
+    fn table(
+        &mut self,
+        name: &str,
+        span: ferris_sql::ast::Span,
+    ) -> Result<Arc<OnceLock<TableSnapshot>>, PlanError> {
+        if let Some(slot) = self.table_slots.get(name) {
+            return Ok(slot.clone());
+        }
+        let decl = self.decl(name, span)?.clone();
+        if decl
+            .connector
+            .get("follow")
+            .is_some_and(|v| v.eq_ignore_ascii_case("true"))
+        {
+            return Err(PlanError::at(
+                format!(
+                    "table '{name}' is joined to a stream, so it must be bounded: it is read \
+                     completely before the stream ('follow' = 'true' is not allowed)"
+                ),
+                decl.span,
+            ));
+        }
+        let key_columns = decl
+            .primary_key
+            .iter()
+            .map(|k| decl.schema.index_of(k))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| PlanError::at(e.to_string(), decl.span))?;
+        let strategy = decl.engine.error_strategy.unwrap_or(ErrorStrategy::Fail);
+        let dead_letter = match (strategy, &decl.engine.dead_letter_path) {
+            (ErrorStrategy::DeadLetter, Some(p)) => Some(self.dead_letter(p, decl.span)?),
+            (ErrorStrategy::DeadLetter, None) => {
+                return Err(PlanError::at(
+                    format!(
+                        "table '{name}': 'error.strategy' = 'dead_letter' needs 'dead_letter.path'"
+                    ),
+                    decl.span,
+                ));
+            }
+            _ => None,
+        };
+        let slot: Arc<OnceLock<TableSnapshot>> = Arc::default();
+        self.tables.push(TableLoad {
+            name: name.to_string(),
+            source: self.connector(&decl)?,
+            batch_size: decl.engine.batch_size.unwrap_or(1024),
+            key_columns,
+            strategy,
+            dead_letter,
+            target: slot.clone(),
+        });
+        self.table_slots.insert(name.to_string(), slot.clone());
+        Ok(slot)
+    }
+}
+
+/// Instantiates the connectors of `app` into a runnable job. Relative paths resolve against
+/// `base_dir`.
+pub fn build_job(
+    app: &Application,
+    config: JobConfig,
+    base_dir: &Path,
+) -> Result<JobSpec, PlanError> {
+    let mut b = JobBuilder {
+        app,
+        base_dir,
+        sources: Vec::new(),
+        source_index: BTreeMap::new(),
+        tables: Vec::new(),
+        table_slots: BTreeMap::new(),
+        dead_letters: Vec::new(),
+        dead_letter_paths: Vec::new(),
+    };
+    let mut queries = Vec::new();
+    for q in &app.queries {
+        let decl = b.decl(&q.plan.source, q.span)?.clone();
+        let index = b.source(&decl)?;
+        let right = match &q.plan.right_source {
+            Some(r) => {
+                let rdecl = b.decl(r, q.span)?.clone();
+                Some((b.source(&rdecl)?, rdecl))
+            }
+            None => None,
+        };
+        let table = match &q.plan.lookup {
+            Some((_, t)) => Some(b.table(t, q.span)?),
+            None => None,
+        };
+        // The query's WITH wins over its sources'.
+        let from_sources =
+            |f: &dyn Fn(&SourceDecl) -> bool| f(&decl) || right.as_ref().is_some_and(|(_, r)| f(r));
+        let strategy = q
+            .engine
+            .error_strategy
+            .or(decl.engine.error_strategy)
+            .or(right.as_ref().and_then(|(_, r)| r.engine.error_strategy))
+            .unwrap_or(ErrorStrategy::Fail);
+        let dl_path = q
+            .engine
+            .dead_letter_path
+            .clone()
+            .or(decl.engine.dead_letter_path.clone())
+            .or(right
+                .as_ref()
+                .and_then(|(_, r)| r.engine.dead_letter_path.clone()));
+        let late_dead_letter = match q.engine.late_data_dead_letter {
+            Some(v) => v,
+            None => from_sources(&|d| d.engine.late_data_dead_letter == Some(true)),
+        };
+        let late = match (q.plan.event_time, late_dead_letter) {
+            (false, _) => LateRows::Keep,
+            (true, false) => LateRows::Drop,
+            (true, true) => LateRows::DeadLetter,
+        };
+        let needs_dead_letter =
+            strategy == ErrorStrategy::DeadLetter || late == LateRows::DeadLetter;
+        let dead_letter = match (needs_dead_letter, dl_path) {
+            (true, None) => {
+                return Err(PlanError::at(
+                    format!(
+                        "query '{}': the 'dead_letter' strategy (error.strategy or \
+                         late.data.strategy) needs 'dead_letter.path' (in the query's or the \
+                         source's WITH)",
+                        q.name
+                    ),
+                    q.span,
+                ));
+            }
+            (true, Some(p)) => Some(b.dead_letter(&p, q.span)?),
+            (false, _) => None,
+        };
+        let mut sink_props = q.sink.clone();
+        sink_props
+            .entry("connector".to_string())
+            .or_insert_with(|| "stdout".to_string());
+        let sink = ferris_connectors::create_sink(&q.name, &sink_props, base_dir)
+            .map_err(|e| PlanError::at(format!("sink of '{}': {e}", q.name), q.span))?;
+        let plan = q.plan.clone();
+        let ops_table = table.clone();
+        queries.push(QuerySpec {
+            name: q.name.clone(),
+            source: index,
+            operators: Arc::new(move || Ok(plan.operators(ops_table.clone()))),
+            keyed: q.plan.keyed.as_ref().map(|k| KeyedStage {
+                key_columns: k.key_columns.clone(),
+                right_key_columns: k.right_key_columns.clone(),
+                operators: k.operators.clone(),
+                order_columns: k.order_columns,
+            }),
+            right: right.map(|(source, _)| RightInput {
+                source,
+                operators: Arc::new(|| Ok(Vec::new())),
+            }),
+            late,
+            sink,
+            strategy,
+            dead_letter,
+            channel_capacity: q.engine.channel_capacity.or(decl.engine.channel_capacity),
+        });
+    }
+    Ok(JobSpec {
+        sources: b.sources,
+        tables: b.tables,
+        queries,
+        dead_letters: b.dead_letters,
+        config,
+    })
+}

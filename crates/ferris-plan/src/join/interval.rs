@@ -1,0 +1,421 @@
+//! Stream–stream interval join:
+//! `FROM l [LEFT] JOIN r ON l.k = r.k AND r.ts BETWEEN l.ts + lower AND l.ts + upper`.
+//!
+//! Both inputs are hash-routed by the equality key, so one instance sees every row of its keys
+//! from both sides. Each arriving row probes the other side's buffered rows of its key and
+//! is then buffered itself, so a matching pair is emitted exactly once, when the second of
+//! the two rows arrives. The watermark (the minimum of both inputs') evicts rows that can no
+//! longer match: a left row once `wm > l.ts + upper`, a right row once `wm > r.ts - lower`.
+//! A LEFT join emits a left row that never matched, padded with NULLs, when it is evicted (or
+//! at the end of input). Rows with a NULL key (or NULL event time) can never match: they are
+//! not buffered, and a LEFT join emits such left rows with NULLs as soon as they arrive.
+
+mod store;
+#[cfg(test)]
+mod tests;
+
+use std::sync::Arc;
+
+use arrow::array::{ArrayRef, new_null_array};
+use arrow::datatypes::{DataType, SchemaRef, TimeUnit};
+use arrow::record_batch::RecordBatch;
+use ferris_runtime::{Operator, OperatorError, StateSize};
+
+use store::{Entry, SideStore, op_err};
+
+/// Rows per emitted batch at most.
+const OUTPUT_BATCH_ROWS: usize = 8192;
+
+/// INNER or LEFT.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum JoinKind {
+    /// Only matching pairs.
+    Inner,
+    /// Matching pairs, plus every left row that matched nothing, padded with NULLs.
+    Left,
+}
+
+/// An interval join: right.time ∈ [left.time + lower_ms, left.time + upper_ms] and equal keys.
+#[derive(Debug, Clone)]
+pub struct IntervalJoinSpec {
+    /// INNER or LEFT.
+    pub kind: JoinKind,
+    /// Schema of the left input (side 0).
+    pub left_schema: SchemaRef,
+    /// Schema of the right input (side 1).
+    pub right_schema: SchemaRef,
+    /// Left equality key columns; same count and types as `right_keys`.
+    pub left_keys: Vec<usize>,
+    /// Right equality key columns.
+    pub right_keys: Vec<usize>,
+    /// Left event-time column (`Timestamp(Millisecond, None)`).
+    pub left_time: usize,
+    /// Right event-time column (`Timestamp(Millisecond, None)`).
+    pub right_time: usize,
+    /// Lower bound of `right.time - left.time` in ms, inclusive (may be negative).
+    pub lower_ms: i64,
+    /// Upper bound of `right.time - left.time` in ms, inclusive; `>= lower_ms`.
+    pub upper_ms: i64,
+    /// Output schema: the left fields then the right fields (nullable for LEFT joins).
+    pub output_schema: SchemaRef,
+}
+
+/// Builds an interval join operator for `spec`, checking the spec's columns and types.
+pub fn interval_join_operator(spec: Arc<IntervalJoinSpec>) -> Result<Box<dyn Operator>, String> {
+    Ok(Box::new(IntervalJoinOp::new(spec)?))
+}
+
+/// The interval join operator (see the module docs).
+struct IntervalJoinOp {
+    spec: Arc<IntervalJoinSpec>,
+    left: SideStore,
+    right: SideStore,
+    description: String,
+}
+
+impl IntervalJoinOp {
+    fn new(spec: Arc<IntervalJoinSpec>) -> Result<Self, String> {
+        validate(&spec)?;
+        let left = SideStore::new(
+            Arc::clone(&spec.left_schema),
+            spec.left_keys.clone(),
+            spec.left_time,
+        )?;
+        let right = SideStore::new(
+            Arc::clone(&spec.right_schema),
+            spec.right_keys.clone(),
+            spec.right_time,
+        )?;
+        let description = describe(&spec);
+        Ok(IntervalJoinOp {
+            spec,
+            left,
+            right,
+            description,
+        })
+    }
+
+    fn process(
+        &mut self,
+        side: usize,
+        input: &RecordBatch,
+        out: &mut Vec<RecordBatch>,
+    ) -> Result<(), OperatorError> {
+        if input.num_rows() == 0 {
+            return Ok(());
+        }
+        let is_left = match side {
+            0 => true,
+            1 => false,
+            _ => {
+                return Err(OperatorError::new(format!(
+                    "interval join has two inputs, got a batch for input {side}"
+                )));
+            }
+        };
+        let left_join = self.spec.kind == JoinKind::Left;
+        let (lower, upper) = (self.spec.lower_ms, self.spec.upper_ms);
+        let (this, other) = if is_left {
+            (&mut self.left, &mut self.right)
+        } else {
+            (&mut self.right, &mut self.left)
+        };
+        let decoded = this.decode(input, if is_left { "left" } else { "right" })?;
+        // Left rows that can never match (NULL key): emitted with NULLs right away.
+        let emit_invalid = is_left && left_join;
+        let any_valid = decoded.valid.iter().any(|&v| v);
+        if !any_valid && !emit_invalid {
+            return Ok(());
+        }
+        let batch_idx = this.append(input.clone())?;
+        // Whether `r - l` (right time minus left time) lies in the interval.
+        let in_interval = |l: i64, r: i64| {
+            let d = i128::from(r) - i128::from(l);
+            i128::from(lower) <= d && d <= i128::from(upper)
+        };
+
+        // (batch, row) of each output pair, per side; plus never-matching left rows.
+        let mut left_idx: Vec<(usize, usize)> = Vec::new();
+        let mut right_idx: Vec<(usize, usize)> = Vec::new();
+        let mut unmatched: Vec<(usize, usize)> = Vec::new();
+        for (row, &valid) in decoded.valid.iter().enumerate() {
+            let here = (batch_idx as usize, row);
+            if !valid {
+                if emit_invalid {
+                    unmatched.push(here);
+                }
+                continue;
+            }
+            let key = decoded.keys.row(row);
+            let time = decoded.times.value(row);
+            let mut matched = false;
+            if let Some(entries) = other.entries_mut(key.as_ref()) {
+                for e in entries.iter_mut() {
+                    let hit = if is_left {
+                        in_interval(time, e.time)
+                    } else {
+                        in_interval(e.time, time)
+                    };
+                    if hit {
+                        matched = true;
+                        e.matched = true;
+                        let there = (e.batch as usize, e.row as usize);
+                        if is_left {
+                            left_idx.push(here);
+                            right_idx.push(there);
+                        } else {
+                            left_idx.push(there);
+                            right_idx.push(here);
+                        }
+                    }
+                }
+            }
+            let row = u32::try_from(row)
+                .map_err(|_| OperatorError::new("interval join: batch too large"))?;
+            this.insert(
+                key.as_ref(),
+                Entry {
+                    time,
+                    batch: batch_idx,
+                    row,
+                    matched,
+                },
+            );
+        }
+        self.emit_pairs(&left_idx, &right_idx, out)?;
+        self.emit_unmatched(&unmatched, out)?;
+        if is_left {
+            self.left.compact()
+        } else {
+            self.right.compact()
+        }
+    }
+
+    /// Emits `left[i] ++ right[i]` for every i.
+    fn emit_pairs(
+        &self,
+        left_idx: &[(usize, usize)],
+        right_idx: &[(usize, usize)],
+        out: &mut Vec<RecordBatch>,
+    ) -> Result<(), OperatorError> {
+        for (l, r) in left_idx
+            .chunks(OUTPUT_BATCH_ROWS)
+            .zip(right_idx.chunks(OUTPUT_BATCH_ROWS))
+        {
+            let mut columns = self.left.gather(l)?;
+            columns.extend(self.right.gather(r)?);
+            out.push(self.output(columns)?);
+        }
+        Ok(())
+    }
+
+    /// Emits the left rows at `left_idx` with NULLs for the right columns.
+    fn emit_unmatched(
+        &self,
+        left_idx: &[(usize, usize)],
+        out: &mut Vec<RecordBatch>,
+    ) -> Result<(), OperatorError> {
+        for l in left_idx.chunks(OUTPUT_BATCH_ROWS) {
+            let mut columns = self.left.gather(l)?;
+            columns.extend(
+                self.spec
+                    .right_schema
+                    .fields()
+                    .iter()
+                    .map(|f| new_null_array(f.data_type(), l.len())),
+            );
+            out.push(self.output(columns)?);
+        }
+        Ok(())
+    }
+
+    fn output(&self, columns: Vec<ArrayRef>) -> Result<RecordBatch, OperatorError> {
+        RecordBatch::try_new(Arc::clone(&self.spec.output_schema), columns).map_err(op_err)
+    }
+
+    /// Evicts the left rows the watermark closes (`left_cutoff`: times below it go) and the
+    /// right rows (`right_cutoff`), or everything when the cutoffs are `None`; emits
+    /// unmatched left rows for LEFT joins and frees memory.
+    fn evict(
+        &mut self,
+        cutoffs: Option<(i128, i128)>,
+        out: &mut Vec<RecordBatch>,
+    ) -> Result<(), OperatorError> {
+        let left_join = self.spec.kind == JoinKind::Left;
+        let mut unmatched: Vec<(usize, usize)> = Vec::new();
+        let mut on_left = |e: &Entry| {
+            if left_join && !e.matched {
+                unmatched.push((e.batch as usize, e.row as usize));
+            }
+        };
+        match cutoffs {
+            Some((left_cutoff, right_cutoff)) => {
+                self.left.evict_before(left_cutoff, &mut on_left);
+                self.right.evict_before(right_cutoff, |_| {});
+            }
+            None => {
+                self.left.evict_all(&mut on_left);
+                self.right.evict_all(|_| {});
+            }
+        }
+        // Emit in arrival order (batch, row) rather than key-slot order.
+        unmatched.sort_unstable();
+        self.emit_unmatched(&unmatched, out)?;
+        self.left.compact()?;
+        self.right.compact()
+    }
+}
+
+impl Operator for IntervalJoinOp {
+    fn name(&self) -> &str {
+        "interval_join"
+    }
+
+    fn describe(&self) -> String {
+        self.description.clone()
+    }
+
+    fn schema(&self) -> SchemaRef {
+        Arc::clone(&self.spec.output_schema)
+    }
+
+    fn is_stateless(&self) -> bool {
+        false
+    }
+
+    fn process_batch(
+        &mut self,
+        input: &RecordBatch,
+        out: &mut Vec<RecordBatch>,
+    ) -> Result<(), OperatorError> {
+        self.process(0, input, out)
+    }
+
+    fn process_side(
+        &mut self,
+        side: usize,
+        input: &RecordBatch,
+        out: &mut Vec<RecordBatch>,
+    ) -> Result<(), OperatorError> {
+        self.process(side, input, out)
+    }
+
+    fn process_watermark(
+        &mut self,
+        watermark: i64,
+        out: &mut Vec<RecordBatch>,
+    ) -> Result<(), OperatorError> {
+        // Every future right row has r.ts >= wm: a left row is done once wm > l.ts + upper.
+        // Every future left row has l.ts >= wm: a right row is done once wm > r.ts - lower.
+        let wm = i128::from(watermark);
+        let left_cutoff = wm - i128::from(self.spec.upper_ms);
+        let right_cutoff = wm + i128::from(self.spec.lower_ms);
+        self.evict(Some((left_cutoff, right_cutoff)), out)
+    }
+
+    fn state_size(&self) -> StateSize {
+        StateSize {
+            rows: self.left.rows() + self.right.rows(),
+            bytes: self.left.bytes() + self.right.bytes(),
+        }
+    }
+
+    fn finish(&mut self, out: &mut Vec<RecordBatch>) -> Result<(), OperatorError> {
+        self.evict(None, out)
+    }
+}
+
+/// `IntervalJoin: LEFT keys=[0]=[0] right.ts BETWEEN left.ts + 0ms AND left.ts + 3600000ms`.
+fn describe(spec: &IntervalJoinSpec) -> String {
+    let offset = |ms: i64| {
+        if ms < 0 {
+            format!("- {}ms", ms.unsigned_abs())
+        } else {
+            format!("+ {ms}ms")
+        }
+    };
+    let lt = spec.left_schema.field(spec.left_time).name();
+    let rt = spec.right_schema.field(spec.right_time).name();
+    let kind = match spec.kind {
+        JoinKind::Inner => "INNER",
+        JoinKind::Left => "LEFT",
+    };
+    format!(
+        "IntervalJoin: {kind} keys={:?}={:?} right.{rt} BETWEEN left.{lt} {} AND left.{lt} {}",
+        spec.left_keys,
+        spec.right_keys,
+        offset(spec.lower_ms),
+        offset(spec.upper_ms)
+    )
+}
+
+/// Checks the spec's column indices, types and bounds.
+fn validate(spec: &IntervalJoinSpec) -> Result<(), String> {
+    let (ls, rs) = (&spec.left_schema, &spec.right_schema);
+    if spec.left_keys.is_empty() || spec.left_keys.len() != spec.right_keys.len() {
+        return Err(format!(
+            "interval join: needs the same non-zero number of left and right keys, got {} and {}",
+            spec.left_keys.len(),
+            spec.right_keys.len()
+        ));
+    }
+    let column = |schema: &SchemaRef, idx: usize, what: &str| {
+        if idx < schema.fields().len() {
+            Ok(schema.field(idx).data_type().clone())
+        } else {
+            Err(format!(
+                "interval join: {what} column {idx} out of range ({} columns)",
+                schema.fields().len()
+            ))
+        }
+    };
+    for (&l, &r) in spec.left_keys.iter().zip(&spec.right_keys) {
+        let lt = column(ls, l, "left key")?;
+        let rt = column(rs, r, "right key")?;
+        if lt != rt {
+            return Err(format!(
+                "interval join: key types differ: left column {l} is {lt}, right column {r} is {rt}"
+            ));
+        }
+    }
+    let ts = DataType::Timestamp(TimeUnit::Millisecond, None);
+    for (schema, idx, what) in [
+        (ls, spec.left_time, "left time"),
+        (rs, spec.right_time, "right time"),
+    ] {
+        let t = column(schema, idx, what)?;
+        if t != ts {
+            return Err(format!(
+                "interval join: {what} column {idx} is {t}, expected {ts}"
+            ));
+        }
+    }
+    if spec.lower_ms > spec.upper_ms {
+        return Err(format!(
+            "interval join: lower bound {}ms is above upper bound {}ms",
+            spec.lower_ms, spec.upper_ms
+        ));
+    }
+    let out = spec.output_schema.fields();
+    let inputs: Vec<_> = ls.fields().iter().chain(rs.fields().iter()).collect();
+    if out.len() != inputs.len()
+        || out
+            .iter()
+            .zip(&inputs)
+            .any(|(o, i)| o.data_type() != i.data_type())
+    {
+        return Err(
+            "interval join: output schema must be the left fields then the right fields"
+                .to_string(),
+        );
+    }
+    if spec.kind == JoinKind::Left
+        && let Some(f) = out[ls.fields().len()..].iter().find(|f| !f.is_nullable())
+    {
+        return Err(format!(
+            "interval join: right field '{}' must be nullable in a LEFT join's output",
+            f.name()
+        ));
+    }
+    Ok(())
+}

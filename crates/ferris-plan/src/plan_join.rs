@@ -1,0 +1,551 @@
+//! Planning joins. A stream joined to a TABLE becomes a lookup join (the table is loaded
+//! first, each stream row looks its key up); two streams joined on equal keys within a time
+//! bound become an interval join (keyed, both inputs hash-routed by the key).
+
+use crate::catalog::Catalog;
+use crate::error::PlanError;
+use crate::join::interval::{IntervalJoinSpec, JoinKind};
+use crate::join::lookup::{LookupKind, LookupSpec};
+use crate::physical::ExprPlanner;
+use arrow::datatypes::SchemaRef;
+use datafusion_common::{Column, ScalarValue};
+use datafusion_expr::logical_plan::Join;
+use datafusion_expr::utils::{conjunction, split_conjunction};
+use datafusion_expr::{BinaryExpr, Expr, JoinType, LogicalPlan, Operator as Op};
+use ferris_sql::ast::Span;
+use std::sync::Arc;
+
+/// A planned join.
+pub(crate) enum PlannedJoin {
+    /// Stream–table: runs in the stateless stage.
+    Lookup {
+        /// The stream read.
+        stream: String,
+        /// The table looked up.
+        table: String,
+        /// What the operator needs.
+        spec: Arc<LookupSpec>,
+        /// ON conditions beyond the key (INNER only), applied after the join.
+        residual: Option<Expr>,
+    },
+    /// Stream–stream within a time bound: a keyed stage with two inputs.
+    Interval {
+        /// Left stream.
+        left: String,
+        /// Right stream.
+        right: String,
+        /// What the operator needs.
+        spec: Arc<IntervalJoinSpec>,
+        /// ON conditions beyond keys and time bounds (INNER only), applied after the join.
+        residual: Option<Expr>,
+    },
+}
+
+/// Splits the ON condition into equality pairs (left expression, right expression) and
+/// the rest. (DataFusion's SQL planner leaves them together; its optimizer would split them.)
+fn equijoin(j: &Join) -> (Vec<(Expr, Expr)>, Option<Expr>) {
+    let mut on = j.on.clone();
+    let mut rest = Vec::new();
+    let only = |e: &Expr, schema: &datafusion_common::DFSchema| {
+        let refs = e.column_refs();
+        !refs.is_empty() && refs.iter().all(|c| schema.has_column(c))
+    };
+    for c in j.filter.as_ref().map(split_conjunction).unwrap_or_default() {
+        if let Expr::BinaryExpr(BinaryExpr {
+            left: a,
+            op: Op::Eq,
+            right: b,
+        }) = c
+        {
+            if only(a, j.left.schema()) && only(b, j.right.schema()) {
+                on.push((a.as_ref().clone(), b.as_ref().clone()));
+                continue;
+            }
+            if only(b, j.left.schema()) && only(a, j.right.schema()) {
+                on.push((b.as_ref().clone(), a.as_ref().clone()));
+                continue;
+            }
+        }
+        rest.push(c.clone());
+    }
+    (on, conjunction(rest))
+}
+
+/// The source a join input reads (`[SubqueryAlias] → TableScan`).
+fn side_source(plan: &LogicalPlan) -> Option<String> {
+    match plan {
+        LogicalPlan::SubqueryAlias(a) => side_source(&a.input),
+        LogicalPlan::TableScan(t) if t.filters.is_empty() && t.fetch.is_none() => {
+            Some(t.table_name.table().to_ascii_lowercase())
+        }
+        _ => None,
+    }
+}
+
+/// Plans `j`; errors point at `span` (the JOIN clause).
+pub(crate) fn plan_join(j: &Join, catalog: &Catalog, span: Span) -> Result<PlannedJoin, PlanError> {
+    let (Some(left), Some(right)) = (side_source(&j.left), side_source(&j.right)) else {
+        return Err(PlanError::not_supported(
+            "joining a subquery or a nested join (join declared streams and tables directly)",
+            span,
+        ));
+    };
+    let (on, filter) = equijoin(j);
+    let j = &Join {
+        on,
+        filter,
+        ..j.clone()
+    };
+    if j.on.is_empty() {
+        return Err(PlanError::at(
+            "a join needs an equality condition between its inputs, e.g. ON a.key = b.key",
+            span,
+        ));
+    }
+    let kind = match j.join_type {
+        JoinType::Inner => JoinKind::Inner,
+        JoinType::Left => JoinKind::Left,
+        other => {
+            return Err(PlanError::not_supported(
+                &format!("{other} JOIN (INNER and LEFT joins run)"),
+                span,
+            ));
+        }
+    };
+    let left_table = catalog.primary_key(&left).is_some();
+    let right_table = catalog.primary_key(&right).is_some();
+    match (left_table, right_table) {
+        (true, true) => Err(PlanError::not_supported(
+            "joining two tables (join a stream to a table, or two streams)",
+            span,
+        )),
+        (false, true) => plan_lookup(j, catalog, &left, &right, kind, false, span),
+        (true, false) if kind == JoinKind::Inner => {
+            plan_lookup(j, catalog, &right, &left, kind, true, span)
+        }
+        (true, false) => Err(PlanError::at(
+            "in a LEFT JOIN between a table and a stream the stream must come first \
+             (FROM stream LEFT JOIN table)",
+            span,
+        )),
+        (false, false) => plan_interval(j, catalog, &left, &right, kind, span),
+    }
+}
+
+fn plan_lookup(
+    j: &Join,
+    catalog: &Catalog,
+    stream: &str,
+    table: &str,
+    kind: JoinKind,
+    table_first: bool,
+    span: Span,
+) -> Result<PlannedJoin, PlanError> {
+    let pk = catalog.primary_key(table).unwrap_or_default().to_vec();
+    let (stream_plan, table_plan) = if table_first {
+        (&j.right, &j.left)
+    } else {
+        (&j.left, &j.right)
+    };
+    // Match every key column of the table with a stream expression.
+    let mut stream_keys: Vec<Option<Expr>> = vec![None; pk.len()];
+    for (l, r) in &j.on {
+        let (s, t) = if table_first { (r, l) } else { (l, r) };
+        let Some(col) = plain_column(t) else {
+            return Err(PlanError::at(
+                format!("a stream–table join matches table columns, found {t}"),
+                span,
+            ));
+        };
+        let Some(pos) = pk.iter().position(|k| *k == col.name) else {
+            return Err(PlanError::at(
+                format!(
+                    "a stream–table join must match the table's PRIMARY KEY ({}); '{}' is not part of it",
+                    pk.join(", "),
+                    col.name
+                ),
+                span,
+            ));
+        };
+        stream_keys[pos] = Some(s.clone());
+    }
+    let missing: Vec<&String> = pk
+        .iter()
+        .zip(&stream_keys)
+        .filter(|(_, k)| k.is_none())
+        .map(|(c, _)| c)
+        .collect();
+    if !missing.is_empty() {
+        return Err(PlanError::at(
+            format!(
+                "a stream–table join must match the whole PRIMARY KEY of '{table}'; missing: {}",
+                missing
+                    .iter()
+                    .map(|s| s.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+            span,
+        ));
+    }
+    if kind == JoinKind::Left && j.filter.is_some() {
+        return Err(PlanError::not_supported(
+            "extra ON conditions in a LEFT stream–table join (move them to WHERE or the key)",
+            span,
+        ));
+    }
+    let _ = table_plan;
+    let planner = ExprPlanner::new(stream_plan.schema().clone(), span);
+    let keys = stream_keys
+        .iter()
+        .flatten()
+        .map(|e| planner.physical(e))
+        .collect::<Result<Vec<_>, _>>()?;
+    let condition =
+        j.on.iter()
+            .map(|(l, r)| format!("{} = {}", l.human_display(), r.human_display()))
+            .collect::<Vec<_>>()
+            .join(" AND ");
+    let output_schema: SchemaRef = Arc::new(j.schema.as_arrow().clone());
+    let declared = catalog
+        .schema(stream)
+        .map(|s| s.fields().len())
+        .unwrap_or_default();
+    let stream_padding = stream_plan
+        .schema()
+        .fields()
+        .iter()
+        .skip(declared)
+        .map(|f| f.data_type().clone())
+        .collect();
+    Ok(PlannedJoin::Lookup {
+        stream: stream.to_string(),
+        table: table.to_string(),
+        spec: Arc::new(LookupSpec {
+            kind: match kind {
+                JoinKind::Inner => LookupKind::Inner,
+                JoinKind::Left => LookupKind::Left,
+            },
+            table: table.to_string(),
+            stream_keys: keys,
+            table_first,
+            stream_padding,
+            output_schema,
+            condition,
+        }),
+        residual: j.filter.clone(),
+    })
+}
+
+fn plain_column(e: &Expr) -> Option<&Column> {
+    match e {
+        Expr::Column(c) => Some(c),
+        _ => None,
+    }
+}
+
+fn plan_interval(
+    j: &Join,
+    catalog: &Catalog,
+    left: &str,
+    right: &str,
+    kind: JoinKind,
+    span: Span,
+) -> Result<PlannedJoin, PlanError> {
+    let time_of =
+        |source: &str| -> Result<String, PlanError> {
+            catalog.event_time(source).map(|s| s.to_string()).ok_or_else(|| {
+            PlanError::at(
+                format!(
+                    "a join of two streams needs event time on both; '{source}' declares none \
+                     (add WATERMARK FOR <ts> AS <ts> - INTERVAL '5' SECOND)"
+                ),
+                span,
+            )
+        })
+        };
+    let (lt, rt) = (time_of(left)?, time_of(right)?);
+    let lschema = j.left.schema();
+    let rschema = j.right.schema();
+    let mut left_keys = Vec::new();
+    let mut right_keys = Vec::new();
+    for (l, r) in &j.on {
+        let (Some(lc), Some(rc)) = (plain_column(l), plain_column(r)) else {
+            return Err(PlanError::not_supported(
+                &format!("join keys that are expressions ({l} = {r}); join on columns"),
+                span,
+            ));
+        };
+        let li = lschema
+            .index_of_column(lc)
+            .map_err(|e| PlanError::at(e.to_string(), span))?;
+        let ri = rschema
+            .index_of_column(rc)
+            .map_err(|e| PlanError::at(e.to_string(), span))?;
+        if lschema.field(li).data_type() != rschema.field(ri).data_type() {
+            return Err(PlanError::at(
+                format!(
+                    "join keys {lc} ({}) and {rc} ({}) must have the same type",
+                    lschema.field(li).data_type(),
+                    rschema.field(ri).data_type()
+                ),
+                span,
+            ));
+        }
+        left_keys.push(li);
+        right_keys.push(ri);
+    }
+    let left_time = index_by_name(lschema, &lt)
+        .ok_or_else(|| PlanError::at(format!("event-time column '{lt}' not found"), span))?;
+    let right_time = index_by_name(rschema, &rt)
+        .ok_or_else(|| PlanError::at(format!("event-time column '{rt}' not found"), span))?;
+    let left_col = lschema.qualified_field(left_time);
+    let right_col = rschema.qualified_field(right_time);
+    let left_col = Column::new(left_col.0.cloned(), left_col.1.name());
+    let right_col = Column::new(right_col.0.cloned(), right_col.1.name());
+
+    // Time bounds: right.ts - left.ts ∈ [lower, upper].
+    let mut lower: Option<i64> = None;
+    let mut upper: Option<i64> = None;
+    let mut residual = Vec::new();
+    let filter = j.filter.clone();
+    for c in filter.as_ref().map(split_conjunction).unwrap_or_default() {
+        match bound(c, &left_col, &right_col, span)? {
+            Some(bounds) => {
+                for (is_lower, v) in bounds {
+                    if is_lower {
+                        lower = Some(lower.map_or(v, |x: i64| x.max(v)));
+                    } else {
+                        upper = Some(upper.map_or(v, |x: i64| x.min(v)));
+                    }
+                }
+            }
+            None => residual.push(c.clone()),
+        }
+    }
+    let (Some(lower_ms), Some(upper_ms)) = (lower, upper) else {
+        return Err(PlanError::at(
+            format!(
+                "a join of two streams needs a time bound on both sides, e.g. \
+                 {right_col} BETWEEN {left_col} AND {left_col} + INTERVAL '1' HOUR (without \
+                 one its state grows forever)"
+            ),
+            span,
+        ));
+    };
+    if lower_ms > upper_ms {
+        return Err(PlanError::at(
+            "the join's time bound is empty (its lower end is above its upper end)",
+            span,
+        ));
+    }
+    let residual = conjunction(residual);
+    if kind == JoinKind::Left && residual.is_some() {
+        return Err(PlanError::not_supported(
+            "extra ON conditions in a LEFT interval join (move them to WHERE)",
+            span,
+        ));
+    }
+    Ok(PlannedJoin::Interval {
+        left: left.to_string(),
+        right: right.to_string(),
+        spec: Arc::new(IntervalJoinSpec {
+            kind,
+            left_schema: Arc::new(lschema.as_arrow().clone()),
+            right_schema: Arc::new(rschema.as_arrow().clone()),
+            left_keys,
+            right_keys,
+            left_time,
+            right_time,
+            lower_ms,
+            upper_ms,
+            output_schema: Arc::new(j.schema.as_arrow().clone()),
+        }),
+        residual,
+    })
+}
+
+fn index_by_name(schema: &datafusion_common::DFSchema, name: &str) -> Option<usize> {
+    schema.fields().iter().position(|f| f.name() == name)
+}
+
+/// A time term: a side's event-time column plus a constant (ms). `Some(true, off)` for the
+/// right side, `Some(false, off)` for the left.
+fn time_term(e: &Expr, left: &Column, right: &Column) -> Option<(bool, i64)> {
+    match e {
+        Expr::Column(c) if c == right => Some((true, 0)),
+        Expr::Column(c) if c == left => Some((false, 0)),
+        Expr::Cast(c) => time_term(&c.expr, left, right),
+        Expr::BinaryExpr(BinaryExpr {
+            left: a,
+            op,
+            right: b,
+        }) => {
+            let sign = match op {
+                Op::Plus => 1,
+                Op::Minus => -1,
+                _ => return None,
+            };
+            if let (Some((side, off)), Some(ms)) = (time_term(a, left, right), interval_ms(b)) {
+                return Some((side, off + sign * ms));
+            }
+            if sign == 1
+                && let (Some(ms), Some((side, off))) = (interval_ms(a), time_term(b, left, right))
+            {
+                return Some((side, off + ms));
+            }
+            None
+        }
+        _ => None,
+    }
+}
+
+/// An interval literal in milliseconds (no months: their length varies).
+fn interval_ms(e: &Expr) -> Option<i64> {
+    match e {
+        Expr::Literal(ScalarValue::IntervalMonthDayNano(Some(v)), _) if v.months == 0 => {
+            Some(v.days as i64 * 86_400_000 + v.nanoseconds / 1_000_000)
+        }
+        Expr::Literal(ScalarValue::IntervalDayTime(Some(v)), _) => {
+            Some(v.days as i64 * 86_400_000 + v.milliseconds as i64)
+        }
+        Expr::Cast(c) => interval_ms(&c.expr),
+        _ => None,
+    }
+}
+
+/// Bounds on right.ts - left.ts given by one conjunct: (is_lower, value). `None` when the
+/// conjunct is not a time bound.
+fn bound(
+    c: &Expr,
+    left: &Column,
+    right: &Column,
+    span: Span,
+) -> Result<Option<Vec<(bool, i64)>>, PlanError> {
+    // d = right - left; a term pair (x, y) with x op y.
+    let cmp = |x: &Expr, op: Op, y: &Expr| -> Option<Vec<(bool, i64)>> {
+        let (sx, ox) = time_term(x, left, right)?;
+        let (sy, oy) = time_term(y, left, right)?;
+        if sx == sy {
+            return None;
+        }
+        // Normalise to: right + a  op  left + b   ⇒   d op (b - a).
+        let (op, a, b) = if sx {
+            (op, ox, oy)
+        } else {
+            (op.swap()?, oy, ox)
+        };
+        let v = b - a;
+        match op {
+            Op::GtEq => Some(vec![(true, v)]),
+            Op::Gt => Some(vec![(true, v + 1)]),
+            Op::LtEq => Some(vec![(false, v)]),
+            Op::Lt => Some(vec![(false, v - 1)]),
+            Op::Eq => Some(vec![(true, v), (false, v)]),
+            _ => None,
+        }
+    };
+    Ok(match c {
+        Expr::Between(b) if !b.negated => {
+            let lo = cmp(&b.expr, Op::GtEq, &b.low);
+            let hi = cmp(&b.expr, Op::LtEq, &b.high);
+            match (lo, hi) {
+                (Some(mut l), Some(h)) => {
+                    l.extend(h);
+                    Some(l)
+                }
+                (None, None) => None,
+                _ => {
+                    return Err(PlanError::at(
+                        "a BETWEEN time bound must compare the two streams' event-time columns \
+                         (plus constant intervals)",
+                        span,
+                    ));
+                }
+            }
+        }
+        Expr::BinaryExpr(BinaryExpr {
+            left: x,
+            op,
+            right: y,
+        }) => cmp(x, *op, y),
+        _ => None,
+    })
+}
+
+/// The parts of a stream–stream join query.
+pub(crate) struct IntervalQuery {
+    pub(crate) left: String,
+    pub(crate) right: String,
+    pub(crate) left_schema: SchemaRef,
+    pub(crate) spec: Arc<IntervalJoinSpec>,
+    pub(crate) filter: Option<(Arc<dyn datafusion_physical_expr::PhysicalExpr>, String)>,
+    pub(crate) projection: Vec<Arc<dyn datafusion_physical_expr::PhysicalExpr>>,
+    pub(crate) projection_text: String,
+    pub(crate) output_schema: SchemaRef,
+    pub(crate) logical_plan: String,
+}
+
+/// A stream–stream join query: both inputs hash-routed by the key into the interval join,
+/// then WHERE and the SELECT list in the keyed stage.
+pub(crate) fn interval_query(q: IntervalQuery) -> crate::query::QueryPlan {
+    use crate::operators::{FilterOp, ProjectOp};
+    use ferris_runtime::Operator;
+    let spec = q.spec;
+    let filter = q.filter;
+    let projection = q.projection;
+    let output_schema = q.output_schema.clone();
+    let text = q.projection_text.clone();
+    let mut describe = vec![
+        crate::join::interval::interval_join_operator(spec.clone())
+            .map(|op| op.describe())
+            .unwrap_or_default(),
+    ];
+    if let Some((_, t)) = &filter {
+        describe.push(format!("Filter: {t}"));
+    }
+    describe.push(format!("Project: {text}"));
+    let key_columns = spec.left_keys.clone();
+    let right_key_columns = spec.right_keys.clone();
+    let chain_spec = spec.clone();
+    let factory = move || -> Result<Vec<Box<dyn Operator>>, String> {
+        let mut ops = vec![crate::join::interval::interval_join_operator(
+            chain_spec.clone(),
+        )?];
+        if let Some((pred, t)) = &filter {
+            ops.push(Box::new(FilterOp::new(
+                pred.clone(),
+                chain_spec.output_schema.clone(),
+                t.clone(),
+            )));
+        }
+        ops.push(Box::new(ProjectOp::new(
+            projection.clone(),
+            output_schema.clone(),
+            text.clone(),
+        )));
+        Ok(ops)
+    };
+    crate::query::QueryPlan {
+        source: q.left,
+        input_schema: q.left_schema.clone(),
+        lookup: None,
+        filter_schema: q.left_schema.clone(),
+        filter: None,
+        projection: Vec::new(),
+        projection_text: String::new(),
+        projection_schema: q.left_schema,
+        keyed: Some(crate::query::KeyedPlan {
+            key_columns,
+            right_key_columns,
+            operators: Arc::new(factory),
+            order_columns: 0,
+            describe,
+        }),
+        right_source: Some(q.right),
+        output_schema: q.output_schema,
+        event_time: true,
+        upsert_key: Vec::new(),
+        logical_plan: q.logical_plan,
+    }
+}
