@@ -557,6 +557,10 @@ fn run_path(path: &Path, name: &str) {
                                 break 'combos;
                             }
                         };
+                        let mut rows = rows;
+                        if *rowsort {
+                            rows.sort();
+                        }
                         let rows = if *changelog && bs != 1 {
                             // Fewer updates at larger batches: compare final tables.
                             let expected = final_table(&r.expected, &key);
@@ -677,6 +681,7 @@ slt_files! {
     errors => "errors.slt",
     window_tumbling => "window_tumbling.slt",
     join_table => "join_table.slt",
+    join_interval => "join_interval.slt",
 }
 
 #[test]
