@@ -682,6 +682,9 @@ slt_files! {
     window_tumbling => "window_tumbling.slt",
     join_table => "join_table.slt",
     join_interval => "join_interval.slt",
+    window_emit => "window_emit.slt",
+    window_sliding => "window_sliding.slt",
+    window_session => "window_session.slt",
 }
 
 #[test]

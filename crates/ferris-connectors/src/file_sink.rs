@@ -25,6 +25,10 @@ pub enum SinkFormat {
     Json,
     /// CSV with a header row.
     Csv,
+    /// An upsert stream (EMIT CHANGES): one `{"key": {...}, "value": {...}}` object per line,
+    /// `key` holding the row's key columns (group keys and window bounds); the last line per
+    /// key is the current row.
+    UpsertJson,
 }
 
 impl SinkFormat {
@@ -33,6 +37,7 @@ impl SinkFormat {
         match self {
             SinkFormat::Json => "json",
             SinkFormat::Csv => "csv",
+            SinkFormat::UpsertJson => "upsert-json",
         }
     }
 }
@@ -42,12 +47,16 @@ impl SinkFormat {
 pub struct FileSinkConfig {
     /// `'path'` (required); relative paths resolve against the base directory.
     pub path: String,
-    /// `'format'`: `json` or `csv`; default `csv` for a `.csv` path, else `json`.
+    /// `'format'`: `json`, `csv` or `upsert-json`; default `csv` for a `.csv` path, else
+    /// `json`.
     pub format: SinkFormat,
+    /// `'upsert.key'`: the key columns of `upsert-json` rows, comma-separated (the planner
+    /// sets it to the query's group keys and window bounds).
+    pub upsert_key: Vec<String>,
 }
 
 /// The keys the file sink accepts.
-pub const FILE_SINK_KEYS: &[&str] = &["connector", "path", "format"];
+pub const FILE_SINK_KEYS: &[&str] = &["connector", "path", "format", "upsert.key"];
 
 impl FileSinkConfig {
     /// Reads the configuration from `WITH` properties.
@@ -58,14 +67,35 @@ impl FileSinkConfig {
             Some(f) => match f.to_ascii_lowercase().as_str() {
                 "json" | "jsonl" | "ndjson" => SinkFormat::Json,
                 "csv" => SinkFormat::Csv,
-                _ => return Err(p.invalid("format", f, "'json' or 'csv'")),
+                "upsert-json" => SinkFormat::UpsertJson,
+                _ => return Err(p.invalid("format", f, "'json', 'csv' or 'upsert-json'")),
             },
             None => match crate::file_source::format_from_extension(&path) {
                 Some(crate::TextFormat::Csv) => SinkFormat::Csv,
                 _ => SinkFormat::Json,
             },
         };
-        Ok(FileSinkConfig { path, format })
+        let upsert_key: Vec<String> = p
+            .get("upsert.key")
+            .map(|k| {
+                k.split(',')
+                    .map(|c| c.trim().to_string())
+                    .filter(|c| !c.is_empty())
+                    .collect()
+            })
+            .unwrap_or_default();
+        if format == SinkFormat::UpsertJson && upsert_key.is_empty() {
+            return Err(p.invalid(
+                "format",
+                "upsert-json",
+                "an aggregation with group keys or a window (its rows need a key)",
+            ));
+        }
+        Ok(FileSinkConfig {
+            path,
+            format,
+            upsert_key,
+        })
     }
 }
 
@@ -74,6 +104,7 @@ pub struct FileSink {
     describe: String,
     file: File,
     format: SinkFormat,
+    upsert_key: Vec<String>,
     header_written: bool,
     buf: Vec<u8>,
 }
@@ -94,6 +125,7 @@ impl FileSink {
             describe: format!("file {} ({})", config.path, config.format.name()),
             file,
             format: config.format,
+            upsert_key: config.upsert_key.clone(),
             header_written: false,
             buf: Vec::new(),
         })
@@ -103,6 +135,7 @@ impl FileSink {
         self.buf.clear();
         match self.format {
             SinkFormat::Json => encode_json_lines(batch, &mut self.buf),
+            SinkFormat::UpsertJson => encode_upsert_lines(batch, &self.upsert_key, &mut self.buf),
             SinkFormat::Csv => {
                 if !self.header_written {
                     crate::csv_encode::encode_header(batch, &mut self.buf)?;
@@ -120,6 +153,35 @@ pub fn encode_json_lines(batch: &RecordBatch, out: &mut Vec<u8>) -> Result<(), S
     for row in 0..batch.num_rows() {
         enc.encode_row(row, out);
         out.push(b'\n');
+    }
+    Ok(())
+}
+
+/// Appends every row of `batch` as `{"key": {...}, "value": {...}}` and a newline.
+pub fn encode_upsert_lines(
+    batch: &RecordBatch,
+    key: &[String],
+    out: &mut Vec<u8>,
+) -> Result<(), String> {
+    let indices = key
+        .iter()
+        .map(|k| {
+            batch
+                .schema()
+                .index_of(k)
+                .map_err(|_| format!("upsert key column '{k}' is not in the output"))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let keys = batch.project(&indices).map_err(|e| e.to_string())?;
+    let options = FormatOptions::default();
+    let key_enc = JsonRowEncoder::new(&keys, &options)?;
+    let value_enc = JsonRowEncoder::new(batch, &options)?;
+    for row in 0..batch.num_rows() {
+        out.extend_from_slice(b"{\"key\":");
+        key_enc.encode_row(row, out);
+        out.extend_from_slice(b",\"value\":");
+        value_enc.encode_row(row, out);
+        out.extend_from_slice(b"}\n");
     }
     Ok(())
 }

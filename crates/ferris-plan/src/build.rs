@@ -227,6 +227,14 @@ pub fn build_job(
         sink_props
             .entry("connector".to_string())
             .or_insert_with(|| "stdout".to_string());
+        let upsert = sink_props
+            .get("format")
+            .is_some_and(|f| f.eq_ignore_ascii_case("upsert-json"));
+        if upsert && !q.plan.upsert_key.is_empty() {
+            sink_props
+                .entry("upsert.key".to_string())
+                .or_insert_with(|| q.plan.upsert_key.join(","));
+        }
         let sink = ferris_connectors::create_sink(&q.name, &sink_props, base_dir)
             .map_err(|e| PlanError::at(format!("sink of '{}': {e}", q.name), q.span))?;
         let plan = q.plan.clone();
