@@ -685,6 +685,7 @@ slt_files! {
     window_emit => "window_emit.slt",
     window_sliding => "window_sliding.slt",
     window_session => "window_session.slt",
+    aggregates => "aggregates.slt",
 }
 
 #[test]

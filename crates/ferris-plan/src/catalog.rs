@@ -51,6 +51,16 @@ impl Catalog {
             }
             aggregates.insert(f.name().to_string(), f);
         }
+        // Other engines' spellings: VARIANCE (PostgreSQL, Flink), APPROX_COUNT_DISTINCT (Flink,
+        // Spark, Snowflake).
+        for (alias, name) in [
+            ("variance", "var"),
+            ("approx_count_distinct", "approx_distinct"),
+        ] {
+            if let Some(f) = aggregates.get(name).cloned() {
+                aggregates.entry(alias.to_string()).or_insert(f);
+            }
+        }
         let mut windows = HashMap::new();
         for f in datafusion_functions_window::all_default_window_functions() {
             for alias in f.aliases() {
