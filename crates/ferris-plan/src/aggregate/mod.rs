@@ -1,10 +1,24 @@
 //! Streaming GROUP BY: windowed (tumbling, sliding, session) and unwindowed aggregation over
 //! DataFusion accumulators, with EMIT FINAL and EMIT CHANGES.
 
-use arrow::datatypes::SchemaRef;
+use arrow::datatypes::{DataType, SchemaRef, TimeUnit};
 use datafusion_physical_expr::aggregate::AggregateFunctionExpr;
+use ferris_runtime::{Operator, OperatorError};
 use std::ops::Range;
 use std::sync::Arc;
+
+mod accs;
+mod groups;
+mod output;
+mod rows;
+mod session;
+mod sliding;
+#[cfg(test)]
+mod tests;
+mod window;
+
+pub use session::SessionAggregate;
+pub use window::WindowAggregate;
 
 /// How rows are assigned to windows (durations in milliseconds).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -67,4 +81,117 @@ pub struct AggregateSpec {
     /// Output rows: the keys, then `_window_start`, `_window_end` (Timestamp(Millisecond),
     /// only when windowed), then one column per aggregate.
     pub output_schema: SchemaRef,
+}
+
+/// Builds the streaming aggregation operator for `spec`: a [`SessionAggregate`] for session
+/// windows, a [`WindowAggregate`] otherwise. Fails when the spec is inconsistent (window
+/// lengths not positive, missing time column, output schema not matching).
+pub fn aggregate_operator(spec: Arc<AggregateSpec>) -> Result<Box<dyn Operator>, String> {
+    validate(&spec)?;
+    let text = describe(&spec);
+    Ok(match spec.window {
+        WindowKind::Session { .. } => Box::new(SessionAggregate::new(spec, text)?),
+        _ => Box::new(WindowAggregate::new(spec, text)?),
+    })
+}
+
+/// The EXPLAIN line, e.g. `Aggregate: TUMBLING(60000ms) EMIT FINAL keys=1 aggs=[avg(p)]`.
+fn describe(spec: &AggregateSpec) -> String {
+    let window = match spec.window {
+        WindowKind::Global => "GLOBAL".to_string(),
+        WindowKind::Tumbling { size_ms } => format!("TUMBLING({size_ms}ms)"),
+        WindowKind::Sliding {
+            size_ms,
+            advance_ms,
+        } => format!("SLIDING({size_ms}ms, {advance_ms}ms)"),
+        WindowKind::Session { gap_ms } => format!("SESSION({gap_ms}ms)"),
+    };
+    let emit = match spec.emit {
+        EmitMode::Final => "FINAL",
+        EmitMode::Changes => "CHANGES",
+    };
+    let aggs: Vec<&str> = spec.aggregates.iter().map(|a| a.expr.name()).collect();
+    format!(
+        "Aggregate: {window} EMIT {emit} keys={} aggs=[{}]",
+        spec.key_count,
+        aggs.join(", ")
+    )
+}
+
+fn validate(spec: &AggregateSpec) -> Result<(), String> {
+    let positive = |what: &str, v: i64| {
+        if v > 0 {
+            Ok(())
+        } else {
+            Err(format!("aggregate: {what} must be positive, got {v}ms"))
+        }
+    };
+    match spec.window {
+        WindowKind::Global => {}
+        WindowKind::Tumbling { size_ms } => positive("window size", size_ms)?,
+        WindowKind::Sliding {
+            size_ms,
+            advance_ms,
+        } => {
+            positive("window size", size_ms)?;
+            positive("window advance", advance_ms)?;
+        }
+        WindowKind::Session { gap_ms } => positive("session gap", gap_ms)?,
+    }
+    let windowed = spec.window != WindowKind::Global;
+    if windowed && spec.time_column.is_none() {
+        return Err("aggregate: a windowed aggregation needs an event-time column".into());
+    }
+    let fields = spec.output_schema.fields();
+    let expected = spec.key_count + if windowed { 2 } else { 0 } + spec.aggregates.len();
+    if fields.len() != expected {
+        return Err(format!(
+            "aggregate: output schema has {} columns, expected {expected}",
+            fields.len()
+        ));
+    }
+    if windowed {
+        for f in &fields[spec.key_count..spec.key_count + 2] {
+            if !matches!(f.data_type(), DataType::Timestamp(TimeUnit::Millisecond, _)) {
+                return Err(format!(
+                    "aggregate: output column {} must be Timestamp(Millisecond)",
+                    f.name()
+                ));
+            }
+        }
+    }
+    for a in &spec.aggregates {
+        if a.columns.start > a.columns.end {
+            return Err(format!(
+                "aggregate: bad input columns for {}",
+                a.expr.name()
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// The GROUP BY key types (the first output columns have the input key types).
+fn key_types(spec: &AggregateSpec) -> Vec<DataType> {
+    spec.output_schema.fields()[..spec.key_count]
+        .iter()
+        .map(|f| f.data_type().clone())
+        .collect()
+}
+
+/// The input columns read by the aggregates, sorted and deduplicated.
+fn needed_columns(spec: &AggregateSpec) -> Vec<usize> {
+    let mut columns: Vec<usize> = spec
+        .aggregates
+        .iter()
+        .flat_map(|a| a.columns.clone())
+        .collect();
+    columns.sort_unstable();
+    columns.dedup();
+    columns
+}
+
+/// An arrow or DataFusion error as an operator error.
+fn op_err(e: impl std::fmt::Display) -> OperatorError {
+    OperatorError::new(e.to_string())
 }

@@ -95,11 +95,6 @@ impl Routed {
         }
     }
 
-    /// The number of slots.
-    pub(crate) fn len(&self) -> usize {
-        self.slots.len()
-    }
-
     /// The position range of slot `i` in `indices` (and in [`Gathered`] arrays).
     pub(crate) fn range(&self, i: usize) -> (usize, usize) {
         (self.offsets[i], self.offsets[i + 1] - self.offsets[i])
@@ -125,9 +120,10 @@ impl Gathered {
             && indices.iter().enumerate().all(|(i, &r)| i as u32 == r);
         let idx = (!identity).then(|| UInt32Array::from(indices.to_vec()));
         for &c in needed {
-            let array = batch.columns().get(c).ok_or_else(|| {
-                OperatorError::new(format!("aggregate: input has no column {c}"))
-            })?;
+            let array = batch
+                .columns()
+                .get(c)
+                .ok_or_else(|| OperatorError::new(format!("aggregate: input has no column {c}")))?;
             columns[c] = Some(match &idx {
                 None => array.clone(),
                 Some(idx) => take(array.as_ref(), idx, None).map_err(op_err)?,
