@@ -17,7 +17,8 @@ pub struct BenchArgs {
     /// Rows of the CSV case (the file is written to a temporary directory).
     #[arg(long, default_value_t = 2_000_000)]
     pub csv_rows: u64,
-    /// Which case: passthrough, filter, csv, latency or all.
+    /// Which case: passthrough, filter, csv, latency, streaming (all of: tumbling, sliding,
+    /// session, changes, lookup, interval, moving_avg), one of those, or all.
     #[arg(long, default_value = "all")]
     pub case: String,
     /// Rows per source batch.
@@ -104,7 +105,16 @@ pub fn bench(args: BenchArgs) -> u8 {
 
 fn bench_inner(args: &BenchArgs) -> Result<(), String> {
     let all = args.case == "all";
-    let known = ["all", "passthrough", "filter", "csv", "latency"];
+    let streaming = crate::cases::streaming_cases(args.rows, args.batch_size);
+    let mut known = vec![
+        "all",
+        "passthrough",
+        "filter",
+        "csv",
+        "latency",
+        "streaming",
+    ];
+    known.extend(streaming.iter().map(|c| c.name));
     if !known.contains(&args.case.as_str()) {
         return Err(format!(
             "unknown case '{}'; known: {}",
@@ -164,6 +174,13 @@ fn bench_inner(args: &BenchArgs) -> Result<(), String> {
             }
         }
     }
+    let selected: Vec<&crate::cases::Case> = streaming
+        .iter()
+        .filter(|c| all || args.case == "streaming" || args.case == c.name)
+        .collect();
+    if !selected.is_empty() {
+        streaming_cases(rows, b, &selected, &base)?;
+    }
     if all || args.case == "csv" {
         csv_case(args.csv_rows)?;
     }
@@ -184,6 +201,47 @@ fn bench_inner(args: &BenchArgs) -> Result<(), String> {
             h.max as f64 / 1e6,
             h.count
         ));
+    }
+    Ok(())
+}
+
+/// The streaming cases at parallelism 1 and 2, each against a passthrough of the same rows
+/// measured in the same run.
+fn streaming_cases(
+    rows: u64,
+    batch: usize,
+    cases: &[&crate::cases::Case],
+    base: &Path,
+) -> Result<(), String> {
+    let passthrough = format!(
+        "{} CREATE STREAM out WITH ('connector'='blackhole') AS SELECT * FROM trades;",
+        datagen(rows, batch, "")
+    );
+    let (baseline, _) = run_app(&passthrough, 1, base)?;
+    report(&format!(
+        "baseline  passthrough p=1          {:>12.0} rows/s",
+        rate(rows, baseline)
+    ));
+    for case in cases {
+        for (name, content) in &case.files {
+            std::fs::write(base.join(name), content).map_err(|e| e.to_string())?;
+        }
+        for p in [1, 2] {
+            let (d, registry) = run_app(&case.sql, p, base)?;
+            let input = registry.counter_sum(names::SOURCE_ROWS_READ, &[]);
+            let target = if case.target > 0.0 {
+                format!("target {:.1}M rows/s", case.target / 1e6)
+            } else {
+                "no target".to_string()
+            };
+            report(&format!(
+                "{:<10} {:<40} p={p} {:>12.0} rows/s  ({:.2}x passthrough time; {target})",
+                case.name,
+                case.title,
+                rate(input, d),
+                d.as_secs_f64() / baseline.as_secs_f64() * rows as f64 / input.max(1) as f64,
+            ));
+        }
     }
     Ok(())
 }

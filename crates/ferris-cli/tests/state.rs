@@ -65,7 +65,11 @@ fn tumbling_window_state_stays_bounded_over_10m_rows() {
         })
     };
     let report = rt
-        .block_on(ferris_runtime::run_job(job, registry.clone(), Shutdown::new()))
+        .block_on(ferris_runtime::run_job(
+            job,
+            registry.clone(),
+            Shutdown::new(),
+        ))
         .expect("runs");
     done.store(true, Ordering::Relaxed);
     let (warm, peak) = sampler.join().expect("sampler");
@@ -94,7 +98,10 @@ fn tumbling_window_state_stays_bounded_over_10m_rows() {
     let (bytes_now, bytes_max) = registry.gauge_sum(names::OPERATOR_STATE_BYTES, &filter);
     assert!(rows_max >= 5, "the state metric moved: max {rows_max}");
     assert!(rows_max <= 10, "state rows peaked at {rows_max}");
-    assert!(bytes_max > 0 && bytes_max < 64 * 1024, "state bytes peaked at {bytes_max}");
+    assert!(
+        bytes_max > 0 && bytes_max < 64 * 1024,
+        "state bytes peaked at {bytes_max}"
+    );
     assert_eq!((rows_now, bytes_now), (0, 0));
 
     // Memory: flat after warm-up (channels are bounded; state is a handful of groups).

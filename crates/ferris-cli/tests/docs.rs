@@ -1,0 +1,72 @@
+//! docs/sql.md is executable: every `sql` block plans (after the declarations of the first
+//! block), and a `sql` block followed by a `json` block runs with `ferris-cli run` from the
+//! `examples/` directory and must print exactly the `json` block.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+/// The fenced blocks of a Markdown text: (language, body, line of the fence).
+fn blocks(text: &str) -> Vec<(String, String, usize)> {
+    let mut out = Vec::new();
+    let mut current: Option<(String, Vec<&str>, usize)> = None;
+    for (i, line) in text.lines().enumerate() {
+        match (&mut current, line.strip_prefix("```")) {
+            (None, Some(lang)) => current = Some((lang.trim().to_string(), Vec::new(), i + 1)),
+            (Some(_), Some(_)) => {
+                if let Some((lang, body, at)) = current.take() {
+                    out.push((lang, body.join("\n"), at));
+                }
+            }
+            (Some((_, body, _)), None) => body.push(line),
+            (None, None) => {}
+        }
+    }
+    out
+}
+
+#[test]
+fn every_sql_example_plans_and_runs_as_documented() {
+    let text = std::fs::read_to_string(root().join("docs/sql.md")).expect("docs/sql.md");
+    let blocks = blocks(&text);
+    let mut sql_blocks = blocks.iter().enumerate().filter(|(_, b)| b.0 == "sql");
+    let (_, (_, prelude, _)) = sql_blocks.next().expect("a declarations block");
+    let mut failures = Vec::new();
+    let mut ran = 0;
+    for (i, (_, body, line)) in sql_blocks {
+        let app = format!("{prelude}\n{body}\n");
+        if let Err(e) = ferris_plan::plan_application(&app) {
+            failures.push(format!(
+                "docs/sql.md:{line}: does not plan:\n{}",
+                e.render(&app)
+            ));
+            continue;
+        }
+        let Some((_, expected, _)) = blocks.get(i + 1).filter(|b| b.0 == "json") else {
+            continue;
+        };
+        ran += 1;
+        let out = Command::new(env!("CARGO_BIN_EXE_ferris-cli"))
+            .current_dir(root().join("examples"))
+            .args(["run", "-e", &app])
+            .output()
+            .expect("run ferris-cli");
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        if !out.status.success() {
+            failures.push(format!(
+                "docs/sql.md:{line}: exit {:?}: {}",
+                out.status.code(),
+                String::from_utf8_lossy(&out.stderr)
+            ));
+        } else if stdout.trim_end() != expected.trim_end() {
+            failures.push(format!(
+                "docs/sql.md:{line}: output differs\n--- expected\n{expected}\n--- actual\n{stdout}"
+            ));
+        }
+    }
+    assert!(ran >= 6, "only {ran} examples ran");
+    assert!(failures.is_empty(), "{}", failures.join("\n\n"));
+}
