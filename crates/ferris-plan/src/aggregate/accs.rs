@@ -24,7 +24,12 @@ impl AccSet {
     pub(crate) fn new(aggs: &[AggregateInput]) -> Result<Self, OperatorError> {
         let accs = aggs
             .iter()
-            .map(|a| a.expr.create_accumulator().map_err(op_err))
+            .map(|a| {
+                a.expr
+                    .create_accumulator()
+                    .map(|acc| super::checked::checked(&a.expr, acc))
+                    .map_err(op_err)
+            })
             .collect::<Result<_, _>>()?;
         Ok(AccSet { accs })
     }

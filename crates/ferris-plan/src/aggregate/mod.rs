@@ -8,6 +8,7 @@ use std::ops::Range;
 use std::sync::Arc;
 
 mod accs;
+pub mod checked;
 mod groups;
 mod output;
 mod rows;
