@@ -27,7 +27,7 @@ pub fn render(report: &JobReport, registry: &Registry, elapsed: std::time::Durat
             ),
             Some(into) => writeln!(
                 out,
-                "query {}: in {} = aggregated {into} + filtered {} + late {} + skipped {} + \
+                "query {}: in {} = into state {into} + filtered {} + late {} + skipped {} + \
                  dead-lettered {}  [{balance}]; out: written {}, failed {}",
                 q.name,
                 q.rows_in,

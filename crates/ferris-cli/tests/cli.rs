@@ -406,3 +406,60 @@ fn datagen_trades_is_deterministic_across_parallelism_and_batch_sizes() {
     assert_eq!(outputs[0], outputs[1]);
     assert_eq!(outputs[0], outputs[2]);
 }
+
+#[test]
+fn late_rows_are_dropped_counted_and_dead_lettered_with_the_reason() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    write(
+        dir.path(),
+        "ticks.csv",
+        "symbol,price,ts
+AAPL,1.00,2024-01-01T00:00:01Z
+AAPL,2.00,2024-01-01T00:00:09Z
+AAPL,3.00,2024-01-01T00:00:04Z
+AAPL,4.00,2024-01-01T00:00:08Z
+AAPL,5.00,
+AAPL,6.00,2024-01-01T00:00:12Z
+",
+    );
+    // Watermark = max - 2s: the row at :04 arrives when it is :07 (late); :08 is on time.
+    // The NULL time meets the error strategy (skip).
+    let sql = "CREATE STREAM ticks (symbol VARCHAR, price DECIMAL(10,2), ts TIMESTAMP,
+           WATERMARK FOR ts AS ts - INTERVAL '2' SECOND)
+         WITH ('connector' = 'file', 'path' = 'ticks.csv', 'format' = 'csv');
+         CREATE STREAM out WITH ('connector' = 'file', 'path' = 'out.jsonl', 'format' = 'json',
+             'late.data.strategy' = 'dead_letter', 'dead_letter.path' = 'late.jsonl',
+             'error.strategy' = 'skip') AS
+           SELECT _window_start AS ws, COUNT(*) AS n, SUM(price) AS total
+           FROM ticks WINDOW TUMBLING(5s);";
+    let out = run_app(dir.path(), sql, &["--stats", "--parallelism", "2"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert_eq!(
+        read(dir.path(), "out.jsonl"),
+        "{\"ws\":\"2024-01-01T00:00:00.000Z\",\"n\":1,\"total\":1.00}\n\
+         {\"ws\":\"2024-01-01T00:00:05.000Z\",\"n\":2,\"total\":6.00}\n\
+         {\"ws\":\"2024-01-01T00:00:10.000Z\",\"n\":1,\"total\":6.00}\n"
+    );
+    let late = read(dir.path(), "late.jsonl");
+    assert_eq!(late.lines().count(), 1, "{late}");
+    let rec: serde_json::Value = serde_json::from_str(late.trim()).expect("json");
+    assert_eq!(
+        rec["error"],
+        "late row: event time 2024-01-01T00:00:04.000Z is below the watermark 2024-01-01T00:00:07.000Z"
+    );
+    assert_eq!(rec["position"], "ticks.csv:4");
+    assert_eq!(rec["stage"], "late");
+    assert_eq!(rec["query"], "out");
+    assert!(
+        stderr.contains(
+            "query out: in 6 = into state 4 + filtered 0 + late 1 + skipped 1 + dead-lettered 0  \
+             [balanced]; out: written 3, failed 0"
+        ),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("ferris_source_rows_late_total{source=ticks} 1"),
+        "{stderr}"
+    );
+}
