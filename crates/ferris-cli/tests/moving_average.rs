@@ -23,7 +23,7 @@ struct Tick {
     price: i128,
 }
 
-/// Deterministic ticks: every ~7 s one symbol trades; neighbours are sometimes swapped, so
+/// Deterministic ticks: every 5 s one symbol trades (so window bounds fall on ticks); neighbours are sometimes swapped, so
 /// rows arrive up to a few seconds out of order. Some ticks share a timestamp.
 fn ticks() -> Vec<Tick> {
     let mut state: u64 = 0x2545_F491_4F6C_DD1D;
@@ -45,9 +45,9 @@ fn ticks() -> Vec<Tick> {
             ts,
             price: prices[symbol],
         });
-        // Mostly 7 s apart, sometimes the same millisecond.
+        // Mostly 5 s apart, sometimes the same millisecond.
         if next() % 10 != 0 {
-            ts += 7_000;
+            ts += 5_000;
         }
     }
     for i in (1..out.len()).step_by(5) {

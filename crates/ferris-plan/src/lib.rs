@@ -24,6 +24,7 @@ pub mod over;
 mod physical;
 mod plan_aggregate;
 mod plan_join;
+mod plan_over;
 pub mod props;
 mod query;
 mod types;

@@ -212,6 +212,15 @@ pub fn plan_query(query: &StreamingQuery, catalog: &Catalog) -> Result<QueryPlan
             e.span,
         ));
     }
+    if let LogicalPlan::Window(window) = projection.input.as_ref() {
+        return crate::plan_over::lower_window(
+            projection,
+            window,
+            catalog,
+            over_span(query).unwrap_or(query.span),
+            logical_plan,
+        );
+    }
     lower_stateless(
         projection,
         source_schema,
@@ -490,18 +499,6 @@ fn check_supported_shape(query: &StreamingQuery) -> Result<(), PlanError> {
             span_of(select.span()),
         ));
     }
-    for item in &select.projection {
-        let expr = match item {
-            SelectItem::UnnamedExpr(e) | SelectItem::ExprWithAlias { expr: e, .. } => e,
-            _ => continue,
-        };
-        if let Some(span) = find_over(expr) {
-            return Err(PlanError::not_supported(
-                "OVER (window functions)",
-                span_of(span),
-            ));
-        }
-    }
     Ok(())
 }
 
@@ -528,6 +525,19 @@ fn rewrite_mod_calls(query: &mut sqlparser::ast::Query) {
         }
         std::ops::ControlFlow::<()>::Continue(())
     });
+}
+
+/// Where the first OVER call of the SELECT list stands.
+fn over_span(query: &StreamingQuery) -> Option<Span> {
+    let SetExpr::Select(select) = query.query.body.as_ref() else {
+        return None;
+    };
+    select.projection.iter().find_map(|item| match item {
+        SelectItem::UnnamedExpr(e) | SelectItem::ExprWithAlias { expr: e, .. } => {
+            find_over(e).map(span_of).filter(|s| s.start.line > 0)
+        }
+        _ => None,
+    })
 }
 
 fn find_over(expr: &SqlExpr) -> Option<sqlparser::tokenizer::Span> {

@@ -1,0 +1,134 @@
+//! Lowering `Projection ← Window ← [Filter] ← source` (OVER windows) to a keyed pipeline:
+//!
+//! ```text
+//! stateless stage:  [WHERE]
+//! exchange:         hash(PARTITION BY columns)
+//! keyed stage:      over(frames, emitted once final) → project(SELECT…, order columns)
+//! ```
+
+use crate::catalog::Catalog;
+use crate::error::PlanError;
+use crate::operators::ProjectOp;
+use crate::over::lower_over;
+use crate::physical::ExprPlanner;
+use crate::query::{KeyedPlan, QueryPlan, ScanInput, scan_input};
+use arrow::datatypes::{Field, Schema, SchemaRef};
+use datafusion_expr::logical_plan::{Projection, Window};
+use datafusion_physical_expr::PhysicalExpr;
+use datafusion_physical_expr::expressions::Column;
+use ferris_runtime::Operator;
+use ferris_sql::ast::Span;
+use std::sync::Arc;
+
+/// Lowers an OVER query reading `source`.
+pub(crate) fn lower_window(
+    projection: &Projection,
+    window: &Window,
+    catalog: &Catalog,
+    span: Span,
+    logical_plan: String,
+) -> Result<QueryPlan, PlanError> {
+    if let datafusion_expr::LogicalPlan::Window(_) = window.input.as_ref() {
+        return Err(PlanError::not_supported(
+            "OVER clauses with different PARTITION BY / ORDER BY in one query",
+            span,
+        ));
+    }
+    let (where_expr, scan) = scan_input(window.input.as_ref(), span)?;
+    let ScanInput::Source(source) = scan else {
+        return Err(PlanError::not_supported(
+            "OVER over a join (window the join's output stream in a second query)",
+            span,
+        ));
+    };
+    let source_schema = catalog
+        .schema(&source)
+        .ok_or_else(|| PlanError::at(format!("unknown source '{source}'"), span))?;
+    let Some(time) = catalog.event_time(&source) else {
+        return Err(PlanError::at(
+            format!(
+                "OVER windows run in event time, but '{source}' declares none: add WATERMARK \
+                 FOR <ts column> AS <ts column> - INTERVAL '5' SECOND to its CREATE STREAM, or \
+                 'event.time.field' = '<ts column>' to its WITH"
+            ),
+            span,
+        ));
+    };
+    let time_column = source_schema
+        .index_of(time)
+        .map_err(|_| PlanError::at(format!("event-time column '{time}' not found"), span))?;
+    let input = ExprPlanner::new(window.input.schema().clone(), span);
+    let filter = match where_expr {
+        Some(e) => Some((input.physical(e)?, e.human_display().to_string())),
+        None => None,
+    };
+    let over = lower_over(window, &source_schema, time_column, span)?;
+
+    // SELECT over the Window node's output, plus the order columns: event time, then the
+    // partition columns (input columns keep their positions in the output).
+    let post = ExprPlanner::new(window.schema.clone(), span);
+    let mut exprs: Vec<Arc<dyn PhysicalExpr>> = Vec::new();
+    let mut fields = Vec::new();
+    let mut texts = Vec::new();
+    for (e, f) in projection.expr.iter().zip(projection.schema.fields()) {
+        let p = post.physical(e)?;
+        fields.push(post.field(f.name(), &p)?);
+        exprs.push(p);
+        texts.push(e.human_display().to_string());
+    }
+    let output_schema: SchemaRef = Arc::new(Schema::new(fields.clone()));
+    let mut order = vec![time_column];
+    order.extend(over.partition_columns.iter().copied());
+    for (n, &i) in order.iter().enumerate() {
+        let f = source_schema.field(i);
+        exprs.push(Arc::new(Column::new(f.name(), i)));
+        fields.push(Field::new(
+            format!("__order_{n}"),
+            f.data_type().clone(),
+            true,
+        ));
+    }
+    let chain_schema = Arc::new(Schema::new(fields));
+    let text = texts.join(", ");
+    let describe = vec![over.describe.clone(), format!("Project: {text}")];
+    let factory = over.factory.clone();
+    let operators = move || -> Result<Vec<Box<dyn Operator>>, String> {
+        Ok(vec![
+            factory(),
+            Box::new(ProjectOp::new(
+                exprs.clone(),
+                chain_schema.clone(),
+                text.clone(),
+            )),
+        ])
+    };
+    // The stateless stage passes the source columns through unchanged.
+    let identity: Vec<Arc<dyn PhysicalExpr>> = source_schema
+        .fields()
+        .iter()
+        .enumerate()
+        .map(|(i, f)| Arc::new(Column::new(f.name(), i)) as Arc<dyn PhysicalExpr>)
+        .collect();
+    Ok(QueryPlan {
+        source,
+        input_schema: source_schema.clone(),
+        lookup: None,
+        filter_schema: source_schema.clone(),
+        filter,
+        projection: identity,
+        projection_text: "*".to_string(),
+        projection_schema: source_schema,
+        keyed: Some(KeyedPlan {
+            key_columns: over.partition_columns.clone(),
+            right_key_columns: Vec::new(),
+            operators: Arc::new(operators),
+            order_columns: order.len(),
+            describe,
+        }),
+        right_source: None,
+        output_schema,
+        event_time: true,
+        upsert_key: Vec::new(),
+        logical_plan,
+    })
+}
