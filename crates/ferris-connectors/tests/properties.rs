@@ -41,7 +41,7 @@ fn unknown_keys_are_named_with_the_valid_ones() {
             ("path", "o.json"),
             ("follow", "true")
         ]),
-        "unknown property 'follow' for the file sink; valid properties: connector, path, format"
+        "unknown property 'follow' for the file sink; valid properties: connector, path, format, upsert.key"
     );
     assert_eq!(
         sink_err(&[("connector", "blackhole"), ("x", "y")]),
@@ -97,7 +97,7 @@ fn bad_values_are_named() {
             ("path", "o.txt"),
             ("format", "parquet")
         ]),
-        "invalid value 'parquet' for property 'format' of the file sink: expected 'json' or 'csv'"
+        "invalid value 'parquet' for property 'format' of the file sink: expected 'json', 'csv' or 'upsert-json'"
     );
 }
 
