@@ -686,6 +686,7 @@ slt_files! {
     window_sliding => "window_sliding.slt",
     window_session => "window_session.slt",
     aggregates => "aggregates.slt",
+    over => "over.slt",
 }
 
 #[test]

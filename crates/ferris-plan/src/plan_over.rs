@@ -12,7 +12,7 @@ use crate::operators::ProjectOp;
 use crate::over::lower_over;
 use crate::physical::ExprPlanner;
 use crate::query::{KeyedPlan, QueryPlan, ScanInput, scan_input};
-use arrow::datatypes::{Field, Schema, SchemaRef};
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion_expr::logical_plan::{Projection, Window};
 use datafusion_physical_expr::PhysicalExpr;
 use datafusion_physical_expr::expressions::Column;
@@ -64,8 +64,10 @@ pub(crate) fn lower_window(
     };
     let over = lower_over(window, &source_schema, time_column, span)?;
 
-    // SELECT over the Window node's output, plus the order columns: event time, then the
-    // partition columns (input columns keep their positions in the output).
+    // SELECT over the Window node's output, plus the order columns: when the row became
+    // final (the operator's last column), event time, then the partition columns (input
+    // columns keep their positions in the output). Rows become final in watermark order, so
+    // this order is the same whatever the batch boundaries.
     let post = ExprPlanner::new(window.schema.clone(), span);
     let mut exprs: Vec<Arc<dyn PhysicalExpr>> = Vec::new();
     let mut fields = Vec::new();
@@ -77,13 +79,16 @@ pub(crate) fn lower_window(
         texts.push(e.human_display().to_string());
     }
     let output_schema: SchemaRef = Arc::new(Schema::new(fields.clone()));
+    let emit_at = window.schema.fields().len();
+    exprs.push(Arc::new(Column::new(crate::over::EMIT_AT, emit_at)));
+    fields.push(Field::new("__order_0", DataType::Int64, false));
     let mut order = vec![time_column];
     order.extend(over.partition_columns.iter().copied());
     for (n, &i) in order.iter().enumerate() {
         let f = source_schema.field(i);
         exprs.push(Arc::new(Column::new(f.name(), i)));
         fields.push(Field::new(
-            format!("__order_{n}"),
+            format!("__order_{}", n + 1),
             f.data_type().clone(),
             true,
         ));
@@ -122,7 +127,7 @@ pub(crate) fn lower_window(
             key_columns: over.partition_columns.clone(),
             right_key_columns: Vec::new(),
             operators: Arc::new(operators),
-            order_columns: order.len(),
+            order_columns: order.len() + 1,
             describe,
         }),
         right_source: None,

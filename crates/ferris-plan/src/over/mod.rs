@@ -21,7 +21,7 @@ use arrow::datatypes::SchemaRef;
 use ferris_runtime::OperatorError;
 use std::sync::Arc;
 
-pub use plan::lower_over;
+pub use plan::{EMIT_AT, lower_over};
 
 /// A planned OVER stage.
 #[derive(Clone)]

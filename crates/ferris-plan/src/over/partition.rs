@@ -183,6 +183,18 @@ impl Partition {
             };
             columns.push(values);
         }
+        // When each row became final: its own time plus the RANGE look-ahead, or the time of
+        // the row `rows_ahead` after it (the end of input when there is none).
+        let mut emit_at = Vec::with_capacity((b - a) as usize);
+        for i in a..b {
+            let mut at = self.ts(i)?.saturating_add(time_ahead);
+            if spec.rows_ahead > 0 {
+                let j = i.saturating_add(spec.rows_ahead);
+                at = at.max(if j < n { self.ts(j)? } else { i64::MAX });
+            }
+            emit_at.push(at);
+        }
+        columns.push(Arc::new(arrow::array::Int64Array::from(emit_at)));
         self.next_emit = b;
         RecordBatch::try_new(spec.output_schema.clone(), columns)
             .map(Some)

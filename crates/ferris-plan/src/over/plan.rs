@@ -6,18 +6,15 @@ use super::spec::{AccMode, Bound, Frame, Function, FunctionSpec, OverSpec, Units
 use crate::error::PlanError;
 use arrow::datatypes::{DataType, Field, FieldRef, Schema, SchemaRef};
 use arrow::row::{RowConverter, SortField};
-use datafusion_common::tree_node::{Transformed, TreeNode};
 use datafusion_common::{DFSchema, DataFusionError, ScalarValue};
 use datafusion_expr::execution_props::ExecutionProps;
 use datafusion_expr::expr::{NullTreatment, WindowFunction, WindowFunctionDefinition};
 use datafusion_expr::logical_plan::Window;
 use datafusion_expr::physical_planning_context::PhysicalPlanningContext;
-use datafusion_expr::{
-    Expr, Operator as BinaryOp, WindowFrame, WindowFrameBound, WindowFrameUnits,
-};
+use datafusion_expr::{Expr, WindowFrame, WindowFrameBound, WindowFrameUnits};
 use datafusion_optimizer::simplify_expressions::{ExprSimplifier, SimplifyContext};
 use datafusion_physical_expr::aggregate::AggregateExprBuilder;
-use datafusion_physical_expr::expressions::{BinaryExpr, Column, Literal, NegativeExpr};
+use datafusion_physical_expr::expressions::Column;
 use datafusion_physical_expr::{PhysicalExpr, create_physical_expr};
 use ferris_sql::ast::Span;
 use std::sync::Arc;
@@ -25,6 +22,12 @@ use std::sync::Arc;
 /// Lowers DataFusion's Window node. `input_schema` is the physical schema of the node's input
 /// (Timestamp columns are `Timestamp(Millisecond, None)`); `time_column` is the index of the
 /// source's event-time column in it; errors carry `span`.
+/// Name of the last column of the operator's output: the event time after which the row's
+/// values were final (its own time, or later for FOLLOWING frames and LEAD; `i64::MAX` for
+/// rows completed only by the end of input). Sorting output by it first keeps the order of
+/// rows independent of batch boundaries.
+pub const EMIT_AT: &str = "__emit_at";
+
 pub fn lower_over(
     window: &Window,
     input_schema: &SchemaRef,
@@ -121,7 +124,14 @@ pub fn lower_over(
 
     let mut fields: Vec<FieldRef> = input_schema.fields().iter().cloned().collect();
     fields.extend(functions.iter().map(|f| f.field.clone()));
-    let output_schema = Arc::new(Schema::new(fields));
+    let output_schema = Arc::new(Schema::new(fields.clone()));
+    // The operator also emits, last, the event time at which each row became final.
+    fields.push(Arc::new(arrow::datatypes::Field::new(
+        EMIT_AT,
+        arrow::datatypes::DataType::Int64,
+        false,
+    )));
+    let emit_schema = Arc::new(Schema::new(fields));
     let mut internal: Vec<FieldRef> = input_schema.fields().iter().cloned().collect();
     internal.extend(lowering.extra_fields.iter().cloned());
     let internal_schema = Arc::new(Schema::new(internal));
@@ -144,7 +154,7 @@ pub fn lower_over(
         input_schema: input_schema.clone(),
         internal_schema,
         exprs: lowering.exprs,
-        output_schema: output_schema.clone(),
+        output_schema: emit_schema,
         time_column,
         partition_columns: partition_columns.clone(),
         converter,
@@ -252,7 +262,7 @@ impl Lowering<'_> {
             .map_err(|err| self.df_error(err))?;
         let p = create_physical_expr(&e, self.df_input, &self.props, &self.ctx)
             .map_err(|err| self.df_error(err))?;
-        checked_arithmetic(p, self.input_schema).map_err(|err| self.df_error(err))
+        crate::physical::checked(p, self.input_schema).map_err(|err| self.df_error(err))
     }
 
     /// The internal column holding `e`'s value: the input column itself, or a new evaluated
@@ -558,29 +568,4 @@ impl Lowering<'_> {
             }
         }
     }
-}
-
-/// Makes every `+`, `-`, `*` and integer negation fail on overflow instead of wrapping.
-fn checked_arithmetic(
-    expr: Arc<dyn PhysicalExpr>,
-    input: &Schema,
-) -> datafusion_common::Result<Arc<dyn PhysicalExpr>> {
-    expr.transform_up(|e| {
-        if let Some(b) = e.downcast_ref::<BinaryExpr>() {
-            let checked = BinaryExpr::new(b.left().clone(), *b.op(), b.right().clone())
-                .with_fail_on_overflow(true);
-            return Ok(Transformed::yes(Arc::new(checked) as Arc<dyn PhysicalExpr>));
-        }
-        if let Some(n) = e.downcast_ref::<NegativeExpr>() {
-            let t = n.arg().data_type(input)?;
-            if t.is_signed_integer() {
-                let zero = Arc::new(Literal::new(ScalarValue::new_zero(&t)?));
-                let checked = BinaryExpr::new(zero, BinaryOp::Minus, n.arg().clone())
-                    .with_fail_on_overflow(true);
-                return Ok(Transformed::yes(Arc::new(checked) as Arc<dyn PhysicalExpr>));
-            }
-        }
-        Ok(Transformed::no(e))
-    })
-    .map(|t| t.data)
 }

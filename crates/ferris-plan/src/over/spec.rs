@@ -173,7 +173,7 @@ pub(crate) struct OverSpec {
     pub(crate) internal_schema: SchemaRef,
     /// Argument expressions that are not plain input columns, evaluated on arrival.
     pub(crate) exprs: Vec<Arc<dyn PhysicalExpr>>,
-    /// Input columns, then the window results.
+    /// Input columns, the window results, then [`super::plan::EMIT_AT`].
     pub(crate) output_schema: SchemaRef,
     /// Index of the event-time column.
     pub(crate) time_column: usize,

@@ -109,7 +109,10 @@ fn show(plan: &OverPlan, names: &[&str], batches: &[RecordBatch]) -> String {
     let renamed = Arc::new(Schema::new(fields));
     let batches: Vec<RecordBatch> = batches
         .iter()
-        .map(|b| RecordBatch::try_new(renamed.clone(), b.columns().to_vec()).expect("rename"))
+        .map(|b| {
+            let columns = b.columns()[..renamed.fields().len()].to_vec();
+            RecordBatch::try_new(renamed.clone(), columns).expect("rename")
+        })
         .collect();
     pretty_format_batches(&batches)
         .expect("formats")
@@ -133,7 +136,15 @@ fn run_all(plan: &OverPlan, input: RecordBatch) -> Vec<RecordBatch> {
 
 /// Sorts rows by (event time, symbol), stably: the order the runtime merges partitions in.
 fn runtime_order(plan: &OverPlan, batches: &[RecordBatch]) -> RecordBatch {
-    let all = arrow::compute::concat_batches(&plan.output_schema, batches).expect("concat");
+    let width = plan.output_schema.fields().len();
+    let batches: Vec<RecordBatch> = batches
+        .iter()
+        .map(|b| {
+            RecordBatch::try_new(plan.output_schema.clone(), b.columns()[..width].to_vec())
+                .expect("strip the emit-time column")
+        })
+        .collect();
+    let all = arrow::compute::concat_batches(&plan.output_schema, &batches).expect("concat");
     let ts = all.column(1).as_primitive::<TimestampMillisecondType>();
     let sym = all.column(0).as_string::<i32>();
     let mut idx: Vec<u32> = (0..all.num_rows() as u32).collect();
