@@ -1,5 +1,10 @@
 //! Criterion benches of whole pipelines: datagen trades → query → blackhole sink.
-//! Baseline in the same run: draining the generator alone. Run: cargo bench -p ferris-cli
+//! Baselines in the same run: draining the generator alone, and a passthrough query.
+//! Run: cargo bench -p ferris-cli (one group: `cargo bench -p ferris-cli -- streaming`).
+
+#[path = "../src/cases.rs"]
+#[allow(dead_code)]
+mod cases;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use ferris_observe::Registry;
@@ -16,19 +21,7 @@ fn source_sql() -> String {
 }
 
 fn run(sql: &str, parallelism: usize, rt: &tokio::runtime::Runtime) {
-    let app = ferris_plan::plan_application(sql).expect("plans");
-    let config = JobConfig {
-        parallelism,
-        channel_capacity_rows: 32_768,
-        ..JobConfig::default()
-    };
-    let job = ferris_plan::build_job(&app, config, Path::new(".")).expect("builds");
-    rt.block_on(ferris_runtime::run_job(
-        job,
-        Registry::new(),
-        Shutdown::new(),
-    ))
-    .expect("runs");
+    run_in(sql, parallelism, rt, Path::new("."))
 }
 
 fn pipelines(c: &mut Criterion) {
@@ -73,5 +66,53 @@ fn pipelines(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, pipelines);
+/// The streaming cases (windows, emit modes, joins, OVER) at parallelism 1 and 2.
+fn streaming(c: &mut Criterion) {
+    const STREAM_ROWS: u64 = 200_000;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let dir = std::env::temp_dir().join(format!("ferris-criterion-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let mut group = c.benchmark_group("streaming");
+    group.sample_size(10);
+    for case in cases::streaming_cases(STREAM_ROWS, 8192) {
+        for (name, content) in &case.files {
+            std::fs::write(dir.join(name), content).expect("write case file");
+        }
+        // The interval join reads two streams of STREAM_ROWS rows each.
+        let rows = if case.name == "interval" {
+            2 * STREAM_ROWS
+        } else {
+            STREAM_ROWS
+        };
+        group.throughput(Throughput::Elements(rows));
+        for p in [1, 2] {
+            group.bench_function(format!("{}_p{p}", case.name), |b| {
+                b.iter(|| run_in(&case.sql, p, &rt, &dir))
+            });
+        }
+    }
+    group.finish();
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+fn run_in(sql: &str, parallelism: usize, rt: &tokio::runtime::Runtime, dir: &Path) {
+    let app = ferris_plan::plan_application(sql).expect("plans");
+    let config = JobConfig {
+        parallelism,
+        channel_capacity_rows: 32_768,
+        ..JobConfig::default()
+    };
+    let job = ferris_plan::build_job(&app, config, dir).expect("builds");
+    rt.block_on(ferris_runtime::run_job(
+        job,
+        Registry::new(),
+        Shutdown::new(),
+    ))
+    .expect("runs");
+}
+
+criterion_group!(benches, pipelines, streaming);
 criterion_main!(benches);

@@ -12,7 +12,7 @@ use arrow::compute::take;
 use arrow::datatypes::SchemaRef;
 use arrow::record_batch::RecordBatch;
 use ferris_runtime::{Operator, OperatorError, StateSize};
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::sync::Arc;
 
 use super::accs::AccSet;
@@ -46,8 +46,9 @@ pub struct SessionAggregate {
     text: String,
     gap: i64,
     interner: KeyInterner,
-    /// Group → open sessions, sorted by start (disjoint).
-    sessions: HashMap<u32, Vec<Session>>,
+    /// Group → open sessions, sorted by start (disjoint, so also by end: sessions close
+    /// from the front).
+    sessions: HashMap<u32, VecDeque<Session>>,
     /// (end, group, start) of every open session.
     by_end: BTreeSet<(i64, u32, i64)>,
     next_seq: u64,
@@ -137,6 +138,12 @@ impl SessionAggregate {
                 _ => clusters.push((t, t.saturating_add(gap))),
             }
             cluster_of[k as usize] = (clusters.len() - 1) as u32;
+        }
+        // Each cluster's rows in arrival order (so a session's rows are found without
+        // scanning the batch once per cluster).
+        let mut members_of: Vec<Vec<u32>> = vec![Vec::new(); clusters.len()];
+        for (k, &c) in cluster_of.iter().enumerate() {
+            members_of[c as usize].push(k as u32);
         }
         // Sweep the open sessions and the clusters by start; overlapping ones merge.
         let mut open: Vec<Option<Session>> = self
@@ -229,9 +236,18 @@ impl SessionAggregate {
                     .accs
                     .update(aggs, |c| gathered.slice(c, offset, rows.len()))?;
             } else {
-                let positions: UInt32Array = (0..rows.len() as u32)
-                    .filter(|&k| (lo..=hi).contains(&cluster_of[k as usize]))
-                    .collect();
+                // The rows of clusters lo..=hi, in arrival order.
+                let positions: UInt32Array = if lo == hi {
+                    UInt32Array::from(members_of[lo as usize].clone())
+                } else {
+                    let mut all: Vec<u32> = members_of[lo as usize..=hi as usize]
+                        .iter()
+                        .flatten()
+                        .copied()
+                        .collect();
+                    all.sort_unstable();
+                    UInt32Array::from(all)
+                };
                 session.accs.update(aggs, |c| {
                     let slice = gathered.slice(c, offset, rows.len())?;
                     take(slice.as_ref(), &positions, None).map_err(op_err)
@@ -244,7 +260,7 @@ impl SessionAggregate {
             kept.push(session);
         }
         if !kept.is_empty() {
-            self.sessions.insert(group, kept);
+            self.sessions.insert(group, kept.into());
         }
         Ok(())
     }
@@ -271,7 +287,9 @@ impl SessionAggregate {
             let Ok(i) = list.binary_search_by_key(&start, |s| s.start) else {
                 continue;
             };
-            let mut session = list.remove(i);
+            let Some(mut session) = list.remove(i) else {
+                continue;
+            };
             if list.is_empty() {
                 self.sessions.remove(&group);
             }
