@@ -9,8 +9,8 @@ use arrow::array::ArrayRef;
 use arrow::compute::cast;
 use arrow::datatypes::DataType;
 use arrow::row::{RowConverter, SortField};
+use datafusion_common::HashMap;
 use ferris_runtime::OperatorError;
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use super::op_err;

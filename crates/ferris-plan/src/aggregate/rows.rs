@@ -5,8 +5,8 @@ use arrow::array::{Array, ArrayRef, AsArray, UInt32Array};
 use arrow::compute::take;
 use arrow::datatypes::{DataType, TimeUnit, TimestampMillisecondType};
 use arrow::record_batch::RecordBatch;
+use datafusion_common::HashMap;
 use ferris_runtime::OperatorError;
-use std::collections::HashMap;
 
 use super::op_err;
 

@@ -11,8 +11,9 @@ use arrow::array::UInt32Array;
 use arrow::compute::take;
 use arrow::datatypes::SchemaRef;
 use arrow::record_batch::RecordBatch;
+use datafusion_common::HashMap;
 use ferris_runtime::{Operator, OperatorError, StateSize};
-use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::collections::{BTreeSet, VecDeque};
 use std::sync::Arc;
 
 use super::accs::AccSet;

@@ -6,7 +6,8 @@
 //! here. A closing window merges the frozen states of its panes, in time order, into fresh
 //! accumulators. A pane is freed once the last window containing it has closed.
 
-use std::collections::{BTreeMap, HashMap};
+use datafusion_common::HashMap;
+use std::collections::BTreeMap;
 
 use super::AggregateInput;
 use super::accs::{AccSet, FrozenState, frozen_size};

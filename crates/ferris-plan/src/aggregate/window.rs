@@ -6,8 +6,9 @@
 
 use arrow::datatypes::SchemaRef;
 use arrow::record_batch::RecordBatch;
+use datafusion_common::HashMap;
 use ferris_runtime::{Operator, OperatorError, StateSize};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use super::accs::AccSet;
@@ -190,8 +191,8 @@ impl WindowAggregate {
             let (offset, len) = routed.range(i);
             let groups = self.live.entry(bucket).or_default();
             let accs = match groups.entry(group) {
-                std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
-                std::collections::hash_map::Entry::Vacant(e) => {
+                datafusion_common::hash_map::Entry::Occupied(e) => e.into_mut(),
+                datafusion_common::hash_map::Entry::Vacant(e) => {
                     let accs = AccSet::new(&spec.aggregates)?;
                     self.interner.acquire(group);
                     self.live_entries += 1;

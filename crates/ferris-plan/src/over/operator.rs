@@ -9,8 +9,9 @@ use arrow::compute::{cast, concat_batches, take_record_batch};
 use arrow::datatypes::{DataType, SchemaRef, TimeUnit, TimestampMillisecondType};
 use arrow::record_batch::RecordBatch;
 use arrow::row::Row;
+use datafusion_common::HashMap;
 use ferris_runtime::{Operator, OperatorError, StateSize};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 /// Computes the window functions of one OVER stage for the keys routed to it.

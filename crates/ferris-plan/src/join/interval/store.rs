@@ -7,8 +7,9 @@
 //! stored because of a NULL key), the live rows are copied into one fresh batch so that the
 //! memory really goes away.
 
+use datafusion_common::HashMap;
 use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap};
+use std::collections::BinaryHeap;
 use std::sync::Arc;
 
 use arrow::array::{Array, ArrayRef, AsArray, TimestampMillisecondArray};
