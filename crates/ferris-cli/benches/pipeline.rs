@@ -77,6 +77,17 @@ fn streaming(c: &mut Criterion) {
     std::fs::create_dir_all(&dir).expect("temp dir");
     let mut group = c.benchmark_group("streaming");
     group.sample_size(10);
+    // Same-run baseline: the same generated rows through `SELECT *`.
+    let baseline = format!(
+        "CREATE STREAM trades (id BIGINT, symbol VARCHAR, price DECIMAL(18,4), volume BIGINT,
+           ts TIMESTAMP) WITH ('connector'='datagen', 'generator'='trades',
+           'events'='{STREAM_ROWS}', 'batch.size'='8192', 'interval.ms'='10');
+         CREATE STREAM out WITH ('connector'='blackhole') AS SELECT * FROM trades;"
+    );
+    group.throughput(Throughput::Elements(STREAM_ROWS));
+    group.bench_function("passthrough_baseline_p1", |b| {
+        b.iter(|| run_in(&baseline, 1, &rt, &dir))
+    });
     for case in cases::streaming_cases(STREAM_ROWS, 8192) {
         for (name, content) in &case.files {
             std::fs::write(dir.join(name), content).expect("write case file");

@@ -30,19 +30,16 @@ struct SideState {
     watermark: i64,
 }
 
-/// The watermark over the sides: the minimum over live sides that are not idle (an ended
-/// side is at +∞); when every live side is idle, none holds the others back.
+/// The watermark over the sides: the minimum over the inputs that are still open and not
+/// idle (an ended input no longer holds it back; an idle one is set aside until it sends rows
+/// again). When every open input is idle nothing moves: their minimum. When all ended: +∞.
 fn combined_watermark(sides: &[SideState]) -> Option<i64> {
-    let active: Vec<i64> = sides
-        .iter()
-        .filter(|s| s.ended || !s.idle)
-        .map(|s| if s.ended { i64::MAX } else { s.watermark })
-        .collect();
-    if active.is_empty() {
-        sides.iter().map(|s| s.watermark).max()
-    } else {
-        active.into_iter().min()
+    let live: Vec<&SideState> = sides.iter().filter(|s| !s.ended).collect();
+    if live.is_empty() {
+        return Some(i64::MAX);
     }
+    let active = live.iter().filter(|s| !s.idle).map(|s| s.watermark).min();
+    active.or_else(|| live.iter().map(|s| s.watermark).min())
 }
 
 struct StateGauges {
