@@ -463,3 +463,44 @@ AAPL,6.00,2024-01-01T00:00:12Z
         "{stderr}"
     );
 }
+
+#[test]
+fn emit_changes_writes_an_upsert_stream_keyed_by_group_and_window() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    write(
+        dir.path(),
+        "ev.csv",
+        "usr,amount,ts
+a,1,2024-01-01T00:00:01Z
+b,2,2024-01-01T00:00:02Z
+a,3,2024-01-01T00:00:03Z
+",
+    );
+    let sql = "CREATE STREAM ev (usr VARCHAR, amount BIGINT, ts TIMESTAMP,
+           WATERMARK FOR ts AS ts - INTERVAL '1' SECOND)
+         WITH ('connector' = 'file', 'path' = 'ev.csv', 'format' = 'csv', 'batch.size' = '1');
+         CREATE STREAM totals WITH ('connector' = 'file', 'path' = 'totals.jsonl',
+             'format' = 'upsert-json') AS
+           SELECT usr, _window_start AS ws, SUM(amount) AS total
+           FROM ev GROUP BY usr WINDOW TUMBLING(1m) EMIT CHANGES;
+         EXPLAIN SELECT usr, _window_start AS ws, SUM(amount) AS total
+           FROM ev GROUP BY usr WINDOW TUMBLING(1m) EMIT CHANGES;";
+    let out = run_app(dir.path(), sql, &["--parallelism", "2"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert_eq!(
+        read(dir.path(), "totals.jsonl"),
+        "{\"key\":{\"usr\":\"a\",\"ws\":\"2024-01-01T00:00:00.000Z\"},\"value\":{\"usr\":\"a\",\"ws\":\"2024-01-01T00:00:00.000Z\",\"total\":1}}\n\
+         {\"key\":{\"usr\":\"b\",\"ws\":\"2024-01-01T00:00:00.000Z\"},\"value\":{\"usr\":\"b\",\"ws\":\"2024-01-01T00:00:00.000Z\",\"total\":2}}\n\
+         {\"key\":{\"usr\":\"a\",\"ws\":\"2024-01-01T00:00:00.000Z\"},\"value\":{\"usr\":\"a\",\"ws\":\"2024-01-01T00:00:00.000Z\",\"total\":4}}\n"
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains(
+            "Streaming pipeline:\n  Source: ev\n  Project: ev.usr, ev.amount, ts\n  \
+             Exchange: hash(ev.usr)\n  Aggregate: TUMBLING(60000ms) EMIT CHANGES keys=1 \
+             aggs=[sum(ev.amount)]\n  Project: ev.usr, ws, total\n  Sink: stdout\n"
+        ),
+        "{stdout}"
+    );
+}

@@ -107,9 +107,10 @@ pub(crate) fn lower_aggregate(
             ));
         }
         let e = input.physical(g)?;
-        pre_fields.push(input.field(&format!("key_{}", key_exprs.len()), &e)?);
+        let text = g.human_display().to_string();
+        pre_fields.push(input.field(&text, &e)?);
         key_exprs.push(e);
-        key_texts.push(g.human_display().to_string());
+        key_texts.push(text);
     }
     let key_count = key_exprs.len();
     if windowed && window_positions != [key_count, key_count + 1] {
@@ -147,12 +148,17 @@ pub(crate) fn lower_aggregate(
         let first = pre_exprs.len();
         let mut inputs: Vec<Arc<dyn PhysicalExpr>> = expr.expressions();
         inputs.extend(expr.order_bys().iter().map(|s| s.expr.clone()));
+        // Name the inputs as written (`ev.amount`, `price * volume`) for EXPLAIN.
+        let mut names = aggregate_arg_texts(&simplified).into_iter();
         for e in inputs {
             let e = crate::physical::checked(e, &input_arrow).map_err(|err| df_error(err, span))?;
-            pre_fields.push(input.field(&format!("arg_{}", pre_exprs.len()), &e)?);
+            let name = names
+                .next()
+                .unwrap_or_else(|| format!("arg_{}", pre_exprs.len()));
+            pre_fields.push(input.field(&name, &e)?);
+            agg_texts.push(name);
             pre_exprs.push(e);
         }
-        agg_texts.push(a.human_display().to_string());
         aggregates.push(AggregateInput {
             expr,
             columns: first..pre_exprs.len(),
@@ -322,6 +328,21 @@ pub(crate) fn lower_aggregate(
         upsert_key,
         logical_plan: ctx.logical_plan,
     })
+}
+
+/// The arguments and ORDER BY expressions of an aggregate call, as text.
+fn aggregate_arg_texts(e: &Expr) -> Vec<String> {
+    match e {
+        Expr::Alias(a) => aggregate_arg_texts(&a.expr),
+        Expr::AggregateFunction(f) => f
+            .params
+            .args
+            .iter()
+            .chain(f.params.order_by.iter().map(|s| &s.expr))
+            .map(|a| a.human_display().to_string())
+            .collect(),
+        _ => Vec::new(),
+    }
 }
 
 /// Simplifies the arguments of an aggregate call (COALESCE and friends need it), keeping the
