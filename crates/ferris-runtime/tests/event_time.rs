@@ -195,8 +195,7 @@ fn run(left: TimedSource, right: TimedSource, right_idle: Option<Duration>) -> V
     });
     rt.block_on(ferris_runtime::run_job(spec, Registry::new(), shutdown))
         .expect("runs");
-    let seen = seen.lock().map(|s| s.clone()).unwrap_or_default();
-    seen
+    seen.lock().map(|s| s.clone()).unwrap_or_default()
 }
 
 fn timed(times: &[i64], idle_forever: bool, pace_ms: u64) -> TimedSource {
