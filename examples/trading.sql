@@ -15,6 +15,14 @@ CREATE STREAM big_trades WITH ('connector' = 'file', 'path' = '../out/big_trades
   FROM trades
   WHERE price * volume > 50000;
 
+-- One-minute bars per symbol, emitted as each minute closes (event time, watermark 5 s).
+CREATE STREAM minute_bars WITH ('connector' = 'file', 'path' = '../out/minute_bars.jsonl', 'format' = 'json') AS
+  SELECT symbol, _window_start AS minute, COUNT(*) AS trades, MIN(price) AS low,
+         MAX(price) AS high, SUM(volume) AS volume, AVG(price) AS avg_price
+  FROM trades
+  GROUP BY symbol
+  WINDOW TUMBLING(1m);
+
 -- A bare SELECT prints to stdout (a table on a terminal, JSON Lines when piped).
 SELECT symbol, price, volume,
        CASE WHEN volume >= 400 THEN 'block' ELSE 'retail' END AS kind,

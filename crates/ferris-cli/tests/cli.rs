@@ -273,6 +273,15 @@ fn example_application_runs_with_exact_results() {
              {\"symbol\":\"AAPL\",\"price\":99.9448,\"volume\":450,\"kind\":\"block\",\"prefix\":\"AA\"}\n\
              {\"symbol\":\"AAPL\",\"price\":97.9605,\"volume\":410,\"kind\":\"block\",\"prefix\":\"AA\"}\n"
         );
+        // Minute bars: 5 minutes x 5 symbols; the first equals DuckDB's time_bucket answer.
+        let bars = read(dir.path(), "out/minute_bars.jsonl");
+        assert_eq!(bars.lines().count(), 25);
+        assert_eq!(
+            bars.lines().next(),
+            Some(
+                "{\"symbol\":\"AAPL\",\"minute\":\"2024-01-15T09:30:00.000Z\",\"trades\":8,\"low\":95.5798,\"high\":99.2953,\"volume\":1535,\"avg_price\":97.15002500}"
+            )
+        );
         let big = read(dir.path(), "out/big_trades.jsonl");
         assert_eq!(big.lines().count(), 68);
         assert_eq!(
