@@ -47,8 +47,8 @@
 //! SELECT a / 0 FROM t                whose text contains the substring.
 //! ```
 //!
-//! Every query runs twelve times: with batch sizes 1, 7 and 1024 and with parallelism 1 to 4,
-//! and all outputs must be identical. The batch size is set by inserting
+//! Every query runs twelve times: with batch sizes 1, 7 and 1024 and with parallelism 1 to 4
+//! (at 4, with channels of capacity 1 row), and all outputs must be identical. The batch size is set by inserting
 //! `'batch.size' = 'N',` right after the first `WITH (` of every prelude statement (the source
 //! declarations), unless that statement already sets `'batch.size'` itself.
 
@@ -289,8 +289,11 @@ fn run(
     let app = plan(sql).map_err(|e| format!("planning failed: {}", e.render(sql)))?;
     let out = dir.join("out.jsonl");
     let _ = std::fs::remove_file(&out);
+    // At parallelism 4 every channel holds a single row: results must not depend on channel
+    // capacities, and a pipeline that could deadlock on full channels would show it here.
     let config = JobConfig {
         parallelism,
+        channel_capacity_rows: if parallelism == 4 { 1 } else { 4096 },
         ..JobConfig::default()
     };
     let job = ferris_plan::build_job(&app, config, dir)

@@ -31,7 +31,7 @@ use crate::operator::Operator;
 use crate::route::Router;
 use crate::shutdown::Shutdown;
 use crate::sink::Sink;
-use crate::sink_task::SinkTask;
+use crate::sink_task::{Merge, SinkTask};
 use crate::source::Source;
 pub use crate::source_task::EventTimeSpec;
 use crate::source_task::SourceTask;
@@ -411,9 +411,28 @@ pub async fn run_job(
                     per_partition[p].push(rxs);
                 }
             }
+            // Joins share one output channel (see `Merge::Funnel`).
+            let funnel = q
+                .right
+                .as_ref()
+                .map(|_| channel::channel(&format!("{}.out", q.name), cap, &registry));
+            let funnel_tx = match funnel {
+                Some((tx, rx)) => {
+                    outputs.push(rx);
+                    Some(tx)
+                }
+                None => None,
+            };
             for (p, inputs) in per_partition.into_iter().enumerate() {
-                let name = format!("{}.out.{p}", q.name);
-                let (out_tx, out_rx) = channel::channel(&name, cap, &registry);
+                let out_tx = match &funnel_tx {
+                    Some(tx) => tx.clone(),
+                    None => {
+                        let name = format!("{}.out.{p}", q.name);
+                        let (out_tx, out_rx) = channel::channel(&name, cap, &registry);
+                        outputs.push(out_rx);
+                        out_tx
+                    }
+                };
                 let ops = (stage.operators)().map_err(RuntimeError::Internal)?;
                 let worker = KeyedWorker {
                     ctx: ctx.clone(),
@@ -423,7 +442,6 @@ pub async fn run_job(
                     output: out_tx,
                 };
                 tasks.spawn(worker.run());
-                outputs.push(out_rx);
             }
         }
         let sink_task = SinkTask {
@@ -431,7 +449,16 @@ pub async fn run_job(
             sink: q.sink,
             inputs: outputs,
             retry: config.retry,
-            order_columns: q.keyed.as_ref().map(|k| k.order_columns),
+            merge: match (&q.keyed, &q.right) {
+                (None, _) => Merge::RoundRobin,
+                (Some(k), None) => Merge::Lockstep {
+                    order_columns: k.order_columns,
+                },
+                (Some(k), Some(_)) => Merge::Funnel {
+                    partitions: parallelism,
+                    order_columns: k.order_columns,
+                },
+            },
         };
         contexts.push(ReportHandle {
             name: ctx.name.clone(),

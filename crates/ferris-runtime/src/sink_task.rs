@@ -19,9 +19,30 @@ pub(crate) struct SinkTask {
     pub(crate) sink: Box<dyn Sink>,
     pub(crate) inputs: Vec<Receiver>,
     pub(crate) retry: crate::config::RetryPolicy,
-    /// Keyed queries: every partition answers every step, and the last `order_columns`
-    /// columns give the order in which the merged rows are written (then dropped).
-    pub(crate) order_columns: Option<usize>,
+    /// How the partitions' outputs are merged.
+    pub(crate) merge: Merge,
+}
+
+/// How a sink thread merges its query's partitions.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Merge {
+    /// Stateless queries: slot k comes from partition k mod N.
+    RoundRobin,
+    /// One-input keyed queries: every partition answers every step; each step's rows are
+    /// sorted by the last `order_columns` columns (then dropped).
+    Lockstep {
+        /// Trailing order columns.
+        order_columns: usize,
+    },
+    /// Two-input keyed queries (joins): the partitions share one channel and their outputs
+    /// are written as they come (their order follows the inputs' interleaving anyway); a
+    /// partition never waits for another, so no cycle through the shared workers can form.
+    Funnel {
+        /// End-of-stream messages to expect (one per partition).
+        partitions: usize,
+        /// Trailing order columns to drop.
+        order_columns: usize,
+    },
 }
 
 struct SinkMetrics {
@@ -49,10 +70,13 @@ impl SinkTask {
                 &[("query", &*self.ctx.name)],
             ),
         };
-        if let Some(order_columns) = self.order_columns {
-            self.run_lockstep(order_columns, &m)?;
-        } else {
-            self.run_round_robin(&m)?;
+        match self.merge {
+            Merge::RoundRobin => self.run_round_robin(&m)?,
+            Merge::Lockstep { order_columns } => self.run_lockstep(order_columns, &m)?,
+            Merge::Funnel {
+                partitions,
+                order_columns,
+            } => self.run_funnel(partitions, order_columns, &m)?,
         }
         self.sink.close().map_err(|e| {
             TaskEnd::Failed(RuntimeError::Sink {
@@ -95,6 +119,32 @@ impl SinkTask {
                 Some(Message::ProcessBatch(pb)) => self.write(&pb, m)?,
             }
             next = (next + 1) % n;
+        }
+        Ok(())
+    }
+
+    /// Two-input keyed queries: write whatever a partition sends, until every partition ended.
+    fn run_funnel(
+        &mut self,
+        partitions: usize,
+        order_columns: usize,
+        m: &SinkMetrics,
+    ) -> Result<(), TaskEnd> {
+        let mut ended = 0;
+        while ended < partitions {
+            let Some(rx) = self.inputs.first_mut() else {
+                return Err(internal("a funnel sink without an input"));
+            };
+            match rx.recv_blocking() {
+                None => return Err(TaskEnd::Aborted),
+                Some(Message::EndOfStream) => ended += 1,
+                Some(Message::Watermark(_)) => {}
+                Some(Message::ProcessBatch(pb)) => {
+                    if let Some(out) = merge_step(vec![pb], order_columns)? {
+                        self.write(&out, m)?;
+                    }
+                }
+            }
         }
         Ok(())
     }
