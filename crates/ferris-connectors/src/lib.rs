@@ -23,6 +23,7 @@ pub mod datagen;
 pub mod decode;
 pub mod file_sink;
 pub mod file_source;
+pub mod kafka;
 pub mod nexmark_source;
 pub mod props;
 pub mod stdin_source;
@@ -38,6 +39,7 @@ pub use datagen::{TradesConfig, TradesSource};
 pub use decode::RowDecoder;
 pub use file_sink::{FileSink, FileSinkConfig, SinkFormat};
 pub use file_source::{FileSource, FileSourceConfig};
+pub use kafka::{KafkaSink, KafkaSource};
 pub use nexmark_source::{NexmarkConfig, NexmarkSource, NexmarkTable};
 pub use stdin_source::{StdinConfig, StdinSource};
 pub use stdout_sink::{StdoutConfig, StdoutSink};
@@ -107,8 +109,8 @@ pub enum ConnectorError {
     },
 }
 
-const SOURCE_CONNECTORS: &str = "file, stdin, datagen";
-const SINK_CONNECTORS: &str = "file, stdout, blackhole";
+const SOURCE_CONNECTORS: &str = "file, stdin, datagen, kafka";
+const SINK_CONNECTORS: &str = "file, stdout, blackhole, kafka";
 
 /// Creates the source `name` (used in messages only) reading rows of `schema`, as configured
 /// by `props` (`'connector'` selects the connector). Relative paths resolve against
@@ -139,6 +141,7 @@ pub fn create_source(
             )?))
         }
         "datagen" => datagen::create(schema, props),
+        "kafka" => Ok(Box::new(kafka::KafkaSource::new(name, schema, props)?)),
         other => Err(ConnectorError::UnknownConnector {
             connector: other.to_string(),
             role: "source",
@@ -176,6 +179,7 @@ pub fn create_sink(
             props::Props::new("blackhole sink", &["connector"], props)?;
             Ok(Box::new(BlackholeSink))
         }
+        "kafka" => Ok(Box::new(kafka::KafkaSink::new(props)?)),
         other => Err(ConnectorError::UnknownConnector {
             connector: other.to_string(),
             role: "sink",

@@ -507,7 +507,12 @@ fn json_text(raw: &RawValue) -> Result<Option<Cow<'_, str>>, String> {
     }
 }
 
-fn decode_json_line(decoder: &mut RowDecoder, names: &[String], line: &[u8]) -> Result<(), String> {
+/// Decodes one JSON object (a line, or a Kafka message) into the decoder.
+pub(crate) fn decode_json_line(
+    decoder: &mut RowDecoder,
+    names: &[String],
+    line: &[u8],
+) -> Result<(), String> {
     let text = std::str::from_utf8(line).map_err(|_| "the line is not valid UTF-8".to_string())?;
     if !text.starts_with('{') {
         return Err(match serde_json::from_str::<&RawValue>(text) {

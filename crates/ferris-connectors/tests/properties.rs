@@ -113,14 +113,14 @@ fn missing_and_unknown_connectors() {
     );
     assert_eq!(
         source_err(&[("path", "x.csv")]),
-        "missing property 'connector' (valid connectors: file, stdin, datagen)"
+        "missing property 'connector' (valid connectors: file, stdin, datagen, kafka)"
     );
     assert_eq!(
         source_err(&[("connector", "ftp")]),
-        "unknown connector 'ftp' for a source; valid connectors: file, stdin, datagen"
+        "unknown connector 'ftp' for a source; valid connectors: file, stdin, datagen, kafka"
     );
     assert_eq!(
         sink_err(&[("connector", "ftp")]),
-        "unknown connector 'ftp' for a sink; valid connectors: file, stdout, blackhole"
+        "unknown connector 'ftp' for a sink; valid connectors: file, stdout, blackhole, kafka"
     );
 }

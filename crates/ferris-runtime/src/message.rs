@@ -82,9 +82,11 @@ pub struct EventTimeMeta {
 }
 
 impl BatchMeta {
-    /// Renders the position of row `row` as `location:position`.
+    /// Renders the position of row `row` as `location:position` (`file.csv:12`), or
+    /// `location` + `position` when the location ends with `/` (`topic/3/1042`).
     pub fn position_of(&self, row: usize) -> String {
         match self.positions.get(row) {
+            Some(p) if self.location.ends_with('/') => format!("{}{}", self.location, p),
             Some(p) => format!("{}:{}", self.location, p),
             None => self.location.to_string(),
         }

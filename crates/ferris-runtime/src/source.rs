@@ -35,6 +35,12 @@ pub trait Source: Send {
     /// The schema of the rows.
     fn schema(&self) -> SchemaRef;
 
-    /// Reads up to `max_rows` rows.
+    /// The partition the last batch came from (Kafka); 0 for unpartitioned sources.
+    fn partition(&self) -> u32 {
+        0
+    }
+
+    /// Reads up to `max_rows` rows. The location (and partition) of the returned batch are
+    /// read right after the poll, so a source may change them from batch to batch.
     fn poll(&mut self, max_rows: usize) -> Result<SourcePoll, SourceError>;
 }

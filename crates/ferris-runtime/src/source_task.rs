@@ -120,7 +120,7 @@ pub(crate) struct SourceTask {
 impl SourceTask {
     pub(crate) fn run(mut self) -> Result<(), TaskEnd> {
         let name: Arc<str> = self.spec.name.clone().into();
-        let location: Arc<str> = self.spec.source.location().into();
+        let mut location: Arc<str> = self.spec.source.location().into();
         let l = [("source", &*name)];
         let rows_read = self.registry.counter(names::SOURCE_ROWS_READ, &l);
         let batches = self.registry.counter(names::SOURCE_BATCHES, &l);
@@ -166,6 +166,10 @@ impl SourceTask {
                         Some(Err(reason)) => break Err(source_error(reason)),
                         None => None,
                     };
+                    let here = self.spec.source.location();
+                    if *location != *here {
+                        location = here.into();
+                    }
                     let pb = ProcessBatch {
                         batch_id: slot,
                         records,
@@ -174,7 +178,7 @@ impl SourceTask {
                         meta: BatchMeta {
                             source: name.clone(),
                             location: location.clone(),
-                            partition: 0,
+                            partition: self.spec.source.partition(),
                             positions: positions.into(),
                             rejects: rejects.into(),
                             read_at: Instant::now(),

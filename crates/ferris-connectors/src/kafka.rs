@@ -1,0 +1,491 @@
+//! `'connector'='kafka'`: a source reading a topic and a sink writing one, through
+//! librdkafka (`rdkafka`).
+//!
+//! Source properties: `bootstrap.servers`, `topic` (required); `group.id`
+//! (`ferris-<source>`); `format` = `json` (JSON objects) | `csv` (one record per message,
+//! columns in declared order); `scan.startup.mode` = `earliest` | `latest` | `committed`
+//! (default; partitions without a committed offset start at the earliest); `scan.bounded` =
+//! `latest` (stop at the end offsets seen when the source starts, so a job over a topic
+//! finishes). Any `kafka.<property>` is passed to librdkafka (security, tuning).
+//!
+//! Positions are offsets; each batch holds the rows of one partition, located
+//! `topic/partition/offset`.
+//!
+//! Sink properties: `bootstrap.servers`, `topic` (required); `format` = `json` | `csv`;
+//! `key` (a column whose value is the message key); `kafka.<property>`. A batch is written
+//! when every message of it is acknowledged by the broker (`flush`).
+
+use crate::ConnectorError;
+use crate::decode::RowDecoder;
+use crate::props::Props;
+use arrow::datatypes::SchemaRef;
+use arrow::record_batch::RecordBatch;
+use arrow::util::display::FormatOptions;
+use ferris_runtime::json::JsonRowEncoder;
+use ferris_runtime::{Reject, Sink, SinkError, Source, SourceError, SourcePoll};
+use rdkafka::ClientContext;
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::error::KafkaError;
+use rdkafka::message::Message;
+use rdkafka::producer::{BaseProducer, BaseRecord, DeliveryResult, Producer, ProducerContext};
+use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+use std::time::Duration;
+
+const SOURCE_KEYS: &[&str] = &[
+    "connector",
+    "bootstrap.servers",
+    "topic",
+    "group.id",
+    "format",
+    "scan.startup.mode",
+    "scan.bounded",
+];
+const SINK_KEYS: &[&str] = &["connector", "bootstrap.servers", "topic", "format", "key"];
+const METADATA_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Splits `kafka.*` pass-through properties from the connector's own.
+fn split(props: &BTreeMap<String, String>) -> (BTreeMap<String, String>, Vec<(String, String)>) {
+    let mut own = BTreeMap::new();
+    let mut client = Vec::new();
+    for (k, v) in props {
+        match k.strip_prefix("kafka.") {
+            Some(rest) => client.push((rest.to_string(), v.clone())),
+            None => {
+                own.insert(k.clone(), v.clone());
+            }
+        }
+    }
+    (own, client)
+}
+
+fn kafka_err(what: &str, e: KafkaError) -> ConnectorError {
+    ConnectorError::Schema(format!("{what}: {e}"))
+}
+
+/// Message format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Format {
+    Json,
+    Csv,
+}
+
+fn format(p: &Props, key: &str) -> Result<Format, ConnectorError> {
+    match p.get(key).map(|f| f.to_ascii_lowercase()) {
+        None => Ok(Format::Json),
+        Some(f) if f == "json" => Ok(Format::Json),
+        Some(f) if f == "csv" => Ok(Format::Csv),
+        Some(f) => Err(p.invalid(key, &f, "'json' or 'csv'")),
+    }
+}
+
+/// Where reading starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Startup {
+    Earliest,
+    Latest,
+    Committed,
+}
+
+/// Reads one topic.
+pub struct KafkaSource {
+    consumer: BaseConsumer,
+    topic: String,
+    schema: SchemaRef,
+    names: Vec<String>,
+    decoder: RowDecoder,
+    format: Format,
+    /// `scan.bounded = latest`: the end offset of every partition (exclusive).
+    end: Option<BTreeMap<i32, i64>>,
+    /// Next offset to read per partition (bounded mode).
+    next: BTreeMap<i32, i64>,
+    /// A message of another partition than the batch being built, for the next poll.
+    carry: Option<(i32, i64, Vec<u8>)>,
+    /// The partition of the last batch.
+    partition: i32,
+}
+
+impl KafkaSource {
+    /// Connects and assigns every partition of the topic.
+    pub fn new(
+        name: &str,
+        schema: SchemaRef,
+        props: &BTreeMap<String, String>,
+    ) -> Result<Self, ConnectorError> {
+        let (own, client) = split(props);
+        let p = Props::new("kafka source", SOURCE_KEYS, &own)?;
+        let topic = p.required("topic")?.to_string();
+        let format = format(&p, "format")?;
+        let startup = match p.get("scan.startup.mode").map(|s| s.to_ascii_lowercase()) {
+            None => Startup::Committed,
+            Some(s) if s == "earliest" => Startup::Earliest,
+            Some(s) if s == "latest" => Startup::Latest,
+            Some(s) if s == "committed" => Startup::Committed,
+            Some(s) => {
+                return Err(p.invalid(
+                    "scan.startup.mode",
+                    &s,
+                    "'earliest', 'latest' or 'committed'",
+                ));
+            }
+        };
+        let bounded = match p.get("scan.bounded").map(|s| s.to_ascii_lowercase()) {
+            None => false,
+            Some(s) if s == "latest" => true,
+            Some(s) => return Err(p.invalid("scan.bounded", &s, "'latest'")),
+        };
+        let mut config = ClientConfig::new();
+        config
+            .set("bootstrap.servers", p.required("bootstrap.servers")?)
+            .set(
+                "group.id",
+                p.get("group.id")
+                    .map(str::to_string)
+                    .unwrap_or_else(|| format!("ferris-{name}")),
+            )
+            .set("enable.partition.eof", "false")
+            .set("auto.offset.reset", "earliest");
+        for (k, v) in &client {
+            config.set(k, v);
+        }
+        let consumer: BaseConsumer = config
+            .create()
+            .map_err(|e| kafka_err("cannot create the Kafka consumer", e))?;
+        let metadata = consumer
+            .fetch_metadata(Some(&topic), METADATA_TIMEOUT)
+            .map_err(|e| kafka_err("cannot read the topic's metadata", e))?;
+        let partitions: Vec<i32> = metadata
+            .topics()
+            .iter()
+            .filter(|t| t.name() == topic && t.error().is_none())
+            .flat_map(|t| t.partitions().iter().map(|p| p.id()))
+            .collect();
+        if partitions.is_empty() {
+            return Err(ConnectorError::Schema(format!(
+                "topic '{topic}' does not exist (or has no partitions) on {}",
+                p.required("bootstrap.servers")?
+            )));
+        }
+        let mut tpl = TopicPartitionList::new();
+        let mut end = BTreeMap::new();
+        let mut next = BTreeMap::new();
+        for &part in &partitions {
+            let (low, high) = consumer
+                .fetch_watermarks(&topic, part, METADATA_TIMEOUT)
+                .map_err(|e| kafka_err("cannot read the partitions' offsets", e))?;
+            let offset = match startup {
+                Startup::Earliest => Offset::Beginning,
+                Startup::Latest => Offset::End,
+                Startup::Committed => Offset::Stored,
+            };
+            tpl.add_partition_offset(&topic, part, offset)
+                .map_err(|e| kafka_err("cannot assign partitions", e))?;
+            end.insert(part, high);
+            next.insert(
+                part,
+                match startup {
+                    Startup::Latest => high,
+                    _ => low,
+                },
+            );
+        }
+        consumer
+            .assign(&tpl)
+            .map_err(|e| kafka_err("cannot assign partitions", e))?;
+        if bounded && startup == Startup::Committed {
+            // Where each partition resumes, to know when it has reached its end.
+            if let Ok(committed) = consumer.committed(METADATA_TIMEOUT) {
+                for e in committed.elements_for_topic(&topic) {
+                    if let Offset::Offset(o) = e.offset() {
+                        next.insert(e.partition(), o);
+                    }
+                }
+            }
+        }
+        let decoder =
+            RowDecoder::new(schema.clone()).map_err(|e| ConnectorError::Schema(e.to_string()))?;
+        Ok(KafkaSource {
+            consumer,
+            names: schema.fields().iter().map(|f| f.name().clone()).collect(),
+            schema,
+            topic,
+            decoder,
+            format,
+            end: bounded.then_some(end),
+            next,
+            carry: None,
+            partition: 0,
+        })
+    }
+
+    fn finished(&self) -> bool {
+        match &self.end {
+            Some(end) => end
+                .iter()
+                .all(|(p, e)| self.next.get(p).copied().unwrap_or(0) >= *e),
+            None => false,
+        }
+    }
+
+    fn decode(&mut self, payload: &[u8]) -> Result<(), String> {
+        match self.format {
+            Format::Json => crate::text::decode_json_line(&mut self.decoder, &self.names, payload),
+            Format::Csv => {
+                let mut reader = csv::ReaderBuilder::new()
+                    .has_headers(false)
+                    .from_reader(payload);
+                let mut record = csv::ByteRecord::new();
+                match reader.read_byte_record(&mut record) {
+                    Ok(true) => {}
+                    Ok(false) => return Err("empty message".into()),
+                    Err(e) => return Err(format!("invalid CSV: {e}")),
+                }
+                if record.len() != self.names.len() {
+                    return Err(format!(
+                        "expected {} CSV fields, found {}",
+                        self.names.len(),
+                        record.len()
+                    ));
+                }
+                self.decoder
+                    .push_row(|i| record.get(i).filter(|f| !f.is_empty()))
+            }
+        }
+    }
+}
+
+impl Source for KafkaSource {
+    fn location(&self) -> String {
+        format!("{}/{}/", self.topic, self.partition)
+    }
+
+    fn schema(&self) -> SchemaRef {
+        self.schema.clone()
+    }
+
+    fn partition(&self) -> u32 {
+        self.partition.max(0) as u32
+    }
+
+    fn poll(&mut self, max_rows: usize) -> Result<SourcePoll, SourceError> {
+        let max = max_rows.max(1);
+        let mut positions = Vec::new();
+        let mut rejects = Vec::new();
+        let mut partition: Option<i32> = None;
+        let mut wait = Duration::from_millis(100);
+        while positions.len() + rejects.len() < max {
+            let (part, offset, payload) = match self.carry.take() {
+                Some(m) => m,
+                None => {
+                    if self.finished() {
+                        break;
+                    }
+                    match self.consumer.poll(wait) {
+                        None => break,
+                        Some(Err(e)) => {
+                            return Err(SourceError(format!("topic '{}': {e}", self.topic)));
+                        }
+                        Some(Ok(m)) => (
+                            m.partition(),
+                            m.offset(),
+                            m.payload().map(<[u8]>::to_vec).unwrap_or_default(),
+                        ),
+                    }
+                }
+            };
+            wait = Duration::ZERO;
+            if let Some(end) = &self.end
+                && end.get(&part).is_some_and(|e| offset >= *e)
+            {
+                // Beyond the bound: ignore (the partition is done).
+                continue;
+            }
+            match partition {
+                None => partition = Some(part),
+                Some(p) if p != part => {
+                    self.carry = Some((part, offset, payload));
+                    break;
+                }
+                Some(_) => {}
+            }
+            self.next.insert(part, offset + 1);
+            match self.decode(&payload) {
+                Ok(()) => positions.push(offset as u64),
+                Err(reason) => rejects.push(Reject {
+                    position: offset as u64,
+                    raw: String::from_utf8_lossy(&payload).into_owned(),
+                    reason,
+                }),
+            }
+        }
+        if let Some(p) = partition {
+            self.partition = p;
+            let records = self
+                .decoder
+                .finish()
+                .map_err(|e| SourceError(e.to_string()))?;
+            return Ok(SourcePoll::Batch {
+                records,
+                positions,
+                rejects,
+            });
+        }
+        if self.finished() {
+            Ok(SourcePoll::End)
+        } else {
+            Ok(SourcePoll::Idle)
+        }
+    }
+}
+
+/// Collects delivery failures of the messages in flight.
+#[derive(Default)]
+struct Deliveries {
+    failed: Mutex<Vec<String>>,
+}
+
+impl ClientContext for Deliveries {}
+
+impl ProducerContext for Deliveries {
+    type DeliveryOpaque = ();
+    fn delivery(&self, result: &DeliveryResult<'_>, _: ()) {
+        if let Err((e, _)) = result
+            && let Ok(mut failed) = self.failed.lock()
+        {
+            failed.push(e.to_string());
+        }
+    }
+}
+
+/// Writes rows to a topic.
+pub struct KafkaSink {
+    producer: BaseProducer<Deliveries>,
+    topic: String,
+    format: Format,
+    key: Option<String>,
+    describe: String,
+    buf: Vec<u8>,
+}
+
+impl KafkaSink {
+    /// Connects a producer.
+    pub fn new(props: &BTreeMap<String, String>) -> Result<Self, ConnectorError> {
+        let (own, client) = split(props);
+        let p = Props::new("kafka sink", SINK_KEYS, &own)?;
+        let topic = p.required("topic")?.to_string();
+        let mut config = ClientConfig::new();
+        config.set("bootstrap.servers", p.required("bootstrap.servers")?);
+        for (k, v) in &client {
+            config.set(k, v);
+        }
+        let producer: BaseProducer<Deliveries> = config
+            .create_with_context(Deliveries::default())
+            .map_err(|e| kafka_err("cannot create the Kafka producer", e))?;
+        Ok(KafkaSink {
+            describe: format!("kafka topic {topic}"),
+            producer,
+            topic,
+            format: format(&p, "format")?,
+            key: p.get("key").map(|k| k.to_ascii_lowercase()),
+            buf: Vec::new(),
+        })
+    }
+
+    fn send(&self, key: Option<&[u8]>, payload: &[u8]) -> Result<(), SinkError> {
+        let mut record = BaseRecord::to(&self.topic).payload(payload);
+        if let Some(k) = key {
+            record = record.key(k);
+        }
+        let mut record = record;
+        loop {
+            match self.producer.send(record) {
+                Ok(()) => return Ok(()),
+                Err((
+                    KafkaError::MessageProduction(rdkafka::types::RDKafkaErrorCode::QueueFull),
+                    r,
+                )) => {
+                    record = r;
+                    self.producer.poll(Duration::from_millis(10));
+                }
+                Err((e, _)) => return Err(SinkError(format!("{}: {e}", self.describe))),
+            }
+        }
+    }
+}
+
+impl Sink for KafkaSink {
+    fn describe(&self) -> String {
+        self.describe.clone()
+    }
+
+    fn write_batch(&mut self, batch: &RecordBatch) -> Result<(), SinkError> {
+        let err = |e: String| SinkError(format!("kafka topic {}: {e}", self.topic));
+        let key_column = match &self.key {
+            Some(k) => Some(
+                batch
+                    .schema()
+                    .index_of(k)
+                    .map_err(|_| err(format!("key column '{k}' is not in the output")))?,
+            ),
+            None => None,
+        };
+        let options = FormatOptions::default();
+        let encoder = JsonRowEncoder::new(batch, &options).map_err(&err)?;
+        let keys = match key_column {
+            Some(i) => Some(
+                arrow::compute::cast(batch.column(i), &arrow::datatypes::DataType::Utf8)
+                    .map_err(|e| err(e.to_string()))?,
+            ),
+            None => None,
+        };
+        let keys = keys
+            .as_ref()
+            .map(|k| k.as_any().downcast_ref::<arrow::array::StringArray>());
+        for row in 0..batch.num_rows() {
+            let mut payload = std::mem::take(&mut self.buf);
+            payload.clear();
+            match self.format {
+                Format::Json => encoder.encode_row(row, &mut payload),
+                Format::Csv => {
+                    crate::csv_encode::encode_rows(&batch.slice(row, 1), &mut payload)
+                        .map_err(&err)?;
+                    while payload.last() == Some(&b'\n') {
+                        payload.pop();
+                    }
+                }
+            }
+            let key = keys
+                .flatten()
+                .filter(|k| arrow::array::Array::is_valid(*k, row))
+                .map(|k| k.value(row).as_bytes());
+            let sent = self.send(key, &payload);
+            self.buf = payload;
+            sent?;
+        }
+        self.producer
+            .flush(Duration::from_secs(30))
+            .map_err(|e| err(format!("flush failed: {e}")))?;
+        let failed = self
+            .producer
+            .context()
+            .failed
+            .lock()
+            .map(|mut f| std::mem::take(&mut *f))
+            .unwrap_or_default();
+        if let Some(first) = failed.first() {
+            return Err(err(format!(
+                "{} message(s) not delivered: {first}",
+                failed.len()
+            )));
+        }
+        Ok(())
+    }
+
+    fn close(&mut self) -> Result<(), SinkError> {
+        self.producer
+            .flush(Duration::from_secs(30))
+            .map_err(|e| SinkError(format!("{}: flush failed: {e}", self.describe)))
+    }
+}
