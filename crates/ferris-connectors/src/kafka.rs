@@ -269,6 +269,10 @@ impl Source for KafkaSource {
         self.partition.max(0) as u32
     }
 
+    fn partitions(&self) -> Vec<u32> {
+        self.next.keys().map(|p| (*p).max(0) as u32).collect()
+    }
+
     fn poll(&mut self, max_rows: usize) -> Result<SourcePoll, SourceError> {
         let max = max_rows.max(1);
         let mut positions = Vec::new();

@@ -40,6 +40,11 @@ pub trait Source: Send {
         0
     }
 
+    /// Every partition the source reads (each keeps its own watermark).
+    fn partitions(&self) -> Vec<u32> {
+        vec![0]
+    }
+
     /// Reads up to `max_rows` rows. The location (and partition) of the returned batch are
     /// read right after the poll, so a source may change them from batch to batch.
     fn poll(&mut self, max_rows: usize) -> Result<SourcePoll, SourceError>;

@@ -28,38 +28,67 @@ pub struct EventTimeSpec {
     pub max_out_of_orderness_ms: i64,
 }
 
-/// Tracks a source's watermark row by row.
+/// Tracks a source's watermark row by row. A partitioned source (Kafka) keeps one watermark
+/// per partition; the source's watermark is the minimum over all its partitions (one that has
+/// sent nothing yet holds it at -∞), so partitions read in any interleaving do not make each
+/// other's rows late.
 #[derive(Debug)]
 pub(crate) struct WatermarkTracker {
     spec: EventTimeSpec,
     column: Arc<str>,
-    max_seen: Option<i64>,
+    /// Largest event time seen per partition.
+    max_seen: std::collections::BTreeMap<u32, Option<i64>>,
     late: Arc<Counter>,
     gauge: Arc<Gauge>,
 }
 
 impl WatermarkTracker {
-    pub(crate) fn new(spec: EventTimeSpec, registry: &Registry, source: &str) -> Self {
+    pub(crate) fn new(
+        spec: EventTimeSpec,
+        registry: &Registry,
+        source: &str,
+        partitions: &[u32],
+    ) -> Self {
         let l = [("source", source)];
+        let mut max_seen = std::collections::BTreeMap::new();
+        for p in partitions {
+            max_seen.insert(*p, None);
+        }
+        if max_seen.is_empty() {
+            max_seen.insert(0, None);
+        }
         WatermarkTracker {
             column: spec.name.clone().into(),
             spec,
-            max_seen: None,
+            max_seen,
             late: registry.counter(names::SOURCE_ROWS_LATE, &l),
             gauge: registry.gauge(names::SOURCE_WATERMARK_MS, &l),
         }
     }
 
-    fn watermark(&self) -> i64 {
-        match self.max_seen {
+    fn partition_watermark(&self, max: Option<i64>) -> i64 {
+        match max {
             Some(m) => m.saturating_sub(self.spec.max_out_of_orderness_ms),
             None => i64::MIN,
         }
     }
 
-    /// Walks the batch in arrival order: each row is late if its event time is below the
-    /// watermark left by the rows before it.
-    pub(crate) fn observe(&mut self, records: &RecordBatch) -> Result<EventTimeMeta, String> {
+    /// The source watermark: the minimum over its partitions.
+    fn watermark(&self) -> i64 {
+        self.max_seen
+            .values()
+            .map(|m| self.partition_watermark(*m))
+            .min()
+            .unwrap_or(i64::MIN)
+    }
+
+    /// Walks the batch (rows of `partition`) in arrival order: each row is late if its event
+    /// time is below the source watermark left by the rows before it.
+    pub(crate) fn observe(
+        &mut self,
+        records: &RecordBatch,
+        partition: u32,
+    ) -> Result<EventTimeMeta, String> {
         let column = records.column(self.spec.column);
         let Some(times) = column.as_primitive_opt::<TimestampMillisecondType>() else {
             return Err(format!(
@@ -68,6 +97,15 @@ impl WatermarkTracker {
                 column.data_type()
             ));
         };
+        // The other partitions do not move during this batch.
+        let others = self
+            .max_seen
+            .iter()
+            .filter(|(p, _)| **p != partition)
+            .map(|(_, m)| self.partition_watermark(*m))
+            .min()
+            .unwrap_or(i64::MAX);
+        let mut max = self.max_seen.get(&partition).copied().flatten();
         let mut late = Vec::new();
         let mut null_time = Vec::new();
         for (row, t) in times.iter().enumerate() {
@@ -75,13 +113,14 @@ impl WatermarkTracker {
                 null_time.push(row as u32);
                 continue;
             };
-            let wm = self.watermark();
+            let wm = others.min(self.partition_watermark(max));
             if t < wm {
                 late.push((row as u32, wm));
-            } else if self.max_seen.is_none_or(|m| t > m) {
-                self.max_seen = Some(t);
+            } else if max.is_none_or(|m| t > m) {
+                max = Some(t);
             }
         }
+        self.max_seen.insert(partition, max);
         self.late.add(late.len() as u64);
         let watermark = self.watermark();
         if watermark > i64::MIN {
@@ -125,11 +164,10 @@ impl SourceTask {
         let rows_read = self.registry.counter(names::SOURCE_ROWS_READ, &l);
         let batches = self.registry.counter(names::SOURCE_BATCHES, &l);
         let rejected = self.registry.counter(names::SOURCE_ROWS_REJECTED, &l);
-        let mut tracker = self
-            .spec
-            .event_time
-            .clone()
-            .map(|spec| WatermarkTracker::new(spec, &self.registry, &name));
+        let mut tracker = self.spec.event_time.clone().map(|spec| {
+            let partitions = self.spec.source.partitions();
+            WatermarkTracker::new(spec, &self.registry, &name, &partitions)
+        });
         let batch_size = self.spec.batch_size.max(1);
         let mut slot: u64 = 0;
         let mut idle_wait = Duration::from_millis(1);
@@ -161,7 +199,8 @@ impl SourceTask {
                     rows_read.add(records.num_rows() as u64);
                     rejected.add(rejects.len() as u64);
                     batches.inc();
-                    let event = match tracker.as_mut().map(|t| t.observe(&records)) {
+                    let partition = self.spec.source.partition();
+                    let event = match tracker.as_mut().map(|t| t.observe(&records, partition)) {
                         Some(Ok(meta)) => Some(Arc::new(meta)),
                         Some(Err(reason)) => break Err(source_error(reason)),
                         None => None,
@@ -178,7 +217,7 @@ impl SourceTask {
                         meta: BatchMeta {
                             source: name.clone(),
                             location: location.clone(),
-                            partition: self.spec.source.partition(),
+                            partition,
                             positions: positions.into(),
                             rejects: rejects.into(),
                             read_at: Instant::now(),
@@ -271,7 +310,7 @@ mod tests {
             name: "ts".into(),
             max_out_of_orderness_ms: bound,
         };
-        WatermarkTracker::new(spec, &Registry::new(), "s")
+        WatermarkTracker::new(spec, &Registry::new(), "s", &[0])
     }
 
     #[test]
@@ -289,7 +328,7 @@ mod tests {
         ];
         // One batch.
         let mut one = tracker(10);
-        let meta = one.observe(&batch(&times)).expect("observe");
+        let meta = one.observe(&batch(&times), 0).expect("observe");
         // 189 < 200 - 10 and 289 < 300 - 10 are late; 190 and 290 sit on the watermark: on time.
         assert_eq!(&*meta.late, &[(3u32, 190i64), (7, 290)]);
         assert_eq!(&*meta.null_time, &[4u32]);
@@ -298,16 +337,43 @@ mod tests {
         let mut each = tracker(10);
         let mut late = Vec::new();
         for (i, t) in times.iter().enumerate() {
-            let m = each.observe(&batch(&[*t])).expect("observe");
+            let m = each.observe(&batch(&[*t]), 0).expect("observe");
             late.extend(m.late.iter().map(|(_, wm)| (i as u32, *wm)));
         }
         assert_eq!(late, vec![(3u32, 190i64), (7, 290)]);
     }
 
     #[test]
+    fn the_source_watermark_is_the_minimum_over_partitions() {
+        let spec = EventTimeSpec {
+            column: 0,
+            name: "ts".into(),
+            max_out_of_orderness_ms: 0,
+        };
+        let mut t = WatermarkTracker::new(spec, &Registry::new(), "s", &[0, 1]);
+        // Partition 0 runs ahead; partition 1 has sent nothing: the watermark stays at -∞
+        // and partition 1's older rows are not late.
+        let m = t
+            .observe(&batch(&[Some(500), Some(900)]), 0)
+            .expect("observe");
+        assert_eq!(m.watermark, i64::MIN);
+        let m = t
+            .observe(&batch(&[Some(100), Some(300)]), 1)
+            .expect("observe");
+        assert!(m.late.is_empty());
+        assert_eq!(m.watermark, 300);
+        // Within partition 1, a row below the minimum (300, from partition 1 itself) is late.
+        let m = t
+            .observe(&batch(&[Some(250), Some(1000)]), 1)
+            .expect("observe");
+        assert_eq!(&*m.late, &[(0u32, 300i64)]);
+        assert_eq!(m.watermark, 900);
+    }
+
+    #[test]
     fn watermark_starts_at_minus_infinity() {
         let mut t = tracker(5);
-        let meta = t.observe(&batch(&[None])).expect("observe");
+        let meta = t.observe(&batch(&[None]), 0).expect("observe");
         assert_eq!(meta.watermark, i64::MIN);
         assert!(meta.late.is_empty());
     }
