@@ -25,6 +25,9 @@ pub(crate) struct KeyedWorker {
 #[derive(Debug, Clone, Copy)]
 struct SideState {
     next: usize,
+    /// End-of-stream messages received from this side's workers (the side ended when every
+    /// worker sent one).
+    ends: usize,
     ended: bool,
     idle: bool,
     watermark: i64,
@@ -78,6 +81,7 @@ impl KeyedWorker {
             .iter()
             .map(|_| SideState {
                 next: 0,
+                ends: 0,
                 ended: false,
                 idle: false,
                 watermark: i64::MIN,
@@ -91,24 +95,26 @@ impl KeyedWorker {
             match msg {
                 None => return Err(TaskEnd::Aborted),
                 Some(Message::EndOfStream) => {
-                    let next = sides[side].next;
-                    for (i, rx) in self.inputs[side].iter_mut().enumerate() {
-                        if i != next {
-                            match rx.recv().await {
-                                Some(Message::EndOfStream) => {}
-                                None => return Err(TaskEnd::Aborted),
-                                Some(_) => {
-                                    return Err(self.fail("a partition sent data after its end"));
-                                }
-                            }
-                        }
+                    // The source ended after the previous slot: every other worker of this
+                    // side now holds only its end. Collect them through the normal loop,
+                    // so that the other side keeps being served meanwhile (waiting here
+                    // for them could form a cycle through workers blocked on a full inbox
+                    // of another partition).
+                    let n = self.inputs[side].len();
+                    let s = &mut sides[side];
+                    s.ends += 1;
+                    s.next = (s.next + 1) % n;
+                    if s.ends == n {
+                        // Its watermark (+∞) takes effect with the next step or the end.
+                        s.ended = true;
                     }
-                    // Its watermark (+∞) takes effect with the next step or the end.
-                    sides[side].ended = true;
                     continue;
                 }
                 Some(Message::Watermark(_)) => {
                     return Err(self.fail("a bare watermark reached a keyed partition"));
+                }
+                Some(Message::ProcessBatch(_)) if sides[side].ends > 0 => {
+                    return Err(self.fail("a partition sent data after its end"));
                 }
                 Some(Message::ProcessBatch(pb)) => {
                     let mut out = if pb.records.num_rows() > 0 {
