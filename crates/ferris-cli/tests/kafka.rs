@@ -375,3 +375,24 @@ fn malformed_messages_go_to_the_dead_letter_file_with_topic_partition_offset() {
         records[1]
     );
 }
+
+#[test]
+fn an_unknown_topic_is_a_clear_error_naming_the_topic_and_broker() {
+    let broker = Broker::start();
+    let sql = format!(
+        "CREATE STREAM t (id BIGINT) WITH ('connector' = 'kafka', 'bootstrap.servers' = '{}',
+           'topic' = 'missing', 'scan.bounded' = 'latest');
+         SELECT id FROM t;",
+        broker.address
+    );
+    let out = run_cli(&sql, &[]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "source 't': topic 'missing' does not exist (or has no partitions) on {}",
+            broker.address
+        )),
+        "{stderr}"
+    );
+}
