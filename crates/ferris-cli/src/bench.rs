@@ -18,7 +18,8 @@ pub struct BenchArgs {
     #[arg(long, default_value_t = 2_000_000)]
     pub csv_rows: u64,
     /// Which case: passthrough, filter, csv, latency, streaming (all of: tumbling, sliding,
-    /// session, changes, lookup, interval, moving_avg), one of those, or all.
+    /// session, changes, lookup, interval, moving_avg), one of those, all (every case but
+    /// kafka), or kafka (starts a local tansu broker).
     #[arg(long, default_value = "all")]
     pub case: String,
     /// Rows per source batch.
@@ -113,6 +114,7 @@ fn bench_inner(args: &BenchArgs) -> Result<(), String> {
         "csv",
         "latency",
         "streaming",
+        "kafka",
     ];
     known.extend(streaming.iter().map(|c| c.name));
     if !known.contains(&args.case.as_str()) {
@@ -183,6 +185,9 @@ fn bench_inner(args: &BenchArgs) -> Result<(), String> {
     }
     if all || args.case == "csv" {
         csv_case(args.csv_rows)?;
+    }
+    if args.case == "kafka" {
+        crate::bench_kafka::kafka_case(args.rows, &report)?;
     }
     if all || args.case == "latency" {
         let n = 50_000u64;

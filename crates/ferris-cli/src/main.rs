@@ -5,6 +5,7 @@
 //! application file cannot be read.
 
 mod bench;
+mod bench_kafka;
 mod cases;
 mod progress;
 mod run;

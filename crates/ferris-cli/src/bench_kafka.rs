@@ -1,0 +1,230 @@
+//! `ferris-cli bench --case kafka`: Kafka → filter/projection → Kafka with JSON, against a
+//! plain rdkafka consume-and-produce loop (no SQL) on the same local broker in the same run.
+//! Starts a `tansu` broker (SQLite storage in a temporary directory) on a free port.
+
+use rdkafka::ClientConfig;
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::Message;
+use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+const PARTITIONS: i32 = 6;
+
+/// A local broker for the benchmark, stopped on drop.
+struct Broker {
+    child: Child,
+    address: String,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for Broker {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn start_broker() -> Result<Broker, String> {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .map_err(|e| e.to_string())?;
+    let address = format!("127.0.0.1:{port}");
+    let url = format!("tcp://{address}");
+    let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+    let child = Command::new("tansu")
+        .current_dir(dir.path())
+        .args([
+            "broker",
+            "--listener-url",
+            &url,
+            "--advertised-listener-url",
+            &url,
+            "--storage-engine",
+            "sqlite://tansu.db",
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .map_err(|e| {
+            format!(
+                "cannot start tansu (cargo install tansu --locked --features dynostore,libsql): {e}"
+            )
+        })?;
+    let broker = Broker {
+        child,
+        address,
+        _dir: dir,
+    };
+    let started = Instant::now();
+    while std::net::TcpStream::connect(&broker.address).is_err() {
+        if started.elapsed() > Duration::from_secs(20) {
+            return Err("tansu did not start".into());
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    Ok(broker)
+}
+
+fn create_topics(address: &str, names: &[&str]) -> Result<(), String> {
+    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
+        .set("bootstrap.servers", address)
+        .create()
+        .map_err(|e| e.to_string())?;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| e.to_string())?;
+    let topics: Vec<NewTopic> = names
+        .iter()
+        .map(|n| NewTopic::new(n, PARTITIONS, TopicReplication::Fixed(1)))
+        .collect();
+    for r in rt
+        .block_on(admin.create_topics(&topics, &AdminOptions::new()))
+        .map_err(|e| e.to_string())?
+    {
+        r.map_err(|(t, e)| format!("{t}: {e}"))?;
+    }
+    Ok(())
+}
+
+fn producer(address: &str) -> Result<BaseProducer, String> {
+    ClientConfig::new()
+        .set("bootstrap.servers", address)
+        .set("linger.ms", "5")
+        .create()
+        .map_err(|e| e.to_string())
+}
+
+fn send(p: &BaseProducer, topic: &str, key: &[u8], payload: &[u8]) {
+    let mut record = BaseRecord::to(topic).key(key).payload(payload);
+    loop {
+        match p.send(record) {
+            Ok(()) => return,
+            Err((_, r)) => {
+                record = r;
+                p.poll(Duration::from_millis(5));
+            }
+        }
+    }
+}
+
+/// The baseline: read every message of `input` (up to its end offsets) and produce the
+/// payload unchanged to `output`, with no decoding.
+fn plain_loop(address: &str, input: &str, output: &str) -> Result<(u64, Duration), String> {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", address)
+        .set("group.id", "bench-baseline")
+        .set("enable.auto.commit", "false")
+        .create()
+        .map_err(|e| e.to_string())?;
+    let started = Instant::now();
+    let mut tpl = TopicPartitionList::new();
+    let mut remaining = 0i64;
+    for p in 0..PARTITIONS {
+        tpl.add_partition_offset(input, p, Offset::Beginning)
+            .map_err(|e| e.to_string())?;
+        let (low, high) = consumer
+            .fetch_watermarks(input, p, Duration::from_secs(10))
+            .map_err(|e| e.to_string())?;
+        remaining += high - low;
+    }
+    consumer.assign(&tpl).map_err(|e| e.to_string())?;
+    let out = producer(address)?;
+    let mut n = 0u64;
+    while remaining > 0 {
+        match consumer.poll(Duration::from_millis(100)) {
+            Some(Ok(m)) => {
+                send(
+                    &out,
+                    output,
+                    m.key().unwrap_or_default(),
+                    m.payload().unwrap_or_default(),
+                );
+                remaining -= 1;
+                n += 1;
+            }
+            Some(Err(e)) => return Err(e.to_string()),
+            None => {}
+        }
+    }
+    out.flush(Duration::from_secs(60))
+        .map_err(|e| e.to_string())?;
+    Ok((n, started.elapsed()))
+}
+
+/// Runs the Kafka case with `rows` messages; prints the figures.
+pub fn kafka_case(rows: u64, report: &dyn Fn(&str)) -> Result<(), String> {
+    let broker = start_broker()?;
+    create_topics(
+        &broker.address,
+        &["bench-in", "bench-base", "bench-out-1", "bench-out-2"],
+    )?;
+    let p = producer(&broker.address)?;
+    let symbols = ["AAPL", "MSFT", "GOOG", "AMZN", "TSLA"];
+    for i in 0..rows {
+        let s = symbols[(i % 5) as usize];
+        let payload = format!(
+            "{{\"symbol\":\"{s}\",\"price\":{}.{:04},\"volume\":{},\"ts\":{}}}",
+            50 + i % 200,
+            (i * 7919) % 10_000,
+            1 + (i * 13) % 1000,
+            1_704_067_200_000 + i
+        );
+        send(&p, "bench-in", s.as_bytes(), payload.as_bytes());
+    }
+    p.flush(Duration::from_secs(120))
+        .map_err(|e| e.to_string())?;
+    drop(p);
+    let (n, base) = plain_loop(&broker.address, "bench-in", "bench-base")?;
+    let base_rate = n as f64 / base.as_secs_f64();
+    report(&format!(
+        "baseline  rdkafka consume+produce loop      {base_rate:>12.0} rows/s ({n} messages, tansu on loopback)"
+    ));
+    for parallelism in [1, 2] {
+        let sql = format!(
+            "CREATE STREAM trades (symbol VARCHAR, price DECIMAL(18,4), volume BIGINT, ts TIMESTAMP)
+             WITH ('connector'='kafka', 'bootstrap.servers'='{a}', 'topic'='bench-in',
+                   'group.id'='bench-{parallelism}', 'scan.startup.mode'='earliest',
+                   'scan.bounded'='latest', 'batch.size'='8192');
+             CREATE STREAM out WITH ('connector'='kafka', 'bootstrap.servers'='{a}',
+                 'topic'='bench-out-{parallelism}', 'key'='symbol', 'kafka.linger.ms'='5') AS
+               SELECT symbol, price, volume, price * volume AS notional FROM trades
+               WHERE volume >= 0;",
+            a = broker.address
+        );
+        let app = ferris_plan::plan_application(&sql).map_err(|e| e.render(&sql))?;
+        let config = ferris_runtime::JobConfig {
+            parallelism,
+            channel_capacity_rows: 32_768,
+            ..ferris_runtime::JobConfig::default()
+        };
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| e.to_string())?;
+        let started = Instant::now();
+        let job = ferris_plan::build_job(&app, config, std::path::Path::new("."))
+            .map_err(|e| e.render(&sql))?;
+        let result = runtime
+            .block_on(ferris_runtime::run_job(
+                job,
+                ferris_observe::Registry::new(),
+                ferris_runtime::Shutdown::new(),
+            ))
+            .map_err(|e| e.to_string())?;
+        let d = started.elapsed();
+        let written = result.queries.first().map(|q| q.written).unwrap_or(0);
+        let rate = rows as f64 / d.as_secs_f64();
+        report(&format!(
+            "kafka      Kafka -> filter/project -> Kafka p={parallelism} {rate:>12.0} rows/s  \
+             ({written} written; {:.2} of the loop's rate; target >= 0.8 at p=2)",
+            rate / base_rate
+        ));
+    }
+    Ok(())
+}
