@@ -360,7 +360,7 @@ mod tests {
         let m = t
             .observe(&batch(&[Some(100), Some(300)]), 1)
             .expect("observe");
-        assert!(m.late.is_empty());
+        assert_eq!(&*m.late, &[] as &[(u32, i64)], "no row of partition 1 is late");
         assert_eq!(m.watermark, 300);
         // Within partition 1, a row below the minimum (300, from partition 1 itself) is late.
         let m = t
@@ -375,6 +375,7 @@ mod tests {
         let mut t = tracker(5);
         let meta = t.observe(&batch(&[None]), 0).expect("observe");
         assert_eq!(meta.watermark, i64::MIN);
-        assert!(meta.late.is_empty());
+        assert_eq!(&*meta.late, &[] as &[(u32, i64)]);
+        assert_eq!(&*meta.null_time, &[0u32]);
     }
 }

@@ -128,7 +128,7 @@ fn run_all(plan: &OverPlan, input: RecordBatch) -> Vec<RecordBatch> {
     let mut op = (plan.factory)();
     let mut out = Vec::new();
     op.process_batch(&input, &mut out).expect("batch");
-    assert!(out.is_empty(), "process_batch only buffers");
+    assert_eq!(out.len(), 0, "process_batch only buffers");
     op.finish(&mut out).expect("finish");
     assert_eq!(op.state_size().rows, 0);
     out
@@ -419,10 +419,10 @@ fn following_frames_wait_for_the_rows_after() {
     // Both rows are settled, but the second one's following row has not arrived, and the
     // first one's 5-minute range is still open.
     op.process_watermark(4 * MIN, &mut out).expect("wm");
-    assert!(out.is_empty());
+    assert_eq!(out.len(), 0, "no row is final at 4 minutes");
     // The range of the first row (to 6 minutes, inclusive) closes only after 6 minutes.
     op.process_watermark(6 * MIN, &mut out).expect("wm");
-    assert!(out.is_empty());
+    assert_eq!(out.len(), 0, "no row is final at 6 minutes");
     op.process_batch(&input.slice(2, 1), &mut out)
         .expect("batch");
     op.process_watermark(6 * MIN + 1, &mut out).expect("wm");
@@ -527,7 +527,7 @@ fn out_of_order_rows_are_sorted_and_emitted_after_the_watermark() {
     .expect("batch");
     op.process_watermark(MIN, &mut out).expect("wm");
     // The row at the watermark is still on time: nothing is final yet.
-    assert!(out.is_empty());
+    assert_eq!(out.len(), 0);
     op.process_batch(
         &rows(&[("A", 2 * MIN, "2", 2), ("A", MIN, "1.5", 4)]),
         &mut out,
@@ -559,7 +559,7 @@ fn out_of_order_rows_are_sorted_and_emitted_after_the_watermark() {
 #[test]
 fn without_partition_by_everything_is_one_partition() {
     let plan = over("symbol, ts, price, SUM(qty) OVER (ORDER BY ts ROWS 1 PRECEDING)");
-    assert!(plan.partition_columns.is_empty());
+    assert_eq!(plan.partition_columns, Vec::<usize>::new());
     assert_eq!(
         plan.describe,
         "Over: ORDER BY ts [sum(qty) ROWS 1 PRECEDING]"
