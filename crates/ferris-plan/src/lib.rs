@@ -34,5 +34,5 @@ pub use build::build_job;
 pub use catalog::{Catalog, WINDOW_END, WINDOW_START};
 pub use error::PlanError;
 pub use operators::{FilterOp, ProjectOp};
-pub use query::{ChainFactory, KeyedPlan, QueryPlan, plan_query};
+pub use query::{KeyedPlan, QueryPlan, plan_query};
 pub use types::arrow_type;

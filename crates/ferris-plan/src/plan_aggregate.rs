@@ -276,7 +276,7 @@ pub(crate) fn lower_aggregate(
         ));
     }
     let chain_schema = Arc::new(Schema::new(chain_fields));
-    let upsert_key = upsert_key(projection, agg, windowed);
+    let upsert_key = upsert_key(projection, agg);
 
     // Validate once now, so that bad aggregates fail at planning, not in a worker.
     aggregate_operator(spec.clone()).map_err(|e| PlanError::at(e, span))?;
@@ -371,10 +371,9 @@ fn simplify_aggregate_args(e: &Expr, planner: &ExprPlanner) -> Result<Expr, Plan
 }
 
 /// Output columns that are plain group keys or window bounds: the key of an upsert row.
-fn upsert_key(projection: &Projection, agg: &Aggregate, windowed: bool) -> Vec<String> {
+fn upsert_key(projection: &Projection, agg: &Aggregate) -> Vec<String> {
     let agg_fields = agg.schema.fields();
     let groups = agg.group_expr.len();
-    let _ = windowed;
     projection
         .expr
         .iter()

@@ -142,11 +142,7 @@ fn plan_lookup(
     span: Span,
 ) -> Result<PlannedJoin, PlanError> {
     let pk = catalog.primary_key(table).unwrap_or_default().to_vec();
-    let (stream_plan, table_plan) = if table_first {
-        (&j.right, &j.left)
-    } else {
-        (&j.left, &j.right)
-    };
+    let stream_plan = if table_first { &j.right } else { &j.left };
     // Match every key column of the table with a stream expression.
     let mut stream_keys: Vec<Option<Expr>> = vec![None; pk.len()];
     for (l, r) in &j.on {
@@ -194,7 +190,6 @@ fn plan_lookup(
             span,
         ));
     }
-    let _ = table_plan;
     let planner = ExprPlanner::new(stream_plan.schema().clone(), span);
     let keys = stream_keys
         .iter()

@@ -57,9 +57,6 @@ pub struct QueryPlan {
     pub logical_plan: String,
 }
 
-/// Builds one keyed partition's operator chain.
-pub type ChainFactory = Arc<dyn Fn() -> Result<Vec<Box<dyn Operator>>, String> + Send + Sync>;
-
 /// The stateful stage of a keyed query.
 #[derive(Clone)]
 pub struct KeyedPlan {
@@ -68,7 +65,7 @@ pub struct KeyedPlan {
     /// Routing columns of the right input (stream–stream joins).
     pub right_key_columns: Vec<usize>,
     /// Builds the chain (stateful operator, then HAVING and the final projection).
-    pub operators: ChainFactory,
+    pub operators: ferris_runtime::job::OperatorFactory,
     /// Trailing columns of the chain's output that order each step's rows (dropped before
     /// the sink).
     pub order_columns: usize,

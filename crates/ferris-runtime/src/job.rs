@@ -197,6 +197,25 @@ pub(crate) struct QueryContext {
 }
 
 impl QueryContext {
+    /// The context of query (or table load) `name`, with its row counters registered.
+    pub(crate) fn new(
+        name: &str,
+        strategy: ErrorStrategy,
+        registry: &Registry,
+        dead_letter: Option<mpsc::Sender<DeadLetterRecord>>,
+    ) -> Self {
+        let q = [("query", name)];
+        QueryContext {
+            name: name.into(),
+            strategy,
+            registry: registry.clone(),
+            dead_letter,
+            rows_in: registry.counter(names::QUERY_ROWS_IN, &q),
+            rows_filtered: registry.counter(names::QUERY_ROWS_FILTERED, &q),
+            late: registry.counter(names::QUERY_ROWS_LATE, &q),
+        }
+    }
+
     pub(crate) fn skipped(&self, stage: &str) -> Arc<Counter> {
         self.registry.counter(
             names::QUERY_ROWS_SKIPPED,
@@ -262,24 +281,12 @@ pub async fn run_job(
     // Tables first: a bounded table is read completely before any stream row is processed.
     let mut loads = tokio::task::JoinSet::new();
     for t in tables {
-        let ctx = Arc::new(QueryContext {
-            name: format!("table:{}", t.name).into(),
-            strategy: t.strategy,
-            registry: registry.clone(),
-            dead_letter: t.dead_letter.and_then(|i| dl_senders.get(i).cloned()),
-            rows_in: registry.counter(
-                names::QUERY_ROWS_IN,
-                &[("query", &format!("table:{}", t.name))],
-            ),
-            rows_filtered: registry.counter(
-                names::QUERY_ROWS_FILTERED,
-                &[("query", &format!("table:{}", t.name))],
-            ),
-            late: registry.counter(
-                names::QUERY_ROWS_LATE,
-                &[("query", &format!("table:{}", t.name))],
-            ),
-        });
+        let ctx = Arc::new(QueryContext::new(
+            &format!("table:{}", t.name),
+            t.strategy,
+            &registry,
+            t.dead_letter.and_then(|i| dl_senders.get(i).cloned()),
+        ));
         loads.spawn(crate::table::load_table(t, ctx));
     }
     let mut load_error = None;
@@ -311,15 +318,12 @@ pub async fn run_job(
     let mut fanout: Vec<Vec<Vec<Sender>>> = sources.iter().map(|_| Vec::new()).collect();
     let mut contexts = Vec::new();
     for q in queries {
-        let ctx = Arc::new(QueryContext {
-            name: q.name.clone().into(),
-            strategy: q.strategy,
-            registry: registry.clone(),
-            dead_letter: q.dead_letter.and_then(|i| dl_senders.get(i).cloned()),
-            rows_in: registry.counter(names::QUERY_ROWS_IN, &[("query", &q.name)]),
-            rows_filtered: registry.counter(names::QUERY_ROWS_FILTERED, &[("query", &q.name)]),
-            late: registry.counter(names::QUERY_ROWS_LATE, &[("query", &q.name)]),
-        });
+        let ctx = Arc::new(QueryContext::new(
+            &q.name,
+            q.strategy,
+            &registry,
+            q.dead_letter.and_then(|i| dl_senders.get(i).cloned()),
+        ));
         let needs_dead_letter =
             q.strategy == ErrorStrategy::DeadLetter || q.late == LateRows::DeadLetter;
         if needs_dead_letter && ctx.dead_letter.is_none() {

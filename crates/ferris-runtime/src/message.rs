@@ -86,9 +86,17 @@ impl BatchMeta {
     /// `location` + `position` when the location ends with `/` (`topic/3/1042`).
     pub fn position_of(&self, row: usize) -> String {
         match self.positions.get(row) {
-            Some(p) if self.location.ends_with('/') => format!("{}{}", self.location, p),
-            Some(p) => format!("{}:{}", self.location, p),
+            Some(p) => self.position(*p),
             None => self.location.to_string(),
+        }
+    }
+
+    /// Renders position `p` (a line, offset or row number) in this batch's location.
+    pub fn position(&self, p: u64) -> String {
+        if self.location.ends_with('/') {
+            format!("{}{p}", self.location)
+        } else {
+            format!("{}:{p}", self.location)
         }
     }
 }

@@ -209,25 +209,18 @@ impl SourceTask {
                     if *location != *here {
                         location = here.into();
                     }
-                    let pb = ProcessBatch {
-                        batch_id: slot,
-                        records,
-                        correlation_id: CorrelationId::new(self.job_id, &name, slot),
-                        trace: TraceContext::new_root(),
-                        meta: BatchMeta {
-                            source: name.clone(),
-                            location: location.clone(),
-                            partition,
-                            positions: positions.into(),
-                            rejects: rejects.into(),
-                            read_at: Instant::now(),
-                            event,
-                        },
+                    let meta = BatchMeta {
+                        source: name.clone(),
+                        location: location.clone(),
+                        partition,
+                        positions: positions.into(),
+                        rejects: rejects.into(),
+                        read_at: Instant::now(),
+                        event,
                     };
-                    if let Err(e) = self.send_slot(slot, Message::ProcessBatch(pb)) {
+                    if let Err(e) = self.send_batch(&mut slot, records, meta) {
                         break Err(e);
                     }
-                    slot += 1;
                 }
                 Ok(SourcePoll::Idle) => {
                     let since = *idle_since.get_or_insert_with(Instant::now);
@@ -238,25 +231,19 @@ impl SourceTask {
                         // Tell the event-time operators this input is idle, so that it does
                         // not hold back the watermark of a join.
                         announced_idle = true;
-                        let pb = ProcessBatch {
-                            batch_id: slot,
-                            records: RecordBatch::new_empty(schema.clone()),
-                            correlation_id: CorrelationId::new(self.job_id, &name, slot),
-                            trace: TraceContext::new_root(),
-                            meta: BatchMeta {
-                                source: name.clone(),
-                                location: location.clone(),
-                                partition: 0,
-                                positions: Arc::from(Vec::new()),
-                                rejects: Arc::from(Vec::new()),
-                                read_at: Instant::now(),
-                                event: Some(Arc::new(t.idle())),
-                            },
+                        let meta = BatchMeta {
+                            source: name.clone(),
+                            location: location.clone(),
+                            partition: 0,
+                            positions: Arc::from(Vec::new()),
+                            rejects: Arc::from(Vec::new()),
+                            read_at: Instant::now(),
+                            event: Some(Arc::new(t.idle())),
                         };
-                        if let Err(e) = self.send_slot(slot, Message::ProcessBatch(pb)) {
+                        let empty = RecordBatch::new_empty(schema.clone());
+                        if let Err(e) = self.send_batch(&mut slot, empty, meta) {
                             break Err(e);
                         }
-                        slot += 1;
                     }
                     std::thread::sleep(idle_wait);
                     idle_wait = (idle_wait * 2).min(Duration::from_millis(50));
@@ -272,6 +259,26 @@ impl SourceTask {
                     .map_err(|_| TaskEnd::Aborted)?;
             }
         }
+        Ok(())
+    }
+
+    /// Sends the batch as slot `slot` (with its correlation id and a new trace) and moves to
+    /// the next slot.
+    fn send_batch(
+        &mut self,
+        slot: &mut u64,
+        records: RecordBatch,
+        meta: BatchMeta,
+    ) -> Result<(), TaskEnd> {
+        let pb = ProcessBatch {
+            batch_id: *slot,
+            records,
+            correlation_id: CorrelationId::new(self.job_id, &meta.source, *slot),
+            trace: TraceContext::new_root(),
+            meta,
+        };
+        self.send_slot(*slot, Message::ProcessBatch(pb))?;
+        *slot += 1;
         Ok(())
     }
 
@@ -360,7 +367,11 @@ mod tests {
         let m = t
             .observe(&batch(&[Some(100), Some(300)]), 1)
             .expect("observe");
-        assert_eq!(&*m.late, &[] as &[(u32, i64)], "no row of partition 1 is late");
+        assert_eq!(
+            &*m.late,
+            &[] as &[(u32, i64)],
+            "no row of partition 1 is late"
+        );
         assert_eq!(m.watermark, 300);
         // Within partition 1, a row below the minimum (300, from partition 1 itself) is late.
         let m = t

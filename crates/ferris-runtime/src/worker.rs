@@ -210,11 +210,7 @@ impl Worker {
 
     async fn handle_rejects(&self, pb: &ProcessBatch) -> Result<(), TaskEnd> {
         for reject in pb.meta.rejects.iter() {
-            let position = if pb.meta.location.ends_with('/') {
-                format!("{}{}", pb.meta.location, reject.position)
-            } else {
-                format!("{}:{}", pb.meta.location, reject.position)
-            };
+            let position = pb.meta.position(reject.position);
             self.ctx
                 .apply_strategy(
                     "decode",
