@@ -1,96 +1,16 @@
 //! `ferris-cli bench --case kafka`: Kafka → filter/projection → Kafka with JSON, against a
 //! plain rdkafka consume-and-produce loop (no SQL) on the same local broker in the same run.
-//! Starts a `tansu` broker (SQLite storage in a temporary directory) on a free port.
+//! Starts a local `tansu` broker ([`crate::tansu::Broker`]).
 
+use crate::tansu::Broker;
 use rdkafka::ClientConfig;
-use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
-use rdkafka::client::DefaultClientContext;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::Message;
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 const PARTITIONS: i32 = 6;
-
-/// A local broker for the benchmark, stopped on drop.
-struct Broker {
-    child: Child,
-    address: String,
-    _dir: tempfile::TempDir,
-}
-
-impl Drop for Broker {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn start_broker() -> Result<Broker, String> {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .map_err(|e| e.to_string())?;
-    let address = format!("127.0.0.1:{port}");
-    let url = format!("tcp://{address}");
-    let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
-    let child = Command::new("tansu")
-        .current_dir(dir.path())
-        .args([
-            "broker",
-            "--listener-url",
-            &url,
-            "--advertised-listener-url",
-            &url,
-            "--storage-engine",
-            "sqlite://tansu.db",
-        ])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .map_err(|e| {
-            format!(
-                "cannot start tansu (cargo install tansu --locked --features dynostore,libsql): {e}"
-            )
-        })?;
-    let broker = Broker {
-        child,
-        address,
-        _dir: dir,
-    };
-    let started = Instant::now();
-    while std::net::TcpStream::connect(&broker.address).is_err() {
-        if started.elapsed() > Duration::from_secs(20) {
-            return Err("tansu did not start".into());
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    Ok(broker)
-}
-
-fn create_topics(address: &str, names: &[&str]) -> Result<(), String> {
-    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
-        .set("bootstrap.servers", address)
-        .create()
-        .map_err(|e| e.to_string())?;
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| e.to_string())?;
-    let topics: Vec<NewTopic> = names
-        .iter()
-        .map(|n| NewTopic::new(n, PARTITIONS, TopicReplication::Fixed(1)))
-        .collect();
-    for r in rt
-        .block_on(admin.create_topics(&topics, &AdminOptions::new()))
-        .map_err(|e| e.to_string())?
-    {
-        r.map_err(|(t, e)| format!("{t}: {e}"))?;
-    }
-    Ok(())
-}
 
 fn producer(address: &str) -> Result<BaseProducer, String> {
     ClientConfig::new()
@@ -159,10 +79,10 @@ fn plain_loop(address: &str, input: &str, output: &str) -> Result<(u64, Duration
 
 /// Runs the Kafka case with `rows` messages; prints the figures.
 pub fn kafka_case(rows: u64, report: &dyn Fn(&str)) -> Result<(), String> {
-    let broker = start_broker()?;
-    create_topics(
-        &broker.address,
+    let broker = Broker::start()?;
+    broker.create_topics(
         &["bench-in", "bench-base", "bench-out-1", "bench-out-2"],
+        PARTITIONS,
     )?;
     let p = producer(&broker.address)?;
     let symbols = ["AAPL", "MSFT", "GOOG", "AMZN", "TSLA"];

@@ -11,6 +11,7 @@ mod progress;
 mod run;
 mod settings;
 mod stats;
+mod tansu;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;

@@ -2,83 +2,35 @@
 //! `.ci/run`), one broker per test on a free port, in-memory storage.
 
 use rdkafka::ClientConfig;
-use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
-use rdkafka::client::DefaultClientContext;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::Message;
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
 use std::collections::BTreeMap;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
-/// A tansu broker process, stopped on drop.
-struct Broker {
-    child: Child,
-    address: String,
-    _dir: tempfile::TempDir,
+#[path = "../src/tansu.rs"]
+mod tansu;
+
+use tansu::Broker;
+
+/// Test helpers on top of the shared broker.
+trait TestBroker {
+    fn started() -> Broker;
+    fn create_topic(&self, name: &str, partitions: i32);
+    fn produce(&self, topic: &str, messages: &[(String, String)]);
+    fn consume_all(&self, topic: &str, partitions: i32) -> BTreeMap<i32, Vec<(String, String)>>;
 }
 
-impl Broker {
-    fn start() -> Broker {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .map(|a| a.port())
-            .expect("a free port");
-        let address = format!("127.0.0.1:{port}");
-        let url = format!("tcp://{address}");
-        let dir = tempfile::tempdir().expect("broker dir");
-        // SQLite storage (relative to the working directory): tansu's in-memory engine counts
-        // a multi-record batch as one offset, which breaks consumers of batched producers.
-        let storage = "sqlite://tansu.db".to_string();
-        let child = Command::new("tansu")
-            .current_dir(dir.path())
-            .args([
-                "broker",
-                "--listener-url",
-                &url,
-                "--advertised-listener-url",
-                &url,
-                "--storage-engine",
-                &storage,
-            ])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect(
-                "tansu is installed (cargo install tansu --locked --features dynostore,libsql)",
-            );
-        let started = Instant::now();
-        while std::net::TcpStream::connect(&address).is_err() {
-            assert!(
-                started.elapsed() < Duration::from_secs(20),
-                "tansu did not start"
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        Broker {
-            child,
-            address,
-            _dir: dir,
-        }
+impl TestBroker for Broker {
+    fn started() -> Broker {
+        Broker::start().expect("tansu broker (installed by .ci/run)")
     }
 
     fn create_topic(&self, name: &str, partitions: i32) {
-        let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
-            .set("bootstrap.servers", &self.address)
-            .create()
-            .expect("admin client");
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .expect("runtime");
-        let topic = NewTopic::new(name, partitions, TopicReplication::Fixed(1));
-        let results = rt
-            .block_on(admin.create_topics([&topic], &AdminOptions::new()))
-            .expect("create topics");
-        for r in results {
-            r.expect("topic created");
-        }
+        self.create_topics(&[name], partitions)
+            .expect("topic created");
     }
 
     fn produce(&self, topic: &str, messages: &[(String, String)]) {
@@ -144,13 +96,6 @@ impl Broker {
     }
 }
 
-impl Drop for Broker {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 fn trades(n: usize) -> Vec<(String, String)> {
     let symbols = ["AAPL", "MSFT", "GOOG", "AMZN", "TSLA", "IBM"];
     (0..n)
@@ -170,7 +115,7 @@ fn trades(n: usize) -> Vec<(String, String)> {
 
 #[test]
 fn kafka_round_trip_filter_projection_keeps_partition_order() {
-    let broker = Broker::start();
+    let broker = Broker::started();
     broker.create_topic("trades", 6);
     broker.create_topic("big", 6);
     let input = trades(3000);
@@ -258,7 +203,7 @@ fn run_cli(sql: &str, extra: &[&str]) -> std::process::Output {
 
 #[test]
 fn windowed_query_over_kafka_partitions_equals_the_file_source() {
-    let broker = Broker::start();
+    let broker = Broker::started();
     broker.create_topic("ticks", 6);
     // 2400 ticks, one every 250 ms, symbols spread over the partitions by key; each
     // partition is in time order, the partitions are consumed in any interleaving.
@@ -324,7 +269,7 @@ fn windowed_query_over_kafka_partitions_equals_the_file_source() {
 
 #[test]
 fn malformed_messages_go_to_the_dead_letter_file_with_topic_partition_offset() {
-    let broker = Broker::start();
+    let broker = Broker::started();
     broker.create_topic("raw", 1);
     broker.produce(
         "raw",
@@ -378,7 +323,7 @@ fn malformed_messages_go_to_the_dead_letter_file_with_topic_partition_offset() {
 
 #[test]
 fn an_unknown_topic_is_a_clear_error_naming_the_topic_and_broker() {
-    let broker = Broker::start();
+    let broker = Broker::started();
     let sql = format!(
         "CREATE STREAM t (id BIGINT) WITH ('connector' = 'kafka', 'bootstrap.servers' = '{}',
            'topic' = 'missing', 'scan.bounded' = 'latest');
