@@ -23,6 +23,10 @@ pub const KEYS: &[(&str, &str)] = &[
         "dead_letter.capacity",
         "dead letters buffered before writers wait (default 1024)",
     ),
+    (
+        "commit.interval.ms",
+        "how often Kafka sources record a commit point, in ms (default 1000)",
+    ),
 ];
 
 /// Applies `key=value` pairs to `config`.
@@ -54,6 +58,7 @@ pub fn apply(config: &mut JobConfig, pairs: &[String]) -> Result<(), String> {
                 config.retry.max_backoff = Duration::from_millis(number()?)
             }
             "dead_letter.capacity" => config.dead_letter_capacity = positive()?,
+            "commit.interval.ms" => config.commit_interval = Duration::from_millis(number()?),
             other => {
                 let known: Vec<&str> = KEYS.iter().map(|(k, _)| *k).collect();
                 return Err(format!(

@@ -21,6 +21,17 @@ trait TestBroker {
     fn create_topic(&self, name: &str, partitions: i32);
     fn produce(&self, topic: &str, messages: &[(String, String)]);
     fn consume_all(&self, topic: &str, partitions: i32) -> BTreeMap<i32, Vec<(String, String)>>;
+    fn consume_records(&self, topic: &str, partitions: i32) -> Vec<Record>;
+    fn committed(&self, group: &str, topic: &str, partitions: i32) -> BTreeMap<i32, i64>;
+}
+
+/// One consumed message.
+#[derive(Debug, Clone)]
+struct Record {
+    partition: i32,
+    offset: i64,
+    key: String,
+    value: String,
 }
 
 impl TestBroker for Broker {
@@ -55,6 +66,39 @@ impl TestBroker for Broker {
 
     /// Every message of `topic`, per partition, in offset order.
     fn consume_all(&self, topic: &str, partitions: i32) -> BTreeMap<i32, Vec<(String, String)>> {
+        let mut out: BTreeMap<i32, Vec<(String, String)>> = BTreeMap::new();
+        for r in self.consume_records(topic, partitions) {
+            out.entry(r.partition).or_default().push((r.key, r.value));
+        }
+        out
+    }
+
+    /// The offsets `group` committed for `topic` (partitions without a commit are absent).
+    fn committed(&self, group: &str, topic: &str, partitions: i32) -> BTreeMap<i32, i64> {
+        let consumer: BaseConsumer = ClientConfig::new()
+            .set("bootstrap.servers", &self.address)
+            .set("group.id", group)
+            .create()
+            .expect("consumer");
+        let mut tpl = TopicPartitionList::new();
+        for p in 0..partitions {
+            tpl.add_partition(topic, p);
+        }
+        let committed = consumer
+            .committed_offsets(tpl, Duration::from_secs(10))
+            .expect("committed offsets");
+        committed
+            .elements_for_topic(topic)
+            .iter()
+            .filter_map(|e| match e.offset() {
+                Offset::Offset(o) => Some((e.partition(), o)),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// Every message of `topic` with its partition and offset, per partition in offset order.
+    fn consume_records(&self, topic: &str, partitions: i32) -> Vec<Record> {
         let consumer: BaseConsumer = ClientConfig::new()
             .set("bootstrap.servers", &self.address)
             .set("group.id", "test-reader")
@@ -72,10 +116,10 @@ impl TestBroker for Broker {
             ends.insert(p, high);
         }
         consumer.assign(&tpl).expect("assign");
-        let mut out: BTreeMap<i32, Vec<(String, String)>> = BTreeMap::new();
+        let mut out: Vec<Record> = Vec::new();
         let total: i64 = ends.values().sum();
         let started = Instant::now();
-        while (out.values().map(|v| v.len()).sum::<usize>() as i64) < total {
+        while (out.len() as i64) < total {
             assert!(
                 started.elapsed() < Duration::from_secs(30),
                 "consuming timed out"
@@ -89,9 +133,15 @@ impl TestBroker for Broker {
                     .payload()
                     .map(|v| String::from_utf8_lossy(v).into_owned())
                     .unwrap_or_default();
-                out.entry(m.partition()).or_default().push((key, value));
+                out.push(Record {
+                    partition: m.partition(),
+                    offset: m.offset(),
+                    key,
+                    value,
+                });
             }
         }
+        out.sort_by_key(|r| (r.partition, r.offset));
         out
     }
 }
@@ -339,5 +389,128 @@ fn an_unknown_topic_is_a_clear_error_naming_the_topic_and_broker() {
             broker.address
         )),
         "{stderr}"
+    );
+}
+
+/// The `id` field of a JSON message.
+fn id_of(value: &str) -> i64 {
+    let v: serde_json::Value = serde_json::from_str(value).expect("json message");
+    v["id"].as_i64().expect("id")
+}
+
+#[test]
+fn killed_mid_run_and_restarted_every_row_arrives_and_only_the_uncommitted_tail_repeats() {
+    let broker = Broker::started();
+    broker.create_topic("orders", 6);
+    broker.create_topic("big_orders", 3);
+    let n = 6000;
+    broker.produce("orders", &trades(n));
+    // Where each input id sits.
+    let input = broker.consume_records("orders", 6);
+    assert_eq!(input.len(), n);
+    let position: BTreeMap<i64, (i32, i64)> = input
+        .iter()
+        .map(|r| (id_of(&r.value), (r.partition, r.offset)))
+        .collect();
+    let expected: Vec<i64> = input
+        .iter()
+        .map(|r| {
+            let v: serde_json::Value = serde_json::from_str(&r.value).expect("json");
+            (id_of(&r.value), v["volume"].as_i64().expect("volume"))
+        })
+        .filter(|(_, volume)| *volume > 100)
+        .map(|(id, _)| id)
+        .collect();
+
+    let sql = |bounded: &str| {
+        format!(
+            "CREATE STREAM orders (id BIGINT, symbol VARCHAR, price DECIMAL(18,4), volume BIGINT,
+               ts TIMESTAMP)
+             WITH ('connector' = 'kafka', 'bootstrap.servers' = '{b}', 'topic' = 'orders',
+                   'group.id' = 'alo', 'format' = 'json', 'batch.size' = '100' {bounded});
+             CREATE STREAM big_orders WITH ('connector' = 'kafka', 'bootstrap.servers' = '{b}',
+                 'topic' = 'big_orders', 'format' = 'json', 'key' = 'symbol',
+                 'sink.rows.per.second' = '1500') AS
+               SELECT id, symbol, price, volume FROM orders WHERE volume > 100;",
+            b = broker.address
+        )
+    };
+    // First run: unbounded, slowed by its sink; killed with SIGKILL once about a third of
+    // the input is committed.
+    let mut first = Command::new(env!("CARGO_BIN_EXE_ferris-cli"))
+        .args(["run", "-e", &sql("")])
+        .args(["--parallelism", "2", "--set", "commit.interval.ms=50"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("ferris-cli starts");
+    let started = Instant::now();
+    loop {
+        let committed: i64 = broker.committed("alo", "orders", 6).values().sum();
+        if committed >= (n / 3) as i64 {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "no progress committed: {committed}"
+        );
+        if first.try_wait().expect("status").is_some() {
+            let out = first.wait_with_output().expect("output");
+            panic!("exited early: {}", String::from_utf8_lossy(&out.stderr));
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    first.kill().expect("SIGKILL");
+    first.wait().expect("reaped");
+    let at_kill = broker.committed("alo", "orders", 6);
+    let committed: i64 = at_kill.values().sum();
+    assert!(committed < n as i64, "killed before the end: {committed}");
+
+    // Second run: resumes from the committed offsets and stops at the end of the topic.
+    let out = run_cli(&sql(", 'scan.bounded' = 'latest'"), &["--parallelism", "2"]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // Everything is committed now.
+    let done = broker.committed("alo", "orders", 6);
+    let ends: BTreeMap<i32, i64> = (0..6)
+        .map(|p| {
+            let last = input.iter().filter(|r| r.partition == p).count() as i64;
+            (p, last)
+        })
+        .collect();
+    assert_eq!(done, ends);
+
+    let output = broker.consume_records("big_orders", 3);
+    let mut seen: BTreeMap<i64, usize> = BTreeMap::new();
+    for r in &output {
+        *seen.entry(id_of(&r.value)).or_default() += 1;
+    }
+    // Every selected row is there, and nothing else.
+    let mut ids: Vec<i64> = seen.keys().copied().collect();
+    let mut want = expected.clone();
+    want.sort();
+    ids.sort();
+    assert_eq!(ids, want);
+    // A row appears twice only if it sat past its partition's committed offset at the kill.
+    for (id, count) in &seen {
+        assert!(*count <= 2, "id {id} written {count} times");
+        if *count == 2 {
+            let (p, offset) = position[id];
+            let committed = at_kill.get(&p).copied().unwrap_or(0);
+            assert!(
+                offset >= committed,
+                "id {id} at {p}/{offset} was committed ({committed}) yet written twice"
+            );
+        }
+    }
+    let duplicates = output.len() - expected.len();
+    let uncommitted = n as i64 - committed;
+    assert!(
+        (duplicates as i64) <= uncommitted,
+        "{duplicates} duplicates, {uncommitted} uncommitted rows"
     );
 }

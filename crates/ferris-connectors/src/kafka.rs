@@ -22,10 +22,10 @@ use arrow::datatypes::SchemaRef;
 use arrow::record_batch::RecordBatch;
 use arrow::util::display::FormatOptions;
 use ferris_runtime::json::JsonRowEncoder;
-use ferris_runtime::{Reject, Sink, SinkError, Source, SourceError, SourcePoll};
+use ferris_runtime::{Checkpoint, Reject, Sink, SinkError, Source, SourceError, SourcePoll};
 use rdkafka::ClientContext;
 use rdkafka::config::ClientConfig;
-use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
 use rdkafka::error::KafkaError;
 use rdkafka::message::Message;
 use rdkafka::producer::{BaseProducer, BaseRecord, DeliveryResult, Producer, ProducerContext};
@@ -101,6 +101,12 @@ pub struct KafkaSource {
     end: Option<BTreeMap<i32, i64>>,
     /// Next offset to read per partition (bounded mode).
     next: BTreeMap<i32, i64>,
+    /// Next offset per partition that returned messages (what a commit covers).
+    consumed: BTreeMap<i32, i64>,
+    /// The assigned partitions (paused and resumed together).
+    assignment: TopicPartitionList,
+    /// Messages that arrived while paused, read before new ones.
+    backlog: std::collections::VecDeque<(i32, i64, Vec<u8>)>,
     /// A message of another partition than the batch being built, for the next poll.
     carry: Option<(i32, i64, Vec<u8>)>,
     /// The partition of the last batch.
@@ -146,7 +152,13 @@ impl KafkaSource {
                     .unwrap_or_else(|| format!("ferris-{name}")),
             )
             .set("enable.partition.eof", "false")
-            .set("auto.offset.reset", "earliest");
+            .set("auto.offset.reset", "earliest")
+            // Offsets are committed by the job once the rows are written (at-least-once).
+            .set("enable.auto.commit", "false")
+            .set("enable.auto.offset.store", "false")
+            // Read ahead at most this much per partition (librdkafka's default is 64 MiB):
+            // memory stays bounded by the job's channels, not by the client's prefetch.
+            .set("queued.max.messages.kbytes", "4096");
         for (k, v) in &client {
             config.set(k, v);
         }
@@ -215,6 +227,9 @@ impl KafkaSource {
             format,
             end: bounded.then_some(end),
             next,
+            consumed: BTreeMap::new(),
+            assignment: tpl,
+            backlog: std::collections::VecDeque::new(),
             carry: None,
             partition: 0,
         })
@@ -280,25 +295,26 @@ impl Source for KafkaSource {
         let mut partition: Option<i32> = None;
         let mut wait = Duration::from_millis(100);
         while positions.len() + rejects.len() < max {
-            let (part, offset, payload) = match self.carry.take() {
-                Some(m) => m,
-                None => {
-                    if self.finished() {
-                        break;
-                    }
-                    match self.consumer.poll(wait) {
-                        None => break,
-                        Some(Err(e)) => {
-                            return Err(SourceError(format!("topic '{}': {e}", self.topic)));
+            let (part, offset, payload) =
+                match self.carry.take().or_else(|| self.backlog.pop_front()) {
+                    Some(m) => m,
+                    None => {
+                        if self.finished() {
+                            break;
                         }
-                        Some(Ok(m)) => (
-                            m.partition(),
-                            m.offset(),
-                            m.payload().map(<[u8]>::to_vec).unwrap_or_default(),
-                        ),
+                        match self.consumer.poll(wait) {
+                            None => break,
+                            Some(Err(e)) => {
+                                return Err(SourceError(format!("topic '{}': {e}", self.topic)));
+                            }
+                            Some(Ok(m)) => (
+                                m.partition(),
+                                m.offset(),
+                                m.payload().map(<[u8]>::to_vec).unwrap_or_default(),
+                            ),
+                        }
                     }
-                }
-            };
+                };
             wait = Duration::ZERO;
             if let Some(end) = &self.end
                 && end.get(&part).is_some_and(|e| offset >= *e)
@@ -315,6 +331,7 @@ impl Source for KafkaSource {
                 Some(_) => {}
             }
             self.next.insert(part, offset + 1);
+            self.consumed.insert(part, offset + 1);
             match self.decode(&payload) {
                 Ok(()) => positions.push(offset as u64),
                 Err(reason) => rejects.push(Reject {
@@ -340,6 +357,53 @@ impl Source for KafkaSource {
             Ok(SourcePoll::End)
         } else {
             Ok(SourcePoll::Idle)
+        }
+    }
+
+    fn checkpoint(&self) -> Option<Checkpoint> {
+        Some(Checkpoint {
+            positions: self
+                .consumed
+                .iter()
+                .map(|(p, o)| ((*p).max(0) as u32, (*o).max(0) as u64))
+                .collect(),
+        })
+    }
+
+    fn commit(&mut self, checkpoint: &Checkpoint) -> Result<(), SourceError> {
+        if checkpoint.positions.is_empty() {
+            return Ok(());
+        }
+        let mut tpl = TopicPartitionList::new();
+        for (p, o) in &checkpoint.positions {
+            tpl.add_partition_offset(&self.topic, *p as i32, Offset::Offset(*o as i64))
+                .map_err(|e| SourceError(format!("topic '{}': {e}", self.topic)))?;
+        }
+        self.consumer
+            .commit(&tpl, CommitMode::Sync)
+            .map_err(|e| SourceError(format!("topic '{}': commit failed: {e}", self.topic)))
+    }
+
+    fn pause(&mut self) {
+        if let Err(e) = self.consumer.pause(&self.assignment) {
+            tracing::warn!(topic = %self.topic, "cannot pause the partitions: {e}");
+        }
+    }
+
+    fn keep_alive(&mut self) {
+        // Serves the client's events; a message fetched before the pause is kept.
+        if let Some(Ok(m)) = self.consumer.poll(Duration::ZERO) {
+            self.backlog.push_back((
+                m.partition(),
+                m.offset(),
+                m.payload().map(<[u8]>::to_vec).unwrap_or_default(),
+            ));
+        }
+    }
+
+    fn resume(&mut self) {
+        if let Err(e) = self.consumer.resume(&self.assignment) {
+            tracing::warn!(topic = %self.topic, "cannot resume the partitions: {e}");
         }
     }
 }

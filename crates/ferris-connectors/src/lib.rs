@@ -14,9 +14,13 @@
 //! | `file` | sink | `path` (required), `format` = `json` \| `csv` (from the extension, else `json`) |
 //! | `stdout` | sink | `format` = `auto` \| `json` \| `table` (`auto`: a table on a terminal) |
 //! | `blackhole` | sink | none (discards rows; for benchmarks) |
+//! | `kafka` | source, sink | see [`kafka`] |
+//!
+//! Every sink also takes `sink.rows.per.second` (a write-rate cap, see [`rate_limit`]).
 
 #![warn(missing_docs)]
 
+pub mod avro;
 pub mod convert;
 pub mod csv_encode;
 pub mod datagen;
@@ -26,6 +30,7 @@ pub mod file_source;
 pub mod kafka;
 pub mod nexmark_source;
 pub mod props;
+pub mod rate_limit;
 pub mod stdin_source;
 pub mod stdout_sink;
 pub mod text;
@@ -153,6 +158,36 @@ pub fn create_source(
 /// Creates the sink of query `name` (used in messages only) as configured by `props`.
 /// Relative paths resolve against `base_dir`.
 pub fn create_sink(
+    name: &str,
+    props: &BTreeMap<String, String>,
+    base_dir: &Path,
+) -> Result<Box<dyn Sink>, ConnectorError> {
+    let mut props = props.clone();
+    let rate = match props.remove(RATE_KEY) {
+        None => None,
+        Some(v) => match v.trim().parse::<u64>() {
+            Ok(n) if n > 0 => Some(n),
+            _ => {
+                return Err(ConnectorError::InvalidValue {
+                    key: RATE_KEY.into(),
+                    value: v,
+                    connector: "sink".into(),
+                    expected: "a positive whole number of rows".into(),
+                });
+            }
+        },
+    };
+    let sink = create_plain_sink(name, &props, base_dir)?;
+    Ok(match rate {
+        Some(n) => Box::new(rate_limit::RateLimited::new(sink, n)),
+        None => sink,
+    })
+}
+
+/// Any sink's write-rate cap (see [`rate_limit`]).
+const RATE_KEY: &str = "sink.rows.per.second";
+
+fn create_plain_sink(
     name: &str,
     props: &BTreeMap<String, String>,
     base_dir: &Path,

@@ -62,3 +62,9 @@ pub const OPERATOR_STATE_ROWS: &str = "ferris_operator_state_rows";
 pub const OPERATOR_STATE_BYTES: &str = "ferris_operator_state_bytes";
 /// Gauge: rows (distinct keys) of a loaded table (labels: table).
 pub const TABLE_ROWS: &str = "ferris_table_rows";
+/// Positions a source committed (Kafka offsets to its consumer group), by source.
+pub const SOURCE_COMMITS: &str = "ferris_source_commits_total";
+/// Commits that failed or were skipped (retried at the next commit point), by source.
+pub const SOURCE_COMMIT_FAILURES: &str = "ferris_source_commit_failures_total";
+/// Times a source paused its input because its pipelines were full (backpressure).
+pub const SOURCE_PAUSES: &str = "ferris_source_pauses_total";

@@ -127,6 +127,45 @@ impl Sender {
         }
     }
 
+    /// Like [`Sender::send_blocking`], but waits at most `wait` for room: `Ok(None)` when
+    /// sent, `Ok(Some(msg))` (the message back) when the channel stayed full.
+    pub fn send_blocking_within(
+        &self,
+        handle: &tokio::runtime::Handle,
+        msg: Message,
+        wait: std::time::Duration,
+    ) -> Result<Option<Message>, Closed> {
+        let n = self.permits_for(&msg);
+        match self.permits.try_acquire_many(n) {
+            Ok(p) => p.forget(),
+            Err(TryAcquireError::Closed) => return Err(Closed),
+            Err(TryAcquireError::NoPermits) => {
+                if self.tx.is_closed() {
+                    return Err(Closed);
+                }
+                if wait.is_zero() {
+                    return Ok(Some(msg));
+                }
+                let started = Instant::now();
+                let acquired = handle.block_on(async {
+                    tokio::select! {
+                        p = self.permits.acquire_many(n) => p.map(Some).map_err(|_| Closed),
+                        _ = self.tx.closed() => Err(Closed),
+                        _ = tokio::time::sleep(wait) => Ok(None),
+                    }
+                })?;
+                self.metrics
+                    .blocked_nanos
+                    .add(started.elapsed().as_nanos() as u64);
+                match acquired {
+                    Some(p) => p.forget(),
+                    None => return Ok(Some(msg)),
+                }
+            }
+        }
+        self.enqueue(msg, n).map(|()| None)
+    }
+
     /// Whether the receiver is gone.
     pub fn is_closed(&self) -> bool {
         self.tx.is_closed()
@@ -189,6 +228,7 @@ mod tests {
                 rejects: Arc::from(Vec::new()),
                 read_at: Instant::now(),
                 event: None,
+                settled: None,
             },
         })
     }

@@ -45,6 +45,10 @@ pub struct JobConfig {
     pub retry: RetryPolicy,
     /// Capacity of the dead-letter channel, in records (default 1024).
     pub dead_letter_capacity: usize,
+    /// How often a source that commits its positions (Kafka) records a commit point
+    /// (default 1 s). A point is committed once every query reading the source has durably
+    /// written, or dead-lettered, every row before it and no operator holds such a row.
+    pub commit_interval: Duration,
 }
 
 impl Default for JobConfig {
@@ -54,6 +58,7 @@ impl Default for JobConfig {
             parallelism: 1,
             retry: RetryPolicy::default(),
             dead_letter_capacity: 1024,
+            commit_interval: Duration::from_secs(1),
         }
     }
 }

@@ -28,6 +28,7 @@ use crate::dead_letter::{DeadLetterRecord, DeadLetterWriter};
 use crate::error::{ErrorStrategy, RuntimeError};
 use crate::keyed::KeyedWorker;
 use crate::operator::Operator;
+use crate::progress::{Committer, DeadLetterCounts, DeadLetterTx, Progress};
 use crate::route::Router;
 use crate::shutdown::Shutdown;
 use crate::sink::Sink;
@@ -190,7 +191,7 @@ pub(crate) struct QueryContext {
     pub(crate) name: Arc<str>,
     pub(crate) strategy: ErrorStrategy,
     pub(crate) registry: Registry,
-    pub(crate) dead_letter: Option<mpsc::Sender<DeadLetterRecord>>,
+    pub(crate) dead_letter: Option<DeadLetterTx>,
     pub(crate) rows_in: Arc<Counter>,
     pub(crate) rows_filtered: Arc<Counter>,
     pub(crate) late: Arc<Counter>,
@@ -202,7 +203,7 @@ impl QueryContext {
         name: &str,
         strategy: ErrorStrategy,
         registry: &Registry,
-        dead_letter: Option<mpsc::Sender<DeadLetterRecord>>,
+        dead_letter: Option<DeadLetterTx>,
     ) -> Self {
         let q = [("query", name)];
         QueryContext {
@@ -254,9 +255,12 @@ pub async fn run_job(
 
     // Dead-letter writer threads.
     let mut dl_senders = Vec::new();
+    let mut dl_counts = Vec::new();
     for mut writer in dead_letters {
         let (tx, mut rx) = mpsc::channel::<DeadLetterRecord>(config.dead_letter_capacity.max(1));
-        dl_senders.push(tx);
+        let counts = Arc::new(DeadLetterCounts::default());
+        dl_senders.push(DeadLetterTx::new(tx, counts.clone()));
+        dl_counts.push(counts.clone());
         let counter = registry.counter(names::DEAD_LETTER_RECORDS, &[("path", &writer.describe())]);
         blocking.push(tokio::task::spawn_blocking(
             move || -> Result<(), TaskEnd> {
@@ -266,14 +270,20 @@ pub async fn run_job(
                         reason: e,
                     })
                 };
+                let _close = CloseDeadLetters(counts.clone());
+                let mut received = 0u64;
                 while let Some(rec) = rx.blocking_recv() {
                     writer.write(&rec).map_err(|e| fail(e, writer.as_ref()))?;
+                    received += 1;
                     counter.inc();
                     if rx.is_empty() {
                         writer.flush().map_err(|e| fail(e, writer.as_ref()))?;
+                        counts.flushed(received);
                     }
                 }
-                writer.flush().map_err(|e| fail(e, writer.as_ref()))
+                writer.flush().map_err(|e| fail(e, writer.as_ref()))?;
+                counts.flushed(received);
+                Ok(())
             },
         ));
     }
@@ -314,8 +324,10 @@ pub async fn run_job(
         return Err(e);
     }
 
-    // Per source: the senders of every query reading it, one per worker.
+    // Per source: the senders of every query reading it, one per worker, and how far each
+    // of those queries has handled the source's slots.
     let mut fanout: Vec<Vec<Vec<Sender>>> = sources.iter().map(|_| Vec::new()).collect();
+    let mut progress: Vec<Vec<Arc<Progress>>> = sources.iter().map(|_| Vec::new()).collect();
     let mut contexts = Vec::new();
     for q in queries {
         let ctx = Arc::new(QueryContext::new(
@@ -352,6 +364,7 @@ pub async fn run_job(
         }
         // keyed_in[side][partition]: the receivers of one keyed partition, one per worker.
         let mut keyed_in: Vec<Vec<Vec<Receiver>>> = Vec::new();
+        let mut query_progress = Vec::new();
         for (side, (source, operators, keys)) in sides.into_iter().enumerate() {
             let mut side_in: Vec<Vec<Receiver>> = (0..parallelism).map(|_| Vec::new()).collect();
             let mut inputs = Vec::new();
@@ -395,9 +408,14 @@ pub async fn run_job(
                 tasks.spawn(worker.run());
                 inputs.push(in_tx);
             }
-            match fanout.get_mut(source) {
-                Some(f) => f.push(inputs),
-                None => {
+            let side_progress = Arc::new(Progress::default());
+            query_progress.push(side_progress.clone());
+            match (fanout.get_mut(source), progress.get_mut(source)) {
+                (Some(f), Some(p)) => {
+                    f.push(inputs);
+                    p.push(side_progress);
+                }
+                _ => {
                     return Err(RuntimeError::Internal(format!(
                         "query '{}' reads source #{source} which does not exist",
                         q.name
@@ -453,6 +471,7 @@ pub async fn run_job(
             sink: q.sink,
             inputs: outputs,
             retry: config.retry,
+            progress: query_progress,
             merge: match (&q.keyed, &q.right) {
                 (None, _) => Merge::RoundRobin,
                 (Some(k), None) => Merge::Lockstep {
@@ -475,11 +494,22 @@ pub async fn run_job(
     }
     drop(dl_senders);
 
-    for (spec, senders) in sources.into_iter().zip(fanout) {
+    for ((spec, senders), progress) in sources.into_iter().zip(fanout).zip(progress) {
         if senders.is_empty() {
             continue;
         }
+        let l = [("source", spec.name.as_str())];
+        let committer = Committer::new(
+            progress,
+            dl_counts.clone(),
+            config.commit_interval,
+            registry.counter(names::SOURCE_COMMITS, &l),
+            registry.counter(names::SOURCE_COMMIT_FAILURES, &l),
+        );
+        let pauses = registry.counter(names::SOURCE_PAUSES, &l);
         let task = SourceTask {
+            committer,
+            pauses,
             spec,
             senders,
             shutdown: shutdown.clone(),
@@ -565,4 +595,13 @@ fn report(registry: &Registry, ctx: &ReportHandle) -> QueryReport {
         r.output_failed = sink_failed + sink_dead_lettered;
     }
     r
+}
+
+/// Marks a dead-letter writer ended when its thread ends, however it ends.
+struct CloseDeadLetters(Arc<DeadLetterCounts>);
+
+impl Drop for CloseDeadLetters {
+    fn drop(&mut self) {
+        self.0.close();
+    }
 }

@@ -5,10 +5,11 @@
 use crate::channel::{Receiver, Sender};
 use crate::error::RuntimeError;
 use crate::job::{QueryContext, TaskEnd};
-use crate::message::{Message, ProcessBatch};
+use crate::message::{Message, ProcessBatch, Settled};
 use crate::operator::{Operator, OperatorError};
 use arrow::record_batch::RecordBatch;
 use ferris_observe::{Counter, Gauge, names};
+use std::collections::VecDeque;
 use std::sync::Arc;
 
 /// One keyed partition of one query.
@@ -21,8 +22,8 @@ pub(crate) struct KeyedWorker {
     pub(crate) output: Sender,
 }
 
-/// Event-time progress of one input side.
-#[derive(Debug, Clone, Copy)]
+/// Event-time and commit progress of one input side.
+#[derive(Debug, Clone)]
 struct SideState {
     next: usize,
     /// End-of-stream messages received from this side's workers (the side ended when every
@@ -31,6 +32,54 @@ struct SideState {
     ended: bool,
     idle: bool,
     watermark: i64,
+    /// Slots processed but not settled yet: (slot, largest event time of the source up to
+    /// it; `None` without event time).
+    unsettled: VecDeque<(u64, Option<i64>)>,
+    /// Every slot below this has left the state.
+    settled: u64,
+}
+
+/// At most this many unsettled slots are remembered; beyond it every other one is dropped
+/// (a later slot stands for it: its largest event time is at least as large), so commits
+/// only get coarser.
+const MAX_UNSETTLED: usize = 4096;
+
+/// Steps between two looks at what the operators hold.
+const SETTLE_EVERY: u64 = 8;
+
+impl SideState {
+    /// Settles the slots none of whose rows the operators still hold: every row of a slot
+    /// is at or below the slot's largest event time, so the slot is out of the state once
+    /// that time is below the oldest event time held. Without event time, only an empty
+    /// state settles.
+    fn settle(&mut self, oldest_held: Option<i64>) {
+        while let Some(&(slot, max_time)) = self.unsettled.front() {
+            let out = match (oldest_held, max_time) {
+                (None, _) => true,
+                (Some(oldest), Some(max)) => max < oldest,
+                (Some(_), None) => false,
+            };
+            if !out {
+                break;
+            }
+            self.unsettled.pop_front();
+            self.settled = slot.saturating_add(1);
+        }
+    }
+
+    fn remember(&mut self, slot: u64, max_time: Option<i64>) {
+        self.unsettled.push_back((slot, max_time));
+        if self.unsettled.len() > MAX_UNSETTLED {
+            let kept: VecDeque<_> = self
+                .unsettled
+                .drain(..)
+                .enumerate()
+                .filter(|(i, _)| i % 2 == 1)
+                .map(|(_, s)| s)
+                .collect();
+            self.unsettled = kept;
+        }
+    }
 }
 
 /// The watermark over the sides: the minimum over the inputs that are still open and not
@@ -85,9 +134,12 @@ impl KeyedWorker {
                 ended: false,
                 idle: false,
                 watermark: i64::MIN,
+                unsettled: VecDeque::new(),
+                settled: 0,
             })
             .collect();
         let mut watermark = i64::MIN;
+        let mut steps: u64 = 0;
         loop {
             let Some((side, msg)) = self.next_message(&sides).await else {
                 break;
@@ -139,8 +191,30 @@ impl KeyedWorker {
                     }
                     self.record(&gauges, &rows_out, &out);
                     let records = self.concat(out)?;
-                    self.send(Message::ProcessBatch(ProcessBatch { records, ..pb }))
-                        .await?;
+                    let max_time = pb.meta.event.as_ref().and_then(|e| e.max_time);
+                    sides[side].remember(pb.batch_id, max_time);
+                    // Asking the operators costs a scan of their groups: every few steps.
+                    steps += 1;
+                    if steps.is_multiple_of(SETTLE_EVERY) {
+                        let oldest = self.ops.iter().filter_map(|op| op.oldest_held()).min();
+                        for s in sides.iter_mut() {
+                            s.settle(oldest);
+                        }
+                    }
+                    let mut meta = pb.meta.clone();
+                    meta.settled = Some(Arc::new(Settled {
+                        partition: self.partition,
+                        slots: [
+                            sides[0].settled,
+                            sides.get(1).map_or(u64::MAX, |s| s.settled),
+                        ],
+                    }));
+                    self.send(Message::ProcessBatch(ProcessBatch {
+                        records,
+                        meta,
+                        ..pb
+                    }))
+                    .await?;
                     let n = self.inputs[side].len();
                     sides[side].next = (sides[side].next + 1) % n;
                 }
@@ -162,6 +236,7 @@ impl KeyedWorker {
                 rejects: Arc::from(Vec::new()),
                 read_at: std::time::Instant::now(),
                 event: None,
+                settled: None,
             },
         };
         self.send(Message::ProcessBatch(last)).await?;

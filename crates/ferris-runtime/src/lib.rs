@@ -16,6 +16,7 @@ pub mod json;
 mod keyed;
 pub mod message;
 pub mod operator;
+mod progress;
 mod route;
 pub mod shutdown;
 pub mod sink;
@@ -34,9 +35,9 @@ pub use job::{
     SourceSpec, TableLoad, TableSnapshot, run_job,
 };
 pub use message::{
-    BatchMeta, CorrelationId, EventTimeMeta, Message, ProcessBatch, Reject, TraceContext,
+    BatchMeta, CorrelationId, EventTimeMeta, Message, ProcessBatch, Reject, Settled, TraceContext,
 };
 pub use operator::{Operator, OperatorError, StateSize};
 pub use shutdown::Shutdown;
 pub use sink::{Sink, SinkError};
-pub use source::{Source, SourceError, SourcePoll};
+pub use source::{Checkpoint, Source, SourceError, SourcePoll};

@@ -60,6 +60,21 @@ pub struct BatchMeta {
     pub read_at: Instant,
     /// Event-time progress of the source at this batch, if the source declares event time.
     pub event: Option<Arc<EventTimeMeta>>,
+    /// Set by a stateful stage on its output: which input slots no longer have any effect
+    /// held in its state (see [`Settled`]). `None` on batches of stateless stages, where a
+    /// written batch settles its own slot.
+    pub settled: Option<Arc<Settled>>,
+}
+
+/// What a stateful stage (a keyed partition) reports with each output batch: for each input
+/// side, every slot below `slots[side]` has left its state, so once this batch is written
+/// those slots' rows are fully reflected in the output and the source may commit past them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Settled {
+    /// The keyed partition that reports.
+    pub partition: usize,
+    /// Per input side (0; 1 for the right input of a join): every slot below is settled.
+    pub slots: [u64; 2],
 }
 
 /// Event-time facts the source computed for one batch, row by row in arrival order, so that
@@ -71,6 +86,9 @@ pub struct EventTimeMeta {
     /// The source watermark after the batch (largest event time so far minus the declared
     /// bound; `i64::MIN` before the first row).
     pub watermark: i64,
+    /// The largest event time of any row the source sent up to and including this batch
+    /// (`None` before the first row). Every row of this and earlier batches is at or below it.
+    pub max_time: Option<i64>,
     /// Late rows: (row index, watermark when the row arrived). A row is late when its event
     /// time is below the watermark at its arrival.
     pub late: Arc<[(u32, i64)]>,

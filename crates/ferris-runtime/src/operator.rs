@@ -87,6 +87,18 @@ pub trait Operator: Send + Sync {
         StateSize::default()
     }
 
+    /// The smallest event time (epoch ms) of an input row whose effect the operator still
+    /// holds: a row not yet reflected in its output, or one it may need again (an open window
+    /// or session, a buffered or joinable row). `None` when it holds nothing.
+    ///
+    /// Offsets are committed only past rows that no operator holds (at-least-once without
+    /// state snapshots: after a restart the held rows are read again). The default is exact
+    /// for stateless operators and conservative for the others: `i64::MIN` (any row may be
+    /// held) while [`Operator::state_size`] is not zero.
+    fn oldest_held(&self) -> Option<i64> {
+        (self.state_size().rows > 0).then_some(i64::MIN)
+    }
+
     /// The input ended; emit everything still held.
     fn finish(&mut self, _out: &mut Vec<RecordBatch>) -> Result<(), OperatorError> {
         Ok(())

@@ -5,7 +5,8 @@ use crate::channel::Receiver;
 use crate::dead_letter::DeadLetterRecord;
 use crate::error::{ErrorStrategy, RuntimeError};
 use crate::job::{QueryContext, TaskEnd};
-use crate::message::{BatchMeta, Message, ProcessBatch};
+use crate::message::{BatchMeta, Message, ProcessBatch, Settled};
+use crate::progress::{CloseOnDrop, Progress};
 use crate::sink::Sink;
 use arrow::array::{ArrayRef, UInt32Array};
 use arrow::compute::{SortColumn, concat_batches, lexsort_to_indices, take_record_batch};
@@ -21,6 +22,8 @@ pub(crate) struct SinkTask {
     pub(crate) retry: crate::config::RetryPolicy,
     /// How the partitions' outputs are merged.
     pub(crate) merge: Merge,
+    /// Per input side: how far the query has durably handled the source's slots.
+    pub(crate) progress: Vec<Arc<Progress>>,
 }
 
 /// How a sink thread merges its query's partitions.
@@ -70,6 +73,11 @@ impl SinkTask {
                 &[("query", &*self.ctx.name)],
             ),
         };
+        let _close: Vec<CloseOnDrop> = self
+            .progress
+            .iter()
+            .map(|p| CloseOnDrop(p.clone()))
+            .collect();
         match self.merge {
             Merge::RoundRobin => self.run_round_robin(&m)?,
             Merge::Lockstep { order_columns } => self.run_lockstep(order_columns, &m)?,
@@ -86,7 +94,26 @@ impl SinkTask {
                 reason: format!("close failed: {e}"),
                 correlation_id: String::new(),
             })
-        })
+        })?;
+        for p in &self.progress {
+            p.finish();
+        }
+        Ok(())
+    }
+
+    /// After a write: the slots the stateful stage settled are done (per side, the minimum
+    /// over the keyed partitions' latest reports).
+    fn settle(&self, latest: &mut [[u64; 2]], reports: impl IntoIterator<Item = Settled>) {
+        for s in reports {
+            if let Some(l) = latest.get_mut(s.partition) {
+                *l = s.slots;
+            }
+        }
+        for (side, p) in self.progress.iter().enumerate() {
+            if let Some(min) = latest.iter().map(|l| l[side.min(1)]).min() {
+                p.advance(min);
+            }
+        }
     }
 
     /// Stateless queries: slot k comes from partition k mod N.
@@ -116,7 +143,12 @@ impl SinkTask {
                     break;
                 }
                 Some(Message::Watermark(_)) => {}
-                Some(Message::ProcessBatch(pb)) => self.write(&pb, m)?,
+                Some(Message::ProcessBatch(pb)) => {
+                    self.write(&pb, m)?;
+                    if let Some(p) = self.progress.first() {
+                        p.advance(pb.batch_id.saturating_add(1));
+                    }
+                }
             }
             next = (next + 1) % n;
         }
@@ -131,6 +163,7 @@ impl SinkTask {
         m: &SinkMetrics,
     ) -> Result<(), TaskEnd> {
         let mut ended = 0;
+        let mut latest = vec![[0u64; 2]; partitions];
         while ended < partitions {
             let Some(rx) = self.inputs.first_mut() else {
                 return Err(internal("a funnel sink without an input"));
@@ -140,9 +173,11 @@ impl SinkTask {
                 Some(Message::EndOfStream) => ended += 1,
                 Some(Message::Watermark(_)) => {}
                 Some(Message::ProcessBatch(pb)) => {
+                    let settled = pb.meta.settled.as_deref().copied();
                     if let Some(out) = merge_step(vec![pb], order_columns)? {
                         self.write(&out, m)?;
                     }
+                    self.settle(&mut latest, settled);
                 }
             }
         }
@@ -152,6 +187,7 @@ impl SinkTask {
     /// Keyed queries: every partition answers every step; the step's rows are merged by
     /// the order columns, so the output does not depend on the number of partitions.
     fn run_lockstep(&mut self, order_columns: usize, m: &SinkMetrics) -> Result<(), TaskEnd> {
+        let mut latest = vec![[0u64; 2]; self.inputs.len()];
         loop {
             let mut parts = Vec::with_capacity(self.inputs.len());
             let mut ended = 0;
@@ -171,10 +207,14 @@ impl SinkTask {
             if ended > 0 {
                 return Err(internal("keyed partitions ended at different steps"));
             }
-            let Some(merged) = merge_step(parts, order_columns)? else {
-                continue;
-            };
-            self.write(&merged, m)?;
+            let settled: Vec<Settled> = parts
+                .iter()
+                .filter_map(|p| p.meta.settled.as_deref().copied())
+                .collect();
+            if let Some(merged) = merge_step(parts, order_columns)? {
+                self.write(&merged, m)?;
+            }
+            self.settle(&mut latest, settled);
         }
     }
 

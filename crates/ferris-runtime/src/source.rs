@@ -27,6 +27,14 @@ pub enum SourcePoll {
     End,
 }
 
+/// Where a source resumes: the next position of each partition (Kafka: partition → next
+/// offset).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Checkpoint {
+    /// (partition, next position), by partition.
+    pub positions: Vec<(u32, u64)>,
+}
+
 /// A reader of rows in a declared schema.
 pub trait Source: Send {
     /// Where positions point, e.g. `data/trades.csv`, `stdin`, `datagen(trades)`.
@@ -48,4 +56,27 @@ pub trait Source: Send {
     /// Reads up to `max_rows` rows. The location (and partition) of the returned batch are
     /// read right after the poll, so a source may change them from batch to batch.
     fn poll(&mut self, max_rows: usize) -> Result<SourcePoll, SourceError>;
+
+    /// Where the source would resume if every row returned so far were handled; `None` for
+    /// sources that do not commit positions (files, generators).
+    fn checkpoint(&self) -> Option<Checkpoint> {
+        None
+    }
+
+    /// Every row before `checkpoint` is handled: make it the resume point (Kafka commits the
+    /// offsets to its consumer group).
+    fn commit(&mut self, _checkpoint: &Checkpoint) -> Result<(), SourceError> {
+        Ok(())
+    }
+
+    /// The pipelines are full: stop fetching (Kafka pauses its partitions, so nothing is
+    /// buffered in the client meanwhile) until [`Source::resume`].
+    fn pause(&mut self) {}
+
+    /// Called regularly while paused: serve the client (heartbeats, rebalances) without
+    /// returning rows.
+    fn keep_alive(&mut self) {}
+
+    /// Fetch again after [`Source::pause`].
+    fn resume(&mut self) {}
 }

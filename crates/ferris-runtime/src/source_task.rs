@@ -7,6 +7,7 @@ use crate::job::{SourceSpec, TaskEnd};
 use crate::message::{
     BatchMeta, CorrelationId, EventTimeMeta, Message, ProcessBatch, TraceContext,
 };
+use crate::progress::Committer;
 use crate::shutdown::Shutdown;
 use crate::source::SourcePoll;
 use arrow::array::{Array, AsArray};
@@ -122,6 +123,7 @@ impl WatermarkTracker {
         }
         self.max_seen.insert(partition, max);
         self.late.add(late.len() as u64);
+        let max_time = self.max_time();
         let watermark = self.watermark();
         if watermark > i64::MIN {
             self.gauge.set(watermark);
@@ -129,10 +131,16 @@ impl WatermarkTracker {
         Ok(EventTimeMeta {
             column: self.column.clone(),
             watermark,
+            max_time,
             late: late.into(),
             null_time: null_time.into(),
             idle: false,
         })
+    }
+
+    /// The largest event time seen on any partition.
+    fn max_time(&self) -> Option<i64> {
+        self.max_seen.values().flatten().max().copied()
     }
 
     /// The facts of an idle heartbeat: no rows, the current watermark, marked idle.
@@ -140,6 +148,7 @@ impl WatermarkTracker {
         EventTimeMeta {
             column: self.column.clone(),
             watermark: self.watermark(),
+            max_time: self.max_time(),
             late: Arc::from(Vec::new()),
             null_time: Arc::from(Vec::new()),
             idle: true,
@@ -154,6 +163,10 @@ pub(crate) struct SourceTask {
     pub(crate) handle: Handle,
     pub(crate) job_id: u32,
     pub(crate) registry: Registry,
+    /// Commits the source's positions as the queries finish with them.
+    pub(crate) committer: Committer,
+    /// Counts pauses for backpressure.
+    pub(crate) pauses: Arc<Counter>,
 }
 
 impl SourceTask {
@@ -217,10 +230,13 @@ impl SourceTask {
                         rejects: rejects.into(),
                         read_at: Instant::now(),
                         event,
+                        settled: None,
                     };
                     if let Err(e) = self.send_batch(&mut slot, records, meta) {
                         break Err(e);
                     }
+                    self.committer.sent(slot, self.spec.source.as_ref());
+                    self.committer.commit_ready(self.spec.source.as_mut());
                 }
                 Ok(SourcePoll::Idle) => {
                     let since = *idle_since.get_or_insert_with(Instant::now);
@@ -239,12 +255,15 @@ impl SourceTask {
                             rejects: Arc::from(Vec::new()),
                             read_at: Instant::now(),
                             event: Some(Arc::new(t.idle())),
+                            settled: None,
                         };
                         let empty = RecordBatch::new_empty(schema.clone());
                         if let Err(e) = self.send_batch(&mut slot, empty, meta) {
                             break Err(e);
                         }
                     }
+                    self.committer.sent(slot, self.spec.source.as_ref());
+                    self.committer.commit_ready(self.spec.source.as_mut());
                     std::thread::sleep(idle_wait);
                     idle_wait = (idle_wait * 2).min(Duration::from_millis(50));
                 }
@@ -259,6 +278,8 @@ impl SourceTask {
                     .map_err(|_| TaskEnd::Aborted)?;
             }
         }
+        // Commit what the queries finish with (everything, unless one of them failed).
+        self.committer.finish(slot, self.spec.source.as_mut());
         Ok(())
     }
 
@@ -282,11 +303,33 @@ impl SourceTask {
         Ok(())
     }
 
+    /// Sends `msg` to the slot's worker of every query. While a worker's inbox is full the
+    /// source is paused (Kafka stops fetching) and kept alive, instead of reading ahead.
     fn send_slot(&mut self, slot: u64, msg: Message) -> Result<(), TaskEnd> {
+        let mut paused = false;
         for query in &self.senders {
             let tx = &query[(slot % query.len() as u64) as usize];
-            tx.send_blocking(&self.handle, msg.clone())
-                .map_err(|_| TaskEnd::Aborted)?;
+            let mut pending = msg.clone();
+            let mut wait = Duration::ZERO;
+            loop {
+                match tx.send_blocking_within(&self.handle, pending, wait) {
+                    Ok(None) => break,
+                    Ok(Some(back)) => {
+                        pending = back;
+                        if !paused {
+                            paused = true;
+                            self.pauses.inc();
+                            self.spec.source.pause();
+                        }
+                        self.spec.source.keep_alive();
+                        wait = Duration::from_millis(50);
+                    }
+                    Err(_) => return Err(TaskEnd::Aborted),
+                }
+            }
+        }
+        if paused {
+            self.spec.source.resume();
         }
         Ok(())
     }

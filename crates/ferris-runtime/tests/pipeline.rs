@@ -105,6 +105,7 @@ fn run(s: Setup) -> Outcome {
                 max_backoff: Duration::from_millis(2),
             },
             dead_letter_capacity: 16,
+            ..JobConfig::default()
         },
     };
     let registry = Registry::new();

@@ -378,6 +378,14 @@ impl Operator for SessionAggregate {
         }
     }
 
+    fn oldest_held(&self) -> Option<i64> {
+        // Sessions of a group are sorted by start.
+        self.sessions
+            .values()
+            .filter_map(|s| s.front().map(|s| s.start))
+            .min()
+    }
+
     fn finish(&mut self, out: &mut Vec<RecordBatch>) -> Result<(), OperatorError> {
         let result = self.close(None, out);
         self.sessions.clear();

@@ -152,6 +152,11 @@ impl PaneWindows {
     }
 
     /// Number of frozen (pane, group) entries.
+    /// The start of the oldest frozen pane.
+    pub(crate) fn oldest(&self) -> Option<i64> {
+        self.frozen.keys().next().copied()
+    }
+
     pub(crate) fn entries(&self) -> usize {
         self.entries
     }

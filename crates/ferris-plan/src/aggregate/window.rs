@@ -348,6 +348,16 @@ impl Operator for WindowAggregate {
         }
     }
 
+    fn oldest_held(&self) -> Option<i64> {
+        if matches!(self.buckets, Buckets::Global) {
+            return (self.live_entries > 0).then_some(i64::MIN);
+        }
+        // A bucket (window or pane) starts at or before every row it holds.
+        let live = self.live.keys().next().copied();
+        let frozen = self.panes.as_ref().and_then(PaneWindows::oldest);
+        live.into_iter().chain(frozen).min()
+    }
+
     fn finish(&mut self, out: &mut Vec<RecordBatch>) -> Result<(), OperatorError> {
         let mut emitted = Emitted::new(self.spec.aggregates.len());
         let mut released = Vec::new();

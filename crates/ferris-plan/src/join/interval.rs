@@ -320,6 +320,14 @@ impl Operator for IntervalJoinOp {
         }
     }
 
+    fn oldest_held(&self) -> Option<i64> {
+        self.left
+            .oldest()
+            .into_iter()
+            .chain(self.right.oldest())
+            .min()
+    }
+
     fn finish(&mut self, out: &mut Vec<RecordBatch>) -> Result<(), OperatorError> {
         self.evict(None, out)
     }

@@ -236,6 +236,10 @@ impl Operator for OverOperator {
         self.size
     }
 
+    fn oldest_held(&self) -> Option<i64> {
+        self.partitions.values().filter_map(Partition::oldest).min()
+    }
+
     fn finish(&mut self, out: &mut Vec<RecordBatch>) -> Result<(), OperatorError> {
         self.advance(None, out)?;
         self.partitions.clear();

@@ -85,6 +85,12 @@ impl Partition {
         self.pending.push((batch, ts));
     }
 
+    /// The event time of the earliest row held (pending or settled).
+    pub(crate) fn oldest(&self) -> Option<i64> {
+        let pending = (!self.pending.is_empty()).then_some(self.pending_min);
+        pending.into_iter().chain(self.store.oldest()).min()
+    }
+
     /// Whether the partition holds no rows.
     pub(crate) fn is_empty(&self) -> bool {
         self.pending.is_empty() && self.store.len() == 0

@@ -53,6 +53,11 @@ impl Store {
         }
     }
 
+    /// The event time of the earliest row held (rows are in event-time order).
+    pub(crate) fn oldest(&self) -> Option<i64> {
+        self.ts.front().copied()
+    }
+
     /// One past the number of the last settled row (= rows settled so far).
     pub(crate) fn end(&self) -> u64 {
         self.first + self.ts.len() as u64

@@ -206,6 +206,11 @@ impl SideStore {
     }
 
     /// Removes every row with event time below `cutoff`, calling `evicted` for each.
+    /// The event time of the earliest row held.
+    pub(super) fn oldest(&self) -> Option<i64> {
+        self.expiry.peek().map(|Reverse((time, _))| *time)
+    }
+
     pub(super) fn evict_before(&mut self, cutoff: i128, mut evicted: impl FnMut(&Entry)) {
         let mut touched = Vec::new();
         while let Some(&Reverse((time, slot))) = self.expiry.peek() {

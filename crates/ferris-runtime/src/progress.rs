@@ -1,0 +1,249 @@
+//! Commit progress: how far each query has durably handled a source's slots, and how far
+//! the dead-letter writers have flushed, so that a source commits a position only when every
+//! row before it is in an output, a dead-letter sink or a counted skip (at-least-once).
+//!
+//! A sink thread advances its [`Progress`] after each write: every slot below the value is
+//! done (for a keyed query, only the slots its stateful stage reports settled, see
+//! [`crate::message::Settled`]). The source thread records a [`Checkpoint`] now and then with
+//! the slot it was taken at, and commits the newest one that every query has passed.
+
+use crate::dead_letter::DeadLetterRecord;
+use crate::source::{Checkpoint, Source};
+use ferris_observe::Counter;
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+use tokio::sync::mpsc;
+
+/// How far one query (one input side of it) has durably handled a source's slots.
+#[derive(Debug, Default)]
+pub(crate) struct Progress {
+    /// Every slot below this is done.
+    done_before: AtomicU64,
+    /// The sink thread ended (successfully or not); the value no longer moves.
+    closed: AtomicBool,
+}
+
+impl Progress {
+    /// Every slot below `slot` is done.
+    pub(crate) fn advance(&self, slot: u64) {
+        self.done_before.fetch_max(slot, Ordering::AcqRel);
+    }
+
+    /// The query wrote everything and closed its sink.
+    pub(crate) fn finish(&self) {
+        self.advance(u64::MAX);
+    }
+
+    /// The sink thread ended (after [`Progress::finish`] when it succeeded).
+    pub(crate) fn close(&self) {
+        self.closed.store(true, Ordering::Release);
+    }
+
+    fn done_before(&self) -> u64 {
+        self.done_before.load(Ordering::Acquire)
+    }
+
+    fn is_closed(&self) -> bool {
+        self.closed.load(Ordering::Acquire)
+    }
+}
+
+/// Closes a [`Progress`] when the sink thread ends, however it ends.
+pub(crate) struct CloseOnDrop(pub(crate) Arc<Progress>);
+
+impl Drop for CloseOnDrop {
+    fn drop(&mut self) {
+        self.0.close();
+    }
+}
+
+/// Records sent to and flushed by one dead-letter writer.
+#[derive(Debug, Default)]
+pub(crate) struct DeadLetterCounts {
+    sent: AtomicU64,
+    flushed: AtomicU64,
+    /// The writer thread ended.
+    closed: AtomicBool,
+}
+
+impl DeadLetterCounts {
+    /// The writer flushed `n` records in all.
+    pub(crate) fn flushed(&self, n: u64) {
+        self.flushed.store(n, Ordering::Release);
+    }
+
+    /// The writer thread ended.
+    pub(crate) fn close(&self) {
+        self.closed.store(true, Ordering::Release);
+    }
+}
+
+/// The sending side of a dead-letter writer's channel; counts what it sends.
+#[derive(Debug, Clone)]
+pub(crate) struct DeadLetterTx {
+    tx: mpsc::Sender<DeadLetterRecord>,
+    counts: Arc<DeadLetterCounts>,
+}
+
+/// The dead-letter writer went away.
+#[derive(Debug)]
+pub(crate) struct DeadLetterClosed;
+
+impl DeadLetterTx {
+    pub(crate) fn new(tx: mpsc::Sender<DeadLetterRecord>, counts: Arc<DeadLetterCounts>) -> Self {
+        DeadLetterTx { tx, counts }
+    }
+
+    /// Sends a record, waiting for room.
+    pub(crate) async fn send(&self, record: DeadLetterRecord) -> Result<(), DeadLetterClosed> {
+        self.counts.sent.fetch_add(1, Ordering::AcqRel);
+        self.tx.send(record).await.map_err(|_| DeadLetterClosed)
+    }
+
+    /// Sends a record from a blocking thread.
+    pub(crate) fn blocking_send(&self, record: DeadLetterRecord) -> Result<(), DeadLetterClosed> {
+        self.counts.sent.fetch_add(1, Ordering::AcqRel);
+        self.tx.blocking_send(record).map_err(|_| DeadLetterClosed)
+    }
+}
+
+/// The source thread's side: commit points waiting for the queries to pass them.
+pub(crate) struct Committer {
+    /// One per query side reading the source.
+    progress: Vec<Arc<Progress>>,
+    dead_letters: Vec<Arc<DeadLetterCounts>>,
+    /// (slot, checkpoint): the checkpoint covers every slot below `slot`.
+    pending: VecDeque<(u64, Checkpoint)>,
+    interval: Duration,
+    last_point: Instant,
+    commits: Arc<Counter>,
+    failures: Arc<Counter>,
+}
+
+/// At most this many commit points wait; beyond it every other one is dropped (a later
+/// point covers the dropped one, so commits only get coarser).
+const MAX_PENDING: usize = 4096;
+
+impl Committer {
+    pub(crate) fn new(
+        progress: Vec<Arc<Progress>>,
+        dead_letters: Vec<Arc<DeadLetterCounts>>,
+        interval: Duration,
+        commits: Arc<Counter>,
+        failures: Arc<Counter>,
+    ) -> Self {
+        Committer {
+            progress,
+            dead_letters,
+            pending: VecDeque::new(),
+            interval,
+            last_point: Instant::now(),
+            commits,
+            failures,
+        }
+    }
+
+    /// Every slot below this is done by every query.
+    fn frontier(&self) -> u64 {
+        self.progress
+            .iter()
+            .map(|p| p.done_before())
+            .min()
+            .unwrap_or(u64::MAX)
+    }
+
+    /// After slot `next - 1` was sent: records a commit point if the interval passed.
+    pub(crate) fn sent(&mut self, next: u64, source: &dyn Source) {
+        if self.last_point.elapsed() < self.interval {
+            return;
+        }
+        self.point(next, source);
+    }
+
+    fn point(&mut self, next: u64, source: &dyn Source) {
+        self.last_point = Instant::now();
+        let Some(checkpoint) = source.checkpoint() else {
+            return;
+        };
+        if self.pending.back().is_some_and(|(_, c)| *c == checkpoint) {
+            return;
+        }
+        self.pending.push_back((next, checkpoint));
+        if self.pending.len() > MAX_PENDING {
+            let kept: VecDeque<_> = self
+                .pending
+                .drain(..)
+                .enumerate()
+                .filter(|(i, _)| i % 2 == 1)
+                .map(|(_, p)| p)
+                .collect();
+            self.pending = kept;
+        }
+    }
+
+    /// Commits the newest point every query has passed, if any.
+    pub(crate) fn commit_ready(&mut self, source: &mut dyn Source) {
+        let frontier = self.frontier();
+        let mut ready = None;
+        while self
+            .pending
+            .front()
+            .is_some_and(|(slot, _)| *slot <= frontier)
+        {
+            ready = self.pending.pop_front();
+        }
+        let Some((_, checkpoint)) = ready else {
+            return;
+        };
+        // Rows dead-lettered before the point must be on disk before it is committed.
+        if !self.dead_letters_flushed() {
+            tracing::warn!("dead letters not flushed in time; commit skipped");
+            self.failures.inc();
+            return;
+        }
+        match source.commit(&checkpoint) {
+            Ok(()) => self.commits.inc(),
+            Err(e) => {
+                self.failures.inc();
+                tracing::warn!("commit failed (retried at the next point): {e}");
+            }
+        }
+    }
+
+    /// Waits until every dead-letter writer flushed what was sent to it so far.
+    fn dead_letters_flushed(&self) -> bool {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        self.dead_letters.iter().all(|d| {
+            let target = d.sent.load(Ordering::Acquire);
+            loop {
+                if d.flushed.load(Ordering::Acquire) >= target {
+                    return true;
+                }
+                if d.closed.load(Ordering::Acquire) || Instant::now() >= deadline {
+                    return false;
+                }
+                std::thread::sleep(Duration::from_millis(1));
+            }
+        })
+    }
+
+    /// At the end of the input (slot `next` was never sent): waits until every query passed
+    /// the end or stopped, then commits the last point they reached.
+    pub(crate) fn finish(&mut self, next: u64, source: &mut dyn Source) {
+        self.point(next, source);
+        loop {
+            let frontier = self.frontier();
+            let all_stopped = self
+                .progress
+                .iter()
+                .all(|p| p.is_closed() || p.done_before() >= next);
+            if frontier >= next || all_stopped {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        self.commit_ready(source);
+    }
+}
