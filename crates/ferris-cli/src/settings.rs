@@ -25,7 +25,7 @@ pub const KEYS: &[(&str, &str)] = &[
     ),
     (
         "commit.interval.ms",
-        "how often Kafka sources record a commit point, in ms (default 1000)",
+        "least time between two Kafka offset commits, in ms (default 1000)",
     ),
 ];
 

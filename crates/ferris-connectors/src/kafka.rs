@@ -17,6 +17,7 @@
 
 use crate::ConnectorError;
 use crate::decode::RowDecoder;
+use crate::kafka_progress::{ProgressTopic, Resumed};
 use crate::props::Props;
 use arrow::datatypes::SchemaRef;
 use arrow::record_batch::RecordBatch;
@@ -105,6 +106,10 @@ pub struct KafkaSource {
     consumed: BTreeMap<i32, i64>,
     /// The assigned partitions (paused and resumed together).
     assignment: TopicPartitionList,
+    /// Where event-time progress is stored beside the committed offsets.
+    progress: ProgressTopic,
+    /// What was stored with the committed offsets this source resumed from.
+    resumed: Resumed,
     /// Messages that arrived while paused, read before new ones.
     backlog: std::collections::VecDeque<(i32, i64, Vec<u8>)>,
     /// A message of another partition than the batch being built, for the next poll.
@@ -142,15 +147,14 @@ impl KafkaSource {
             Some(s) if s == "latest" => true,
             Some(s) => return Err(p.invalid("scan.bounded", &s, "'latest'")),
         };
+        let group = p
+            .get("group.id")
+            .map(str::to_string)
+            .unwrap_or_else(|| format!("ferris-{name}"));
         let mut config = ClientConfig::new();
         config
             .set("bootstrap.servers", p.required("bootstrap.servers")?)
-            .set(
-                "group.id",
-                p.get("group.id")
-                    .map(str::to_string)
-                    .unwrap_or_else(|| format!("ferris-{name}")),
-            )
+            .set("group.id", &group)
             .set("enable.partition.eof", "false")
             .set("auto.offset.reset", "earliest")
             // Offsets are committed by the job once the rows are written (at-least-once).
@@ -206,13 +210,30 @@ impl KafkaSource {
         consumer
             .assign(&tpl)
             .map_err(|e| kafka_err("cannot assign partitions", e))?;
-        if bounded && startup == Startup::Committed {
-            // Where each partition resumes, to know when it has reached its end.
+        let mut base = ClientConfig::new();
+        base.set("bootstrap.servers", p.required("bootstrap.servers")?);
+        for (k, v) in &client {
+            base.set(k, v);
+        }
+        let progress = ProgressTopic::new(&base, &group);
+        let mut resumed = Resumed::default();
+        if startup == Startup::Committed {
+            // Where each partition resumes (to know when a bounded read reached its end), and
+            // the event time stored with it.
             if let Ok(committed) = consumer.committed(METADATA_TIMEOUT) {
+                let mut at = BTreeMap::new();
                 for e in committed.elements_for_topic(&topic) {
                     if let Offset::Offset(o) = e.offset() {
                         next.insert(e.partition(), o);
+                        at.insert(e.partition(), o);
                     }
+                }
+                if !at.is_empty() {
+                    resumed = progress.load(&topic, &at).map_err(|e| {
+                        ConnectorError::Schema(format!(
+                            "cannot read where topic '{topic}' stopped: {e}"
+                        ))
+                    })?;
                 }
             }
         }
@@ -228,6 +249,8 @@ impl KafkaSource {
             end: bounded.then_some(end),
             next,
             consumed: BTreeMap::new(),
+            resumed,
+            progress,
             assignment: tpl,
             backlog: std::collections::VecDeque::new(),
             carry: None,
@@ -367,12 +390,27 @@ impl Source for KafkaSource {
                 .iter()
                 .map(|(p, o)| ((*p).max(0) as u32, (*o).max(0) as u64))
                 .collect(),
+            event_times: Vec::new(),
+            query_watermarks: Vec::new(),
         })
+    }
+
+    fn resumed_event_times(&self) -> Vec<(u32, i64)> {
+        self.resumed.event_times.clone()
+    }
+
+    fn resumed_query_watermarks(&self) -> Vec<(String, i64)> {
+        self.resumed.query_watermarks.clone()
     }
 
     fn commit(&mut self, checkpoint: &Checkpoint) -> Result<(), SourceError> {
         if checkpoint.positions.is_empty() {
             return Ok(());
+        }
+        if !checkpoint.event_times.is_empty() || !checkpoint.query_watermarks.is_empty() {
+            self.progress
+                .store(&self.topic, checkpoint)
+                .map_err(SourceError)?;
         }
         let mut tpl = TopicPartitionList::new();
         for (p, o) in &checkpoint.positions {

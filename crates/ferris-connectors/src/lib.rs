@@ -28,6 +28,7 @@ pub mod decode;
 pub mod file_sink;
 pub mod file_source;
 pub mod kafka;
+mod kafka_progress;
 pub mod nexmark_source;
 pub mod props;
 pub mod rate_limit;

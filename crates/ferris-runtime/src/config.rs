@@ -45,9 +45,10 @@ pub struct JobConfig {
     pub retry: RetryPolicy,
     /// Capacity of the dead-letter channel, in records (default 1024).
     pub dead_letter_capacity: usize,
-    /// How often a source that commits its positions (Kafka) records a commit point
-    /// (default 1 s). A point is committed once every query reading the source has durably
-    /// written, or dead-lettered, every row before it and no operator holds such a row.
+    /// Least time between two commits of a source that commits its positions (Kafka)
+    /// (default 1 s). The position after each batch is a commit point; a point is committed
+    /// once every query reading the source has durably written, or dead-lettered, every row
+    /// before it and no operator holds such a row.
     pub commit_interval: Duration,
 }
 

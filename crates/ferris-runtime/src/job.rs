@@ -324,6 +324,14 @@ pub async fn run_job(
         return Err(e);
     }
 
+    // After a restart from committed positions: how far each keyed query wrote.
+    let mut resumed: std::collections::HashMap<String, i64> = std::collections::HashMap::new();
+    for s in &sources {
+        for (query, wm) in s.source.resumed_query_watermarks() {
+            let e = resumed.entry(query).or_insert(wm);
+            *e = (*e).max(wm);
+        }
+    }
     // Per source: the senders of every query reading it, one per worker, and how far each
     // of those queries has handled the source's slots.
     let mut fanout: Vec<Vec<Vec<Sender>>> = sources.iter().map(|_| Vec::new()).collect();
@@ -408,7 +416,7 @@ pub async fn run_job(
                 tasks.spawn(worker.run());
                 inputs.push(in_tx);
             }
-            let side_progress = Arc::new(Progress::default());
+            let side_progress = Arc::new(Progress::new(ctx.name.clone()));
             query_progress.push(side_progress.clone());
             match (fanout.get_mut(source), progress.get_mut(source)) {
                 (Some(f), Some(p)) => {
@@ -455,7 +463,12 @@ pub async fn run_job(
                         out_tx
                     }
                 };
-                let ops = (stage.operators)().map_err(RuntimeError::Internal)?;
+                let mut ops = (stage.operators)().map_err(RuntimeError::Internal)?;
+                if let Some(wm) = resumed.get(q.name.as_str()) {
+                    for op in ops.iter_mut() {
+                        op.resume_after(*wm);
+                    }
+                }
                 let worker = KeyedWorker {
                     ctx: ctx.clone(),
                     partition: p,

@@ -208,6 +208,7 @@ impl KeyedWorker {
                             sides[0].settled,
                             sides.get(1).map_or(u64::MAX, |s| s.settled),
                         ],
+                        watermark,
                     }));
                     self.send(Message::ProcessBatch(ProcessBatch {
                         records,

@@ -75,6 +75,9 @@ pub struct Settled {
     pub partition: usize,
     /// Per input side (0; 1 for the right input of a join): every slot below is settled.
     pub slots: [u64; 2],
+    /// The stage's watermark after this step: its results up to it are in this or earlier
+    /// batches.
+    pub watermark: i64,
 }
 
 /// Event-time facts the source computed for one batch, row by row in arrival order, so that

@@ -99,6 +99,14 @@ pub trait Operator: Send + Sync {
         (self.state_size().rows > 0).then_some(i64::MIN)
     }
 
+    /// The job restarted from committed offsets, and every result of this operator for
+    /// event time up to `watermark` was written before the restart: emit none of them again
+    /// (a window ending at or before it would now hold only the rows read again, a part of
+    /// what was written). Later results are complete: rows they need were never committed.
+    /// The default does nothing (stateless operators; joins, whose results are single
+    /// matches, may repeat whole).
+    fn resume_after(&mut self, _watermark: i64) {}
+
     /// The input ended; emit everything still held.
     fn finish(&mut self, _out: &mut Vec<RecordBatch>) -> Result<(), OperatorError> {
         Ok(())

@@ -9,23 +9,43 @@
 
 use crate::dead_letter::DeadLetterRecord;
 use crate::source::{Checkpoint, Source};
+use crate::source_task::WatermarkTracker;
 use ferris_observe::Counter;
 use std::collections::VecDeque;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 
 /// How far one query (one input side of it) has durably handled a source's slots.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(crate) struct Progress {
+    /// The query.
+    query: Arc<str>,
     /// Every slot below this is done.
     done_before: AtomicU64,
+    /// A keyed query's results up to this event time are written (`i64::MIN`: none yet, or
+    /// not keyed).
+    written_through: AtomicI64,
     /// The sink thread ended (successfully or not); the value no longer moves.
     closed: AtomicBool,
 }
 
 impl Progress {
+    pub(crate) fn new(query: Arc<str>) -> Self {
+        Progress {
+            query,
+            done_before: AtomicU64::new(0),
+            written_through: AtomicI64::new(i64::MIN),
+            closed: AtomicBool::new(false),
+        }
+    }
+
+    /// A keyed query wrote its results up to event time `watermark`.
+    pub(crate) fn written_through(&self, watermark: i64) {
+        self.written_through.fetch_max(watermark, Ordering::AcqRel);
+    }
+
     /// Every slot below `slot` is done.
     pub(crate) fn advance(&self, slot: u64) {
         self.done_before.fetch_max(slot, Ordering::AcqRel);
@@ -116,14 +136,17 @@ pub(crate) struct Committer {
     dead_letters: Vec<Arc<DeadLetterCounts>>,
     /// (slot, checkpoint): the checkpoint covers every slot below `slot`.
     pending: VecDeque<(u64, Checkpoint)>,
+    /// Least time between two commits.
     interval: Duration,
-    last_point: Instant,
+    last_commit: Instant,
+    /// The last point committed.
+    committed: Option<Checkpoint>,
     commits: Arc<Counter>,
     failures: Arc<Counter>,
 }
 
-/// At most this many commit points wait; beyond it every other one is dropped (a later
-/// point covers the dropped one, so commits only get coarser).
+/// At most this many commit points wait (one per slot sent); beyond it every other one is
+/// dropped (a later point covers the dropped one, so commits only get coarser).
 const MAX_PENDING: usize = 4096;
 
 impl Committer {
@@ -139,7 +162,8 @@ impl Committer {
             dead_letters,
             pending: VecDeque::new(),
             interval,
-            last_point: Instant::now(),
+            last_commit: Instant::now(),
+            committed: None,
             commits,
             failures,
         }
@@ -154,19 +178,22 @@ impl Committer {
             .unwrap_or(u64::MAX)
     }
 
-    /// After slot `next - 1` was sent: records a commit point if the interval passed.
-    pub(crate) fn sent(&mut self, next: u64, source: &dyn Source) {
-        if self.last_point.elapsed() < self.interval {
+    /// After slot `next - 1` was sent: records the source's position as a commit point.
+    pub(crate) fn sent(
+        &mut self,
+        next: u64,
+        source: &dyn Source,
+        tracker: Option<&WatermarkTracker>,
+    ) {
+        if self.pending.back().is_some_and(|(slot, _)| *slot >= next) {
             return;
         }
-        self.point(next, source);
-    }
-
-    fn point(&mut self, next: u64, source: &dyn Source) {
-        self.last_point = Instant::now();
-        let Some(checkpoint) = source.checkpoint() else {
+        let Some(mut checkpoint) = source.checkpoint() else {
             return;
         };
+        if let Some(t) = tracker {
+            checkpoint.event_times = t.event_times();
+        }
         if self.pending.back().is_some_and(|(_, c)| *c == checkpoint) {
             return;
         }
@@ -183,8 +210,17 @@ impl Committer {
         }
     }
 
-    /// Commits the newest point every query has passed, if any.
+    /// Commits the newest point every query has passed, if the commit interval has passed
+    /// since the last commit.
     pub(crate) fn commit_ready(&mut self, source: &mut dyn Source) {
+        if self.last_commit.elapsed() < self.interval {
+            return;
+        }
+        self.force_commit(source);
+    }
+
+    /// Commits the newest point every query has passed, whenever the last commit was.
+    fn force_commit(&mut self, source: &mut dyn Source) {
         let frontier = self.frontier();
         let mut ready = None;
         while self
@@ -197,6 +233,22 @@ impl Committer {
         let Some((_, checkpoint)) = ready else {
             return;
         };
+        let mut checkpoint = checkpoint;
+        checkpoint.query_watermarks = self
+            .progress
+            .iter()
+            .map(|p| {
+                (
+                    p.query.to_string(),
+                    p.written_through.load(Ordering::Acquire),
+                )
+            })
+            .filter(|(_, wm)| *wm > i64::MIN)
+            .collect();
+        if self.committed.as_ref() == Some(&checkpoint) {
+            return;
+        }
+        self.last_commit = Instant::now();
         // Rows dead-lettered before the point must be on disk before it is committed.
         if !self.dead_letters_flushed() {
             tracing::warn!("dead letters not flushed in time; commit skipped");
@@ -204,7 +256,10 @@ impl Committer {
             return;
         }
         match source.commit(&checkpoint) {
-            Ok(()) => self.commits.inc(),
+            Ok(()) => {
+                self.commits.inc();
+                self.committed = Some(checkpoint);
+            }
             Err(e) => {
                 self.failures.inc();
                 tracing::warn!("commit failed (retried at the next point): {e}");
@@ -231,8 +286,13 @@ impl Committer {
 
     /// At the end of the input (slot `next` was never sent): waits until every query passed
     /// the end or stopped, then commits the last point they reached.
-    pub(crate) fn finish(&mut self, next: u64, source: &mut dyn Source) {
-        self.point(next, source);
+    pub(crate) fn finish(
+        &mut self,
+        next: u64,
+        source: &mut dyn Source,
+        tracker: Option<&WatermarkTracker>,
+    ) {
+        self.sent(next, source, tracker);
         loop {
             let frontier = self.frontier();
             let all_stopped = self
@@ -244,6 +304,6 @@ impl Committer {
             }
             std::thread::sleep(Duration::from_millis(2));
         }
-        self.commit_ready(source);
+        self.force_commit(source);
     }
 }

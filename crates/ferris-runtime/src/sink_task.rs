@@ -102,16 +102,21 @@ impl SinkTask {
     }
 
     /// After a write: the slots the stateful stage settled are done (per side, the minimum
-    /// over the keyed partitions' latest reports).
-    fn settle(&self, latest: &mut [[u64; 2]], reports: impl IntoIterator<Item = Settled>) {
+    /// over the keyed partitions' latest reports), and its results are written up to the
+    /// minimum of their watermarks.
+    fn settle(&self, latest: &mut [([u64; 2], i64)], reports: impl IntoIterator<Item = Settled>) {
         for s in reports {
             if let Some(l) = latest.get_mut(s.partition) {
-                *l = s.slots;
+                *l = (s.slots, s.watermark);
             }
         }
+        let watermark = latest.iter().map(|l| l.1).min();
         for (side, p) in self.progress.iter().enumerate() {
-            if let Some(min) = latest.iter().map(|l| l[side.min(1)]).min() {
+            if let Some(min) = latest.iter().map(|l| l.0[side.min(1)]).min() {
                 p.advance(min);
+            }
+            if let Some(wm) = watermark {
+                p.written_through(wm);
             }
         }
     }
@@ -163,7 +168,7 @@ impl SinkTask {
         m: &SinkMetrics,
     ) -> Result<(), TaskEnd> {
         let mut ended = 0;
-        let mut latest = vec![[0u64; 2]; partitions];
+        let mut latest = vec![([0u64; 2], i64::MIN); partitions];
         while ended < partitions {
             let Some(rx) = self.inputs.first_mut() else {
                 return Err(internal("a funnel sink without an input"));
@@ -187,7 +192,7 @@ impl SinkTask {
     /// Keyed queries: every partition answers every step; the step's rows are merged by
     /// the order columns, so the output does not depend on the number of partitions.
     fn run_lockstep(&mut self, order_columns: usize, m: &SinkMetrics) -> Result<(), TaskEnd> {
-        let mut latest = vec![[0u64; 2]; self.inputs.len()];
+        let mut latest = vec![([0u64; 2], i64::MIN); self.inputs.len()];
         loop {
             let mut parts = Vec::with_capacity(self.inputs.len());
             let mut ended = 0;

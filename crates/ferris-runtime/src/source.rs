@@ -33,6 +33,17 @@ pub enum SourcePoll {
 pub struct Checkpoint {
     /// (partition, next position), by partition.
     pub positions: Vec<(u32, u64)>,
+    /// (partition, largest event time read from it before this point), for sources with
+    /// event time. Stored with the positions and handed back by
+    /// [`Source::resumed_event_times`], so that after a restart the replayed rows meet the
+    /// same watermark as before: a window already emitted is not emitted again with only
+    /// its replayed rows.
+    pub event_times: Vec<(u32, i64)>,
+    /// (query, event time through which its stateful results are written), for the keyed
+    /// queries reading the source. Handed back by [`Source::resumed_query_watermarks`] so
+    /// that a restarted query does not emit again, partially, what it wrote (see
+    /// [`crate::Operator::resume_after`]).
+    pub query_watermarks: Vec<(String, i64)>,
 }
 
 /// A reader of rows in a declared schema.
@@ -61,6 +72,18 @@ pub trait Source: Send {
     /// sources that do not commit positions (files, generators).
     fn checkpoint(&self) -> Option<Checkpoint> {
         None
+    }
+
+    /// The largest event time per partition stored with the point the source resumes from
+    /// (see [`Checkpoint::event_times`]); empty when it starts afresh.
+    fn resumed_event_times(&self) -> Vec<(u32, i64)> {
+        Vec::new()
+    }
+
+    /// The query watermarks stored with the point the source resumes from (see
+    /// [`Checkpoint::query_watermarks`]); empty when it starts afresh.
+    fn resumed_query_watermarks(&self) -> Vec<(String, i64)> {
+        Vec::new()
     }
 
     /// Every row before `checkpoint` is handled: make it the resume point (Kafka commits the

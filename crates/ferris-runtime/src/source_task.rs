@@ -138,6 +138,22 @@ impl WatermarkTracker {
         })
     }
 
+    /// Starts from the largest event times a resumed source stored with its positions.
+    pub(crate) fn restore(&mut self, event_times: &[(u32, i64)]) {
+        for (p, t) in event_times {
+            let seen = self.max_seen.entry(*p).or_insert(None);
+            *seen = Some(seen.map_or(*t, |s| s.max(*t)));
+        }
+    }
+
+    /// The largest event time seen per partition (partitions that sent rows).
+    pub(crate) fn event_times(&self) -> Vec<(u32, i64)> {
+        self.max_seen
+            .iter()
+            .filter_map(|(p, m)| m.map(|m| (*p, m)))
+            .collect()
+    }
+
     /// The largest event time seen on any partition.
     fn max_time(&self) -> Option<i64> {
         self.max_seen.values().flatten().max().copied()
@@ -179,7 +195,9 @@ impl SourceTask {
         let rejected = self.registry.counter(names::SOURCE_ROWS_REJECTED, &l);
         let mut tracker = self.spec.event_time.clone().map(|spec| {
             let partitions = self.spec.source.partitions();
-            WatermarkTracker::new(spec, &self.registry, &name, &partitions)
+            let mut t = WatermarkTracker::new(spec, &self.registry, &name, &partitions);
+            t.restore(&self.spec.source.resumed_event_times());
+            t
         });
         let batch_size = self.spec.batch_size.max(1);
         let mut slot: u64 = 0;
@@ -235,7 +253,8 @@ impl SourceTask {
                     if let Err(e) = self.send_batch(&mut slot, records, meta) {
                         break Err(e);
                     }
-                    self.committer.sent(slot, self.spec.source.as_ref());
+                    self.committer
+                        .sent(slot, self.spec.source.as_ref(), tracker.as_ref());
                     self.committer.commit_ready(self.spec.source.as_mut());
                 }
                 Ok(SourcePoll::Idle) => {
@@ -262,7 +281,8 @@ impl SourceTask {
                             break Err(e);
                         }
                     }
-                    self.committer.sent(slot, self.spec.source.as_ref());
+                    self.committer
+                        .sent(slot, self.spec.source.as_ref(), tracker.as_ref());
                     self.committer.commit_ready(self.spec.source.as_mut());
                     std::thread::sleep(idle_wait);
                     idle_wait = (idle_wait * 2).min(Duration::from_millis(50));
@@ -279,7 +299,8 @@ impl SourceTask {
             }
         }
         // Commit what the queries finish with (everything, unless one of them failed).
-        self.committer.finish(slot, self.spec.source.as_mut());
+        self.committer
+            .finish(slot, self.spec.source.as_mut(), tracker.as_ref());
         Ok(())
     }
 

@@ -44,6 +44,24 @@ impl Emitted {
         }
     }
 
+    /// Drops the rows of windows ending at or before `through` (already written before a
+    /// restart, see `Operator::resume_after`).
+    pub(crate) fn drop_ending_by(&mut self, through: Option<i64>) {
+        let Some(through) = through else {
+            return;
+        };
+        if self.ends.iter().all(|e| *e > through) {
+            return;
+        }
+        let keep: Vec<bool> = self.ends.iter().map(|e| *e > through).collect();
+        retain_where(&mut self.groups, &keep);
+        retain_where(&mut self.starts, &keep);
+        retain_where(&mut self.ends, &keep);
+        for column in &mut self.values {
+            retain_where(column, &keep);
+        }
+    }
+
     /// Whether no row was collected.
     pub(crate) fn is_empty(&self) -> bool {
         self.groups.is_empty()
@@ -118,4 +136,10 @@ impl Emitted {
         }
         Ok(())
     }
+}
+
+/// Keeps the items whose flag in `keep` is set.
+fn retain_where<T>(v: &mut Vec<T>, keep: &[bool]) {
+    let mut k = keep.iter();
+    v.retain(|_| k.next().copied().unwrap_or(false));
 }

@@ -57,6 +57,8 @@ pub struct SessionAggregate {
     needed: Vec<usize>,
     /// The last watermark (rows below it are late and ignored).
     watermark: i64,
+    /// After a restart: sessions ending at or before this were written before it.
+    resumed_through: Option<i64>,
     /// Scratch: group id per row.
     group_ids: Vec<u32>,
     /// Scratch: (row, 0, group) per on-time row.
@@ -79,6 +81,7 @@ impl SessionAggregate {
             by_end: BTreeSet::new(),
             next_seq: 0,
             watermark: i64::MIN,
+            resumed_through: None,
             group_ids: Vec::new(),
             assignments: Vec::new(),
         })
@@ -302,6 +305,7 @@ impl SessionAggregate {
                 }
             }
         }
+        emitted.drop_ending_by(self.resumed_through);
         let flushed = emitted.flush(
             &self.interner,
             &self.spec.output_schema,
@@ -341,14 +345,18 @@ impl Operator for SessionAggregate {
         if input.num_rows() == 0 {
             return Ok(());
         }
+        let through = self.resumed_through;
         let result = match self.add_rows(input) {
-            Ok(Some(changes)) => changes.flush(
-                &self.interner,
-                &self.spec.output_schema,
-                self.spec.key_count,
-                true,
-                out,
-            ),
+            Ok(Some(mut changes)) => {
+                changes.drop_ending_by(through);
+                changes.flush(
+                    &self.interner,
+                    &self.spec.output_schema,
+                    self.spec.key_count,
+                    true,
+                    out,
+                )
+            }
             Ok(None) => Ok(()),
             Err(e) => Err(e),
         };
@@ -376,6 +384,10 @@ impl Operator for SessionAggregate {
             rows,
             bytes: bytes + self.interner.size(),
         }
+    }
+
+    fn resume_after(&mut self, watermark: i64) {
+        self.resumed_through = Some(watermark);
     }
 
     fn oldest_held(&self) -> Option<i64> {

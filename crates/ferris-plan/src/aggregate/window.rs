@@ -68,6 +68,8 @@ pub struct WindowAggregate {
     needed: Vec<usize>,
     /// The last watermark (rows below it are late and ignored).
     watermark: i64,
+    /// After a restart: windows ending at or before this were written before it.
+    resumed_through: Option<i64>,
     /// Scratch: group id per row.
     group_ids: Vec<u32>,
     /// Scratch: (row, bucket, group) per assignment.
@@ -123,6 +125,7 @@ impl WindowAggregate {
             live_entries: 0,
             panes,
             watermark: i64::MIN,
+            resumed_through: None,
             group_ids: Vec::new(),
             assignments: Vec::new(),
         })
@@ -259,10 +262,13 @@ impl WindowAggregate {
     /// Emits `emitted` (while its groups are still interned), then releases `released`.
     fn flush(
         &mut self,
-        emitted: Emitted,
+        mut emitted: Emitted,
         released: Vec<u32>,
         out: &mut Vec<RecordBatch>,
     ) -> Result<(), OperatorError> {
+        if self.windowed() {
+            emitted.drop_ending_by(self.resumed_through);
+        }
         let result = emitted.flush(
             &self.interner,
             &self.spec.output_schema,
@@ -346,6 +352,10 @@ impl Operator for WindowAggregate {
             rows: self.live_entries + pane_rows,
             bytes: live_bytes + pane_bytes + self.interner.size(),
         }
+    }
+
+    fn resume_after(&mut self, watermark: i64) {
+        self.resumed_through = Some(watermark);
     }
 
     fn oldest_held(&self) -> Option<i64> {

@@ -21,6 +21,8 @@ pub(crate) struct OverOperator {
     partitions: BTreeMap<Vec<u8>, Partition>,
     /// The last watermark seen.
     watermark: i64,
+    /// After a restart: rows final below this were written before it.
+    resumed_through: Option<i64>,
     /// Sum of the partitions' sizes.
     size: StateSize,
 }
@@ -31,6 +33,7 @@ impl OverOperator {
             spec,
             partitions: BTreeMap::new(),
             watermark: i64::MIN,
+            resumed_through: None,
             size: StateSize::default(),
         }
     }
@@ -105,6 +108,12 @@ impl OverOperator {
                 self.size.bytes -= p.size.bytes;
             }
         }
+        if let Some(through) = self.resumed_through {
+            emitted = emitted
+                .into_iter()
+                .map(|b| drop_written(b, through))
+                .collect::<Result<_, _>>()?;
+        }
         match emitted.len() {
             0 => {}
             1 => out.extend(emitted),
@@ -112,6 +121,23 @@ impl OverOperator {
         }
         Ok(())
     }
+}
+
+/// Drops the rows that became final below `through` (the last column: written before a
+/// restart, see `Operator::resume_after`).
+fn drop_written(batch: RecordBatch, through: i64) -> Result<RecordBatch, OperatorError> {
+    let Some(emit_at) = batch
+        .columns()
+        .last()
+        .and_then(|c| c.as_primitive_opt::<arrow::datatypes::Int64Type>())
+    else {
+        return Err(OperatorError::new(
+            "OVER: output without its final-time column",
+        ));
+    };
+    let keep: arrow::array::BooleanArray =
+        emit_at.iter().map(|t| t.map(|t| t >= through)).collect();
+    arrow::compute::filter_record_batch(&batch, &keep).map_err(op_error)
 }
 
 /// Replaces the partition's share of `total` with its current size.
@@ -234,6 +260,10 @@ impl Operator for OverOperator {
 
     fn state_size(&self) -> StateSize {
         self.size
+    }
+
+    fn resume_after(&mut self, watermark: i64) {
+        self.resumed_through = Some(watermark);
     }
 
     fn oldest_held(&self) -> Option<i64> {
