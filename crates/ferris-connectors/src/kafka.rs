@@ -9,7 +9,17 @@
 //! finishes). Any `kafka.<property>` is passed to librdkafka (security, tuning).
 //!
 //! Positions are offsets; each batch holds the rows of one partition, located
-//! `topic/partition/offset`.
+//! `topic/partition/offset`. Offsets are committed to the group by the job once every row
+//! before them is written (at-least-once; see `ferris_runtime::Source::commit`), never by
+//! the client on its own. The event-time progress that goes with them is kept in a
+//! progress topic (see `kafka_progress`).
+//!
+//! Backpressure: while the pipelines are full the source does not poll, and librdkafka
+//! stops fetching once its prefetch queue holds `queued.max.messages.kbytes` (4096 KiB
+//! unless set through `kafka.queued.max.messages.kbytes`), so memory stays bounded.
+//! librdkafka's own pause/resume is not used: after a pause and resume its consumer could
+//! not be destroyed any more (the destroy waited forever on a broker thread), which would
+//! hang the end of a bounded job.
 //!
 //! Sink properties: `bootstrap.servers`, `topic` (required); `format` = `json` | `csv`;
 //! `key` (a column whose value is the message key); `kafka.<property>`. A batch is written
@@ -104,14 +114,10 @@ pub struct KafkaSource {
     next: BTreeMap<i32, i64>,
     /// Next offset per partition that returned messages (what a commit covers).
     consumed: BTreeMap<i32, i64>,
-    /// The assigned partitions (paused and resumed together).
-    assignment: TopicPartitionList,
     /// Where event-time progress is stored beside the committed offsets.
     progress: ProgressTopic,
     /// What was stored with the committed offsets this source resumed from.
     resumed: Resumed,
-    /// Messages that arrived while paused, read before new ones.
-    backlog: std::collections::VecDeque<(i32, i64, Vec<u8>)>,
     /// A message of another partition than the batch being built, for the next poll.
     carry: Option<(i32, i64, Vec<u8>)>,
     /// The partition of the last batch.
@@ -251,8 +257,6 @@ impl KafkaSource {
             consumed: BTreeMap::new(),
             resumed,
             progress,
-            assignment: tpl,
-            backlog: std::collections::VecDeque::new(),
             carry: None,
             partition: 0,
         })
@@ -318,26 +322,25 @@ impl Source for KafkaSource {
         let mut partition: Option<i32> = None;
         let mut wait = Duration::from_millis(100);
         while positions.len() + rejects.len() < max {
-            let (part, offset, payload) =
-                match self.carry.take().or_else(|| self.backlog.pop_front()) {
-                    Some(m) => m,
-                    None => {
-                        if self.finished() {
-                            break;
-                        }
-                        match self.consumer.poll(wait) {
-                            None => break,
-                            Some(Err(e)) => {
-                                return Err(SourceError(format!("topic '{}': {e}", self.topic)));
-                            }
-                            Some(Ok(m)) => (
-                                m.partition(),
-                                m.offset(),
-                                m.payload().map(<[u8]>::to_vec).unwrap_or_default(),
-                            ),
-                        }
+            let (part, offset, payload) = match self.carry.take() {
+                Some(m) => m,
+                None => {
+                    if self.finished() {
+                        break;
                     }
-                };
+                    match self.consumer.poll(wait) {
+                        None => break,
+                        Some(Err(e)) => {
+                            return Err(SourceError(format!("topic '{}': {e}", self.topic)));
+                        }
+                        Some(Ok(m)) => (
+                            m.partition(),
+                            m.offset(),
+                            m.payload().map(<[u8]>::to_vec).unwrap_or_default(),
+                        ),
+                    }
+                }
+            };
             wait = Duration::ZERO;
             if let Some(end) = &self.end
                 && end.get(&part).is_some_and(|e| offset >= *e)
@@ -420,29 +423,6 @@ impl Source for KafkaSource {
         self.consumer
             .commit(&tpl, CommitMode::Sync)
             .map_err(|e| SourceError(format!("topic '{}': commit failed: {e}", self.topic)))
-    }
-
-    fn pause(&mut self) {
-        if let Err(e) = self.consumer.pause(&self.assignment) {
-            tracing::warn!(topic = %self.topic, "cannot pause the partitions: {e}");
-        }
-    }
-
-    fn keep_alive(&mut self) {
-        // Serves the client's events; a message fetched before the pause is kept.
-        if let Some(Ok(m)) = self.consumer.poll(Duration::ZERO) {
-            self.backlog.push_back((
-                m.partition(),
-                m.offset(),
-                m.payload().map(<[u8]>::to_vec).unwrap_or_default(),
-            ));
-        }
-    }
-
-    fn resume(&mut self) {
-        if let Err(e) = self.consumer.resume(&self.assignment) {
-            tracing::warn!(topic = %self.topic, "cannot resume the partitions: {e}");
-        }
     }
 }
 

@@ -18,6 +18,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::runtime::Handle;
 
+/// How long a full inbox may hold the source back before it pauses its input.
+const PAUSE_AFTER: Duration = Duration::from_millis(100);
+
 /// The event-time column of a source and its bounded out-of-orderness.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EventTimeSpec {
@@ -324,14 +327,16 @@ impl SourceTask {
         Ok(())
     }
 
-    /// Sends `msg` to the slot's worker of every query. While a worker's inbox is full the
-    /// source is paused (Kafka stops fetching) and kept alive, instead of reading ahead.
+    /// Sends `msg` to the slot's worker of every query. When a worker's inbox stays full
+    /// longer than [`PAUSE_AFTER`], the source is paused (Kafka stops fetching and drops
+    /// what it prefetched) and kept alive until the message is sent, instead of reading
+    /// ahead. Shorter waits do not pause: a pause costs a refetch.
     fn send_slot(&mut self, slot: u64, msg: Message) -> Result<(), TaskEnd> {
         let mut paused = false;
         for query in &self.senders {
             let tx = &query[(slot % query.len() as u64) as usize];
             let mut pending = msg.clone();
-            let mut wait = Duration::ZERO;
+            let mut wait = PAUSE_AFTER;
             loop {
                 match tx.send_blocking_within(&self.handle, pending, wait) {
                     Ok(None) => break,

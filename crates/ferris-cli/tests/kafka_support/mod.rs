@@ -1,0 +1,202 @@
+//! Shared helpers of the Kafka tests: a real `tansu` broker on loopback (installed by
+//! `.ci/run`), one per test on a free port, and clients to produce, consume and read
+//! committed offsets.
+
+#![allow(dead_code)]
+
+use rdkafka::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::Message;
+use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
+use std::collections::BTreeMap;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+#[path = "../../src/tansu.rs"]
+mod tansu;
+
+pub use tansu::Broker;
+
+/// Test helpers on top of the shared broker.
+pub trait TestBroker {
+    fn started() -> Broker;
+    fn create_topic(&self, name: &str, partitions: i32);
+    fn produce(&self, topic: &str, messages: &[(String, String)]);
+    fn consume_all(&self, topic: &str, partitions: i32) -> BTreeMap<i32, Vec<(String, String)>>;
+    fn consume_records(&self, topic: &str, partitions: i32) -> Vec<Record>;
+    fn committed(&self, group: &str, topic: &str, partitions: i32) -> BTreeMap<i32, i64>;
+}
+
+/// One consumed message.
+#[derive(Debug, Clone)]
+pub struct Record {
+    pub partition: i32,
+    pub offset: i64,
+    pub key: String,
+    pub value: String,
+}
+
+impl TestBroker for Broker {
+    fn started() -> Broker {
+        Broker::start().expect("tansu broker (installed by .ci/run)")
+    }
+
+    fn create_topic(&self, name: &str, partitions: i32) {
+        self.create_topics(&[name], partitions)
+            .expect("topic created");
+    }
+
+    fn produce(&self, topic: &str, messages: &[(String, String)]) {
+        let producer: BaseProducer = ClientConfig::new()
+            .set("bootstrap.servers", &self.address)
+            .create()
+            .expect("producer");
+        for (key, value) in messages {
+            let mut record = BaseRecord::to(topic).key(key).payload(value);
+            loop {
+                match producer.send(record) {
+                    Ok(()) => break,
+                    Err((_, r)) => {
+                        record = r;
+                        producer.poll(Duration::from_millis(10));
+                    }
+                }
+            }
+        }
+        producer.flush(Duration::from_secs(30)).expect("flushed");
+    }
+
+    /// Every message of `topic`, per partition, in offset order.
+    fn consume_all(&self, topic: &str, partitions: i32) -> BTreeMap<i32, Vec<(String, String)>> {
+        let mut out: BTreeMap<i32, Vec<(String, String)>> = BTreeMap::new();
+        for r in self.consume_records(topic, partitions) {
+            out.entry(r.partition).or_default().push((r.key, r.value));
+        }
+        out
+    }
+
+    /// The offsets `group` committed for `topic` (partitions without a commit are absent).
+    fn committed(&self, group: &str, topic: &str, partitions: i32) -> BTreeMap<i32, i64> {
+        let consumer: BaseConsumer = ClientConfig::new()
+            .set("bootstrap.servers", &self.address)
+            .set("group.id", group)
+            .create()
+            .expect("consumer");
+        let mut tpl = TopicPartitionList::new();
+        for p in 0..partitions {
+            tpl.add_partition(topic, p);
+        }
+        let committed = consumer
+            .committed_offsets(tpl, Duration::from_secs(10))
+            .expect("committed offsets");
+        committed
+            .elements_for_topic(topic)
+            .iter()
+            .filter_map(|e| match e.offset() {
+                Offset::Offset(o) => Some((e.partition(), o)),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// Every message of `topic` with its partition and offset, per partition in offset order.
+    fn consume_records(&self, topic: &str, partitions: i32) -> Vec<Record> {
+        let consumer: BaseConsumer = ClientConfig::new()
+            .set("bootstrap.servers", &self.address)
+            .set("group.id", "test-reader")
+            .set("enable.auto.commit", "false")
+            .create()
+            .expect("consumer");
+        let mut tpl = TopicPartitionList::new();
+        let mut ends = BTreeMap::new();
+        for p in 0..partitions {
+            tpl.add_partition_offset(topic, p, Offset::Beginning)
+                .expect("partition");
+            let (_, high) = consumer
+                .fetch_watermarks(topic, p, Duration::from_secs(10))
+                .expect("watermarks");
+            ends.insert(p, high);
+        }
+        consumer.assign(&tpl).expect("assign");
+        let mut out: Vec<Record> = Vec::new();
+        let total: i64 = ends.values().sum();
+        let started = Instant::now();
+        while (out.len() as i64) < total {
+            assert!(
+                started.elapsed() < Duration::from_secs(30),
+                "consuming timed out"
+            );
+            if let Some(Ok(m)) = consumer.poll(Duration::from_millis(100)) {
+                let key = m
+                    .key()
+                    .map(|k| String::from_utf8_lossy(k).into_owned())
+                    .unwrap_or_default();
+                let value = m
+                    .payload()
+                    .map(|v| String::from_utf8_lossy(v).into_owned())
+                    .unwrap_or_default();
+                out.push(Record {
+                    partition: m.partition(),
+                    offset: m.offset(),
+                    key,
+                    value,
+                });
+            }
+        }
+        out.sort_by_key(|r| (r.partition, r.offset));
+        out
+    }
+}
+
+pub fn trades(n: usize) -> Vec<(String, String)> {
+    let symbols = ["AAPL", "MSFT", "GOOG", "AMZN", "TSLA", "IBM"];
+    (0..n)
+        .map(|i| {
+            let symbol = symbols[(i * 7 + i / 3) % symbols.len()];
+            let price = format!("{}.{:04}", 90 + (i * 37) % 60, (i * 7919) % 10_000);
+            let value = format!(
+                "{{\"id\":{i},\"symbol\":\"{symbol}\",\"price\":\"{price}\",\"volume\":{},\"ts\":\"2024-01-01T00:00:{:02}.{:03}Z\"}}",
+                1 + (i * 13) % 500,
+                (i / 1000) % 60,
+                i % 1000
+            );
+            (symbol.to_string(), value)
+        })
+        .collect()
+}
+
+/// Exact decimal text arithmetic for the expected values (price has 4 decimals).
+pub mod rust_decimal_like {
+    pub struct Dec(i128);
+    impl std::str::FromStr for Dec {
+        type Err = String;
+        fn from_str(s: &str) -> Result<Self, String> {
+            let (i, f) = s.split_once('.').ok_or("no point")?;
+            let f = format!("{f:0<4}");
+            Ok(Dec(i.parse::<i128>().map_err(|e| e.to_string())? * 10_000
+                + f.parse::<i128>().map_err(|e| e.to_string())?))
+        }
+    }
+    impl Dec {
+        pub fn mul_int(&self, n: i64) -> String {
+            let v = self.0 * n as i128;
+            format!("{}.{:04}", v / 10_000, v % 10_000)
+        }
+    }
+}
+
+/// Runs `ferris-cli run -e SQL` with `extra` arguments, to completion.
+pub fn run_cli(sql: &str, extra: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_ferris-cli"))
+        .args(["run", "-e", sql])
+        .args(extra)
+        .output()
+        .expect("ferris-cli runs")
+}
+
+/// The `id` field of a JSON message.
+pub fn id_of(value: &str) -> i64 {
+    let v: serde_json::Value = serde_json::from_str(value).expect("json message");
+    v["id"].as_i64().expect("id")
+}
