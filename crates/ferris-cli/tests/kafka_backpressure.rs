@@ -52,7 +52,11 @@ impl Sink for SlowSink {
             .map_err(|e| SinkError(e.to_string()))?
             .push((read, self.written, rss()));
         self.batches += 1;
-        let stall = if self.batches.is_multiple_of(100) { 300 } else { 1 };
+        let stall = if self.batches.is_multiple_of(100) {
+            300
+        } else {
+            1
+        };
         std::thread::sleep(Duration::from_millis(stall));
         self.written += batch.num_rows() as u64;
         Ok(())

@@ -21,28 +21,32 @@
 //! not be destroyed any more (the destroy waited forever on a broker thread), which would
 //! hang the end of a bounded job.
 //!
-//! Sink properties: `bootstrap.servers`, `topic` (required); `format` = `json` | `csv`;
-//! `key` (a column whose value is the message key); `kafka.<property>`. A batch is written
-//! when every message of it is acknowledged by the broker (`flush`).
+//! `format = avro` reads each message as one Avro binary datum written with the schema in
+//! `avro.schema` (inline JSON) or `avro.schema.file` (a path). `timestamp.field` names a
+//! TIMESTAMP column filled with the message's Kafka timestamp instead of the payload (so it
+//! can be the event time).
+//!
+//! Sink properties: `bootstrap.servers`, `topic` (required); `format` = `json` | `csv` |
+//! `avro` (schema as above, or derived from the query's output); `key` (a column whose value
+//! is the message key); `kafka.<property>`. See [`KafkaSink`].
 
 use crate::ConnectorError;
+use crate::avro::AvroCodec;
 use crate::decode::RowDecoder;
 use crate::kafka_progress::{ProgressTopic, Resumed};
+pub use crate::kafka_sink::{CORRELATION_ID_HEADER, KafkaSink, TRACEPARENT_HEADER};
 use crate::props::Props;
-use arrow::datatypes::SchemaRef;
+use arrow::array::TimestampMillisecondArray;
+use arrow::datatypes::{DataType, Schema, SchemaRef};
 use arrow::record_batch::RecordBatch;
-use arrow::util::display::FormatOptions;
-use ferris_runtime::json::JsonRowEncoder;
-use ferris_runtime::{Checkpoint, Reject, Sink, SinkError, Source, SourceError, SourcePoll};
-use rdkafka::ClientContext;
+use ferris_runtime::{Checkpoint, Reject, Source, SourceError, SourcePoll};
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
 use rdkafka::error::KafkaError;
 use rdkafka::message::Message;
-use rdkafka::producer::{BaseProducer, BaseRecord, DeliveryResult, Producer, ProducerContext};
 use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
 use std::collections::BTreeMap;
-use std::sync::Mutex;
+use std::sync::Arc;
 use std::time::Duration;
 
 const SOURCE_KEYS: &[&str] = &[
@@ -53,12 +57,25 @@ const SOURCE_KEYS: &[&str] = &[
     "format",
     "scan.startup.mode",
     "scan.bounded",
+    "avro.schema",
+    "avro.schema.file",
+    "timestamp.field",
 ];
-const SINK_KEYS: &[&str] = &["connector", "bootstrap.servers", "topic", "format", "key"];
+pub(crate) const SINK_KEYS: &[&str] = &[
+    "connector",
+    "bootstrap.servers",
+    "topic",
+    "format",
+    "key",
+    "avro.schema",
+    "avro.schema.file",
+];
 const METADATA_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Splits `kafka.*` pass-through properties from the connector's own.
-fn split(props: &BTreeMap<String, String>) -> (BTreeMap<String, String>, Vec<(String, String)>) {
+pub(crate) fn split(
+    props: &BTreeMap<String, String>,
+) -> (BTreeMap<String, String>, Vec<(String, String)>) {
     let mut own = BTreeMap::new();
     let mut client = Vec::new();
     for (k, v) in props {
@@ -72,23 +89,44 @@ fn split(props: &BTreeMap<String, String>) -> (BTreeMap<String, String>, Vec<(St
     (own, client)
 }
 
-fn kafka_err(what: &str, e: KafkaError) -> ConnectorError {
+pub(crate) fn kafka_err(what: &str, e: KafkaError) -> ConnectorError {
     ConnectorError::Schema(format!("{what}: {e}"))
 }
 
 /// Message format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Format {
+pub(crate) enum Format {
     Json,
     Csv,
+    Avro,
 }
 
-fn format(p: &Props, key: &str) -> Result<Format, ConnectorError> {
+pub(crate) fn format(p: &Props, key: &str) -> Result<Format, ConnectorError> {
     match p.get(key).map(|f| f.to_ascii_lowercase()) {
         None => Ok(Format::Json),
         Some(f) if f == "json" => Ok(Format::Json),
         Some(f) if f == "csv" => Ok(Format::Csv),
-        Some(f) => Err(p.invalid(key, &f, "'json' or 'csv'")),
+        Some(f) if f == "avro" => Ok(Format::Avro),
+        Some(f) => Err(p.invalid(key, &f, "'json', 'csv' or 'avro'")),
+    }
+}
+
+/// The Avro writer schema: `avro.schema` (inline JSON) or `avro.schema.file` (a path).
+pub(crate) fn avro_schema(p: &Props) -> Result<Option<String>, ConnectorError> {
+    match (p.get("avro.schema"), p.get("avro.schema.file")) {
+        (Some(_), Some(_)) => Err(ConnectorError::Schema(
+            "give either 'avro.schema' or 'avro.schema.file', not both".into(),
+        )),
+        (Some(s), None) => Ok(Some(s.to_string())),
+        (None, Some(path)) => {
+            std::fs::read_to_string(path)
+                .map(Some)
+                .map_err(|e| ConnectorError::Io {
+                    path: path.to_string(),
+                    reason: e.to_string(),
+                })
+        }
+        (None, None) => Ok(None),
     }
 }
 
@@ -118,11 +156,19 @@ pub struct KafkaSource {
     progress: ProgressTopic,
     /// What was stored with the committed offsets this source resumed from.
     resumed: Resumed,
+    /// The Avro codec (`format = avro`).
+    avro: Option<AvroCodec>,
+    /// `timestamp.field`: the declared column filled with the message timestamp (it is not
+    /// in the payload), and the timestamps of the rows decoded so far.
+    timestamp: Option<(usize, Vec<Option<i64>>)>,
     /// A message of another partition than the batch being built, for the next poll.
-    carry: Option<(i32, i64, Vec<u8>)>,
+    carry: Option<Fetched>,
     /// The partition of the last batch.
     partition: i32,
 }
+
+/// One message as read: partition, offset, timestamp (ms), payload.
+type Fetched = (i32, i64, Option<i64>, Vec<u8>);
 
 impl KafkaSource {
     /// Connects and assigns every partition of the topic.
@@ -243,11 +289,59 @@ impl KafkaSource {
                 }
             }
         }
-        let decoder =
-            RowDecoder::new(schema.clone()).map_err(|e| ConnectorError::Schema(e.to_string()))?;
+        // The payload holds every declared column but the timestamp field.
+        let timestamp_column = match p.get("timestamp.field") {
+            None => None,
+            Some(f) => {
+                let i = schema
+                    .fields()
+                    .iter()
+                    .position(|c| c.name().eq_ignore_ascii_case(f))
+                    .ok_or_else(|| {
+                        ConnectorError::Schema(format!(
+                            "timestamp.field '{f}' is not a declared column"
+                        ))
+                    })?;
+                if !matches!(schema.field(i).data_type(), DataType::Timestamp(..)) {
+                    return Err(ConnectorError::Schema(format!(
+                        "timestamp.field '{f}' must be a TIMESTAMP column"
+                    )));
+                }
+                Some(i)
+            }
+        };
+        let payload_schema: SchemaRef = Arc::new(Schema::new(
+            schema
+                .fields()
+                .iter()
+                .enumerate()
+                .filter(|(i, _)| Some(*i) != timestamp_column)
+                .map(|(_, f)| f.clone())
+                .collect::<Vec<_>>(),
+        ));
+        let avro = match (format, avro_schema(&p)?) {
+            (Format::Avro, Some(text)) => Some(
+                AvroCodec::new(&text, payload_schema.clone())
+                    .map_err(|e| ConnectorError::Schema(format!("topic '{topic}': {e}")))?,
+            ),
+            (Format::Avro, None) => {
+                return Err(ConnectorError::Schema(
+                    "format 'avro' needs 'avro.schema' or 'avro.schema.file'".into(),
+                ));
+            }
+            _ => None,
+        };
+        let decoder = RowDecoder::new(payload_schema.clone())
+            .map_err(|e| ConnectorError::Schema(e.to_string()))?;
         Ok(KafkaSource {
             consumer,
-            names: schema.fields().iter().map(|f| f.name().clone()).collect(),
+            names: payload_schema
+                .fields()
+                .iter()
+                .map(|f| f.name().clone())
+                .collect(),
+            avro,
+            timestamp: timestamp_column.map(|i| (i, Vec::new())),
             schema,
             topic,
             decoder,
@@ -262,6 +356,26 @@ impl KafkaSource {
         })
     }
 
+    /// Inserts the `timestamp.field` column (message timestamps) into the decoded rows.
+    fn with_timestamps(&mut self, records: RecordBatch) -> Result<RecordBatch, SourceError> {
+        let Some((column, times)) = &mut self.timestamp else {
+            return Ok(records);
+        };
+        let values = TimestampMillisecondArray::from(std::mem::take(times));
+        let target = self.schema.field(*column).data_type();
+        let values = arrow::compute::cast(&values, target)
+            .map_err(|e| SourceError(format!("topic '{}': {e}", self.topic)))?;
+        let mut columns = records.columns().to_vec();
+        columns.insert(*column, values);
+        RecordBatch::try_new_with_options(
+            self.schema.clone(),
+            columns,
+            &arrow::record_batch::RecordBatchOptions::new()
+                .with_row_count(Some(records.num_rows())),
+        )
+        .map_err(|e| SourceError(format!("topic '{}': {e}", self.topic)))
+    }
+
     fn finished(&self) -> bool {
         match &self.end {
             Some(end) => end
@@ -274,6 +388,10 @@ impl KafkaSource {
     fn decode(&mut self, payload: &[u8]) -> Result<(), String> {
         match self.format {
             Format::Json => crate::text::decode_json_line(&mut self.decoder, &self.names, payload),
+            Format::Avro => match &self.avro {
+                Some(codec) => codec.decode(payload, &mut self.decoder),
+                None => Err("no Avro schema".into()),
+            },
             Format::Csv => {
                 let mut reader = csv::ReaderBuilder::new()
                     .has_headers(false)
@@ -322,7 +440,7 @@ impl Source for KafkaSource {
         let mut partition: Option<i32> = None;
         let mut wait = Duration::from_millis(100);
         while positions.len() + rejects.len() < max {
-            let (part, offset, payload) = match self.carry.take() {
+            let (part, offset, time, payload) = match self.carry.take() {
                 Some(m) => m,
                 None => {
                     if self.finished() {
@@ -336,6 +454,7 @@ impl Source for KafkaSource {
                         Some(Ok(m)) => (
                             m.partition(),
                             m.offset(),
+                            m.timestamp().to_millis(),
                             m.payload().map(<[u8]>::to_vec).unwrap_or_default(),
                         ),
                     }
@@ -351,7 +470,7 @@ impl Source for KafkaSource {
             match partition {
                 None => partition = Some(part),
                 Some(p) if p != part => {
-                    self.carry = Some((part, offset, payload));
+                    self.carry = Some((part, offset, time, payload));
                     break;
                 }
                 Some(_) => {}
@@ -359,7 +478,12 @@ impl Source for KafkaSource {
             self.next.insert(part, offset + 1);
             self.consumed.insert(part, offset + 1);
             match self.decode(&payload) {
-                Ok(()) => positions.push(offset as u64),
+                Ok(()) => {
+                    positions.push(offset as u64);
+                    if let Some((_, times)) = &mut self.timestamp {
+                        times.push(time);
+                    }
+                }
                 Err(reason) => rejects.push(Reject {
                     position: offset as u64,
                     raw: String::from_utf8_lossy(&payload).into_owned(),
@@ -373,6 +497,7 @@ impl Source for KafkaSource {
                 .decoder
                 .finish()
                 .map_err(|e| SourceError(e.to_string()))?;
+            let records = self.with_timestamps(records)?;
             return Ok(SourcePoll::Batch {
                 records,
                 positions,
@@ -423,155 +548,5 @@ impl Source for KafkaSource {
         self.consumer
             .commit(&tpl, CommitMode::Sync)
             .map_err(|e| SourceError(format!("topic '{}': commit failed: {e}", self.topic)))
-    }
-}
-
-/// Collects delivery failures of the messages in flight.
-#[derive(Default)]
-struct Deliveries {
-    failed: Mutex<Vec<String>>,
-}
-
-impl ClientContext for Deliveries {}
-
-impl ProducerContext for Deliveries {
-    type DeliveryOpaque = ();
-    fn delivery(&self, result: &DeliveryResult<'_>, _: ()) {
-        if let Err((e, _)) = result
-            && let Ok(mut failed) = self.failed.lock()
-        {
-            failed.push(e.to_string());
-        }
-    }
-}
-
-/// Writes rows to a topic.
-pub struct KafkaSink {
-    producer: BaseProducer<Deliveries>,
-    topic: String,
-    format: Format,
-    key: Option<String>,
-    describe: String,
-    buf: Vec<u8>,
-}
-
-impl KafkaSink {
-    /// Connects a producer.
-    pub fn new(props: &BTreeMap<String, String>) -> Result<Self, ConnectorError> {
-        let (own, client) = split(props);
-        let p = Props::new("kafka sink", SINK_KEYS, &own)?;
-        let topic = p.required("topic")?.to_string();
-        let mut config = ClientConfig::new();
-        config.set("bootstrap.servers", p.required("bootstrap.servers")?);
-        for (k, v) in &client {
-            config.set(k, v);
-        }
-        let producer: BaseProducer<Deliveries> = config
-            .create_with_context(Deliveries::default())
-            .map_err(|e| kafka_err("cannot create the Kafka producer", e))?;
-        Ok(KafkaSink {
-            describe: format!("kafka topic {topic}"),
-            producer,
-            topic,
-            format: format(&p, "format")?,
-            key: p.get("key").map(|k| k.to_ascii_lowercase()),
-            buf: Vec::new(),
-        })
-    }
-
-    fn send(&self, key: Option<&[u8]>, payload: &[u8]) -> Result<(), SinkError> {
-        let mut record = BaseRecord::to(&self.topic).payload(payload);
-        if let Some(k) = key {
-            record = record.key(k);
-        }
-        let mut record = record;
-        loop {
-            match self.producer.send(record) {
-                Ok(()) => return Ok(()),
-                Err((
-                    KafkaError::MessageProduction(rdkafka::types::RDKafkaErrorCode::QueueFull),
-                    r,
-                )) => {
-                    record = r;
-                    self.producer.poll(Duration::from_millis(10));
-                }
-                Err((e, _)) => return Err(SinkError(format!("{}: {e}", self.describe))),
-            }
-        }
-    }
-}
-
-impl Sink for KafkaSink {
-    fn describe(&self) -> String {
-        self.describe.clone()
-    }
-
-    fn write_batch(&mut self, batch: &RecordBatch) -> Result<(), SinkError> {
-        let err = |e: String| SinkError(format!("kafka topic {}: {e}", self.topic));
-        let key_column = match &self.key {
-            Some(k) => Some(
-                batch
-                    .schema()
-                    .index_of(k)
-                    .map_err(|_| err(format!("key column '{k}' is not in the output")))?,
-            ),
-            None => None,
-        };
-        let options = FormatOptions::default();
-        let encoder = JsonRowEncoder::new(batch, &options).map_err(&err)?;
-        let keys = match key_column {
-            Some(i) => Some(
-                arrow::compute::cast(batch.column(i), &arrow::datatypes::DataType::Utf8)
-                    .map_err(|e| err(e.to_string()))?,
-            ),
-            None => None,
-        };
-        let keys = keys
-            .as_ref()
-            .map(|k| k.as_any().downcast_ref::<arrow::array::StringArray>());
-        for row in 0..batch.num_rows() {
-            let mut payload = std::mem::take(&mut self.buf);
-            payload.clear();
-            match self.format {
-                Format::Json => encoder.encode_row(row, &mut payload),
-                Format::Csv => {
-                    crate::csv_encode::encode_rows(&batch.slice(row, 1), &mut payload)
-                        .map_err(&err)?;
-                    while payload.last() == Some(&b'\n') {
-                        payload.pop();
-                    }
-                }
-            }
-            let key = keys
-                .flatten()
-                .filter(|k| arrow::array::Array::is_valid(*k, row))
-                .map(|k| k.value(row).as_bytes());
-            let sent = self.send(key, &payload);
-            self.buf = payload;
-            sent?;
-        }
-        self.producer
-            .flush(Duration::from_secs(30))
-            .map_err(|e| err(format!("flush failed: {e}")))?;
-        let failed = self
-            .producer
-            .context()
-            .failed
-            .lock()
-            .map(|mut f| std::mem::take(&mut *f))
-            .unwrap_or_default();
-        if let Some(first) = failed.first() {
-            return Err(err(format!(
-                "{} message(s) not delivered: {first}",
-                failed.len()
-            )));
-        }
-        Ok(())
-    }
-
-    fn close(&mut self) -> Result<(), SinkError> {
-        self.producer
-            .flush(Duration::from_secs(30))
-            .map_err(|e| SinkError(format!("{}: flush failed: {e}", self.describe)))
     }
 }

@@ -29,6 +29,7 @@ pub mod file_sink;
 pub mod file_source;
 pub mod kafka;
 mod kafka_progress;
+mod kafka_sink;
 pub mod nexmark_source;
 pub mod props;
 pub mod rate_limit;

@@ -2,7 +2,7 @@
 //! system, or to rehearse a slow sink (backpressure, commits under load).
 
 use arrow::record_batch::RecordBatch;
-use ferris_runtime::{Sink, SinkError};
+use ferris_runtime::{Sink, SinkError, WriteContext};
 use std::time::{Duration, Instant};
 
 /// A sink that writes at most `rows_per_second` rows per second on average: after each
@@ -38,16 +38,34 @@ impl Sink for RateLimited {
     fn write_batch(&mut self, batch: &RecordBatch) -> Result<(), SinkError> {
         let started = *self.started.get_or_insert_with(Instant::now);
         self.inner.write_batch(batch)?;
-        self.written += batch.num_rows() as u64;
-        let due = Duration::from_secs_f64(self.written as f64 / self.rows_per_second as f64);
-        if let Some(wait) = due.checked_sub(started.elapsed()) {
-            std::thread::sleep(wait);
-        }
+        self.pace(started, batch.num_rows());
+        Ok(())
+    }
+
+    fn write_batch_in(
+        &mut self,
+        batch: &RecordBatch,
+        context: &WriteContext<'_>,
+    ) -> Result<(), SinkError> {
+        let started = *self.started.get_or_insert_with(Instant::now);
+        self.inner.write_batch_in(batch, context)?;
+        self.pace(started, batch.num_rows());
         Ok(())
     }
 
     fn close(&mut self) -> Result<(), SinkError> {
         self.inner.close()
+    }
+}
+
+impl RateLimited {
+    /// After `rows` more rows: waits until the rows written so far are due.
+    fn pace(&mut self, started: Instant, rows: usize) {
+        self.written += rows as u64;
+        let due = Duration::from_secs_f64(self.written as f64 / self.rows_per_second as f64);
+        if let Some(wait) = due.checked_sub(started.elapsed()) {
+            std::thread::sleep(wait);
+        }
     }
 }
 

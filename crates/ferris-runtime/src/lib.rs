@@ -39,5 +39,5 @@ pub use message::{
 };
 pub use operator::{Operator, OperatorError, StateSize};
 pub use shutdown::Shutdown;
-pub use sink::{Sink, SinkError};
+pub use sink::{Sink, SinkError, WriteContext};
 pub use source::{Checkpoint, Source, SourceError, SourcePoll};

@@ -7,7 +7,7 @@ use crate::error::{ErrorStrategy, RuntimeError};
 use crate::job::{QueryContext, TaskEnd};
 use crate::message::{BatchMeta, Message, ProcessBatch, Settled};
 use crate::progress::{CloseOnDrop, Progress};
-use crate::sink::Sink;
+use crate::sink::{Sink, WriteContext};
 use arrow::array::{ArrayRef, UInt32Array};
 use arrow::compute::{SortColumn, concat_batches, lexsort_to_indices, take_record_batch};
 use arrow::datatypes::Schema;
@@ -231,8 +231,13 @@ impl SinkTask {
         m.rows_in.add(rows as u64);
         let attempts = self.retry.attempts.max(1);
         let mut attempt = 1;
+        let correlation_id = pb.correlation_id.to_string();
+        let context = WriteContext {
+            correlation_id: &correlation_id,
+            trace: pb.trace,
+        };
         loop {
-            match self.sink.write_batch(&pb.records) {
+            match self.sink.write_batch_in(&pb.records, &context) {
                 Ok(()) => {
                     m.written.add(rows as u64);
                     m.latency

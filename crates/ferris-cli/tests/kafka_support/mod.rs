@@ -6,7 +6,7 @@
 
 use rdkafka::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::message::Message;
+use rdkafka::message::{Headers, Message};
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
 use std::collections::BTreeMap;
@@ -23,6 +23,7 @@ pub trait TestBroker {
     fn started() -> Broker;
     fn create_topic(&self, name: &str, partitions: i32);
     fn produce(&self, topic: &str, messages: &[(String, String)]);
+    fn produce_raw(&self, topic: &str, messages: &[(String, Vec<u8>, Option<i64>)]);
     fn consume_all(&self, topic: &str, partitions: i32) -> BTreeMap<i32, Vec<(String, String)>>;
     fn consume_records(&self, topic: &str, partitions: i32) -> Vec<Record>;
     fn committed(&self, group: &str, topic: &str, partitions: i32) -> BTreeMap<i32, i64>;
@@ -35,6 +36,10 @@ pub struct Record {
     pub offset: i64,
     pub key: String,
     pub value: String,
+    /// The raw payload.
+    pub bytes: Vec<u8>,
+    /// Message headers (UTF-8).
+    pub headers: Vec<(String, String)>,
 }
 
 impl TestBroker for Broker {
@@ -48,12 +53,24 @@ impl TestBroker for Broker {
     }
 
     fn produce(&self, topic: &str, messages: &[(String, String)]) {
+        let raw: Vec<(String, Vec<u8>, Option<i64>)> = messages
+            .iter()
+            .map(|(k, v)| (k.clone(), v.as_bytes().to_vec(), None))
+            .collect();
+        self.produce_raw(topic, &raw);
+    }
+
+    /// Produces (key, payload, timestamp in ms) messages.
+    fn produce_raw(&self, topic: &str, messages: &[(String, Vec<u8>, Option<i64>)]) {
         let producer: BaseProducer = ClientConfig::new()
             .set("bootstrap.servers", &self.address)
             .create()
             .expect("producer");
-        for (key, value) in messages {
+        for (key, value, timestamp) in messages {
             let mut record = BaseRecord::to(topic).key(key).payload(value);
+            if let Some(t) = timestamp {
+                record = record.timestamp(*t);
+            }
             loop {
                 match producer.send(record) {
                     Ok(()) => break,
@@ -136,11 +153,24 @@ impl TestBroker for Broker {
                     .payload()
                     .map(|v| String::from_utf8_lossy(v).into_owned())
                     .unwrap_or_default();
+                let headers = m
+                    .headers()
+                    .map(|h| {
+                        h.iter()
+                            .map(|h| {
+                                let v = h.value.map(String::from_utf8_lossy).unwrap_or_default();
+                                (h.key.to_string(), v.into_owned())
+                            })
+                            .collect()
+                    })
+                    .unwrap_or_default();
                 out.push(Record {
                     partition: m.partition(),
                     offset: m.offset(),
                     key,
                     value,
+                    bytes: m.payload().map(<[u8]>::to_vec).unwrap_or_default(),
+                    headers,
                 });
             }
         }

@@ -1,0 +1,232 @@
+//! The Kafka sink (`'connector'='kafka'` in a query's `WITH`): one message per row, keyed
+//! by the `key` column, in JSON, CSV or Avro, with the batch's correlation id and W3C
+//! `traceparent` as message headers. A batch counts as written once the broker
+//! acknowledged every message of it.
+
+use crate::ConnectorError;
+use crate::avro::AvroCodec;
+use crate::kafka::{Format, SINK_KEYS, avro_schema, format, kafka_err, split};
+use crate::props::Props;
+use arrow::record_batch::RecordBatch;
+use arrow::util::display::FormatOptions;
+use ferris_runtime::json::JsonRowEncoder;
+use ferris_runtime::{Sink, SinkError, WriteContext};
+use rdkafka::ClientContext;
+use rdkafka::config::ClientConfig;
+use rdkafka::error::KafkaError;
+use rdkafka::message::{Header, OwnedHeaders};
+use rdkafka::producer::{BaseProducer, BaseRecord, DeliveryResult, Producer, ProducerContext};
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+use std::time::Duration;
+
+/// Collects delivery failures of the messages in flight.
+#[derive(Default)]
+struct Deliveries {
+    failed: Mutex<Vec<String>>,
+}
+
+impl ClientContext for Deliveries {}
+
+impl ProducerContext for Deliveries {
+    type DeliveryOpaque = ();
+    fn delivery(&self, result: &DeliveryResult<'_>, _: ()) {
+        if let Err((e, _)) = result
+            && let Ok(mut failed) = self.failed.lock()
+        {
+            failed.push(e.to_string());
+        }
+    }
+}
+
+/// Writes rows to a topic.
+pub struct KafkaSink {
+    producer: BaseProducer<Deliveries>,
+    topic: String,
+    format: Format,
+    /// The given Avro writer schema (`format = avro`); derived from the output when absent.
+    avro_schema: Option<String>,
+    /// The Avro codec, built with the first batch (it needs the output schema).
+    avro: Option<AvroCodec>,
+    key: Option<String>,
+    describe: String,
+    buf: Vec<u8>,
+}
+
+impl KafkaSink {
+    /// Connects a producer.
+    pub fn new(props: &BTreeMap<String, String>) -> Result<Self, ConnectorError> {
+        let (own, client) = split(props);
+        let p = Props::new("kafka sink", SINK_KEYS, &own)?;
+        let topic = p.required("topic")?.to_string();
+        let mut config = ClientConfig::new();
+        config.set("bootstrap.servers", p.required("bootstrap.servers")?);
+        for (k, v) in &client {
+            config.set(k, v);
+        }
+        let producer: BaseProducer<Deliveries> = config
+            .create_with_context(Deliveries::default())
+            .map_err(|e| kafka_err("cannot create the Kafka producer", e))?;
+        Ok(KafkaSink {
+            describe: format!("kafka topic {topic}"),
+            producer,
+            topic,
+            format: format(&p, "format")?,
+            avro_schema: avro_schema(&p)?,
+            avro: None,
+            key: p.get("key").map(|k| k.to_ascii_lowercase()),
+            buf: Vec::new(),
+        })
+    }
+
+    fn send(
+        &self,
+        key: Option<&[u8]>,
+        payload: &[u8],
+        headers: &OwnedHeaders,
+    ) -> Result<(), SinkError> {
+        let mut record = BaseRecord::to(&self.topic)
+            .payload(payload)
+            .headers(headers.clone());
+        if let Some(k) = key {
+            record = record.key(k);
+        }
+        loop {
+            match self.producer.send(record) {
+                Ok(()) => return Ok(()),
+                Err((
+                    KafkaError::MessageProduction(rdkafka::types::RDKafkaErrorCode::QueueFull),
+                    r,
+                )) => {
+                    record = r;
+                    self.producer.poll(Duration::from_millis(10));
+                }
+                Err((e, _)) => return Err(SinkError(format!("{}: {e}", self.describe))),
+            }
+        }
+    }
+
+    /// The Avro codec for batches like `batch`.
+    fn avro_codec(&mut self, batch: &RecordBatch) -> Result<&AvroCodec, String> {
+        if self.avro.is_none() {
+            let codec = match &self.avro_schema {
+                Some(text) => AvroCodec::new(text, batch.schema())?,
+                None => AvroCodec::from_arrow(&batch.schema())?,
+            };
+            self.avro = Some(codec);
+        }
+        self.avro
+            .as_ref()
+            .ok_or_else(|| "no Avro codec".to_string())
+    }
+
+    fn write(&mut self, batch: &RecordBatch, headers: &OwnedHeaders) -> Result<(), SinkError> {
+        let topic = self.topic.clone();
+        let err = |e: String| SinkError(format!("kafka topic {topic}: {e}"));
+        let key_column = match &self.key {
+            Some(k) => Some(
+                batch
+                    .schema()
+                    .index_of(k)
+                    .map_err(|_| err(format!("key column '{k}' is not in the output")))?,
+            ),
+            None => None,
+        };
+        let options = FormatOptions::default();
+        let encoder = JsonRowEncoder::new(batch, &options).map_err(&err)?;
+        let keys = match key_column {
+            Some(i) => Some(
+                arrow::compute::cast(batch.column(i), &arrow::datatypes::DataType::Utf8)
+                    .map_err(|e| err(e.to_string()))?,
+            ),
+            None => None,
+        };
+        let keys = keys
+            .as_ref()
+            .map(|k| k.as_any().downcast_ref::<arrow::array::StringArray>());
+        if self.format == Format::Avro {
+            self.avro_codec(batch).map_err(&err)?;
+        }
+        for row in 0..batch.num_rows() {
+            let mut payload = std::mem::take(&mut self.buf);
+            payload.clear();
+            match self.format {
+                Format::Json => encoder.encode_row(row, &mut payload),
+                Format::Csv => {
+                    crate::csv_encode::encode_rows(&batch.slice(row, 1), &mut payload)
+                        .map_err(&err)?;
+                    while payload.last() == Some(&b'\n') {
+                        payload.pop();
+                    }
+                }
+                Format::Avro => match &self.avro {
+                    Some(codec) => codec.encode_row(batch, row, &mut payload).map_err(&err)?,
+                    None => return Err(err("no Avro codec".into())),
+                },
+            }
+            let key = keys
+                .flatten()
+                .filter(|k| arrow::array::Array::is_valid(*k, row))
+                .map(|k| k.value(row).as_bytes());
+            let sent = self.send(key, &payload, headers);
+            self.buf = payload;
+            sent?;
+        }
+        self.producer
+            .flush(Duration::from_secs(30))
+            .map_err(|e| err(format!("flush failed: {e}")))?;
+        let failed = self
+            .producer
+            .context()
+            .failed
+            .lock()
+            .map(|mut f| std::mem::take(&mut *f))
+            .unwrap_or_default();
+        if let Some(first) = failed.first() {
+            return Err(err(format!(
+                "{} message(s) not delivered: {first}",
+                failed.len()
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// Message header carrying the batch's correlation id.
+pub const CORRELATION_ID_HEADER: &str = "correlation_id";
+/// Message header carrying the W3C trace context.
+pub const TRACEPARENT_HEADER: &str = "traceparent";
+
+impl Sink for KafkaSink {
+    fn describe(&self) -> String {
+        self.describe.clone()
+    }
+
+    fn write_batch(&mut self, batch: &RecordBatch) -> Result<(), SinkError> {
+        self.write(batch, &OwnedHeaders::new())
+    }
+
+    fn write_batch_in(
+        &mut self,
+        batch: &RecordBatch,
+        context: &WriteContext<'_>,
+    ) -> Result<(), SinkError> {
+        let traceparent = context.trace.traceparent();
+        let headers = OwnedHeaders::new()
+            .insert(Header {
+                key: CORRELATION_ID_HEADER,
+                value: Some(context.correlation_id),
+            })
+            .insert(Header {
+                key: TRACEPARENT_HEADER,
+                value: Some(&traceparent),
+            });
+        self.write(batch, &headers)
+    }
+
+    fn close(&mut self) -> Result<(), SinkError> {
+        self.producer
+            .flush(Duration::from_secs(30))
+            .map_err(|e| SinkError(format!("{}: flush failed: {e}", self.describe)))
+    }
+}
