@@ -60,6 +60,7 @@ const SOURCE_KEYS: &[&str] = &[
     "avro.schema",
     "avro.schema.file",
     "timestamp.field",
+    "partitions",
 ];
 pub(crate) const SINK_KEYS: &[&str] = &[
     "connector",
@@ -140,7 +141,10 @@ enum Startup {
 
 /// Reads one topic.
 pub struct KafkaSource {
-    consumer: BaseConsumer,
+    consumer: BaseConsumer<GroupContext>,
+    /// `partitions = group`: the partitions come from the consumer group and change on
+    /// rebalances.
+    group_mode: bool,
     topic: String,
     schema: SchemaRef,
     names: Vec<String>,
@@ -165,6 +169,40 @@ pub struct KafkaSource {
     carry: Option<Fetched>,
     /// The partition of the last batch.
     partition: i32,
+}
+
+/// Learns of rebalances (group mode): the partitions revoked since the last poll.
+#[derive(Default)]
+pub(crate) struct GroupContext {
+    revoked: std::sync::Mutex<Vec<i32>>,
+}
+
+impl rdkafka::ClientContext for GroupContext {}
+
+impl rdkafka::consumer::ConsumerContext for GroupContext {
+    fn pre_rebalance(
+        &self,
+        _consumer: &BaseConsumer<Self>,
+        rebalance: &rdkafka::consumer::Rebalance<'_>,
+    ) {
+        if let rdkafka::consumer::Rebalance::Revoke(tpl) = rebalance {
+            tracing::info!(partitions = tpl.count(), "partitions revoked by the group");
+            if let Ok(mut r) = self.revoked.lock() {
+                r.extend(tpl.elements().iter().map(|e| e.partition()));
+            }
+        }
+    }
+
+    fn post_rebalance(
+        &self,
+        _consumer: &BaseConsumer<Self>,
+        rebalance: &rdkafka::consumer::Rebalance<'_>,
+    ) {
+        if let rdkafka::consumer::Rebalance::Assign(tpl) = rebalance {
+            let partitions: Vec<i32> = tpl.elements().iter().map(|e| e.partition()).collect();
+            tracing::info!(?partitions, "partitions assigned by the group");
+        }
+    }
 }
 
 /// One message as read: partition, offset, timestamp (ms), payload.
@@ -218,8 +256,19 @@ impl KafkaSource {
         for (k, v) in &client {
             config.set(k, v);
         }
-        let consumer: BaseConsumer = config
-            .create()
+        let group_mode = match p.get("partitions").map(|s| s.to_ascii_lowercase()) {
+            None => false,
+            Some(s) if s == "all" => false,
+            Some(s) if s == "group" => true,
+            Some(s) => return Err(p.invalid("partitions", &s, "'all' or 'group'")),
+        };
+        if group_mode && bounded {
+            return Err(ConnectorError::Schema(
+                "'partitions' = 'group' reads an unbounded topic: drop 'scan.bounded'".into(),
+            ));
+        }
+        let consumer: BaseConsumer<GroupContext> = config
+            .create_with_context(GroupContext::default())
             .map_err(|e| kafka_err("cannot create the Kafka consumer", e))?;
         let metadata = consumer
             .fetch_metadata(Some(&topic), METADATA_TIMEOUT)
@@ -259,9 +308,17 @@ impl KafkaSource {
                 },
             );
         }
-        consumer
-            .assign(&tpl)
-            .map_err(|e| kafka_err("cannot assign partitions", e))?;
+        if group_mode {
+            // The group hands out the partitions; they start where the group committed.
+            consumer
+                .subscribe(&[&topic])
+                .map_err(|e| kafka_err("cannot join the consumer group", e))?;
+            next.clear();
+        } else {
+            consumer
+                .assign(&tpl)
+                .map_err(|e| kafka_err("cannot assign partitions", e))?;
+        }
         let mut base = ClientConfig::new();
         base.set("bootstrap.servers", p.required("bootstrap.servers")?);
         for (k, v) in &client {
@@ -269,7 +326,7 @@ impl KafkaSource {
         }
         let progress = ProgressTopic::new(&base, &group);
         let mut resumed = Resumed::default();
-        if startup == Startup::Committed {
+        if startup == Startup::Committed && !group_mode {
             // Where each partition resumes (to know when a bounded read reached its end), and
             // the event time stored with it.
             if let Ok(committed) = consumer.committed(METADATA_TIMEOUT) {
@@ -335,6 +392,7 @@ impl KafkaSource {
             .map_err(|e| ConnectorError::Schema(e.to_string()))?;
         Ok(KafkaSource {
             consumer,
+            group_mode,
             names: payload_schema
                 .fields()
                 .iter()
@@ -354,6 +412,22 @@ impl KafkaSource {
             carry: None,
             partition: 0,
         })
+    }
+
+    /// Forgets the partitions the group took away: their positions are not committed by
+    /// this process any more (the new owner resumes from the last commit).
+    fn forget_revoked(&mut self) {
+        let revoked: Vec<i32> = match self.consumer.context().revoked.lock() {
+            Ok(mut r) => std::mem::take(&mut *r),
+            Err(_) => return,
+        };
+        for p in revoked {
+            self.next.remove(&p);
+            self.consumed.remove(&p);
+            if self.carry.as_ref().is_some_and(|c| c.0 == p) {
+                self.carry = None;
+            }
+        }
     }
 
     /// Inserts the `timestamp.field` column (message timestamps) into the decoded rows.
@@ -434,6 +508,9 @@ impl Source for KafkaSource {
     }
 
     fn poll(&mut self, max_rows: usize) -> Result<SourcePoll, SourceError> {
+        if self.group_mode {
+            self.forget_revoked();
+        }
         let max = max_rows.max(1);
         let mut positions = Vec::new();
         let mut rejects = Vec::new();
@@ -540,10 +617,32 @@ impl Source for KafkaSource {
                 .store(&self.topic, checkpoint)
                 .map_err(SourceError)?;
         }
+        // In a group, only the partitions still assigned: a revoked one is the new owner's.
+        let owned: Option<Vec<i32>> = if self.group_mode {
+            let assignment = self
+                .consumer
+                .assignment()
+                .map_err(|e| SourceError(format!("topic '{}': {e}", self.topic)))?;
+            Some(
+                assignment
+                    .elements_for_topic(&self.topic)
+                    .iter()
+                    .map(|e| e.partition())
+                    .collect(),
+            )
+        } else {
+            None
+        };
         let mut tpl = TopicPartitionList::new();
         for (p, o) in &checkpoint.positions {
+            if owned.as_ref().is_some_and(|o| !o.contains(&(*p as i32))) {
+                continue;
+            }
             tpl.add_partition_offset(&self.topic, *p as i32, Offset::Offset(*o as i64))
                 .map_err(|e| SourceError(format!("topic '{}': {e}", self.topic)))?;
+        }
+        if tpl.count() == 0 {
+            return Ok(());
         }
         self.consumer
             .commit(&tpl, CommitMode::Sync)

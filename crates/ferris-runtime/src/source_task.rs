@@ -35,7 +35,8 @@ pub struct EventTimeSpec {
 /// Tracks a source's watermark row by row. A partitioned source (Kafka) keeps one watermark
 /// per partition; the source's watermark is the minimum over all its partitions (one that has
 /// sent nothing yet holds it at -∞), so partitions read in any interleaving do not make each
-/// other's rows late.
+/// other's rows late. A source whose partitions are not known up front (a Kafka consumer
+/// group) starts with none: a partition counts from its first row.
 #[derive(Debug)]
 pub(crate) struct WatermarkTracker {
     spec: EventTimeSpec,
@@ -57,9 +58,6 @@ impl WatermarkTracker {
         let mut max_seen = std::collections::BTreeMap::new();
         for p in partitions {
             max_seen.insert(*p, None);
-        }
-        if max_seen.is_empty() {
-            max_seen.insert(0, None);
         }
         WatermarkTracker {
             column: spec.name.clone().into(),

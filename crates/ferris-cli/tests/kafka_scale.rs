@@ -1,0 +1,132 @@
+//! Scale-out over a real Kafka-protocol broker: several `ferris-cli run` processes with
+//! `'partitions' = 'group'` and one group id share a topic's partitions, and together write
+//! every selected row.
+
+mod kafka_support;
+
+use kafka_support::*;
+use std::collections::{BTreeMap, BTreeSet};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// Starts one process logging (at info level, without colours) to `log`.
+fn start(sql: &str, log: &std::path::Path) -> Child {
+    let log = std::fs::File::create(log).expect("log");
+    Command::new(env!("CARGO_BIN_EXE_ferris-cli"))
+        .args(["run", "-e", sql, "--set", "commit.interval.ms=100"])
+        .env("FERRIS_LOG", "info")
+        .env("NO_COLOR", "1")
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .expect("ferris-cli starts")
+}
+
+/// `text` without terminal colour codes.
+fn strip_ansi(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            for d in chars.by_ref() {
+                if d == 'm' {
+                    break;
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// Output ids and how often each was written.
+fn output(broker: &Broker) -> BTreeMap<i64, usize> {
+    let mut seen = BTreeMap::new();
+    for r in broker.consume_records("big_orders", 3) {
+        *seen.entry(id_of(&r.value)).or_default() += 1;
+    }
+    seen
+}
+
+#[test]
+fn three_processes_in_one_group_share_the_partitions() {
+    let broker = Broker::started();
+    broker.create_topic("orders", 6);
+    broker.create_topic("big_orders", 3);
+    let n = 6000;
+    let input = trades(n);
+    broker.produce("orders", &input);
+    let expected: BTreeSet<i64> = input
+        .iter()
+        .filter(|(_, v)| {
+            let v: serde_json::Value = serde_json::from_str(v).expect("json");
+            v["volume"].as_i64().expect("volume") > 100
+        })
+        .map(|(_, v)| id_of(v))
+        .collect();
+    let sql = format!(
+        "CREATE STREAM orders (id BIGINT, symbol VARCHAR, price DECIMAL(18,4), volume BIGINT,
+           ts TIMESTAMP)
+         WITH ('connector' = 'kafka', 'bootstrap.servers' = '{b}', 'topic' = 'orders',
+               'group.id' = 'scale', 'partitions' = 'group', 'batch.size' = '50',
+               'kafka.session.timeout.ms' = '6000', 'kafka.heartbeat.interval.ms' = '500');
+         CREATE STREAM big_orders WITH ('connector' = 'kafka', 'bootstrap.servers' = '{b}',
+             'topic' = 'big_orders', 'format' = 'json', 'key' = 'symbol',
+             'sink.rows.per.second' = '400') AS
+           SELECT id, symbol, price, volume FROM orders WHERE volume > 100;",
+        b = broker.address
+    );
+    let logs = tempfile::tempdir().expect("tempdir");
+    let mut processes: Vec<Child> = (0..3)
+        .map(|i| start(&sql, &logs.path().join(format!("{i}.log"))))
+        .collect();
+    let started = Instant::now();
+    let result = loop {
+        let seen = output(&broker);
+        if seen.keys().copied().collect::<BTreeSet<_>>() == expected {
+            break Ok(seen);
+        }
+        if started.elapsed() > Duration::from_secs(60) {
+            break Err(seen);
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    };
+    for p in processes.iter_mut() {
+        let _ = p.kill();
+        let _ = p.wait();
+    }
+    let seen = match result {
+        Ok(seen) => seen,
+        Err(seen) => panic!(
+            "incomplete after 60 s: {} of {} ids",
+            seen.len(),
+            expected.len()
+        ),
+    };
+    // The group split the partitions: the last assignment of every process is non-empty
+    // and together they cover all six.
+    let mut covered = BTreeSet::new();
+    for i in 0..3 {
+        let log = strip_ansi(
+            &std::fs::read_to_string(logs.path().join(format!("{i}.log"))).expect("log"),
+        );
+        let last = log
+            .lines()
+            .filter_map(|l| l.split("partitions=[").nth(1))
+            .filter_map(|l| l.split(']').next())
+            .next_back()
+            .unwrap_or_default()
+            .to_string();
+        assert!(!last.is_empty(), "process {i} got no partition: {log}");
+        covered.extend(last.split(", ").map(str::to_string));
+    }
+    assert_eq!(covered.len(), 6, "{covered:?}");
+    // Nothing but the selected rows; repeats only from rebalances (a partition's
+    // uncommitted rows are read again by its next owner), never more than twice.
+    assert_eq!(seen.keys().copied().collect::<BTreeSet<_>>(), expected);
+    assert!(
+        seen.values().all(|c| *c <= 2),
+        "a row was written 3 times or more"
+    );
+}
