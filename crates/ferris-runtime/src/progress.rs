@@ -230,10 +230,16 @@ impl Committer {
         {
             ready = self.pending.pop_front();
         }
-        let Some((_, checkpoint)) = ready else {
+        let Some((slot, checkpoint)) = ready else {
             return;
         };
         let mut checkpoint = checkpoint;
+        // Not committed (yet): the point stays, to be retried or passed by a newer one.
+        let keep = |this: &mut Self, checkpoint: Checkpoint| {
+            if this.pending.front().is_none_or(|(s, _)| *s > slot) {
+                this.pending.push_front((slot, checkpoint));
+            }
+        };
         checkpoint.query_watermarks = self
             .progress
             .iter()
@@ -251,8 +257,9 @@ impl Committer {
         self.last_commit = Instant::now();
         // Rows dead-lettered before the point must be on disk before it is committed.
         if !self.dead_letters_flushed() {
-            tracing::warn!("dead letters not flushed in time; commit skipped");
+            tracing::warn!("dead letters not flushed in time; commit postponed");
             self.failures.inc();
+            keep(self, checkpoint);
             return;
         }
         match source.commit(&checkpoint) {
@@ -262,7 +269,8 @@ impl Committer {
             }
             Err(e) => {
                 self.failures.inc();
-                tracing::warn!("commit failed (retried at the next point): {e}");
+                tracing::warn!("commit failed (retried): {e}");
+                keep(self, checkpoint);
             }
         }
     }
@@ -305,5 +313,141 @@ impl Committer {
             std::thread::sleep(Duration::from_millis(2));
         }
         self.force_commit(source);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::source::{SourceError, SourcePoll};
+    use arrow::datatypes::{Schema, SchemaRef};
+    use ferris_observe::Registry;
+
+    /// A source at position `at` (one partition) that records its commits.
+    struct Positions {
+        at: u64,
+        commits: Vec<u64>,
+    }
+
+    impl Source for Positions {
+        fn location(&self) -> String {
+            "p".into()
+        }
+        fn schema(&self) -> SchemaRef {
+            std::sync::Arc::new(Schema::empty())
+        }
+        fn poll(&mut self, _: usize) -> Result<SourcePoll, SourceError> {
+            Ok(SourcePoll::End)
+        }
+        fn checkpoint(&self) -> Option<Checkpoint> {
+            Some(Checkpoint {
+                positions: vec![(0, self.at)],
+                ..Checkpoint::default()
+            })
+        }
+        fn commit(&mut self, c: &Checkpoint) -> Result<(), SourceError> {
+            self.commits.push(c.positions[0].1);
+            Ok(())
+        }
+    }
+
+    fn committer(progress: &[Arc<Progress>], dead: &[Arc<DeadLetterCounts>]) -> Committer {
+        let r = Registry::new();
+        Committer::new(
+            progress.to_vec(),
+            dead.to_vec(),
+            Duration::ZERO,
+            r.counter("commits", &[]),
+            r.counter("failures", &[]),
+        )
+    }
+
+    #[test]
+    fn commits_the_newest_point_every_query_passed() {
+        let (a, b) = (
+            Arc::new(Progress::new("a".into())),
+            Arc::new(Progress::new("b".into())),
+        );
+        let mut c = committer(&[a.clone(), b.clone()], &[]);
+        let mut s = Positions {
+            at: 0,
+            commits: Vec::new(),
+        };
+        // Slot k sent: the source is at position 10·(k+1).
+        for slot in 0..5u64 {
+            s.at = 10 * (slot + 1);
+            c.sent(slot + 1, &s, None);
+        }
+        c.commit_ready(&mut s);
+        assert_eq!(s.commits, Vec::<u64>::new(), "no query passed anything");
+        a.advance(4);
+        b.advance(2);
+        c.commit_ready(&mut s);
+        assert_eq!(s.commits, vec![20], "slots 0 and 1 done by both");
+        b.advance(5);
+        c.commit_ready(&mut s);
+        assert_eq!(s.commits, vec![20, 40]);
+        // Nothing new: no second commit of the same point.
+        c.commit_ready(&mut s);
+        assert_eq!(s.commits, vec![20, 40]);
+        // The end: both finish, the last point is committed.
+        a.finish();
+        b.finish();
+        c.finish(5, &mut s, None);
+        assert_eq!(s.commits, vec![20, 40, 50]);
+    }
+
+    #[test]
+    fn a_failed_query_keeps_the_commit_where_it_stopped() {
+        let (a, b) = (
+            Arc::new(Progress::new("a".into())),
+            Arc::new(Progress::new("b".into())),
+        );
+        let mut c = committer(&[a.clone(), b.clone()], &[]);
+        let mut s = Positions {
+            at: 0,
+            commits: Vec::new(),
+        };
+        for slot in 0..3u64 {
+            s.at = slot + 1;
+            c.sent(slot + 1, &s, None);
+        }
+        a.finish();
+        b.advance(1);
+        b.close();
+        c.finish(3, &mut s, None);
+        assert_eq!(s.commits, vec![1]);
+    }
+
+    #[test]
+    fn no_commit_before_the_dead_letters_are_flushed() {
+        let p = Arc::new(Progress::new("q".into()));
+        let dead = Arc::new(DeadLetterCounts::default());
+        let (tx, _rx) = mpsc::channel(4);
+        let dl = DeadLetterTx::new(tx, dead.clone());
+        dl.blocking_send(DeadLetterRecord {
+            error: "e".into(),
+            source: "s".into(),
+            position: "p".into(),
+            raw: "r".into(),
+            correlation_id: "c".into(),
+            query: "q".into(),
+            stage: "decode",
+        })
+        .expect("sent");
+        // The writer thread died without flushing it.
+        dead.close();
+        let mut c = committer(&[p.clone()], &[dead.clone()]);
+        let mut s = Positions {
+            at: 7,
+            commits: Vec::new(),
+        };
+        c.sent(1, &s, None);
+        p.advance(1);
+        c.commit_ready(&mut s);
+        assert_eq!(s.commits, Vec::<u64>::new());
+        dead.flushed(1);
+        c.commit_ready(&mut s);
+        assert_eq!(s.commits, vec![7]);
     }
 }
