@@ -437,7 +437,7 @@ mod tests {
         .expect("sent");
         // The writer thread died without flushing it.
         dead.close();
-        let mut c = committer(&[p.clone()], &[dead.clone()]);
+        let mut c = committer(std::slice::from_ref(&p), std::slice::from_ref(&dead));
         let mut s = Positions {
             at: 7,
             commits: Vec::new(),
