@@ -64,7 +64,8 @@ fn avro_in_and_out_with_trace_headers_and_bad_messages_dead_lettered() {
                'scan.startup.mode' = 'earliest', 'scan.bounded' = 'latest',
                'error.strategy' = 'dead_letter', 'dead_letter.path' = '{d}');
          CREATE STREAM out WITH ('connector' = 'kafka', 'bootstrap.servers' = '{b}',
-             'topic' = 'avro_out', 'format' = 'avro', 'avro.schema.file' = '{f}') AS
+             'topic' = 'avro_out', 'format' = 'avro', 'avro.schema.file' = '{f}',
+             'headers' = 'trace') AS
            SELECT id, price * 2 AS doubled FROM trades;",
         b = broker.address,
         d = dlq.display(),

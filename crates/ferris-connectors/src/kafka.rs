@@ -70,6 +70,7 @@ pub(crate) const SINK_KEYS: &[&str] = &[
     "key",
     "avro.schema",
     "avro.schema.file",
+    "headers",
 ];
 const METADATA_TIMEOUT: Duration = Duration::from_secs(10);
 
