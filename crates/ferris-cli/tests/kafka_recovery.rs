@@ -8,6 +8,45 @@ use std::collections::BTreeMap;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+/// Runs `ferris-cli run -e sql extra --set commit.interval.ms=50` until `group` has committed
+/// at least `threshold` offsets of `topic` (over `partitions` partitions), kills it with
+/// SIGKILL and returns the committed offsets at that point.
+fn run_until_committed_then_kill(
+    broker: &Broker,
+    sql: &str,
+    extra: &[&str],
+    (group, topic, partitions): (&str, &str, i32),
+    threshold: i64,
+) -> BTreeMap<i32, i64> {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_ferris-cli"))
+        .args(["run", "-e", sql])
+        .args(extra)
+        .args(["--set", "commit.interval.ms=50"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("ferris-cli starts");
+    let started = Instant::now();
+    loop {
+        let committed: i64 = broker.committed(group, topic, partitions).values().sum();
+        if committed >= threshold {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "no progress committed: {committed}"
+        );
+        if child.try_wait().expect("status").is_some() {
+            let out = child.wait_with_output().expect("output");
+            panic!("exited early: {}", String::from_utf8_lossy(&out.stderr));
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.kill().expect("SIGKILL");
+    child.wait().expect("reaped");
+    broker.committed(group, topic, partitions)
+}
+
 #[test]
 fn killed_mid_run_and_restarted_every_row_arrives_and_only_the_uncommitted_tail_repeats() {
     let broker = Broker::started();
@@ -47,32 +86,13 @@ fn killed_mid_run_and_restarted_every_row_arrives_and_only_the_uncommitted_tail_
     };
     // First run: unbounded, slowed by its sink; killed with SIGKILL once about a quarter of
     // the input is committed (the sink takes about 5 s for the whole input).
-    let mut first = Command::new(env!("CARGO_BIN_EXE_ferris-cli"))
-        .args(["run", "-e", &sql("")])
-        .args(["--parallelism", "2", "--set", "commit.interval.ms=50"])
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("ferris-cli starts");
-    let started = Instant::now();
-    loop {
-        let committed: i64 = broker.committed("alo", "orders", 6).values().sum();
-        if committed >= (n / 4) as i64 {
-            break;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(60),
-            "no progress committed: {committed}"
-        );
-        if first.try_wait().expect("status").is_some() {
-            let out = first.wait_with_output().expect("output");
-            panic!("exited early: {}", String::from_utf8_lossy(&out.stderr));
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    first.kill().expect("SIGKILL");
-    first.wait().expect("reaped");
-    let at_kill = broker.committed("alo", "orders", 6);
+    let at_kill = run_until_committed_then_kill(
+        &broker,
+        &sql(""),
+        &["--parallelism", "2"],
+        ("alo", "orders", 6),
+        (n / 4) as i64,
+    );
     let committed: i64 = at_kill.values().sum();
     assert!(committed < n as i64, "killed before the end: {committed}");
 
@@ -173,31 +193,10 @@ fn a_windowed_query_killed_and_restarted_never_emits_a_partial_window() {
             b = broker.address
         )
     };
-    let mut first = Command::new(env!("CARGO_BIN_EXE_ferris-cli"))
-        .args(["run", "-e", &sql(""), "--set", "commit.interval.ms=50"])
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("ferris-cli starts");
-    let started = Instant::now();
-    loop {
-        let committed: i64 = broker.committed("bars", "ticks", 1).values().sum();
-        if committed >= 2000 {
-            break;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(60),
-            "no progress committed: {committed}"
-        );
-        if first.try_wait().expect("status").is_some() {
-            let out = first.wait_with_output().expect("output");
-            panic!("exited early: {}", String::from_utf8_lossy(&out.stderr));
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    first.kill().expect("SIGKILL");
-    first.wait().expect("reaped");
-    let committed: i64 = broker.committed("bars", "ticks", 1).values().sum();
+    let committed: i64 =
+        run_until_committed_then_kill(&broker, &sql(""), &[], ("bars", "ticks", 1), 2000)
+            .values()
+            .sum();
     assert!(committed < 6000, "killed before the end: {committed}");
 
     let out = run_cli(&sql(", 'scan.bounded' = 'latest'"), &[]);
