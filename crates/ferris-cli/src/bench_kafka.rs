@@ -81,7 +81,13 @@ fn plain_loop(address: &str, input: &str, output: &str) -> Result<(u64, Duration
 pub fn kafka_case(rows: u64, report: &dyn Fn(&str)) -> Result<(), String> {
     let broker = Broker::start()?;
     broker.create_topics(
-        &["bench-in", "bench-base", "bench-out-1", "bench-out-2"],
+        &[
+            "bench-in",
+            "bench-base",
+            "bench-out-1",
+            "bench-out-2",
+            "bench-out-2t",
+        ],
         PARTITIONS,
     )?;
     let p = producer(&broker.address)?;
@@ -105,14 +111,17 @@ pub fn kafka_case(rows: u64, report: &dyn Fn(&str)) -> Result<(), String> {
     report(&format!(
         "baseline  rdkafka consume+produce loop      {base_rate:>12.0} rows/s ({n} messages, tansu on loopback)"
     ));
-    for parallelism in [1, 2] {
+    // The last case writes the correlation id and traceparent headers ('headers' = 'trace').
+    for (parallelism, trace) in [(1, false), (2, false), (2, true)] {
+        let (suffix, headers) = if trace { ("t", "trace") } else { ("", "none") };
         let sql = format!(
             "CREATE STREAM trades (symbol VARCHAR, price DECIMAL(18,4), volume BIGINT, ts TIMESTAMP)
              WITH ('connector'='kafka', 'bootstrap.servers'='{a}', 'topic'='bench-in',
-                   'group.id'='bench-{parallelism}', 'scan.startup.mode'='earliest',
+                   'group.id'='bench-{parallelism}{suffix}', 'scan.startup.mode'='earliest',
                    'scan.bounded'='latest', 'batch.size'='8192');
              CREATE STREAM out WITH ('connector'='kafka', 'bootstrap.servers'='{a}',
-                 'topic'='bench-out-{parallelism}', 'key'='symbol', 'kafka.linger.ms'='5') AS
+                 'topic'='bench-out-{parallelism}{suffix}', 'key'='symbol', 'headers'='{headers}',
+                 'kafka.linger.ms'='5') AS
                SELECT symbol, price, volume, price * volume AS notional FROM trades
                WHERE volume >= 0;",
             a = broker.address
@@ -140,8 +149,9 @@ pub fn kafka_case(rows: u64, report: &dyn Fn(&str)) -> Result<(), String> {
         let d = started.elapsed();
         let written = result.queries.first().map(|q| q.written).unwrap_or(0);
         let rate = rows as f64 / d.as_secs_f64();
+        let case = format!("p={parallelism}{}", if trace { " +headers" } else { "" });
         report(&format!(
-            "kafka      Kafka -> filter/project -> Kafka p={parallelism} {rate:>12.0} rows/s  \
+            "kafka      Kafka -> filter/project -> Kafka {case:<13} {rate:>8.0} rows/s  \
              ({written} written; {:.2} of the loop's rate; target >= 0.8 at p=2)",
             rate / base_rate
         ));

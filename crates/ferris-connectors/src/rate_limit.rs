@@ -53,6 +53,10 @@ impl Sink for RateLimited {
         Ok(())
     }
 
+    fn flush(&mut self) -> Result<(), SinkError> {
+        self.inner.flush()
+    }
+
     fn close(&mut self) -> Result<(), SinkError> {
         self.inner.close()
     }

@@ -185,6 +185,11 @@ impl Receiver {
         Some(msg)
     }
 
+    /// Whether no message is ready to be received now.
+    pub fn is_empty(&self) -> bool {
+        self.rx.is_empty()
+    }
+
     /// Receives from a thread outside the async runtime.
     pub fn recv_blocking(&mut self) -> Option<Message> {
         let (msg, n) = self.rx.blocking_recv()?;

@@ -485,6 +485,8 @@ pub async fn run_job(
             inputs: outputs,
             retry: config.retry,
             progress: query_progress,
+            unflushed: Default::default(),
+            latest: Vec::new(),
             merge: match (&q.keyed, &q.right) {
                 (None, _) => Merge::RoundRobin,
                 (Some(k), None) => Merge::Lockstep {

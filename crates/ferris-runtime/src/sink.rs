@@ -2,6 +2,12 @@
 
 use arrow::record_batch::RecordBatch;
 
+/// The most rows the runtime writes to a sink between two flushes.
+pub const FLUSH_ROWS: usize = 16_384;
+
+/// The longest the runtime waits, after a write, before it flushes the sink.
+pub const FLUSH_AFTER: std::time::Duration = std::time::Duration::from_millis(100);
+
 /// A write failed (it may be retried).
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 #[error("{0}")]
@@ -16,16 +22,20 @@ pub struct WriteContext<'a> {
     pub trace: crate::TraceContext,
 }
 
-/// A writer of result rows. `write_batch` returning `Ok` means the rows are durably handed
-/// over (written and flushed); on `Err` the runtime retries the same batch with backoff.
+/// A writer of result rows. `write_batch` returning `Ok` means the rows are handed over;
+/// they are durable once the next [`Sink::flush`] returns `Ok`. The runtime calls `flush`
+/// when its input runs dry, after at most [`FLUSH_ROWS`] rows and [`FLUSH_AFTER`], and
+/// before `close`, and counts rows as written (and lets the source commit past them) only
+/// then. On `Err` from `write_batch` the runtime retries the batch; on `Err` from `flush`
+/// it writes every batch since the previous flush again, then flushes again (at-least-once).
 pub trait Sink: Send {
     /// Description for errors and topology, e.g. `file out/big.jsonl (json)`.
     fn describe(&self) -> String;
 
-    /// Writes and flushes one batch.
+    /// Writes one batch (durable at once, or at the next [`Sink::flush`]).
     fn write_batch(&mut self, batch: &RecordBatch) -> Result<(), SinkError>;
 
-    /// Writes and flushes one batch, with its identity. Sinks that can carry the correlation
+    /// Writes one batch with its identity. Sinks that can carry the correlation
     /// id and trace context with the rows (Kafka message headers) override this; the default
     /// writes the rows alone.
     fn write_batch_in(
@@ -35,6 +45,13 @@ pub trait Sink: Send {
     ) -> Result<(), SinkError> {
         let _ = context;
         self.write_batch(batch)
+    }
+
+    /// Makes every row written so far durable. Sinks whose writes are durable at once keep
+    /// this default; sinks that send asynchronously (Kafka) wait here for the
+    /// acknowledgements, so a write does not cost a round trip.
+    fn flush(&mut self) -> Result<(), SinkError> {
+        Ok(())
     }
 
     /// Flushes and releases resources at the end of the job.

@@ -7,13 +7,14 @@ use crate::error::{ErrorStrategy, RuntimeError};
 use crate::job::{QueryContext, TaskEnd};
 use crate::message::{BatchMeta, Message, ProcessBatch, Settled};
 use crate::progress::{CloseOnDrop, Progress};
-use crate::sink::{Sink, WriteContext};
+use crate::sink::{FLUSH_AFTER, FLUSH_ROWS, Sink, WriteContext};
 use arrow::array::{ArrayRef, UInt32Array};
 use arrow::compute::{SortColumn, concat_batches, lexsort_to_indices, take_record_batch};
 use arrow::datatypes::Schema;
 use arrow::record_batch::RecordBatch;
 use ferris_observe::{Counter, Histogram, names};
 use std::sync::Arc;
+use std::time::Instant;
 
 pub(crate) struct SinkTask {
     pub(crate) ctx: Arc<QueryContext>,
@@ -24,6 +25,32 @@ pub(crate) struct SinkTask {
     pub(crate) merge: Merge,
     /// Per input side: how far the query has durably handled the source's slots.
     pub(crate) progress: Vec<Arc<Progress>>,
+    /// What was written since the sink's last flush.
+    pub(crate) unflushed: Unflushed,
+    /// Keyed queries: per partition, the latest settled slots (per side) and watermark.
+    pub(crate) latest: Vec<([u64; 2], i64)>,
+}
+
+/// The writes since the sink's last flush, and the progress they hold back: progress
+/// advances only once the sink made the rows before it durable.
+#[derive(Default)]
+pub(crate) struct Unflushed {
+    /// The batches written, kept to write again if the flush fails.
+    batches: Vec<ProcessBatch>,
+    /// Their rows.
+    rows: usize,
+    /// When the oldest of them was written.
+    since: Option<Instant>,
+    /// The progress to report after the flush, in order.
+    done: Vec<Done>,
+}
+
+/// Progress a sink thread reports once the rows before it are durable.
+enum Done {
+    /// Stateless queries: every slot before this one is written.
+    Advance(u64),
+    /// Keyed queries: what the partitions settled.
+    Settle(Vec<Settled>),
 }
 
 /// How a sink thread merges its query's partitions.
@@ -86,6 +113,7 @@ impl SinkTask {
                 order_columns,
             } => self.run_funnel(partitions, order_columns, &m)?,
         }
+        self.flush(&m)?;
         self.sink.close().map_err(|e| {
             TaskEnd::Failed(RuntimeError::Sink {
                 query: self.ctx.name.to_string(),
@@ -101,15 +129,16 @@ impl SinkTask {
         Ok(())
     }
 
-    /// After a write: the slots the stateful stage settled are done (per side, the minimum
+    /// After a flush: the slots the stateful stage settled are done (per side, the minimum
     /// over the keyed partitions' latest reports), and its results are written up to the
     /// minimum of their watermarks.
-    fn settle(&self, latest: &mut [([u64; 2], i64)], reports: impl IntoIterator<Item = Settled>) {
+    fn settle(&mut self, reports: Vec<Settled>) {
         for s in reports {
-            if let Some(l) = latest.get_mut(s.partition) {
+            if let Some(l) = self.latest.get_mut(s.partition) {
                 *l = (s.slots, s.watermark);
             }
         }
+        let latest = &self.latest;
         let watermark = latest.iter().map(|l| l.1).min();
         for (side, p) in self.progress.iter().enumerate() {
             if let Some(min) = latest.iter().map(|l| l.0[side.min(1)]).min() {
@@ -126,7 +155,7 @@ impl SinkTask {
         let n = self.inputs.len();
         let mut next = 0;
         loop {
-            let msg = self.inputs[next].recv_blocking();
+            let msg = self.recv(next, m)?;
             match msg {
                 None => return Err(TaskEnd::Aborted),
                 Some(Message::EndOfStream) => {
@@ -149,10 +178,9 @@ impl SinkTask {
                 }
                 Some(Message::Watermark(_)) => {}
                 Some(Message::ProcessBatch(pb)) => {
-                    self.write(&pb, m)?;
-                    if let Some(p) = self.progress.first() {
-                        p.advance(pb.batch_id.saturating_add(1));
-                    }
+                    let slot = pb.batch_id.saturating_add(1);
+                    self.write(pb, m)?;
+                    self.done(Done::Advance(slot), m)?;
                 }
             }
             next = (next + 1) % n;
@@ -168,21 +196,21 @@ impl SinkTask {
         m: &SinkMetrics,
     ) -> Result<(), TaskEnd> {
         let mut ended = 0;
-        let mut latest = vec![([0u64; 2], i64::MIN); partitions];
+        self.latest = vec![([0u64; 2], i64::MIN); partitions];
+        if self.inputs.is_empty() {
+            return Err(internal("a funnel sink without an input"));
+        }
         while ended < partitions {
-            let Some(rx) = self.inputs.first_mut() else {
-                return Err(internal("a funnel sink without an input"));
-            };
-            match rx.recv_blocking() {
+            match self.recv(0, m)? {
                 None => return Err(TaskEnd::Aborted),
                 Some(Message::EndOfStream) => ended += 1,
                 Some(Message::Watermark(_)) => {}
                 Some(Message::ProcessBatch(pb)) => {
                     let settled = pb.meta.settled.as_deref().copied();
                     if let Some(out) = merge_step(vec![pb], order_columns)? {
-                        self.write(&out, m)?;
+                        self.write(out, m)?;
                     }
-                    self.settle(&mut latest, settled);
+                    self.done(Done::Settle(settled.into_iter().collect()), m)?;
                 }
             }
         }
@@ -192,12 +220,12 @@ impl SinkTask {
     /// Keyed queries: every partition answers every step; the step's rows are merged by
     /// the order columns, so the output does not depend on the number of partitions.
     fn run_lockstep(&mut self, order_columns: usize, m: &SinkMetrics) -> Result<(), TaskEnd> {
-        let mut latest = vec![([0u64; 2], i64::MIN); self.inputs.len()];
+        self.latest = vec![([0u64; 2], i64::MIN); self.inputs.len()];
         loop {
             let mut parts = Vec::with_capacity(self.inputs.len());
             let mut ended = 0;
-            for rx in self.inputs.iter_mut() {
-                match rx.recv_blocking() {
+            for i in 0..self.inputs.len() {
+                match self.recv(i, m)? {
                     None => return Err(TaskEnd::Aborted),
                     Some(Message::EndOfStream) => ended += 1,
                     Some(Message::Watermark(_)) => {
@@ -217,13 +245,105 @@ impl SinkTask {
                 .filter_map(|p| p.meta.settled.as_deref().copied())
                 .collect();
             if let Some(merged) = merge_step(parts, order_columns)? {
-                self.write(&merged, m)?;
+                self.write(merged, m)?;
             }
-            self.settle(&mut latest, settled);
+            self.done(Done::Settle(settled), m)?;
         }
     }
 
-    fn write(&mut self, pb: &ProcessBatch, m: &SinkMetrics) -> Result<(), TaskEnd> {
+    /// Receives from input `i`; flushes the sink first when nothing is ready there, so
+    /// progress is never held back while the query waits for input.
+    fn recv(&mut self, i: usize, m: &SinkMetrics) -> Result<Option<Message>, TaskEnd> {
+        let Some(rx) = self.inputs.get(i) else {
+            return Err(internal("a sink input out of range"));
+        };
+        if !self.unflushed.done.is_empty() && rx.is_empty() {
+            self.flush(m)?;
+        }
+        Ok(self.inputs[i].recv_blocking())
+    }
+
+    /// Records progress to report after the next flush; flushes once [`FLUSH_ROWS`] rows
+    /// or [`FLUSH_AFTER`] are pending.
+    fn done(&mut self, done: Done, m: &SinkMetrics) -> Result<(), TaskEnd> {
+        self.unflushed.done.push(done);
+        let due = self.unflushed.rows >= FLUSH_ROWS
+            || self
+                .unflushed
+                .since
+                .is_some_and(|t| t.elapsed() >= FLUSH_AFTER);
+        if due { self.flush(m) } else { Ok(()) }
+    }
+
+    /// Makes the writes since the last flush durable (writing them again and retrying with
+    /// backoff when the flush fails, then applying the error strategy to them), then
+    /// reports the progress they held back.
+    fn flush(&mut self, m: &SinkMetrics) -> Result<(), TaskEnd> {
+        let Unflushed { batches, done, .. } = std::mem::take(&mut self.unflushed);
+        if batches.is_empty() && done.is_empty() {
+            return Ok(());
+        }
+        let attempts = self.retry.attempts.max(1);
+        let mut attempt = 1;
+        loop {
+            let result = if attempt == 1 {
+                self.sink.flush()
+            } else {
+                batches
+                    .iter()
+                    .try_for_each(|pb| self.write_once(pb))
+                    .and_then(|()| self.sink.flush())
+            };
+            match result {
+                Ok(()) => {
+                    for pb in &batches {
+                        m.written.add(pb.records.num_rows() as u64);
+                        m.latency
+                            .record(pb.meta.read_at.elapsed().as_nanos() as u64);
+                    }
+                    break;
+                }
+                Err(e) if attempt < attempts => {
+                    m.retries.inc();
+                    tracing::warn!(query = %self.ctx.name, batches = batches.len(), attempt,
+                        "sink flush failed, writing the batches since the last flush again: {e}");
+                    std::thread::sleep(self.retry.backoff(attempt));
+                    attempt += 1;
+                }
+                Err(e) => {
+                    for pb in &batches {
+                        self.give_up(pb, m, attempts, format!("flush failed: {e}"))?;
+                    }
+                    break;
+                }
+            }
+        }
+        for d in done {
+            match d {
+                Done::Advance(slot) => {
+                    if let Some(p) = self.progress.first() {
+                        p.advance(slot);
+                    }
+                }
+                Done::Settle(reports) => self.settle(reports),
+            }
+        }
+        Ok(())
+    }
+
+    /// One attempt to write `pb`.
+    fn write_once(&mut self, pb: &ProcessBatch) -> Result<(), crate::sink::SinkError> {
+        let correlation_id = pb.correlation_id.to_string();
+        let context = WriteContext {
+            correlation_id: &correlation_id,
+            trace: pb.trace,
+        };
+        self.sink.write_batch_in(&pb.records, &context)
+    }
+
+    /// Writes `pb` (durable at the next flush), retrying with backoff before the error
+    /// strategy applies.
+    fn write(&mut self, pb: ProcessBatch, m: &SinkMetrics) -> Result<(), TaskEnd> {
         let rows = pb.records.num_rows();
         if rows == 0 {
             return Ok(());
@@ -231,17 +351,13 @@ impl SinkTask {
         m.rows_in.add(rows as u64);
         let attempts = self.retry.attempts.max(1);
         let mut attempt = 1;
-        let correlation_id = pb.correlation_id.to_string();
-        let context = WriteContext {
-            correlation_id: &correlation_id,
-            trace: pb.trace,
-        };
         loop {
-            match self.sink.write_batch_in(&pb.records, &context) {
+            match self.write_once(&pb) {
                 Ok(()) => {
-                    m.written.add(rows as u64);
-                    m.latency
-                        .record(pb.meta.read_at.elapsed().as_nanos() as u64);
+                    let u = &mut self.unflushed;
+                    u.rows += rows;
+                    u.since.get_or_insert_with(Instant::now);
+                    u.batches.push(pb);
                     return Ok(());
                 }
                 Err(e) if attempt < attempts => {
@@ -251,7 +367,7 @@ impl SinkTask {
                     std::thread::sleep(self.retry.backoff(attempt));
                     attempt += 1;
                 }
-                Err(e) => return self.give_up(pb, m, attempts, e.0),
+                Err(e) => return self.give_up(&pb, m, attempts, e.0),
             }
         }
     }

@@ -133,6 +133,9 @@ pub struct CollectingSink {
     pub fail_write: Option<u64>,
     pub delays: Option<(u64, Vec<u64>)>,
     pub attempts: u64,
+    /// Before its first write, wait (up to 10 s) until the source read this many rows: the
+    /// pipeline fills up deterministically, whatever the machine's load.
+    pub wait_for_read: Option<u64>,
 }
 
 impl CollectingSink {
@@ -144,6 +147,7 @@ impl CollectingSink {
             fail_write: None,
             delays: None,
             attempts: 0,
+            wait_for_read: None,
         }
     }
 }
@@ -153,6 +157,14 @@ impl Sink for CollectingSink {
         "collect".into()
     }
     fn write_batch(&mut self, batch: &RecordBatch) -> Result<(), SinkError> {
+        if let Some(target) = self.wait_for_read.take() {
+            let started = std::time::Instant::now();
+            while self.read.load(Ordering::SeqCst) < target
+                && started.elapsed() < Duration::from_secs(10)
+            {
+                std::thread::sleep(Duration::from_millis(1));
+            }
+        }
         let mut out = self.out.lock().map_err(|_| SinkError("poisoned".into()))?;
         let read = self.read.load(Ordering::SeqCst);
         let in_flight = read - out.values.len() as u64;

@@ -25,6 +25,7 @@ struct Setup {
     sink_delay: Duration,
     fail_write: Option<u64>,
     random_delays: Option<u64>,
+    wait_for_read: Option<u64>,
 }
 
 impl Default for Setup {
@@ -41,6 +42,7 @@ impl Default for Setup {
             sink_delay: Duration::ZERO,
             fail_write: None,
             random_delays: None,
+            wait_for_read: None,
         }
     }
 }
@@ -66,6 +68,7 @@ fn run(s: Setup) -> Outcome {
     let mut sink = CollectingSink::new(collected.clone(), read);
     sink.delay = s.sink_delay;
     sink.fail_write = s.fail_write;
+    sink.wait_for_read = s.wait_for_read;
     sink.delays = s
         .random_delays
         .map(|seed| (seed, vec![0, 0, 0, 5, 50, 200]));
@@ -187,12 +190,15 @@ fn order_is_preserved_at_parallelism_4_and_results_do_not_depend_on_batch_size()
 fn backpressure_bounds_rows_in_flight_exactly() {
     // p = 1, batch 16, capacity 64: the source holds one batch, the input channel 64 rows,
     // the worker one batch, the output channel 64 rows and the sink the batch it writes:
-    // 2 * 64 + 3 * 16 = 176 rows at most between reader and sink, and a slow sink reaches it.
+    // 2 * 64 + 3 * 16 = 176 rows at most between reader and sink. The sink waits before its
+    // first write until the reader read 176 rows, so the peak is reached whatever the load;
+    // a broken bound lets the reader run past it, and the peak measured is then larger.
     let o = run(Setup {
         total: 2_000,
         batch: 16,
         capacity: 64,
         sink_delay: Duration::from_millis(2),
+        wait_for_read: Some(176),
         ..Setup::default()
     });
     o.result.as_ref().expect("job succeeds");

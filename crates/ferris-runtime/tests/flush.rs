@@ -1,0 +1,255 @@
+//! Sinks that write asynchronously and become durable on `flush` (Kafka): the source
+//! commits only positions whose rows were flushed, a failed flush writes the batches since
+//! the previous flush again, and a flush that keeps failing follows the error strategy.
+
+mod common;
+
+use arrow::array::{AsArray, Int64Array};
+use arrow::datatypes::Int64Type;
+use arrow::record_batch::RecordBatch;
+use common::*;
+use ferris_runtime::{
+    Checkpoint, ErrorStrategy, JobConfig, JobSpec, Operator, QuerySpec, RetryPolicy, RuntimeError,
+    Shutdown, Sink, SinkError, Source, SourceError, SourcePoll, SourceSpec, run_job,
+};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// What the buffering sink made durable, shared with the source.
+#[derive(Default)]
+struct Durable {
+    values: Vec<i64>,
+    flushes: u64,
+    /// Per commit: (position committed, rows durable at that moment).
+    commits: Vec<(u64, usize)>,
+}
+
+/// Emits 0..total; position of row v is v + 1; commits are recorded with the rows durable.
+struct CommittingSource {
+    next: i64,
+    total: i64,
+    durable: Arc<Mutex<Durable>>,
+}
+
+impl Source for CommittingSource {
+    fn location(&self) -> String {
+        "committing".into()
+    }
+    fn schema(&self) -> arrow::datatypes::SchemaRef {
+        schema()
+    }
+    fn poll(&mut self, max_rows: usize) -> Result<SourcePoll, SourceError> {
+        if self.next >= self.total {
+            return Ok(SourcePoll::End);
+        }
+        let end = (self.next + max_rows as i64).min(self.total);
+        let values: Vec<i64> = (self.next..end).collect();
+        let positions = values.iter().map(|v| *v as u64 + 1).collect();
+        self.next = end;
+        let records = RecordBatch::try_new(schema(), vec![Arc::new(Int64Array::from(values))])
+            .map_err(|e| SourceError(e.to_string()))?;
+        Ok(SourcePoll::Batch {
+            records,
+            positions,
+            rejects: Vec::new(),
+        })
+    }
+    fn checkpoint(&self) -> Option<Checkpoint> {
+        Some(Checkpoint {
+            positions: vec![(0, self.next as u64)],
+            ..Checkpoint::default()
+        })
+    }
+    fn commit(&mut self, c: &Checkpoint) -> Result<(), SourceError> {
+        let mut d = self
+            .durable
+            .lock()
+            .map_err(|_| SourceError("poisoned".into()))?;
+        let rows = d.values.len();
+        d.commits.push((c.positions[0].1, rows));
+        Ok(())
+    }
+}
+
+/// Buffers writes; `flush` makes them durable, except that the first `fail_flushes` flushes
+/// fail and lose what was buffered (like messages the broker never acknowledged).
+struct BufferingSink {
+    pending: Vec<i64>,
+    durable: Arc<Mutex<Durable>>,
+    fail_flushes: u64,
+}
+
+impl Sink for BufferingSink {
+    fn describe(&self) -> String {
+        "buffering".into()
+    }
+    fn write_batch(&mut self, batch: &RecordBatch) -> Result<(), SinkError> {
+        let col = batch.column(0).as_primitive::<Int64Type>();
+        self.pending.extend(col.values().iter().copied());
+        Ok(())
+    }
+    fn flush(&mut self) -> Result<(), SinkError> {
+        let pending = std::mem::take(&mut self.pending);
+        if self.fail_flushes > 0 {
+            self.fail_flushes -= 1;
+            return Err(SinkError(format!(
+                "injected: {} rows not acknowledged",
+                pending.len()
+            )));
+        }
+        let mut d = self
+            .durable
+            .lock()
+            .map_err(|_| SinkError("poisoned".into()))?;
+        d.values.extend(pending);
+        d.flushes += 1;
+        Ok(())
+    }
+}
+
+struct Run {
+    result: Result<ferris_runtime::JobReport, RuntimeError>,
+    durable: Arc<Mutex<Durable>>,
+    dead: Arc<Mutex<Vec<ferris_runtime::DeadLetterRecord>>>,
+}
+
+fn run(
+    total: i64,
+    batch: usize,
+    parallelism: usize,
+    fail_flushes: u64,
+    strategy: ErrorStrategy,
+) -> Run {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let durable = Arc::new(Mutex::new(Durable::default()));
+    let dead = Arc::new(Mutex::new(Vec::new()));
+    let spec = JobSpec {
+        tables: Vec::new(),
+        sources: vec![SourceSpec {
+            name: "numbers".into(),
+            source: Box::new(CommittingSource {
+                next: 0,
+                total,
+                durable: durable.clone(),
+            }),
+            batch_size: batch,
+            event_time: None,
+            idle_timeout: None,
+        }],
+        queries: vec![QuerySpec {
+            name: "q".into(),
+            source: 0,
+            operators: Arc::new(|| {
+                Ok(vec![Box::new(TestFilter {
+                    modulus: i64::MAX,
+                    fail_on: None,
+                }) as Box<dyn Operator>])
+            }),
+            sink: Box::new(BufferingSink {
+                pending: Vec::new(),
+                durable: durable.clone(),
+                fail_flushes,
+            }),
+            strategy,
+            dead_letter: Some(0),
+            channel_capacity: None,
+            keyed: None,
+            right: None,
+            late: Default::default(),
+        }],
+        dead_letters: vec![Box::new(MemoryDeadLetters(dead.clone()))],
+        config: JobConfig {
+            channel_capacity_rows: 256,
+            parallelism,
+            retry: RetryPolicy {
+                attempts: 3,
+                initial_backoff: Duration::from_millis(1),
+                max_backoff: Duration::from_millis(2),
+            },
+            commit_interval: Duration::ZERO,
+            ..JobConfig::default()
+        },
+    };
+    let result = rt.block_on(async {
+        tokio::time::timeout(
+            Duration::from_secs(120),
+            run_job(spec, ferris_observe::Registry::new(), Shutdown::new()),
+        )
+        .await
+        .expect("job finished before the safety timeout")
+    });
+    Run {
+        result,
+        durable,
+        dead,
+    }
+}
+
+#[test]
+fn commits_cover_only_flushed_rows_and_a_failed_flush_writes_again() {
+    let expected: Vec<i64> = (0..20_000).collect();
+    for (batch, parallelism) in [(1, 1), (64, 1), (1000, 2)] {
+        for fail_flushes in [0, 2] {
+            let r = run(
+                20_000,
+                batch,
+                parallelism,
+                fail_flushes,
+                ErrorStrategy::Fail,
+            );
+            let report = r.result.expect("job succeeds");
+            let d = r.durable.lock().expect("lock");
+            let case = format!("batch {batch} p={parallelism} failed flushes {fail_flushes}");
+            // Nothing lost, nothing twice: the batches of a failed flush were written again.
+            assert_eq!(d.values, expected, "{case}");
+            assert_eq!(report.queries[0].written, 20_000, "{case}");
+            // Every commit covers only rows that were durable when it was made.
+            assert!(d.commits.len() >= 2, "{case}: commits {:?}", d.commits);
+            for (position, rows) in &d.commits {
+                assert!(
+                    *position as usize <= *rows,
+                    "{case}: committed position {position} with only {rows} rows durable"
+                );
+            }
+            assert_eq!(d.commits.last().map(|c| c.0), Some(20_000), "{case}");
+            // Flushes are batched: fewer than one per source batch when batches are small.
+            if batch == 1 {
+                assert!(d.flushes < 20_000, "{case}: {} flushes", d.flushes);
+            }
+        }
+    }
+}
+
+#[test]
+fn a_flush_that_keeps_failing_follows_the_error_strategy() {
+    let r = run(1_000, 100, 1, u64::MAX, ErrorStrategy::DeadLetter);
+    let report = r.result.expect("dead_letter continues");
+    let dead = r.dead.lock().expect("lock");
+    assert_eq!(dead.len(), 1_000);
+    assert!(
+        dead[0].error.contains("flush failed: injected"),
+        "{}",
+        dead[0].error
+    );
+    assert_eq!(dead[0].stage, "sink");
+    assert_eq!(
+        (report.queries[0].written, report.queries[0].dead_lettered),
+        (0, 1_000)
+    );
+    assert!(r.durable.lock().expect("lock").values.is_empty());
+
+    let r = run(1_000, 100, 1, u64::MAX, ErrorStrategy::Fail);
+    match r.result {
+        Err(RuntimeError::Sink {
+            attempts, reason, ..
+        }) => {
+            assert_eq!(attempts, 3);
+            assert!(reason.starts_with("flush failed: injected"), "{reason}");
+        }
+        other => panic!("expected a sink error, got {other:?}"),
+    }
+}
