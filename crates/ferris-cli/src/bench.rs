@@ -79,6 +79,7 @@ fn generator_baseline(rows: u64, batch: usize) -> Result<Duration, String> {
             SourcePoll::End => break,
             SourcePoll::Idle => std::thread::sleep(Duration::from_millis(1)),
             SourcePoll::Batch { .. } => {}
+            SourcePoll::Unavailable(reason) => return Err(reason),
         }
     }
     Ok(started.elapsed())

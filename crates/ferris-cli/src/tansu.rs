@@ -11,16 +11,15 @@ use std::time::{Duration, Instant};
 
 /// A running broker, stopped on drop.
 pub struct Broker {
-    child: Child,
+    child: Option<Child>,
     /// `127.0.0.1:<port>`, for `bootstrap.servers`.
     pub address: String,
-    _dir: tempfile::TempDir,
+    dir: tempfile::TempDir,
 }
 
 impl Drop for Broker {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        self.stop();
     }
 }
 
@@ -31,11 +30,31 @@ impl Broker {
             .and_then(|l| l.local_addr())
             .map(|a| a.port())
             .map_err(|e| e.to_string())?;
-        let address = format!("127.0.0.1:{port}");
-        let url = format!("tcp://{address}");
-        let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+        let mut broker = Broker {
+            child: None,
+            address: format!("127.0.0.1:{port}"),
+            dir: tempfile::tempdir().map_err(|e| e.to_string())?,
+        };
+        broker.restart()?;
+        Ok(broker)
+    }
+
+    /// Kills the broker process (its data stays in the SQLite file).
+    #[allow(dead_code)] // used by the Kafka tests, not by the bench
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Starts the broker again on the same address and data (after [`Broker::stop`]) and
+    /// waits until it accepts connections.
+    pub fn restart(&mut self) -> Result<(), String> {
+        self.stop();
+        let url = format!("tcp://{}", self.address);
         let child = Command::new("tansu")
-            .current_dir(dir.path())
+            .current_dir(self.dir.path())
             .args([
                 "broker",
                 "--listener-url",
@@ -54,19 +73,15 @@ impl Broker {
                      dynostore,libsql): {e}"
                 )
             })?;
-        let broker = Broker {
-            child,
-            address,
-            _dir: dir,
-        };
+        self.child = Some(child);
         let started = Instant::now();
-        while std::net::TcpStream::connect(&broker.address).is_err() {
+        while std::net::TcpStream::connect(&self.address).is_err() {
             if started.elapsed() > Duration::from_secs(20) {
                 return Err("tansu did not start".into());
             }
             std::thread::sleep(Duration::from_millis(50));
         }
-        Ok(broker)
+        Ok(())
     }
 
     /// Creates topics with `partitions` partitions each (tansu does not auto-create).

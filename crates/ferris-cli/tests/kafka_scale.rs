@@ -49,8 +49,25 @@ fn output(broker: &Broker) -> BTreeMap<i64, usize> {
     seen
 }
 
-#[test]
-fn three_processes_in_one_group_share_the_partitions() {
+/// The last partitions the group assigned to the process that wrote `log`.
+fn last_assignment(log: &std::path::Path) -> BTreeSet<String> {
+    let log = strip_ansi(&std::fs::read_to_string(log).expect("log"));
+    log.lines()
+        .filter_map(|l| l.split("partitions=[").nth(1))
+        .filter_map(|l| l.split(']').next())
+        .next_back()
+        .unwrap_or_default()
+        .split(", ")
+        .filter(|p| !p.is_empty())
+        .map(str::to_string)
+        .collect()
+}
+
+/// Runs three processes in one group over 6,000 trades in a 6-partition topic (a filter
+/// query writing at most 400 rows/s per process); kills process 0 with SIGKILL once
+/// `kill_after` rows are out, if given. Returns how often each selected id was written
+/// (once complete, or panics after 90 s) and the directory of the processes' logs.
+fn run_group(kill_after: Option<usize>) -> (BTreeMap<i64, usize>, tempfile::TempDir) {
     let broker = Broker::started();
     broker.create_topic("orders", 6);
     broker.create_topic("big_orders", 3);
@@ -82,12 +99,18 @@ fn three_processes_in_one_group_share_the_partitions() {
         .map(|i| start(&sql, &logs.path().join(format!("{i}.log"))))
         .collect();
     let started = Instant::now();
+    let mut killed = kill_after.is_none();
     let result = loop {
         let seen = output(&broker);
+        if !killed && seen.len() >= kill_after.unwrap_or(0) {
+            let _ = processes[0].kill();
+            let _ = processes[0].wait();
+            killed = true;
+        }
         if seen.keys().copied().collect::<BTreeSet<_>>() == expected {
             break Ok(seen);
         }
-        if started.elapsed() > Duration::from_secs(60) {
+        if started.elapsed() > Duration::from_secs(90) {
             break Err(seen);
         }
         std::thread::sleep(Duration::from_millis(500));
@@ -99,34 +122,62 @@ fn three_processes_in_one_group_share_the_partitions() {
     let seen = match result {
         Ok(seen) => seen,
         Err(seen) => panic!(
-            "incomplete after 60 s: {} of {} ids",
+            "incomplete after 90 s: {} of {} ids (kill after {kill_after:?}); logs:\n{}",
             seen.len(),
-            expected.len()
+            expected.len(),
+            (0..3)
+                .map(
+                    |i| std::fs::read_to_string(logs.path().join(format!("{i}.log")))
+                        .unwrap_or_default()
+                )
+                .collect::<Vec<_>>()
+                .join("\n----\n")
         ),
     };
+    // Nothing but the selected rows.
+    assert_eq!(seen.keys().copied().collect::<BTreeSet<_>>(), expected);
+    (seen, logs)
+}
+
+#[test]
+fn three_processes_in_one_group_share_the_partitions() {
+    let (seen, logs) = run_group(None);
     // The group split the partitions: the last assignment of every process is non-empty
     // and together they cover all six.
     let mut covered = BTreeSet::new();
     for i in 0..3 {
-        let log = strip_ansi(
-            &std::fs::read_to_string(logs.path().join(format!("{i}.log"))).expect("log"),
-        );
-        let last = log
-            .lines()
-            .filter_map(|l| l.split("partitions=[").nth(1))
-            .filter_map(|l| l.split(']').next())
-            .next_back()
-            .unwrap_or_default()
-            .to_string();
-        assert!(!last.is_empty(), "process {i} got no partition: {log}");
-        covered.extend(last.split(", ").map(str::to_string));
+        let last = last_assignment(&logs.path().join(format!("{i}.log")));
+        assert!(!last.is_empty(), "process {i} got no partition");
+        covered.extend(last);
     }
     assert_eq!(covered.len(), 6, "{covered:?}");
-    // Nothing but the selected rows; repeats only from rebalances (a partition's
-    // uncommitted rows are read again by its next owner), never more than twice.
-    assert_eq!(seen.keys().copied().collect::<BTreeSet<_>>(), expected);
+    // Repeats only from rebalances (a partition's uncommitted rows are read again by its
+    // next owner), never more than twice.
     assert!(
         seen.values().all(|c| *c <= 2),
         "a row was written 3 times or more"
+    );
+}
+
+/// Ignored: tansu 0.6 does not hand a dead member's partitions on. After the member's
+/// session expires, the first survivor to rejoin becomes leader with the old member list
+/// (the dead member included) and the generation unchanged, so the other survivor is never
+/// asked to rejoin and the dead member's partitions stay assigned to it (seen: survivors
+/// ending with [4, 5] and [0, 1]; 2 and 3 unread). Run it against a broker whose group
+/// coordinator expires members (`cargo nextest run --run-ignored only`).
+#[test]
+#[ignore = "tansu 0.6 keeps an expired member's partitions assigned to it"]
+fn a_killed_process_partitions_move_to_the_others() {
+    let (seen, logs) = run_group(Some(1000));
+    // The two survivors own all six partitions at the end.
+    let mut covered = BTreeSet::new();
+    for i in 1..3 {
+        covered.extend(last_assignment(&logs.path().join(format!("{i}.log"))));
+    }
+    assert_eq!(covered.len(), 6, "{covered:?}");
+    // Repeats only from rebalances and from the killed process's uncommitted tail.
+    assert!(
+        seen.values().all(|c| *c <= 3),
+        "a row was written 4 times or more"
     );
 }

@@ -33,6 +33,7 @@
 use crate::ConnectorError;
 use crate::avro::AvroCodec;
 use crate::decode::RowDecoder;
+use crate::kafka_health::{Fault, Reachability, fault};
 use crate::kafka_progress::{ProgressTopic, Resumed};
 pub use crate::kafka_sink::{CORRELATION_ID_HEADER, KafkaSink, TRACEPARENT_HEADER};
 use crate::props::Props;
@@ -170,6 +171,10 @@ pub struct KafkaSource {
     carry: Option<Fetched>,
     /// The partition of the last batch.
     partition: i32,
+    /// Whether the brokers answer.
+    reachability: Reachability,
+    /// `bootstrap.servers`, for errors.
+    servers: String,
 }
 
 /// Learns of rebalances (group mode): the partitions revoked since the last poll.
@@ -412,6 +417,8 @@ impl KafkaSource {
             progress,
             carry: None,
             partition: 0,
+            reachability: Reachability::default(),
+            servers: p.required("bootstrap.servers")?.to_string(),
         })
     }
 
@@ -526,9 +533,20 @@ impl Source for KafkaSource {
                     }
                     match self.consumer.poll(wait) {
                         None => break,
-                        Some(Err(e)) => {
-                            return Err(SourceError(format!("topic '{}': {e}", self.topic)));
-                        }
+                        Some(Err(e)) => match fault(&e) {
+                            Fault::Transport => {
+                                tracing::debug!(topic = %self.topic, "Kafka client: {e}");
+                                self.reachability.failed();
+                                break;
+                            }
+                            Fault::Transient => {
+                                tracing::debug!(topic = %self.topic, "Kafka client: {e}");
+                                break;
+                            }
+                            Fault::Fatal => {
+                                return Err(SourceError(format!("topic '{}': {e}", self.topic)));
+                            }
+                        },
                         Some(Ok(m)) => (
                             m.partition(),
                             m.offset(),
@@ -539,6 +557,7 @@ impl Source for KafkaSource {
                 }
             };
             wait = Duration::ZERO;
+            self.reachability.ok();
             if let Some(end) = &self.end
                 && end.get(&part).is_some_and(|e| offset >= *e)
             {
@@ -583,10 +602,23 @@ impl Source for KafkaSource {
             });
         }
         if self.finished() {
-            Ok(SourcePoll::End)
-        } else {
-            Ok(SourcePoll::Idle)
+            return Ok(SourcePoll::End);
         }
+        let (consumer, topic) = (&self.consumer, self.topic.as_str());
+        let probe = || {
+            consumer
+                .fetch_metadata(Some(topic), Duration::from_millis(500))
+                .is_ok()
+        };
+        if let Some(down) = self.reachability.unreachable_for(probe) {
+            return Ok(SourcePoll::Unavailable(format!(
+                "topic '{}': no Kafka broker of {} can be reached (for {:.1} s)",
+                self.topic,
+                self.servers,
+                down.as_secs_f64()
+            )));
+        }
+        Ok(SourcePoll::Idle)
     }
 
     fn checkpoint(&self) -> Option<Checkpoint> {

@@ -11,6 +11,7 @@
 use crate::ConnectorError;
 use crate::avro::AvroCodec;
 use crate::kafka::{Format, SINK_KEYS, avro_schema, format, kafka_err, split};
+use crate::kafka_health::{Fault, Reachability, fault};
 use crate::props::Props;
 use arrow::record_batch::RecordBatch;
 use arrow::util::display::FormatOptions;
@@ -23,26 +24,48 @@ use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{BaseProducer, BaseRecord, DeliveryResult, Producer, ProducerContext};
 use std::collections::BTreeMap;
 use std::sync::Mutex;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-/// Collects delivery failures of the messages in flight.
+/// Collects delivery failures of the messages in flight, and whether the brokers answer.
 #[derive(Default)]
 struct Deliveries {
     failed: Mutex<Vec<String>>,
+    reachability: Mutex<Reachability>,
 }
 
-impl ClientContext for Deliveries {}
+impl Deliveries {
+    fn reachability(&self) -> std::sync::MutexGuard<'_, Reachability> {
+        self.reachability
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+impl ClientContext for Deliveries {
+    fn error(&self, error: KafkaError, reason: &str) {
+        if fault(&error) == Fault::Transport {
+            self.reachability().failed();
+        }
+        tracing::debug!("Kafka producer: {error}: {reason}");
+    }
+}
 
 impl ProducerContext for Deliveries {
     type DeliveryOpaque = ();
     fn delivery(&self, result: &DeliveryResult<'_>, _: ()) {
-        if let Err((e, _)) = result
-            && let Ok(mut failed) = self.failed.lock()
-        {
-            failed.push(e.to_string());
+        match result {
+            Ok(_) => self.reachability().ok(),
+            Err((e, _)) => {
+                if let Ok(mut failed) = self.failed.lock() {
+                    failed.push(e.to_string());
+                }
+            }
         }
     }
 }
+
+/// How long a flush waits for acknowledgements while brokers are reachable.
+const FLUSH_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Writes rows to a topic.
 pub struct KafkaSink {
@@ -58,6 +81,10 @@ pub struct KafkaSink {
     trace_headers: bool,
     describe: String,
     buf: Vec<u8>,
+    /// `bootstrap.servers`, for errors.
+    servers: String,
+    /// Set when the last flush failed because no broker could be reached.
+    unreachable: Option<String>,
 }
 
 impl KafkaSink {
@@ -89,6 +116,8 @@ impl KafkaSink {
                 Some(h) => return Err(p.invalid("headers", &h, "'trace' or 'none'")),
             },
             buf: Vec::new(),
+            servers: p.required("bootstrap.servers")?.to_string(),
+            unreachable: None,
         })
     }
 
@@ -190,11 +219,37 @@ impl KafkaSink {
         Ok(())
     }
 
-    /// Waits until the broker acknowledged every message sent so far.
+    /// Waits until the broker acknowledged every message sent so far; fails at once (the
+    /// messages stay queued) when no broker can be reached.
     fn flush_sent(&mut self) -> Result<(), SinkError> {
-        self.producer
-            .flush(Duration::from_secs(30))
-            .map_err(|e| SinkError(format!("{}: flush failed: {e}", self.describe)))?;
+        self.unreachable = None;
+        let started = Instant::now();
+        while let Err(e) = self.producer.flush(Duration::from_millis(250)) {
+            let client = self.producer.client();
+            let probe = || {
+                client
+                    .fetch_metadata(Some(&self.topic), Duration::from_millis(500))
+                    .is_ok()
+            };
+            let down = self
+                .producer
+                .context()
+                .reachability()
+                .unreachable_for(probe);
+            if let Some(down) = down {
+                let reason = format!(
+                    "{}: no Kafka broker of {} can be reached (for {:.1} s)",
+                    self.describe,
+                    self.servers,
+                    down.as_secs_f64()
+                );
+                self.unreachable = Some(reason.clone());
+                return Err(SinkError(reason));
+            }
+            if started.elapsed() >= FLUSH_TIMEOUT {
+                return Err(SinkError(format!("{}: flush failed: {e}", self.describe)));
+            }
+        }
         let failed = self
             .producer
             .context()
@@ -250,6 +305,10 @@ impl Sink for KafkaSink {
 
     fn flush(&mut self) -> Result<(), SinkError> {
         self.flush_sent()
+    }
+
+    fn unavailable(&self) -> Option<String> {
+        self.unreachable.clone()
     }
 
     fn close(&mut self) -> Result<(), SinkError> {

@@ -57,6 +57,10 @@ impl Sink for RateLimited {
         self.inner.flush()
     }
 
+    fn unavailable(&self) -> Option<String> {
+        self.inner.unavailable()
+    }
+
     fn close(&mut self) -> Result<(), SinkError> {
         self.inner.close()
     }

@@ -247,6 +247,16 @@ pub async fn run_job(
     } = spec;
     let parallelism = config.parallelism.max(1);
     let cap = config.channel_capacity_rows.max(1);
+    // Per source: whether a query reading it stops at errors (then an unavailable source
+    // stops the job instead of being waited for).
+    let fail_when_unavailable: Vec<bool> = (0..sources.len())
+        .map(|i| {
+            queries.iter().any(|q| {
+                q.strategy == ErrorStrategy::Fail
+                    && (q.source == i || q.right.as_ref().is_some_and(|r| r.source == i))
+            })
+        })
+        .collect();
     let job_id: u32 = rand::random();
     let handle = Handle::current();
 
@@ -509,7 +519,12 @@ pub async fn run_job(
     }
     drop(dl_senders);
 
-    for ((spec, senders), progress) in sources.into_iter().zip(fanout).zip(progress) {
+    for (((spec, senders), progress), fail_when_unavailable) in sources
+        .into_iter()
+        .zip(fanout)
+        .zip(progress)
+        .zip(fail_when_unavailable)
+    {
         if senders.is_empty() {
             continue;
         }
@@ -525,6 +540,8 @@ pub async fn run_job(
         let task = SourceTask {
             committer,
             pauses,
+            unavailable: registry.counter(names::SOURCE_UNAVAILABLE, &l),
+            fail_when_unavailable,
             spec,
             senders,
             shutdown: shutdown.clone(),

@@ -54,6 +54,14 @@ pub trait Sink: Send {
         Ok(())
     }
 
+    /// Why the destination cannot be reached now, when that is why the last write or flush
+    /// failed (Kafka: no broker answers). The runtime then waits and flushes again, without
+    /// counting attempts, unless the query's strategy is `fail`, which stops the job with
+    /// this reason. `None` (the default) for any other failure.
+    fn unavailable(&self) -> Option<String> {
+        None
+    }
+
     /// Flushes and releases resources at the end of the job.
     fn close(&mut self) -> Result<(), SinkError> {
         Ok(())

@@ -285,8 +285,10 @@ impl SinkTask {
         }
         let attempts = self.retry.attempts.max(1);
         let mut attempt = 1;
+        let mut rewrite = false;
+        let mut waiting_since: Option<Instant> = None;
         loop {
-            let result = if attempt == 1 {
+            let result = if !rewrite {
                 self.sink.flush()
             } else {
                 batches
@@ -296,6 +298,10 @@ impl SinkTask {
             };
             match result {
                 Ok(()) => {
+                    if let Some(since) = waiting_since {
+                        tracing::info!(query = %self.ctx.name, "sink writing again after {:.1} s",
+                            since.elapsed().as_secs_f64());
+                    }
                     for pb in &batches {
                         m.written.add(pb.records.num_rows() as u64);
                         m.latency
@@ -303,12 +309,41 @@ impl SinkTask {
                     }
                     break;
                 }
+                Err(e) if self.sink.unavailable().is_some() => {
+                    // The destination is unreachable: what was sent is still queued, so
+                    // flush again (or stop, under `fail`).
+                    let reason = self.sink.unavailable().unwrap_or_else(|| e.0.clone());
+                    if self.ctx.strategy == ErrorStrategy::Fail {
+                        return Err(TaskEnd::Failed(RuntimeError::Sink {
+                            query: self.ctx.name.to_string(),
+                            sink: self.sink.describe(),
+                            attempts: attempt,
+                            reason: format!(
+                                "{reason} (the query's error strategy is 'fail'; with 'skip' \
+                                 or 'dead_letter' the job waits until it can write again)"
+                            ),
+                            correlation_id: batches
+                                .first()
+                                .map(|pb| pb.correlation_id.to_string())
+                                .unwrap_or_default(),
+                        }));
+                    }
+                    if waiting_since.is_none() {
+                        tracing::warn!(query = %self.ctx.name,
+                            "{reason}; waiting until the sink can write again");
+                    }
+                    waiting_since.get_or_insert_with(Instant::now);
+                    m.retries.inc();
+                    std::thread::sleep(self.retry.max_backoff.max(self.retry.backoff(attempt)));
+                    rewrite = false;
+                }
                 Err(e) if attempt < attempts => {
                     m.retries.inc();
                     tracing::warn!(query = %self.ctx.name, batches = batches.len(), attempt,
                         "sink flush failed, writing the batches since the last flush again: {e}");
                     std::thread::sleep(self.retry.backoff(attempt));
                     attempt += 1;
+                    rewrite = true;
                 }
                 Err(e) => {
                     for pb in &batches {

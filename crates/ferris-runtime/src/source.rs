@@ -23,6 +23,11 @@ pub enum SourcePoll {
     },
     /// Nothing to read now (a followed file, an idle generator); poll again later.
     Idle,
+    /// The source cannot read now for a reason expected to pass (Kafka: every broker is
+    /// unreachable; the client reconnects by itself). A source read by a query with the
+    /// `fail` strategy stops the job with this reason; otherwise the runtime logs it, counts
+    /// it (`ferris_source_unavailable_total`) and polls again.
+    Unavailable(String),
     /// The input is finished.
     End,
 }

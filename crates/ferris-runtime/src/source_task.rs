@@ -184,6 +184,10 @@ pub(crate) struct SourceTask {
     pub(crate) committer: Committer,
     /// Counts pauses for backpressure.
     pub(crate) pauses: Arc<Counter>,
+    /// Counts reports that the source cannot read for now ([`SourcePoll::Unavailable`]).
+    pub(crate) unavailable: Arc<Counter>,
+    /// A query reading the source has the `fail` strategy: being unavailable stops the job.
+    pub(crate) fail_when_unavailable: bool,
 }
 
 impl SourceTask {
@@ -204,6 +208,8 @@ impl SourceTask {
         let mut slot: u64 = 0;
         let mut idle_wait = Duration::from_millis(1);
         let mut idle_since: Option<Instant> = None;
+        // Since when the source reported it cannot read (logged once it reads again).
+        let mut unavailable_since: Option<Instant> = None;
         let mut announced_idle = false;
         let schema = self.spec.source.schema();
         let source_error = |reason: String| {
@@ -227,6 +233,10 @@ impl SourceTask {
                         continue;
                     }
                     idle_since = None;
+                    if let Some(since) = unavailable_since.take() {
+                        tracing::info!(source = %name, "reading again after {:.1} s",
+                            since.elapsed().as_secs_f64());
+                    }
                     announced_idle = false;
                     rows_read.add(records.num_rows() as u64);
                     rejected.add(rejects.len() as u64);
@@ -287,6 +297,20 @@ impl SourceTask {
                     self.committer.commit_ready(self.spec.source.as_mut());
                     std::thread::sleep(idle_wait);
                     idle_wait = (idle_wait * 2).min(Duration::from_millis(50));
+                }
+                Ok(SourcePoll::Unavailable(reason)) => {
+                    self.unavailable.inc();
+                    if self.fail_when_unavailable {
+                        break Err(source_error(format!(
+                            "{reason} (a query reading it has the error strategy 'fail'; with \
+                             'skip' or 'dead_letter' the job waits until it can read again)"
+                        )));
+                    }
+                    if unavailable_since.is_none() {
+                        tracing::warn!(source = %name, "{reason}; waiting until it can read again");
+                    }
+                    unavailable_since.get_or_insert_with(Instant::now);
+                    std::thread::sleep(Duration::from_millis(100));
                 }
                 Ok(SourcePoll::End) => break Ok(()),
                 Err(e) => break Err(source_error(e.0)),

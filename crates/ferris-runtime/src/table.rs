@@ -130,6 +130,7 @@ pub(crate) async fn load_table(mut load: TableLoad, ctx: Arc<QueryContext>) -> R
             reason,
         })
     };
+    let fail_when_unavailable = ctx.strategy == crate::error::ErrorStrategy::Fail;
     let (source, batches, rejects) = tokio::task::spawn_blocking(move || {
         let mut batches = Vec::new();
         let mut rejects = Vec::new();
@@ -144,6 +145,11 @@ pub(crate) async fn load_table(mut load: TableLoad, ctx: Arc<QueryContext>) -> R
                     rejects.extend(r);
                 }
                 Ok(SourcePoll::Idle) => std::thread::sleep(std::time::Duration::from_millis(5)),
+                Ok(SourcePoll::Unavailable(reason)) if fail_when_unavailable => return Err(reason),
+                Ok(SourcePoll::Unavailable(reason)) => {
+                    tracing::warn!(table = %load.name, "{reason}; waiting until it can read again");
+                    std::thread::sleep(std::time::Duration::from_millis(100));
+                }
                 Ok(SourcePoll::End) => return Ok((load, batches, rejects)),
                 Err(e) => return Err(e.0),
             }

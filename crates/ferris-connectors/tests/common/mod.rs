@@ -73,6 +73,7 @@ pub fn drain(source: &mut dyn Source, max_rows: usize) -> Drained {
                 idle += 1;
                 assert!(idle < 1000, "source stays idle");
             }
+            SourcePoll::Unavailable(reason) => panic!("source unavailable: {reason}"),
             SourcePoll::End => return d,
         }
     }
