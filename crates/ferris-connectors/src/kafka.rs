@@ -33,6 +33,7 @@
 use crate::ConnectorError;
 use crate::avro::AvroCodec;
 use crate::decode::RowDecoder;
+use crate::kafka_group::GroupContext;
 use crate::kafka_health::{Fault, Reachability, fault};
 use crate::kafka_progress::{ProgressTopic, Resumed};
 pub use crate::kafka_sink::{CORRELATION_ID_HEADER, KafkaSink, TRACEPARENT_HEADER};
@@ -177,40 +178,6 @@ pub struct KafkaSource {
     servers: String,
 }
 
-/// Learns of rebalances (group mode): the partitions revoked since the last poll.
-#[derive(Default)]
-pub(crate) struct GroupContext {
-    revoked: std::sync::Mutex<Vec<i32>>,
-}
-
-impl rdkafka::ClientContext for GroupContext {}
-
-impl rdkafka::consumer::ConsumerContext for GroupContext {
-    fn pre_rebalance(
-        &self,
-        _consumer: &BaseConsumer<Self>,
-        rebalance: &rdkafka::consumer::Rebalance<'_>,
-    ) {
-        if let rdkafka::consumer::Rebalance::Revoke(tpl) = rebalance {
-            tracing::info!(partitions = tpl.count(), "partitions revoked by the group");
-            if let Ok(mut r) = self.revoked.lock() {
-                r.extend(tpl.elements().iter().map(|e| e.partition()));
-            }
-        }
-    }
-
-    fn post_rebalance(
-        &self,
-        _consumer: &BaseConsumer<Self>,
-        rebalance: &rdkafka::consumer::Rebalance<'_>,
-    ) {
-        if let rdkafka::consumer::Rebalance::Assign(tpl) = rebalance {
-            let partitions: Vec<i32> = tpl.elements().iter().map(|e| e.partition()).collect();
-            tracing::info!(?partitions, "partitions assigned by the group");
-        }
-    }
-}
-
 /// One message as read: partition, offset, timestamp (ms), payload.
 type Fetched = (i32, i64, Option<i64>, Vec<u8>);
 
@@ -274,7 +241,7 @@ impl KafkaSource {
             ));
         }
         let consumer: BaseConsumer<GroupContext> = config
-            .create_with_context(GroupContext::default())
+            .create_with_context(GroupContext::new(&topic))
             .map_err(|e| kafka_err("cannot create the Kafka consumer", e))?;
         let metadata = consumer
             .fetch_metadata(Some(&topic), METADATA_TIMEOUT)
@@ -423,19 +390,17 @@ impl KafkaSource {
     }
 
     /// Forgets the partitions the group took away: their positions are not committed by
-    /// this process any more (the new owner resumes from the last commit).
-    fn forget_revoked(&mut self) {
-        let revoked: Vec<i32> = match self.consumer.context().revoked.lock() {
-            Ok(mut r) => std::mem::take(&mut *r),
-            Err(_) => return,
-        };
-        for p in revoked {
+    /// this process any more (the new owner resumes from the last commit). Returns them.
+    fn forget_revoked(&mut self) -> Vec<i32> {
+        let revoked = self.consumer.context().take_revoked();
+        for &p in &revoked {
             self.next.remove(&p);
             self.consumed.remove(&p);
             if self.carry.as_ref().is_some_and(|c| c.0 == p) {
                 self.carry = None;
             }
         }
+        revoked
     }
 
     /// Inserts the `timestamp.field` column (message timestamps) into the decoded rows.
@@ -588,6 +553,19 @@ impl Source for KafkaSource {
                 }),
             }
         }
+        if self.group_mode
+            && let Some(p) = partition
+            && self.forget_revoked().contains(&p)
+        {
+            // A rebalance (during the last client poll) took this batch's partition away
+            // before the batch was returned: its next owner reads these rows from the offset
+            // committed before the revoke, so they are dropped here.
+            let _ = self.decoder.finish();
+            if let Some((_, times)) = &mut self.timestamp {
+                times.clear();
+            }
+            return Ok(SourcePoll::Idle);
+        }
         if let Some(p) = partition {
             self.partition = p;
             let records = self
@@ -595,6 +573,9 @@ impl Source for KafkaSource {
                 .finish()
                 .map_err(|e| SourceError(e.to_string()))?;
             let records = self.with_timestamps(records)?;
+            if self.group_mode {
+                self.consumer.context().returned(&self.consumed);
+            }
             return Ok(SourcePoll::Batch {
                 records,
                 positions,
@@ -635,6 +616,10 @@ impl Source for KafkaSource {
 
     fn resumed_event_times(&self) -> Vec<(u32, i64)> {
         self.resumed.event_times.clone()
+    }
+
+    fn set_drain(&mut self, drain: Arc<dyn ferris_runtime::Drain>) {
+        self.consumer.context().set_drain(drain);
     }
 
     fn resumed_query_watermarks(&self) -> Vec<(String, i64)> {

@@ -28,6 +28,7 @@ pub mod decode;
 pub mod file_sink;
 pub mod file_source;
 pub mod kafka;
+mod kafka_group;
 mod kafka_health;
 mod kafka_progress;
 mod kafka_sink;

@@ -40,4 +40,4 @@ pub use message::{
 pub use operator::{Operator, OperatorError, StateSize};
 pub use shutdown::Shutdown;
 pub use sink::{Sink, SinkError, WriteContext};
-pub use source::{Checkpoint, Source, SourceError, SourcePoll};
+pub use source::{Checkpoint, Drain, Source, SourceError, SourcePoll};

@@ -8,7 +8,7 @@
 //! the slot it was taken at, and commits the newest one that every query has passed.
 
 use crate::dead_letter::DeadLetterRecord;
-use crate::source::{Checkpoint, Source};
+use crate::source::{Checkpoint, Drain, Source};
 use crate::source_task::WatermarkTracker;
 use ferris_observe::Counter;
 use std::collections::VecDeque;
@@ -143,6 +143,46 @@ pub(crate) struct Committer {
     committed: Option<Checkpoint>,
     commits: Arc<Counter>,
     failures: Arc<Counter>,
+    /// Slots sent so far (every slot below it), for [`SentDrain`].
+    sent: Arc<AtomicU64>,
+}
+
+/// The [`Drain`] a source thread hands its source: waits until every query passed every
+/// slot sent so far and the dead-letter writers flushed what they were sent.
+pub(crate) struct SentDrain {
+    progress: Vec<Arc<Progress>>,
+    dead_letters: Vec<Arc<DeadLetterCounts>>,
+    sent: Arc<AtomicU64>,
+}
+
+impl Drain for SentDrain {
+    fn wait(&self, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        let target = self.sent.load(Ordering::Acquire);
+        let dead_targets: Vec<u64> = self
+            .dead_letters
+            .iter()
+            .map(|d| d.sent.load(Ordering::Acquire))
+            .collect();
+        loop {
+            let queries = self
+                .progress
+                .iter()
+                .all(|p| p.done_before() >= target || p.is_closed());
+            let dead = self
+                .dead_letters
+                .iter()
+                .zip(&dead_targets)
+                .all(|(d, t)| d.flushed.load(Ordering::Acquire) >= *t);
+            if queries && dead {
+                return true;
+            }
+            if Instant::now() >= deadline {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(2));
+        }
+    }
 }
 
 /// At most this many commit points wait (one per slot sent); beyond it every other one is
@@ -166,7 +206,17 @@ impl Committer {
             committed: None,
             commits,
             failures,
+            sent: Arc::new(AtomicU64::new(0)),
         }
+    }
+
+    /// A [`Drain`] over this committer's queries, for the source.
+    pub(crate) fn drain(&self) -> Arc<dyn Drain> {
+        Arc::new(SentDrain {
+            progress: self.progress.clone(),
+            dead_letters: self.dead_letters.clone(),
+            sent: self.sent.clone(),
+        })
     }
 
     /// Every slot below this is done by every query.
@@ -185,6 +235,7 @@ impl Committer {
         source: &dyn Source,
         tracker: Option<&WatermarkTracker>,
     ) {
+        self.sent.fetch_max(next, Ordering::AcqRel);
         if self.pending.back().is_some_and(|(slot, _)| *slot >= next) {
             return;
         }
@@ -449,5 +500,44 @@ mod tests {
         dead.flushed(1);
         c.commit_ready(&mut s);
         assert_eq!(s.commits, vec![7]);
+    }
+
+    #[test]
+    fn the_drain_waits_for_every_query_to_pass_what_was_sent() {
+        let (a, b) = (
+            Arc::new(Progress::new("a".into())),
+            Arc::new(Progress::new("b".into())),
+        );
+        let dead = Arc::new(DeadLetterCounts::default());
+        let mut c = committer(&[a.clone(), b.clone()], std::slice::from_ref(&dead));
+        let drain = c.drain();
+        let s = Positions {
+            at: 5,
+            commits: Vec::new(),
+        };
+        // Nothing sent: nothing to wait for.
+        assert!(drain.wait(Duration::ZERO));
+        c.sent(3, &s, None);
+        a.advance(3);
+        // b has not passed slot 2 yet.
+        assert!(!drain.wait(Duration::from_millis(20)));
+        // b passes it while the drain waits.
+        let b2 = b.clone();
+        let t = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(20));
+            b2.advance(3);
+        });
+        assert!(drain.wait(Duration::from_secs(10)));
+        t.join().expect("thread");
+        // A dead letter sent and not flushed holds the drain back.
+        dead.sent.fetch_add(1, Ordering::AcqRel);
+        assert!(!drain.wait(Duration::from_millis(20)));
+        dead.flushed(1);
+        assert!(drain.wait(Duration::ZERO));
+        // A query that stopped does not hold it back.
+        c.sent(4, &s, None);
+        a.advance(4);
+        b.close();
+        assert!(drain.wait(Duration::ZERO));
     }
 }

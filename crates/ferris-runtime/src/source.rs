@@ -51,6 +51,17 @@ pub struct Checkpoint {
     pub query_watermarks: Vec<(String, i64)>,
 }
 
+/// Lets a source wait, from inside a poll, until the queries have durably handled every
+/// batch it returned so far (Kafka: before a rebalance takes partitions away, so that it can
+/// commit them and their next owner repeats nothing). Given by [`Source::set_drain`].
+pub trait Drain: Send + Sync {
+    /// Whether, within `timeout`, every query passed every batch the source returned so far:
+    /// written (or dead-lettered with the dead letters flushed, or counted as skipped), and
+    /// let go by its stateful operators. `false` when time ran out first (a window still
+    /// open holds rows).
+    fn wait(&self, timeout: std::time::Duration) -> bool;
+}
+
 /// A reader of rows in a declared schema.
 pub trait Source: Send {
     /// Where positions point, e.g. `data/trades.csv`, `stdin`, `datagen(trades)`.
@@ -95,6 +106,12 @@ pub trait Source: Send {
     /// offsets to its consumer group).
     fn commit(&mut self, _checkpoint: &Checkpoint) -> Result<(), SourceError> {
         Ok(())
+    }
+
+    /// Called once before the first poll with a [`Drain`] the source may call while it
+    /// polls. The default ignores it.
+    fn set_drain(&mut self, drain: std::sync::Arc<dyn Drain>) {
+        let _ = drain;
     }
 
     /// The pipelines are full: stop fetching (Kafka pauses its partitions, so nothing is

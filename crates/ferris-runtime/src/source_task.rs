@@ -192,6 +192,8 @@ pub(crate) struct SourceTask {
 
 impl SourceTask {
     pub(crate) fn run(mut self) -> Result<(), TaskEnd> {
+        let drain = self.committer.drain();
+        self.spec.source.set_drain(drain);
         let name: Arc<str> = self.spec.name.clone().into();
         let mut location: Arc<str> = self.spec.source.location().into();
         let l = [("source", &*name)];

@@ -1,0 +1,115 @@
+//! Consumer-group rebalances (`'partitions' = 'group'`): before the group takes partitions
+//! away, wait until the queries wrote every row this process returned from them and commit
+//! those offsets, so that the next owner starts right after them; remember the revoked
+//! partitions so the source forgets them.
+
+use ferris_runtime::Drain;
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
+use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
+
+/// How long a revoke waits for the queries to write what was returned (a keyed query may
+/// hold rows in open windows longer: then the partitions go uncommitted past the last
+/// regular commit, and their next owner repeats those rows).
+const REVOKE_WAIT: Duration = Duration::from_secs(10);
+
+/// The consumer's context in group mode.
+#[derive(Default)]
+pub(crate) struct GroupContext {
+    /// Partitions revoked since the source last looked.
+    revoked: Mutex<Vec<i32>>,
+    /// Per partition, the offset after the last row of the batches returned so far.
+    returned: Mutex<BTreeMap<i32, i64>>,
+    /// Waits for the queries (set by the runtime before the first poll).
+    drain: Mutex<Option<Arc<dyn Drain>>>,
+    /// The topic read.
+    topic: Mutex<String>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+impl GroupContext {
+    /// A context for a consumer of `topic`.
+    pub(crate) fn new(topic: &str) -> Self {
+        let c = GroupContext::default();
+        *lock(&c.topic) = topic.to_string();
+        c
+    }
+
+    /// Sets the runtime's drain.
+    pub(crate) fn set_drain(&self, drain: Arc<dyn Drain>) {
+        *lock(&self.drain) = Some(drain);
+    }
+
+    /// A batch ending at these next offsets was returned to the runtime.
+    pub(crate) fn returned(&self, next: &BTreeMap<i32, i64>) {
+        lock(&self.returned).extend(next.iter().map(|(p, o)| (*p, *o)));
+    }
+
+    /// The partitions revoked since the last call.
+    pub(crate) fn take_revoked(&self) -> Vec<i32> {
+        std::mem::take(&mut *lock(&self.revoked))
+    }
+
+    /// Before `partitions` are revoked: once the queries handled every returned row, commit
+    /// the returned offsets of those partitions.
+    fn commit_before_revoke(&self, consumer: &BaseConsumer<Self>, partitions: &[i32]) {
+        let offsets: Vec<(i32, i64)> = {
+            let mut returned = lock(&self.returned);
+            partitions
+                .iter()
+                .filter_map(|p| returned.remove(p).map(|o| (*p, o)))
+                .collect()
+        };
+        if offsets.is_empty() {
+            return;
+        }
+        let drain = lock(&self.drain).clone();
+        if !drain.is_some_and(|d| d.wait(REVOKE_WAIT)) {
+            tracing::warn!(
+                ?partitions,
+                "revoked before the queries wrote every row read from them: their next \
+                 owner repeats the rows after the last commit"
+            );
+            return;
+        }
+        let topic = lock(&self.topic).clone();
+        let mut tpl = TopicPartitionList::new();
+        for (p, offset) in offsets {
+            if tpl
+                .add_partition_offset(&topic, p, Offset::Offset(offset))
+                .is_err()
+            {
+                return;
+            }
+        }
+        match consumer.commit(&tpl, CommitMode::Sync) {
+            Ok(()) => tracing::info!(?partitions, "committed before the revoke"),
+            Err(e) => tracing::warn!(?partitions, "commit before the revoke failed: {e}"),
+        }
+    }
+}
+
+impl rdkafka::ClientContext for GroupContext {}
+
+impl ConsumerContext for GroupContext {
+    fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        if let Rebalance::Revoke(tpl) = rebalance {
+            let partitions: Vec<i32> = tpl.elements().iter().map(|e| e.partition()).collect();
+            tracing::info!(?partitions, "partitions revoked by the group");
+            self.commit_before_revoke(consumer, &partitions);
+            lock(&self.revoked).extend(partitions);
+        }
+    }
+
+    fn post_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        if let Rebalance::Assign(tpl) = rebalance {
+            let partitions: Vec<i32> = tpl.elements().iter().map(|e| e.partition()).collect();
+            tracing::info!(?partitions, "partitions assigned by the group");
+        }
+    }
+}
