@@ -168,12 +168,39 @@ pub fn build_job(
     let mut queries = Vec::new();
     for q in &app.queries {
         let decl = b.decl(&q.plan.source, q.span)?.clone();
+        let right_decl = match &q.plan.right_source {
+            Some(r) => Some(b.decl(r, q.span)?.clone()),
+            None => None,
+        };
+        // Keyed state across processes needs repartition topics (not built yet): refuse
+        // rather than write partial windows around rebalances.
+        let group_mode = |d: &SourceDecl| {
+            d.connector
+                .get("partitions")
+                .is_some_and(|v| v.eq_ignore_ascii_case("group"))
+        };
+        if q.plan.keyed.is_some()
+            && let Some(d) = std::iter::once(Some(&decl))
+                .chain(std::iter::once(right_decl.as_ref()))
+                .flatten()
+                .find(|d| group_mode(d))
+        {
+            return Err(PlanError::at(
+                format!(
+                    "query '{}' keeps state by key (GROUP BY, OVER or a join) but reads '{}' \
+                     in consumer-group mode ('partitions' = 'group'): each process would hold \
+                     only some rows of a key, and a rebalance would leave partial windows. \
+                     Keyed queries across processes need repartition topics, which are not \
+                     built yet; read every partition in one process ('partitions' = 'all', \
+                     the default)",
+                    q.name, d.name
+                ),
+                q.span,
+            ));
+        }
         let index = b.source(&decl)?;
-        let right = match &q.plan.right_source {
-            Some(r) => {
-                let rdecl = b.decl(r, q.span)?.clone();
-                Some((b.source(&rdecl)?, rdecl))
-            }
+        let right = match right_decl {
+            Some(rdecl) => Some((b.source(&rdecl)?, rdecl)),
             None => None,
         };
         let table = match &q.plan.lookup {
