@@ -36,13 +36,23 @@ pub struct EventTimeSpec {
 /// per partition; the source's watermark is the minimum over all its partitions (one that has
 /// sent nothing yet holds it at -∞), so partitions read in any interleaving do not make each
 /// other's rows late. A source whose partitions are not known up front (a Kafka consumer
-/// group) starts with none: a partition counts from its first row.
+/// group) starts with none: a partition counts from its first row. With an idle timeout, a
+/// partition that sent no row for that long stops holding the watermark back (until its next
+/// row), as long as another partition still sends; a partition the source no longer reads
+/// (revoked by its group) is forgotten.
 #[derive(Debug)]
 pub(crate) struct WatermarkTracker {
     spec: EventTimeSpec,
     column: Arc<str>,
     /// Largest event time seen per partition.
     max_seen: std::collections::BTreeMap<u32, Option<i64>>,
+    /// When each partition last sent a row (or when it became known).
+    last_row: std::collections::BTreeMap<u32, Instant>,
+    /// `watermark.idle_timeout`.
+    idle_timeout: Option<Duration>,
+    /// The largest watermark handed out: the watermark never goes back, even when an idle
+    /// partition that was left out of the minimum sends again.
+    floor: i64,
     late: Arc<Counter>,
     gauge: Arc<Gauge>,
 }
@@ -56,13 +66,19 @@ impl WatermarkTracker {
     ) -> Self {
         let l = [("source", source)];
         let mut max_seen = std::collections::BTreeMap::new();
+        let mut last_row = std::collections::BTreeMap::new();
+        let now = Instant::now();
         for p in partitions {
             max_seen.insert(*p, None);
+            last_row.insert(*p, now);
         }
         WatermarkTracker {
             column: spec.name.clone().into(),
             spec,
             max_seen,
+            last_row,
+            idle_timeout: None,
+            floor: i64::MIN,
             late: registry.counter(names::SOURCE_ROWS_LATE, &l),
             gauge: registry.gauge(names::SOURCE_WATERMARK_MS, &l),
         }
@@ -75,13 +91,50 @@ impl WatermarkTracker {
         }
     }
 
-    /// The source watermark: the minimum over its partitions.
+    /// Lets partitions idle for `timeout` stop holding the watermark back.
+    pub(crate) fn with_idle_timeout(mut self, timeout: Option<Duration>) -> Self {
+        self.idle_timeout = timeout;
+        self
+    }
+
+    /// Whether partition `p` sent a row within the idle timeout (always, without one).
+    fn active(&self, p: u32, now: Instant) -> bool {
+        match (self.idle_timeout, self.last_row.get(&p)) {
+            (Some(timeout), Some(at)) => now.saturating_duration_since(*at) < timeout,
+            _ => true,
+        }
+    }
+
+    /// The minimum partition watermark over the active partitions other than `except`
+    /// (over all of them when none is active); `i64::MAX` when there is no other partition.
+    fn min_watermark(&self, except: Option<u32>, now: Instant) -> i64 {
+        let others = || self.max_seen.iter().filter(|(p, _)| Some(**p) != except);
+        let active = others()
+            .filter(|(p, _)| self.active(**p, now))
+            .map(|(_, m)| self.partition_watermark(*m))
+            .min();
+        active
+            .or_else(|| others().map(|(_, m)| self.partition_watermark(*m)).min())
+            .unwrap_or(i64::MAX)
+    }
+
+    /// The source watermark: the minimum over its (active) partitions, never below one
+    /// handed out before.
     fn watermark(&self) -> i64 {
-        self.max_seen
-            .values()
-            .map(|m| self.partition_watermark(*m))
-            .min()
-            .unwrap_or(i64::MIN)
+        if self.max_seen.is_empty() {
+            return self.floor;
+        }
+        self.min_watermark(None, Instant::now()).max(self.floor)
+    }
+
+    /// Forgets the partitions the source no longer reads (a group revoked them).
+    pub(crate) fn retain(&mut self, partitions: &[u32]) {
+        if self.max_seen.len() > partitions.len()
+            || self.max_seen.keys().any(|p| !partitions.contains(p))
+        {
+            self.max_seen.retain(|p, _| partitions.contains(p));
+            self.last_row.retain(|p, _| partitions.contains(p));
+        }
     }
 
     /// Walks the batch (rows of `partition`) in arrival order: each row is late if its event
@@ -100,13 +153,9 @@ impl WatermarkTracker {
             ));
         };
         // The other partitions do not move during this batch.
-        let others = self
-            .max_seen
-            .iter()
-            .filter(|(p, _)| **p != partition)
-            .map(|(_, m)| self.partition_watermark(*m))
-            .min()
-            .unwrap_or(i64::MAX);
+        let now = Instant::now();
+        let others = self.min_watermark(Some(partition), now);
+        self.last_row.insert(partition, now);
         let mut max = self.max_seen.get(&partition).copied().flatten();
         let mut late = Vec::new();
         let mut null_time = Vec::new();
@@ -115,7 +164,7 @@ impl WatermarkTracker {
                 null_time.push(row as u32);
                 continue;
             };
-            let wm = others.min(self.partition_watermark(max));
+            let wm = others.min(self.partition_watermark(max)).max(self.floor);
             if t < wm {
                 late.push((row as u32, wm));
             } else if max.is_none_or(|m| t > m) {
@@ -126,6 +175,7 @@ impl WatermarkTracker {
         self.late.add(late.len() as u64);
         let max_time = self.max_time();
         let watermark = self.watermark();
+        self.floor = watermark;
         if watermark > i64::MIN {
             self.gauge.set(watermark);
         }
@@ -202,7 +252,8 @@ impl SourceTask {
         let rejected = self.registry.counter(names::SOURCE_ROWS_REJECTED, &l);
         let mut tracker = self.spec.event_time.clone().map(|spec| {
             let partitions = self.spec.source.partitions();
-            let mut t = WatermarkTracker::new(spec, &self.registry, &name, &partitions);
+            let mut t = WatermarkTracker::new(spec, &self.registry, &name, &partitions)
+                .with_idle_timeout(self.spec.idle_timeout);
             t.restore(&self.spec.source.resumed_event_times());
             t
         });
@@ -244,6 +295,9 @@ impl SourceTask {
                     rejected.add(rejects.len() as u64);
                     batches.inc();
                     let partition = self.spec.source.partition();
+                    if let Some(t) = tracker.as_mut() {
+                        t.retain(&self.spec.source.partitions());
+                    }
                     let event = match tracker.as_mut().map(|t| t.observe(&records, partition)) {
                         Some(Ok(meta)) => Some(Arc::new(meta)),
                         Some(Err(reason)) => break Err(source_error(reason)),
@@ -441,6 +495,41 @@ mod tests {
             late.extend(m.late.iter().map(|(_, wm)| (i as u32, *wm)));
         }
         assert_eq!(late, vec![(3u32, 190i64), (7, 290)]);
+    }
+
+    #[test]
+    fn an_idle_partition_stops_holding_the_watermark_back_and_a_revoked_one_is_forgotten() {
+        let spec = EventTimeSpec {
+            column: 0,
+            name: "ts".into(),
+            max_out_of_orderness_ms: 0,
+        };
+        let timeout = Duration::from_secs(60);
+        let mut t = WatermarkTracker::new(spec, &Registry::new(), "s", &[0, 1, 2])
+            .with_idle_timeout(Some(timeout));
+        t.observe(&batch(&[Some(100)]), 1).expect("observe");
+        let m = t.observe(&batch(&[Some(500)]), 0).expect("observe");
+        // Partition 2 has sent nothing, but not for long: it holds the watermark at -∞.
+        assert_eq!(m.watermark, i64::MIN);
+        // Partition 2 has been silent for longer than the timeout: the minimum is over 0 and 1.
+        let long_ago = Instant::now() - timeout - Duration::from_secs(1);
+        t.last_row.insert(2, long_ago);
+        let m = t.observe(&batch(&[Some(600)]), 0).expect("observe");
+        assert_eq!(m.watermark, 100);
+        // Partition 1 goes quiet as well: partition 0 alone sets it.
+        t.last_row.insert(1, long_ago);
+        let m = t.observe(&batch(&[Some(700)]), 0).expect("observe");
+        assert_eq!(m.watermark, 700);
+        // Partition 1 sends again: it counts again, but the watermark does not go back, so
+        // its row below 700 is late.
+        let m = t.observe(&batch(&[Some(150)]), 1).expect("observe");
+        assert_eq!(&*m.late, &[(0u32, 700i64)]);
+        assert_eq!(m.watermark, 700);
+        // Partition 1 is revoked: it no longer holds the watermark back.
+        t.retain(&[0, 2]);
+        assert_eq!(t.event_times(), vec![(0, 700)]);
+        let m = t.observe(&batch(&[Some(800)]), 0).expect("observe");
+        assert_eq!(m.watermark, 800);
     }
 
     #[test]
