@@ -6,7 +6,7 @@ mod kafka_support;
 
 use kafka_support::*;
 use std::collections::{BTreeMap, BTreeSet};
-use std::process::{Child, Command, Stdio};
+use std::process::Child;
 use std::time::{Duration, Instant};
 
 const N: usize = 3000;
@@ -33,15 +33,7 @@ fn start(broker: &Broker, strategy: &str, bounded: bool, log: &std::path::Path) 
            SELECT id, symbol, price, volume FROM orders WHERE volume > 100;",
         b = broker.address
     );
-    let log = std::fs::File::create(log).expect("log");
-    Command::new(env!("CARGO_BIN_EXE_ferris-cli"))
-        .args(["run", "-e", &sql])
-        .env("FERRIS_LOG", "info")
-        .env("NO_COLOR", "1")
-        .stdout(Stdio::null())
-        .stderr(log)
-        .spawn()
-        .expect("ferris-cli starts")
+    spawn_cli_logged(&sql, &[], log)
 }
 
 /// The ids the query selects from `input`.

@@ -6,20 +6,12 @@ mod kafka_support;
 
 use kafka_support::*;
 use std::collections::{BTreeMap, BTreeSet};
-use std::process::{Child, Command, Stdio};
+use std::process::Child;
 use std::time::{Duration, Instant};
 
 /// Starts one process logging (at info level, without colours) to `log`.
 fn start(sql: &str, log: &std::path::Path) -> Child {
-    let log = std::fs::File::create(log).expect("log");
-    Command::new(env!("CARGO_BIN_EXE_ferris-cli"))
-        .args(["run", "-e", sql, "--set", "commit.interval.ms=100"])
-        .env("FERRIS_LOG", "info")
-        .env("NO_COLOR", "1")
-        .stdout(Stdio::null())
-        .stderr(log)
-        .spawn()
-        .expect("ferris-cli starts")
+    spawn_cli_logged(sql, &["--set", "commit.interval.ms=100"], log)
 }
 
 /// `text` without terminal colour codes.

@@ -39,7 +39,7 @@ pub(crate) struct Unflushed {
     batches: Vec<ProcessBatch>,
     /// Their rows.
     rows: usize,
-    /// When the oldest of them was written.
+    /// When the oldest of them (or of the progress reports) was written.
     since: Option<Instant>,
     /// The progress to report after the flush, in order.
     done: Vec<Done>,
@@ -267,6 +267,7 @@ impl SinkTask {
     /// or [`FLUSH_AFTER`] are pending.
     fn done(&mut self, done: Done, m: &SinkMetrics) -> Result<(), TaskEnd> {
         self.unflushed.done.push(done);
+        self.unflushed.since.get_or_insert_with(Instant::now);
         let due = self.unflushed.rows >= FLUSH_ROWS
             || self
                 .unflushed

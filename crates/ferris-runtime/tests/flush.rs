@@ -4,7 +4,7 @@
 
 mod common;
 
-use arrow::array::{AsArray, Int64Array};
+use arrow::array::AsArray;
 use arrow::datatypes::Int64Type;
 use arrow::record_batch::RecordBatch;
 use common::*;
@@ -12,6 +12,7 @@ use ferris_runtime::{
     Checkpoint, ErrorStrategy, JobConfig, JobSpec, Operator, QuerySpec, RetryPolicy, RuntimeError,
     Shutdown, Sink, SinkError, Source, SourceError, SourcePoll, SourceSpec, run_job,
 };
+use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -24,10 +25,10 @@ struct Durable {
     commits: Vec<(u64, usize)>,
 }
 
-/// Emits 0..total; position of row v is v + 1; commits are recorded with the rows durable.
+/// Emits 0..total (a [`CountingSource`]); position of row v is v + 1; commits are recorded
+/// with the rows durable at that moment.
 struct CommittingSource {
-    next: i64,
-    total: i64,
+    inner: CountingSource,
     durable: Arc<Mutex<Durable>>,
 }
 
@@ -39,24 +40,11 @@ impl Source for CommittingSource {
         schema()
     }
     fn poll(&mut self, max_rows: usize) -> Result<SourcePoll, SourceError> {
-        if self.next >= self.total {
-            return Ok(SourcePoll::End);
-        }
-        let end = (self.next + max_rows as i64).min(self.total);
-        let values: Vec<i64> = (self.next..end).collect();
-        let positions = values.iter().map(|v| *v as u64 + 1).collect();
-        self.next = end;
-        let records = RecordBatch::try_new(schema(), vec![Arc::new(Int64Array::from(values))])
-            .map_err(|e| SourceError(e.to_string()))?;
-        Ok(SourcePoll::Batch {
-            records,
-            positions,
-            rejects: Vec::new(),
-        })
+        self.inner.poll(max_rows)
     }
     fn checkpoint(&self) -> Option<Checkpoint> {
         Some(Checkpoint {
-            positions: vec![(0, self.next as u64)],
+            positions: vec![(0, self.inner.next as u64)],
             ..Checkpoint::default()
         })
     }
@@ -132,8 +120,7 @@ fn run(
         sources: vec![SourceSpec {
             name: "numbers".into(),
             source: Box::new(CommittingSource {
-                next: 0,
-                total,
+                inner: CountingSource::new(total, Arc::new(AtomicU64::new(0))),
                 durable: durable.clone(),
             }),
             batch_size: batch,

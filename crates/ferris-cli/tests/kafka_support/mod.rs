@@ -216,6 +216,21 @@ pub mod rust_decimal_like {
     }
 }
 
+/// Starts `ferris-cli run -e SQL` with `extra` arguments, logging at info level without
+/// colours to the file `log`.
+pub fn spawn_cli_logged(sql: &str, extra: &[&str], log: &std::path::Path) -> std::process::Child {
+    let log = std::fs::File::create(log).expect("log");
+    Command::new(env!("CARGO_BIN_EXE_ferris-cli"))
+        .args(["run", "-e", sql])
+        .args(extra)
+        .env("FERRIS_LOG", "info")
+        .env("NO_COLOR", "1")
+        .stdout(std::process::Stdio::null())
+        .stderr(log)
+        .spawn()
+        .expect("ferris-cli starts")
+}
+
 /// Runs `ferris-cli run -e SQL` with `extra` arguments, to completion.
 pub fn run_cli(sql: &str, extra: &[&str]) -> std::process::Output {
     Command::new(env!("CARGO_BIN_EXE_ferris-cli"))
