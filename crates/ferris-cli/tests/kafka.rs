@@ -207,3 +207,77 @@ fn an_unknown_topic_is_a_clear_error_naming_the_topic_and_broker() {
         "{stderr}"
     );
 }
+
+#[test]
+fn a_message_too_large_for_the_producer_meets_the_error_strategy_alone() {
+    let broker = Broker::started();
+    broker.create_topic("notes", 1);
+    broker.create_topic("notes_out", 1);
+    let big = "x".repeat(2000);
+    let input: Vec<(String, String)> = [
+        ("a", "one".to_string()),
+        ("b", "two".to_string()),
+        ("c", big),
+        ("d", "four".to_string()),
+    ]
+    .iter()
+    .enumerate()
+    .map(|(i, (k, note))| {
+        (
+            k.to_string(),
+            format!("{{\"id\":{},\"note\":\"{note}\"}}", i + 1),
+        )
+    })
+    .collect();
+    broker.produce("notes", &input);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let dlq = dir.path().join("dlq.jsonl");
+    let sql = |strategy: &str| {
+        format!(
+            "CREATE STREAM notes (id BIGINT, note VARCHAR) WITH ('connector' = 'kafka',
+               'bootstrap.servers' = '{b}', 'topic' = 'notes', 'scan.startup.mode' = 'earliest',
+               'scan.bounded' = 'latest', 'group.id' = 'notes-{strategy}');
+             CREATE STREAM notes_out WITH ('connector' = 'kafka', 'bootstrap.servers' = '{b}',
+                 'topic' = 'notes_out', 'kafka.message.max.bytes' = '1000',
+                 'error.strategy' = '{strategy}', 'dead_letter.path' = '{d}') AS
+               SELECT id, note FROM notes;",
+            b = broker.address,
+            d = dlq.display()
+        )
+    };
+    // dead_letter: the other rows are written once, the large one is a dead letter.
+    let out = run_cli(&sql("dead_letter"), &[]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    let written: Vec<i64> = broker
+        .consume_records("notes_out", 1)
+        .iter()
+        .map(|r| id_of(&r.value))
+        .collect();
+    assert_eq!(written, vec![1, 2, 4]);
+    let records: Vec<serde_json::Value> = std::fs::read_to_string(&dlq)
+        .expect("dead letters")
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("json"))
+        .collect();
+    assert_eq!(records.len(), 1, "{records:?}");
+    assert_eq!(records[0]["position"], "notes/0/2");
+    assert_eq!(records[0]["stage"], "sink");
+    assert_eq!(
+        records[0]["error"],
+        "sink write failed after 1 attempt(s): kafka topic notes_out: a message of 2018 bytes \
+         is larger than the producer accepts (kafka.message.max.bytes)"
+    );
+    // fail: the job stops naming the row.
+    let out = run_cli(&sql("fail"), &[]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_ne!(out.status.code(), Some(0), "{stderr}");
+    assert!(
+        stderr.contains(
+            "sink 'kafka topic notes_out' of query 'notes_out' failed after 1 attempt(s): the \
+             row at notes/0/2: kafka topic notes_out: a message of 2018 bytes is larger than \
+             the producer accepts"
+        ),
+        "{stderr}"
+    );
+}

@@ -85,6 +85,8 @@ pub struct KafkaSink {
     servers: String,
     /// Set when the last flush failed because no broker could be reached.
     unreachable: Option<String>,
+    /// Rows of the last batch the client refused (row, reason).
+    rejected: Vec<(usize, String)>,
 }
 
 impl KafkaSink {
@@ -118,15 +120,18 @@ impl KafkaSink {
             buf: Vec::new(),
             servers: p.required("bootstrap.servers")?.to_string(),
             unreachable: None,
+            rejected: Vec::new(),
         })
     }
 
+    /// Queues one message; `Ok(Some(reason))` when the client refuses this message alone
+    /// (larger than `message.max.bytes`).
     fn send(
         &self,
         key: Option<&[u8]>,
         payload: &[u8],
         headers: &OwnedHeaders,
-    ) -> Result<(), SinkError> {
+    ) -> Result<Option<String>, SinkError> {
         let mut record = BaseRecord::to(&self.topic)
             .payload(payload)
             .headers(headers.clone());
@@ -135,7 +140,19 @@ impl KafkaSink {
         }
         loop {
             match self.producer.send(record) {
-                Ok(()) => return Ok(()),
+                Ok(()) => return Ok(None),
+                Err((
+                    KafkaError::MessageProduction(
+                        rdkafka::types::RDKafkaErrorCode::MessageSizeTooLarge,
+                    ),
+                    _,
+                )) => {
+                    return Ok(Some(format!(
+                        "a message of {} bytes is larger than the producer accepts \
+                         (kafka.message.max.bytes)",
+                        payload.len() + key.map_or(0, <[u8]>::len)
+                    )));
+                }
                 Err((
                     KafkaError::MessageProduction(rdkafka::types::RDKafkaErrorCode::QueueFull),
                     r,
@@ -163,6 +180,7 @@ impl KafkaSink {
     }
 
     fn write(&mut self, batch: &RecordBatch, headers: &OwnedHeaders) -> Result<(), SinkError> {
+        self.rejected.clear();
         let topic = self.topic.clone();
         let err = |e: String| SinkError(format!("kafka topic {topic}: {e}"));
         let key_column = match &self.key {
@@ -212,7 +230,10 @@ impl KafkaSink {
                 .map(|k| k.value(row).as_bytes());
             let sent = self.send(key, &payload, headers);
             self.buf = payload;
-            sent?;
+            if let Some(reason) = sent? {
+                self.rejected
+                    .push((row, format!("kafka topic {topic}: {reason}")));
+            }
         }
         // Serve delivery reports; the acknowledgements are awaited in `flush`.
         self.producer.poll(Duration::ZERO);
@@ -309,6 +330,10 @@ impl Sink for KafkaSink {
 
     fn unavailable(&self) -> Option<String> {
         self.unreachable.clone()
+    }
+
+    fn take_rejected(&mut self) -> Vec<(usize, String)> {
+        std::mem::take(&mut self.rejected)
     }
 
     fn close(&mut self) -> Result<(), SinkError> {

@@ -61,6 +61,10 @@ impl Sink for RateLimited {
         self.inner.unavailable()
     }
 
+    fn take_rejected(&mut self) -> Vec<(usize, String)> {
+        self.inner.take_rejected()
+    }
+
     fn close(&mut self) -> Result<(), SinkError> {
         self.inner.close()
     }

@@ -54,6 +54,14 @@ pub trait Sink: Send {
         Ok(())
     }
 
+    /// Rows of the batch just written that the sink refused one by one, for a reason that
+    /// writing again cannot fix (a Kafka message larger than the broker accepts), as (row
+    /// index, reason); the other rows were written. The runtime applies the query's error
+    /// strategy to them (`fail` names the row's position). The default refuses none.
+    fn take_rejected(&mut self) -> Vec<(usize, String)> {
+        Vec::new()
+    }
+
     /// Why the destination cannot be reached now, when that is why the last write or flush
     /// failed (Kafka: no broker answers). The runtime then waits and flushes again, without
     /// counting attempts, unless the query's strategy is `fail`, which stops the job with

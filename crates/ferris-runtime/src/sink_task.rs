@@ -35,8 +35,9 @@ pub(crate) struct SinkTask {
 /// advances only once the sink made the rows before it durable.
 #[derive(Default)]
 pub(crate) struct Unflushed {
-    /// The batches written, kept to write again if the flush fails.
-    batches: Vec<ProcessBatch>,
+    /// The batches written, kept to write again if the flush fails, each with the rows the
+    /// sink refused one by one (already handled by the error strategy).
+    batches: Vec<(ProcessBatch, Vec<usize>)>,
     /// Their rows.
     rows: usize,
     /// When the oldest of them (or of the progress reports) was written.
@@ -294,7 +295,12 @@ impl SinkTask {
             } else {
                 batches
                     .iter()
-                    .try_for_each(|pb| self.write_once(pb))
+                    .try_for_each(|(pb, _)| {
+                        let written = self.write_once(pb);
+                        // Refused again: already handled.
+                        let _ = self.sink.take_rejected();
+                        written
+                    })
                     .and_then(|()| self.sink.flush())
             };
             match result {
@@ -303,8 +309,9 @@ impl SinkTask {
                         tracing::info!(query = %self.ctx.name, "sink writing again after {:.1} s",
                             since.elapsed().as_secs_f64());
                     }
-                    for pb in &batches {
-                        m.written.add(pb.records.num_rows() as u64);
+                    for (pb, refused) in &batches {
+                        m.written
+                            .add((pb.records.num_rows() - refused.len()) as u64);
                         m.latency
                             .record(pb.meta.read_at.elapsed().as_nanos() as u64);
                     }
@@ -325,7 +332,7 @@ impl SinkTask {
                             ),
                             correlation_id: batches
                                 .first()
-                                .map(|pb| pb.correlation_id.to_string())
+                                .map(|(pb, _)| pb.correlation_id.to_string())
                                 .unwrap_or_default(),
                         }));
                     }
@@ -347,8 +354,9 @@ impl SinkTask {
                     rewrite = true;
                 }
                 Err(e) => {
-                    for pb in &batches {
-                        self.give_up(pb, m, attempts, format!("flush failed: {e}"))?;
+                    for (pb, refused) in &batches {
+                        let failed = all_rows(pb, refused, &format!("flush failed: {e}"));
+                        self.give_up(pb, m, attempts, &failed)?;
                     }
                     break;
                 }
@@ -390,10 +398,14 @@ impl SinkTask {
         loop {
             match self.write_once(&pb) {
                 Ok(()) => {
+                    // Rows the sink refused one by one meet the error strategy now.
+                    let rejected = self.sink.take_rejected();
+                    self.give_up(&pb, m, 1, &rejected)?;
                     let u = &mut self.unflushed;
                     u.rows += rows;
                     u.since.get_or_insert_with(Instant::now);
-                    u.batches.push(pb);
+                    u.batches
+                        .push((pb, rejected.into_iter().map(|(r, _)| r).collect()));
                     return Ok(());
                 }
                 Err(e) if attempt < attempts => {
@@ -403,32 +415,47 @@ impl SinkTask {
                     std::thread::sleep(self.retry.backoff(attempt));
                     attempt += 1;
                 }
-                Err(e) => return self.give_up(&pb, m, attempts, e.0),
+                Err(e) => {
+                    let _ = self.sink.take_rejected();
+                    return self.give_up(&pb, m, attempts, &all_rows(&pb, &[], &e.0));
+                }
             }
         }
     }
 
+    /// Applies the query's error strategy to the `failed` rows of `pb` (row, reason), after
+    /// `attempts` attempts to write them.
     fn give_up(
         &mut self,
         pb: &ProcessBatch,
         m: &SinkMetrics,
         attempts: u32,
-        reason: String,
+        failed: &[(usize, String)],
     ) -> Result<(), TaskEnd> {
-        let rows = pb.records.num_rows();
+        let Some((first_row, first_reason)) = failed.first() else {
+            return Ok(());
+        };
+        let rows = failed.len();
         let correlation_id = pb.correlation_id.to_string();
         match self.ctx.strategy {
             ErrorStrategy::Fail => Err(TaskEnd::Failed(RuntimeError::Sink {
                 query: self.ctx.name.to_string(),
                 sink: self.sink.describe(),
                 attempts,
-                reason,
+                reason: if rows == pb.records.num_rows() {
+                    first_reason.clone()
+                } else {
+                    format!(
+                        "the row at {}: {first_reason}",
+                        pb.meta.position_of(*first_row)
+                    )
+                },
                 correlation_id,
             })),
             ErrorStrategy::Skip => {
                 m.failed.add(rows as u64);
                 tracing::warn!(query = %self.ctx.name, %correlation_id, rows,
-                    "sink write failed after {attempts} attempt(s), rows skipped: {reason}");
+                    "sink write failed after {attempts} attempt(s), rows skipped: {first_reason}");
                 Ok(())
             }
             ErrorStrategy::DeadLetter => {
@@ -437,12 +464,12 @@ impl SinkTask {
                         "dead_letter strategy without a dead-letter sink".into(),
                     )));
                 };
-                for row in 0..rows {
+                for (row, reason) in failed {
                     let record = DeadLetterRecord {
                         error: format!("sink write failed after {attempts} attempt(s): {reason}"),
                         source: pb.meta.source.to_string(),
-                        position: pb.meta.position_of(row),
-                        raw: crate::json::row_to_json(&pb.records, row),
+                        position: pb.meta.position_of(*row),
+                        raw: crate::json::row_to_json(&pb.records, *row),
                         correlation_id: correlation_id.clone(),
                         query: self.ctx.name.to_string(),
                         stage: "sink",
@@ -455,6 +482,14 @@ impl SinkTask {
             }
         }
     }
+}
+
+/// Every row of `pb`, with `reason`, except the `refused` ones.
+fn all_rows(pb: &ProcessBatch, refused: &[usize], reason: &str) -> Vec<(usize, String)> {
+    (0..pb.records.num_rows())
+        .filter(|r| !refused.contains(r))
+        .map(|r| (r, reason.to_string()))
+        .collect()
 }
 
 fn internal(message: &str) -> TaskEnd {
