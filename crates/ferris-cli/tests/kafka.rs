@@ -281,3 +281,61 @@ fn a_message_too_large_for_the_producer_meets_the_error_strategy_alone() {
         "{stderr}"
     );
 }
+
+#[test]
+fn an_unreachable_broker_at_start_is_a_clear_error_with_the_clients_reason() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port");
+    let sql = format!(
+        "CREATE STREAM t (id BIGINT) WITH ('connector' = 'kafka',
+           'bootstrap.servers' = '127.0.0.1:{port}', 'topic' = 'x', 'scan.bounded' = 'latest');
+         SELECT id FROM t;"
+    );
+    let out = run_cli(&sql, &[]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "source 't': cannot read the metadata of topic 'x' from 127.0.0.1:{port}: Meta data \
+             fetch error: BrokerTransportFailure (Local: Broker transport failure); the client \
+             said: "
+        )),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains(&format!(
+            "Connect to ipv4#127.0.0.1:{port} failed: Connection refused"
+        )),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn an_authentication_failure_is_a_clear_error_with_the_clients_reason() {
+    let broker = Broker::started();
+    let sql = format!(
+        "CREATE STREAM t (id BIGINT) WITH ('connector' = 'kafka', 'bootstrap.servers' = '{}',
+           'topic' = 'x', 'scan.bounded' = 'latest',
+           'kafka.security.protocol' = 'SASL_PLAINTEXT', 'kafka.sasl.mechanisms' = 'PLAIN',
+           'kafka.sasl.username' = 'u', 'kafka.sasl.password' = 'p');
+         SELECT id FROM t;",
+        broker.address
+    );
+    let out = run_cli(&sql, &[]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "source 't': cannot read the metadata of topic 'x' from {}",
+            broker.address
+        )),
+        "{stderr}"
+    );
+    // tansu 0.6 answers the SASL handshake with "unsupported mechanism".
+    assert!(
+        stderr.contains("SASL PLAIN mechanism handshake failed"),
+        "{stderr}"
+    );
+}

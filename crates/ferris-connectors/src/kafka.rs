@@ -245,7 +245,17 @@ impl KafkaSource {
             .map_err(|e| kafka_err("cannot create the Kafka consumer", e))?;
         let metadata = consumer
             .fetch_metadata(Some(&topic), METADATA_TIMEOUT)
-            .map_err(|e| kafka_err("cannot read the topic's metadata", e))?;
+            .map_err(|e| {
+                // Serve the client's queued log lines: they say why (refused, SASL, TLS).
+                for _ in 0..256 {
+                    let _ = consumer.poll(Duration::ZERO);
+                }
+                ConnectorError::Schema(format!(
+                    "cannot read the metadata of topic '{topic}' from {}: {e}{}",
+                    p.get("bootstrap.servers").unwrap_or_default(),
+                    consumer.context().log.detail()
+                ))
+            })?;
         let partitions: Vec<i32> = metadata
             .topics()
             .iter()
@@ -593,10 +603,11 @@ impl Source for KafkaSource {
         };
         if let Some(down) = self.reachability.unreachable_for(probe) {
             return Ok(SourcePoll::Unavailable(format!(
-                "topic '{}': no Kafka broker of {} can be reached (for {:.1} s)",
+                "topic '{}': no Kafka broker of {} can be reached (for {:.1} s{})",
                 self.topic,
                 self.servers,
-                down.as_secs_f64()
+                down.as_secs_f64(),
+                self.consumer.context().log.detail()
             )));
         }
         Ok(SourcePoll::Idle)

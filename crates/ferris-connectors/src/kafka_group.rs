@@ -3,6 +3,7 @@
 //! those offsets, so that the next owner starts right after them; remember the revoked
 //! partitions so the source forgets them.
 
+use crate::kafka_health::ClientLog;
 use ferris_runtime::Drain;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
 use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
@@ -26,6 +27,8 @@ pub(crate) struct GroupContext {
     drain: Mutex<Option<Arc<dyn Drain>>>,
     /// The topic read.
     topic: Mutex<String>,
+    /// The client's last warning, for errors.
+    pub(crate) log: ClientLog,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -94,7 +97,11 @@ impl GroupContext {
     }
 }
 
-impl rdkafka::ClientContext for GroupContext {}
+impl rdkafka::ClientContext for GroupContext {
+    fn log(&self, level: rdkafka::config::RDKafkaLogLevel, fac: &str, message: &str) {
+        self.log.record(level, fac, message);
+    }
+}
 
 impl ConsumerContext for GroupContext {
     fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {

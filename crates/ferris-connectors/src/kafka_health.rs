@@ -78,6 +78,38 @@ impl Reachability {
     }
 }
 
+/// The last warning or error librdkafka logged: the detail behind an opaque client error
+/// ("Broker transport failure" says nothing of a failed SASL handshake or a refused
+/// connection; the log line does).
+#[derive(Debug, Default)]
+pub(crate) struct ClientLog {
+    last: std::sync::Mutex<Option<String>>,
+}
+
+impl ClientLog {
+    /// Records a librdkafka log line (warnings and errors are kept) and passes it on to
+    /// tracing at debug level.
+    pub(crate) fn record(&self, level: rdkafka::config::RDKafkaLogLevel, fac: &str, message: &str) {
+        use rdkafka::config::RDKafkaLogLevel as L;
+        tracing::debug!(target: "librdkafka", "{fac} {message}");
+        if matches!(
+            level,
+            L::Emerg | L::Alert | L::Critical | L::Error | L::Warning
+        ) && let Ok(mut last) = self.last.lock()
+        {
+            *last = Some(message.to_string());
+        }
+    }
+
+    /// `; the client said: <last warning>`, or nothing.
+    pub(crate) fn detail(&self) -> String {
+        match self.last.lock().ok().and_then(|l| l.clone()) {
+            Some(m) => format!("; the client said: {m}"),
+            None => String::new(),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -101,6 +133,25 @@ mod tests {
                 C::BrokerTransportFailure
             )),
             Fault::Fatal
+        );
+    }
+
+    #[test]
+    fn the_client_log_keeps_the_last_warning_for_errors() {
+        use rdkafka::config::RDKafkaLogLevel as L;
+        let log = ClientLog::default();
+        assert_eq!(log.detail(), "");
+        log.record(L::Debug, "BROKER", "connecting");
+        assert_eq!(log.detail(), "");
+        log.record(
+            L::Error,
+            "FAIL",
+            "Connect to ipv4#127.0.0.1:1 failed: Connection refused",
+        );
+        log.record(L::Info, "BROKER", "retrying");
+        assert_eq!(
+            log.detail(),
+            "; the client said: Connect to ipv4#127.0.0.1:1 failed: Connection refused"
         );
     }
 

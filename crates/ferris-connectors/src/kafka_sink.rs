@@ -11,7 +11,7 @@
 use crate::ConnectorError;
 use crate::avro::AvroCodec;
 use crate::kafka::{Format, SINK_KEYS, avro_schema, format, kafka_err, split};
-use crate::kafka_health::{Fault, Reachability, fault};
+use crate::kafka_health::{ClientLog, Fault, Reachability, fault};
 use crate::props::Props;
 use arrow::record_batch::RecordBatch;
 use arrow::util::display::FormatOptions;
@@ -31,6 +31,8 @@ use std::time::{Duration, Instant};
 struct Deliveries {
     failed: Mutex<Vec<String>>,
     reachability: Mutex<Reachability>,
+    /// The client's last warning, for errors.
+    log: ClientLog,
 }
 
 impl Deliveries {
@@ -42,6 +44,10 @@ impl Deliveries {
 }
 
 impl ClientContext for Deliveries {
+    fn log(&self, level: rdkafka::config::RDKafkaLogLevel, fac: &str, message: &str) {
+        self.log.record(level, fac, message);
+    }
+
     fn error(&self, error: KafkaError, reason: &str) {
         if fault(&error) == Fault::Transport {
             self.reachability().failed();
@@ -259,10 +265,11 @@ impl KafkaSink {
                 .unreachable_for(probe);
             if let Some(down) = down {
                 let reason = format!(
-                    "{}: no Kafka broker of {} can be reached (for {:.1} s)",
+                    "{}: no Kafka broker of {} can be reached (for {:.1} s{})",
                     self.describe,
                     self.servers,
-                    down.as_secs_f64()
+                    down.as_secs_f64(),
+                    self.producer.context().log.detail()
                 );
                 self.unreachable = Some(reason.clone());
                 return Err(SinkError(reason));
