@@ -89,6 +89,8 @@ fn a_slow_sink_holds_the_kafka_source_back_instead_of_buffering() {
         ("topic", "events"),
         ("scan.startup.mode", "earliest"),
         ("scan.bounded", "latest"),
+        // Statistics (high watermarks, for the lag gauges) often enough for a short run.
+        ("kafka.statistics.interval.ms", "100"),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_string(), v.to_string()))
@@ -156,6 +158,23 @@ fn a_slow_sink_holds_the_kafka_source_back_instead_of_buffering() {
     assert!(
         registry.counter_sum(names::SOURCE_PAUSES, &[]) > 0,
         "the source paused"
+    );
+    // The lag gauges: while the sink held the job back the partitions had unread messages;
+    // at the end, read to their high watermarks, none.
+    let lag_max: i64 = (0..4)
+        .map(|p| {
+            let g = registry.gauge(
+                names::SOURCE_LAG,
+                &[("source", "events"), ("partition", &p.to_string())],
+            );
+            assert_eq!(g.get(), 0, "partition {p} lag at the end");
+            g.max()
+        })
+        .max()
+        .unwrap_or(0);
+    assert!(
+        lag_max > 0 && lag_max <= n as i64,
+        "largest lag seen: {lag_max}"
     );
     // Memory is flat from the first tenth of the run to the end (the client does not
     // buffer the topic while paused).

@@ -225,7 +225,9 @@ impl KafkaSource {
             .set("enable.auto.offset.store", "false")
             // Read ahead at most this much per partition (librdkafka's default is 64 MiB):
             // memory stays bounded by the job's channels, not by the client's prefetch.
-            .set("queued.max.messages.kbytes", "4096");
+            .set("queued.max.messages.kbytes", "4096")
+            // Statistics every second: the partitions' high watermarks, for the lag gauges.
+            .set("statistics.interval.ms", "1000");
         for (k, v) in &client {
             config.set(k, v);
         }
@@ -627,6 +629,14 @@ impl Source for KafkaSource {
 
     fn resumed_event_times(&self) -> Vec<(u32, i64)> {
         self.resumed.event_times.clone()
+    }
+
+    fn lag(&self) -> Vec<(u32, i64)> {
+        let high = self.consumer.context().high_watermarks();
+        self.next
+            .iter()
+            .filter_map(|(p, next)| high.get(p).map(|h| ((*p).max(0) as u32, (h - next).max(0))))
+            .collect()
     }
 
     fn set_drain(&mut self, drain: Arc<dyn ferris_runtime::Drain>) {

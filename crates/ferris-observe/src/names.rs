@@ -68,5 +68,7 @@ pub const SOURCE_COMMITS: &str = "ferris_source_commits_total";
 pub const SOURCE_COMMIT_FAILURES: &str = "ferris_source_commit_failures_total";
 /// Times a source paused its input because its pipelines were full (backpressure).
 pub const SOURCE_PAUSES: &str = "ferris_source_pauses_total";
+/// Per source partition: messages beyond what the source read (Kafka consumer lag).
+pub const SOURCE_LAG: &str = "ferris_source_lag_messages";
 /// Times a source reported it could not read for a passing reason (a broker unreachable).
 pub const SOURCE_UNAVAILABLE: &str = "ferris_source_unavailable_total";

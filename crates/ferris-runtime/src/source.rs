@@ -108,6 +108,13 @@ pub trait Source: Send {
         Ok(())
     }
 
+    /// Per partition, how many messages the partition holds beyond what the source returned
+    /// (Kafka: the high watermark minus the next offset), for the
+    /// `ferris_source_lag_messages` gauge; empty when unknown (the default).
+    fn lag(&self) -> Vec<(u32, i64)> {
+        Vec::new()
+    }
+
     /// Called once before the first poll with a [`Drain`] the source may call while it
     /// polls. The default ignores it.
     fn set_drain(&mut self, drain: std::sync::Arc<dyn Drain>) {

@@ -18,6 +18,49 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::runtime::Handle;
 
+/// The `ferris_source_lag_messages` gauges of one source, one per partition, refreshed at
+/// most every 250 ms (as fresh as the source's own figures: Kafka's statistics come every
+/// `statistics.interval.ms`, 1 s by default).
+struct LagGauges {
+    registry: Registry,
+    source: Arc<str>,
+    gauges: std::collections::BTreeMap<u32, Arc<Gauge>>,
+    last: Option<Instant>,
+}
+
+impl LagGauges {
+    fn new(registry: Registry, source: Arc<str>) -> Self {
+        LagGauges {
+            registry,
+            source,
+            gauges: std::collections::BTreeMap::new(),
+            last: None,
+        }
+    }
+
+    /// Sets the gauges from `source` (when 250 ms passed since the last time, or `now`).
+    fn report(&mut self, source: &dyn crate::source::Source, now: bool) {
+        if !now
+            && self
+                .last
+                .is_some_and(|t| t.elapsed() < Duration::from_secs(1))
+        {
+            return;
+        }
+        self.last = Some(Instant::now());
+        for (partition, lag) in source.lag() {
+            let (registry, name) = (&self.registry, &*self.source);
+            self.gauges
+                .entry(partition)
+                .or_insert_with(|| {
+                    let p = partition.to_string();
+                    registry.gauge(names::SOURCE_LAG, &[("source", name), ("partition", &p)])
+                })
+                .set(lag);
+        }
+    }
+}
+
 /// How long a full inbox may hold the source back before it pauses its input.
 const PAUSE_AFTER: Duration = Duration::from_millis(100);
 
@@ -264,6 +307,7 @@ impl SourceTask {
         // Since when the source reported it cannot read (logged once it reads again).
         let mut unavailable_since: Option<Instant> = None;
         let mut announced_idle = false;
+        let mut lag = LagGauges::new(self.registry.clone(), name.clone());
         let schema = self.spec.source.schema();
         let source_error = |reason: String| {
             TaskEnd::Failed(RuntimeError::Source {
@@ -275,6 +319,7 @@ impl SourceTask {
             if self.shutdown.is_triggered() {
                 break Ok(());
             }
+            lag.report(self.spec.source.as_ref(), false);
             match self.spec.source.poll(batch_size) {
                 Ok(SourcePoll::Batch {
                     records,
@@ -372,6 +417,7 @@ impl SourceTask {
                 Err(e) => break Err(source_error(e.0)),
             }
         };
+        lag.report(self.spec.source.as_ref(), true);
         result?;
         for query in &self.senders {
             for tx in query {
