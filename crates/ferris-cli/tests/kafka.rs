@@ -65,6 +65,25 @@ fn kafka_round_trip_filter_projection_keeps_partition_order() {
     let sizes: Vec<usize> = read_back_input.values().map(|v| v.len()).collect();
     assert!(total > 1000, "{total} {sizes:?}");
     assert_eq!(output, expected);
+    // Partitioned like the Java client (murmur2 of the key), so Kafka Streams, ksqlDB or
+    // Flink jobs joining this topic see the keys where they expect them.
+    for (p, rows) in &output {
+        for (key, _) in rows {
+            assert_eq!(*p, java_partition(key.as_bytes(), 6), "key {key}");
+        }
+    }
+    let partitions: std::collections::BTreeSet<i32> =
+        ["AAPL", "MSFT", "GOOG", "AMZN", "TSLA", "IBM"]
+            .iter()
+            .map(|s| java_partition(s.as_bytes(), 6))
+            .collect();
+    assert_eq!(
+        output
+            .keys()
+            .copied()
+            .collect::<std::collections::BTreeSet<_>>(),
+        partitions
+    );
 }
 
 #[test]

@@ -102,7 +102,12 @@ impl KafkaSink {
         let p = Props::new("kafka sink", SINK_KEYS, &own)?;
         let topic = p.required("topic")?.to_string();
         let mut config = ClientConfig::new();
-        config.set("bootstrap.servers", p.required("bootstrap.servers")?);
+        config
+            .set("bootstrap.servers", p.required("bootstrap.servers")?)
+            // The Java client's partitioner (murmur2 of the key), so that a topic written
+            // here is partitioned like one written by Kafka Streams, ksqlDB or Flink, and
+            // joins with such topics stay co-partitioned.
+            .set("partitioner", "murmur2_random");
         for (k, v) in &client {
             config.set(k, v);
         }

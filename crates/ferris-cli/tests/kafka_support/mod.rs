@@ -60,10 +60,12 @@ impl TestBroker for Broker {
         self.produce_raw(topic, &raw);
     }
 
-    /// Produces (key, payload, timestamp in ms) messages.
+    /// Produces (key, payload, timestamp in ms) messages, partitioned like the Java client
+    /// (see [`java_partition`]).
     fn produce_raw(&self, topic: &str, messages: &[(String, Vec<u8>, Option<i64>)]) {
         let producer: BaseProducer = ClientConfig::new()
             .set("bootstrap.servers", &self.address)
+            .set("partitioner", "murmur2_random")
             .create()
             .expect("producer");
         for (key, value, timestamp) in messages {
@@ -229,6 +231,39 @@ pub fn spawn_cli_logged(sql: &str, extra: &[&str], log: &std::path::Path) -> std
         .stderr(log)
         .spawn()
         .expect("ferris-cli starts")
+}
+
+/// The partition the Java Kafka client's default partitioner picks for `key` among
+/// `partitions`: `(murmur2(key) & 0x7fffffff) % partitions`, written from the Java source's
+/// algorithm (`Utils.murmur2`) as an independent check of the engine's partitioning.
+pub fn java_partition(key: &[u8], partitions: i32) -> i32 {
+    let m: i32 = 0x5bd1_e995;
+    let length = key.len() as i32;
+    let mut h: i32 = (0x9747_b28c_u32 as i32) ^ length;
+    let mut chunks = key.chunks_exact(4);
+    for c in chunks.by_ref() {
+        let mut k = i32::from_le_bytes([c[0], c[1], c[2], c[3]]);
+        k = k.wrapping_mul(m);
+        k ^= ((k as u32) >> 24) as i32;
+        k = k.wrapping_mul(m);
+        h = h.wrapping_mul(m);
+        h ^= k;
+    }
+    let rest = chunks.remainder();
+    if rest.len() == 3 {
+        h ^= (rest[2] as i32) << 16;
+    }
+    if rest.len() >= 2 {
+        h ^= (rest[1] as i32) << 8;
+    }
+    if !rest.is_empty() {
+        h ^= rest[0] as i32;
+        h = h.wrapping_mul(m);
+    }
+    h ^= ((h as u32) >> 13) as i32;
+    h = h.wrapping_mul(m);
+    h ^= ((h as u32) >> 15) as i32;
+    (h & 0x7fff_ffff) % partitions
 }
 
 /// Runs `ferris-cli run -e SQL` with `extra` arguments, to completion.
