@@ -58,6 +58,7 @@ const SOURCE_KEYS: &[&str] = &[
     "group.id",
     "format",
     "scan.startup.mode",
+    "scan.startup.timestamp-millis",
     "scan.bounded",
     "avro.schema",
     "avro.schema.file",
@@ -140,6 +141,8 @@ enum Startup {
     Earliest,
     Latest,
     Committed,
+    /// The first message whose timestamp is at or after this (ms since the epoch).
+    Timestamp(i64),
 }
 
 /// Reads one topic.
@@ -197,11 +200,18 @@ impl KafkaSource {
             Some(s) if s == "earliest" => Startup::Earliest,
             Some(s) if s == "latest" => Startup::Latest,
             Some(s) if s == "committed" => Startup::Committed,
+            Some(s) if s == "timestamp" => {
+                let key = "scan.startup.timestamp-millis";
+                let at = p.required(key)?;
+                Startup::Timestamp(at.trim().parse().map_err(|_| {
+                    p.invalid(key, at, "milliseconds since 1970-01-01 (an integer)")
+                })?)
+            }
             Some(s) => {
                 return Err(p.invalid(
                     "scan.startup.mode",
                     &s,
-                    "'earliest', 'latest' or 'committed'",
+                    "'earliest', 'latest', 'committed' or 'timestamp'",
                 ));
             }
         };
@@ -281,6 +291,8 @@ impl KafkaSource {
                 Startup::Earliest => Offset::Beginning,
                 Startup::Latest => Offset::End,
                 Startup::Committed => Offset::Stored,
+                // Asked for by timestamp: resolved to an offset below.
+                Startup::Timestamp(at) => Offset::Offset(at),
             };
             tpl.add_partition_offset(&topic, part, offset)
                 .map_err(|e| kafka_err("cannot assign partitions", e))?;
@@ -292,6 +304,32 @@ impl KafkaSource {
                     _ => low,
                 },
             );
+        }
+        if let Startup::Timestamp(at) = startup {
+            if group_mode {
+                return Err(ConnectorError::Schema(
+                    "'scan.startup.mode' = 'timestamp' assigns the partitions itself: it \
+                     cannot be combined with 'partitions' = 'group' (a group resumes from its \
+                     commits)"
+                        .into(),
+                ));
+            }
+            // The first offset at or after the timestamp per partition (the end when no
+            // message is that late).
+            let found = consumer
+                .offsets_for_times(tpl, METADATA_TIMEOUT)
+                .map_err(|e| kafka_err(&format!("cannot find the offsets at {at} ms"), e))?;
+            tpl = TopicPartitionList::new();
+            for e in found.elements_for_topic(&topic) {
+                let part = e.partition();
+                let offset = match e.offset() {
+                    Offset::Offset(o) => o,
+                    _ => end.get(&part).copied().unwrap_or(0),
+                };
+                tpl.add_partition_offset(&topic, part, Offset::Offset(offset))
+                    .map_err(|e| kafka_err("cannot assign partitions", e))?;
+                next.insert(part, offset);
+            }
         }
         if group_mode {
             // The group hands out the partitions; they start where the group committed.
