@@ -150,6 +150,40 @@ fn windowed_query_over_kafka_partitions_equals_the_file_source() {
     // 2400 ticks x 250 ms = 10 minutes: 10 windows x 8 symbols.
     assert_eq!(b.len(), 80);
     assert_eq!(a, b);
+
+    // Three processes, each reading two partitions ('partitions' = '0,1', ...): the topic is
+    // keyed by symbol, so every symbol's rows are in one process and the union of their
+    // windows is the same multiset.
+    let processes: Vec<std::process::Child> = ["0,1", "2,3", "4,5"]
+        .iter()
+        .map(|parts| {
+            let sql = query(&format!(
+                "'connector' = 'kafka', 'bootstrap.servers' = '{}', 'topic' = 'ticks',
+                 'scan.startup.mode' = 'earliest', 'scan.bounded' = 'latest', 'format' = 'json',
+                 'group.id' = 'split', 'partitions' = '{parts}'",
+                broker.address
+            ));
+            Command::new(env!("CARGO_BIN_EXE_ferris-cli"))
+                .args(["run", "-e", &sql])
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .expect("ferris-cli starts")
+        })
+        .collect();
+    let mut union = Vec::new();
+    for p in processes {
+        let out = p.wait_with_output().expect("output");
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        union.extend(sorted(&out));
+    }
+    union.sort();
+    assert_eq!(union, b);
 }
 
 #[test]
@@ -411,4 +445,41 @@ fn startup_by_timestamp_reads_from_the_first_message_at_or_after_it() {
         stderr.contains("'scan.startup.timestamp-millis'") && stderr.contains("'soon'"),
         "{stderr}"
     );
+}
+
+#[test]
+fn an_explicit_partition_list_is_checked_against_the_topic() {
+    let broker = Broker::started();
+    broker.create_topic("six", 6);
+    let sql = |parts: &str| {
+        format!(
+            "CREATE STREAM t (id BIGINT) WITH ('connector' = 'kafka', 'bootstrap.servers' = '{}',
+               'topic' = 'six', 'scan.bounded' = 'latest', 'partitions' = '{parts}');
+             SELECT id FROM t;",
+            broker.address
+        )
+    };
+    let out = run_cli(&sql("4, 7"), &[]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("topic 'six' has no partition 7 (it has 6 partitions)"),
+        "{stderr}"
+    );
+    let out = run_cli(&sql("first"), &[]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("'all', 'group' or a list of partition numbers such as '0,2,4'"),
+        "{stderr}"
+    );
+    // An empty topic read through two of its partitions ends at once with nothing.
+    let out = run_cli(&sql("1,3"), &[]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "");
 }

@@ -241,11 +241,31 @@ impl KafkaSource {
         for (k, v) in &client {
             config.set(k, v);
         }
-        let group_mode = match p.get("partitions").map(|s| s.to_ascii_lowercase()) {
+        // 'all', 'group' or an explicit list such as '0,2,4' (this process reads only those).
+        let mut chosen: Option<Vec<i32>> = None;
+        let group_mode = match p.get("partitions").map(|s| s.trim().to_ascii_lowercase()) {
             None => false,
             Some(s) if s == "all" => false,
             Some(s) if s == "group" => true,
-            Some(s) => return Err(p.invalid("partitions", &s, "'all' or 'group'")),
+            Some(s) => {
+                let list: Option<Vec<i32>> = s
+                    .split(',')
+                    .map(|n| n.trim().parse::<i32>().ok().filter(|n| *n >= 0))
+                    .collect();
+                match list {
+                    Some(l) if !l.is_empty() => {
+                        chosen = Some(l);
+                        false
+                    }
+                    _ => {
+                        return Err(p.invalid(
+                            "partitions",
+                            &s,
+                            "'all', 'group' or a list of partition numbers such as '0,2,4'",
+                        ));
+                    }
+                }
+            }
         };
         if group_mode && bounded {
             return Err(ConnectorError::Schema(
@@ -280,6 +300,18 @@ impl KafkaSource {
                 p.required("bootstrap.servers")?
             )));
         }
+        let partitions = match chosen {
+            None => partitions,
+            Some(list) => {
+                if let Some(missing) = list.iter().find(|n| !partitions.contains(n)) {
+                    return Err(ConnectorError::Schema(format!(
+                        "topic '{topic}' has no partition {missing} (it has {} partitions)",
+                        partitions.len()
+                    )));
+                }
+                list
+            }
+        };
         let mut tpl = TopicPartitionList::new();
         let mut end = BTreeMap::new();
         let mut next = BTreeMap::new();

@@ -192,7 +192,8 @@ pub fn build_job(
                      only some rows of a key, and a rebalance would leave partial windows. \
                      Keyed queries across processes need repartition topics, which are not \
                      built yet; read every partition in one process ('partitions' = 'all', \
-                     the default)",
+                     the default), or, when the topic is keyed by the query's key, give each \
+                     process its own partitions ('partitions' = '0,1')",
                     q.name, d.name
                 ),
                 q.span,
