@@ -106,11 +106,13 @@ fn killed_mid_run_and_restarted_every_row_arrives_and_only_the_uncommitted_tail_
     );
     // Everything is committed now.
     let done = broker.committed("alo", "orders", 6);
+    // (Partitions that never held a message have nothing to commit.)
     let ends: BTreeMap<i32, i64> = (0..6)
         .map(|p| {
             let last = input.iter().filter(|r| r.partition == p).count() as i64;
             (p, last)
         })
+        .filter(|(_, last)| *last > 0)
         .collect();
     assert_eq!(done, ends);
 

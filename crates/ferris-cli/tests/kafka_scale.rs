@@ -79,6 +79,7 @@ fn run_group(count: usize, kill_after: Option<usize>) -> (BTreeMap<i64, usize>, 
            ts TIMESTAMP)
          WITH ('connector' = 'kafka', 'bootstrap.servers' = '{b}', 'topic' = 'orders',
                'group.id' = 'scale', 'partitions' = 'group', 'batch.size' = '50',
+               'channel.capacity' = '200',
                'kafka.session.timeout.ms' = '6000', 'kafka.heartbeat.interval.ms' = '500');
          CREATE STREAM big_orders WITH ('connector' = 'kafka', 'bootstrap.servers' = '{b}',
              'topic' = 'big_orders', 'format' = 'json', 'key' = 'symbol',

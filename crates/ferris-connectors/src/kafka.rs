@@ -253,7 +253,9 @@ impl KafkaSource {
                     .map(|n| n.trim().parse::<i32>().ok().filter(|n| *n >= 0))
                     .collect();
                 match list {
-                    Some(l) if !l.is_empty() => {
+                    Some(mut l) if !l.is_empty() => {
+                        l.sort_unstable();
+                        l.dedup();
                         chosen = Some(l);
                         false
                     }

@@ -14,7 +14,7 @@ use std::time::Duration;
 /// How long a revoke waits for the queries to write what was returned (a keyed query may
 /// hold rows in open windows longer: then the partitions go uncommitted past the last
 /// regular commit, and their next owner repeats those rows).
-const REVOKE_WAIT: Duration = Duration::from_secs(10);
+const REVOKE_WAIT: Duration = Duration::from_secs(30);
 
 /// The consumer's context in group mode.
 #[derive(Default)]
