@@ -150,6 +150,23 @@ fn windowed_query_over_kafka_partitions_equals_the_file_source() {
     // 2400 ticks x 250 ms = 10 minutes: 10 windows x 8 symbols.
     assert_eq!(b.len(), 80);
     assert_eq!(a, b);
+    // The same rows whatever the batch size, parallelism and channel capacity.
+    for (batch, parallelism, capacity) in [("7", "1", "16"), ("1000", "4", "100000")] {
+        let sql = query(&format!(
+            "'connector' = 'kafka', 'bootstrap.servers' = '{}', 'topic' = 'ticks',
+             'scan.startup.mode' = 'earliest', 'scan.bounded' = 'latest', 'format' = 'json',
+             'batch.size' = '{batch}', 'channel.capacity' = '{capacity}'",
+            broker.address
+        ));
+        let out = run_cli(&sql, &["--parallelism", parallelism]);
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_eq!(sorted(&out), b, "batch {batch}, parallelism {parallelism}");
+    }
 
     // Three processes, each reading two partitions ('partitions' = '0,1', ...): the topic is
     // keyed by symbol, so every symbol's rows are in one process and the union of their
