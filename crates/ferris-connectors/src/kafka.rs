@@ -4,9 +4,12 @@
 //! Source properties: `bootstrap.servers`, `topic` (required); `group.id`
 //! (`ferris-<source>`); `format` = `json` (JSON objects) | `csv` (one record per message,
 //! columns in declared order); `scan.startup.mode` = `earliest` | `latest` | `committed`
-//! (default; partitions without a committed offset start at the earliest); `scan.bounded` =
-//! `latest` (stop at the end offsets seen when the source starts, so a job over a topic
-//! finishes). Any `kafka.<property>` is passed to librdkafka (security, tuning).
+//! (default; partitions without a committed offset start at the earliest) | `timestamp`
+//! (with `scan.startup.timestamp-millis`); `scan.bounded` = `latest` (stop at the end offsets
+//! seen when the source starts, so a job over a topic finishes); `partitions` = `all`
+//! (default) | `group` (the consumer group shares them out, see `kafka_group`) | a list such
+//! as `0,2,4` (see `kafka_options`). Any `kafka.<property>` is passed to librdkafka
+//! (security, tuning).
 //!
 //! Positions are offsets; each batch holds the rows of one partition, located
 //! `topic/partition/offset`. Offsets are committed to the group by the job once every row
@@ -17,9 +20,10 @@
 //! Backpressure: while the pipelines are full the source does not poll, and librdkafka
 //! stops fetching once its prefetch queue holds `queued.max.messages.kbytes` (4096 KiB
 //! unless set through `kafka.queued.max.messages.kbytes`), so memory stays bounded.
-//! librdkafka's own pause/resume is not used: after a pause and resume its consumer could
-//! not be destroyed any more (the destroy waited forever on a broker thread), which would
-//! hang the end of a bounded job.
+//! librdkafka's own pause/resume is not used: in an earlier session a consumer could not be
+//! destroyed after a pause and resume (the destroy waited on a broker thread), which hung
+//! the end of a bounded job; a later experiment saw a bare consumer hang the same way when
+//! dropped after a partial read without any pause, so the cause is still open.
 //!
 //! `format = avro` reads each message as one Avro binary datum written with the schema in
 //! `avro.schema` (inline JSON) or `avro.schema.file` (a path). `timestamp.field` names a
@@ -35,6 +39,7 @@ use crate::avro::AvroCodec;
 use crate::decode::RowDecoder;
 use crate::kafka_group::GroupContext;
 use crate::kafka_health::{Fault, Reachability, fault};
+use crate::kafka_options::{SourceOptions, Startup};
 use crate::kafka_progress::{ProgressTopic, Resumed};
 pub use crate::kafka_sink::{CORRELATION_ID_HEADER, KafkaSink, TRACEPARENT_HEADER};
 use crate::props::Props;
@@ -135,16 +140,6 @@ pub(crate) fn avro_schema(p: &Props) -> Result<Option<String>, ConnectorError> {
     }
 }
 
-/// Where reading starts.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Startup {
-    Earliest,
-    Latest,
-    Committed,
-    /// The first message whose timestamp is at or after this (ms since the epoch).
-    Timestamp(i64),
-}
-
 /// Reads one topic.
 pub struct KafkaSource {
     consumer: BaseConsumer<GroupContext>,
@@ -195,31 +190,12 @@ impl KafkaSource {
         let p = Props::new("kafka source", SOURCE_KEYS, &own)?;
         let topic = p.required("topic")?.to_string();
         let format = format(&p, "format")?;
-        let startup = match p.get("scan.startup.mode").map(|s| s.to_ascii_lowercase()) {
-            None => Startup::Committed,
-            Some(s) if s == "earliest" => Startup::Earliest,
-            Some(s) if s == "latest" => Startup::Latest,
-            Some(s) if s == "committed" => Startup::Committed,
-            Some(s) if s == "timestamp" => {
-                let key = "scan.startup.timestamp-millis";
-                let at = p.required(key)?;
-                Startup::Timestamp(at.trim().parse().map_err(|_| {
-                    p.invalid(key, at, "milliseconds since 1970-01-01 (an integer)")
-                })?)
-            }
-            Some(s) => {
-                return Err(p.invalid(
-                    "scan.startup.mode",
-                    &s,
-                    "'earliest', 'latest', 'committed' or 'timestamp'",
-                ));
-            }
-        };
-        let bounded = match p.get("scan.bounded").map(|s| s.to_ascii_lowercase()) {
-            None => false,
-            Some(s) if s == "latest" => true,
-            Some(s) => return Err(p.invalid("scan.bounded", &s, "'latest'")),
-        };
+        let SourceOptions {
+            startup,
+            bounded,
+            group_mode,
+            chosen,
+        } = SourceOptions::parse(&p)?;
         let group = p
             .get("group.id")
             .map(str::to_string)
@@ -240,39 +216,6 @@ impl KafkaSource {
             .set("statistics.interval.ms", "1000");
         for (k, v) in &client {
             config.set(k, v);
-        }
-        // 'all', 'group' or an explicit list such as '0,2,4' (this process reads only those).
-        let mut chosen: Option<Vec<i32>> = None;
-        let group_mode = match p.get("partitions").map(|s| s.trim().to_ascii_lowercase()) {
-            None => false,
-            Some(s) if s == "all" => false,
-            Some(s) if s == "group" => true,
-            Some(s) => {
-                let list: Option<Vec<i32>> = s
-                    .split(',')
-                    .map(|n| n.trim().parse::<i32>().ok().filter(|n| *n >= 0))
-                    .collect();
-                match list {
-                    Some(mut l) if !l.is_empty() => {
-                        l.sort_unstable();
-                        l.dedup();
-                        chosen = Some(l);
-                        false
-                    }
-                    _ => {
-                        return Err(p.invalid(
-                            "partitions",
-                            &s,
-                            "'all', 'group' or a list of partition numbers such as '0,2,4'",
-                        ));
-                    }
-                }
-            }
-        };
-        if group_mode && bounded {
-            return Err(ConnectorError::Schema(
-                "'partitions' = 'group' reads an unbounded topic: drop 'scan.bounded'".into(),
-            ));
         }
         let consumer: BaseConsumer<GroupContext> = config
             .create_with_context(GroupContext::new(&topic))
@@ -340,14 +283,6 @@ impl KafkaSource {
             );
         }
         if let Startup::Timestamp(at) = startup {
-            if group_mode {
-                return Err(ConnectorError::Schema(
-                    "'scan.startup.mode' = 'timestamp' assigns the partitions itself: it \
-                     cannot be combined with 'partitions' = 'group' (a group resumes from its \
-                     commits)"
-                        .into(),
-                ));
-            }
             // The first offset at or after the timestamp per partition (the end when no
             // message is that late).
             let found = consumer

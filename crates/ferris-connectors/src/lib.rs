@@ -30,6 +30,7 @@ pub mod file_source;
 pub mod kafka;
 mod kafka_group;
 mod kafka_health;
+mod kafka_options;
 mod kafka_progress;
 mod kafka_sink;
 pub mod nexmark_source;

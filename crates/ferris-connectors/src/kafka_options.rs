@@ -1,0 +1,162 @@
+//! The Kafka source's own options (`scan.startup.mode`, `scan.bounded`, `partitions`),
+//! parsed and checked against each other before any client is created.
+
+use crate::ConnectorError;
+use crate::props::Props;
+
+/// Where reading starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Startup {
+    /// The first offset of each partition.
+    Earliest,
+    /// The end of each partition (only what arrives later).
+    Latest,
+    /// Where the group committed (the earliest offset without a commit).
+    Committed,
+    /// The first message whose timestamp is at or after this (ms since the epoch).
+    Timestamp(i64),
+}
+
+/// The checked options.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct SourceOptions {
+    /// `scan.startup.mode` (`committed`).
+    pub(crate) startup: Startup,
+    /// `scan.bounded = latest`: stop at the end offsets seen at start.
+    pub(crate) bounded: bool,
+    /// `partitions = group`: the consumer group hands out the partitions.
+    pub(crate) group_mode: bool,
+    /// `partitions = '0,2,4'`: only these (sorted, without repeats).
+    pub(crate) chosen: Option<Vec<i32>>,
+}
+
+impl SourceOptions {
+    /// Reads the options from `p`; combinations that cannot work are errors.
+    pub(crate) fn parse(p: &Props) -> Result<Self, ConnectorError> {
+        let startup = match p.get("scan.startup.mode").map(|s| s.to_ascii_lowercase()) {
+            None => Startup::Committed,
+            Some(s) if s == "earliest" => Startup::Earliest,
+            Some(s) if s == "latest" => Startup::Latest,
+            Some(s) if s == "committed" => Startup::Committed,
+            Some(s) if s == "timestamp" => {
+                let key = "scan.startup.timestamp-millis";
+                let at = p.required(key)?;
+                Startup::Timestamp(at.trim().parse().map_err(|_| {
+                    p.invalid(key, at, "milliseconds since 1970-01-01 (an integer)")
+                })?)
+            }
+            Some(s) => {
+                return Err(p.invalid(
+                    "scan.startup.mode",
+                    &s,
+                    "'earliest', 'latest', 'committed' or 'timestamp'",
+                ));
+            }
+        };
+        let bounded = match p.get("scan.bounded").map(|s| s.to_ascii_lowercase()) {
+            None => false,
+            Some(s) if s == "latest" => true,
+            Some(s) => return Err(p.invalid("scan.bounded", &s, "'latest'")),
+        };
+        let mut chosen = None;
+        let group_mode = match p.get("partitions").map(|s| s.trim().to_ascii_lowercase()) {
+            None => false,
+            Some(s) if s == "all" => false,
+            Some(s) if s == "group" => true,
+            Some(s) => {
+                let list: Option<Vec<i32>> = s
+                    .split(',')
+                    .map(|n| n.trim().parse::<i32>().ok().filter(|n| *n >= 0))
+                    .collect();
+                match list {
+                    Some(mut l) if !l.is_empty() => {
+                        l.sort_unstable();
+                        l.dedup();
+                        chosen = Some(l);
+                        false
+                    }
+                    _ => {
+                        return Err(p.invalid(
+                            "partitions",
+                            &s,
+                            "'all', 'group' or a list of partition numbers such as '0,2,4'",
+                        ));
+                    }
+                }
+            }
+        };
+        if group_mode && bounded {
+            return Err(ConnectorError::Schema(
+                "'partitions' = 'group' reads an unbounded topic: drop 'scan.bounded'".into(),
+            ));
+        }
+        if group_mode && matches!(startup, Startup::Timestamp(_)) {
+            return Err(ConnectorError::Schema(
+                "'scan.startup.mode' = 'timestamp' assigns the partitions itself: it cannot \
+                 be combined with 'partitions' = 'group' (a group resumes from its commits)"
+                    .into(),
+            ));
+        }
+        Ok(SourceOptions {
+            startup,
+            bounded,
+            group_mode,
+            chosen,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::BTreeMap;
+
+    fn parse(pairs: &[(&str, &str)]) -> Result<SourceOptions, String> {
+        let map: BTreeMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        const KEYS: &[&str] = &[
+            "scan.startup.mode",
+            "scan.startup.timestamp-millis",
+            "scan.bounded",
+            "partitions",
+        ];
+        let p = Props::new("kafka source", KEYS, &map).map_err(|e| e.to_string())?;
+        SourceOptions::parse(&p).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn defaults_lists_and_conflicts() {
+        assert_eq!(
+            parse(&[]),
+            Ok(SourceOptions {
+                startup: Startup::Committed,
+                bounded: false,
+                group_mode: false,
+                chosen: None,
+            })
+        );
+        let o = parse(&[("partitions", " 4, 0,4 ,2"), ("scan.bounded", "LATEST")]).expect("ok");
+        assert_eq!((o.chosen, o.bounded), (Some(vec![0, 2, 4]), true));
+        let o = parse(&[
+            ("scan.startup.mode", "timestamp"),
+            ("scan.startup.timestamp-millis", "1700000000000"),
+        ])
+        .expect("ok");
+        assert_eq!(o.startup, Startup::Timestamp(1_700_000_000_000));
+        for bad in [
+            vec![("partitions", "0,-1")],
+            vec![("partitions", "")],
+            vec![("scan.startup.mode", "timestamp")],
+            vec![("partitions", "group"), ("scan.bounded", "latest")],
+            vec![
+                ("partitions", "group"),
+                ("scan.startup.mode", "timestamp"),
+                ("scan.startup.timestamp-millis", "0"),
+            ],
+        ] {
+            assert!(parse(&bad).is_err(), "{bad:?}");
+        }
+    }
+}
