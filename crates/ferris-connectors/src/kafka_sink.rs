@@ -107,7 +107,10 @@ impl KafkaSink {
             // The Java client's partitioner (murmur2 of the key), so that a topic written
             // here is partitioned like one written by Kafka Streams, ksqlDB or Flink, and
             // joins with such topics stay co-partitioned.
-            .set("partitioner", "murmur2_random");
+            .set("partitioner", "murmur2_random")
+            // The client's own retries neither repeat nor reorder messages (the Java
+            // client's default since Kafka 3.0).
+            .set("enable.idempotence", "true");
         for (k, v) in &client {
             config.set(k, v);
         }
