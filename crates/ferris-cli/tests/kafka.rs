@@ -266,9 +266,7 @@ fn an_unknown_topic_is_a_clear_error_naming_the_topic_and_broker() {
          SELECT id FROM t;",
         broker.address
     );
-    let out = run_cli(&sql, &[]);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    let stderr = cli_error(&sql, 2);
     assert!(
         stderr.contains(&format!(
             "source 't': topic 'missing' does not exist (or has no partitions) on {}",
@@ -363,9 +361,7 @@ fn an_unreachable_broker_at_start_is_a_clear_error_with_the_clients_reason() {
            'bootstrap.servers' = '127.0.0.1:{port}', 'topic' = 'x', 'scan.bounded' = 'latest');
          SELECT id FROM t;"
     );
-    let out = run_cli(&sql, &[]);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    let stderr = cli_error(&sql, 2);
     assert!(
         stderr.contains(&format!(
             "source 't': cannot read the metadata of topic 'x' from 127.0.0.1:{port}: Meta data \
@@ -393,9 +389,7 @@ fn an_authentication_failure_is_a_clear_error_with_the_clients_reason() {
          SELECT id FROM t;",
         broker.address
     );
-    let out = run_cli(&sql, &[]);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    let stderr = cli_error(&sql, 2);
     assert!(
         stderr.contains(&format!(
             "source 't': cannot read the metadata of topic 'x' from {}",
@@ -455,9 +449,7 @@ fn startup_by_timestamp_reads_from_the_first_message_at_or_after_it() {
     // (A timestamp after the last message is not checked: tansu 0.6 answers it with offset
     // 0 instead of the end, so the whole partition would be read.)
     // A bad timestamp is a clear error.
-    let out = run_cli(&sql("soon"), &[]);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    let stderr = cli_error(&sql("soon"), 2);
     assert!(
         stderr.contains("'scan.startup.timestamp-millis'") && stderr.contains("'soon'"),
         "{stderr}"
@@ -476,16 +468,12 @@ fn an_explicit_partition_list_is_checked_against_the_topic() {
             broker.address
         )
     };
-    let out = run_cli(&sql("4, 7"), &[]);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    let stderr = cli_error(&sql("4, 7"), 2);
     assert!(
         stderr.contains("topic 'six' has no partition 7 (it has 6 partitions)"),
         "{stderr}"
     );
-    let out = run_cli(&sql("first"), &[]);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    let stderr = cli_error(&sql("first"), 2);
     assert!(
         stderr.contains("'all', 'group' or a list of partition numbers such as '0,2,4'"),
         "{stderr}"

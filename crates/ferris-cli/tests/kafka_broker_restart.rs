@@ -38,14 +38,7 @@ fn start(broker: &Broker, strategy: &str, bounded: bool, log: &std::path::Path) 
 
 /// The ids the query selects from `input`.
 fn selected(input: &[(String, String)]) -> BTreeSet<i64> {
-    input
-        .iter()
-        .filter(|(_, v)| {
-            let v: serde_json::Value = serde_json::from_str(v).expect("json");
-            v["volume"].as_i64().expect("volume") > 100
-        })
-        .map(|(_, v)| id_of(v))
-        .collect()
+    selected_ids(input).into_iter().collect()
 }
 
 /// A broker with `N` trades in `orders`; the ids the query selects.

@@ -239,14 +239,7 @@ fn stopped_with_sigterm_and_restarted_every_row_arrives_exactly_once() {
     broker.create_topic("big", 3);
     let input = trades(4000);
     broker.produce("orders", &input);
-    let expected: Vec<i64> = input
-        .iter()
-        .filter(|(_, v)| {
-            let v: serde_json::Value = serde_json::from_str(v).expect("json");
-            v["volume"].as_i64().expect("volume") > 100
-        })
-        .map(|(_, v)| id_of(v))
-        .collect();
+    let expected = selected_ids(&input);
     let sql = |bounded: &str| {
         format!(
             "CREATE STREAM orders (id BIGINT, symbol VARCHAR, price DECIMAL(18,4), volume BIGINT,

@@ -66,14 +66,7 @@ fn run_group(count: usize, kill_after: Option<usize>) -> (BTreeMap<i64, usize>, 
     let n = 6000;
     let input = trades(n);
     broker.produce("orders", &input);
-    let expected: BTreeSet<i64> = input
-        .iter()
-        .filter(|(_, v)| {
-            let v: serde_json::Value = serde_json::from_str(v).expect("json");
-            v["volume"].as_i64().expect("volume") > 100
-        })
-        .map(|(_, v)| id_of(v))
-        .collect();
+    let expected: BTreeSet<i64> = selected_ids(&input).into_iter().collect();
     let sql = format!(
         "CREATE STREAM orders (id BIGINT, symbol VARCHAR, price DECIMAL(18,4), volume BIGINT,
            ts TIMESTAMP)

@@ -266,6 +266,27 @@ pub fn java_partition(key: &[u8], partitions: i32) -> i32 {
     (h & 0x7fff_ffff) % partitions
 }
 
+/// The ids of the [`trades`] whose volume is above 100 (what the tests' filter selects), in
+/// input order.
+pub fn selected_ids(input: &[(String, String)]) -> Vec<i64> {
+    input
+        .iter()
+        .filter(|(_, v)| {
+            let v: serde_json::Value = serde_json::from_str(v).expect("json");
+            v["volume"].as_i64().expect("volume") > 100
+        })
+        .map(|(_, v)| id_of(v))
+        .collect()
+}
+
+/// Runs `ferris-cli run -e SQL`, which must fail with exit code `code`; returns its stderr.
+pub fn cli_error(sql: &str, code: i32) -> String {
+    let out = run_cli(sql, &[]);
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.code(), Some(code), "{stderr}");
+    stderr
+}
+
 /// Runs `ferris-cli run -e SQL` with `extra` arguments, to completion.
 pub fn run_cli(sql: &str, extra: &[&str]) -> std::process::Output {
     Command::new(env!("CARGO_BIN_EXE_ferris-cli"))
