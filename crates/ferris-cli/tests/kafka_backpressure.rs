@@ -89,8 +89,6 @@ fn a_slow_sink_holds_the_kafka_source_back_instead_of_buffering() {
         ("topic", "events"),
         ("scan.startup.mode", "earliest"),
         ("scan.bounded", "latest"),
-        // Statistics (high watermarks, for the lag gauges) often enough for a short run.
-        ("kafka.statistics.interval.ms", "100"),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_string(), v.to_string()))

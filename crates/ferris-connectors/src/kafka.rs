@@ -211,9 +211,7 @@ impl KafkaSource {
             .set("enable.auto.offset.store", "false")
             // Read ahead at most this much per partition (librdkafka's default is 64 MiB):
             // memory stays bounded by the job's channels, not by the client's prefetch.
-            .set("queued.max.messages.kbytes", "4096")
-            // Statistics every second: the partitions' high watermarks, for the lag gauges.
-            .set("statistics.interval.ms", "1000");
+            .set("queued.max.messages.kbytes", "4096");
         for (k, v) in &client {
             config.set(k, v);
         }
@@ -639,10 +637,30 @@ impl Source for KafkaSource {
     }
 
     fn lag(&self) -> Vec<(u32, i64)> {
-        let high = self.consumer.context().high_watermarks();
+        let Ok(topic) = std::ffi::CString::new(self.topic.as_str()) else {
+            return Vec::new();
+        };
         self.next
             .iter()
-            .filter_map(|(p, next)| high.get(p).map(|h| ((*p).max(0) as u32, (h - next).max(0))))
+            .filter_map(|(p, next)| {
+                let (mut low, mut high) = (-1i64, -1i64);
+                // SAFETY: the client pointer is valid while `self.consumer` lives, `topic` is
+                // a NUL-terminated string that outlives the call, and `low`/`high` are valid
+                // for writes. The call only reads the client's cached offsets (no request).
+                let err = unsafe {
+                    rdkafka::bindings::rd_kafka_get_watermark_offsets(
+                        self.consumer.client().native_ptr(),
+                        topic.as_ptr(),
+                        *p,
+                        &mut low,
+                        &mut high,
+                    )
+                };
+                let known = err
+                    == rdkafka::bindings::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR
+                    && high >= 0;
+                known.then(|| ((*p).max(0) as u32, (high - next).max(0)))
+            })
             .collect()
     }
 

@@ -29,8 +29,6 @@ pub(crate) struct GroupContext {
     topic: Mutex<String>,
     /// The client's last warning, for errors.
     pub(crate) log: ClientLog,
-    /// Per partition, the high watermark from the client's latest statistics.
-    high: Mutex<BTreeMap<i32, i64>>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -53,11 +51,6 @@ impl GroupContext {
     /// A batch ending at these next offsets was returned to the runtime.
     pub(crate) fn returned(&self, next: &BTreeMap<i32, i64>) {
         lock(&self.returned).extend(next.iter().map(|(p, o)| (*p, *o)));
-    }
-
-    /// Per partition, the high watermark the client last reported.
-    pub(crate) fn high_watermarks(&self) -> BTreeMap<i32, i64> {
-        lock(&self.high).clone()
     }
 
     /// The partitions revoked since the last call.
@@ -107,18 +100,6 @@ impl GroupContext {
 impl rdkafka::ClientContext for GroupContext {
     fn log(&self, level: rdkafka::config::RDKafkaLogLevel, fac: &str, message: &str) {
         self.log.record(level, fac, message);
-    }
-
-    fn stats(&self, statistics: rdkafka::Statistics) {
-        let topic = lock(&self.topic).clone();
-        if let Some(t) = statistics.topics.get(&topic) {
-            let mut high = lock(&self.high);
-            for p in t.partitions.values() {
-                if p.partition >= 0 && p.hi_offset >= 0 {
-                    high.insert(p.partition, p.hi_offset);
-                }
-            }
-        }
     }
 }
 

@@ -553,30 +553,49 @@ pub async fn run_job(
     }
 
     // Wait for everything; the first root cause wins.
-    let mut first_error: Option<RuntimeError> = None;
-    let mut aborted = false;
-    let mut record = |r: Result<Result<(), TaskEnd>, tokio::task::JoinError>| match r {
-        Ok(Ok(())) => {}
-        Ok(Err(TaskEnd::Aborted)) => aborted = true,
-        Ok(Err(TaskEnd::Failed(e))) => {
-            shutdown.trigger();
-            if first_error.is_none() {
-                first_error = Some(e);
-            }
-        }
-        Err(join) => {
-            shutdown.trigger();
-            if first_error.is_none() {
-                first_error = Some(RuntimeError::Internal(format!("a task panicked: {join}")));
-            }
-        }
-    };
+    let mut outcome = Outcome::default();
     while let Some(r) = tasks.join_next().await {
-        record(r);
+        outcome.record(r, &shutdown);
     }
+    // The threads, in the order they end. Once the job has failed, a thread still stuck in a
+    // client call (a Kafka commit waiting for a broker that went away) gets STRAGGLER_GRACE
+    // to end; then the error is returned without it (the thread ends on its own later).
+    let (tx, mut rx) = mpsc::unbounded_channel();
     for b in blocking {
-        record(b.await);
+        let tx = tx.clone();
+        tokio::spawn(async move {
+            let _ = tx.send(b.await);
+        });
     }
+    drop(tx);
+    let mut deadline = None;
+    loop {
+        if outcome.first_error.is_some() && deadline.is_none() {
+            deadline = Some(tokio::time::Instant::now() + STRAGGLER_GRACE);
+        }
+        let next = match deadline {
+            None => rx.recv().await,
+            Some(d) => match tokio::time::timeout_at(d, rx.recv()).await {
+                Ok(r) => r,
+                Err(_) => {
+                    tracing::warn!(
+                        "a thread of the failed job is still inside a call after {:?}; \
+                         returning the job's error without it",
+                        STRAGGLER_GRACE
+                    );
+                    break;
+                }
+            },
+        };
+        match next {
+            Some(r) => outcome.record(r, &shutdown),
+            None => break,
+        }
+    }
+    let Outcome {
+        first_error,
+        aborted,
+    } = outcome;
     if let Some(e) = first_error {
         return Err(e);
     }
@@ -588,6 +607,39 @@ pub async fn run_job(
     Ok(JobReport {
         queries: contexts.iter().map(|c| report(&registry, c)).collect(),
     })
+}
+
+/// How long a failed job waits for its threads to end before it returns its error anyway.
+const STRAGGLER_GRACE: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// How the job's tasks ended: the first root cause, and whether any stopped because a
+/// neighbour went away.
+#[derive(Default)]
+struct Outcome {
+    first_error: Option<RuntimeError>,
+    aborted: bool,
+}
+
+impl Outcome {
+    fn record(
+        &mut self,
+        r: Result<Result<(), TaskEnd>, tokio::task::JoinError>,
+        shutdown: &Shutdown,
+    ) {
+        match r {
+            Ok(Ok(())) => {}
+            Ok(Err(TaskEnd::Aborted)) => self.aborted = true,
+            Ok(Err(TaskEnd::Failed(e))) => {
+                shutdown.trigger();
+                self.first_error.get_or_insert(e);
+            }
+            Err(join) => {
+                shutdown.trigger();
+                self.first_error
+                    .get_or_insert(RuntimeError::Internal(format!("a task panicked: {join}")));
+            }
+        }
+    }
 }
 
 /// What the report needs of a query; holds no channel, so the dead-letter writers can end.

@@ -240,3 +240,95 @@ fn a_flush_that_keeps_failing_follows_the_error_strategy() {
         other => panic!("expected a sink error, got {other:?}"),
     }
 }
+
+/// A source whose commits never return (a Kafka commit waiting for a broker that went away).
+struct StuckCommitSource(CountingSource);
+
+impl Source for StuckCommitSource {
+    fn location(&self) -> String {
+        "stuck".into()
+    }
+    fn schema(&self) -> arrow::datatypes::SchemaRef {
+        schema()
+    }
+    fn poll(&mut self, max_rows: usize) -> Result<SourcePoll, SourceError> {
+        self.0.poll(max_rows)
+    }
+    fn checkpoint(&self) -> Option<Checkpoint> {
+        Some(Checkpoint {
+            positions: vec![(0, self.0.next as u64)],
+            ..Checkpoint::default()
+        })
+    }
+    fn commit(&mut self, _: &Checkpoint) -> Result<(), SourceError> {
+        std::thread::sleep(Duration::from_secs(120));
+        Ok(())
+    }
+}
+
+#[test]
+fn a_failed_job_returns_its_error_while_a_thread_is_stuck_in_a_commit() {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let read = Arc::new(AtomicU64::new(0));
+    let mut sink = CollectingSink::new(Arc::default(), read.clone());
+    // Batches take 5 ms each (the sink flushes every 100 ms) until the one starting at 3000,
+    // which fails every attempt; by then the source has committed the first ones and sits in
+    // its stuck commit.
+    sink.delay = Duration::from_millis(5);
+    sink.fail_write = Some(3000);
+    let spec = JobSpec {
+        tables: Vec::new(),
+        sources: vec![SourceSpec {
+            name: "numbers".into(),
+            source: Box::new(StuckCommitSource(CountingSource::new(10_000, read))),
+            batch_size: 100,
+            event_time: None,
+            idle_timeout: None,
+        }],
+        queries: vec![QuerySpec {
+            name: "q".into(),
+            source: 0,
+            operators: Arc::new(|| Ok(Vec::new())),
+            sink: Box::new(sink),
+            strategy: ErrorStrategy::Fail,
+            dead_letter: None,
+            channel_capacity: None,
+            keyed: None,
+            right: None,
+            late: Default::default(),
+        }],
+        dead_letters: Vec::new(),
+        config: JobConfig {
+            retry: RetryPolicy {
+                attempts: 1,
+                initial_backoff: Duration::from_millis(1),
+                max_backoff: Duration::from_millis(1),
+            },
+            commit_interval: Duration::ZERO,
+            ..JobConfig::default()
+        },
+    };
+    let started = std::time::Instant::now();
+    let result = rt.block_on(run_job(
+        spec,
+        ferris_observe::Registry::new(),
+        Shutdown::new(),
+    ));
+    let took = started.elapsed();
+    match result {
+        Err(RuntimeError::Sink { reason, .. }) => {
+            assert!(reason.contains("injected"), "{reason}");
+        }
+        other => panic!("expected the sink's error, got {other:?}"),
+    }
+    // The source thread sleeps in its commit for 120 s; the job waits 5 s for it, no more.
+    assert!(
+        took >= Duration::from_secs(5) && took < Duration::from_secs(30),
+        "took {took:?}"
+    );
+    rt.shutdown_background();
+}
