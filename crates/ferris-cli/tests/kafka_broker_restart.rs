@@ -162,9 +162,9 @@ fn with_fail_a_stopped_broker_stops_the_job_with_a_clear_error() {
     let mut job = start(&broker, "fail", true, &log);
     wait_for_output(&broker, 500);
     broker.stop();
-    // Usually ends within 5 s; once in several runs under load the Kafka clients took about
-    // 45 s to close against the stopped broker.
-    let status = wait_exit(&mut job, Duration::from_secs(90), &log);
+    // Ends within about 5 s: the failing job gives a thread stuck in a Kafka commit against
+    // the stopped broker 5 s more, not the ~45 s the commit itself can take.
+    let status = wait_exit(&mut job, Duration::from_secs(30), &log);
     let text = std::fs::read_to_string(&log).expect("log");
     assert!(!status.success(), "the job must fail; log:\n{text}");
     // Whichever side notices first (the source polling, the sink flushing) names the
