@@ -227,13 +227,7 @@ fn malformed_messages_go_to_the_dead_letter_file_with_topic_partition_offset() {
         broker.address,
         dlq.display()
     );
-    let out = run_cli(&sql, &[]);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let out = cli_ok(&sql, &[]);
     assert_eq!(
         String::from_utf8_lossy(&out.stdout),
         "{\"id\":1,\"v\":10}\n{\"id\":4,\"v\":40}\n"
@@ -479,12 +473,6 @@ fn an_explicit_partition_list_is_checked_against_the_topic() {
         "{stderr}"
     );
     // An empty topic read through two of its partitions ends at once with nothing.
-    let out = run_cli(&sql("1,3"), &[]);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let out = cli_ok(&sql("1,3"), &[]);
     assert_eq!(String::from_utf8_lossy(&out.stdout), "");
 }

@@ -71,13 +71,7 @@ fn avro_in_and_out_with_trace_headers_and_bad_messages_dead_lettered() {
         d = dlq.display(),
         f = schema_file.display(),
     );
-    let out = run_cli(&sql, &[]);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    cli_ok(&sql, &[]);
     let records = broker.consume_records("avro_out", 1);
     let out_schema = Arc::new(Schema::new(vec![
         Field::new("id", DataType::Int64, false),
@@ -169,13 +163,7 @@ fn the_kafka_timestamp_can_be_the_event_time() {
          GROUP BY user WINDOW TUMBLING(1m);",
         broker.address
     );
-    let out = run_cli(&sql, &[]);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let out = cli_ok(&sql, &[]);
     let mut lines: Vec<String> = String::from_utf8_lossy(&out.stdout)
         .lines()
         .map(str::to_string)

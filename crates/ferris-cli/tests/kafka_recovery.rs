@@ -97,13 +97,7 @@ fn killed_mid_run_and_restarted_every_row_arrives_and_only_the_uncommitted_tail_
     assert!(committed < n as i64, "killed before the end: {committed}");
 
     // Second run: resumes from the committed offsets and stops at the end of the topic.
-    let out = run_cli(&sql(", 'scan.bounded' = 'latest'"), &["--parallelism", "2"]);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    cli_ok(&sql(", 'scan.bounded' = 'latest'"), &["--parallelism", "2"]);
     // Everything is committed now.
     let done = broker.committed("alo", "orders", 6);
     // (Partitions that never held a message have nothing to commit.)
@@ -201,13 +195,7 @@ fn a_windowed_query_killed_and_restarted_never_emits_a_partial_window() {
             .sum();
     assert!(committed < 6000, "killed before the end: {committed}");
 
-    let out = run_cli(&sql(", 'scan.bounded' = 'latest'"), &[]);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    cli_ok(&sql(", 'scan.bounded' = 'latest'"), &[]);
     // Every window is there, and every copy of it is complete: windows emitted before the
     // kill are emitted again at most whole, never from the replayed rows alone.
     let mut seen: BTreeMap<(String, i64), usize> = BTreeMap::new();
@@ -291,13 +279,7 @@ fn stopped_with_sigterm_and_restarted_every_row_arrives_exactly_once() {
         "the first run was meant to stop early ({after_first} rows)"
     );
     // Second run: from the committed offsets to the end.
-    let out = run_cli(&sql(", 'scan.bounded' = 'latest'"), &[]);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    cli_ok(&sql(", 'scan.bounded' = 'latest'"), &[]);
     // A clean stop drains and commits everything it read: nothing lost, nothing twice.
     let mut ids: Vec<i64> = broker
         .consume_records("big", 3)

@@ -279,6 +279,19 @@ pub fn selected_ids(input: &[(String, String)]) -> Vec<i64> {
         .collect()
 }
 
+/// Runs `ferris-cli run -e SQL` with `extra` arguments, which must succeed; returns its
+/// output.
+pub fn cli_ok(sql: &str, extra: &[&str]) -> std::process::Output {
+    let out = run_cli(sql, extra);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
 /// Runs `ferris-cli run -e SQL`, which must fail with exit code `code`; returns its stderr.
 pub fn cli_error(sql: &str, code: i32) -> String {
     let out = run_cli(sql, &[]);
