@@ -39,6 +39,21 @@ struct SideState {
     settled: u64,
 }
 
+impl SideState {
+    /// A side that has received nothing yet (watermark at -∞).
+    fn new() -> Self {
+        SideState {
+            next: 0,
+            ends: 0,
+            ended: false,
+            idle: false,
+            watermark: i64::MIN,
+            unsettled: VecDeque::new(),
+            settled: 0,
+        }
+    }
+}
+
 /// At most this many unsettled slots are remembered; beyond it every other one is dropped
 /// (a later slot stands for it: its largest event time is at least as large), so commits
 /// only get coarser.
@@ -125,19 +140,7 @@ impl KeyedWorker {
                 self.ctx.registry.counter(names::OPERATOR_ROWS_OUT, &l)
             })
             .collect();
-        let mut sides: Vec<SideState> = self
-            .inputs
-            .iter()
-            .map(|_| SideState {
-                next: 0,
-                ends: 0,
-                ended: false,
-                idle: false,
-                watermark: i64::MIN,
-                unsettled: VecDeque::new(),
-                settled: 0,
-            })
-            .collect();
+        let mut sides: Vec<SideState> = self.inputs.iter().map(|_| SideState::new()).collect();
         let mut watermark = i64::MIN;
         let mut steps: u64 = 0;
         loop {
@@ -356,21 +359,9 @@ fn drive(
 mod tests {
     use super::*;
 
-    fn side() -> SideState {
-        SideState {
-            next: 0,
-            ends: 0,
-            ended: false,
-            idle: false,
-            watermark: i64::MIN,
-            unsettled: VecDeque::new(),
-            settled: 0,
-        }
-    }
-
     #[test]
     fn a_slot_settles_once_all_its_rows_are_older_than_what_is_held() {
-        let mut s = side();
+        let mut s = SideState::new();
         // Largest event time up to each slot.
         for (slot, max) in [(0, 50), (1, 120), (2, 130), (3, 260)] {
             s.remember(slot, Some(max));
@@ -394,7 +385,7 @@ mod tests {
 
     #[test]
     fn remembering_many_slots_only_coarsens_settling() {
-        let mut s = side();
+        let mut s = SideState::new();
         for slot in 0..(MAX_UNSETTLED as u64 + 1) {
             s.remember(slot, Some(slot as i64));
         }

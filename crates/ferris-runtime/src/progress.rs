@@ -402,6 +402,22 @@ mod tests {
         }
     }
 
+    /// Two queries' progress cells, `a` and `b`.
+    fn two_queries() -> (Arc<Progress>, Arc<Progress>) {
+        (
+            Arc::new(Progress::new("a".into())),
+            Arc::new(Progress::new("b".into())),
+        )
+    }
+
+    /// A source at position `at` that has committed nothing.
+    fn positions(at: u64) -> Positions {
+        Positions {
+            at,
+            commits: Vec::new(),
+        }
+    }
+
     fn committer(progress: &[Arc<Progress>], dead: &[Arc<DeadLetterCounts>]) -> Committer {
         let r = Registry::new();
         Committer::new(
@@ -415,15 +431,9 @@ mod tests {
 
     #[test]
     fn commits_the_newest_point_every_query_passed() {
-        let (a, b) = (
-            Arc::new(Progress::new("a".into())),
-            Arc::new(Progress::new("b".into())),
-        );
+        let (a, b) = two_queries();
         let mut c = committer(&[a.clone(), b.clone()], &[]);
-        let mut s = Positions {
-            at: 0,
-            commits: Vec::new(),
-        };
+        let mut s = positions(0);
         // Slot k sent: the source is at position 10·(k+1).
         for slot in 0..5u64 {
             s.at = 10 * (slot + 1);
@@ -450,15 +460,9 @@ mod tests {
 
     #[test]
     fn a_failed_query_keeps_the_commit_where_it_stopped() {
-        let (a, b) = (
-            Arc::new(Progress::new("a".into())),
-            Arc::new(Progress::new("b".into())),
-        );
+        let (a, b) = two_queries();
         let mut c = committer(&[a.clone(), b.clone()], &[]);
-        let mut s = Positions {
-            at: 0,
-            commits: Vec::new(),
-        };
+        let mut s = positions(0);
         for slot in 0..3u64 {
             s.at = slot + 1;
             c.sent(slot + 1, &s, None);
@@ -489,10 +493,7 @@ mod tests {
         // The writer thread died without flushing it.
         dead.close();
         let mut c = committer(std::slice::from_ref(&p), std::slice::from_ref(&dead));
-        let mut s = Positions {
-            at: 7,
-            commits: Vec::new(),
-        };
+        let mut s = positions(7);
         c.sent(1, &s, None);
         p.advance(1);
         c.commit_ready(&mut s);
@@ -504,17 +505,11 @@ mod tests {
 
     #[test]
     fn the_drain_waits_for_every_query_to_pass_what_was_sent() {
-        let (a, b) = (
-            Arc::new(Progress::new("a".into())),
-            Arc::new(Progress::new("b".into())),
-        );
+        let (a, b) = two_queries();
         let dead = Arc::new(DeadLetterCounts::default());
         let mut c = committer(&[a.clone(), b.clone()], std::slice::from_ref(&dead));
         let drain = c.drain();
-        let s = Positions {
-            at: 5,
-            commits: Vec::new(),
-        };
+        let s = positions(5);
         // Nothing sent: nothing to wait for.
         assert!(drain.wait(Duration::ZERO));
         c.sent(3, &s, None);
