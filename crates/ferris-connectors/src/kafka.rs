@@ -38,7 +38,7 @@ use crate::ConnectorError;
 use crate::avro::AvroCodec;
 use crate::decode::RowDecoder;
 use crate::kafka_group::GroupContext;
-use crate::kafka_health::{Fault, Reachability, fault};
+use crate::kafka_health::{Fault, Reachability, fault, unreachable};
 use crate::kafka_options::{SourceOptions, Startup};
 use crate::kafka_progress::{ProgressTopic, Resumed};
 pub use crate::kafka_sink::{CORRELATION_ID_HEADER, KafkaSink, TRACEPARENT_HEADER};
@@ -602,19 +602,16 @@ impl Source for KafkaSource {
         if self.finished() {
             return Ok(SourcePoll::End);
         }
-        let (consumer, topic) = (&self.consumer, self.topic.as_str());
-        let probe = || {
-            consumer
-                .fetch_metadata(Some(topic), Duration::from_millis(500))
-                .is_ok()
-        };
-        if let Some(down) = self.reachability.unreachable_for(probe) {
+        if let Some(reason) = unreachable(
+            &mut self.reachability,
+            self.consumer.client(),
+            &self.topic,
+            &self.servers,
+            &self.consumer.context().log,
+        ) {
             return Ok(SourcePoll::Unavailable(format!(
-                "topic '{}': no Kafka broker of {} can be reached (for {:.1} s{})",
-                self.topic,
-                self.servers,
-                down.as_secs_f64(),
-                self.consumer.context().log.detail()
+                "topic '{}': {reason}",
+                self.topic
             )));
         }
         Ok(SourcePoll::Idle)

@@ -78,6 +78,30 @@ impl Reachability {
     }
 }
 
+/// `Some("no Kafka broker of SERVERS can be reached (for N s; the client said: …)")` once
+/// `reachability` counts the brokers as unreachable, probing them with a metadata request
+/// for `topic` through `client`.
+pub(crate) fn unreachable<C: rdkafka::ClientContext>(
+    reachability: &mut Reachability,
+    client: &rdkafka::client::Client<C>,
+    topic: &str,
+    servers: &str,
+    log: &ClientLog,
+) -> Option<String> {
+    let probe = || {
+        client
+            .fetch_metadata(Some(topic), Duration::from_millis(500))
+            .is_ok()
+    };
+    reachability.unreachable_for(probe).map(|down| {
+        format!(
+            "no Kafka broker of {servers} can be reached (for {:.1} s{})",
+            down.as_secs_f64(),
+            log.detail()
+        )
+    })
+}
+
 /// The last warning or error librdkafka logged: the detail behind an opaque client error
 /// ("Broker transport failure" says nothing of a failed SASL handshake or a refused
 /// connection; the log line does).

@@ -11,7 +11,7 @@
 use crate::ConnectorError;
 use crate::avro::AvroCodec;
 use crate::kafka::{Format, SINK_KEYS, avro_schema, format, kafka_err, split};
-use crate::kafka_health::{ClientLog, Fault, Reachability, fault};
+use crate::kafka_health::{ClientLog, Fault, Reachability, fault, unreachable};
 use crate::props::Props;
 use arrow::record_batch::RecordBatch;
 use arrow::util::display::FormatOptions;
@@ -195,8 +195,8 @@ impl KafkaSink {
 
     fn write(&mut self, batch: &RecordBatch, headers: &OwnedHeaders) -> Result<(), SinkError> {
         self.rejected.clear();
-        let topic = self.topic.clone();
-        let err = |e: String| SinkError(format!("kafka topic {topic}: {e}"));
+        let describe = self.describe.clone();
+        let err = |e: String| SinkError(format!("{describe}: {e}"));
         let key_column = match &self.key {
             Some(k) => Some(
                 batch
@@ -245,8 +245,7 @@ impl KafkaSink {
             let sent = self.send(key, &payload, headers);
             self.buf = payload;
             if let Some(reason) = sent? {
-                self.rejected
-                    .push((row, format!("kafka topic {topic}: {reason}")));
+                self.rejected.push((row, format!("{describe}: {reason}")));
             }
         }
         // Serve delivery reports; the acknowledgements are awaited in `flush`.
@@ -260,25 +259,16 @@ impl KafkaSink {
         self.unreachable = None;
         let started = Instant::now();
         while let Err(e) = self.producer.flush(Duration::from_millis(250)) {
-            let client = self.producer.client();
-            let probe = || {
-                client
-                    .fetch_metadata(Some(&self.topic), Duration::from_millis(500))
-                    .is_ok()
-            };
-            let down = self
-                .producer
-                .context()
-                .reachability()
-                .unreachable_for(probe);
+            let context = self.producer.context();
+            let down = unreachable(
+                &mut context.reachability(),
+                self.producer.client(),
+                &self.topic,
+                &self.servers,
+                &context.log,
+            );
             if let Some(down) = down {
-                let reason = format!(
-                    "{}: no Kafka broker of {} can be reached (for {:.1} s{})",
-                    self.describe,
-                    self.servers,
-                    down.as_secs_f64(),
-                    self.producer.context().log.detail()
-                );
+                let reason = format!("{}: {down}", self.describe);
                 self.unreachable = Some(reason.clone());
                 return Err(SinkError(reason));
             }
