@@ -18,9 +18,12 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::runtime::Handle;
 
+/// How often the lag gauges are refreshed.
+const LAG_EVERY: Duration = Duration::from_millis(250);
+
 /// The `ferris_source_lag_messages` gauges of one source, one per partition, refreshed at
-/// most every 250 ms (as fresh as the source's own figures: Kafka's statistics come every
-/// `statistics.interval.ms`, 1 s by default).
+/// most every [`LAG_EVERY`] (Kafka computes the lag from the client's cached high
+/// watermarks, so a refresh costs no request).
 struct LagGauges {
     registry: Registry,
     source: Arc<str>,
@@ -38,13 +41,10 @@ impl LagGauges {
         }
     }
 
-    /// Sets the gauges from `source` (when 250 ms passed since the last time, or `now`).
+    /// Sets the gauges from `source` (when [`LAG_EVERY`] passed since the last time, or
+    /// `now`).
     fn report(&mut self, source: &dyn crate::source::Source, now: bool) {
-        if !now
-            && self
-                .last
-                .is_some_and(|t| t.elapsed() < Duration::from_secs(1))
-        {
+        if !now && self.last.is_some_and(|t| t.elapsed() < LAG_EVERY) {
             return;
         }
         self.last = Some(Instant::now());
