@@ -41,6 +41,7 @@ use crate::kafka_group::GroupContext;
 use crate::kafka_health::{Fault, Reachability, fault, unreachable};
 use crate::kafka_options::{SourceOptions, Startup};
 use crate::kafka_progress::{ProgressTopic, Resumed};
+use crate::kafka_repartition::{MARKS_HEADER, Marks};
 pub use crate::kafka_sink::{CORRELATION_ID_HEADER, KafkaSink, TRACEPARENT_HEADER};
 use crate::props::Props;
 use arrow::array::TimestampMillisecondArray;
@@ -50,7 +51,7 @@ use ferris_runtime::{Checkpoint, Reject, Source, SourceError, SourcePoll};
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
 use rdkafka::error::KafkaError;
-use rdkafka::message::Message;
+use rdkafka::message::{Headers, Message};
 use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -69,6 +70,8 @@ const SOURCE_KEYS: &[&str] = &[
     "avro.schema.file",
     "timestamp.field",
     "partitions",
+    // Set by the planner on the reader of a repartition topic (see `kafka_repartition`).
+    "repartition.query",
 ];
 pub(crate) const SINK_KEYS: &[&str] = &[
     "connector",
@@ -79,6 +82,9 @@ pub(crate) const SINK_KEYS: &[&str] = &[
     "avro.schema",
     "avro.schema.file",
     "headers",
+    // Set by the planner on the writer of a repartition topic (see `kafka_repartition`).
+    "repartition.key.columns",
+    "repartition.partitions",
 ];
 const METADATA_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -174,10 +180,41 @@ pub struct KafkaSource {
     reachability: Reachability,
     /// `bootstrap.servers`, for errors.
     servers: String,
+    /// The group generation the source reads under (group mode).
+    generation: u64,
+    /// Reading a repartition topic (see `kafka_repartition`).
+    repartition: Option<RepartitionReader>,
 }
 
-/// One message as read: partition, offset, timestamp (ms), payload.
-type Fetched = (i32, i64, Option<i64>, Vec<u8>);
+/// What the reader of a repartition topic keeps.
+struct RepartitionReader {
+    /// The keyed query reading the topic (its written-through watermarks are stored per
+    /// partition).
+    query: String,
+    /// The watermark marks read.
+    marks: Marks,
+    /// Per partition, the watermark stored with the committed offset of the current
+    /// generation.
+    resume: Vec<(u32, i64)>,
+}
+
+/// One message as read: partition, offset, timestamp (ms), payload, whether it holds
+/// watermark marks (a repartition topic's).
+type Fetched = (i32, i64, Option<i64>, Vec<u8>, bool);
+
+/// The parts of a message the source keeps.
+fn fetched(m: &rdkafka::message::BorrowedMessage<'_>) -> Fetched {
+    let marks = m
+        .headers()
+        .is_some_and(|h| h.iter().any(|h| h.key == MARKS_HEADER));
+    (
+        m.partition(),
+        m.offset(),
+        m.timestamp().to_millis(),
+        m.payload().map(<[u8]>::to_vec).unwrap_or_default(),
+        marks,
+    )
+}
 
 impl KafkaSource {
     /// Connects and assigns every partition of the topic.
@@ -215,8 +252,13 @@ impl KafkaSource {
         for (k, v) in &client {
             config.set(k, v);
         }
+        let repartition_query = p.get("repartition.query").map(str::to_string);
+        let mut context = GroupContext::new(&topic);
+        if repartition_query.is_some() {
+            context = context.without_commit_on_revoke();
+        }
         let consumer: BaseConsumer<GroupContext> = config
-            .create_with_context(GroupContext::new(&topic))
+            .create_with_context(context)
             .map_err(|e| kafka_err("cannot create the Kafka consumer", e))?;
         let metadata = consumer
             .fetch_metadata(Some(&topic), METADATA_TIMEOUT)
@@ -403,7 +445,48 @@ impl KafkaSource {
             partition: 0,
             reachability: Reachability::default(),
             servers: p.required("bootstrap.servers")?.to_string(),
+            generation: 0,
+            repartition: repartition_query.map(|query| RepartitionReader {
+                query,
+                marks: Marks::default(),
+                resume: Vec::new(),
+            }),
         })
+    }
+
+    /// The group assigned the partitions again (they are read from their committed
+    /// offsets): a repartition reader forgets the marks and loads the watermarks stored
+    /// with those offsets.
+    fn new_generation(&mut self) {
+        self.generation = self.consumer.context().generation();
+        let Some(r) = &mut self.repartition else {
+            return;
+        };
+        r.marks.clear();
+        r.resume.clear();
+        let assigned = self.consumer.context().assigned();
+        match self.progress.load(&self.topic, &BTreeMap::new()) {
+            Ok(resumed) => {
+                for (key, wm) in resumed.query_watermarks {
+                    let Some(rest) = key
+                        .strip_prefix(r.query.as_str())
+                        .and_then(|k| k.strip_prefix('/'))
+                        .and_then(|k| k.strip_prefix(self.topic.as_str()))
+                        .and_then(|k| k.strip_prefix('/'))
+                    else {
+                        continue;
+                    };
+                    if let Ok(p) = rest.parse::<i32>()
+                        && assigned.contains(&p)
+                    {
+                        r.resume.push((p.max(0) as u32, wm));
+                    }
+                }
+            }
+            Err(e) => tracing::warn!(topic = %self.topic,
+                "cannot read where the query stopped ({e}); windows written before may be \
+                 written again"),
+        }
     }
 
     /// Forgets the partitions the group took away: their positions are not committed by
@@ -494,6 +577,16 @@ impl Source for KafkaSource {
     }
 
     fn partitions(&self) -> Vec<u32> {
+        if self.group_mode {
+            // Those the group assigned, read from or not.
+            return self
+                .consumer
+                .context()
+                .assigned()
+                .into_iter()
+                .map(|p| p.max(0) as u32)
+                .collect();
+        }
         self.next.keys().map(|p| (*p).max(0) as u32).collect()
     }
 
@@ -507,13 +600,32 @@ impl Source for KafkaSource {
         let mut partition: Option<i32> = None;
         let mut wait = Duration::from_millis(100);
         while positions.len() + rejects.len() < max {
-            let (part, offset, time, payload) = match self.carry.take() {
+            let (part, offset, time, payload, marks) = match self.carry.take() {
                 Some(m) => m,
                 None => {
                     if self.finished() {
                         break;
                     }
-                    match self.consumer.poll(wait) {
+                    let polled = self.consumer.poll(wait).map(|r| r.map(|m| fetched(&m)));
+                    if self.group_mode && self.consumer.context().generation() != self.generation {
+                        // A rebalance ran inside the poll: every partition is read again
+                        // from its committed offset; what this batch holds so far is the
+                        // old assignment's.
+                        let revoked = self.forget_revoked();
+                        if let Some(Ok(m)) = polled {
+                            self.carry = Some(m);
+                        }
+                        self.new_generation();
+                        if partition.is_some_and(|p| revoked.contains(&p)) {
+                            let _ = self.decoder.finish();
+                            if let Some((_, times)) = &mut self.timestamp {
+                                times.clear();
+                            }
+                            return Ok(SourcePoll::Idle);
+                        }
+                        break;
+                    }
+                    match polled {
                         None => break,
                         Some(Err(e)) => match fault(&e) {
                             Fault::Transport => {
@@ -529,15 +641,27 @@ impl Source for KafkaSource {
                                 return Err(SourceError(format!("topic '{}': {e}", self.topic)));
                             }
                         },
-                        Some(Ok(m)) => (
-                            m.partition(),
-                            m.offset(),
-                            m.timestamp().to_millis(),
-                            m.payload().map(<[u8]>::to_vec).unwrap_or_default(),
-                        ),
+                        Some(Ok(m)) => m,
                     }
                 }
             };
+            let (part, offset, time, payload, marks) = (part, offset, time, payload, marks);
+            if marks {
+                // Watermark marks of a repartition topic: they follow every row they cover,
+                // so they apply at once (a batch in progress only holds rows before them).
+                self.next.insert(part, offset + 1);
+                self.consumed.insert(part, offset + 1);
+                if let Some(r) = &mut self.repartition {
+                    let text = String::from_utf8_lossy(&payload);
+                    if let Err(e) = r.marks.apply(part, &text) {
+                        return Err(SourceError(format!(
+                            "topic '{}' partition {part} offset {offset}: {e}",
+                            self.topic
+                        )));
+                    }
+                }
+                continue;
+            }
             wait = Duration::ZERO;
             self.reachability.ok();
             if let Some(end) = &self.end
@@ -549,7 +673,7 @@ impl Source for KafkaSource {
             match partition {
                 None => partition = Some(part),
                 Some(p) if p != part => {
-                    self.carry = Some((part, offset, time, payload));
+                    self.carry = Some((part, offset, time, payload, false));
                     break;
                 }
                 Some(_) => {}
@@ -626,7 +750,24 @@ impl Source for KafkaSource {
                 .collect(),
             event_times: Vec::new(),
             query_watermarks: Vec::new(),
+            generation: self.generation,
         })
+    }
+
+    fn group_generation(&self) -> u64 {
+        if self.group_mode { self.generation } else { 0 }
+    }
+
+    fn resumed_partition_watermarks(&self) -> Vec<(u32, i64)> {
+        self.repartition
+            .as_ref()
+            .map(|r| r.resume.clone())
+            .unwrap_or_default()
+    }
+
+    fn carried_watermark(&self) -> Option<i64> {
+        let r = self.repartition.as_ref()?;
+        Some(r.marks.watermark(&self.consumer.context().assigned()))
     }
 
     fn resumed_event_times(&self) -> Vec<(u32, i64)> {
@@ -673,9 +814,38 @@ impl Source for KafkaSource {
         if checkpoint.positions.is_empty() {
             return Ok(());
         }
-        if !checkpoint.event_times.is_empty() || !checkpoint.query_watermarks.is_empty() {
+        if self.group_mode && checkpoint.generation != self.generation {
+            // Positions of an earlier assignment: the partitions were read again since.
+            return Ok(());
+        }
+        let mut stored = checkpoint.clone();
+        let mut records = Vec::new();
+        if let Some(r) = &self.repartition {
+            // The keyed query's watermark, per partition: in a group each partition moves
+            // on its own, and its next owner resumes the partition's keys from it.
+            let written = checkpoint
+                .query_watermarks
+                .iter()
+                .filter(|(q, _)| *q == r.query)
+                .map(|(_, wm)| *wm)
+                .max()
+                .unwrap_or(i64::MIN);
+            for (p, _) in &checkpoint.positions {
+                let resumed = r
+                    .resume
+                    .iter()
+                    .find(|(q, _)| q == p)
+                    .map_or(i64::MIN, |(_, wm)| *wm);
+                let wm = written.max(resumed);
+                if wm > i64::MIN {
+                    records.push((format!("{}/{}/{p}", r.query, self.topic), wm));
+                }
+            }
+            stored.query_watermarks = records;
+        }
+        if !stored.event_times.is_empty() || !stored.query_watermarks.is_empty() {
             self.progress
-                .store(&self.topic, checkpoint)
+                .store(&self.topic, &stored)
                 .map_err(SourceError)?;
         }
         // In a group, only the partitions still assigned: a revoked one is the new owner's.

@@ -8,6 +8,7 @@ use ferris_runtime::Drain;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
 use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
@@ -29,6 +30,14 @@ pub(crate) struct GroupContext {
     topic: Mutex<String>,
     /// The client's last warning, for errors.
     pub(crate) log: ClientLog,
+    /// Assignments received so far.
+    generation: AtomicU64,
+    /// The partitions assigned now.
+    assigned: Mutex<Vec<i32>>,
+    /// Skip the commit before a revoke (the reader of a repartition topic: its keyed query
+    /// holds rows in open windows, and its state restarts from the committed offsets
+    /// anyway).
+    no_commit_on_revoke: AtomicBool,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -41,6 +50,22 @@ impl GroupContext {
         let c = GroupContext::default();
         *lock(&c.topic) = topic.to_string();
         c
+    }
+
+    /// Does not commit before a revoke (see [`GroupContext::no_commit_on_revoke`]).
+    pub(crate) fn without_commit_on_revoke(self) -> Self {
+        self.no_commit_on_revoke.store(true, Ordering::Release);
+        self
+    }
+
+    /// How many assignments the group made so far.
+    pub(crate) fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Acquire)
+    }
+
+    /// The partitions assigned now.
+    pub(crate) fn assigned(&self) -> Vec<i32> {
+        lock(&self.assigned).clone()
     }
 
     /// Sets the runtime's drain.
@@ -108,7 +133,10 @@ impl ConsumerContext for GroupContext {
         if let Rebalance::Revoke(tpl) = rebalance {
             let partitions: Vec<i32> = tpl.elements().iter().map(|e| e.partition()).collect();
             tracing::info!(?partitions, "partitions revoked by the group");
-            self.commit_before_revoke(consumer, &partitions);
+            lock(&self.assigned).retain(|p| !partitions.contains(p));
+            if !self.no_commit_on_revoke.load(Ordering::Acquire) {
+                self.commit_before_revoke(consumer, &partitions);
+            }
             lock(&self.revoked).extend(partitions);
         }
     }
@@ -116,7 +144,10 @@ impl ConsumerContext for GroupContext {
     fn post_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
         if let Rebalance::Assign(tpl) = rebalance {
             let partitions: Vec<i32> = tpl.elements().iter().map(|e| e.partition()).collect();
-            tracing::info!(?partitions, "partitions assigned by the group");
+            let topic = lock(&self.topic).clone();
+            tracing::info!(%topic, ?partitions, "partitions assigned by the group");
+            *lock(&self.assigned) = partitions;
+            self.generation.fetch_add(1, Ordering::AcqRel);
         }
     }
 }

@@ -12,11 +12,12 @@ use crate::ConnectorError;
 use crate::avro::AvroCodec;
 use crate::kafka::{Format, SINK_KEYS, avro_schema, format, kafka_err, split};
 use crate::kafka_health::{ClientLog, Fault, Reachability, fault, unreachable};
+use crate::kafka_repartition::{MARKS_HEADER, encode_marks, row_keys};
 use crate::props::Props;
 use arrow::record_batch::RecordBatch;
 use arrow::util::display::FormatOptions;
 use ferris_runtime::json::JsonRowEncoder;
-use ferris_runtime::{Sink, SinkError, WriteContext};
+use ferris_runtime::{PartitionMark, Sink, SinkError, WriteContext};
 use rdkafka::ClientContext;
 use rdkafka::config::ClientConfig;
 use rdkafka::error::KafkaError;
@@ -93,7 +94,26 @@ pub struct KafkaSink {
     unreachable: Option<String>,
     /// Rows of the last batch the client refused (row, reason).
     rejected: Vec<(usize, String)>,
+    /// Writing a repartition topic (see `kafka_repartition`).
+    repartition: Option<Repartition>,
 }
+
+/// A Kafka sink writing a repartition topic: rows keyed by key columns, columns named by
+/// position, and the watermark marks after the rows.
+struct Repartition {
+    /// Key columns (positions in the rows written).
+    key_columns: Vec<usize>,
+    /// Partitions of the topic (and of the input topic).
+    partitions: u32,
+    /// The latest marks handed over, per input partition.
+    pending: BTreeMap<u32, PartitionMark>,
+    /// The marks last sent, and when.
+    sent: Option<(Vec<PartitionMark>, Instant)>,
+}
+
+/// Marks that did not change are sent again after this long (a reader that started over
+/// learns them again).
+const MARKS_REPEAT: Duration = Duration::from_secs(1);
 
 impl KafkaSink {
     /// Connects a producer.
@@ -117,7 +137,27 @@ impl KafkaSink {
         let producer: BaseProducer<Deliveries> = config
             .create_with_context(Deliveries::default())
             .map_err(|e| kafka_err("cannot create the Kafka producer", e))?;
+        let repartition = match (
+            p.get("repartition.key.columns"),
+            p.get("repartition.partitions"),
+        ) {
+            (Some(keys), Some(n)) => Some(Repartition {
+                key_columns: keys
+                    .split(',')
+                    .filter(|k| !k.trim().is_empty())
+                    .map(|k| k.trim().parse::<usize>())
+                    .collect::<Result<_, _>>()
+                    .map_err(|_| p.invalid("repartition.key.columns", keys, "column positions"))?,
+                partitions: n
+                    .parse()
+                    .map_err(|_| p.invalid("repartition.partitions", n, "a partition count"))?,
+                pending: BTreeMap::new(),
+                sent: None,
+            }),
+            _ => None,
+        };
         Ok(KafkaSink {
+            repartition,
             describe: format!("kafka topic {topic}"),
             producer,
             topic,
@@ -194,6 +234,9 @@ impl KafkaSink {
     }
 
     fn write(&mut self, batch: &RecordBatch, headers: &OwnedHeaders) -> Result<(), SinkError> {
+        if let Some(r) = &self.repartition {
+            return self.write_repartition(batch, &r.key_columns.clone(), headers);
+        }
         self.rejected.clear();
         let describe = self.describe.clone();
         let err = |e: String| SinkError(format!("{describe}: {e}"));
@@ -253,9 +296,110 @@ impl KafkaSink {
         Ok(())
     }
 
+    /// Writes rows to a repartition topic: JSON with the columns named by position (`c0`,
+    /// `c1`, …, as the reader declares them), keyed by the key columns.
+    fn write_repartition(
+        &mut self,
+        batch: &RecordBatch,
+        key_columns: &[usize],
+        headers: &OwnedHeaders,
+    ) -> Result<(), SinkError> {
+        self.rejected.clear();
+        let describe = self.describe.clone();
+        let err = |e: String| SinkError(format!("{describe}: {e}"));
+        let keys = row_keys(batch, key_columns).map_err(&err)?;
+        let schema = arrow::datatypes::Schema::new(
+            batch
+                .schema()
+                .fields()
+                .iter()
+                .enumerate()
+                .map(|(i, f)| f.as_ref().clone().with_name(format!("c{i}")))
+                .collect::<Vec<_>>(),
+        );
+        let named = RecordBatch::try_new(std::sync::Arc::new(schema), batch.columns().to_vec())
+            .map_err(|e| err(e.to_string()))?;
+        let options = FormatOptions::default();
+        let encoder = JsonRowEncoder::new(&named, &options).map_err(&err)?;
+        for (row, key) in keys.iter().enumerate() {
+            let mut payload = std::mem::take(&mut self.buf);
+            payload.clear();
+            encoder.encode_row(row, &mut payload);
+            let sent = self.send(Some(key), &payload, headers);
+            self.buf = payload;
+            if let Some(reason) = sent? {
+                self.rejected.push((row, format!("{describe}: {reason}")));
+            }
+        }
+        self.producer.poll(Duration::ZERO);
+        Ok(())
+    }
+
+    /// Sends the pending watermark marks to every partition of the repartition topic, when
+    /// they changed or [`MARKS_REPEAT`] passed. Returns whether it sent any.
+    fn send_marks(&mut self) -> Result<bool, SinkError> {
+        let Some(r) = &mut self.repartition else {
+            return Ok(false);
+        };
+        let marks: Vec<PartitionMark> = r.pending.values().copied().collect();
+        if marks.is_empty() {
+            return Ok(false);
+        }
+        let due = match &r.sent {
+            None => true,
+            Some((last, at)) => *last != marks || at.elapsed() >= MARKS_REPEAT,
+        };
+        if !due {
+            return Ok(false);
+        }
+        let text = encode_marks(r.partitions, &marks);
+        let partitions = r.partitions;
+        r.sent = Some((marks, Instant::now()));
+        let headers = OwnedHeaders::new().insert(Header {
+            key: MARKS_HEADER,
+            value: Some(""),
+        });
+        for partition in 0..partitions {
+            let mut record = BaseRecord::<[u8], [u8]>::to(&self.topic)
+                .partition(partition as i32)
+                .payload(text.as_bytes())
+                .headers(headers.clone());
+            loop {
+                match self.producer.send(record) {
+                    Ok(()) => break,
+                    Err((
+                        KafkaError::MessageProduction(rdkafka::types::RDKafkaErrorCode::QueueFull),
+                        back,
+                    )) => {
+                        record = back;
+                        self.producer.poll(Duration::from_millis(10));
+                    }
+                    Err((e, _)) => return Err(SinkError(format!("{}: {e}", self.describe))),
+                }
+            }
+        }
+        Ok(true)
+    }
+
     /// Waits until the broker acknowledged every message sent so far; fails at once (the
-    /// messages stay queued) when no broker can be reached.
+    /// messages stay queued) when no broker can be reached. A repartition writer then sends
+    /// its watermark marks (after the rows they cover) and waits for them too.
     fn flush_sent(&mut self) -> Result<(), SinkError> {
+        self.flush_messages()?;
+        if self.send_marks()?
+            && let Err(e) = self.flush_messages()
+        {
+            // Sent again with the next flush.
+            if let Some(r) = &mut self.repartition {
+                r.sent = None;
+            }
+            return Err(e);
+        }
+        Ok(())
+    }
+
+    /// Waits until the broker acknowledged every message sent so far.
+    fn flush_messages(&mut self) -> Result<(), SinkError> {
         self.unreachable = None;
         let started = Instant::now();
         while let Err(e) = self.producer.flush(Duration::from_millis(250)) {
@@ -331,6 +475,15 @@ impl Sink for KafkaSink {
 
     fn flush(&mut self) -> Result<(), SinkError> {
         self.flush_sent()
+    }
+
+    fn write_watermarks(&mut self, marks: &[PartitionMark]) -> Result<(), SinkError> {
+        if let Some(r) = &mut self.repartition {
+            for m in marks {
+                r.pending.insert(m.partition, *m);
+            }
+        }
+        Ok(())
     }
 
     fn unavailable(&self) -> Option<String> {

@@ -32,6 +32,7 @@ mod kafka_group;
 mod kafka_health;
 mod kafka_options;
 mod kafka_progress;
+pub mod kafka_repartition;
 mod kafka_sink;
 pub mod nexmark_source;
 pub mod props;

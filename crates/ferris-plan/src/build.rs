@@ -3,6 +3,7 @@
 
 use crate::app::{Application, SourceDecl};
 use crate::error::PlanError;
+use crate::repartition::{group_mode, repartition};
 use ferris_runtime::dead_letter::JsonLinesDeadLetterFile;
 use ferris_runtime::{
     DeadLetterWriter, ErrorStrategy, EventTimeSpec, JobConfig, JobSpec, KeyedStage, LateRows,
@@ -172,14 +173,9 @@ pub fn build_job(
             Some(r) => Some(b.decl(r, q.span)?.clone()),
             None => None,
         };
-        // Keyed state across processes needs repartition topics (not built yet): refuse
-        // rather than write partial windows around rebalances.
-        let group_mode = |d: &SourceDecl| {
-            d.connector
-                .get("partitions")
-                .is_some_and(|v| v.eq_ignore_ascii_case("group"))
-        };
-        if q.plan.keyed.is_some()
+        // Joins across processes would need both inputs repartitioned alike: refuse rather
+        // than join only the rows that happen to meet in one process.
+        if q.plan.right_source.is_some()
             && let Some(d) = std::iter::once(Some(&decl))
                 .chain(std::iter::once(right_decl.as_ref()))
                 .flatten()
@@ -187,13 +183,12 @@ pub fn build_job(
         {
             return Err(PlanError::at(
                 format!(
-                    "query '{}' keeps state by key (GROUP BY, OVER or a join) but reads '{}' \
-                     in consumer-group mode ('partitions' = 'group'): each process would hold \
-                     only some rows of a key, and a rebalance would leave partial windows. \
-                     Keyed queries across processes need repartition topics, which are not \
-                     built yet; read every partition in one process ('partitions' = 'all', \
-                     the default), or, when the topic is keyed by the query's key, give each \
-                     process its own partitions ('partitions' = '0,1')",
+                    "query '{}' joins two streams but reads '{}' in consumer-group mode \
+                     ('partitions' = 'group'): each process would join only the rows it \
+                     reads. Joins across processes are not supported yet; read every \
+                     partition in one process ('partitions' = 'all', the default), or, when \
+                     both topics are keyed by the join key and have as many partitions, give \
+                     each process the same partitions of both ('partitions' = '0,1')",
                     q.name, d.name
                 ),
                 q.span,
@@ -267,6 +262,51 @@ pub fn build_job(
             .map_err(|e| PlanError::at(format!("sink of '{}': {e}", q.name), q.span))?;
         let plan = q.plan.clone();
         let ops_table = table.clone();
+        let channel_capacity = q.engine.channel_capacity.or(decl.engine.channel_capacity);
+        if let Some(keyed) = q.plan.keyed.as_ref().filter(|_| group_mode(&decl)) {
+            // Across the processes of a group: the stateless stage writes the rows to the
+            // query's repartition topic, keyed by the query's key, and the keyed stage reads
+            // that topic in the query's own group, one chain per repartition partition.
+            let r = repartition(&q.name, &q.plan, keyed, &decl, base_dir, q.span)?;
+            queries.push(QuerySpec {
+                name: format!("{}.repartition", q.name),
+                source: index,
+                operators: Arc::new(move || Ok(plan.operators(ops_table.clone()))),
+                keyed: None,
+                right: None,
+                late,
+                sink: r.writer,
+                strategy,
+                dead_letter,
+                channel_capacity,
+            });
+            b.sources.push(SourceSpec {
+                name: r.reader_name,
+                source: r.reader,
+                batch_size: decl.engine.batch_size.unwrap_or(1024),
+                event_time: r.event_time,
+                idle_timeout: None,
+            });
+            queries.push(QuerySpec {
+                name: q.name.clone(),
+                source: b.sources.len() - 1,
+                operators: Arc::new(|| Ok(Vec::new())),
+                keyed: Some(KeyedStage {
+                    key_columns: keyed.key_columns.clone(),
+                    right_key_columns: Vec::new(),
+                    operators: keyed.operators.clone(),
+                    order_columns: keyed.order_columns,
+                    per_source_partition: true,
+                }),
+                right: None,
+                late,
+                sink,
+                strategy,
+                dead_letter,
+                channel_capacity,
+            });
+            continue;
+        }
         queries.push(QuerySpec {
             name: q.name.clone(),
             source: index,
@@ -276,6 +316,7 @@ pub fn build_job(
                 right_key_columns: k.right_key_columns.clone(),
                 operators: k.operators.clone(),
                 order_columns: k.order_columns,
+                per_source_partition: false,
             }),
             right: right.map(|(source, _)| RightInput {
                 source,
@@ -285,7 +326,7 @@ pub fn build_job(
             sink,
             strategy,
             dead_letter,
-            channel_capacity: q.engine.channel_capacity.or(decl.engine.channel_capacity),
+            channel_capacity,
         });
     }
     Ok(JobSpec {

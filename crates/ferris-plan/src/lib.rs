@@ -27,6 +27,7 @@ mod plan_join;
 mod plan_over;
 pub mod props;
 mod query;
+mod repartition;
 mod types;
 
 pub use app::{AppError, Application, PlannedQuery, SinkDecl, SourceDecl, plan_application};

@@ -322,6 +322,7 @@ pub(crate) fn lower_aggregate(
             operators: Arc::new(factory),
             order_columns: order.len(),
             describe,
+            time_column,
         }),
         output_schema,
         event_time: windowed,

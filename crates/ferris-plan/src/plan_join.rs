@@ -536,6 +536,7 @@ pub(crate) fn interval_query(q: IntervalQuery) -> crate::query::QueryPlan {
             operators: Arc::new(factory),
             order_columns: 0,
             describe,
+            time_column: None,
         }),
         right_source: Some(q.right),
         output_schema: q.output_schema,

@@ -129,6 +129,7 @@ pub(crate) fn lower_window(
             operators: Arc::new(operators),
             order_columns: order.len() + 1,
             describe,
+            time_column: Some(time_column),
         }),
         right_source: None,
         output_schema,

@@ -71,6 +71,9 @@ pub struct KeyedPlan {
     pub order_columns: usize,
     /// One line per operator, for EXPLAIN.
     pub describe: Vec<String>,
+    /// The event-time column of the stateless stage's output, when the stateful operator
+    /// works in event time (windows, OVER).
+    pub time_column: Option<usize>,
 }
 
 impl std::fmt::Debug for QueryPlan {

@@ -234,6 +234,7 @@ mod tests {
                 read_at: Instant::now(),
                 event: None,
                 settled: None,
+                group: None,
             },
         })
     }

@@ -22,6 +22,7 @@
 //! answers every slot with one message. The sink reads one message from every keyed
 //! partition per step and merges them by the query's order columns.
 
+use crate::chains::Chains;
 use crate::channel::{self, Receiver, Sender};
 use crate::config::JobConfig;
 use crate::dead_letter::{DeadLetterRecord, DeadLetterWriter};
@@ -34,9 +35,9 @@ use crate::shutdown::Shutdown;
 use crate::sink::Sink;
 use crate::sink_task::{Merge, SinkTask};
 use crate::source::Source;
-pub use crate::source_task::EventTimeSpec;
 use crate::source_task::SourceTask;
 pub use crate::table::{TableLoad, TableSnapshot};
+pub use crate::watermark::EventTimeSpec;
 use crate::worker::{Worker, WorkerOutput};
 use ferris_observe::{Counter, Registry, names};
 use std::sync::Arc;
@@ -94,6 +95,12 @@ pub struct KeyedStage {
     /// The last `order_columns` columns of the chain's output give the order in which each
     /// step's rows are written (the sink sorts by them, then drops them).
     pub order_columns: usize,
+    /// Keep one operator chain per source partition, and start over when the source's
+    /// consumer group assigns its partitions again (see [`crate::GroupEpoch`]). For a
+    /// query reading a repartition topic, whose partitions hold disjoint keys: when a
+    /// partition moves to another process, the state of its keys is dropped here without
+    /// emitting anything, and its new owner rebuilds it from the committed offset.
+    pub per_source_partition: bool,
 }
 
 /// A continuous query of the job.
@@ -473,16 +480,16 @@ pub async fn run_job(
                         out_tx
                     }
                 };
-                let mut ops = (stage.operators)().map_err(RuntimeError::Internal)?;
-                if let Some(wm) = resumed.get(q.name.as_str()) {
-                    for op in ops.iter_mut() {
-                        op.resume_after(*wm);
-                    }
-                }
+                let chains = Chains::new(
+                    stage.operators.clone(),
+                    stage.per_source_partition,
+                    resumed.get(q.name.as_str()).copied(),
+                )
+                .map_err(RuntimeError::Internal)?;
                 let worker = KeyedWorker {
                     ctx: ctx.clone(),
                     partition: p,
-                    ops,
+                    chains,
                     inputs,
                     output: out_tx,
                 };

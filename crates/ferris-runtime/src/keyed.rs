@@ -2,11 +2,11 @@
 //! keys routed to it, reads the stateless partitions in slot order, and answers every step
 //! with exactly one message, so the sink can merge the partitions deterministically.
 
+use crate::chains::{Chains, Step};
 use crate::channel::{Receiver, Sender};
 use crate::error::RuntimeError;
 use crate::job::{QueryContext, TaskEnd};
 use crate::message::{Message, ProcessBatch, Settled};
-use crate::operator::{Operator, OperatorError};
 use arrow::record_batch::RecordBatch;
 use ferris_observe::{Counter, Gauge, names};
 use std::collections::VecDeque;
@@ -16,7 +16,7 @@ use std::sync::Arc;
 pub(crate) struct KeyedWorker {
     pub(crate) ctx: Arc<QueryContext>,
     pub(crate) partition: usize,
-    pub(crate) ops: Vec<Box<dyn Operator>>,
+    pub(crate) chains: Chains,
     /// `inputs[side][worker]`: one side for aggregations and OVER, two for joins.
     pub(crate) inputs: Vec<Vec<Receiver>>,
     pub(crate) output: Sender,
@@ -82,6 +82,15 @@ impl SideState {
         }
     }
 
+    /// The state starts over at `slot` (a new group assignment): every earlier slot is
+    /// settled, and the watermark starts again from -∞.
+    fn restart(&mut self, slot: u64) {
+        self.unsettled.clear();
+        self.settled = self.settled.max(slot);
+        self.watermark = i64::MIN;
+        self.idle = false;
+    }
+
     fn remember(&mut self, slot: u64, max_time: Option<i64>) {
         self.unsettled.push_back((slot, max_time));
         if self.unsettled.len() > MAX_UNSETTLED {
@@ -117,13 +126,13 @@ struct StateGauges {
 impl KeyedWorker {
     pub(crate) async fn run(mut self) -> Result<(), TaskEnd> {
         let partition = self.partition.to_string();
-        let gauges: Vec<StateGauges> = self
-            .ops
+        let names = self.chains.names();
+        let gauges: Vec<StateGauges> = names
             .iter()
             .map(|op| {
                 let l = [
                     ("query", &*self.ctx.name),
-                    ("operator", op.name()),
+                    ("operator", op.as_str()),
                     ("partition", partition.as_str()),
                 ];
                 StateGauges {
@@ -132,11 +141,10 @@ impl KeyedWorker {
                 }
             })
             .collect();
-        let rows_out: Vec<Arc<Counter>> = self
-            .ops
+        let rows_out: Vec<Arc<Counter>> = names
             .iter()
             .map(|op| {
-                let l = [("query", &*self.ctx.name), ("operator", op.name())];
+                let l = [("query", &*self.ctx.name), ("operator", op.as_str())];
                 self.ctx.registry.counter(names::OPERATOR_ROWS_OUT, &l)
             })
             .collect();
@@ -172,8 +180,20 @@ impl KeyedWorker {
                     return Err(self.fail("a partition sent data after its end"));
                 }
                 Some(Message::ProcessBatch(pb)) => {
+                    if self.chains.enter(pb.meta.group.as_ref()) {
+                        // The group assigned the source's partitions again: they are read
+                        // again from their committed offsets, so everything before is
+                        // out of the state (and its slots settled: a source ignores the
+                        // positions of an earlier assignment).
+                        watermark = i64::MIN;
+                        for s in sides.iter_mut() {
+                            s.restart(pb.batch_id);
+                        }
+                    }
+                    let generation = pb.meta.group.as_ref().map_or(0, |g| g.generation);
                     let mut out = if pb.records.num_rows() > 0 {
-                        drive(&mut self.ops, Some((side, &pb.records)), Step::Batch)
+                        self.chains
+                            .batch(pb.meta.partition, side, &pb.records)
                             .map_err(|e| self.fail(&e.message))?
                     } else {
                         Vec::new()
@@ -188,7 +208,8 @@ impl KeyedWorker {
                     {
                         watermark = wm;
                         out.extend(
-                            drive(&mut self.ops, None, Step::Watermark(watermark))
+                            self.chains
+                                .step(Step::Watermark(watermark))
                                 .map_err(|e| self.fail(&e.message))?,
                         );
                     }
@@ -199,7 +220,7 @@ impl KeyedWorker {
                     // Asking the operators costs a scan of their groups: every few steps.
                     steps += 1;
                     if steps.is_multiple_of(SETTLE_EVERY) {
-                        let oldest = self.ops.iter().filter_map(|op| op.oldest_held()).min();
+                        let oldest = self.chains.oldest_held();
                         for s in sides.iter_mut() {
                             s.settle(oldest);
                         }
@@ -212,6 +233,7 @@ impl KeyedWorker {
                             sides.get(1).map_or(u64::MAX, |s| s.settled),
                         ],
                         watermark,
+                        generation,
                     }));
                     self.send(Message::ProcessBatch(ProcessBatch {
                         records,
@@ -224,7 +246,10 @@ impl KeyedWorker {
                 }
             }
         }
-        let out = drive(&mut self.ops, None, Step::Finish).map_err(|e| self.fail(&e.message))?;
+        let out = self
+            .chains
+            .step(Step::Finish)
+            .map_err(|e| self.fail(&e.message))?;
         self.record(&gauges, &rows_out, &out);
         let records = self.concat(out)?;
         let last = ProcessBatch {
@@ -241,6 +266,7 @@ impl KeyedWorker {
                 read_at: std::time::Instant::now(),
                 event: None,
                 settled: None,
+                group: None,
             },
         };
         self.send(Message::ProcessBatch(last)).await?;
@@ -272,8 +298,7 @@ impl KeyedWorker {
     }
 
     fn record(&self, gauges: &[StateGauges], rows_out: &[Arc<Counter>], out: &[RecordBatch]) {
-        for (op, g) in self.ops.iter().zip(gauges) {
-            let s = op.state_size();
+        for (s, g) in self.chains.state_sizes().into_iter().zip(gauges) {
             g.rows.set(s.rows as i64);
             g.bytes.set(s.bytes as i64);
         }
@@ -283,10 +308,7 @@ impl KeyedWorker {
     }
 
     fn concat(&self, out: Vec<RecordBatch>) -> Result<RecordBatch, TaskEnd> {
-        let schema = match self.ops.last() {
-            Some(op) => op.schema(),
-            None => return Err(self.fail("a keyed stage without operators")),
-        };
+        let schema = self.chains.schema();
         match out.len() {
             0 => Ok(RecordBatch::new_empty(schema)),
             1 => Ok(out
@@ -314,45 +336,6 @@ impl KeyedWorker {
             correlation_id: String::new(),
         })
     }
-}
-
-/// What drives the chain.
-#[derive(Clone, Copy)]
-enum Step {
-    Batch,
-    Watermark(i64),
-    Finish,
-}
-
-/// Pushes one step through the chain: each operator processes what the previous one emitted
-/// and then sees the watermark or end of input itself.
-fn drive(
-    ops: &mut [Box<dyn Operator>],
-    input: Option<(usize, &RecordBatch)>,
-    step: Step,
-) -> Result<Vec<RecordBatch>, OperatorError> {
-    let mut carried: Vec<RecordBatch> = Vec::new();
-    for (i, op) in ops.iter_mut().enumerate() {
-        let mut out = Vec::new();
-        if i == 0 {
-            if let Some((side, b)) = input {
-                op.process_side(side, b, &mut out)?;
-            }
-        } else {
-            for b in &carried {
-                if b.num_rows() > 0 {
-                    op.process_batch(b, &mut out)?;
-                }
-            }
-        }
-        match step {
-            Step::Batch => {}
-            Step::Watermark(wm) => op.process_watermark(wm, &mut out)?,
-            Step::Finish => op.finish(&mut out)?,
-        }
-        carried = out;
-    }
-    Ok(carried)
 }
 
 #[cfg(test)]

@@ -7,6 +7,7 @@
 //! and writes them. A full channel makes its sender wait, so backpressure flows from the sink
 //! back to the reader. See `ARCHITECTURE.md` for the whole picture.
 
+mod chains;
 pub mod channel;
 pub mod config;
 pub mod dead_letter;
@@ -24,6 +25,7 @@ mod sink_task;
 pub mod source;
 mod source_task;
 mod table;
+mod watermark;
 mod worker;
 
 pub use channel::{Receiver, Sender};
@@ -35,7 +37,8 @@ pub use job::{
     SourceSpec, TableLoad, TableSnapshot, run_job,
 };
 pub use message::{
-    BatchMeta, CorrelationId, EventTimeMeta, Message, ProcessBatch, Reject, Settled, TraceContext,
+    BatchMeta, CorrelationId, EventTimeMeta, GroupEpoch, Message, PartitionMark, ProcessBatch,
+    Reject, Settled, TraceContext,
 };
 pub use operator::{Operator, OperatorError, StateSize};
 pub use shutdown::Shutdown;

@@ -64,6 +64,21 @@ pub struct BatchMeta {
     /// held in its state (see [`Settled`]). `None` on batches of stateless stages, where a
     /// written batch settles its own slot.
     pub settled: Option<Arc<Settled>>,
+    /// The consumer-group assignment the source read the batch under (`None` for sources
+    /// outside a group). A keyed stage that keeps state per source partition drops it when
+    /// the generation changes: the source then reads every partition again from its
+    /// committed offset.
+    pub group: Option<Arc<GroupEpoch>>,
+}
+
+/// One assignment of a consumer-group source's partitions (see [`BatchMeta::group`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GroupEpoch {
+    /// Counts the assignments the source received (1 for the first).
+    pub generation: u64,
+    /// Per partition, the event time through which the query reading the source wrote its
+    /// results, as stored with the committed offset the partition resumes from.
+    pub resume_after: Vec<(u32, i64)>,
 }
 
 /// What a stateful stage (a keyed partition) reports with each output batch: for each input
@@ -78,6 +93,22 @@ pub struct Settled {
     /// The stage's watermark after this step: its results up to it are in this or earlier
     /// batches.
     pub watermark: i64,
+    /// The group generation of the step's input (0 outside a group): the watermark says
+    /// nothing about what was written under another generation.
+    pub generation: u64,
+}
+
+/// The watermark of one partition of a source after a batch, as the source thread tracks
+/// it (written to a repartition topic, see [`EventTimeMeta::partitions`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PartitionMark {
+    /// The source partition.
+    pub partition: u32,
+    /// Its watermark (largest event time minus the declared bound; `i64::MIN` before its
+    /// first row).
+    pub watermark: i64,
+    /// It sent no row for the source's idle timeout.
+    pub idle: bool,
 }
 
 /// Event-time facts the source computed for one batch, row by row in arrival order, so that
@@ -100,6 +131,8 @@ pub struct EventTimeMeta {
     /// The source has been idle for its idle timeout: its watermark should not hold back
     /// the others (joins) until it sends rows again.
     pub idle: bool,
+    /// The watermark of every partition the source tracks, after this batch.
+    pub partitions: Arc<[PartitionMark]>,
 }
 
 impl BatchMeta {

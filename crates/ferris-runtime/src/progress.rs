@@ -9,11 +9,11 @@
 
 use crate::dead_letter::DeadLetterRecord;
 use crate::source::{Checkpoint, Drain, Source};
-use crate::source_task::WatermarkTracker;
+use crate::watermark::WatermarkTracker;
 use ferris_observe::Counter;
 use std::collections::VecDeque;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 
@@ -25,8 +25,8 @@ pub(crate) struct Progress {
     /// Every slot below this is done.
     done_before: AtomicU64,
     /// A keyed query's results up to this event time are written (`i64::MIN`: none yet, or
-    /// not keyed).
-    written_through: AtomicI64,
+    /// not keyed), under the group generation beside it (0 outside a group).
+    written_through: std::sync::Mutex<(u64, i64)>,
     /// The sink thread ended (successfully or not); the value no longer moves.
     closed: AtomicBool,
 }
@@ -36,14 +36,33 @@ impl Progress {
         Progress {
             query,
             done_before: AtomicU64::new(0),
-            written_through: AtomicI64::new(i64::MIN),
+            written_through: std::sync::Mutex::new((0, i64::MIN)),
             closed: AtomicBool::new(false),
         }
     }
 
-    /// A keyed query wrote its results up to event time `watermark`.
-    pub(crate) fn written_through(&self, watermark: i64) {
-        self.written_through.fetch_max(watermark, Ordering::AcqRel);
+    /// A keyed query wrote its results up to event time `watermark`, reading its source
+    /// under group generation `generation` (a newer generation starts over: its state was
+    /// rebuilt from the committed offsets).
+    pub(crate) fn written_through(&self, generation: u64, watermark: i64) {
+        let mut w = self
+            .written_through
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if generation > w.0 {
+            *w = (generation, watermark);
+        } else if generation == w.0 {
+            w.1 = w.1.max(watermark);
+        }
+    }
+
+    /// How far the results are written under `generation` (`i64::MIN`: nothing known).
+    fn written_under(&self, generation: u64) -> i64 {
+        let w = self
+            .written_through
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if w.0 == generation { w.1 } else { i64::MIN }
     }
 
     /// Every slot below `slot` is done.
@@ -291,15 +310,11 @@ impl Committer {
                 this.pending.push_front((slot, checkpoint));
             }
         };
+        let generation = checkpoint.generation;
         checkpoint.query_watermarks = self
             .progress
             .iter()
-            .map(|p| {
-                (
-                    p.query.to_string(),
-                    p.written_through.load(Ordering::Acquire),
-                )
-            })
+            .map(|p| (p.query.to_string(), p.written_under(generation)))
             .filter(|(_, wm)| *wm > i64::MIN)
             .collect();
         if self.committed.as_ref() == Some(&checkpoint) {

@@ -70,6 +70,16 @@ pub trait Sink: Send {
         None
     }
 
+    /// The source partitions' watermarks after the batch just written (or after an empty
+    /// heartbeat batch), for sinks that pass them on: a repartition topic carries them to
+    /// the query that reads it (see [`crate::Source::carried_watermark`]). Such a sink must
+    /// make them durable only after the rows written before them (in its next flush). The
+    /// default ignores them.
+    fn write_watermarks(&mut self, marks: &[crate::PartitionMark]) -> Result<(), SinkError> {
+        let _ = marks;
+        Ok(())
+    }
+
     /// Flushes and releases resources at the end of the job.
     fn close(&mut self) -> Result<(), SinkError> {
         Ok(())

@@ -134,10 +134,12 @@ impl SinkTask {
     /// over the keyed partitions' latest reports), and its results are written up to the
     /// minimum of their watermarks.
     fn settle(&mut self, reports: Vec<Settled>) {
+        let mut generation = 0;
         for s in reports {
             if let Some(l) = self.latest.get_mut(s.partition) {
                 *l = (s.slots, s.watermark);
             }
+            generation = generation.max(s.generation);
         }
         let latest = &self.latest;
         let watermark = latest.iter().map(|l| l.1).min();
@@ -146,7 +148,7 @@ impl SinkTask {
                 p.advance(min);
             }
             if let Some(wm) = watermark {
-                p.written_through(wm);
+                p.written_through(generation, wm);
             }
         }
     }
@@ -180,7 +182,19 @@ impl SinkTask {
                 Some(Message::Watermark(_)) => {}
                 Some(Message::ProcessBatch(pb)) => {
                     let slot = pb.batch_id.saturating_add(1);
+                    let marks = pb.meta.event.as_ref().map(|e| e.partitions.clone());
                     self.write(pb, m)?;
+                    if let Some(marks) = marks.filter(|m| !m.is_empty()) {
+                        self.sink.write_watermarks(&marks).map_err(|e| {
+                            TaskEnd::Failed(RuntimeError::Sink {
+                                query: self.ctx.name.to_string(),
+                                sink: self.sink.describe(),
+                                attempts: 1,
+                                reason: format!("cannot pass the watermarks on: {e}"),
+                                correlation_id: String::new(),
+                            })
+                        })?;
+                    }
                     self.done(Done::Advance(slot), m)?;
                 }
             }

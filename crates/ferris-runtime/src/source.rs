@@ -49,6 +49,10 @@ pub struct Checkpoint {
     /// that a restarted query does not emit again, partially, what it wrote (see
     /// [`crate::Operator::resume_after`]).
     pub query_watermarks: Vec<(String, i64)>,
+    /// The group generation the positions belong to (see [`Source::group_generation`]; 0
+    /// outside a group). A source ignores a checkpoint of an earlier generation: after a
+    /// rebalance its partitions were read again from their committed offsets.
+    pub generation: u64,
 }
 
 /// Lets a source wait, from inside a poll, until the queries have durably handled every
@@ -113,6 +117,29 @@ pub trait Source: Send {
     /// `ferris_source_lag_messages` gauge; empty when unknown (the default).
     fn lag(&self) -> Vec<(u32, i64)> {
         Vec::new()
+    }
+
+    /// How many times a consumer group assigned the source its partitions (0 for sources
+    /// outside a group). After each assignment every partition is read again from its
+    /// committed offset, so a keyed stage that keeps state per partition starts over (see
+    /// [`crate::GroupEpoch`]).
+    fn group_generation(&self) -> u64 {
+        0
+    }
+
+    /// For the current [`Source::group_generation`]: per partition, the event time through
+    /// which the query reading the source wrote its results, stored with the committed
+    /// offset the partition resumes from. Empty by default.
+    fn resumed_partition_watermarks(&self) -> Vec<(u32, i64)> {
+        Vec::new()
+    }
+
+    /// The watermark the input itself carries (a repartition topic carries the watermarks
+    /// of the partitions its rows came from), for sources that have one; the runtime then
+    /// uses it instead of the largest event time minus the declared bound. `None` (the
+    /// default) for every other source.
+    fn carried_watermark(&self) -> Option<i64> {
+        None
     }
 
     /// Called once before the first poll with a [`Drain`] the source may call while it

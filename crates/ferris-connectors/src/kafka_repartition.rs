@@ -1,0 +1,385 @@
+//! Repartition topics: how a keyed query (GROUP BY, OVER) runs across the processes of a
+//! consumer group.
+//!
+//! The planner splits such a query in two, as Kafka Streams does:
+//! 1. a stateless part reads the input topic in the group and writes each row (the output of
+//!    the query's stateless stage) to the repartition topic `<group>.<query>.repartition`,
+//!    keyed by the query's key, so that each key lands in one partition (the Java client's
+//!    murmur2, like every topic the Kafka sink writes);
+//! 2. a keyed part reads the repartition topic in the group `<group>.<query>` and keeps its
+//!    state per repartition partition, so each key's state lives in exactly one process.
+//!
+//! Event time crosses the topic as **watermark marks**: after the rows of a flush, the
+//! writer sends every partition of the repartition topic one message (header
+//! [`MARKS_HEADER`]) with the watermark of each input partition it reads. The reader of a
+//! repartition partition takes, per input partition, the largest mark it has seen, and its
+//! watermark is the minimum over all input partitions (the idle ones set aside unless all
+//! are idle); it stays at -∞ until every input partition has a mark. A row is written
+//! before any mark that could make it late, so no row is late at the reader. When the group
+//! assigns the reader its partitions again, they are read again from their committed
+//! offsets and the marks start over (writers repeat theirs every second while idle).
+//!
+//! The repartition topic has as many partitions as the input topic; it is created by the
+//! planner ([`prepare`]) before either part starts.
+
+use crate::ConnectorError;
+use arrow::array::{Array, ArrayRef, StringArray};
+use arrow::datatypes::DataType;
+use arrow::record_batch::RecordBatch;
+use ferris_runtime::PartitionMark;
+use rdkafka::ClientConfig;
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+/// Header of a watermark-marks message.
+pub const MARKS_HEADER: &str = "ferris-marks";
+
+const TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Encodes the marks of a writer reading `inputs` input partitions:
+/// `<inputs> <partition>:<watermark>:<0|1 idle> ...`. Partitions without a watermark yet
+/// are left out unless they are idle (an empty partition idle for the source's idle
+/// timeout must not hold the readers back).
+pub(crate) fn encode_marks(inputs: u32, marks: &[PartitionMark]) -> String {
+    let mut out = inputs.to_string();
+    for m in marks.iter().filter(|m| m.watermark > i64::MIN || m.idle) {
+        out.push_str(&format!(
+            " {}:{}:{}",
+            m.partition,
+            m.watermark,
+            u8::from(m.idle)
+        ));
+    }
+    out
+}
+
+/// Decodes [`encode_marks`]: the input partition count and the marks.
+pub(crate) fn decode_marks(text: &str) -> Result<(u32, Vec<PartitionMark>), String> {
+    let bad = || format!("malformed watermark marks '{text}'");
+    let mut parts = text.split(' ');
+    let inputs = parts.next().and_then(|n| n.parse().ok()).ok_or_else(bad)?;
+    let mut marks = Vec::new();
+    for p in parts {
+        let mut f = p.split(':');
+        let partition = f.next().and_then(|v| v.parse().ok()).ok_or_else(bad)?;
+        let watermark = f.next().and_then(|v| v.parse().ok()).ok_or_else(bad)?;
+        let idle = match f.next() {
+            Some("0") => false,
+            Some("1") => true,
+            _ => return Err(bad()),
+        };
+        marks.push(PartitionMark {
+            partition,
+            watermark,
+            idle,
+        });
+    }
+    Ok((inputs, marks))
+}
+
+/// What the reader knows of the marks in its repartition partitions.
+#[derive(Debug, Default)]
+pub(crate) struct Marks {
+    /// Input partitions, as the writers announce them.
+    inputs: u32,
+    /// Per repartition partition: per input partition, (largest watermark, idle).
+    seen: BTreeMap<i32, BTreeMap<u32, (i64, bool)>>,
+}
+
+impl Marks {
+    /// A marks message read from repartition partition `partition`.
+    pub(crate) fn apply(&mut self, partition: i32, text: &str) -> Result<(), String> {
+        let (inputs, marks) = decode_marks(text)?;
+        self.inputs = self.inputs.max(inputs);
+        let seen = self.seen.entry(partition).or_default();
+        for m in marks {
+            let e = seen.entry(m.partition).or_insert((m.watermark, m.idle));
+            *e = (e.0.max(m.watermark), m.idle);
+        }
+        Ok(())
+    }
+
+    /// The watermark of repartition partition `partition`: the minimum over every input
+    /// partition (idle ones set aside unless all are idle); -∞ until each has a mark.
+    fn watermark_of(&self, partition: i32) -> i64 {
+        let Some(seen) = self.seen.get(&partition) else {
+            return i64::MIN;
+        };
+        if self.inputs == 0 || (0..self.inputs).any(|i| !seen.contains_key(&i)) {
+            return i64::MIN;
+        }
+        let active = seen
+            .values()
+            .filter(|(_, idle)| !idle)
+            .map(|(w, _)| *w)
+            .min();
+        active
+            .or_else(|| seen.values().map(|(w, _)| *w).min())
+            .unwrap_or(i64::MIN)
+    }
+
+    /// The watermark over `partitions` (the minimum); -∞ when there are none.
+    pub(crate) fn watermark(&self, partitions: &[i32]) -> i64 {
+        partitions
+            .iter()
+            .map(|p| self.watermark_of(*p))
+            .min()
+            .unwrap_or(i64::MIN)
+    }
+
+    /// Forgets everything (the partitions are read again from their committed offsets).
+    pub(crate) fn clear(&mut self) {
+        self.seen.clear();
+    }
+}
+
+/// The message key of each row: the key columns' values as text, each followed by the
+/// unit separator (a NULL is the record separator alone), so that equal keys give equal
+/// bytes and the partitioner sends them to one partition.
+pub(crate) fn row_keys(batch: &RecordBatch, columns: &[usize]) -> Result<Vec<Vec<u8>>, String> {
+    let texts: Vec<ArrayRef> = columns
+        .iter()
+        .map(|&c| {
+            if c >= batch.num_columns() {
+                return Err(format!("key column #{c} is not in the rows"));
+            }
+            arrow::compute::cast(batch.column(c), &DataType::Utf8).map_err(|e| e.to_string())
+        })
+        .collect::<Result<_, _>>()?;
+    let texts: Vec<&StringArray> = texts
+        .iter()
+        .map(|a| {
+            a.as_any()
+                .downcast_ref::<StringArray>()
+                .ok_or_else(|| "a key column did not cast to text".to_string())
+        })
+        .collect::<Result<_, _>>()?;
+    Ok((0..batch.num_rows())
+        .map(|row| {
+            let mut key = Vec::new();
+            for t in &texts {
+                if t.is_valid(row) {
+                    key.extend_from_slice(t.value(row).as_bytes());
+                } else {
+                    key.push(0x1e);
+                }
+                key.push(0x1f);
+            }
+            key
+        })
+        .collect())
+}
+
+/// Creates the repartition topic `topic` with as many partitions as `input` (unless it
+/// exists with that many) and returns the count. The brokers are `servers`, reached with
+/// the `kafka.*` client properties in `props`.
+pub fn prepare(
+    servers: &str,
+    props: &BTreeMap<String, String>,
+    input: &str,
+    topic: &str,
+) -> Result<u32, ConnectorError> {
+    let err = |e: String| ConnectorError::Schema(format!("repartition topic '{topic}': {e}"));
+    let mut config = ClientConfig::new();
+    config.set("bootstrap.servers", servers);
+    for (k, v) in crate::kafka::split(props).1 {
+        config.set(k, v);
+    }
+    let consumer: BaseConsumer = config.create().map_err(|e| err(e.to_string()))?;
+    let count = |name: &str| -> Result<Option<u32>, ConnectorError> {
+        let metadata = consumer
+            .fetch_metadata(Some(name), TIMEOUT)
+            .map_err(|e| err(format!("cannot read the metadata of '{name}': {e}")))?;
+        Ok(metadata
+            .topics()
+            .iter()
+            .find(|t| t.name() == name && t.error().is_none() && !t.partitions().is_empty())
+            .map(|t| t.partitions().len() as u32))
+    };
+    let Some(partitions) = count(input)? else {
+        return Err(ConnectorError::Schema(format!(
+            "topic '{input}' does not exist (or has no partitions)"
+        )));
+    };
+    match count(topic)? {
+        Some(n) if n == partitions => return Ok(partitions),
+        Some(n) => {
+            return Err(err(format!(
+                "it has {n} partitions but its input '{input}' has {partitions}; delete it \
+                 (with the group's committed offsets) or restore the input's partition count"
+            )));
+        }
+        None => {}
+    }
+    let admin: AdminClient<DefaultClientContext> =
+        config.create().map_err(|e| err(e.to_string()))?;
+    let new = NewTopic::new(topic, partitions as i32, TopicReplication::Fixed(1));
+    let results = futures_executor::block_on(admin.create_topics([&new], &AdminOptions::new()))
+        .map_err(|e| err(format!("cannot create it: {e}")))?;
+    for r in results {
+        match r {
+            Ok(_) | Err((_, rdkafka::types::RDKafkaErrorCode::TopicAlreadyExists)) => {}
+            Err((_, e)) => return Err(err(format!("cannot create it: {e}"))),
+        }
+    }
+    Ok(partitions)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use arrow::array::{Int64Array, StringArray};
+    use arrow::datatypes::{Field, Schema};
+    use std::sync::Arc;
+
+    fn mark(partition: u32, watermark: i64, idle: bool) -> PartitionMark {
+        PartitionMark {
+            partition,
+            watermark,
+            idle,
+        }
+    }
+
+    #[test]
+    fn marks_round_trip_and_leave_out_unknown_watermarks() {
+        let marks = [
+            mark(0, 1000, false),
+            mark(3, -5, true),
+            mark(4, i64::MIN, false),
+            mark(5, i64::MIN, true),
+        ];
+        let text = encode_marks(6, &marks);
+        assert_eq!(text, "6 0:1000:0 3:-5:1 5:-9223372036854775808:1");
+        assert_eq!(
+            decode_marks(&text),
+            Ok((
+                6,
+                vec![
+                    mark(0, 1000, false),
+                    mark(3, -5, true),
+                    mark(5, i64::MIN, true)
+                ]
+            ))
+        );
+        assert_eq!(
+            decode_marks("6 0:x:0"),
+            Err("malformed watermark marks '6 0:x:0'".to_string())
+        );
+    }
+
+    #[test]
+    fn a_partition_waits_for_every_input_and_takes_the_minimum() {
+        let mut m = Marks::default();
+        // Two writers share three input partitions.
+        m.apply(0, "3 0:100:0 1:300:0").expect("marks");
+        assert_eq!(m.watermark(&[0]), i64::MIN, "input 2 has no mark yet");
+        m.apply(0, "3 2:200:0").expect("marks");
+        assert_eq!(m.watermark(&[0]), 100);
+        // Marks only move forward; an older one (repeated by a writer) changes nothing.
+        m.apply(0, "3 0:50:0").expect("marks");
+        assert_eq!(m.watermark(&[0]), 100);
+        m.apply(0, "3 0:400:0").expect("marks");
+        assert_eq!(m.watermark(&[0]), 200);
+        // An idle input is set aside.
+        m.apply(0, "3 2:200:1").expect("marks");
+        assert_eq!(m.watermark(&[0]), 300);
+        // Partition 1 has seen nothing: the minimum over both is -∞.
+        assert_eq!(m.watermark(&[0, 1]), i64::MIN);
+        m.clear();
+        assert_eq!(m.watermark(&[0]), i64::MIN);
+    }
+
+    /// Rows cross the repartition topic as the Kafka sink's JSON and come back through the
+    /// Kafka source's decoder: every value must come back exactly.
+    #[test]
+    fn rows_cross_the_topic_exactly() {
+        use arrow::array::{
+            BooleanArray, Date32Array, Decimal128Array, Float64Array, Int32Array,
+            TimestampMillisecondArray,
+        };
+        use arrow::datatypes::TimeUnit;
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("c0", DataType::Int64, true),
+            Field::new("c1", DataType::Decimal128(38, 10), true),
+            Field::new("c2", DataType::Utf8, true),
+            Field::new("c3", DataType::Timestamp(TimeUnit::Millisecond, None), true),
+            Field::new("c4", DataType::Float64, true),
+            Field::new("c5", DataType::Boolean, true),
+            Field::new("c6", DataType::Int32, true),
+            Field::new("c7", DataType::Date32, true),
+        ]));
+        let batch = RecordBatch::try_new(
+            schema.clone(),
+            vec![
+                Arc::new(Int64Array::from(vec![Some(i64::MIN), Some(i64::MAX), None])),
+                Arc::new(
+                    Decimal128Array::from(vec![
+                        Some(-12_345_678_901_234_567_890_123_456_789i128),
+                        Some(1),
+                        None,
+                    ])
+                    .with_precision_and_scale(38, 10)
+                    .expect("decimal"),
+                ),
+                Arc::new(StringArray::from(vec![
+                    Some("a \"quoted\" \u{1f600}\n\\"),
+                    Some(""),
+                    None,
+                ])),
+                Arc::new(TimestampMillisecondArray::from(vec![
+                    Some(1_700_000_000_123),
+                    Some(-1),
+                    None,
+                ])),
+                Arc::new(Float64Array::from(vec![
+                    Some(0.1 + 0.2),
+                    Some(-1e-300),
+                    None,
+                ])),
+                Arc::new(BooleanArray::from(vec![Some(true), Some(false), None])),
+                Arc::new(Int32Array::from(vec![Some(-7), Some(0), None])),
+                Arc::new(Date32Array::from(vec![Some(19_000), Some(-1), None])),
+            ],
+        )
+        .expect("batch");
+        let options = arrow::util::display::FormatOptions::default();
+        let encoder = ferris_runtime::json::JsonRowEncoder::new(&batch, &options).expect("encoder");
+        let mut decoder = crate::decode::RowDecoder::new(schema.clone()).expect("decoder");
+        let names: Vec<String> = schema.fields().iter().map(|f| f.name().clone()).collect();
+        for row in 0..batch.num_rows() {
+            let mut line = Vec::new();
+            encoder.encode_row(row, &mut line);
+            crate::text::decode_json_line(&mut decoder, &names, &line).expect("decoded");
+        }
+        assert_eq!(decoder.finish().expect("finish"), batch);
+    }
+
+    #[test]
+    fn equal_keys_give_equal_bytes_and_nulls_differ_from_empty_text() {
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("s", DataType::Utf8, true),
+            Field::new("n", DataType::Int64, true),
+        ]));
+        let batch = RecordBatch::try_new(
+            schema,
+            vec![
+                Arc::new(StringArray::from(vec![
+                    Some("a"),
+                    Some("a"),
+                    None,
+                    Some(""),
+                ])),
+                Arc::new(Int64Array::from(vec![Some(1), Some(1), Some(1), Some(1)])),
+            ],
+        )
+        .expect("batch");
+        let keys = row_keys(&batch, &[0, 1]).expect("keys");
+        assert_eq!(keys[0], b"a\x1f1\x1f".to_vec());
+        assert_eq!(keys[0], keys[1]);
+        assert_eq!(keys[2], b"\x1e\x1f1\x1f".to_vec());
+        assert_eq!(keys[3], b"\x1f1\x1f".to_vec());
+    }
+}

@@ -1,0 +1,203 @@
+//! The operator chains of one keyed partition: a single chain, or (for a query reading a
+//! repartition topic in a consumer group) one chain per source partition, so that the
+//! state of a partition's keys can be dropped whole when the group moves partitions.
+
+use crate::job::OperatorFactory;
+use crate::message::GroupEpoch;
+use crate::operator::{Operator, OperatorError, StateSize};
+use arrow::datatypes::SchemaRef;
+use arrow::record_batch::RecordBatch;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+/// What drives a chain.
+#[derive(Clone, Copy)]
+pub(crate) enum Step {
+    /// A batch was processed; nothing else happens.
+    Batch,
+    /// Event time advanced.
+    Watermark(i64),
+    /// The input ended.
+    Finish,
+}
+
+/// The chains of one keyed partition.
+pub(crate) struct Chains {
+    factory: OperatorFactory,
+    /// One chain per source partition (else one chain, under key 0).
+    per_partition: bool,
+    /// Applied to every chain: results up to this event time were written before a restart.
+    resume_after: Option<i64>,
+    /// The group assignment the chains belong to (per-partition chains).
+    epoch: Option<Arc<GroupEpoch>>,
+    chains: BTreeMap<u32, Vec<Box<dyn Operator>>>,
+    /// A chain that is never fed: operator names and the output schema.
+    template: Vec<Box<dyn Operator>>,
+    /// The watermark every chain has seen.
+    watermark: i64,
+}
+
+impl Chains {
+    /// Chains built by `factory`; with `per_partition`, one per source partition.
+    pub(crate) fn new(
+        factory: OperatorFactory,
+        per_partition: bool,
+        resume_after: Option<i64>,
+    ) -> Result<Self, String> {
+        let template = factory()?;
+        if template.is_empty() {
+            return Err("a keyed stage without operators".into());
+        }
+        let mut chains = Chains {
+            factory,
+            per_partition,
+            resume_after,
+            epoch: None,
+            chains: BTreeMap::new(),
+            template,
+            watermark: i64::MIN,
+        };
+        if !per_partition {
+            chains.chain(0).map_err(|e| e.message)?;
+        }
+        Ok(chains)
+    }
+
+    /// The operators' names, in chain order.
+    pub(crate) fn names(&self) -> Vec<String> {
+        self.template
+            .iter()
+            .map(|op| op.name().to_string())
+            .collect()
+    }
+
+    /// The schema of the chains' output.
+    pub(crate) fn schema(&self) -> SchemaRef {
+        match self.template.last() {
+            Some(op) => op.schema(),
+            None => Arc::new(arrow::datatypes::Schema::empty()),
+        }
+    }
+
+    /// A batch read under `epoch`: when it is a new group assignment, per-partition chains
+    /// are dropped without emitting anything (the source reads every partition again from
+    /// its committed offset, and the new owner of a moved partition emits its keys'
+    /// results). Returns whether the state was dropped.
+    pub(crate) fn enter(&mut self, epoch: Option<&Arc<GroupEpoch>>) -> bool {
+        let Some(epoch) = epoch else {
+            return false;
+        };
+        if !self.per_partition || self.epoch.as_ref() == Some(epoch) {
+            return false;
+        }
+        let dropped = self.epoch.is_some();
+        self.epoch = Some(epoch.clone());
+        self.chains.clear();
+        self.watermark = i64::MIN;
+        dropped
+    }
+
+    /// The chain of `partition`, created (and told what was written before) on first use.
+    fn chain(&mut self, partition: u32) -> Result<&mut Vec<Box<dyn Operator>>, OperatorError> {
+        let key = if self.per_partition { partition } else { 0 };
+        if !self.chains.contains_key(&key) {
+            let mut ops = (self.factory)().map_err(OperatorError::new)?;
+            let stored = self.epoch.as_ref().and_then(|e| {
+                e.resume_after
+                    .iter()
+                    .find(|(p, _)| *p == key)
+                    .map(|(_, wm)| *wm)
+            });
+            if let Some(wm) = stored.max(self.resume_after) {
+                for op in ops.iter_mut() {
+                    op.resume_after(wm);
+                }
+            }
+            if self.watermark > i64::MIN {
+                let out = drive(&mut ops, None, Step::Watermark(self.watermark))?;
+                if out.iter().any(|b| b.num_rows() > 0) {
+                    return Err(OperatorError::new("a new operator chain emitted rows"));
+                }
+            }
+            self.chains.insert(key, ops);
+        }
+        self.chains
+            .get_mut(&key)
+            .ok_or_else(|| OperatorError::new("missing operator chain"))
+    }
+
+    /// Processes rows of source `partition` from input `side`.
+    pub(crate) fn batch(
+        &mut self,
+        partition: u32,
+        side: usize,
+        records: &RecordBatch,
+    ) -> Result<Vec<RecordBatch>, OperatorError> {
+        let chain = self.chain(partition)?;
+        drive(chain, Some((side, records)), Step::Batch)
+    }
+
+    /// Drives every chain with a watermark or the end of input.
+    pub(crate) fn step(&mut self, step: Step) -> Result<Vec<RecordBatch>, OperatorError> {
+        if let Step::Watermark(wm) = step {
+            self.watermark = wm;
+        }
+        let mut out = Vec::new();
+        for chain in self.chains.values_mut() {
+            out.extend(drive(chain, None, step)?);
+        }
+        Ok(out)
+    }
+
+    /// The oldest event time any chain holds (see [`Operator::oldest_held`]).
+    pub(crate) fn oldest_held(&self) -> Option<i64> {
+        self.chains
+            .values()
+            .flat_map(|c| c.iter().filter_map(|op| op.oldest_held()))
+            .min()
+    }
+
+    /// The state held per operator position, summed over the chains.
+    pub(crate) fn state_sizes(&self) -> Vec<StateSize> {
+        let mut sizes = vec![StateSize::default(); self.template.len()];
+        for chain in self.chains.values() {
+            for (size, op) in sizes.iter_mut().zip(chain) {
+                let s = op.state_size();
+                size.rows += s.rows;
+                size.bytes += s.bytes;
+            }
+        }
+        sizes
+    }
+}
+
+/// Pushes one step through a chain: each operator processes what the previous one emitted
+/// and then sees the watermark or end of input itself.
+fn drive(
+    ops: &mut [Box<dyn Operator>],
+    input: Option<(usize, &RecordBatch)>,
+    step: Step,
+) -> Result<Vec<RecordBatch>, OperatorError> {
+    let mut carried: Vec<RecordBatch> = Vec::new();
+    for (i, op) in ops.iter_mut().enumerate() {
+        let mut out = Vec::new();
+        if i == 0 {
+            if let Some((side, b)) = input {
+                op.process_side(side, b, &mut out)?;
+            }
+        } else {
+            for b in &carried {
+                if b.num_rows() > 0 {
+                    op.process_batch(b, &mut out)?;
+                }
+            }
+        }
+        match step {
+            Step::Batch => {}
+            Step::Watermark(wm) => op.process_watermark(wm, &mut out)?,
+            Step::Finish => op.finish(&mut out)?,
+        }
+        carried = out;
+    }
+    Ok(carried)
+}
