@@ -18,6 +18,26 @@ fn run_until_committed_then_kill(
     (group, topic, partitions): (&str, &str, i32),
     threshold: i64,
 ) -> BTreeMap<i32, i64> {
+    run_until_committed_then_stop(
+        broker,
+        sql,
+        extra,
+        (group, topic, partitions),
+        threshold,
+        "-KILL",
+    )
+}
+
+/// Like [`run_until_committed_then_kill`], stopping the process with `signal` (`-KILL` or
+/// `-TERM`) and waiting for it to exit.
+fn run_until_committed_then_stop(
+    broker: &Broker,
+    sql: &str,
+    extra: &[&str],
+    (group, topic, partitions): (&str, &str, i32),
+    threshold: i64,
+    signal: &str,
+) -> BTreeMap<i32, i64> {
     let mut child = Command::new(env!("CARGO_BIN_EXE_ferris-cli"))
         .args(["run", "-e", sql])
         .args(extra)
@@ -42,8 +62,15 @@ fn run_until_committed_then_kill(
         }
         std::thread::sleep(Duration::from_millis(20));
     }
-    child.kill().expect("SIGKILL");
-    child.wait().expect("reaped");
+    let sent = Command::new("kill")
+        .args([signal, &child.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(sent.success());
+    let status = child.wait().expect("reaped");
+    if signal == "-TERM" {
+        assert!(status.success(), "{status}");
+    }
     broker.committed(group, topic, partitions)
 }
 
@@ -143,6 +170,23 @@ fn killed_mid_run_and_restarted_every_row_arrives_and_only_the_uncommitted_tail_
 
 #[test]
 fn a_windowed_query_killed_and_restarted_never_emits_a_partial_window() {
+    let seen = windowed_stop_and_restart("-KILL");
+    assert!(seen.values().all(|n| *n <= 2), "{seen:?}");
+}
+
+/// SIGTERM drops the open windows instead of emitting them (their rows are not committed)
+/// and commits what was written: the restart writes every window exactly once. Before,
+/// the stop emitted the open windows with the rows read so far.
+#[test]
+fn a_windowed_query_stopped_with_sigterm_and_restarted_writes_every_window_once() {
+    let seen = windowed_stop_and_restart("-TERM");
+    assert!(seen.values().all(|n| *n == 1), "{seen:?}");
+}
+
+/// Runs a windowed query over 6,000 ticks, stops it with `signal` once 2,000 offsets are
+/// committed, and runs it again to the end. Every window written must be whole; returns
+/// how often each was written.
+fn windowed_stop_and_restart(signal: &str) -> BTreeMap<(String, i64), usize> {
     let broker = Broker::started();
     broker.create_topic("ticks", 1);
     broker.create_topic("bars", 1);
@@ -190,10 +234,10 @@ fn a_windowed_query_killed_and_restarted_never_emits_a_partial_window() {
         )
     };
     let committed: i64 =
-        run_until_committed_then_kill(&broker, &sql(""), &[], ("bars", "ticks", 1), 2000)
+        run_until_committed_then_stop(&broker, &sql(""), &[], ("bars", "ticks", 1), 2000, signal)
             .values()
             .sum();
-    assert!(committed < 6000, "killed before the end: {committed}");
+    assert!(committed < 6000, "stopped before the end: {committed}");
 
     cli_ok(&sql(", 'scan.bounded' = 'latest'"), &[]);
     // Every window is there, and every copy of it is complete: windows emitted before the
@@ -217,7 +261,7 @@ fn a_windowed_query_killed_and_restarted_never_emits_a_partial_window() {
     let windows: Vec<_> = seen.keys().cloned().collect();
     let want: Vec<_> = expected.keys().cloned().collect();
     assert_eq!(windows, want);
-    assert!(seen.values().all(|n| *n <= 2), "{seen:?}");
+    seen
 }
 
 #[test]

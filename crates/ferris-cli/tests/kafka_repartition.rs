@@ -10,6 +10,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::process::Child;
 use std::time::{Duration, Instant};
 
+/// One output row: (symbol, window start) and (count, total volume).
+type Window = ((String, String), (i64, i64));
+
 /// Trades spread over all six partitions (keyed by id), one per millisecond of event time
 /// from midnight, then one late-enough row per partition that closes every window.
 fn input(n: usize) -> Vec<(String, String)> {
@@ -76,7 +79,7 @@ fn sql(broker: &Broker) -> String {
 }
 
 /// The output rows: (symbol, window start) → how often written, and the values.
-fn output(broker: &Broker) -> Vec<((String, String), (i64, i64))> {
+fn output(broker: &Broker) -> Vec<Window> {
     broker
         .consume_records("per_second", 3)
         .iter()
@@ -112,89 +115,187 @@ fn last_assignment(log: &std::path::Path, topic: &str) -> BTreeSet<String> {
         .collect()
 }
 
+/// The processes of one group over one broker, each logging to its own file.
+struct Cluster {
+    broker: Broker,
+    sql: String,
+    logs: tempfile::TempDir,
+    processes: Vec<Option<Child>>,
+}
+
+impl Cluster {
+    fn new() -> Self {
+        let broker = Broker::started();
+        broker.create_topic("orders", 6);
+        broker.create_topic("per_second", 3);
+        Cluster {
+            sql: sql(&broker),
+            broker,
+            logs: tempfile::tempdir().expect("tempdir"),
+            processes: Vec::new(),
+        }
+    }
+
+    fn log(&self, i: usize) -> std::path::PathBuf {
+        self.logs.path().join(format!("{i}.log"))
+    }
+
+    /// Starts one more process.
+    fn start(&mut self) {
+        let log = self.log(self.processes.len());
+        let child = spawn_cli_logged(&self.sql, &["--set", "commit.interval.ms=100"], &log);
+        self.processes.push(Some(child));
+    }
+
+    /// Every process's log.
+    fn dump(&self) -> String {
+        (0..self.processes.len())
+            .map(|i| std::fs::read_to_string(self.log(i)).unwrap_or_default())
+            .collect::<Vec<_>>()
+            .join("\n----\n")
+    }
+
+    /// Waits until the groups of the input and of the repartition topic each gave every
+    /// running process its share of the six partitions.
+    fn wait_settled(&self) {
+        let running: Vec<usize> = (0..self.processes.len())
+            .filter(|i| self.processes[*i].is_some())
+            .collect();
+        let started = Instant::now();
+        let topics = ["orders", "keyed.per_second.repartition"];
+        loop {
+            let settled = topics.iter().all(|t| {
+                let parts: Vec<BTreeSet<String>> = running
+                    .iter()
+                    .map(|i| last_assignment(&self.log(*i), t))
+                    .collect();
+                let all: BTreeSet<&String> = parts.iter().flatten().collect();
+                parts.iter().all(|p| !p.is_empty())
+                    && all.len() == 6
+                    && parts.iter().map(BTreeSet::len).sum::<usize>() == 6
+            });
+            if settled {
+                return;
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(60),
+                "the groups did not settle in 60 s; logs:\n{}",
+                self.dump()
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
+    /// Stops process `i` with SIGTERM (it drains, commits and leaves the groups) and waits
+    /// for it to exit.
+    fn stop(&mut self, i: usize) {
+        let Some(mut child) = self.processes[i].take() else {
+            return;
+        };
+        let term = std::process::Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status()
+            .expect("kill");
+        assert!(term.success());
+        let started = Instant::now();
+        while child.try_wait().expect("wait").is_none() {
+            assert!(
+                started.elapsed() < Duration::from_secs(60),
+                "process {i} did not exit after SIGTERM; logs:\n{}",
+                self.dump()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// Waits until every expected window was written (panics after 90 s), then returns
+    /// every window written, with repeats.
+    fn wait_windows(&self, expected: &BTreeMap<(String, String), (i64, i64)>) -> Vec<Window> {
+        let started = Instant::now();
+        loop {
+            let out = output(&self.broker);
+            let keys: BTreeSet<&(String, String)> = out.iter().map(|(k, _)| k).collect();
+            if keys.len() >= expected.len() {
+                // A little longer: a repeat would show now.
+                std::thread::sleep(Duration::from_secs(1));
+                return output(&self.broker);
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(90),
+                "{} of {} windows after 90 s; logs:\n{}",
+                keys.len(),
+                expected.len(),
+                self.dump()
+            );
+            std::thread::sleep(Duration::from_millis(300));
+        }
+    }
+}
+
+impl Cluster {
+    /// Kills every process still running.
+    fn kill_all(&mut self) {
+        for p in self.processes.iter_mut().flatten() {
+            let _ = p.kill();
+            let _ = p.wait();
+        }
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        self.kill_all();
+    }
+}
+
+/// Every window written is one of `expected` with its exact values (whole, never partial),
+/// and every expected window was written. Returns how many were written more than once.
+fn assert_whole(
+    out: &[Window],
+    expected: &BTreeMap<(String, String), (i64, i64)>,
+    logs: &str,
+) -> usize {
+    let mut seen: BTreeMap<&(String, String), usize> = BTreeMap::new();
+    for (k, v) in out {
+        assert_eq!(
+            expected.get(k),
+            Some(v),
+            "window {k:?} is not whole; logs:\n{logs}"
+        );
+        *seen.entry(k).or_default() += 1;
+    }
+    assert_eq!(seen.len(), expected.len(), "logs:\n{logs}");
+    seen.values().filter(|n| **n > 1).count()
+}
+
 /// Starts `count` processes, waits until the groups of both topics gave every process
 /// partitions, produces [`input`], and waits for the expected windows. Returns every
 /// window written (with repeats).
-fn run_group(count: usize, n: usize) -> Vec<((String, String), (i64, i64))> {
-    let broker = Broker::started();
-    broker.create_topic("orders", 6);
-    broker.create_topic("per_second", 3);
-    let input = input(n);
-    let expected = expected(&input);
-    let sql = sql(&broker);
-    let logs = tempfile::tempdir().expect("tempdir");
-    let log = |i: usize| logs.path().join(format!("{i}.log"));
-    let mut processes: Vec<Child> = (0..count)
-        .map(|i| spawn_cli_logged(&sql, &["--set", "commit.interval.ms=100"], &log(i)))
-        .collect();
-    let dump = || {
-        (0..count)
-            .map(|i| std::fs::read_to_string(log(i)).unwrap_or_default())
-            .collect::<Vec<_>>()
-            .join("\n----\n")
-    };
+fn run_group(count: usize, n: usize) -> Vec<Window> {
+    let mut cluster = Cluster::new();
+    for _ in 0..count {
+        cluster.start();
+    }
     // Rows produced while the groups still move would be read again after the rebalance
     // (at least once); start once each process has its share of both topics.
-    let started = Instant::now();
-    let topics = ["orders", "keyed.per_second.repartition"];
-    loop {
-        let settled = topics.iter().all(|t| {
-            let parts: Vec<BTreeSet<String>> =
-                (0..count).map(|i| last_assignment(&log(i), t)).collect();
-            let all: BTreeSet<&String> = parts.iter().flatten().collect();
-            parts.iter().all(|p| !p.is_empty())
-                && all.len() == 6
-                && parts.iter().map(BTreeSet::len).sum::<usize>() == 6
-        });
-        if settled {
-            break;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(60),
-            "the groups did not settle in 60 s; logs:\n{}",
-            dump()
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    }
-    broker.produce("orders", &input);
-    let started = Instant::now();
-    let result = loop {
-        let out = output(&broker);
-        let keys: BTreeSet<&(String, String)> = out.iter().map(|(k, _)| k).collect();
-        if keys.len() >= expected.len() {
-            // A little longer: a repeat would show now.
-            std::thread::sleep(Duration::from_secs(1));
-            break Ok(output(&broker));
-        }
-        if started.elapsed() > Duration::from_secs(90) {
-            break Err(out.len());
-        }
-        std::thread::sleep(Duration::from_millis(300));
-    };
-    for p in processes.iter_mut() {
-        let _ = p.kill();
-        let _ = p.wait();
-    }
-    let out = match result {
-        Ok(out) => out,
-        Err(written) => panic!(
-            "{written} of {} windows after 90 s; logs:\n{}",
-            expected.len(),
-            dump()
-        ),
-    };
+    cluster.wait_settled();
+    let input = input(n);
+    let expected = expected(&input);
+    cluster.broker.produce("orders", &input);
+    let out = cluster.wait_windows(&expected);
     // Exactly the expected windows, each once, whole.
-    let mut got: BTreeMap<(String, String), (i64, i64)> = BTreeMap::new();
-    for (k, v) in &out {
-        assert!(got.insert(k.clone(), *v).is_none(), "{k:?} written twice");
-    }
-    assert_eq!(got, expected, "logs:\n{}", dump());
+    let repeated = assert_whole(&out, &expected, &cluster.dump());
+    assert_eq!(repeated, 0, "logs:\n{}", cluster.dump());
     // The repartition topic holds every input row once, in the partition of its key
     // (murmur2 of the key text and a unit separator, as the Java client partitions), and
-    // the watermark marks.
+    // the watermark marks (read once the processes stopped writing them).
+    cluster.kill_all();
     let mut rows = 0;
     let mut marks = 0;
-    for r in broker.consume_records("keyed.per_second.repartition", 6) {
+    for r in cluster
+        .broker
+        .consume_records("keyed.per_second.repartition", 6)
+    {
         if r.headers.iter().any(|(k, _)| k == "ferris-marks") {
             marks += 1;
             continue;
@@ -216,9 +317,44 @@ fn one_and_three_processes_write_the_same_whole_windows() {
     let one = run_group(1, 6000);
     assert_eq!(one.len(), 36);
     let three = run_group(3, 6000);
-    let sorted = |mut v: Vec<((String, String), (i64, i64))>| {
+    let sorted = |mut v: Vec<Window>| {
         v.sort();
         v
     };
     assert_eq!(sorted(three), sorted(one));
+}
+
+/// Processes joining and leaving while rows flow move partitions of both topics: the
+/// moved keys' state is dropped by the old owner and rebuilt by the new one from the
+/// committed offsets, so every window is still written whole (a window written again
+/// after a move is repeated whole: at least once).
+#[test]
+fn windows_stay_whole_while_processes_join_and_leave() {
+    let mut cluster = Cluster::new();
+    cluster.start();
+    cluster.wait_settled();
+    // 18,000 trades over 18 s of event time, in three parts.
+    let all = input(18_000);
+    let (rows, ends) = all.split_at(18_000);
+    let expected = expected(&all);
+    assert_eq!(expected.len(), 108);
+    cluster.broker.produce("orders", &rows[..6000]);
+    // Two more processes join while the first is reading.
+    cluster.start();
+    cluster.start();
+    cluster.wait_settled();
+    cluster.broker.produce("orders", &rows[6000..12_000]);
+    // The first process leaves (SIGTERM: it drains and leaves both groups).
+    std::thread::sleep(Duration::from_secs(1));
+    cluster.stop(0);
+    cluster.wait_settled();
+    cluster.broker.produce("orders", &rows[12_000..]);
+    cluster.broker.produce("orders", ends);
+    let out = cluster.wait_windows(&expected);
+    let repeated = assert_whole(&out, &expected, &cluster.dump());
+    eprintln!(
+        "{} windows written, {repeated} of {} more than once",
+        out.len(),
+        expected.len()
+    );
 }

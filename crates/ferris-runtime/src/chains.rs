@@ -201,3 +201,131 @@ fn drive(
     }
     Ok(carried)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use arrow::array::{Int64Array, RecordBatch};
+    use arrow::datatypes::{DataType, Field, Schema};
+
+    /// Counts its rows; at the end emits (count, resumed-after watermark or -1).
+    struct Count {
+        rows: u64,
+        resumed: Option<i64>,
+        schema: SchemaRef,
+    }
+
+    impl Operator for Count {
+        fn name(&self) -> &str {
+            "count"
+        }
+        fn describe(&self) -> String {
+            "Count".into()
+        }
+        fn schema(&self) -> SchemaRef {
+            self.schema.clone()
+        }
+        fn process_batch(
+            &mut self,
+            input: &RecordBatch,
+            _out: &mut Vec<RecordBatch>,
+        ) -> Result<(), OperatorError> {
+            self.rows += input.num_rows() as u64;
+            Ok(())
+        }
+        fn state_size(&self) -> StateSize {
+            StateSize {
+                rows: self.rows as usize,
+                bytes: 0,
+            }
+        }
+        fn resume_after(&mut self, watermark: i64) {
+            self.resumed = Some(watermark);
+        }
+        fn finish(&mut self, out: &mut Vec<RecordBatch>) -> Result<(), OperatorError> {
+            let columns = vec![
+                Arc::new(Int64Array::from(vec![self.rows as i64])) as _,
+                Arc::new(Int64Array::from(vec![self.resumed.unwrap_or(-1)])) as _,
+            ];
+            out.push(
+                RecordBatch::try_new(self.schema.clone(), columns)
+                    .map_err(|e| OperatorError::new(e.to_string()))?,
+            );
+            Ok(())
+        }
+    }
+
+    fn factory() -> OperatorFactory {
+        let schema: SchemaRef = Arc::new(Schema::new(vec![
+            Field::new("rows", DataType::Int64, false),
+            Field::new("resumed", DataType::Int64, false),
+        ]));
+        Arc::new(move || {
+            Ok(vec![Box::new(Count {
+                rows: 0,
+                resumed: None,
+                schema: schema.clone(),
+            }) as Box<dyn Operator>])
+        })
+    }
+
+    fn rows(n: i64) -> RecordBatch {
+        let schema = Arc::new(Schema::new(vec![Field::new("x", DataType::Int64, false)]));
+        RecordBatch::try_new(schema, vec![Arc::new(Int64Array::from_iter_values(0..n))])
+            .expect("batch")
+    }
+
+    /// (rows, resumed) per chain at the end, in partition order.
+    fn finish(c: &mut Chains) -> Vec<(i64, i64)> {
+        c.step(Step::Finish)
+            .expect("finish")
+            .iter()
+            .map(|b| {
+                let col = |i: usize| {
+                    b.column(i)
+                        .as_any()
+                        .downcast_ref::<Int64Array>()
+                        .expect("int64")
+                        .value(0)
+                };
+                (col(0), col(1))
+            })
+            .collect()
+    }
+
+    fn epoch(generation: u64, resume_after: Vec<(u32, i64)>) -> Arc<GroupEpoch> {
+        Arc::new(GroupEpoch {
+            generation,
+            resume_after,
+        })
+    }
+
+    #[test]
+    fn per_partition_chains_start_over_with_each_assignment() {
+        let mut c = Chains::new(factory(), true, None).expect("chains");
+        assert_eq!(c.names(), vec!["count".to_string()]);
+        // The first assignment: partition 1 resumes after 500.
+        assert!(!c.enter(Some(&epoch(1, vec![(1, 500)]))));
+        c.batch(0, 0, &rows(3)).expect("batch");
+        c.batch(1, 0, &rows(2)).expect("batch");
+        c.batch(0, 0, &rows(1)).expect("batch");
+        assert!(!c.enter(Some(&epoch(1, vec![(1, 500)]))), "same assignment");
+        assert_eq!(c.state_sizes()[0].rows, 6);
+        // A new assignment drops every chain without output.
+        assert!(c.enter(Some(&epoch(2, vec![(0, 700)]))));
+        assert_eq!(c.state_sizes()[0].rows, 0);
+        c.batch(0, 0, &rows(4)).expect("batch");
+        c.batch(2, 0, &rows(5)).expect("batch");
+        assert_eq!(finish(&mut c), vec![(4, 700), (5, -1)]);
+    }
+
+    #[test]
+    fn one_chain_takes_every_partition_and_keeps_it_across_assignments() {
+        let mut c = Chains::new(factory(), false, Some(42)).expect("chains");
+        c.batch(0, 0, &rows(3)).expect("batch");
+        assert!(!c.enter(Some(&epoch(1, vec![(1, 500)]))));
+        assert!(!c.enter(Some(&epoch(2, Vec::new()))));
+        c.batch(1, 0, &rows(2)).expect("batch");
+        assert_eq!(finish(&mut c), vec![(5, 42)]);
+    }
+}

@@ -504,6 +504,7 @@ pub async fn run_job(
             progress: query_progress,
             unflushed: Default::default(),
             latest: Vec::new(),
+            stopped: false,
             merge: match (&q.keyed, &q.right) {
                 (None, _) => Merge::RoundRobin,
                 (Some(k), None) => Merge::Lockstep {

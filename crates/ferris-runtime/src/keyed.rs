@@ -151,13 +151,16 @@ impl KeyedWorker {
         let mut sides: Vec<SideState> = self.inputs.iter().map(|_| SideState::new()).collect();
         let mut watermark = i64::MIN;
         let mut steps: u64 = 0;
+        // An input stopped before it ended: the state is dropped, not emitted.
+        let mut stopped = false;
         loop {
             let Some((side, msg)) = self.next_message(&sides).await else {
                 break;
             };
             match msg {
                 None => return Err(TaskEnd::Aborted),
-                Some(Message::EndOfStream) => {
+                Some(end @ (Message::EndOfStream | Message::Stopped)) => {
+                    stopped |= matches!(end, Message::Stopped);
                     // The source ended after the previous slot: every other worker of this
                     // side now holds only its end. Collect them through the normal loop,
                     // so that the other side keeps being served meanwhile (waiting here
@@ -245,6 +248,12 @@ impl KeyedWorker {
                     sides[side].next = (sides[side].next + 1) % n;
                 }
             }
+        }
+        if stopped {
+            // Nothing more is written: the rows the state holds were not committed (their
+            // slots are not settled), so they are read again after a restart.
+            self.send(Message::Stopped).await?;
+            return Ok(());
         }
         let out = self
             .chains

@@ -14,6 +14,11 @@ pub enum Message {
     Watermark(i64),
     /// The upstream is finished: no message follows.
     EndOfStream,
+    /// The upstream stopped reading before its input ended (SIGINT/SIGTERM, or a failed
+    /// job): no message follows. Stateful stages drop what they hold instead of emitting
+    /// it: those rows were not committed, so a restart (or the next owner of their
+    /// partitions) reads them again and emits them whole.
+    Stopped,
 }
 
 impl Message {

@@ -550,4 +550,18 @@ mod tests {
         b.close();
         assert!(drain.wait(Duration::ZERO));
     }
+
+    #[test]
+    fn the_written_through_watermark_starts_over_with_a_new_assignment() {
+        let p = Progress::new("q".into());
+        assert_eq!(p.written_under(0), i64::MIN);
+        p.written_through(1, 100);
+        p.written_through(1, 50);
+        assert_eq!(p.written_under(1), 100);
+        // A newer generation replaces it (its state was rebuilt from the commits); an older
+        // report changes nothing; an older generation knows nothing any more.
+        p.written_through(2, 10);
+        p.written_through(1, 500);
+        assert_eq!((p.written_under(1), p.written_under(2)), (i64::MIN, 10));
+    }
 }

@@ -29,6 +29,8 @@ pub(crate) struct SinkTask {
     pub(crate) unflushed: Unflushed,
     /// Keyed queries: per partition, the latest settled slots (per side) and watermark.
     pub(crate) latest: Vec<([u64; 2], i64)>,
+    /// The input stopped before it ended ([`Message::Stopped`]).
+    pub(crate) stopped: bool,
 }
 
 /// The writes since the sink's last flush, and the progress they hold back: progress
@@ -124,8 +126,12 @@ impl SinkTask {
                 correlation_id: String::new(),
             })
         })?;
-        for p in &self.progress {
-            p.finish();
+        // A keyed query that stopped dropped its state: only what it settled is done.
+        let dropped_state = self.stopped && !matches!(self.merge, Merge::RoundRobin);
+        if !dropped_state {
+            for p in &self.progress {
+                p.finish();
+            }
         }
         Ok(())
     }
@@ -161,13 +167,14 @@ impl SinkTask {
             let msg = self.recv(next, m)?;
             match msg {
                 None => return Err(TaskEnd::Aborted),
-                Some(Message::EndOfStream) => {
+                Some(end @ (Message::EndOfStream | Message::Stopped)) => {
+                    self.stopped |= matches!(end, Message::Stopped);
                     // The source ended after the previous slot: every other worker holds
-                    // only its EndOfStream now.
+                    // only its end now.
                     for (i, rx) in self.inputs.iter_mut().enumerate() {
                         if i != next {
                             match rx.recv_blocking() {
-                                Some(Message::EndOfStream) => {}
+                                Some(Message::EndOfStream | Message::Stopped) => {}
                                 None => return Err(TaskEnd::Aborted),
                                 Some(_) => {
                                     return Err(TaskEnd::Failed(RuntimeError::Internal(
@@ -218,7 +225,10 @@ impl SinkTask {
         while ended < partitions {
             match self.recv(0, m)? {
                 None => return Err(TaskEnd::Aborted),
-                Some(Message::EndOfStream) => ended += 1,
+                Some(end @ (Message::EndOfStream | Message::Stopped)) => {
+                    self.stopped |= matches!(end, Message::Stopped);
+                    ended += 1;
+                }
                 Some(Message::Watermark(_)) => {}
                 Some(Message::ProcessBatch(pb)) => {
                     let settled = pb.meta.settled.as_deref().copied();
@@ -242,7 +252,10 @@ impl SinkTask {
             for i in 0..self.inputs.len() {
                 match self.recv(i, m)? {
                     None => return Err(TaskEnd::Aborted),
-                    Some(Message::EndOfStream) => ended += 1,
+                    Some(end @ (Message::EndOfStream | Message::Stopped)) => {
+                        self.stopped |= matches!(end, Message::Stopped);
+                        ended += 1;
+                    }
                     Some(Message::Watermark(_)) => {
                         return Err(internal("a keyed partition sent a bare watermark"));
                     }

@@ -158,7 +158,8 @@ impl SourceTask {
         };
         let result = loop {
             if self.shutdown.is_triggered() {
-                break Ok(());
+                // Stopped before the input ended.
+                break Ok(true);
             }
             lag.report(self.spec.source.as_ref(), false);
             let polled = self.spec.source.poll(batch_size);
@@ -271,15 +272,18 @@ impl SourceTask {
                     unavailable_since.get_or_insert_with(Instant::now);
                     std::thread::sleep(Duration::from_millis(100));
                 }
-                Ok(SourcePoll::End) => break Ok(()),
+                Ok(SourcePoll::End) => break Ok(false),
                 Err(e) => break Err(source_error(e.0)),
             }
         };
         lag.report(self.spec.source.as_ref(), true);
-        result?;
+        let end = match result? {
+            true => Message::Stopped,
+            false => Message::EndOfStream,
+        };
         for query in &self.senders {
             for tx in query {
-                tx.send_blocking(&self.handle, Message::EndOfStream)
+                tx.send_blocking(&self.handle, end.clone())
                     .map_err(|_| TaskEnd::Aborted)?;
             }
         }

@@ -398,4 +398,65 @@ mod tests {
         assert_eq!(&*meta.late, &[] as &[(u32, i64)]);
         assert_eq!(&*meta.null_time, &[0u32]);
     }
+
+    #[test]
+    fn a_carried_watermark_decides_lateness_and_starts_over_with_an_assignment() {
+        let mut t = tracker(0);
+        t.carry(Some(i64::MIN));
+        let m = t
+            .observe(&batch(&[Some(100), Some(50)]), 0)
+            .expect("observe");
+        assert_eq!(
+            m.watermark,
+            i64::MIN,
+            "the carried one, not the rows' times"
+        );
+        assert_eq!(&*m.late, &[] as &[(u32, i64)]);
+        // Marks moved the carried watermark to 80: rows of the next batch are judged
+        // against what was sent before it (-∞), the batch after against 80.
+        t.carry(Some(80));
+        let m = t.observe(&batch(&[Some(70)]), 0).expect("observe");
+        assert_eq!((&*m.late, m.watermark), (&[] as &[(u32, i64)], 80));
+        let m = t
+            .observe(&batch(&[Some(60), Some(90)]), 0)
+            .expect("observe");
+        assert_eq!(&*m.late, &[(0u32, 80i64)]);
+        // A carried watermark never goes back...
+        t.carry(Some(10));
+        assert_eq!(t.watermark(), 80);
+        // ...unless the group assigned the partitions again: they are read again.
+        t.restart();
+        t.carry(Some(i64::MIN));
+        let m = t.observe(&batch(&[Some(60)]), 0).expect("observe");
+        assert_eq!((&*m.late, m.watermark), (&[] as &[(u32, i64)], i64::MIN));
+    }
+
+    #[test]
+    fn assigned_partitions_hold_the_watermark_until_their_first_row() {
+        let mut t = tracker(0);
+        t.follow(&[0, 1]);
+        let m = t.observe(&batch(&[Some(100)]), 0).expect("observe");
+        assert_eq!(m.watermark, i64::MIN, "partition 1 has sent nothing");
+        assert_eq!(
+            &*m.partitions,
+            &[
+                PartitionMark {
+                    partition: 0,
+                    watermark: 100,
+                    idle: false
+                },
+                PartitionMark {
+                    partition: 1,
+                    watermark: i64::MIN,
+                    idle: false
+                },
+            ]
+        );
+        let m = t.observe(&batch(&[Some(50)]), 1).expect("observe");
+        assert_eq!(m.watermark, 50);
+        // Partition 0 is revoked: partition 1 alone.
+        t.follow(&[1]);
+        let m = t.observe(&batch(&[Some(60)]), 1).expect("observe");
+        assert_eq!(m.watermark, 60);
+    }
 }

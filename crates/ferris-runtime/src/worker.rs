@@ -84,8 +84,8 @@ impl Worker {
                     self.emit(ProcessBatch { records, ..pb }).await?;
                 }
                 Message::Watermark(w) => self.broadcast(Message::Watermark(w)).await?,
-                Message::EndOfStream => {
-                    self.broadcast(Message::EndOfStream).await?;
+                end @ (Message::EndOfStream | Message::Stopped) => {
+                    self.broadcast(end).await?;
                     return Ok(());
                 }
             }
