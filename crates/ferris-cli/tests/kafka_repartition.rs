@@ -358,3 +358,22 @@ fn windows_stay_whole_while_processes_join_and_leave() {
         expected.len()
     );
 }
+
+#[test]
+fn explain_shows_the_exchange_through_the_repartition_topic() {
+    // No broker needed: EXPLAIN only plans.
+    let sql = "CREATE STREAM orders (id BIGINT, symbol VARCHAR, volume BIGINT, ts TIMESTAMP,
+           WATERMARK FOR ts AS ts)
+         WITH ('connector' = 'kafka', 'bootstrap.servers' = '127.0.0.1:1', 'topic' = 'orders',
+               'group.id' = 'scale', 'partitions' = 'group');
+         EXPLAIN SELECT symbol, COUNT(*) AS n FROM orders GROUP BY symbol WINDOW TUMBLING(1m);";
+    let out = cli_ok(sql, &[]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains(
+            "  Exchange: hash(orders.symbol) through the Kafka topic scale.<query>.repartition \
+             (read in group scale.<query>)\n  Aggregate: TUMBLING(60000ms) EMIT FINAL"
+        ),
+        "{stdout}"
+    );
+}

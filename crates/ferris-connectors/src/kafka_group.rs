@@ -2,6 +2,11 @@
 //! away, wait until the queries wrote every row this process returned from them and commit
 //! those offsets, so that the next owner starts right after them; remember the revoked
 //! partitions so the source forgets them.
+//!
+//! Every assignment counts as a new generation (the source then reads each assigned
+//! partition from its committed offset). The reader of a repartition topic skips the commit
+//! before a revoke: its keyed state restarts from the committed offsets anyway (see
+//! `kafka_repartition`).
 
 use crate::kafka_health::ClientLog;
 use ferris_runtime::Drain;

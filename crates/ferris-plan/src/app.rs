@@ -109,6 +109,9 @@ pub fn plan_application(sql: &str) -> Result<Application, AppError> {
                 if decl.kind == SourceKind::Table {
                     catalog.set_primary_key(&decl.name, decl.primary_key.clone());
                 }
+                if crate::repartition::group_mode(&decl) {
+                    catalog.set_group(&decl.name, &crate::repartition::group_id(&decl));
+                }
                 app.sources.push(decl);
             }
             Statement::CreateSink(s) => {
@@ -306,8 +309,16 @@ fn explain_plan(q: &StreamingQuery, catalog: &Catalog) -> Result<String, PlanErr
         out.push('\n');
     }
     out.push_str("Streaming pipeline:\n");
+    let group = catalog.group(&plan.source).filter(|_| plan.keyed.is_some());
     for line in plan.describe() {
-        out.push_str(&format!("  {line}\n"));
+        match (group, line.strip_prefix("Exchange: ")) {
+            // Across the processes of a consumer group, through the query's topic.
+            (Some(group), Some(how)) => out.push_str(&format!(
+                "  Exchange: {how} through the Kafka topic {group}.<query>.repartition \
+                 (read in group {group}.<query>)\n"
+            )),
+            _ => out.push_str(&format!("  {line}\n")),
+        }
     }
     out.push_str("  Sink: stdout\n");
     Ok(out)

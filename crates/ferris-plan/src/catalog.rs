@@ -20,6 +20,8 @@ pub struct Catalog {
     tables: HashMap<String, Arc<dyn TableSource>>,
     schemas: HashMap<String, SchemaRef>,
     event_times: HashMap<String, String>,
+    /// Sources read in consumer-group mode, with their group id.
+    groups: HashMap<String, String>,
     primary_keys: HashMap<String, Vec<String>>,
     scalars: HashMap<String, Arc<ScalarUDF>>,
     aggregates: HashMap<String, Arc<AggregateUDF>>,
@@ -72,6 +74,7 @@ impl Catalog {
             tables: HashMap::new(),
             schemas: HashMap::new(),
             event_times: HashMap::new(),
+            groups: HashMap::new(),
             primary_keys: HashMap::new(),
             scalars,
             aggregates,
@@ -106,6 +109,19 @@ impl Catalog {
     /// The event-time column of a source, if it declares one.
     pub fn event_time(&self, name: &str) -> Option<&str> {
         self.event_times
+            .get(&name.to_ascii_lowercase())
+            .map(|s| s.as_str())
+    }
+
+    /// Records that a source is read in consumer-group mode by group `group`.
+    pub fn set_group(&mut self, name: &str, group: &str) {
+        self.groups
+            .insert(name.to_ascii_lowercase(), group.to_string());
+    }
+
+    /// The consumer group of a source read in group mode.
+    pub fn group(&self, name: &str) -> Option<&str> {
+        self.groups
             .get(&name.to_ascii_lowercase())
             .map(|s| s.as_str())
     }

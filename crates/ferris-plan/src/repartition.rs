@@ -17,6 +17,14 @@ pub(crate) fn group_mode(decl: &SourceDecl) -> bool {
         .is_some_and(|v| v.eq_ignore_ascii_case("group"))
 }
 
+/// The consumer group of a Kafka source (`group.id`, default `ferris-<source>`).
+pub(crate) fn group_id(decl: &SourceDecl) -> String {
+    decl.connector
+        .get("group.id")
+        .cloned()
+        .unwrap_or_else(|| format!("ferris-{}", decl.name))
+}
+
 /// The two ends of a query's repartition topic.
 pub(crate) struct Repartition {
     /// Writes the stateless stage's rows (and the watermark marks) to the topic.
@@ -43,7 +51,7 @@ pub(crate) fn repartition(
     let servers = get("bootstrap.servers")
         .ok_or_else(|| at(format!("source '{}' has no 'bootstrap.servers'", decl.name)))?;
     let input = get("topic").ok_or_else(|| at(format!("source '{}' has no 'topic'", decl.name)))?;
-    let group = get("group.id").unwrap_or_else(|| format!("ferris-{}", decl.name));
+    let group = group_id(decl);
     let topic = format!("{group}.{query}.repartition");
     // Client properties (security, timeouts) apply to both ends.
     let client: BTreeMap<String, String> = decl
