@@ -63,17 +63,27 @@ fn expected(input: &[(String, String)]) -> BTreeMap<(String, String), (i64, i64)
     out
 }
 
-fn sql(broker: &Broker) -> String {
+/// The input stream, read in the group `keyed`.
+fn source(broker: &Broker) -> String {
     format!(
         "CREATE STREAM orders (id BIGINT, symbol VARCHAR, price DECIMAL(18,4), volume BIGINT,
            ts TIMESTAMP, WATERMARK FOR ts AS ts)
          WITH ('connector' = 'kafka', 'bootstrap.servers' = '{b}', 'topic' = 'orders',
                'group.id' = 'keyed', 'partitions' = 'group', 'batch.size' = '50',
-               'kafka.session.timeout.ms' = '6000', 'kafka.heartbeat.interval.ms' = '500');
+               'kafka.session.timeout.ms' = '6000', 'kafka.heartbeat.interval.ms' = '500');",
+        b = broker.address
+    )
+}
+
+/// Per symbol and second: how many trades and their volume.
+fn sql(broker: &Broker) -> String {
+    format!(
+        "{}
          CREATE STREAM per_second WITH ('connector' = 'kafka', 'bootstrap.servers' = '{b}',
              'topic' = 'per_second', 'format' = 'json') AS
            SELECT symbol, _window_start AS ws, COUNT(*) AS n, SUM(volume) AS volume
            FROM orders GROUP BY symbol WINDOW TUMBLING(1s);",
+        source(broker),
         b = broker.address
     )
 }
@@ -119,17 +129,27 @@ fn last_assignment(log: &std::path::Path, topic: &str) -> BTreeSet<String> {
 struct Cluster {
     broker: Broker,
     sql: String,
+    /// The keyed query (and its output topic).
+    query: String,
     logs: tempfile::TempDir,
     processes: Vec<Option<Child>>,
 }
 
 impl Cluster {
+    /// A broker with the input topic and the `per_second` query.
     fn new() -> Self {
+        Self::with(sql, "per_second")
+    }
+
+    /// A broker with the input topic and the query `sql` gives, writing topic `output`
+    /// (named like the query).
+    fn with(sql: fn(&Broker) -> String, output: &str) -> Self {
         let broker = Broker::started();
         broker.create_topic("orders", 6);
-        broker.create_topic("per_second", 3);
+        broker.create_topic(output, 3);
         Cluster {
             sql: sql(&broker),
+            query: output.to_string(),
             broker,
             logs: tempfile::tempdir().expect("tempdir"),
             processes: Vec::new(),
@@ -162,7 +182,8 @@ impl Cluster {
             .filter(|i| self.processes[*i].is_some())
             .collect();
         let started = Instant::now();
-        let topics = ["orders", "keyed.per_second.repartition"];
+        let repartition = format!("keyed.{}.repartition", self.query);
+        let topics = ["orders", repartition.as_str()];
         loop {
             let settled = topics.iter().all(|t| {
                 let parts: Vec<BTreeSet<String>> = running
@@ -376,4 +397,82 @@ fn explain_shows_the_exchange_through_the_repartition_topic() {
         ),
         "{stdout}"
     );
+}
+
+/// Per trade: the volume of it and the two trades of its symbol before it.
+fn moving_sql(broker: &Broker) -> String {
+    format!(
+        "{}
+         CREATE STREAM moving WITH ('connector' = 'kafka', 'bootstrap.servers' = '{b}',
+             'topic' = 'moving', 'format' = 'json') AS
+           SELECT id, symbol, SUM(volume) OVER (PARTITION BY symbol ORDER BY ts
+                    ROWS BETWEEN 2 PRECEDING AND CURRENT ROW) AS vol3
+           FROM orders;",
+        source(broker),
+        b = broker.address
+    )
+}
+
+/// Runs the OVER query with `count` processes over [`input`]`(3000)`; returns (id, vol3)
+/// per trade written, in id order, once every trade is out.
+fn run_moving(count: usize) -> Vec<(i64, i64)> {
+    let mut cluster = Cluster::with(moving_sql, "moving");
+    for _ in 0..count {
+        cluster.start();
+    }
+    cluster.wait_settled();
+    let input = input(3000);
+    cluster.broker.produce("orders", &input);
+    let started = Instant::now();
+    let rows = loop {
+        let rows: Vec<(i64, i64)> = cluster
+            .broker
+            .consume_records("moving", 3)
+            .iter()
+            .map(|r| {
+                let v: serde_json::Value = serde_json::from_str(&r.value).expect("json");
+                (
+                    v["id"].as_i64().expect("id"),
+                    v["vol3"].as_i64().expect("vol3"),
+                )
+            })
+            .filter(|(id, _)| *id < 1_000_000)
+            .collect();
+        if rows.len() >= 3000 {
+            std::thread::sleep(Duration::from_secs(1));
+            break rows;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(90),
+            "{} of 3000 rows after 90 s; logs:\n{}",
+            rows.len(),
+            cluster.dump()
+        );
+        std::thread::sleep(Duration::from_millis(300));
+    };
+    let mut rows = rows;
+    rows.sort();
+    rows
+}
+
+#[test]
+fn an_over_window_across_three_processes_equals_one_process_and_the_definition() {
+    // The definition: per symbol in time order, this volume and the two before it.
+    let mut by_symbol: BTreeMap<String, Vec<i64>> = BTreeMap::new();
+    let mut want = Vec::new();
+    for (_, v) in trades(3000) {
+        let v: serde_json::Value = serde_json::from_str(&v).expect("json");
+        let vols = by_symbol
+            .entry(v["symbol"].as_str().expect("symbol").to_string())
+            .or_default();
+        vols.push(v["volume"].as_i64().expect("volume"));
+        let from = vols.len().saturating_sub(3);
+        want.push((
+            v["id"].as_i64().expect("id"),
+            vols[from..].iter().sum::<i64>(),
+        ));
+    }
+    let one = run_moving(1);
+    assert_eq!(one, want, "each trade once, with its exact moving volume");
+    assert_eq!(run_moving(3), want);
 }
