@@ -2,12 +2,26 @@
 //! temporary directory, for `ferris-cli bench --case kafka` and the Kafka tests (which
 //! include this file). tansu's in-memory storage gives a multi-record batch a single offset,
 //! which breaks consumers of batched producers, hence SQLite.
+//!
+//! The binary is the one `.ci/run` builds with a fix to tansu 0.6.0's group coordinator
+//! (`.ci/tansu/build`, into `~/.local/ferris-tansu/bin/tansu`; without the fix a killed
+//! group member's partitions are never handed to the others), or else `tansu` on `PATH`.
 
 use rdkafka::ClientConfig;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
+
+/// The tansu binary: the patched build when it exists, else `tansu` on `PATH`.
+fn binary() -> std::path::PathBuf {
+    let patched = std::env::var_os("HOME")
+        .map(|home| std::path::PathBuf::from(home).join(".local/ferris-tansu/bin/tansu"));
+    match patched {
+        Some(p) if p.exists() => p,
+        _ => "tansu".into(),
+    }
+}
 
 /// A running broker, stopped on drop.
 pub struct Broker {
@@ -53,7 +67,7 @@ impl Broker {
     pub fn restart(&mut self) -> Result<(), String> {
         self.stop();
         let url = format!("tcp://{}", self.address);
-        let child = Command::new("tansu")
+        let child = Command::new(binary())
             .current_dir(self.dir.path())
             .args([
                 "broker",
@@ -69,8 +83,8 @@ impl Broker {
             .spawn()
             .map_err(|e| {
                 format!(
-                    "cannot start tansu (cargo install tansu --locked --features \
-                     dynostore,libsql): {e}"
+                    "cannot start tansu (bash .ci/tansu/build ~/.local/ferris-tansu builds \
+                     it; .ci/run does that once): {e}"
                 )
             })?;
         self.child = Some(child);

@@ -8,7 +8,7 @@ mod kafka_support;
 use kafka_support::*;
 use std::collections::{BTreeMap, BTreeSet};
 use std::process::Child;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// One output row: (symbol, window start) and (count, total volume).
 type Window = ((String, String), (i64, i64));
@@ -109,22 +109,6 @@ fn output(broker: &Broker) -> Vec<Window> {
         .collect()
 }
 
-/// The partitions of `topic` the group assigned last to the process that wrote `log`.
-fn last_assignment(log: &std::path::Path, topic: &str) -> BTreeSet<String> {
-    let log = std::fs::read_to_string(log).unwrap_or_default();
-    let needle = format!("topic={topic} partitions=[");
-    log.lines()
-        .filter(|l| l.contains("partitions assigned by the group"))
-        .filter_map(|l| l.split(&needle).nth(1))
-        .filter_map(|l| l.split(']').next())
-        .next_back()
-        .unwrap_or_default()
-        .split(", ")
-        .filter(|p| !p.is_empty())
-        .map(str::to_string)
-        .collect()
-}
-
 /// The processes of one group over one broker, each logging to its own file.
 struct Cluster {
     broker: Broker,
@@ -181,30 +165,25 @@ impl Cluster {
         let running: Vec<usize> = (0..self.processes.len())
             .filter(|i| self.processes[*i].is_some())
             .collect();
-        let started = Instant::now();
         let repartition = format!("keyed.{}.repartition", self.query);
         let topics = ["orders", repartition.as_str()];
-        loop {
-            let settled = topics.iter().all(|t| {
-                let parts: Vec<BTreeSet<String>> = running
-                    .iter()
-                    .map(|i| last_assignment(&self.log(*i), t))
-                    .collect();
-                let all: BTreeSet<&String> = parts.iter().flatten().collect();
-                parts.iter().all(|p| !p.is_empty())
-                    && all.len() == 6
-                    && parts.iter().map(BTreeSet::len).sum::<usize>() == 6
-            });
-            if settled {
-                return;
-            }
-            assert!(
-                started.elapsed() < Duration::from_secs(60),
-                "the groups did not settle in 60 s; logs:\n{}",
-                self.dump()
-            );
-            std::thread::sleep(Duration::from_millis(200));
-        }
+        poll_until(
+            Duration::from_secs(60),
+            || format!("the groups did not settle; logs:\n{}", self.dump()),
+            || {
+                let settled = topics.iter().all(|t| {
+                    let parts: Vec<BTreeSet<String>> = running
+                        .iter()
+                        .map(|i| last_assignment(&self.log(*i), t))
+                        .collect();
+                    let all: BTreeSet<&String> = parts.iter().flatten().collect();
+                    parts.iter().all(|p| !p.is_empty())
+                        && all.len() == 6
+                        && parts.iter().map(BTreeSet::len).sum::<usize>() == 6
+                });
+                settled.then_some(())
+            },
+        );
     }
 
     /// Stops process `i` with SIGTERM (it drains, commits and leaves the groups) and waits
@@ -218,38 +197,42 @@ impl Cluster {
             .status()
             .expect("kill");
         assert!(term.success());
-        let started = Instant::now();
-        while child.try_wait().expect("wait").is_none() {
-            assert!(
-                started.elapsed() < Duration::from_secs(60),
-                "process {i} did not exit after SIGTERM; logs:\n{}",
-                self.dump()
-            );
-            std::thread::sleep(Duration::from_millis(100));
+        poll_until(
+            Duration::from_secs(60),
+            || {
+                format!(
+                    "process {i} did not exit after SIGTERM; logs:\n{}",
+                    self.dump()
+                )
+            },
+            || child.try_wait().expect("wait"),
+        );
+    }
+
+    /// Kills process `i` with SIGKILL (no drain, no commit, no leave: the groups notice when
+    /// its session times out).
+    fn kill(&mut self, i: usize) {
+        if let Some(mut child) = self.processes[i].take() {
+            let _ = child.kill();
+            let _ = child.wait();
         }
     }
 
     /// Waits until every expected window was written (panics after 90 s), then returns
     /// every window written, with repeats.
     fn wait_windows(&self, expected: &BTreeMap<(String, String), (i64, i64)>) -> Vec<Window> {
-        let started = Instant::now();
-        loop {
-            let out = output(&self.broker);
-            let keys: BTreeSet<&(String, String)> = out.iter().map(|(k, _)| k).collect();
-            if keys.len() >= expected.len() {
-                // A little longer: a repeat would show now.
-                std::thread::sleep(Duration::from_secs(1));
-                return output(&self.broker);
-            }
-            assert!(
-                started.elapsed() < Duration::from_secs(90),
-                "{} of {} windows after 90 s; logs:\n{}",
-                keys.len(),
-                expected.len(),
-                self.dump()
-            );
-            std::thread::sleep(Duration::from_millis(300));
-        }
+        poll_until(
+            Duration::from_secs(90),
+            || format!("not every window after 90 s; logs:\n{}", self.dump()),
+            || {
+                let out = output(&self.broker);
+                let keys: BTreeSet<&(String, String)> = out.iter().map(|(k, _)| k).collect();
+                (keys.len() >= expected.len()).then_some(())
+            },
+        );
+        // A little longer: a repeat would show now.
+        std::thread::sleep(Duration::from_secs(1));
+        output(&self.broker)
     }
 }
 
@@ -399,6 +382,37 @@ fn explain_shows_the_exchange_through_the_repartition_topic() {
     );
 }
 
+/// A process killed mid-stream: once its sessions time out, the groups give its input and
+/// repartition partitions to the survivors, which read them from the committed offsets and
+/// rebuild its keys' windows; every window is written, whole.
+#[test]
+#[ignore = "enabled once the patched tansu is verified"]
+fn a_killed_process_keys_move_to_the_others_and_every_window_is_whole() {
+    let mut cluster = Cluster::new();
+    for _ in 0..3 {
+        cluster.start();
+    }
+    cluster.wait_settled();
+    let all = input(12_000);
+    let (rows, ends) = all.split_at(12_000);
+    let expected = expected(&all);
+    assert_eq!(expected.len(), 72);
+    cluster.broker.produce("orders", &rows[..6000]);
+    std::thread::sleep(Duration::from_secs(1));
+    cluster.kill(0);
+    cluster.broker.produce("orders", &rows[6000..]);
+    cluster.broker.produce("orders", ends);
+    // The survivors own everything once the dead member's sessions expired (6 s).
+    cluster.wait_settled();
+    let out = cluster.wait_windows(&expected);
+    let repeated = assert_whole(&out, &expected, &cluster.dump());
+    eprintln!(
+        "{} windows written, {repeated} of {} more than once",
+        out.len(),
+        expected.len()
+    );
+}
+
 /// Per trade: the volume of it and the two trades of its symbol before it.
 fn moving_sql(broker: &Broker) -> String {
     format!(
@@ -423,9 +437,8 @@ fn run_moving(count: usize) -> Vec<(i64, i64)> {
     cluster.wait_settled();
     let input = input(3000);
     cluster.broker.produce("orders", &input);
-    let started = Instant::now();
-    let rows = loop {
-        let rows: Vec<(i64, i64)> = cluster
+    let read = || -> Vec<(i64, i64)> {
+        cluster
             .broker
             .consume_records("moving", 3)
             .iter()
@@ -437,19 +450,15 @@ fn run_moving(count: usize) -> Vec<(i64, i64)> {
                 )
             })
             .filter(|(id, _)| *id < 1_000_000)
-            .collect();
-        if rows.len() >= 3000 {
-            std::thread::sleep(Duration::from_secs(1));
-            break rows;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(90),
-            "{} of 3000 rows after 90 s; logs:\n{}",
-            rows.len(),
-            cluster.dump()
-        );
-        std::thread::sleep(Duration::from_millis(300));
+            .collect()
     };
+    poll_until(
+        Duration::from_secs(90),
+        || format!("not every row after 90 s; logs:\n{}", cluster.dump()),
+        || (read().len() >= 3000).then_some(()),
+    );
+    std::thread::sleep(Duration::from_secs(1));
+    let rows = read();
     let mut rows = rows;
     rows.sort();
     rows

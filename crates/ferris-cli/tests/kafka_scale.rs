@@ -14,24 +14,6 @@ fn start(sql: &str, log: &std::path::Path) -> Child {
     spawn_cli_logged(sql, &["--set", "commit.interval.ms=100"], log)
 }
 
-/// `text` without terminal colour codes.
-fn strip_ansi(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    let mut chars = text.chars();
-    while let Some(c) = chars.next() {
-        if c == '\u{1b}' {
-            for d in chars.by_ref() {
-                if d == 'm' {
-                    break;
-                }
-            }
-        } else {
-            out.push(c);
-        }
-    }
-    out
-}
-
 /// Output ids and how often each was written.
 fn output(broker: &Broker) -> BTreeMap<i64, usize> {
     let mut seen = BTreeMap::new();
@@ -39,20 +21,6 @@ fn output(broker: &Broker) -> BTreeMap<i64, usize> {
         *seen.entry(id_of(&r.value)).or_default() += 1;
     }
     seen
-}
-
-/// The last partitions the group assigned to the process that wrote `log`.
-fn last_assignment(log: &std::path::Path) -> BTreeSet<String> {
-    let log = strip_ansi(&std::fs::read_to_string(log).expect("log"));
-    log.lines()
-        .filter_map(|l| l.split("partitions=[").nth(1))
-        .filter_map(|l| l.split(']').next())
-        .next_back()
-        .unwrap_or_default()
-        .split(", ")
-        .filter(|p| !p.is_empty())
-        .map(str::to_string)
-        .collect()
 }
 
 /// Runs `count` processes in one group over 6,000 trades in a 6-partition topic (a filter
@@ -133,7 +101,7 @@ fn three_processes_in_one_group_share_the_partitions_and_write_what_one_writes()
     // and together they cover all six.
     let mut covered = BTreeSet::new();
     for i in 0..3 {
-        let last = last_assignment(&logs.path().join(format!("{i}.log")));
+        let last = last_assignment(&logs.path().join(format!("{i}.log")), "orders");
         assert!(!last.is_empty(), "process {i} got no partition");
         covered.extend(last);
     }
@@ -158,7 +126,10 @@ fn a_killed_process_partitions_move_to_the_others() {
     // The two survivors own all six partitions at the end.
     let mut covered = BTreeSet::new();
     for i in 1..3 {
-        covered.extend(last_assignment(&logs.path().join(format!("{i}.log"))));
+        covered.extend(last_assignment(
+            &logs.path().join(format!("{i}.log")),
+            "orders",
+        ));
     }
     assert_eq!(covered.len(), 6, "{covered:?}");
     // Repeats only from rebalances and from the killed process's uncommitted tail.

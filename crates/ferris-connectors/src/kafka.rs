@@ -184,6 +184,8 @@ pub struct KafkaSource {
     generation: u64,
     /// Reading a repartition topic (see `kafka_repartition`).
     repartition: Option<RepartitionReader>,
+    /// The offsets of the last (asynchronous) commit, made synchronous at the end.
+    last_commit: Option<TopicPartitionList>,
 }
 
 /// What the reader of a repartition topic keeps.
@@ -446,6 +448,7 @@ impl KafkaSource {
             reachability: Reachability::default(),
             servers: p.required("bootstrap.servers")?.to_string(),
             generation: 0,
+            last_commit: None,
             repartition: repartition_query.map(|query| RepartitionReader {
                 query,
                 marks: Marks::default(),
@@ -459,6 +462,8 @@ impl KafkaSource {
     /// with those offsets.
     fn new_generation(&mut self) {
         self.generation = self.consumer.context().generation();
+        // Its partitions may be another process's now.
+        self.last_commit = None;
         let Some(r) = &mut self.repartition else {
             return;
         };
@@ -875,6 +880,21 @@ impl Source for KafkaSource {
         if tpl.count() == 0 {
             return Ok(());
         }
+        // Asynchronous: a broker outage must not hold the source thread (a synchronous
+        // commit against a stopped broker waited about 45 s). A failed commit is reported by
+        // the client (logged) and covered by the next one; the last one is made synchronous
+        // by `flush_commits`.
+        self.consumer
+            .commit(&tpl, CommitMode::Async)
+            .map_err(|e| SourceError(format!("topic '{}': commit failed: {e}", self.topic)))?;
+        self.last_commit = Some(tpl);
+        Ok(())
+    }
+
+    fn flush_commits(&mut self) -> Result<(), SourceError> {
+        let Some(tpl) = self.last_commit.take() else {
+            return Ok(());
+        };
         self.consumer
             .commit(&tpl, CommitMode::Sync)
             .map_err(|e| SourceError(format!("topic '{}': commit failed: {e}", self.topic)))

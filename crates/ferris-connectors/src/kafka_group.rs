@@ -134,6 +134,23 @@ impl rdkafka::ClientContext for GroupContext {
 }
 
 impl ConsumerContext for GroupContext {
+    fn commit_callback(
+        &self,
+        result: rdkafka::error::KafkaResult<()>,
+        offsets: &TopicPartitionList,
+    ) {
+        if let Err(e) = result {
+            let topic = lock(&self.topic).clone();
+            let partitions: Vec<(i32, Offset)> = offsets
+                .elements()
+                .iter()
+                .map(|e| (e.partition(), e.offset()))
+                .collect();
+            tracing::warn!(%topic, ?partitions,
+                "commit failed (a later commit covers these offsets): {e}");
+        }
+    }
+
     fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
         if let Rebalance::Revoke(tpl) = rebalance {
             let partitions: Vec<i32> = tpl.elements().iter().map(|e| e.partition()).collect();

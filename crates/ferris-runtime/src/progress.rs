@@ -379,6 +379,10 @@ impl Committer {
             std::thread::sleep(Duration::from_millis(2));
         }
         self.force_commit(source);
+        if let Err(e) = source.flush_commits() {
+            self.failures.inc();
+            tracing::warn!("the last commit failed: {e}");
+        }
     }
 }
 

@@ -112,6 +112,13 @@ pub trait Source: Send {
         Ok(())
     }
 
+    /// Waits until every commit made so far is durable, for sources whose
+    /// [`Source::commit`] returns before the commit is (Kafka commits asynchronously, so a
+    /// broker outage does not hold the source thread). Called once at the end of the job.
+    fn flush_commits(&mut self) -> Result<(), SourceError> {
+        Ok(())
+    }
+
     /// Per partition, how many messages the partition holds beyond what the source returned
     /// (Kafka: the high watermark minus the next offset), for the
     /// `ferris_source_lag_messages` gauge; empty when unknown (the default).

@@ -314,3 +314,55 @@ pub fn id_of(value: &str) -> i64 {
     let v: serde_json::Value = serde_json::from_str(value).expect("json message");
     v["id"].as_i64().expect("id")
 }
+
+/// The partitions of `topic` the consumer group assigned last to the process that wrote
+/// `log` (an info-level log of `ferris-cli run`); empty before its first assignment.
+pub fn last_assignment(log: &std::path::Path, topic: &str) -> std::collections::BTreeSet<String> {
+    let log = strip_ansi(&std::fs::read_to_string(log).unwrap_or_default());
+    let needle = format!("topic={topic} partitions=[");
+    log.lines()
+        .filter(|l| l.contains("partitions assigned by the group"))
+        .filter_map(|l| l.split(&needle).nth(1))
+        .filter_map(|l| l.split(']').next())
+        .next_back()
+        .unwrap_or_default()
+        .split(", ")
+        .filter(|p| !p.is_empty())
+        .map(str::to_string)
+        .collect()
+}
+
+/// `text` without terminal colour codes.
+fn strip_ansi(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            for d in chars.by_ref() {
+                if d == 'm' {
+                    break;
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// Calls `check` every 100 ms until it gives a value, which it returns; panics with
+/// `what()` once `limit` has passed.
+pub fn poll_until<T>(
+    limit: Duration,
+    what: impl Fn() -> String,
+    mut check: impl FnMut() -> Option<T>,
+) -> T {
+    let started = Instant::now();
+    loop {
+        if let Some(v) = check() {
+            return v;
+        }
+        assert!(started.elapsed() < limit, "after {limit:?}: {}", what());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
