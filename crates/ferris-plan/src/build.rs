@@ -274,7 +274,12 @@ pub fn build_job(
                 operators: Arc::new(move || Ok(plan.operators(ops_table.clone()))),
                 keyed: None,
                 right: None,
-                late,
+                // Lateness is decided by the keyed part, against the watermark the topic
+                // carries (the minimum over every input partition). This process alone
+                // knows only its own partitions: after it took partitions over from a
+                // killed process, rows it reads again would be late against the
+                // watermark its earlier partitions reached, and be lost.
+                late: LateRows::Keep,
                 sink: r.writer,
                 strategy,
                 dead_letter,

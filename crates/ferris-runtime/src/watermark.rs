@@ -21,8 +21,9 @@ pub struct EventTimeSpec {
 /// Tracks a source's watermark row by row. A partitioned source (Kafka) keeps one watermark
 /// per partition; the source's watermark is the minimum over all its partitions (one that has
 /// sent nothing yet holds it at -∞), so partitions read in any interleaving do not make each
-/// other's rows late. A source whose partitions are not known up front (a Kafka consumer
-/// group) starts with none: a partition counts from its first row. With an idle timeout, a
+/// other's rows late. The tracker follows the partitions the source reads
+/// ([`WatermarkTracker::follow`]): a partition a consumer group assigns counts from its
+/// assignment. With an idle timeout, a
 /// partition that sent no row for that long stops holding the watermark back (until its next
 /// row), as long as another partition still sends; a partition the source no longer reads
 /// (revoked by its group) is forgotten.
