@@ -113,8 +113,8 @@ fn output(broker: &Broker) -> Vec<Window> {
 struct Cluster {
     broker: Broker,
     sql: String,
-    /// The keyed query (and its output topic).
-    query: String,
+    /// The topics read in groups, with their partition counts.
+    groups: Vec<(String, usize)>,
     logs: tempfile::TempDir,
     processes: Vec<Option<Child>>,
 }
@@ -133,7 +133,10 @@ impl Cluster {
         broker.create_topic(output, 3);
         Cluster {
             sql: sql(&broker),
-            query: output.to_string(),
+            groups: vec![
+                ("orders".to_string(), 6),
+                (format!("keyed.{output}.repartition"), 6),
+            ],
             broker,
             logs: tempfile::tempdir().expect("tempdir"),
             processes: Vec::new(),
@@ -159,27 +162,25 @@ impl Cluster {
             .join("\n----\n")
     }
 
-    /// Waits until the groups of the input and of the repartition topic each gave every
-    /// running process its share of the six partitions.
+    /// Waits until the groups of the inputs and of the repartition topic each gave every
+    /// running process its share of their partitions.
     fn wait_settled(&self) {
         let running: Vec<usize> = (0..self.processes.len())
             .filter(|i| self.processes[*i].is_some())
             .collect();
-        let repartition = format!("keyed.{}.repartition", self.query);
-        let topics = ["orders", repartition.as_str()];
         poll_until(
             Duration::from_secs(60),
             || format!("the groups did not settle; logs:\n{}", self.dump()),
             || {
-                let settled = topics.iter().all(|t| {
+                let settled = self.groups.iter().all(|(t, n)| {
                     let parts: Vec<BTreeSet<String>> = running
                         .iter()
                         .map(|i| last_assignment(&self.log(*i), t))
                         .collect();
                     let all: BTreeSet<&String> = parts.iter().flatten().collect();
                     parts.iter().all(|p| !p.is_empty())
-                        && all.len() == 6
-                        && parts.iter().map(BTreeSet::len).sum::<usize>() == 6
+                        && all.len() == *n
+                        && parts.iter().map(BTreeSet::len).sum::<usize>() == *n
                 });
                 settled.then_some(())
             },
@@ -505,4 +506,105 @@ fn an_over_window_across_three_processes_equals_one_process_and_the_definition()
     let one = run_moving(1);
     assert_eq!(one, want, "each trade once, with its exact moving volume");
     assert_eq!(run_moving(3), want);
+}
+
+/// Orders joined with the fills of the same id at most 2 s after them; the fills topic
+/// (4 partitions) is read in the same group as the orders.
+fn join_sql(broker: &Broker) -> String {
+    format!(
+        "{}
+         CREATE STREAM fills (id BIGINT, qty BIGINT, ts TIMESTAMP,
+           WATERMARK FOR ts AS ts - INTERVAL '5' SECOND)
+         WITH ('connector' = 'kafka', 'bootstrap.servers' = '{b}', 'topic' = 'fills',
+               'group.id' = 'keyed', 'partitions' = 'group', 'batch.size' = '50',
+               'kafka.session.timeout.ms' = '6000', 'kafka.heartbeat.interval.ms' = '500');
+         CREATE STREAM matched WITH ('connector' = 'kafka', 'bootstrap.servers' = '{b}',
+             'topic' = 'matched', 'format' = 'json') AS
+           SELECT o.id, o.symbol, f.qty FROM orders o JOIN fills f
+             ON o.id = f.id AND f.ts BETWEEN o.ts AND o.ts + INTERVAL '2' SECOND;",
+        source(broker),
+        b = broker.address
+    )
+}
+
+/// Runs the join with `count` processes over 3,000 orders and their fills; returns the
+/// matches written, sorted, once `want` of them are out.
+fn run_join(count: usize, want: usize) -> Vec<(i64, String, i64)> {
+    let mut cluster = Cluster::with(join_sql, "matched");
+    cluster.broker.create_topic("fills", 4);
+    cluster.groups.push(("fills".to_string(), 4));
+    for _ in 0..count {
+        cluster.start();
+    }
+    cluster.wait_settled();
+    cluster.broker.produce("orders", &input(3000));
+    cluster.broker.produce("fills", &fills(3000));
+    let read = || -> Vec<(i64, String, i64)> {
+        cluster
+            .broker
+            .consume_records("matched", 3)
+            .iter()
+            .map(|r| {
+                let v: serde_json::Value = serde_json::from_str(&r.value).expect("json");
+                (
+                    v["id"].as_i64().expect("id"),
+                    v["symbol"].as_str().expect("symbol").to_string(),
+                    v["qty"].as_i64().expect("qty"),
+                )
+            })
+            .collect()
+    };
+    poll_until(
+        Duration::from_secs(90),
+        || format!("not every match after 90 s; logs:\n{}", cluster.dump()),
+        || (read().len() >= want).then_some(()),
+    );
+    std::thread::sleep(Duration::from_secs(1));
+    let mut rows = read();
+    rows.sort();
+    rows
+}
+
+/// Fills of the first `n` trades (order `i` at `i` ms): two of three orders get one fill
+/// 0 to 2 s after them; every tenth order also one 3 s after (outside the join's bound).
+fn fills(n: usize) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    for i in 0..n as i64 {
+        let mut at = Vec::new();
+        if i % 3 != 0 {
+            at.push(i + (i % 5) * 500);
+        }
+        if i % 10 == 0 {
+            at.push(i + 3000);
+        }
+        for t in at {
+            out.push((
+                i.to_string(),
+                format!(
+                    "{{\"id\":{i},\"qty\":{},\"ts\":\"2024-01-01T00:00:{:02}.{:03}Z\"}}",
+                    i % 7 + 1,
+                    t / 1000,
+                    t % 1000
+                ),
+            ));
+        }
+    }
+    out
+}
+
+#[test]
+fn a_join_across_three_processes_equals_one_process_and_the_definition() {
+    // The definition: order i matches its fills at most 2 s after it.
+    let symbols: BTreeMap<i64, String> = trades(3000)
+        .into_iter()
+        .map(|(s, v)| (id_of(&v), s))
+        .collect();
+    let want: Vec<(i64, String, i64)> = (0..3000i64)
+        .filter(|i| i % 3 != 0)
+        .map(|i| (i, symbols[&i].clone(), i % 7 + 1))
+        .collect();
+    assert_eq!(want.len(), 2000);
+    let one = run_join(1, want.len());
+    assert_eq!(one, want, "each match once");
+    assert_eq!(run_join(3, want.len()), want);
 }

@@ -150,7 +150,7 @@ fn a_killed_process_partitions_move_to_the_others() {
 }
 
 #[test]
-fn a_join_in_group_mode_is_refused_before_it_runs() {
+fn a_join_of_a_group_input_with_another_is_refused_before_it_runs() {
     // No broker needed: the plan is refused before any connector starts.
     let sql = "CREATE STREAM orders (id BIGINT, symbol VARCHAR, ts TIMESTAMP,
            WATERMARK FOR ts AS ts)
@@ -166,8 +166,9 @@ fn a_join_in_group_mode_is_refused_before_it_runs() {
     assert_eq!(out.status.code(), Some(2), "{stderr}");
     assert!(
         stderr.contains(
-            "query 'matched' joins two streams but reads 'orders' in consumer-group mode \
-             ('partitions' = 'group')"
+            "query 'matched' joins 'orders', read in consumer-group mode ('partitions' = \
+             'group'), with 'fills', which is not: across processes both inputs of a join must \
+             be read in the group"
         ),
         "{stderr}"
     );

@@ -41,7 +41,7 @@ use crate::kafka_group::GroupContext;
 use crate::kafka_health::{Fault, Reachability, fault, unreachable};
 use crate::kafka_options::{SourceOptions, Startup};
 use crate::kafka_progress::{ProgressTopic, Resumed};
-use crate::kafka_repartition::{MARKS_HEADER, Marks};
+use crate::kafka_repartition::{MARKS_HEADER, RepartitionReader};
 pub use crate::kafka_sink::{CORRELATION_ID_HEADER, KafkaSink, TRACEPARENT_HEADER};
 use crate::props::Props;
 use arrow::array::TimestampMillisecondArray;
@@ -72,6 +72,7 @@ const SOURCE_KEYS: &[&str] = &[
     "partitions",
     // Set by the planner on the reader of a repartition topic (see `kafka_repartition`).
     "repartition.query",
+    "repartition.follower",
 ];
 pub(crate) const SINK_KEYS: &[&str] = &[
     "connector",
@@ -85,6 +86,7 @@ pub(crate) const SINK_KEYS: &[&str] = &[
     // Set by the planner on the writer of a repartition topic (see `kafka_repartition`).
     "repartition.key.columns",
     "repartition.partitions",
+    "repartition.inputs",
 ];
 const METADATA_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -186,18 +188,8 @@ pub struct KafkaSource {
     repartition: Option<RepartitionReader>,
     /// The offsets of the last (asynchronous) commit, made synchronous at the end.
     last_commit: Option<TopicPartitionList>,
-}
-
-/// What the reader of a repartition topic keeps.
-struct RepartitionReader {
-    /// The keyed query reading the topic (its written-through watermarks are stored per
-    /// partition).
-    query: String,
-    /// The watermark marks read.
-    marks: Marks,
-    /// Per partition, the watermark stored with the committed offset of the current
-    /// generation.
-    resume: Vec<(u32, i64)>,
+    /// A follower: the partitions it took like its leader.
+    following: Vec<i32>,
 }
 
 /// One message as read: partition, offset, timestamp (ms), payload, whether it holds
@@ -219,6 +211,14 @@ fn fetched(m: &rdkafka::message::BorrowedMessage<'_>) -> Fetched {
 }
 
 impl KafkaSource {
+    /// Makes this source (created with `repartition.follower`) take the partitions `leader`
+    /// is assigned by its group, whenever that changes.
+    pub(crate) fn follow(&mut self, leader: &KafkaSource) {
+        if let Some(r) = &mut self.repartition {
+            r.set_leader(leader.consumer.context().clone());
+        }
+    }
+
     /// Connects and assigns every partition of the topic.
     pub fn new(
         name: &str,
@@ -342,7 +342,10 @@ impl KafkaSource {
                 next.insert(part, offset);
             }
         }
-        if group_mode {
+        if p.get("repartition.follower").is_some() {
+            // Takes its partitions like its leader (see `kafka_repartition::join_readers`).
+            next.clear();
+        } else if group_mode {
             // The group hands out the partitions; they start where the group committed.
             consumer
                 .subscribe(&[&topic])
@@ -449,49 +452,59 @@ impl KafkaSource {
             servers: p.required("bootstrap.servers")?.to_string(),
             generation: 0,
             last_commit: None,
-            repartition: repartition_query.map(|query| RepartitionReader {
-                query,
-                marks: Marks::default(),
-                resume: Vec::new(),
-            }),
+            following: Vec::new(),
+            repartition: repartition_query.map(RepartitionReader::new),
         })
     }
 
     /// The group assigned the partitions again (they are read from their committed
     /// offsets): a repartition reader forgets the marks and loads the watermarks stored
     /// with those offsets.
-    fn new_generation(&mut self) {
-        self.generation = self.consumer.context().generation();
+    fn new_generation(&mut self, generation: u64) {
+        self.generation = generation;
         // Its partitions may be another process's now.
         self.last_commit = None;
-        let Some(r) = &mut self.repartition else {
-            return;
-        };
-        r.marks.clear();
-        r.resume.clear();
-        let assigned = self.consumer.context().assigned();
-        match self.progress.load(&self.topic, &BTreeMap::new()) {
-            Ok(resumed) => {
-                for (key, wm) in resumed.query_watermarks {
-                    let Some(rest) = key
-                        .strip_prefix(r.query.as_str())
-                        .and_then(|k| k.strip_prefix('/'))
-                        .and_then(|k| k.strip_prefix(self.topic.as_str()))
-                        .and_then(|k| k.strip_prefix('/'))
-                    else {
-                        continue;
-                    };
-                    if let Ok(p) = rest.parse::<i32>()
-                        && assigned.contains(&p)
-                    {
-                        r.resume.push((p.max(0) as u32, wm));
-                    }
-                }
-            }
-            Err(e) => tracing::warn!(topic = %self.topic,
-                "cannot read where the query stopped ({e}); windows written before may be \
-                 written again"),
+        let assigned = self.assigned();
+        if let Some(r) = &mut self.repartition {
+            r.restart(&self.progress, &self.topic, &assigned);
         }
+    }
+
+    /// The partitions this source reads under its generation: the group's assignment, or
+    /// (the follower of a join's repartition reader) those it took like its leader.
+    fn assigned(&self) -> Vec<i32> {
+        match self.repartition.as_ref().and_then(|r| r.leader()) {
+            Some(_) => self.following.clone(),
+            None => self.consumer.context().assigned(),
+        }
+    }
+
+    /// A follower whose leader was assigned partitions again: takes the same partitions of
+    /// its own topic, from their committed offsets (in its own group id).
+    fn follow_leader(&mut self) -> Result<(), SourceError> {
+        let Some(leader) = self.repartition.as_ref().and_then(|r| r.leader()) else {
+            return Ok(());
+        };
+        let generation = leader.generation();
+        if generation == self.generation {
+            return Ok(());
+        }
+        let partitions = leader.assigned();
+        let mut tpl = TopicPartitionList::new();
+        for p in &partitions {
+            tpl.add_partition_offset(&self.topic, *p, Offset::Stored)
+                .map_err(|e| SourceError(format!("topic '{}': {e}", self.topic)))?;
+        }
+        self.consumer
+            .assign(&tpl)
+            .map_err(|e| SourceError(format!("topic '{}': {e}", self.topic)))?;
+        tracing::info!(topic = %self.topic, ?partitions, "partitions taken like the other input");
+        self.following = partitions;
+        self.next.clear();
+        self.consumed.clear();
+        self.carry = None;
+        self.new_generation(generation);
+        Ok(())
     }
 
     /// Forgets the partitions the group took away: their positions are not committed by
@@ -582,11 +595,14 @@ impl Source for KafkaSource {
     }
 
     fn partitions(&self) -> Vec<u32> {
-        if self.group_mode {
+        if self.group_mode
+            || self
+                .repartition
+                .as_ref()
+                .is_some_and(|r| r.leader().is_some())
+        {
             // Those the group assigned, read from or not.
             return self
-                .consumer
-                .context()
                 .assigned()
                 .into_iter()
                 .map(|p| p.max(0) as u32)
@@ -599,6 +615,7 @@ impl Source for KafkaSource {
         if self.group_mode {
             self.forget_revoked();
         }
+        self.follow_leader()?;
         let max = max_rows.max(1);
         let mut positions = Vec::new();
         let mut rejects = Vec::new();
@@ -612,7 +629,8 @@ impl Source for KafkaSource {
                         break;
                     }
                     let polled = self.consumer.poll(wait).map(|r| r.map(|m| fetched(&m)));
-                    if self.group_mode && self.consumer.context().generation() != self.generation {
+                    let generation = self.consumer.context().generation();
+                    if self.group_mode && generation != self.generation {
                         // A rebalance ran inside the poll: every partition is read again
                         // from its committed offset; what this batch holds so far is the
                         // old assignment's.
@@ -620,7 +638,7 @@ impl Source for KafkaSource {
                         if let Some(Ok(m)) = polled {
                             self.carry = Some(m);
                         }
-                        self.new_generation();
+                        self.new_generation(generation);
                         if partition.is_some_and(|p| revoked.contains(&p)) {
                             let _ = self.decoder.finish();
                             if let Some((_, times)) = &mut self.timestamp {
@@ -658,7 +676,7 @@ impl Source for KafkaSource {
                 self.consumed.insert(part, offset + 1);
                 if let Some(r) = &mut self.repartition {
                     let text = String::from_utf8_lossy(&payload);
-                    if let Err(e) = r.marks.apply(part, &text) {
+                    if let Err(e) = r.apply_marks(part, &text) {
                         return Err(SourceError(format!(
                             "topic '{}' partition {part} offset {offset}: {e}",
                             self.topic
@@ -760,19 +778,19 @@ impl Source for KafkaSource {
     }
 
     fn group_generation(&self) -> u64 {
-        if self.group_mode { self.generation } else { 0 }
+        self.generation
     }
 
     fn resumed_partition_watermarks(&self) -> Vec<(u32, i64)> {
         self.repartition
             .as_ref()
-            .map(|r| r.resume.clone())
+            .map(|r| r.resumed().to_vec())
             .unwrap_or_default()
     }
 
     fn carried_watermark(&self) -> Option<i64> {
         let r = self.repartition.as_ref()?;
-        Some(r.marks.watermark(&self.consumer.context().assigned()))
+        Some(r.watermark(&self.assigned()))
     }
 
     fn resumed_event_times(&self) -> Vec<(u32, i64)> {
@@ -819,34 +837,13 @@ impl Source for KafkaSource {
         if checkpoint.positions.is_empty() {
             return Ok(());
         }
-        if self.group_mode && checkpoint.generation != self.generation {
+        if checkpoint.generation != self.generation {
             // Positions of an earlier assignment: the partitions were read again since.
             return Ok(());
         }
         let mut stored = checkpoint.clone();
-        let mut records = Vec::new();
         if let Some(r) = &self.repartition {
-            // The keyed query's watermark, per partition: in a group each partition moves
-            // on its own, and its next owner resumes the partition's keys from it.
-            let written = checkpoint
-                .query_watermarks
-                .iter()
-                .filter(|(q, _)| *q == r.query)
-                .map(|(_, wm)| *wm)
-                .max()
-                .unwrap_or(i64::MIN);
-            for (p, _) in &checkpoint.positions {
-                let resumed = r
-                    .resume
-                    .iter()
-                    .find(|(q, _)| q == p)
-                    .map_or(i64::MIN, |(_, wm)| *wm);
-                let wm = written.max(resumed);
-                if wm > i64::MIN {
-                    records.push((format!("{}/{}/{p}", r.query, self.topic), wm));
-                }
-            }
-            stored.query_watermarks = records;
+            stored.query_watermarks = r.stored_watermarks(checkpoint, &self.topic);
         }
         if !stored.event_times.is_empty() || !stored.query_watermarks.is_empty() {
             self.progress
@@ -854,7 +851,13 @@ impl Source for KafkaSource {
                 .map_err(SourceError)?;
         }
         // In a group, only the partitions still assigned: a revoked one is the new owner's.
-        let owned: Option<Vec<i32>> = if self.group_mode {
+        let owned: Option<Vec<i32>> = if self
+            .repartition
+            .as_ref()
+            .is_some_and(|r| r.leader().is_some())
+        {
+            Some(self.following.clone())
+        } else if self.group_mode {
             let assignment = self
                 .consumer
                 .assignment()

@@ -20,18 +20,24 @@
 //! offsets and the marks start over (writers repeat theirs every second while idle).
 //!
 //! The repartition topic has as many partitions as the input topic; it is created by the
-//! planner ([`prepare`]) before either part starts.
+//! planner ([`Brokers::create`]) before either part starts. A join repartitions both inputs
+//! into two topics with as many partitions each (the larger input's count); the second
+//! topic's reader takes the partitions the first one's group gives it ([`join_readers`]).
 
 use crate::ConnectorError;
+use crate::kafka::KafkaSource;
+use crate::kafka_group::GroupContext;
+use crate::kafka_progress::ProgressTopic;
 use arrow::array::{Array, ArrayRef, StringArray};
-use arrow::datatypes::DataType;
+use arrow::datatypes::{DataType, SchemaRef};
 use arrow::record_batch::RecordBatch;
-use ferris_runtime::PartitionMark;
+use ferris_runtime::{Checkpoint, PartitionMark, Source};
 use rdkafka::ClientConfig;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// Header of a watermark-marks message.
@@ -173,59 +179,206 @@ pub(crate) fn row_keys(batch: &RecordBatch, columns: &[usize]) -> Result<Vec<Vec
         .collect())
 }
 
-/// Creates the repartition topic `topic` with as many partitions as `input` (unless it
-/// exists with that many) and returns the count. The brokers are `servers`, reached with
-/// the `kafka.*` client properties in `props`.
-pub fn prepare(
-    servers: &str,
-    props: &BTreeMap<String, String>,
-    input: &str,
-    topic: &str,
-) -> Result<u32, ConnectorError> {
-    let err = |e: String| ConnectorError::Schema(format!("repartition topic '{topic}': {e}"));
-    let mut config = ClientConfig::new();
-    config.set("bootstrap.servers", servers);
-    for (k, v) in crate::kafka::split(props).1 {
-        config.set(k, v);
+/// The brokers of a query's input and repartition topics.
+pub struct Brokers {
+    config: ClientConfig,
+    consumer: BaseConsumer,
+}
+
+impl Brokers {
+    /// Reaches `servers` with the `kafka.*` client properties in `props`.
+    pub fn connect(
+        servers: &str,
+        props: &BTreeMap<String, String>,
+    ) -> Result<Self, ConnectorError> {
+        let mut config = ClientConfig::new();
+        config.set("bootstrap.servers", servers);
+        for (k, v) in crate::kafka::split(props).1 {
+            config.set(k, v);
+        }
+        let consumer: BaseConsumer = config
+            .create()
+            .map_err(|e| ConnectorError::Schema(format!("cannot reach {servers}: {e}")))?;
+        Ok(Brokers { config, consumer })
     }
-    let consumer: BaseConsumer = config.create().map_err(|e| err(e.to_string()))?;
-    let count = |name: &str| -> Result<Option<u32>, ConnectorError> {
-        let metadata = consumer
-            .fetch_metadata(Some(name), TIMEOUT)
-            .map_err(|e| err(format!("cannot read the metadata of '{name}': {e}")))?;
+
+    /// How many partitions `topic` has (`None`: it does not exist).
+    fn count(&self, topic: &str) -> Result<Option<u32>, ConnectorError> {
+        let metadata = self
+            .consumer
+            .fetch_metadata(Some(topic), TIMEOUT)
+            .map_err(|e| {
+                ConnectorError::Schema(format!("cannot read the metadata of '{topic}': {e}"))
+            })?;
         Ok(metadata
             .topics()
             .iter()
-            .find(|t| t.name() == name && t.error().is_none() && !t.partitions().is_empty())
+            .find(|t| t.name() == topic && t.error().is_none() && !t.partitions().is_empty())
             .map(|t| t.partitions().len() as u32))
-    };
-    let Some(partitions) = count(input)? else {
-        return Err(ConnectorError::Schema(format!(
-            "topic '{input}' does not exist (or has no partitions)"
-        )));
-    };
-    match count(topic)? {
-        Some(n) if n == partitions => return Ok(partitions),
-        Some(n) => {
-            return Err(err(format!(
-                "it has {n} partitions but its input '{input}' has {partitions}; delete it \
-                 (with the group's committed offsets) or restore the input's partition count"
-            )));
-        }
-        None => {}
     }
-    let admin: AdminClient<DefaultClientContext> =
-        config.create().map_err(|e| err(e.to_string()))?;
-    let new = NewTopic::new(topic, partitions as i32, TopicReplication::Fixed(1));
-    let results = futures_executor::block_on(admin.create_topics([&new], &AdminOptions::new()))
-        .map_err(|e| err(format!("cannot create it: {e}")))?;
-    for r in results {
-        match r {
-            Ok(_) | Err((_, rdkafka::types::RDKafkaErrorCode::TopicAlreadyExists)) => {}
-            Err((_, e)) => return Err(err(format!("cannot create it: {e}"))),
+
+    /// How many partitions the input topic `topic` has.
+    pub fn partitions(&self, topic: &str) -> Result<u32, ConnectorError> {
+        self.count(topic)?.ok_or_else(|| {
+            ConnectorError::Schema(format!(
+                "topic '{topic}' does not exist (or has no partitions)"
+            ))
+        })
+    }
+
+    /// Creates the repartition topic `topic` with `partitions` partitions, unless it exists
+    /// with that many.
+    pub fn create(&self, topic: &str, partitions: u32) -> Result<(), ConnectorError> {
+        let err = |e: String| ConnectorError::Schema(format!("repartition topic '{topic}': {e}"));
+        match self.count(topic)? {
+            Some(n) if n == partitions => return Ok(()),
+            Some(n) => {
+                return Err(err(format!(
+                    "it has {n} partitions but the query needs {partitions} (as many as its \
+                     input); delete it (with the group's committed offsets) or restore the \
+                     input's partition count"
+                )));
+            }
+            None => {}
+        }
+        let admin: AdminClient<DefaultClientContext> =
+            self.config.create().map_err(|e| err(e.to_string()))?;
+        let new = NewTopic::new(topic, partitions as i32, TopicReplication::Fixed(1));
+        let results = futures_executor::block_on(admin.create_topics([&new], &AdminOptions::new()))
+            .map_err(|e| err(format!("cannot create it: {e}")))?;
+        for r in results {
+            match r {
+                Ok(_) | Err((_, rdkafka::types::RDKafkaErrorCode::TopicAlreadyExists)) => {}
+                Err((_, e)) => return Err(err(format!("cannot create it: {e}"))),
+            }
+        }
+        Ok(())
+    }
+}
+
+/// What the reader of a repartition topic keeps beside the Kafka source's own state.
+pub(crate) struct RepartitionReader {
+    /// The keyed query reading the topic (its written-through watermarks are stored per
+    /// partition).
+    query: String,
+    /// The watermark marks read.
+    marks: Marks,
+    /// Per partition, the watermark stored with the committed offset of the current
+    /// generation.
+    resume: Vec<(u32, i64)>,
+    /// A join's second reader follows the first one's assignment (same partitions of its
+    /// own topic), so that each key's rows of both inputs meet in one process.
+    leader: Option<Arc<GroupContext>>,
+}
+
+impl RepartitionReader {
+    /// The reader for keyed query `query`.
+    pub(crate) fn new(query: String) -> Self {
+        RepartitionReader {
+            query,
+            marks: Marks::default(),
+            resume: Vec::new(),
+            leader: None,
         }
     }
-    Ok(partitions)
+
+    /// The group of the reader this one follows, if it follows one.
+    pub(crate) fn leader(&self) -> Option<&Arc<GroupContext>> {
+        self.leader.as_ref()
+    }
+
+    /// Follows the reader whose consumer has context `leader`.
+    pub(crate) fn set_leader(&mut self, leader: Arc<GroupContext>) {
+        self.leader = Some(leader);
+    }
+
+    /// A marks message read from partition `partition`.
+    pub(crate) fn apply_marks(&mut self, partition: i32, text: &str) -> Result<(), String> {
+        self.marks.apply(partition, text)
+    }
+
+    /// The watermark over `partitions`.
+    pub(crate) fn watermark(&self, partitions: &[i32]) -> i64 {
+        self.marks.watermark(partitions)
+    }
+
+    /// Per partition, the watermark stored with the committed offset it resumed from.
+    pub(crate) fn resumed(&self) -> &[(u32, i64)] {
+        &self.resume
+    }
+
+    /// The partitions `assigned` are read again from their committed offsets: forgets the
+    /// marks and loads, from `progress`, the watermarks stored for them.
+    pub(crate) fn restart(&mut self, progress: &ProgressTopic, topic: &str, assigned: &[i32]) {
+        self.marks.clear();
+        self.resume.clear();
+        let resumed = match progress.load(topic, &BTreeMap::new()) {
+            Ok(resumed) => resumed,
+            Err(e) => {
+                tracing::warn!(%topic, "cannot read where the query stopped ({e}); windows \
+                    written before may be written again");
+                return;
+            }
+        };
+        let prefix = format!("{}/{topic}/", self.query);
+        for (key, wm) in resumed.query_watermarks {
+            if let Some(p) = key
+                .strip_prefix(&prefix)
+                .and_then(|p| p.parse::<i32>().ok())
+                && assigned.contains(&p)
+            {
+                self.resume.push((p.max(0) as u32, wm));
+            }
+        }
+    }
+
+    /// The records to store with `checkpoint` (of `topic`): per partition, the event time
+    /// through which the query's results are written. In a group each partition moves on
+    /// its own, and its next owner resumes the partition's keys from it.
+    pub(crate) fn stored_watermarks(
+        &self,
+        checkpoint: &Checkpoint,
+        topic: &str,
+    ) -> Vec<(String, i64)> {
+        let written = checkpoint
+            .query_watermarks
+            .iter()
+            .filter(|(q, _)| *q == self.query)
+            .map(|(_, wm)| *wm)
+            .max()
+            .unwrap_or(i64::MIN);
+        checkpoint
+            .positions
+            .iter()
+            .filter_map(|(p, _)| {
+                let resumed = self
+                    .resume
+                    .iter()
+                    .find(|(q, _)| q == p)
+                    .map_or(i64::MIN, |(_, wm)| *wm);
+                let wm = written.max(resumed);
+                (wm > i64::MIN).then(|| (format!("{}/{topic}/{p}", self.query), wm))
+            })
+            .collect()
+    }
+}
+
+/// The readers of a join's two repartition topics: the first joins the query's group, the
+/// second takes the same partitions of its topic whenever the first is assigned (the topics
+/// have as many partitions, so each key's rows of both inputs meet in one process). Each is
+/// `(name, schema, properties)` as for [`crate::create_source`]; returns `[left, right]`.
+pub fn join_readers(
+    left: (&str, SchemaRef, &BTreeMap<String, String>),
+    right: (&str, SchemaRef, &BTreeMap<String, String>),
+) -> Result<[Box<dyn Source>; 2], ConnectorError> {
+    let leader = KafkaSource::new(left.0, left.1, left.2)?;
+    let mut props = right.2.clone();
+    props.insert("repartition.follower".into(), "true".into());
+    // Not a group member: it assigns itself its leader's partitions.
+    props.insert("partitions".into(), "all".into());
+    let mut follower = KafkaSource::new(right.0, right.1, &props)?;
+    follower.follow(&leader);
+    Ok([Box::new(leader), Box::new(follower)])
 }
 
 #[cfg(test)]

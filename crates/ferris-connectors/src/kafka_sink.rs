@@ -103,8 +103,10 @@ pub struct KafkaSink {
 struct Repartition {
     /// Key columns (positions in the rows written).
     key_columns: Vec<usize>,
-    /// Partitions of the topic (and of the input topic).
+    /// Partitions of the topic.
     partitions: u32,
+    /// Partitions of the input topic (announced with the marks).
+    inputs: u32,
     /// The latest marks handed over, per input partition.
     pending: BTreeMap<u32, PartitionMark>,
     /// The marks last sent, and when.
@@ -151,6 +153,14 @@ impl KafkaSink {
                 partitions: n
                     .parse()
                     .map_err(|_| p.invalid("repartition.partitions", n, "a partition count"))?,
+                inputs: match p.get("repartition.inputs") {
+                    Some(i) => i
+                        .parse()
+                        .map_err(|_| p.invalid("repartition.inputs", i, "a partition count"))?,
+                    None => n
+                        .parse()
+                        .map_err(|_| p.invalid("repartition.partitions", n, "a partition count"))?,
+                },
                 pending: BTreeMap::new(),
                 sent: None,
             }),
@@ -352,7 +362,7 @@ impl KafkaSink {
         if !due {
             return Ok(false);
         }
-        let text = encode_marks(r.partitions, &marks);
+        let text = encode_marks(r.inputs, &marks);
         let partitions = r.partitions;
         r.sent = Some((marks, Instant::now()));
         let headers = OwnedHeaders::new().insert(Header {

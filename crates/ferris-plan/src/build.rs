@@ -3,7 +3,7 @@
 
 use crate::app::{Application, SourceDecl};
 use crate::error::PlanError;
-use crate::repartition::{group_mode, repartition};
+use crate::repartition::{Input, group_mode, repartition, repartition_join};
 use ferris_runtime::dead_letter::JsonLinesDeadLetterFile;
 use ferris_runtime::{
     DeadLetterWriter, ErrorStrategy, EventTimeSpec, JobConfig, JobSpec, KeyedStage, LateRows,
@@ -173,23 +173,23 @@ pub fn build_job(
             Some(r) => Some(b.decl(r, q.span)?.clone()),
             None => None,
         };
-        // Joins across processes would need both inputs repartitioned alike: refuse rather
-        // than join only the rows that happen to meet in one process.
-        if q.plan.right_source.is_some()
-            && let Some(d) = std::iter::once(Some(&decl))
-                .chain(std::iter::once(right_decl.as_ref()))
-                .flatten()
-                .find(|d| group_mode(d))
+        // A join across processes repartitions both inputs alike: both must be read in
+        // the group, or rows of one input would be read by every process.
+        if let Some(r) = right_decl.as_ref()
+            && group_mode(&decl) != group_mode(r)
         {
+            let (grouped, other) = if group_mode(&decl) {
+                (&decl, r)
+            } else {
+                (r, &decl)
+            };
             return Err(PlanError::at(
                 format!(
-                    "query '{}' joins two streams but reads '{}' in consumer-group mode \
-                     ('partitions' = 'group'): each process would join only the rows it \
-                     reads. Joins across processes are not supported yet; read every \
-                     partition in one process ('partitions' = 'all', the default), or, when \
-                     both topics are keyed by the join key and have as many partitions, give \
-                     each process the same partitions of both ('partitions' = '0,1')",
-                    q.name, d.name
+                    "query '{}' joins '{}', read in consumer-group mode ('partitions' = \
+                     'group'), with '{}', which is not: across processes both inputs of a join \
+                     must be read in the group (each process then joins the keys of the \
+                     repartition partitions it is given)",
+                    q.name, grouped.name, other.name
                 ),
                 q.span,
             ));
@@ -266,44 +266,105 @@ pub fn build_job(
         if let Some(keyed) = q.plan.keyed.as_ref().filter(|_| group_mode(&decl)) {
             // Across the processes of a group: the stateless stage writes the rows to the
             // query's repartition topic, keyed by the query's key, and the keyed stage reads
-            // that topic in the query's own group, one chain per repartition partition.
-            let r = repartition(&q.name, &q.plan, keyed, &decl, base_dir, q.span)?;
+            // that topic in the query's own group, one chain per repartition partition. A
+            // join does so for both inputs, into two topics read alike.
+            let time_of = |d: &SourceDecl| {
+                d.event_time
+                    .as_ref()
+                    .and_then(|(c, _)| d.schema.index_of(c).ok())
+            };
+            let left = Input {
+                decl: &decl,
+                schema: match &right {
+                    // Interval joins: the inputs reach the keyed stage as they are.
+                    Some(_) => q.plan.filter_schema.clone(),
+                    None => q.plan.projection_schema.clone(),
+                },
+                key_columns: &keyed.key_columns,
+                time_column: match &right {
+                    Some(_) => time_of(&decl),
+                    None => keyed.time_column,
+                },
+            };
+            let (l, r) = match &right {
+                None => (repartition(&q.name, &left, base_dir, q.span)?, None),
+                Some((source, rdecl)) => {
+                    let right_in = Input {
+                        decl: rdecl,
+                        schema: rdecl.schema.clone(),
+                        key_columns: &keyed.right_key_columns,
+                        time_column: time_of(rdecl),
+                    };
+                    let (l, r) = repartition_join(&q.name, &left, &right_in, base_dir, q.span)?;
+                    (l, Some((*source, r)))
+                }
+            };
+            let batch_size = decl.engine.batch_size.unwrap_or(1024);
+            // Lateness is decided by the keyed part, against the watermark the topic
+            // carries (the minimum over every input partition). This process alone knows
+            // only its own partitions: after it took partitions over from a killed process,
+            // rows it reads again would be late against the watermark its earlier
+            // partitions reached, and be lost.
             queries.push(QuerySpec {
                 name: format!("{}.repartition", q.name),
                 source: index,
                 operators: Arc::new(move || Ok(plan.operators(ops_table.clone()))),
                 keyed: None,
                 right: None,
-                // Lateness is decided by the keyed part, against the watermark the topic
-                // carries (the minimum over every input partition). This process alone
-                // knows only its own partitions: after it took partitions over from a
-                // killed process, rows it reads again would be late against the
-                // watermark its earlier partitions reached, and be lost.
                 late: LateRows::Keep,
-                sink: r.writer,
+                sink: l.writer,
                 strategy,
                 dead_letter,
                 channel_capacity,
             });
             b.sources.push(SourceSpec {
-                name: r.reader_name,
-                source: r.reader,
-                batch_size: decl.engine.batch_size.unwrap_or(1024),
-                event_time: r.event_time,
+                name: l.reader_name,
+                source: l.reader,
+                batch_size,
+                event_time: l.event_time,
                 idle_timeout: None,
             });
+            let reader = b.sources.len() - 1;
+            let right_reader = match r {
+                None => None,
+                Some((source, r)) => {
+                    queries.push(QuerySpec {
+                        name: format!("{}.repartition.right", q.name),
+                        source,
+                        operators: Arc::new(|| Ok(Vec::new())),
+                        keyed: None,
+                        right: None,
+                        late: LateRows::Keep,
+                        sink: r.writer,
+                        strategy,
+                        dead_letter,
+                        channel_capacity,
+                    });
+                    b.sources.push(SourceSpec {
+                        name: r.reader_name,
+                        source: r.reader,
+                        batch_size,
+                        event_time: r.event_time,
+                        idle_timeout: None,
+                    });
+                    Some(RightInput {
+                        source: b.sources.len() - 1,
+                        operators: Arc::new(|| Ok(Vec::new())),
+                    })
+                }
+            };
             queries.push(QuerySpec {
                 name: q.name.clone(),
-                source: b.sources.len() - 1,
+                source: reader,
                 operators: Arc::new(|| Ok(Vec::new())),
                 keyed: Some(KeyedStage {
                     key_columns: keyed.key_columns.clone(),
-                    right_key_columns: Vec::new(),
+                    right_key_columns: keyed.right_key_columns.clone(),
                     operators: keyed.operators.clone(),
                     order_columns: keyed.order_columns,
                     per_source_partition: true,
                 }),
-                right: None,
+                right: right_reader,
                 late,
                 sink,
                 strategy,

@@ -3,8 +3,8 @@
 
 use crate::app::SourceDecl;
 use crate::error::PlanError;
-use crate::query::{KeyedPlan, QueryPlan};
 use arrow::datatypes::{Field, Schema, SchemaRef};
+use ferris_connectors::kafka_repartition::Brokers;
 use ferris_runtime::{EventTimeSpec, Sink, Source};
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -37,84 +37,200 @@ pub(crate) struct Repartition {
     pub(crate) event_time: Option<EventTimeSpec>,
 }
 
-/// Creates the repartition topic of `query` (reading `decl`) and both its ends.
+/// One input of a repartitioned query, for [`repartition`] and [`repartition_join`].
+pub(crate) struct Input<'a> {
+    /// The source read in group mode.
+    pub(crate) decl: &'a SourceDecl,
+    /// The schema of its stateless stage's output (what the topic carries).
+    pub(crate) schema: SchemaRef,
+    /// The key columns of that output.
+    pub(crate) key_columns: &'a [usize],
+    /// Its event-time column, if the keyed stage works in event time.
+    pub(crate) time_column: Option<usize>,
+}
+
+/// What a repartition topic is made of, before its ends are created.
+struct Topic {
+    name: String,
+    servers: String,
+    /// `kafka.*` client properties (security, timeouts) of the input, for both ends.
+    client: BTreeMap<String, String>,
+    /// Partitions of the input topic.
+    inputs: u32,
+}
+
+impl Topic {
+    /// The repartition topic `<group>.<query><suffix>` of `input`.
+    fn of(query: &str, suffix: &str, input: &Input<'_>) -> Result<(Topic, Brokers), String> {
+        let decl = input.decl;
+        let get = |k: &str| {
+            decl.connector
+                .get(k)
+                .cloned()
+                .ok_or_else(|| format!("source '{}' has no '{k}'", decl.name))
+        };
+        let servers = get("bootstrap.servers")?;
+        let client: BTreeMap<String, String> = decl
+            .connector
+            .iter()
+            .filter(|(k, _)| k.starts_with("kafka."))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        let brokers = Brokers::connect(&servers, &client).map_err(|e| e.to_string())?;
+        let inputs = brokers
+            .partitions(&get("topic")?)
+            .map_err(|e| e.to_string())?;
+        let topic = Topic {
+            name: format!("{}.{query}.repartition{suffix}", group_id(decl)),
+            servers,
+            client,
+            inputs,
+        };
+        Ok((topic, brokers))
+    }
+
+    /// The sink writing `input`'s rows to the topic (of `partitions` partitions).
+    fn writer(
+        &self,
+        query: &str,
+        input: &Input<'_>,
+        partitions: u32,
+        base_dir: &Path,
+    ) -> Result<Box<dyn Sink>, String> {
+        let mut props = self.client.clone();
+        let keys: Vec<String> = input.key_columns.iter().map(usize::to_string).collect();
+        for (k, v) in [
+            ("connector", "kafka".to_string()),
+            ("bootstrap.servers", self.servers.clone()),
+            ("topic", self.name.clone()),
+            ("format", "json".to_string()),
+            ("repartition.key.columns", keys.join(",")),
+            ("repartition.partitions", partitions.to_string()),
+            ("repartition.inputs", self.inputs.to_string()),
+        ] {
+            props.insert(k.to_string(), v);
+        }
+        ferris_connectors::create_sink(query, &props, base_dir)
+            .map_err(|e| format!("repartition topic '{}': {e}", self.name))
+    }
+
+    /// The source properties of the topic's reader in group `group`.
+    fn reader_props(&self, query: &str, group: &str) -> BTreeMap<String, String> {
+        let mut props = self.client.clone();
+        for (k, v) in [
+            ("connector", "kafka"),
+            ("bootstrap.servers", self.servers.as_str()),
+            ("topic", self.name.as_str()),
+            ("group.id", group),
+            ("partitions", "group"),
+            ("format", "json"),
+            ("repartition.query", query),
+        ] {
+            props.insert(k.to_string(), v.to_string());
+        }
+        props
+    }
+}
+
+/// The reader's event time: column `time_column` of `schema`, with the watermark the
+/// topic carries.
+fn event_time(schema: &SchemaRef, time_column: Option<usize>) -> Option<EventTimeSpec> {
+    time_column.map(|column| EventTimeSpec {
+        column,
+        name: schema.field(column).name().clone(),
+        max_out_of_orderness_ms: 0,
+    })
+}
+
+/// Creates the repartition topic of `query` (reading `input`) and both its ends.
 pub(crate) fn repartition(
     query: &str,
-    plan: &QueryPlan,
-    keyed: &KeyedPlan,
-    decl: &SourceDecl,
+    input: &Input<'_>,
     base_dir: &Path,
     span: ferris_sql::ast::Span,
 ) -> Result<Repartition, PlanError> {
     let at = |e: String| PlanError::at(format!("query '{query}': {e}"), span);
-    let get = |k: &str| decl.connector.get(k).cloned();
-    let servers = get("bootstrap.servers")
-        .ok_or_else(|| at(format!("source '{}' has no 'bootstrap.servers'", decl.name)))?;
-    let input = get("topic").ok_or_else(|| at(format!("source '{}' has no 'topic'", decl.name)))?;
-    let group = group_id(decl);
-    let topic = format!("{group}.{query}.repartition");
-    // Client properties (security, timeouts) apply to both ends.
-    let client: BTreeMap<String, String> = decl
-        .connector
-        .iter()
-        .filter(|(k, _)| k.starts_with("kafka."))
-        .map(|(k, v)| (k.clone(), v.clone()))
-        .collect();
-    let partitions =
-        ferris_connectors::kafka_repartition::prepare(&servers, &client, &input, &topic)
-            .map_err(|e| at(e.to_string()))?;
-
-    let mut writer_props = client.clone();
-    for (k, v) in [
-        ("connector", "kafka".to_string()),
-        ("bootstrap.servers", servers.clone()),
-        ("topic", topic.clone()),
-        ("format", "json".to_string()),
-        (
-            "repartition.key.columns",
-            keyed
-                .key_columns
-                .iter()
-                .map(usize::to_string)
-                .collect::<Vec<_>>()
-                .join(","),
-        ),
-        ("repartition.partitions", partitions.to_string()),
-    ] {
-        writer_props.insert(k.to_string(), v);
-    }
-    let writer = ferris_connectors::create_sink(query, &writer_props, base_dir)
-        .map_err(|e| at(format!("repartition topic '{topic}': {e}")))?;
-
-    let mut reader_props = client;
-    for (k, v) in [
-        ("connector", "kafka".to_string()),
-        ("bootstrap.servers", servers),
-        ("topic", topic.clone()),
-        ("group.id", format!("{group}.{query}")),
-        ("partitions", "group".to_string()),
-        ("format", "json".to_string()),
-        ("repartition.query", query.to_string()),
-    ] {
-        reader_props.insert(k.to_string(), v);
-    }
+    let (topic, brokers) = Topic::of(query, "", input).map_err(at)?;
+    brokers
+        .create(&topic.name, topic.inputs)
+        .map_err(|e| at(e.to_string()))?;
+    let writer = topic
+        .writer(query, input, topic.inputs, base_dir)
+        .map_err(at)?;
     let reader_name = format!("{query}.repartition");
-    let schema = positional(&plan.projection_schema);
-    let reader =
-        ferris_connectors::create_source(&reader_name, schema.clone(), &reader_props, base_dir)
-            .map_err(|e| at(format!("repartition topic '{topic}': {e}")))?;
-    let event_time = keyed.time_column.map(|column| EventTimeSpec {
-        column,
-        name: schema.field(column).name().clone(),
-        // The reader's watermark is the one the topic carries.
-        max_out_of_orderness_ms: 0,
-    });
+    let schema = positional(&input.schema);
+    let group = format!("{}.{query}", group_id(input.decl));
+    let reader = ferris_connectors::create_source(
+        &reader_name,
+        schema.clone(),
+        &topic.reader_props(query, &group),
+        base_dir,
+    )
+    .map_err(|e| at(format!("repartition topic '{}': {e}", topic.name)))?;
     Ok(Repartition {
         writer,
         reader,
         reader_name,
-        event_time,
+        event_time: event_time(&schema, input.time_column),
     })
+}
+
+/// Creates the two repartition topics of join `query` (as many partitions each: the larger
+/// input's count) and their ends: the left reader joins the query's group, the right one
+/// takes the same partitions of its topic.
+pub(crate) fn repartition_join(
+    query: &str,
+    left: &Input<'_>,
+    right: &Input<'_>,
+    base_dir: &Path,
+    span: ferris_sql::ast::Span,
+) -> Result<(Repartition, Repartition), PlanError> {
+    let at = |e: String| PlanError::at(format!("query '{query}': {e}"), span);
+    let (ltopic, lbrokers) = Topic::of(query, "", left).map_err(at)?;
+    let (rtopic, rbrokers) = Topic::of(query, ".right", right).map_err(at)?;
+    let partitions = ltopic.inputs.max(rtopic.inputs);
+    lbrokers
+        .create(&ltopic.name, partitions)
+        .map_err(|e| at(e.to_string()))?;
+    rbrokers
+        .create(&rtopic.name, partitions)
+        .map_err(|e| at(e.to_string()))?;
+    let lschema = positional(&left.schema);
+    let rschema = positional(&right.schema);
+    let group = format!("{}.{query}", group_id(left.decl));
+    let (lname, rname) = (
+        format!("{query}.repartition"),
+        format!("{query}.repartition.right"),
+    );
+    let lprops = ltopic.reader_props(query, &group);
+    let rprops = rtopic.reader_props(query, &format!("{group}.right"));
+    let [lreader, rreader] = ferris_connectors::kafka_repartition::join_readers(
+        (&lname, lschema.clone(), &lprops),
+        (&rname, rschema.clone(), &rprops),
+    )
+    .map_err(|e| {
+        at(format!(
+            "repartition topics '{}', '{}': {e}",
+            ltopic.name, rtopic.name
+        ))
+    })?;
+    let l = Repartition {
+        writer: ltopic
+            .writer(query, left, partitions, base_dir)
+            .map_err(at)?,
+        reader: lreader,
+        reader_name: lname,
+        event_time: event_time(&lschema, left.time_column),
+    };
+    let r = Repartition {
+        writer: rtopic
+            .writer(query, right, partitions, base_dir)
+            .map_err(at)?,
+        reader: rreader,
+        reader_name: rname,
+        event_time: event_time(&rschema, right.time_column),
+    };
+    Ok((l, r))
 }
 
 /// `schema` with its columns named by position (`c0`, `c1`, …), as the repartition topic

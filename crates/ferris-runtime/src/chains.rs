@@ -21,6 +21,17 @@ pub(crate) enum Step {
     Finish,
 }
 
+/// What a batch's group assignment means for the chains (see [`Chains::enter`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Entered {
+    /// The assignment the chains belong to (or the first one).
+    Same,
+    /// A new assignment: the chains were dropped.
+    Restarted,
+    /// An earlier assignment: the batch must not reach the chains.
+    Stale,
+}
+
 /// The chains of one keyed partition.
 pub(crate) struct Chains {
     factory: OperatorFactory,
@@ -82,19 +93,30 @@ impl Chains {
     /// A batch read under `epoch`: when it is a new group assignment, per-partition chains
     /// are dropped without emitting anything (the source reads every partition again from
     /// its committed offset, and the new owner of a moved partition emits its keys'
-    /// results). Returns whether the state was dropped.
-    pub(crate) fn enter(&mut self, epoch: Option<&Arc<GroupEpoch>>) -> bool {
+    /// results); a batch of an earlier assignment (a join's other input switched first) is
+    /// stale: its rows are read again under the new one.
+    pub(crate) fn enter(&mut self, epoch: Option<&Arc<GroupEpoch>>) -> Entered {
         let Some(epoch) = epoch else {
-            return false;
+            return Entered::Same;
         };
-        if !self.per_partition || self.epoch.as_ref() == Some(epoch) {
-            return false;
+        if !self.per_partition {
+            return Entered::Same;
         }
-        let dropped = self.epoch.is_some();
-        self.epoch = Some(epoch.clone());
-        self.chains.clear();
-        self.watermark = i64::MIN;
-        dropped
+        match &self.epoch {
+            Some(e) if e.generation == epoch.generation => Entered::Same,
+            Some(e) if e.generation > epoch.generation => Entered::Stale,
+            current => {
+                let restarted = current.is_some();
+                self.epoch = Some(epoch.clone());
+                self.chains.clear();
+                self.watermark = i64::MIN;
+                if restarted {
+                    Entered::Restarted
+                } else {
+                    Entered::Same
+                }
+            }
+        }
     }
 
     /// The chain of `partition`, created (and told what was written before) on first use.
@@ -305,14 +327,17 @@ mod tests {
         let mut c = Chains::new(factory(), true, None).expect("chains");
         assert_eq!(c.names(), vec!["count".to_string()]);
         // The first assignment: partition 1 resumes after 500.
-        assert!(!c.enter(Some(&epoch(1, vec![(1, 500)]))));
+        assert_eq!(c.enter(Some(&epoch(1, vec![(1, 500)]))), Entered::Same);
         c.batch(0, 0, &rows(3)).expect("batch");
         c.batch(1, 0, &rows(2)).expect("batch");
         c.batch(0, 0, &rows(1)).expect("batch");
-        assert!(!c.enter(Some(&epoch(1, vec![(1, 500)]))), "same assignment");
+        // The same generation (a join's other input carries other resume points).
+        assert_eq!(c.enter(Some(&epoch(1, Vec::new()))), Entered::Same);
         assert_eq!(c.state_sizes()[0].rows, 6);
-        // A new assignment drops every chain without output.
-        assert!(c.enter(Some(&epoch(2, vec![(0, 700)]))));
+        // A new assignment drops every chain without output; a batch of the old one that
+        // arrives after it is stale.
+        assert_eq!(c.enter(Some(&epoch(2, vec![(0, 700)]))), Entered::Restarted);
+        assert_eq!(c.enter(Some(&epoch(1, Vec::new()))), Entered::Stale);
         assert_eq!(c.state_sizes()[0].rows, 0);
         c.batch(0, 0, &rows(4)).expect("batch");
         c.batch(2, 0, &rows(5)).expect("batch");
@@ -323,8 +348,8 @@ mod tests {
     fn one_chain_takes_every_partition_and_keeps_it_across_assignments() {
         let mut c = Chains::new(factory(), false, Some(42)).expect("chains");
         c.batch(0, 0, &rows(3)).expect("batch");
-        assert!(!c.enter(Some(&epoch(1, vec![(1, 500)]))));
-        assert!(!c.enter(Some(&epoch(2, Vec::new()))));
+        assert_eq!(c.enter(Some(&epoch(1, vec![(1, 500)]))), Entered::Same);
+        assert_eq!(c.enter(Some(&epoch(2, Vec::new()))), Entered::Same);
         c.batch(1, 0, &rows(2)).expect("batch");
         assert_eq!(finish(&mut c), vec![(5, 42)]);
     }

@@ -2,7 +2,7 @@
 //! keys routed to it, reads the stateless partitions in slot order, and answers every step
 //! with exactly one message, so the sink can merge the partitions deterministically.
 
-use crate::chains::{Chains, Step};
+use crate::chains::{Chains, Entered, Step};
 use crate::channel::{Receiver, Sender};
 use crate::error::RuntimeError;
 use crate::job::{QueryContext, TaskEnd};
@@ -37,6 +37,8 @@ struct SideState {
     unsettled: VecDeque<(u64, Option<i64>)>,
     /// Every slot below this has left the state.
     settled: u64,
+    /// Every slot below this was received.
+    seen: u64,
 }
 
 impl SideState {
@@ -50,6 +52,7 @@ impl SideState {
             watermark: i64::MIN,
             unsettled: VecDeque::new(),
             settled: 0,
+            seen: 0,
         }
     }
 }
@@ -82,16 +85,18 @@ impl SideState {
         }
     }
 
-    /// The state starts over at `slot` (a new group assignment): every earlier slot is
+    /// The state starts over (a new group assignment) before `slot` of this side, or
+    /// (`None`, the other side of a join) after the slots seen so far: every earlier slot is
     /// settled, and the watermark starts again from -∞.
-    fn restart(&mut self, slot: u64) {
+    fn restart(&mut self, slot: Option<u64>) {
         self.unsettled.clear();
-        self.settled = self.settled.max(slot);
+        self.settled = self.settled.max(slot.unwrap_or(self.seen));
         self.watermark = i64::MIN;
         self.idle = false;
     }
 
     fn remember(&mut self, slot: u64, max_time: Option<i64>) {
+        self.seen = self.seen.max(slot.saturating_add(1));
         self.unsettled.push_back((slot, max_time));
         if self.unsettled.len() > MAX_UNSETTLED {
             let kept: VecDeque<_> = self
@@ -183,25 +188,33 @@ impl KeyedWorker {
                     return Err(self.fail("a partition sent data after its end"));
                 }
                 Some(Message::ProcessBatch(pb)) => {
-                    if self.chains.enter(pb.meta.group.as_ref()) {
+                    let entered = self.chains.enter(pb.meta.group.as_ref());
+                    if entered == Entered::Restarted {
                         // The group assigned the source's partitions again: they are read
                         // again from their committed offsets, so everything before is
                         // out of the state (and its slots settled: a source ignores the
                         // positions of an earlier assignment).
                         watermark = i64::MIN;
-                        for s in sides.iter_mut() {
-                            s.restart(pb.batch_id);
+                        for (i, s) in sides.iter_mut().enumerate() {
+                            s.restart((i == side).then_some(pb.batch_id));
                         }
                     }
+                    let stale = entered == Entered::Stale;
+                    if stale {
+                        // Read under an earlier assignment: read again under the new one.
+                        let s = &mut sides[side];
+                        s.settled = s.settled.max(pb.batch_id.saturating_add(1));
+                        s.seen = s.seen.max(pb.batch_id.saturating_add(1));
+                    }
                     let generation = pb.meta.group.as_ref().map_or(0, |g| g.generation);
-                    let mut out = if pb.records.num_rows() > 0 {
+                    let mut out = if pb.records.num_rows() > 0 && !stale {
                         self.chains
                             .batch(pb.meta.partition, side, &pb.records)
                             .map_err(|e| self.fail(&e.message))?
                     } else {
                         Vec::new()
                     };
-                    if let Some(ev) = &pb.meta.event {
+                    if let Some(ev) = pb.meta.event.as_ref().filter(|_| !stale) {
                         let s = &mut sides[side];
                         s.idle = ev.idle;
                         s.watermark = s.watermark.max(ev.watermark);
@@ -218,8 +231,10 @@ impl KeyedWorker {
                     }
                     self.record(&gauges, &rows_out, &out);
                     let records = self.concat(out)?;
-                    let max_time = pb.meta.event.as_ref().and_then(|e| e.max_time);
-                    sides[side].remember(pb.batch_id, max_time);
+                    if !stale {
+                        let max_time = pb.meta.event.as_ref().and_then(|e| e.max_time);
+                        sides[side].remember(pb.batch_id, max_time);
+                    }
                     // Asking the operators costs a scan of their groups: every few steps.
                     steps += 1;
                     if steps.is_multiple_of(SETTLE_EVERY) {
