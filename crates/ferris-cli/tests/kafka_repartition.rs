@@ -527,9 +527,36 @@ fn join_sql(broker: &Broker) -> String {
     )
 }
 
-/// Runs the join with `count` processes over 3,000 orders and their fills; returns the
-/// matches written, sorted, once `want` of them are out.
-fn run_join(count: usize, want: usize) -> Vec<(i64, String, i64)> {
+/// The `matched` rows written so far: (id, symbol, qty).
+fn matches(broker: &Broker) -> Vec<(i64, String, i64)> {
+    broker
+        .consume_records("matched", 3)
+        .iter()
+        .map(|r| {
+            let v: serde_json::Value = serde_json::from_str(&r.value).expect("json");
+            (
+                v["id"].as_i64().expect("id"),
+                v["symbol"].as_str().expect("symbol").to_string(),
+                v["qty"].as_i64().expect("qty"),
+            )
+        })
+        .collect()
+}
+
+/// The matches the join's definition gives for the first `n` orders and [`fills`]`(n)`:
+/// order `i` matches its fill at most 2 s after it.
+fn true_matches(n: usize) -> Vec<(i64, String, i64)> {
+    let symbols: BTreeMap<i64, String> =
+        trades(n).into_iter().map(|(s, v)| (id_of(&v), s)).collect();
+    (0..n as i64)
+        .filter(|i| i % 3 != 0)
+        .map(|i| (i, symbols[&i].clone(), i % 7 + 1))
+        .collect()
+}
+
+/// A cluster for the join, with the fills topic (4 partitions) and `count` processes
+/// whose groups settled.
+fn join_cluster(count: usize) -> Cluster {
     let mut cluster = Cluster::with(join_sql, "matched");
     cluster.broker.create_topic("fills", 4);
     cluster.groups.push(("fills".to_string(), 4));
@@ -537,30 +564,22 @@ fn run_join(count: usize, want: usize) -> Vec<(i64, String, i64)> {
         cluster.start();
     }
     cluster.wait_settled();
+    cluster
+}
+
+/// Runs the join with `count` processes over 3,000 orders and their fills; returns the
+/// matches written, sorted, once `want` of them are out.
+fn run_join(count: usize, want: usize) -> Vec<(i64, String, i64)> {
+    let cluster = join_cluster(count);
     cluster.broker.produce("orders", &input(3000));
     cluster.broker.produce("fills", &fills(3000));
-    let read = || -> Vec<(i64, String, i64)> {
-        cluster
-            .broker
-            .consume_records("matched", 3)
-            .iter()
-            .map(|r| {
-                let v: serde_json::Value = serde_json::from_str(&r.value).expect("json");
-                (
-                    v["id"].as_i64().expect("id"),
-                    v["symbol"].as_str().expect("symbol").to_string(),
-                    v["qty"].as_i64().expect("qty"),
-                )
-            })
-            .collect()
-    };
     poll_until(
         Duration::from_secs(90),
         || format!("not every match after 90 s; logs:\n{}", cluster.dump()),
-        || (read().len() >= want).then_some(()),
+        || (matches(&cluster.broker).len() >= want).then_some(()),
     );
     std::thread::sleep(Duration::from_secs(1));
-    let mut rows = read();
+    let mut rows = matches(&cluster.broker);
     rows.sort();
     rows
 }
@@ -594,15 +613,7 @@ fn fills(n: usize) -> Vec<(String, String)> {
 
 #[test]
 fn a_join_across_three_processes_equals_one_process_and_the_definition() {
-    // The definition: order i matches its fills at most 2 s after it.
-    let symbols: BTreeMap<i64, String> = trades(3000)
-        .into_iter()
-        .map(|(s, v)| (id_of(&v), s))
-        .collect();
-    let want: Vec<(i64, String, i64)> = (0..3000i64)
-        .filter(|i| i % 3 != 0)
-        .map(|i| (i, symbols[&i].clone(), i % 7 + 1))
-        .collect();
+    let want = true_matches(3000);
     assert_eq!(want.len(), 2000);
     let one = run_join(1, want.len());
     assert_eq!(one, want, "each match once");
@@ -614,12 +625,7 @@ fn a_join_across_three_processes_equals_one_process_and_the_definition() {
 /// is lost, and matches written before a move may be written again (at least once).
 #[test]
 fn a_join_loses_no_match_while_processes_join_and_leave() {
-    let mut cluster = Cluster::with(join_sql, "matched");
-    cluster.broker.create_topic("fills", 4);
-    cluster.groups.push(("fills".to_string(), 4));
-    cluster.start();
-    cluster.start();
-    cluster.wait_settled();
+    let mut cluster = join_cluster(2);
     let (orders, fills) = (input(6000), fills(6000));
     cluster.broker.produce("orders", &orders[..3000]);
     cluster.broker.produce("fills", &fills[..fills.len() / 2]);
@@ -629,34 +635,12 @@ fn a_join_loses_no_match_while_processes_join_and_leave() {
     cluster.wait_settled();
     cluster.broker.produce("orders", &orders[3000..]);
     cluster.broker.produce("fills", &fills[fills.len() / 2..]);
-    let symbols: BTreeMap<i64, String> = trades(6000)
-        .into_iter()
-        .map(|(s, v)| (id_of(&v), s))
-        .collect();
-    let want: BTreeSet<(i64, String, i64)> = (0..6000i64)
-        .filter(|i| i % 3 != 0)
-        .map(|i| (i, symbols[&i].clone(), i % 7 + 1))
-        .collect();
-    let read = || -> Vec<(i64, String, i64)> {
-        cluster
-            .broker
-            .consume_records("matched", 3)
-            .iter()
-            .map(|r| {
-                let v: serde_json::Value = serde_json::from_str(&r.value).expect("json");
-                (
-                    v["id"].as_i64().expect("id"),
-                    v["symbol"].as_str().expect("symbol").to_string(),
-                    v["qty"].as_i64().expect("qty"),
-                )
-            })
-            .collect()
-    };
+    let want: BTreeSet<(i64, String, i64)> = true_matches(6000).into_iter().collect();
     let out = poll_until(
         Duration::from_secs(90),
         || format!("not every match after 90 s; logs:\n{}", cluster.dump()),
         || {
-            let out = read();
+            let out = matches(&cluster.broker);
             let got: BTreeSet<(i64, String, i64)> = out.iter().cloned().collect();
             want.is_subset(&got).then_some(out)
         },
