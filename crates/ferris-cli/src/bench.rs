@@ -19,7 +19,7 @@ pub struct BenchArgs {
     pub csv_rows: u64,
     /// Which case: passthrough, filter, csv, latency, streaming (all of: tumbling, sliding,
     /// session, changes, lookup, interval, moving_avg), one of those, all (every case but
-    /// kafka), or kafka (starts a local tansu broker).
+    /// kafka), kafka or kafka-keyed (start a local tansu broker).
     #[arg(long, default_value = "all")]
     pub case: String,
     /// Rows per source batch.
@@ -116,6 +116,7 @@ fn bench_inner(args: &BenchArgs) -> Result<(), String> {
         "latency",
         "streaming",
         "kafka",
+        "kafka-keyed",
     ];
     known.extend(streaming.iter().map(|c| c.name));
     if !known.contains(&args.case.as_str()) {
@@ -189,6 +190,9 @@ fn bench_inner(args: &BenchArgs) -> Result<(), String> {
     }
     if args.case == "kafka" {
         crate::bench_kafka::kafka_case(args.rows, &report)?;
+    }
+    if args.case == "kafka-keyed" {
+        crate::bench_kafka_keyed::kafka_keyed_case(args.rows, &report)?;
     }
     if all || args.case == "latency" {
         let n = 50_000u64;

@@ -6,6 +6,7 @@
 
 mod bench;
 mod bench_kafka;
+mod bench_kafka_keyed;
 mod cases;
 mod progress;
 mod run;
