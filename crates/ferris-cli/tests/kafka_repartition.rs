@@ -638,7 +638,16 @@ fn a_join_loses_no_match_while_processes_join_and_leave() {
     let want: BTreeSet<(i64, String, i64)> = true_matches(6000).into_iter().collect();
     let out = poll_until(
         Duration::from_secs(90),
-        || format!("not every match after 90 s; logs:\n{}", cluster.dump()),
+        || {
+            let got: BTreeSet<(i64, String, i64)> = matches(&cluster.broker).into_iter().collect();
+            let missing: Vec<i64> = want.difference(&got).map(|m| m.0).collect();
+            format!(
+                "{} matches missing after 90 s (ids {:?}...); logs:\n{}",
+                missing.len(),
+                &missing[..missing.len().min(20)],
+                cluster.dump()
+            )
+        },
         || {
             let out = matches(&cluster.broker);
             let got: BTreeSet<(i64, String, i64)> = out.iter().cloned().collect();

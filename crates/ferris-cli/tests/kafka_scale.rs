@@ -174,3 +174,23 @@ fn a_join_of_a_group_input_with_another_is_refused_before_it_runs() {
     );
     assert!(stderr.contains("at line 7, column 10"), "{stderr}");
 }
+
+#[test]
+fn a_cooperative_assignor_in_group_mode_is_refused() {
+    // No broker needed: refused before the client connects.
+    let sql = "CREATE STREAM orders (id BIGINT, symbol VARCHAR)
+         WITH ('connector' = 'kafka', 'bootstrap.servers' = '127.0.0.1:1', 'topic' = 'orders',
+               'partitions' = 'group',
+               'kafka.partition.assignment.strategy' = 'cooperative-sticky');
+         SELECT id FROM orders;";
+    let out = run_cli(sql, &[]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains(
+            "'kafka.partition.assignment.strategy' = 'cooperative-sticky' is not supported \
+             with 'partitions' = 'group': use an eager assignor"
+        ),
+        "{stderr}"
+    );
+}

@@ -235,6 +235,20 @@ impl KafkaSource {
             group_mode,
             chosen,
         } = SourceOptions::parse(&p)?;
+        // Rebalances must revoke every partition and assign them again (the eager
+        // protocol): the source and the keyed stage restart from the committed offsets
+        // then. Cooperative assignors move partitions one by one.
+        if let Some((_, strategy)) = client
+            .iter()
+            .find(|(k, v)| k == "partition.assignment.strategy" && v.contains("cooperative"))
+            && group_mode
+        {
+            return Err(ConnectorError::Schema(format!(
+                "'kafka.partition.assignment.strategy' = '{strategy}' is not supported with \
+                 'partitions' = 'group': use an eager assignor (range, roundrobin; the \
+                 default)"
+            )));
+        }
         let group = p
             .get("group.id")
             .map(str::to_string)
@@ -842,8 +856,10 @@ impl Source for KafkaSource {
             return Ok(());
         }
         let mut stored = checkpoint.clone();
-        if let Some(r) = &self.repartition {
+        if let Some(r) = &mut self.repartition {
             stored.query_watermarks = r.stored_watermarks(checkpoint, &self.topic);
+            // Its watermark comes from the marks, not from the event times.
+            stored.event_times.clear();
         }
         if !stored.event_times.is_empty() || !stored.query_watermarks.is_empty() {
             self.progress

@@ -269,6 +269,8 @@ pub(crate) struct RepartitionReader {
     /// A join's second reader follows the first one's assignment (same partitions of its
     /// own topic), so that each key's rows of both inputs meet in one process.
     leader: Option<Arc<GroupContext>>,
+    /// The watermark records stored so far (unchanged ones are not stored again).
+    stored: BTreeMap<String, i64>,
 }
 
 impl RepartitionReader {
@@ -279,6 +281,7 @@ impl RepartitionReader {
             marks: Marks::default(),
             resume: Vec::new(),
             leader: None,
+            stored: BTreeMap::new(),
         }
     }
 
@@ -334,9 +337,11 @@ impl RepartitionReader {
 
     /// The records to store with `checkpoint` (of `topic`): per partition, the event time
     /// through which the query's results are written. In a group each partition moves on
-    /// its own, and its next owner resumes the partition's keys from it.
+    /// its own, and its next owner resumes the partition's keys from it. Only the values
+    /// that changed since the last call (the progress topic is read whole at every
+    /// rebalance).
     pub(crate) fn stored_watermarks(
-        &self,
+        &mut self,
         checkpoint: &Checkpoint,
         topic: &str,
     ) -> Vec<(String, i64)> {
@@ -347,7 +352,7 @@ impl RepartitionReader {
             .map(|(_, wm)| *wm)
             .max()
             .unwrap_or(i64::MIN);
-        checkpoint
+        let records: Vec<(String, i64)> = checkpoint
             .positions
             .iter()
             .filter_map(|(p, _)| {
@@ -359,7 +364,10 @@ impl RepartitionReader {
                 let wm = written.max(resumed);
                 (wm > i64::MIN).then(|| (format!("{}/{topic}/{p}", self.query), wm))
             })
-            .collect()
+            .filter(|(key, wm)| self.stored.get(key) != Some(wm))
+            .collect();
+        self.stored.extend(records.iter().cloned());
+        records
     }
 }
 

@@ -37,8 +37,8 @@ struct SideState {
     unsettled: VecDeque<(u64, Option<i64>)>,
     /// Every slot below this has left the state.
     settled: u64,
-    /// Every slot below this was received.
-    seen: u64,
+    /// The group generation of the last slot read (0 outside a group).
+    generation: u64,
 }
 
 impl SideState {
@@ -52,7 +52,7 @@ impl SideState {
             watermark: i64::MIN,
             unsettled: VecDeque::new(),
             settled: 0,
-            seen: 0,
+            generation: 0,
         }
     }
 }
@@ -85,18 +85,30 @@ impl SideState {
         }
     }
 
-    /// The state starts over (a new group assignment) before `slot` of this side, or
-    /// (`None`, the other side of a join) after the slots seen so far: every earlier slot is
-    /// settled, and the watermark starts again from -∞.
-    fn restart(&mut self, slot: Option<u64>) {
+    /// The state starts over (a new group assignment): nothing held counts any more, and
+    /// the watermark starts again from -∞. The slots before are settled by
+    /// [`SideState::enter_generation`], once this side's source reads under the new
+    /// assignment (its positions of the old one are then ignored, not committed).
+    fn restart(&mut self) {
         self.unsettled.clear();
-        self.settled = self.settled.max(slot.unwrap_or(self.seen));
         self.watermark = i64::MIN;
         self.idle = false;
     }
 
+    /// Slot `slot` was read under group generation `generation`: the first slot of a newer
+    /// generation settles every earlier slot of this side (the source reads them again from
+    /// its commits and ignores their positions).
+    fn enter_generation(&mut self, generation: u64, slot: u64) {
+        if generation > self.generation {
+            if self.generation > 0 {
+                self.unsettled.clear();
+                self.settled = self.settled.max(slot);
+            }
+            self.generation = generation;
+        }
+    }
+
     fn remember(&mut self, slot: u64, max_time: Option<i64>) {
-        self.seen = self.seen.max(slot.saturating_add(1));
         self.unsettled.push_back((slot, max_time));
         if self.unsettled.len() > MAX_UNSETTLED {
             let kept: VecDeque<_> = self
@@ -191,22 +203,21 @@ impl KeyedWorker {
                     let entered = self.chains.enter(pb.meta.group.as_ref());
                     if entered == Entered::Restarted {
                         // The group assigned the source's partitions again: they are read
-                        // again from their committed offsets, so everything before is
-                        // out of the state (and its slots settled: a source ignores the
-                        // positions of an earlier assignment).
+                        // again from their committed offsets, so everything before is out
+                        // of the state. Nothing is settled here: an input whose source has
+                        // not switched yet would commit positions of rows just dropped.
                         watermark = i64::MIN;
-                        for (i, s) in sides.iter_mut().enumerate() {
-                            s.restart((i == side).then_some(pb.batch_id));
+                        for s in sides.iter_mut() {
+                            s.restart();
                         }
                     }
-                    let stale = entered == Entered::Stale;
-                    if stale {
-                        // Read under an earlier assignment: read again under the new one.
-                        let s = &mut sides[side];
-                        s.settled = s.settled.max(pb.batch_id.saturating_add(1));
-                        s.seen = s.seen.max(pb.batch_id.saturating_add(1));
-                    }
                     let generation = pb.meta.group.as_ref().map_or(0, |g| g.generation);
+                    // Read under an earlier assignment than the state's (the other input
+                    // switched first): not processed, read again under the new one.
+                    let stale = entered == Entered::Stale;
+                    if !stale {
+                        sides[side].enter_generation(generation, pb.batch_id);
+                    }
                     let mut out = if pb.records.num_rows() > 0 && !stale {
                         self.chains
                             .batch(pb.meta.partition, side, &pb.records)
