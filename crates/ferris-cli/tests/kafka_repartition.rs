@@ -291,9 +291,9 @@ fn run_group(count: usize, n: usize) -> Vec<Window> {
     // Exactly the expected windows, each once, whole.
     let repeated = assert_whole(&out, &expected, &cluster.dump());
     assert_eq!(repeated, 0, "logs:\n{}", cluster.dump());
-    // The repartition topic holds every input row once, in the partition of its key
-    // (murmur2 of the key text and a unit separator, as the Java client partitions), and
-    // the watermark marks (read once the processes stopped writing them).
+    // The repartition topic holds every input row once (Arrow IPC messages of rows), in the
+    // partition the Java client would pick for its key (the key text and a unit
+    // separator), and the watermark marks (read once the processes stopped writing them).
     cluster.kill_all();
     let mut rows = 0;
     let mut marks = 0;
@@ -305,11 +305,23 @@ fn run_group(count: usize, n: usize) -> Vec<Window> {
             marks += 1;
             continue;
         }
-        rows += 1;
-        let v: serde_json::Value = serde_json::from_str(&r.value).expect("json");
-        let symbol = v["c0"].as_str().expect("the key column comes first");
-        assert_eq!(r.key, format!("{symbol}\u{1f}"));
-        assert_eq!(r.partition, java_partition(r.key.as_bytes(), 6), "{r:?}");
+        assert!(r.headers.iter().any(|(k, _)| k == "ferris-rows"), "{r:?}");
+        let reader =
+            arrow::ipc::reader::StreamReader::try_new(std::io::Cursor::new(&r.bytes), None)
+                .expect("Arrow IPC");
+        for batch in reader {
+            let batch = batch.expect("batch");
+            let symbols = batch
+                .column(0)
+                .as_any()
+                .downcast_ref::<arrow::array::StringArray>()
+                .expect("the key column comes first");
+            for symbol in symbols.iter() {
+                let key = format!("{}\u{1f}", symbol.expect("symbol"));
+                assert_eq!(r.partition, java_partition(key.as_bytes(), 6), "{key:?}");
+                rows += 1;
+            }
+        }
     }
     assert_eq!(rows, input.len(), "every row once");
     assert!(marks >= 6, "marks in every partition: {marks}");

@@ -41,7 +41,7 @@ use crate::kafka_group::GroupContext;
 use crate::kafka_health::{Fault, Reachability, fault, unreachable};
 use crate::kafka_options::{SourceOptions, Startup};
 use crate::kafka_progress::{ProgressTopic, Resumed};
-use crate::kafka_repartition::{MARKS_HEADER, RepartitionReader};
+use crate::kafka_repartition::{MARKS_HEADER, ROWS_HEADER, RepartitionReader, decode_rows};
 pub use crate::kafka_sink::{CORRELATION_ID_HEADER, KafkaSink, TRACEPARENT_HEADER};
 use crate::props::Props;
 use arrow::array::TimestampMillisecondArray;
@@ -192,21 +192,36 @@ pub struct KafkaSource {
     following: Vec<i32>,
 }
 
-/// One message as read: partition, offset, timestamp (ms), payload, whether it holds
-/// watermark marks (a repartition topic's).
-type Fetched = (i32, i64, Option<i64>, Vec<u8>, bool);
+/// What a message holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    /// One row in the source's format.
+    Row,
+    /// Rows of a repartition topic (Arrow IPC).
+    Rows,
+    /// Watermark marks of a repartition topic.
+    Marks,
+}
+
+/// One message as read: partition, offset, timestamp (ms), payload, what it holds.
+type Fetched = (i32, i64, Option<i64>, Vec<u8>, Kind);
 
 /// The parts of a message the source keeps.
 fn fetched(m: &rdkafka::message::BorrowedMessage<'_>) -> Fetched {
-    let marks = m
-        .headers()
-        .is_some_and(|h| h.iter().any(|h| h.key == MARKS_HEADER));
+    let header = |name: &str| m.headers().is_some_and(|h| h.iter().any(|h| h.key == name));
+    let kind = if header(MARKS_HEADER) {
+        Kind::Marks
+    } else if header(ROWS_HEADER) {
+        Kind::Rows
+    } else {
+        Kind::Row
+    };
     (
         m.partition(),
         m.offset(),
         m.timestamp().to_millis(),
         m.payload().map(<[u8]>::to_vec).unwrap_or_default(),
-        marks,
+        kind,
     )
 }
 
@@ -634,9 +649,11 @@ impl Source for KafkaSource {
         let mut positions = Vec::new();
         let mut rejects = Vec::new();
         let mut partition: Option<i32> = None;
+        // Rows of a repartition topic, decoded whole.
+        let mut ipc_rows: Vec<RecordBatch> = Vec::new();
         let mut wait = Duration::from_millis(100);
         while positions.len() + rejects.len() < max {
-            let (part, offset, time, payload, marks) = match self.carry.take() {
+            let (part, offset, time, payload, kind) = match self.carry.take() {
                 Some(m) => m,
                 None => {
                     if self.finished() {
@@ -682,8 +699,7 @@ impl Source for KafkaSource {
                     }
                 }
             };
-            let (part, offset, time, payload, marks) = (part, offset, time, payload, marks);
-            if marks {
+            if kind == Kind::Marks {
                 // Watermark marks of a repartition topic: they follow every row they cover,
                 // so they apply at once (a batch in progress only holds rows before them).
                 self.next.insert(part, offset + 1);
@@ -710,13 +726,29 @@ impl Source for KafkaSource {
             match partition {
                 None => partition = Some(part),
                 Some(p) if p != part => {
-                    self.carry = Some((part, offset, time, payload, false));
+                    self.carry = Some((part, offset, time, payload, kind));
                     break;
                 }
                 Some(_) => {}
             }
             self.next.insert(part, offset + 1);
             self.consumed.insert(part, offset + 1);
+            if kind == Kind::Rows {
+                match decode_rows(&payload, &self.schema) {
+                    Ok(batches) => {
+                        for b in batches {
+                            positions.extend(std::iter::repeat_n(offset as u64, b.num_rows()));
+                            ipc_rows.push(b);
+                        }
+                    }
+                    Err(reason) => rejects.push(Reject {
+                        position: offset as u64,
+                        raw: format!("<{} bytes of Arrow IPC>", payload.len()),
+                        reason,
+                    }),
+                }
+                continue;
+            }
             match self.decode(&payload) {
                 Ok(()) => {
                     positions.push(offset as u64);
@@ -751,6 +783,13 @@ impl Source for KafkaSource {
                 .finish()
                 .map_err(|e| SourceError(e.to_string()))?;
             let records = self.with_timestamps(records)?;
+            let records = if ipc_rows.is_empty() {
+                records
+            } else {
+                ipc_rows.insert(0, records);
+                arrow::compute::concat_batches(&self.schema, &ipc_rows)
+                    .map_err(|e| SourceError(format!("topic '{}': {e}", self.topic)))?
+            };
             if self.group_mode {
                 self.consumer.context().returned(&self.consumed);
             }

@@ -9,6 +9,10 @@
 //! 2. a keyed part reads the repartition topic in the group `<group>.<query>` and keeps its
 //!    state per repartition partition, so each key's state lives in exactly one process.
 //!
+//! Rows travel as Arrow IPC: one message (header [`ROWS_HEADER`]) holds up to
+//! [`ROWS_PER_MESSAGE`] rows of one partition, sent to the partition of their keys (murmur2
+//! of the key text, as the Java client would partition a message with that key).
+//!
 //! Event time crosses the topic as **watermark marks**: after the rows of a flush, the
 //! writer sends every partition of the repartition topic one message (header
 //! [`MARKS_HEADER`]) with the watermark of each input partition it reads. The reader of a
@@ -42,6 +46,67 @@ use std::time::Duration;
 
 /// Header of a watermark-marks message.
 pub const MARKS_HEADER: &str = "ferris-marks";
+
+/// Header of a rows message: an Arrow IPC stream of rows of one partition.
+pub const ROWS_HEADER: &str = "ferris-rows";
+
+/// At most this many rows go in one rows message (a batch of 2,048 rows of a few hundred
+/// bytes stays well below the brokers' usual 1 MB message limit).
+pub(crate) const ROWS_PER_MESSAGE: usize = 2048;
+
+/// The partition the Java client's default partitioner (and librdkafka's `murmur2_random`
+/// for a non-empty key) picks for `key` among `partitions`.
+pub(crate) fn murmur2_partition(key: &[u8], partitions: u32) -> u32 {
+    const M: u32 = 0x5bd1_e995;
+    let mut h: u32 = 0x9747_b28c ^ key.len() as u32;
+    let mut chunks = key.chunks_exact(4);
+    for c in chunks.by_ref() {
+        let mut k = u32::from_le_bytes([c[0], c[1], c[2], c[3]]);
+        k = k.wrapping_mul(M);
+        k ^= k >> 24;
+        k = k.wrapping_mul(M);
+        h = h.wrapping_mul(M) ^ k;
+    }
+    let rest = chunks.remainder();
+    if rest.len() == 3 {
+        h ^= u32::from(rest[2]) << 16;
+    }
+    if rest.len() >= 2 {
+        h ^= u32::from(rest[1]) << 8;
+    }
+    if let Some(b) = rest.first() {
+        h ^= u32::from(*b);
+        h = h.wrapping_mul(M);
+    }
+    h ^= h >> 13;
+    h = h.wrapping_mul(M);
+    h ^= h >> 15;
+    (h & 0x7fff_ffff) % partitions.max(1)
+}
+
+/// Encodes `batch` as an Arrow IPC stream (its schema, then its rows): exact for every
+/// type, and one message for many rows.
+pub(crate) fn encode_rows(batch: &RecordBatch) -> Result<Vec<u8>, String> {
+    let mut writer = arrow::ipc::writer::StreamWriter::try_new(Vec::new(), &batch.schema())
+        .map_err(|e| e.to_string())?;
+    writer.write(batch).map_err(|e| e.to_string())?;
+    writer.into_inner().map_err(|e| e.to_string())
+}
+
+/// Decodes [`encode_rows`] into batches of `schema` (the reader's declared columns, which
+/// the writer's match by position and type).
+pub(crate) fn decode_rows(payload: &[u8], schema: &SchemaRef) -> Result<Vec<RecordBatch>, String> {
+    let reader = arrow::ipc::reader::StreamReader::try_new(std::io::Cursor::new(payload), None)
+        .map_err(|e| format!("not an Arrow IPC stream: {e}"))?;
+    let mut out = Vec::new();
+    for batch in reader {
+        let batch = batch.map_err(|e| format!("bad Arrow IPC batch: {e}"))?;
+        let batch = RecordBatch::try_new(schema.clone(), batch.columns().to_vec())
+            .map_err(|e| format!("rows do not match the declared columns: {e}"))?;
+        out.push(batch);
+    }
+    Ok(out)
+}
 
 const TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -453,8 +518,8 @@ mod tests {
         assert_eq!(m.watermark(&[0]), i64::MIN);
     }
 
-    /// Rows cross the repartition topic as the Kafka sink's JSON and come back through the
-    /// Kafka source's decoder: every value must come back exactly.
+    /// Rows cross the repartition topic as Arrow IPC and come back in the reader's declared
+    /// columns: every value must come back exactly.
     #[test]
     fn rows_cross_the_topic_exactly() {
         use arrow::array::{
@@ -506,16 +571,74 @@ mod tests {
             ],
         )
         .expect("batch");
-        let options = arrow::util::display::FormatOptions::default();
-        let encoder = ferris_runtime::json::JsonRowEncoder::new(&batch, &options).expect("encoder");
-        let mut decoder = crate::decode::RowDecoder::new(schema.clone()).expect("decoder");
-        let names: Vec<String> = schema.fields().iter().map(|f| f.name().clone()).collect();
-        for row in 0..batch.num_rows() {
-            let mut line = Vec::new();
-            encoder.encode_row(row, &mut line);
-            crate::text::decode_json_line(&mut decoder, &names, &line).expect("decoded");
+        let payload = encode_rows(&batch).expect("encoded");
+        assert_eq!(decode_rows(&payload, &schema), Ok(vec![batch]));
+        // Not Arrow IPC: a clear reason (the message becomes a reject).
+        let bad = decode_rows(b"{\"c0\": 1}", &schema).expect_err("refused");
+        assert!(bad.starts_with("not an Arrow IPC stream"), "{bad}");
+    }
+
+    #[test]
+    fn keys_are_partitioned_like_the_java_client() {
+        // The Java client's Utils.murmur2, written from its source with Java's signed
+        // 32-bit arithmetic, independently of `murmur2_partition`; the partition is the
+        // positive part modulo the count.
+        let java = |key: &str| -> i32 {
+            let m: i32 = 0x5bd1_e995;
+            let data = key.as_bytes();
+            let mut h: i32 = (0x9747_b28c_u32 as i32) ^ data.len() as i32;
+            let mut i = 0;
+            while i + 4 <= data.len() {
+                let mut k = i32::from_le_bytes([data[i], data[i + 1], data[i + 2], data[i + 3]]);
+                k = k.wrapping_mul(m);
+                k ^= ((k as u32) >> 24) as i32;
+                k = k.wrapping_mul(m);
+                h = h.wrapping_mul(m);
+                h ^= k;
+                i += 4;
+            }
+            let rest = &data[i..];
+            match rest.len() {
+                3 => {
+                    h ^= (rest[2] as i32) << 16;
+                    h ^= (rest[1] as i32) << 8;
+                    h ^= rest[0] as i32;
+                    h = h.wrapping_mul(m);
+                }
+                2 => {
+                    h ^= (rest[1] as i32) << 8;
+                    h ^= rest[0] as i32;
+                    h = h.wrapping_mul(m);
+                }
+                1 => {
+                    h ^= rest[0] as i32;
+                    h = h.wrapping_mul(m);
+                }
+                _ => {}
+            }
+            h ^= ((h as u32) >> 13) as i32;
+            h = h.wrapping_mul(m);
+            h ^= ((h as u32) >> 15) as i32;
+            h
+        };
+        for key in [
+            "",
+            "a",
+            "ab",
+            "abc",
+            "abcd",
+            "AAPL\u{1f}",
+            "a key of 17 bytes",
+        ] {
+            for n in [1, 6, 7] {
+                let want = ((java(key) & 0x7fff_ffff) % n) as u32;
+                assert_eq!(
+                    murmur2_partition(key.as_bytes(), n as u32),
+                    want,
+                    "{key:?} {n}"
+                );
+            }
         }
-        assert_eq!(decoder.finish().expect("finish"), batch);
     }
 
     #[test]
