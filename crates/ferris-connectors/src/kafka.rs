@@ -454,8 +454,12 @@ impl KafkaSource {
             }
             _ => None,
         };
-        let decoder = RowDecoder::new(payload_schema.clone())
-            .map_err(|e| ConnectorError::Schema(e.to_string()))?;
+        // A repartition topic's rows are Arrow IPC (any type); no row decoder is needed.
+        let decoder = match &repartition_query {
+            Some(_) => RowDecoder::new(Arc::new(Schema::empty())),
+            None => RowDecoder::new(payload_schema.clone()),
+        }
+        .map_err(|e| ConnectorError::Schema(e.to_string()))?;
         Ok(KafkaSource {
             consumer,
             group_mode,
@@ -733,7 +737,7 @@ impl Source for KafkaSource {
             }
             self.next.insert(part, offset + 1);
             self.consumed.insert(part, offset + 1);
-            if kind == Kind::Rows {
+            if kind == Kind::Rows || self.repartition.is_some() {
                 match decode_rows(&payload, &self.schema) {
                     Ok(batches) => {
                         for b in batches {
@@ -778,17 +782,15 @@ impl Source for KafkaSource {
         }
         if let Some(p) = partition {
             self.partition = p;
-            let records = self
-                .decoder
-                .finish()
-                .map_err(|e| SourceError(e.to_string()))?;
-            let records = self.with_timestamps(records)?;
-            let records = if ipc_rows.is_empty() {
-                records
-            } else {
-                ipc_rows.insert(0, records);
+            let records = if self.repartition.is_some() {
                 arrow::compute::concat_batches(&self.schema, &ipc_rows)
                     .map_err(|e| SourceError(format!("topic '{}': {e}", self.topic)))?
+            } else {
+                let records = self
+                    .decoder
+                    .finish()
+                    .map_err(|e| SourceError(e.to_string()))?;
+                self.with_timestamps(records)?
             };
             if self.group_mode {
                 self.consumer.context().returned(&self.consumed);
