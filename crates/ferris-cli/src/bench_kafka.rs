@@ -21,7 +21,11 @@ fn producer(address: &str) -> Result<BaseProducer, String> {
 }
 
 fn send(p: &BaseProducer, topic: &str, key: &[u8], payload: &[u8]) {
-    let mut record = BaseRecord::to(topic).key(key).payload(payload);
+    send_record(p, BaseRecord::to(topic).key(key).payload(payload));
+}
+
+/// Queues `record`, serving the producer while its queue is full.
+pub(crate) fn send_record(p: &BaseProducer, mut record: BaseRecord<'_, [u8], [u8]>) {
     loop {
         match p.send(record) {
             Ok(()) => return,

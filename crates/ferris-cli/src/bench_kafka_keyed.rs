@@ -30,18 +30,10 @@ fn produce(address: &str, rows: u64) -> Result<(), String> {
             (i * 7919) % 10_000,
             1 + (i * 13) % 1000
         );
-        let mut record = BaseRecord::<[u8], [u8]>::to("keyed-in")
+        let record = BaseRecord::<[u8], [u8]>::to("keyed-in")
             .partition((i % PARTITIONS as u64) as i32)
             .payload(payload.as_bytes());
-        loop {
-            match p.send(record) {
-                Ok(()) => break,
-                Err((_, r)) => {
-                    record = r;
-                    p.poll(Duration::from_millis(5));
-                }
-            }
-        }
+        crate::bench_kafka::send_record(&p, record);
     }
     p.flush(Duration::from_secs(120)).map_err(|e| e.to_string())
 }

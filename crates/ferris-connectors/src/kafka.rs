@@ -506,10 +506,19 @@ impl KafkaSource {
     /// The partitions this source reads under its generation: the group's assignment, or
     /// (the follower of a join's repartition reader) those it took like its leader.
     fn assigned(&self) -> Vec<i32> {
-        match self.repartition.as_ref().and_then(|r| r.leader()) {
-            Some(_) => self.following.clone(),
-            None => self.consumer.context().assigned(),
+        if self.follower() {
+            self.following.clone()
+        } else {
+            self.consumer.context().assigned()
         }
+    }
+
+    /// Whether this is the second reader of a join's repartition topics, which takes its
+    /// partitions like the first one instead of from a group.
+    fn follower(&self) -> bool {
+        self.repartition
+            .as_ref()
+            .is_some_and(|r| r.leader().is_some())
     }
 
     /// A follower whose leader was assigned partitions again: takes the same partitions of
@@ -628,12 +637,7 @@ impl Source for KafkaSource {
     }
 
     fn partitions(&self) -> Vec<u32> {
-        if self.group_mode
-            || self
-                .repartition
-                .as_ref()
-                .is_some_and(|r| r.leader().is_some())
-        {
+        if self.group_mode || self.follower() {
             // Those the group assigned, read from or not.
             return self
                 .assigned()
@@ -908,11 +912,7 @@ impl Source for KafkaSource {
                 .map_err(SourceError)?;
         }
         // In a group, only the partitions still assigned: a revoked one is the new owner's.
-        let owned: Option<Vec<i32>> = if self
-            .repartition
-            .as_ref()
-            .is_some_and(|r| r.leader().is_some())
-        {
+        let owned: Option<Vec<i32>> = if self.follower() {
             Some(self.following.clone())
         } else if self.group_mode {
             let assignment = self

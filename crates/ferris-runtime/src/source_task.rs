@@ -76,25 +76,23 @@ impl GroupState {
     /// new generation gets a new epoch (with the resume points stored for its partitions),
     /// and a carried watermark starts over.
     fn refresh(&mut self, source: &dyn Source, tracker: Option<&mut WatermarkTracker>) {
+        // 0: not in a group, whose partitions do not change.
         let generation = source.group_generation();
+        let new_epoch = generation > 0
+            && self
+                .epoch
+                .as_ref()
+                .is_none_or(|e| e.generation != generation);
         if let Some(t) = tracker {
-            t.follow(&source.partitions());
-            if generation > 0
-                && self
-                    .epoch
-                    .as_ref()
-                    .is_none_or(|e| e.generation != generation)
-            {
+            if generation > 0 {
+                t.follow(&source.partitions());
+            }
+            if new_epoch {
                 t.restart();
             }
             t.carry(source.carried_watermark());
         }
-        if generation > 0
-            && self
-                .epoch
-                .as_ref()
-                .is_none_or(|e| e.generation != generation)
-        {
+        if new_epoch {
             self.epoch = Some(Arc::new(GroupEpoch {
                 generation,
                 resume_after: source.resumed_partition_watermarks(),
