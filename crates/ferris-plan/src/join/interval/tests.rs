@@ -169,7 +169,7 @@ fn right_before_left_is_emitted_when_left_arrives() {
     let mut out = Vec::new();
     j.process_side(1, &right(&[(Some(7), 20 * MIN, "r")]), &mut out)
         .unwrap();
-    assert!(out.is_empty());
+    assert_eq!(out, Vec::<RecordBatch>::new(), "no batch at all");
     assert_eq!(j.state_size().rows, 1);
     j.process_side(0, &left(&[(Some(7), 0, "l")]), &mut out)
         .unwrap();
@@ -186,7 +186,7 @@ fn right_before_left_is_emitted_when_left_arrives() {
     out.clear();
     j.process_watermark(i64::MAX, &mut out).unwrap();
     j.finish(&mut out).unwrap();
-    assert!(out.is_empty());
+    assert_eq!(out, Vec::<RecordBatch>::new(), "no batch at all");
     assert_eq!(j.state_size(), StateSize::default());
 }
 
@@ -323,7 +323,7 @@ fn negative_lower_bound() {
     assert_eq!(j.state_size().rows, 2);
     j.process_watermark(15 * MIN + 2, &mut out).unwrap();
     assert_eq!(j.state_size(), StateSize::default());
-    assert!(out.is_empty());
+    assert_eq!(out, Vec::<RecordBatch>::new(), "no batch at all");
 }
 
 #[test]
@@ -360,7 +360,7 @@ fn left_unmatched_emitted_exactly_at_eviction() {
     assert_eq!(j.state_size().rows, 2);
     // wm 70:00 = l.ts + upper: the left rows can still match a right row at 70:00.
     j.process_watermark(70 * MIN, &mut out).unwrap();
-    assert!(out.is_empty());
+    assert_eq!(out, Vec::<RecordBatch>::new(), "no batch at all");
     assert_eq!(j.state_size().rows, 2);
 
     j.process_watermark(70 * MIN + 1, &mut out).unwrap();
@@ -376,7 +376,7 @@ fn left_unmatched_emitted_exactly_at_eviction() {
     assert_eq!(j.state_size(), StateSize::default());
     out.clear();
     j.finish(&mut out).unwrap();
-    assert!(out.is_empty());
+    assert_eq!(out, Vec::<RecordBatch>::new(), "no batch at all");
 }
 
 #[test]
@@ -391,7 +391,7 @@ fn inner_eviction_emits_nothing_and_frees_state() {
     j.process_watermark(1, &mut out).unwrap();
     assert_eq!(j.state_size().rows, 2);
     j.process_watermark(60 * MIN + 1, &mut out).unwrap();
-    assert!(out.is_empty());
+    assert_eq!(out, Vec::<RecordBatch>::new(), "no batch at all");
     assert_eq!(j.state_size(), StateSize::default());
 }
 
@@ -561,7 +561,7 @@ fn compaction_frees_memory_and_keeps_rows_addressable() {
             rows.iter().map(|(k, t, v)| (*k, *t, v.as_str())).collect();
         j.process_side(0, &left(&rows), &mut out).unwrap();
     }
-    assert!(out.is_empty());
+    assert_eq!(out, Vec::<RecordBatch>::new(), "no batch at all");
     let before = j.state_size();
     assert_eq!(before.rows, 100);
     // Evicts left rows with ts + 10 min < 80 min: minutes 0..69.
