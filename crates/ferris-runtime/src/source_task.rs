@@ -66,6 +66,30 @@ const PAUSE_AFTER: Duration = Duration::from_millis(100);
 /// over after a rebalance learns them again.
 const HEARTBEAT_EVERY: Duration = Duration::from_secs(1);
 
+/// How long the end of a job waits for a source to close (see [`close_within`]).
+const CLOSE_WAIT: Duration = Duration::from_secs(10);
+
+/// Drops (closes) `source` on a thread of its own and waits at most `wait` for it. Every
+/// row and commit is done by then; a client that does not close in time (librdkafka's
+/// consumer has been seen to hang in its destroy) must not keep the job from ending.
+fn close_within(source: Box<dyn Source>, wait: Duration, name: &str) {
+    let (done_tx, done_rx) = std::sync::mpsc::channel::<()>();
+    let closer = std::thread::Builder::new()
+        .name(format!("close {name}"))
+        .spawn(move || {
+            drop(source);
+            let _ = done_tx.send(());
+        });
+    if closer.is_err() {
+        return;
+    }
+    if done_rx.recv_timeout(wait).is_err() {
+        tracing::warn!(source = %name,
+            "the source did not close within {:.0} s; the job ends without waiting for it",
+            wait.as_secs_f64());
+    }
+}
+
 /// What the source thread knows of its source's consumer group.
 struct GroupState {
     epoch: Option<Arc<GroupEpoch>>,
@@ -288,6 +312,7 @@ impl SourceTask {
         // Commit what the queries finish with (everything, unless one of them failed).
         self.committer
             .finish(slot, self.spec.source.as_mut(), tracker.as_ref());
+        close_within(self.spec.source, CLOSE_WAIT, &name);
         Ok(())
     }
 
@@ -342,5 +367,66 @@ impl SourceTask {
             self.spec.source.resume();
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::source::SourceError;
+    use arrow::datatypes::{Schema, SchemaRef};
+
+    /// A source whose close takes `close` (a client that hangs in its destroy).
+    struct SlowClose {
+        close: Duration,
+        closed: Arc<std::sync::atomic::AtomicBool>,
+    }
+
+    impl Source for SlowClose {
+        fn location(&self) -> String {
+            "slow".into()
+        }
+        fn schema(&self) -> SchemaRef {
+            Arc::new(Schema::empty())
+        }
+        fn poll(&mut self, _: usize) -> Result<SourcePoll, SourceError> {
+            Ok(SourcePoll::End)
+        }
+    }
+
+    impl Drop for SlowClose {
+        fn drop(&mut self) {
+            std::thread::sleep(self.close);
+            self.closed.store(true, std::sync::atomic::Ordering::SeqCst);
+        }
+    }
+
+    fn slow(close: Duration) -> (Box<dyn Source>, Arc<std::sync::atomic::AtomicBool>) {
+        let closed = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let source = SlowClose {
+            close,
+            closed: closed.clone(),
+        };
+        (Box::new(source), closed)
+    }
+
+    #[test]
+    fn a_source_that_closes_in_time_is_waited_for() {
+        let (source, closed) = slow(Duration::from_millis(20));
+        close_within(source, Duration::from_secs(10), "s");
+        assert!(closed.load(std::sync::atomic::Ordering::SeqCst));
+    }
+
+    #[test]
+    fn a_source_that_does_not_close_in_time_is_left_behind() {
+        let (source, closed) = slow(Duration::from_secs(3600));
+        let started = Instant::now();
+        close_within(source, Duration::from_millis(100), "s");
+        let waited = started.elapsed();
+        assert!(!closed.load(std::sync::atomic::Ordering::SeqCst));
+        assert!(
+            waited >= Duration::from_millis(100) && waited < Duration::from_secs(5),
+            "{waited:?}"
+        );
     }
 }
