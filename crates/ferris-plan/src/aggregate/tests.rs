@@ -1143,61 +1143,6 @@ fn state_size_tracks_open_state() {
     assert_eq!(out.iter().map(|b| b.num_rows()).sum::<usize>(), 5);
 }
 
-/// Throughput of SLIDING(1h, 5m) EMIT FINAL (run with
-/// `cargo test --release -p ferris-plan --lib aggregate::tests::sliding_throughput -- --ignored --nocapture`).
-#[test]
-#[ignore]
-fn sliding_throughput() {
-    let schema = schema_with(DataType::Float64);
-    let s = spec(
-        &schema,
-        1,
-        &[
-            agg(count_udaf(), "cnt"),
-            agg(sum_udaf(), "total"),
-            agg(avg_udaf(), "mean"),
-            agg(max_udaf(), "hi"),
-        ],
-        WindowKind::Sliding {
-            size_ms: 3_600_000,
-            advance_ms: 300_000,
-        },
-        EmitMode::Final,
-    );
-    let mut op = aggregate_operator(Arc::new(s)).unwrap();
-    let keys: Vec<String> = (0..1000).map(|i| format!("sym{i}")).collect();
-    let (batches, batch_rows) = (400, 8192);
-    let mut input = Vec::new();
-    let mut ts = 0i64;
-    for b in 0..batches {
-        let kt: Vec<(Option<&str>, i64)> = (0..batch_rows)
-            .map(|i| {
-                ts += 7;
-                (Some(keys[(i * 7919 + b) % keys.len()].as_str()), ts)
-            })
-            .collect();
-        let v: ArrayRef = Arc::new(Float64Array::from_iter_values(
-            (0..batch_rows).map(|i| i as f64 * 0.5),
-        ));
-        input.push((batch_of(&schema, kt, v), ts - 1000));
-    }
-    let started = std::time::Instant::now();
-    let mut out = Vec::new();
-    let mut emitted = 0;
-    for (batch, wm) in &input {
-        op.process_batch(batch, &mut out).unwrap();
-        op.process_watermark(*wm, &mut out).unwrap();
-        emitted += out.drain(..).map(|b| b.num_rows()).sum::<usize>();
-    }
-    op.finish(&mut out).unwrap();
-    let elapsed = started.elapsed();
-    let total = batches * batch_rows;
-    println!(
-        "{total} rows in {elapsed:?}: {:.0} rows/s, {emitted} rows emitted",
-        total as f64 / elapsed.as_secs_f64()
-    );
-}
-
 #[test]
 fn list_states_merge_across_panes_and_sessions() {
     let schema = schema_with(DataType::Float64);
