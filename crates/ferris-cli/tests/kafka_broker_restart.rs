@@ -11,7 +11,8 @@ use std::time::{Duration, Instant};
 
 const N: usize = 3000;
 
-/// Starts a filter job over `orders` (written at most 1,000 rows/s, 400 unbounded) with `strategy`,
+/// Starts a filter job over `orders` (its 2,400 selected rows written at most 400 a second,
+/// so the job is still writing 5 s after its first 400 rows are out) with `strategy`,
 /// logging to `log`; `bounded` ends it at the end offsets it saw when it started.
 fn start(broker: &Broker, strategy: &str, bounded: bool, log: &std::path::Path) -> Child {
     let bounded = if bounded {
@@ -28,11 +29,10 @@ fn start(broker: &Broker, strategy: &str, bounded: bool, log: &std::path::Path) 
                'kafka.reconnect.backoff.max.ms' = '1000');
          CREATE STREAM big_orders WITH ('connector' = 'kafka', 'bootstrap.servers' = '{b}',
              'topic' = 'big_orders', 'format' = 'json', 'key' = 'symbol',
-             'sink.rows.per.second' = '{rate}', 'error.strategy' = '{strategy}',
+             'sink.rows.per.second' = '400', 'error.strategy' = '{strategy}',
              'kafka.reconnect.backoff.max.ms' = '1000') AS
            SELECT id, symbol, price, volume FROM orders WHERE volume > 100;",
-        b = broker.address,
-        rate = if bounded.is_empty() { 400 } else { 1000 }
+        b = broker.address
     );
     spawn_cli_logged(&sql, &[], log)
 }
@@ -175,7 +175,7 @@ fn with_fail_a_stopped_broker_stops_the_job_with_a_clear_error() {
     let dir = tempfile::tempdir().expect("tempdir");
     let log = dir.path().join("job.log");
     let mut job = start(&broker, "fail", true, &log);
-    wait_for_output(&broker, 500);
+    wait_for_output(&broker, 400);
     broker.stop();
     // Ends within about 5 s: the failing job gives a thread stuck in a Kafka commit against
     // the stopped broker 5 s more, not the ~45 s the commit itself can take.
@@ -189,7 +189,7 @@ fn with_fail_a_stopped_broker_stops_the_job_with_a_clear_error() {
         broker.address
     );
     let sink = format!(
-        "sink 'kafka topic big_orders (at most 1000 rows/s)' of query 'big_orders' failed \
+        "sink 'kafka topic big_orders (at most 400 rows/s)' of query 'big_orders' failed \
          after 1 attempt(s): kafka topic big_orders: no Kafka broker of {} can be reached",
         broker.address
     );
