@@ -1,8 +1,108 @@
-//! The Kafka source's own options (`scan.startup.mode`, `scan.bounded`, `partitions`),
+//! The Kafka connectors' own options: the property names each accepts, the message format,
+//! the Avro schema, and the source's `scan.startup.mode`, `scan.bounded` and `partitions`,
 //! parsed and checked against each other before any client is created.
 
 use crate::ConnectorError;
 use crate::props::Props;
+use rdkafka::error::KafkaError;
+use std::collections::BTreeMap;
+
+/// The Kafka source's own properties (besides `kafka.*`).
+pub(crate) const SOURCE_KEYS: &[&str] = &[
+    "connector",
+    "bootstrap.servers",
+    "topic",
+    "group.id",
+    "format",
+    "scan.startup.mode",
+    "scan.startup.timestamp-millis",
+    "scan.bounded",
+    "avro.schema",
+    "avro.schema.file",
+    "timestamp.field",
+    "partitions",
+    // Set by the planner on the reader of a repartition topic (see `kafka_repartition`).
+    "repartition.query",
+    "repartition.follower",
+];
+/// The Kafka sink's own properties (besides `kafka.*`).
+pub(crate) const SINK_KEYS: &[&str] = &[
+    "connector",
+    "bootstrap.servers",
+    "topic",
+    "format",
+    "key",
+    "avro.schema",
+    "avro.schema.file",
+    "headers",
+    // Set by the planner on the writer of a repartition topic (see `kafka_repartition`).
+    "repartition.key.columns",
+    "repartition.partitions",
+    "repartition.inputs",
+];
+
+/// Splits `kafka.*` pass-through properties from the connector's own.
+pub(crate) fn split(
+    props: &BTreeMap<String, String>,
+) -> (BTreeMap<String, String>, Vec<(String, String)>) {
+    let mut own = BTreeMap::new();
+    let mut client = Vec::new();
+    for (k, v) in props {
+        match k.strip_prefix("kafka.") {
+            Some(rest) => client.push((rest.to_string(), v.clone())),
+            None => {
+                own.insert(k.clone(), v.clone());
+            }
+        }
+    }
+    (own, client)
+}
+
+/// A client error as a connector error: `what` failed, and the client's reason.
+pub(crate) fn kafka_err(what: &str, e: KafkaError) -> ConnectorError {
+    ConnectorError::Schema(format!("{what}: {e}"))
+}
+
+/// Message format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Format {
+    /// One JSON object per message.
+    Json,
+    /// One CSV record per message, columns in declared order.
+    Csv,
+    /// One Avro binary datum per message.
+    Avro,
+}
+
+/// The message format named by `key` (`json` when absent).
+pub(crate) fn format(p: &Props, key: &str) -> Result<Format, ConnectorError> {
+    match p.get(key).map(|f| f.to_ascii_lowercase()) {
+        None => Ok(Format::Json),
+        Some(f) if f == "json" => Ok(Format::Json),
+        Some(f) if f == "csv" => Ok(Format::Csv),
+        Some(f) if f == "avro" => Ok(Format::Avro),
+        Some(f) => Err(p.invalid(key, &f, "'json', 'csv' or 'avro'")),
+    }
+}
+
+/// The Avro writer schema: `avro.schema` (inline JSON) or `avro.schema.file` (a path).
+pub(crate) fn avro_schema(p: &Props) -> Result<Option<String>, ConnectorError> {
+    match (p.get("avro.schema"), p.get("avro.schema.file")) {
+        (Some(_), Some(_)) => Err(ConnectorError::Schema(
+            "give either 'avro.schema' or 'avro.schema.file', not both".into(),
+        )),
+        (Some(s), None) => Ok(Some(s.to_string())),
+        (None, Some(path)) => {
+            std::fs::read_to_string(path)
+                .map(Some)
+                .map_err(|e| ConnectorError::Io {
+                    path: path.to_string(),
+                    reason: e.to_string(),
+                })
+        }
+        (None, None) => Ok(None),
+    }
+}
 
 /// Where reading starts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -258,7 +258,7 @@ impl Brokers {
     ) -> Result<Self, ConnectorError> {
         let mut config = ClientConfig::new();
         config.set("bootstrap.servers", servers);
-        for (k, v) in crate::kafka::split(props).1 {
+        for (k, v) in crate::kafka_options::split(props).1 {
             config.set(k, v);
         }
         let consumer: BaseConsumer = config

@@ -14,8 +14,8 @@
 
 use crate::ConnectorError;
 use crate::avro::AvroCodec;
-use crate::kafka::{Format, SINK_KEYS, avro_schema, format, kafka_err, split};
 use crate::kafka_health::{ClientLog, Fault, Reachability, fault, unreachable};
+use crate::kafka_options::{Format, SINK_KEYS, avro_schema, format, kafka_err, split};
 use crate::kafka_repartition::{
     MARKS_HEADER, ROWS_HEADER, ROWS_PER_MESSAGE, encode_marks, encode_rows, murmur2_partition,
     row_keys,
