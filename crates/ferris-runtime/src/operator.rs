@@ -103,8 +103,8 @@ pub trait Operator: Send + Sync {
     /// event time up to `watermark` was written before the restart: emit none of them again
     /// (a window ending at or before it would now hold only the rows read again, a part of
     /// what was written). Later results are complete: rows they need were never committed.
-    /// The default does nothing (stateless operators; joins, whose results are single
-    /// matches, may repeat whole).
+    /// An interval join emits no pair of two rows before it again. The default does
+    /// nothing (stateless operators).
     fn resume_after(&mut self, _watermark: i64) {}
 
     /// The input ended; emit everything still held.

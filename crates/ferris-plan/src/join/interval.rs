@@ -9,6 +9,15 @@
 //! A LEFT join emits a left row that never matched, padded with NULLs, when it is evicted (or
 //! at the end of input). Rows with a NULL key (or NULL event time) can never match: they are
 //! not buffered, and a LEFT join emits such left rows with NULLs as soon as they arrive.
+//!
+//! After a restart from committed offsets ([`Operator::resume_after`] with the watermark `w`
+//! through which results were written) the rows read again rebuild the state, but a pair of
+//! two rows before `w` is not emitted again: both rows were on time, so both arrived before
+//! the watermark passed `w`, and the pair was emitted and written then. Nor is a left row
+//! that could only match rows before `w` emitted again as unmatched. A LEFT join keeps the
+//! right rows a held left row may have matched from being committed (see
+//! `IntervalJoinOp::oldest_held`): read again, they set the left row's `matched` flag as
+//! they did the first time.
 
 mod store;
 #[cfg(test)]
@@ -16,7 +25,7 @@ mod tests;
 
 use std::sync::Arc;
 
-use arrow::array::{ArrayRef, new_null_array};
+use arrow::array::{Array, ArrayRef, new_null_array};
 use arrow::datatypes::{DataType, SchemaRef, TimeUnit};
 use arrow::record_batch::RecordBatch;
 use ferris_runtime::{Operator, OperatorError, StateSize};
@@ -71,6 +80,8 @@ struct IntervalJoinOp {
     left: SideStore,
     right: SideStore,
     description: String,
+    /// Results of rows before this event time were written before a restart.
+    resumed_through: Option<i64>,
 }
 
 impl IntervalJoinOp {
@@ -92,6 +103,7 @@ impl IntervalJoinOp {
             left,
             right,
             description,
+            resumed_through: None,
         })
     }
 
@@ -115,6 +127,9 @@ impl IntervalJoinOp {
         };
         let left_join = self.spec.kind == JoinKind::Left;
         let (lower, upper) = (self.spec.lower_ms, self.spec.upper_ms);
+        let written = self.resumed_through.map(i128::from);
+        let written_before =
+            |a: i64, b: i64| written.is_some_and(|w| i128::from(a) < w && i128::from(b) < w);
         let (this, other) = if is_left {
             (&mut self.left, &mut self.right)
         } else {
@@ -141,7 +156,11 @@ impl IntervalJoinOp {
         for (row, &valid) in decoded.valid.iter().enumerate() {
             let here = (batch_idx as usize, row);
             if !valid {
-                if emit_invalid {
+                let time = decoded
+                    .times
+                    .is_valid(row)
+                    .then(|| decoded.times.value(row));
+                if emit_invalid && !time.is_some_and(|t| written_before(t, t)) {
                     unmatched.push(here);
                 }
                 continue;
@@ -159,6 +178,9 @@ impl IntervalJoinOp {
                     if hit {
                         matched = true;
                         e.matched = true;
+                        if written_before(time, e.time) {
+                            continue;
+                        }
                         let there = (e.batch as usize, e.row as usize);
                         if is_left {
                             left_idx.push(here);
@@ -242,9 +264,13 @@ impl IntervalJoinOp {
         out: &mut Vec<RecordBatch>,
     ) -> Result<(), OperatorError> {
         let left_join = self.spec.kind == JoinKind::Left;
+        let upper = i128::from(self.spec.upper_ms);
+        // A left row that could only match right rows before the restart watermark was
+        // emitted unmatched (or matched) before the restart.
+        let done_before = self.resumed_through.map(|w| i128::from(w) - upper);
         let mut unmatched: Vec<(usize, usize)> = Vec::new();
         let mut on_left = |e: &Entry| {
-            if left_join && !e.matched {
+            if left_join && !e.matched && done_before.is_none_or(|d| i128::from(e.time) >= d) {
                 unmatched.push((e.batch as usize, e.row as usize));
             }
         };
@@ -320,12 +346,23 @@ impl Operator for IntervalJoinOp {
         }
     }
 
+    /// The oldest row held; for a LEFT join with a negative lower bound, the oldest right
+    /// row a held left row may have matched (`l.ts + lower`) if that is older: once such a
+    /// right row was committed, a restart would read the left row again without it and
+    /// emit it as unmatched.
     fn oldest_held(&self) -> Option<i64> {
-        self.left
-            .oldest()
-            .into_iter()
-            .chain(self.right.oldest())
-            .min()
+        let matched_by_left = match self.spec.kind {
+            JoinKind::Left => self
+                .left
+                .oldest()
+                .map(|t| t.saturating_add(self.spec.lower_ms.min(0))),
+            JoinKind::Inner => self.left.oldest(),
+        };
+        matched_by_left.into_iter().chain(self.right.oldest()).min()
+    }
+
+    fn resume_after(&mut self, watermark: i64) {
+        self.resumed_through = Some(watermark);
     }
 
     fn finish(&mut self, out: &mut Vec<RecordBatch>) -> Result<(), OperatorError> {
