@@ -408,22 +408,19 @@ fn a_left_join_stopped_and_restarted_writes_again_only_matches_after_the_written
             .values()
             .sum();
     assert!(committed < n, "stopped before the end: {committed}");
-    cli_ok(&sql(", 'scan.bounded' = 'latest'"), &[]);
-
-    // The watermark the second run resumed from: the largest stored by either source.
+    // The watermark the second run resumes from: the largest the first one stored, through
+    // either source.
     let written_through = ["jo", "jf"]
         .iter()
-        .filter_map(|group| {
-            broker
-                .consume_records(&format!("{group}.ferris-progress"), 1)
-                .into_iter()
-                .rfind(|r| r.key == "query/matched")
-                .map(|r| r.value.parse::<i64>().expect("stored watermark"))
-        })
+        .flat_map(|group| broker.consume_records(&format!("{group}.ferris-progress"), 1))
+        .filter(|r| r.key == "query/matched")
+        .map(|r| r.value.parse::<i64>().expect("stored watermark"))
         .max()
         .expect("a written-through watermark was stored");
     // (Past the last order once the orders went idle and the fills alone moved it on.)
     assert!(written_through > order_ts(100), "stored: {written_through}");
+    cli_ok(&sql(", 'scan.bounded' = 'latest'"), &[]);
+
     let mut seen: BTreeMap<(i64, Option<i64>), usize> = BTreeMap::new();
     for r in broker.consume_records("matched", 1) {
         let v: serde_json::Value = serde_json::from_str(&r.value).expect("json");
