@@ -264,9 +264,11 @@ impl IntervalJoinOp {
         out: &mut Vec<RecordBatch>,
     ) -> Result<(), OperatorError> {
         let left_join = self.spec.kind == JoinKind::Left;
-        let upper = i128::from(self.spec.upper_ms);
-        // A left row that could only match right rows before the restart watermark was
-        // emitted unmatched (or matched) before the restart.
+        // A left row before the restart watermark that could only match right rows before
+        // it was evicted, and emitted if unmatched, before the restart. (With a negative
+        // upper bound a left row after the watermark can have that bound before it: it
+        // arrived, and was evicted, after the restart watermark.)
+        let upper = i128::from(self.spec.upper_ms.max(0));
         let done_before = self.resumed_through.map(|w| i128::from(w) - upper);
         let mut unmatched: Vec<(usize, usize)> = Vec::new();
         let mut on_left = |e: &Entry| {

@@ -927,3 +927,32 @@ fn a_left_join_holds_back_the_commit_of_right_rows_a_held_left_row_matched() {
         assert_eq!(j.oldest_held(), Some(oldest), "{kind:?}");
     }
 }
+
+/// With a negative upper bound (right rows strictly before left ones) a left row after the
+/// restart watermark can only match right rows before it, yet it arrived after the
+/// watermark: whether it went out unmatched before the restart is unknown, so it goes out
+/// again. A left row before the watermark does not.
+#[test]
+fn after_a_restart_a_left_row_after_the_written_watermark_is_emitted_whatever_its_bounds() {
+    let mut j = op(JoinKind::Left, -10 * MIN, -5 * MIN);
+    j.resume_after(20 * MIN);
+    let out = run(
+        j.as_mut(),
+        vec![
+            Step::L(left(&[
+                (Some(1), 19 * MIN, "before"),
+                (Some(2), 22 * MIN, "after, bound 17:00"),
+            ])),
+            Step::Wm(30 * MIN),
+        ],
+    );
+    assert_table(
+        &out,
+        "
+        +------+---------------------+--------------------+------+------+-----+
+        | o_id | o_ts                | o_v                | s_id | s_ts | s_v |
+        +------+---------------------+--------------------+------+------+-----+
+        | 2    | 1970-01-01T00:22:00 | after, bound 17:00 |      |      |     |
+        +------+---------------------+--------------------+------+------+-----+",
+    );
+}
