@@ -14,8 +14,8 @@
 //! through which results were written) the rows read again rebuild the state, but a pair of
 //! two rows before `w` is not emitted again: both rows were on time, so both arrived before
 //! the watermark passed `w`, and the pair was emitted and written then. Nor is a left row
-//! that could only match rows before `w` emitted again as unmatched. A LEFT join keeps the
-//! right rows a held left row may have matched from being committed (see
+//! before `w` that could only match rows before `w` emitted again as unmatched. A LEFT join
+//! keeps the right rows a held left row may have matched from being committed (see
 //! `IntervalJoinOp::oldest_held`): read again, they set the left row's `matched` flag as
 //! they did the first time.
 
