@@ -4,6 +4,7 @@
 
 use crate::ConnectorError;
 use crate::props::Props;
+use rdkafka::config::ClientConfig;
 use rdkafka::error::KafkaError;
 use std::collections::BTreeMap;
 
@@ -56,6 +57,16 @@ pub(crate) fn split(
         }
     }
     (own, client)
+}
+
+/// A client reaching `servers` with the `kafka.*` properties `client` (prefix removed).
+pub(crate) fn client_config(servers: &str, client: &[(String, String)]) -> ClientConfig {
+    let mut config = ClientConfig::new();
+    config.set("bootstrap.servers", servers);
+    for (k, v) in client {
+        config.set(k, v);
+    }
+    config
 }
 
 /// A client error as a connector error: `what` failed, and the client's reason.

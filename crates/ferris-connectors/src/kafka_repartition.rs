@@ -256,11 +256,8 @@ impl Brokers {
         servers: &str,
         props: &BTreeMap<String, String>,
     ) -> Result<Self, ConnectorError> {
-        let mut config = ClientConfig::new();
-        config.set("bootstrap.servers", servers);
-        for (k, v) in crate::kafka_options::split(props).1 {
-            config.set(k, v);
-        }
+        let config =
+            crate::kafka_options::client_config(servers, &crate::kafka_options::split(props).1);
         let consumer: BaseConsumer = config
             .create()
             .map_err(|e| ConnectorError::Schema(format!("cannot reach {servers}: {e}")))?;

@@ -8,7 +8,8 @@ use crate::decode::RowDecoder;
 use crate::kafka_group::GroupContext;
 use crate::kafka_health::Reachability;
 use crate::kafka_options::{
-    Format, SOURCE_KEYS, SourceOptions, Startup, avro_schema, format, kafka_err, split,
+    Format, SOURCE_KEYS, SourceOptions, Startup, avro_schema, client_config, format, kafka_err,
+    split,
 };
 use crate::kafka_progress::{ProgressTopic, Resumed};
 use crate::kafka_repartition::RepartitionReader;
@@ -71,12 +72,7 @@ impl KafkaSource {
                 .assign(&tpl)
                 .map_err(|e| kafka_err("cannot assign partitions", e))?;
         }
-        let mut base = ClientConfig::new();
-        base.set("bootstrap.servers", &servers);
-        for (k, v) in &client {
-            base.set(k, v);
-        }
-        let progress = ProgressTopic::new(&base, &group);
+        let progress = ProgressTopic::new(&client_config(&servers, &client), &group);
         let resumed = if startup == Startup::Committed && !group_mode {
             resume_committed(&consumer, &topic, &progress, &mut next)?
         } else {
