@@ -116,7 +116,7 @@ fn run_in(sql: &str, parallelism: usize, rt: &tokio::runtime::Runtime, dir: &Pat
         channel_capacity_rows: 32_768,
         ..JobConfig::default()
     };
-    let job = ferris_plan::build_job(&app, config, dir).expect("builds");
+    let job = ferris_engine::build_job(&app, config, dir).expect("builds");
     rt.block_on(ferris_runtime::run_job(
         job,
         Registry::new(),

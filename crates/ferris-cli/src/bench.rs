@@ -49,7 +49,7 @@ fn run_app(sql: &str, parallelism: usize, base: &Path) -> Result<(Duration, Regi
         channel_capacity_rows: 32_768,
         ..JobConfig::default()
     };
-    let job = ferris_plan::build_job(&app, config, base).map_err(|e| e.render(sql))?;
+    let job = ferris_engine::build_job(&app, config, base).map_err(|e| e.render(sql))?;
     let started = Instant::now();
     runtime
         .block_on(ferris_runtime::run_job(

@@ -141,7 +141,7 @@ pub fn kafka_case(rows: u64, report: &dyn Fn(&str)) -> Result<(), String> {
             .build()
             .map_err(|e| e.to_string())?;
         let started = Instant::now();
-        let job = ferris_plan::build_job(&app, config, std::path::Path::new("."))
+        let job = ferris_engine::build_job(&app, config, std::path::Path::new("."))
             .map_err(|e| e.render(&sql))?;
         let result = runtime
             .block_on(ferris_runtime::run_job(

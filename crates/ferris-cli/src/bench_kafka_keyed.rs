@@ -97,7 +97,7 @@ pub fn kafka_keyed_case(rows: u64, report: &dyn Fn(&str)) -> Result<(), String> 
             ..ferris_runtime::JobConfig::default()
         };
         let started = Instant::now();
-        let job = ferris_plan::build_job(&app, config, std::path::Path::new("."))
+        let job = ferris_engine::build_job(&app, config, std::path::Path::new("."))
             .map_err(|e| e.render(&text))?;
         let shutdown = ferris_runtime::Shutdown::new();
         let running = runtime.spawn(ferris_runtime::run_job(

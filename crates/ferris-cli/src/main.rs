@@ -2,7 +2,8 @@
 //!
 //! Exit codes: 0 success; 1 the job failed while running (bad input under `fail`, a sink that
 //! kept failing, an I/O error); 2 the SQL, a property or an option is invalid; 3 the
-//! application file cannot be read.
+//! application file cannot be read; 4 the job could not start because its environment is not
+//! ready (an input file is missing, a broker cannot be reached, permission denied).
 
 mod bench;
 mod bench_kafka;
@@ -28,7 +29,8 @@ struct Cli {
 #[derive(Subcommand, Debug)]
 enum Command {
     /// Run every statement of an application file (or of -e SQL) until its inputs end or
-    /// Ctrl-C. Exit codes: 0 ok, 1 job failed, 2 invalid SQL/options, 3 unreadable file.
+    /// Ctrl-C. Exit codes: 0 ok, 1 job failed, 2 invalid SQL/options, 3 unreadable file,
+    /// 4 environment not ready (missing input file, unreachable broker).
     Run(run::RunArgs),
     /// Parse and plan an application without running it (exit 0 when valid, 2 when not).
     Validate(run::ValidateArgs),

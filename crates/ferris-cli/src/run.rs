@@ -135,7 +135,8 @@ pub fn run(args: RunArgs) -> u8 {
     let started = Instant::now();
     let show_progress = !args.no_progress && std::io::stderr().is_terminal();
     let result = runtime.block_on(async {
-        let job = ferris_plan::build_job(&app, config, &base).map_err(|e| (2u8, e.render(&sql)))?;
+        let job = ferris_engine::build_job(&app, config, &base)
+            .map_err(|e| (setup_exit_code(&e), e.render(&sql)))?;
         tokio::spawn(watch_signals(shutdown.clone()));
         let (done_tx, done_rx) = tokio::sync::watch::channel(false);
         let progress =
@@ -162,6 +163,13 @@ pub fn run(args: RunArgs) -> u8 {
             code
         }
     }
+}
+
+/// Exit code of a job that could not be assembled: 4 when the environment is not ready
+/// (missing input file, unreachable broker, permission denied), 2 when the application is
+/// invalid.
+fn setup_exit_code(e: &ferris_engine::EngineError) -> u8 {
+    if e.is_environment() { 4 } else { 2 }
 }
 
 async fn watch_signals(shutdown: Shutdown) {

@@ -170,7 +170,7 @@ fn windows_over_and_joins_equal_duckdb_on_bounded_input() {
             parallelism,
             ..JobConfig::default()
         };
-        let job = ferris_plan::build_job(&app, config, dir.path()).expect("builds");
+        let job = ferris_engine::build_job(&app, config, dir.path()).expect("builds");
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .enable_all()

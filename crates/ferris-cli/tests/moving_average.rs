@@ -139,7 +139,7 @@ fn run(range: &str, batch: usize, parallelism: usize, dir: &std::path::Path) -> 
         parallelism,
         ..JobConfig::default()
     };
-    let job = ferris_plan::build_job(&app, config, dir).expect("builds");
+    let job = ferris_engine::build_job(&app, config, dir).expect("builds");
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()

@@ -296,7 +296,7 @@ fn run(
         channel_capacity_rows: if parallelism == 4 { 1 } else { 4096 },
         ..JobConfig::default()
     };
-    let job = ferris_plan::build_job(&app, config, dir)
+    let job = ferris_engine::build_job(&app, config, dir)
         .map_err(|e| format!("build_job failed: {}", e.render(sql)))?;
     let fut = ferris_runtime::run_job(job, Registry::new(), Shutdown::new());
     let result =

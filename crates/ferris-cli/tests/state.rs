@@ -36,7 +36,7 @@ fn tumbling_window_state_stays_bounded_over_10m_rows() {
         parallelism: 2,
         ..JobConfig::default()
     };
-    let job = ferris_plan::build_job(&app, config, dir.path()).expect("builds");
+    let job = ferris_engine::build_job(&app, config, dir.path()).expect("builds");
     let registry = Registry::new();
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)

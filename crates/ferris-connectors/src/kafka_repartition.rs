@@ -260,7 +260,7 @@ impl Brokers {
             crate::kafka_options::client_config(servers, &crate::kafka_options::split(props).1);
         let consumer: BaseConsumer = config
             .create()
-            .map_err(|e| ConnectorError::Schema(format!("cannot reach {servers}: {e}")))?;
+            .map_err(|e| ConnectorError::Unreachable(format!("cannot reach {servers}: {e}")))?;
         Ok(Brokers { config, consumer })
     }
 
@@ -270,7 +270,7 @@ impl Brokers {
             .consumer
             .fetch_metadata(Some(topic), TIMEOUT)
             .map_err(|e| {
-                ConnectorError::Schema(format!("cannot read the metadata of '{topic}': {e}"))
+                ConnectorError::Unreachable(format!("cannot read the metadata of '{topic}': {e}"))
             })?;
         Ok(metadata
             .topics()
@@ -282,7 +282,7 @@ impl Brokers {
     /// How many partitions the input topic `topic` has.
     pub fn partitions(&self, topic: &str) -> Result<u32, ConnectorError> {
         self.count(topic)?.ok_or_else(|| {
-            ConnectorError::Schema(format!(
+            ConnectorError::NotFound(format!(
                 "topic '{topic}' does not exist (or has no partitions)"
             ))
         })

@@ -118,6 +118,27 @@ pub enum ConnectorError {
         /// The operating system's reason.
         reason: String,
     },
+    /// The brokers could not be reached, or did not answer a metadata request, when the
+    /// connector was set up.
+    #[error("{0}")]
+    Unreachable(String),
+    /// Something the connector needs does not exist where it should (a topic, a partition).
+    #[error("{0}")]
+    NotFound(String),
+}
+
+impl ConnectorError {
+    /// Whether the error comes from the environment (a missing file or topic, an unreachable
+    /// broker, a permission) rather than from the application's SQL or properties: the same
+    /// application may start once the environment is fixed.
+    pub fn is_environment(&self) -> bool {
+        matches!(
+            self,
+            ConnectorError::Io { .. }
+                | ConnectorError::Unreachable(_)
+                | ConnectorError::NotFound(_)
+        )
+    }
 }
 
 const SOURCE_CONNECTORS: &str = "file, stdin, datagen, kafka";

@@ -32,6 +32,24 @@ pub struct SourceDecl {
     pub span: Span,
 }
 
+impl SourceDecl {
+    /// Whether the source reads its topic in consumer-group mode (`'partitions' = 'group'`):
+    /// keyed queries over it run through a repartition topic.
+    pub fn group_mode(&self) -> bool {
+        self.connector
+            .get("partitions")
+            .is_some_and(|v| v.eq_ignore_ascii_case("group"))
+    }
+
+    /// The consumer group of a Kafka source (`group.id`, default `ferris-<source>`).
+    pub fn group_id(&self) -> String {
+        self.connector
+            .get("group.id")
+            .cloned()
+            .unwrap_or_else(|| format!("ferris-{}", self.name))
+    }
+}
+
 /// A declared sink (`CREATE STREAM name WITH (...)`).
 #[derive(Debug, Clone)]
 pub struct SinkDecl {
@@ -109,8 +127,8 @@ pub fn plan_application(sql: &str) -> Result<Application, AppError> {
                 if decl.kind == SourceKind::Table {
                     catalog.set_primary_key(&decl.name, decl.primary_key.clone());
                 }
-                if crate::repartition::group_mode(&decl) {
-                    catalog.set_group(&decl.name, &crate::repartition::group_id(&decl));
+                if decl.group_mode() {
+                    catalog.set_group(&decl.name, &decl.group_id());
                 }
                 app.sources.push(decl);
             }

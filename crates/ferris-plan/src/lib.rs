@@ -13,27 +13,20 @@
 //! assert_eq!(app.queries[0].plan.output_schema.field(0).name(), "b");
 //! ```
 
-pub mod aggregate;
 mod app;
-mod build;
 mod catalog;
 mod error;
-pub mod join;
-mod operators;
-pub mod over;
+mod lower_over;
 mod physical;
 mod plan_aggregate;
 mod plan_join;
 mod plan_over;
 pub mod props;
 mod query;
-mod repartition;
 mod types;
 
 pub use app::{AppError, Application, PlannedQuery, SinkDecl, SourceDecl, plan_application};
-pub use build::build_job;
 pub use catalog::{Catalog, WINDOW_END, WINDOW_START};
 pub use error::PlanError;
-pub use operators::{FilterOp, ProjectOp};
 pub use query::{KeyedPlan, QueryPlan, plan_query};
 pub use types::arrow_type;

@@ -6,10 +6,8 @@
 //! keyed stage:      aggregate(window, emit) → [HAVING] → project(SELECT…, order columns)
 //! ```
 
-use crate::aggregate::{AggregateInput, AggregateSpec, EmitMode, WindowKind, aggregate_operator};
 use crate::catalog::{WINDOW_END, WINDOW_START};
 use crate::error::PlanError;
-use crate::operators::{FilterOp, ProjectOp};
 use crate::physical::ExprPlanner;
 use crate::plan_join::{PlannedJoin, plan_join};
 use crate::query::{KeyedPlan, QueryPlan, ScanInput, df_error, scan_input};
@@ -21,6 +19,10 @@ use datafusion_expr::physical_planning_context::PhysicalPlanningContext;
 use datafusion_physical_expr::PhysicalExpr;
 use datafusion_physical_expr::aggregate::LoweredAggregateBuilder;
 use datafusion_physical_expr::expressions::Column;
+use ferris_operators::aggregate::{
+    AggregateInput, AggregateSpec, EmitMode, WindowKind, aggregate_operator,
+};
+use ferris_operators::{FilterOp, ProjectOp};
 use ferris_runtime::Operator;
 use ferris_sql::ast::{self, Span};
 use std::sync::Arc;

@@ -4,14 +4,14 @@
 
 use crate::catalog::Catalog;
 use crate::error::PlanError;
-use crate::join::interval::{IntervalJoinSpec, JoinKind};
-use crate::join::lookup::{LookupKind, LookupSpec};
 use crate::physical::ExprPlanner;
 use arrow::datatypes::SchemaRef;
 use datafusion_common::{Column, ScalarValue};
 use datafusion_expr::logical_plan::Join;
 use datafusion_expr::utils::{conjunction, split_conjunction};
 use datafusion_expr::{BinaryExpr, Expr, JoinType, LogicalPlan, Operator as Op};
+use ferris_operators::join::interval::{IntervalJoinSpec, JoinKind};
+use ferris_operators::join::lookup::{LookupKind, LookupSpec};
 use ferris_sql::ast::Span;
 use std::sync::Arc;
 
@@ -484,7 +484,7 @@ pub(crate) struct IntervalQuery {
 /// A stream–stream join query: both inputs hash-routed by the key into the interval join,
 /// then WHERE and the SELECT list in the keyed stage.
 pub(crate) fn interval_query(q: IntervalQuery) -> crate::query::QueryPlan {
-    use crate::operators::{FilterOp, ProjectOp};
+    use ferris_operators::{FilterOp, ProjectOp};
     use ferris_runtime::Operator;
     let spec = q.spec;
     let filter = q.filter;
@@ -492,7 +492,7 @@ pub(crate) fn interval_query(q: IntervalQuery) -> crate::query::QueryPlan {
     let output_schema = q.output_schema.clone();
     let text = q.projection_text.clone();
     let mut describe = vec![
-        crate::join::interval::interval_join_operator(spec.clone())
+        ferris_operators::join::interval::interval_join_operator(spec.clone())
             .map(|op| op.describe())
             .unwrap_or_default(),
     ];
@@ -504,7 +504,7 @@ pub(crate) fn interval_query(q: IntervalQuery) -> crate::query::QueryPlan {
     let right_key_columns = spec.right_keys.clone();
     let chain_spec = spec.clone();
     let factory = move || -> Result<Vec<Box<dyn Operator>>, String> {
-        let mut ops = vec![crate::join::interval::interval_join_operator(
+        let mut ops = vec![ferris_operators::join::interval::interval_join_operator(
             chain_spec.clone(),
         )?];
         if let Some((pred, t)) = &filter {

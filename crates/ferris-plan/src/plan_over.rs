@@ -8,14 +8,14 @@
 
 use crate::catalog::Catalog;
 use crate::error::PlanError;
-use crate::operators::ProjectOp;
-use crate::over::lower_over;
+use crate::lower_over::lower_over;
 use crate::physical::ExprPlanner;
 use crate::query::{KeyedPlan, QueryPlan, ScanInput, scan_input};
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion_expr::logical_plan::{Projection, Window};
 use datafusion_physical_expr::PhysicalExpr;
 use datafusion_physical_expr::expressions::Column;
+use ferris_operators::ProjectOp;
 use ferris_runtime::Operator;
 use ferris_sql::ast::Span;
 use std::sync::Arc;
@@ -80,7 +80,10 @@ pub(crate) fn lower_window(
     }
     let output_schema: SchemaRef = Arc::new(Schema::new(fields.clone()));
     let emit_at = window.schema.fields().len();
-    exprs.push(Arc::new(Column::new(crate::over::EMIT_AT, emit_at)));
+    exprs.push(Arc::new(Column::new(
+        ferris_operators::over::EMIT_AT,
+        emit_at,
+    )));
     fields.push(Field::new("__order_0", DataType::Int64, false));
     let mut order = vec![time_column];
     order.extend(over.partition_columns.iter().copied());

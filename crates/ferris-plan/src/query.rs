@@ -4,8 +4,6 @@
 
 use crate::catalog::{Catalog, WINDOW_END, WINDOW_START};
 use crate::error::{PlanError, span_of};
-use crate::join::lookup::{LookupJoinOp, LookupSpec};
-use crate::operators::{FilterOp, ProjectOp};
 use crate::physical::ExprPlanner;
 use crate::plan_join::{PlannedJoin, plan_join};
 use arrow::datatypes::{Schema, SchemaRef};
@@ -14,6 +12,8 @@ use datafusion_expr::{Expr, LogicalPlan};
 use datafusion_optimizer::Analyzer;
 use datafusion_physical_expr::PhysicalExpr;
 use datafusion_sql::planner::{ParserOptions, SqlToRel};
+use ferris_operators::join::lookup::{LookupJoinOp, LookupSpec};
+use ferris_operators::{FilterOp, ProjectOp};
 use ferris_runtime::{Operator, TableSnapshot};
 use ferris_sql::ast::{Span, StreamingQuery};
 use sqlparser::ast::{

@@ -169,7 +169,7 @@ fn partitions(
             for _ in 0..256 {
                 let _ = consumer.poll(Duration::ZERO);
             }
-            ConnectorError::Schema(format!(
+            ConnectorError::Unreachable(format!(
                 "cannot read the metadata of topic '{topic}' from {servers}: {e}{}",
                 consumer.context().log.detail()
             ))
@@ -181,14 +181,14 @@ fn partitions(
         .flat_map(|t| t.partitions().iter().map(|p| p.id()))
         .collect();
     if partitions.is_empty() {
-        return Err(ConnectorError::Schema(format!(
+        return Err(ConnectorError::NotFound(format!(
             "topic '{topic}' does not exist (or has no partitions) on {servers}"
         )));
     }
     match chosen {
         None => Ok(partitions),
         Some(list) => match list.iter().find(|n| !partitions.contains(n)) {
-            Some(missing) => Err(ConnectorError::Schema(format!(
+            Some(missing) => Err(ConnectorError::NotFound(format!(
                 "topic '{topic}' has no partition {missing} (it has {} partitions)",
                 partitions.len()
             ))),

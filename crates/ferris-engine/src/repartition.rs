@@ -1,29 +1,15 @@
 //! Keyed queries over a consumer-group source: the two parts joined by a repartition topic
 //! (see `ferris_connectors::kafka_repartition`).
 
-use crate::app::SourceDecl;
-use crate::error::PlanError;
+use crate::error::EngineError;
 use arrow::datatypes::{Field, Schema, SchemaRef};
+use ferris_connectors::ConnectorError;
 use ferris_connectors::kafka_repartition::Brokers;
+use ferris_plan::SourceDecl;
 use ferris_runtime::{EventTimeSpec, Sink, Source};
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
-
-/// Whether `decl` reads its topic in consumer-group mode (`'partitions' = 'group'`).
-pub(crate) fn group_mode(decl: &SourceDecl) -> bool {
-    decl.connector
-        .get("partitions")
-        .is_some_and(|v| v.eq_ignore_ascii_case("group"))
-}
-
-/// The consumer group of a Kafka source (`group.id`, default `ferris-<source>`).
-pub(crate) fn group_id(decl: &SourceDecl) -> String {
-    decl.connector
-        .get("group.id")
-        .cloned()
-        .unwrap_or_else(|| format!("ferris-{}", decl.name))
-}
 
 /// The two ends of a query's repartition topic.
 pub(crate) struct Repartition {
@@ -61,13 +47,20 @@ struct Topic {
 
 impl Topic {
     /// The repartition topic `<group>.<query><suffix>` of `input`.
-    fn of(query: &str, suffix: &str, input: &Input<'_>) -> Result<(Topic, Brokers), String> {
+    fn of(
+        query: &str,
+        suffix: &str,
+        input: &Input<'_>,
+    ) -> Result<(Topic, Brokers), ConnectorError> {
         let decl = input.decl;
         let get = |k: &str| {
             decl.connector
                 .get(k)
                 .cloned()
-                .ok_or_else(|| format!("source '{}' has no '{k}'", decl.name))
+                .ok_or_else(|| ConnectorError::MissingProperty {
+                    key: k.to_string(),
+                    connector: format!("kafka source '{}'", decl.name),
+                })
         };
         let servers = get("bootstrap.servers")?;
         let client: BTreeMap<String, String> = decl
@@ -76,12 +69,10 @@ impl Topic {
             .filter(|(k, _)| k.starts_with("kafka."))
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect();
-        let brokers = Brokers::connect(&servers, &client).map_err(|e| e.to_string())?;
-        let inputs = brokers
-            .partitions(&get("topic")?)
-            .map_err(|e| e.to_string())?;
+        let brokers = Brokers::connect(&servers, &client)?;
+        let inputs = brokers.partitions(&get("topic")?)?;
         let topic = Topic {
-            name: format!("{}.{query}.repartition{suffix}", group_id(decl)),
+            name: format!("{}.{query}.repartition{suffix}", decl.group_id()),
             servers,
             client,
             inputs,
@@ -96,7 +87,7 @@ impl Topic {
         input: &Input<'_>,
         partitions: u32,
         base_dir: &Path,
-    ) -> Result<Box<dyn Sink>, String> {
+    ) -> Result<Box<dyn Sink>, ConnectorError> {
         let mut props = self.client.clone();
         let keys: Vec<String> = input.key_columns.iter().map(usize::to_string).collect();
         for (k, v) in [
@@ -111,7 +102,6 @@ impl Topic {
             props.insert(k.to_string(), v);
         }
         ferris_connectors::create_sink(query, &props, base_dir)
-            .map_err(|e| format!("repartition topic '{}': {e}", self.name))
     }
 
     /// The source properties of the topic's reader in group `group`.
@@ -148,25 +138,29 @@ pub(crate) fn repartition(
     input: &Input<'_>,
     base_dir: &Path,
     span: ferris_sql::ast::Span,
-) -> Result<Repartition, PlanError> {
-    let at = |e: String| PlanError::at(format!("query '{query}': {e}"), span);
+) -> Result<Repartition, EngineError> {
+    let at = |e: ConnectorError| EngineError::connector(format!("query '{query}'"), span, e);
     let (topic, brokers) = Topic::of(query, "", input).map_err(at)?;
-    brokers
-        .create(&topic.name, topic.inputs)
-        .map_err(|e| at(e.to_string()))?;
+    brokers.create(&topic.name, topic.inputs).map_err(at)?;
     let writer = topic
         .writer(query, input, topic.inputs, base_dir)
         .map_err(at)?;
     let reader_name = format!("{query}.repartition");
     let schema = positional(&input.schema);
-    let group = format!("{}.{query}", group_id(input.decl));
+    let group = format!("{}.{query}", input.decl.group_id());
     let reader = ferris_connectors::create_source(
         &reader_name,
         schema.clone(),
         &topic.reader_props(query, &group),
         base_dir,
     )
-    .map_err(|e| at(format!("repartition topic '{}': {e}", topic.name)))?;
+    .map_err(|e| {
+        EngineError::connector(
+            format!("query '{query}': repartition topic '{}'", topic.name),
+            span,
+            e,
+        )
+    })?;
     Ok(Repartition {
         writer,
         reader,
@@ -184,20 +178,16 @@ pub(crate) fn repartition_join(
     right: &Input<'_>,
     base_dir: &Path,
     span: ferris_sql::ast::Span,
-) -> Result<(Repartition, Repartition), PlanError> {
-    let at = |e: String| PlanError::at(format!("query '{query}': {e}"), span);
+) -> Result<(Repartition, Repartition), EngineError> {
+    let at = |e: ConnectorError| EngineError::connector(format!("query '{query}'"), span, e);
     let (ltopic, lbrokers) = Topic::of(query, "", left).map_err(at)?;
     let (rtopic, rbrokers) = Topic::of(query, ".right", right).map_err(at)?;
     let partitions = ltopic.inputs.max(rtopic.inputs);
-    lbrokers
-        .create(&ltopic.name, partitions)
-        .map_err(|e| at(e.to_string()))?;
-    rbrokers
-        .create(&rtopic.name, partitions)
-        .map_err(|e| at(e.to_string()))?;
+    lbrokers.create(&ltopic.name, partitions).map_err(at)?;
+    rbrokers.create(&rtopic.name, partitions).map_err(at)?;
     let lschema = positional(&left.schema);
     let rschema = positional(&right.schema);
-    let group = format!("{}.{query}", group_id(left.decl));
+    let group = format!("{}.{query}", left.decl.group_id());
     let (lname, rname) = (
         format!("{query}.repartition"),
         format!("{query}.repartition.right"),
@@ -209,10 +199,14 @@ pub(crate) fn repartition_join(
         (&rname, rschema.clone(), &rprops),
     )
     .map_err(|e| {
-        at(format!(
-            "repartition topics '{}', '{}': {e}",
-            ltopic.name, rtopic.name
-        ))
+        EngineError::connector(
+            format!(
+                "query '{query}': repartition topics '{}', '{}'",
+                ltopic.name, rtopic.name
+            ),
+            span,
+            e,
+        )
     })?;
     let l = Repartition {
         writer: ltopic

@@ -1,8 +1,30 @@
 //! Lowering DataFusion's `Window` node into an [`OverPlan`].
 
-use super::OverPlan;
-use super::operator::OverOperator;
-use super::spec::{AccMode, Bound, Frame, Function, FunctionSpec, OverSpec, Units};
+/// A planned OVER stage.
+#[derive(Clone)]
+pub struct OverPlan {
+    /// Input columns to hash-route by (the PARTITION BY columns; empty = one partition).
+    pub partition_columns: Vec<usize>,
+    /// Output schema: the input columns, then one column per window expression — the same
+    /// fields, in the same order, as DataFusion's `Window` node schema.
+    pub output_schema: SchemaRef,
+    /// Builds the operator for one partition pipeline.
+    pub factory: Arc<dyn Fn() -> Box<dyn ferris_runtime::Operator> + Send + Sync>,
+    /// One line for EXPLAIN, e.g.
+    /// `Over: PARTITION BY symbol ORDER BY ts [lag(price,1), avg(price) RANGE 900000ms PRECEDING]`.
+    pub describe: String,
+}
+
+impl std::fmt::Debug for OverPlan {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OverPlan")
+            .field("partition_columns", &self.partition_columns)
+            .field("output_schema", &self.output_schema)
+            .field("describe", &self.describe)
+            .finish()
+    }
+}
+
 use crate::error::PlanError;
 use arrow::datatypes::{DataType, Field, FieldRef, Schema, SchemaRef};
 use arrow::row::{RowConverter, SortField};
@@ -16,18 +38,15 @@ use datafusion_optimizer::simplify_expressions::{ExprSimplifier, SimplifyContext
 use datafusion_physical_expr::aggregate::AggregateExprBuilder;
 use datafusion_physical_expr::expressions::Column;
 use datafusion_physical_expr::{PhysicalExpr, create_physical_expr};
+use ferris_operators::over::{
+    AccMode, Bound, EMIT_AT, Frame, Function, FunctionSpec, OverOperator, OverSpec, Units,
+};
 use ferris_sql::ast::Span;
 use std::sync::Arc;
 
 /// Lowers DataFusion's Window node. `input_schema` is the physical schema of the node's input
 /// (Timestamp columns are `Timestamp(Millisecond, None)`); `time_column` is the index of the
 /// source's event-time column in it; errors carry `span`.
-/// Name of the last column of the operator's output: the event time after which the row's
-/// values were final (its own time, or later for FOLLOWING frames and LEAD; `i64::MAX` for
-/// rows completed only by the end of input). Sorting output by it first keeps the order of
-/// rows independent of batch boundaries.
-pub const EMIT_AT: &str = "__emit_at";
-
 pub fn lower_over(
     window: &Window,
     input_schema: &SchemaRef,
@@ -569,3 +588,7 @@ impl Lowering<'_> {
         }
     }
 }
+
+#[cfg(test)]
+#[path = "lower_over_tests.rs"]
+mod tests;

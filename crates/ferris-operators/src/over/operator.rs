@@ -15,7 +15,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 /// Computes the window functions of one OVER stage for the keys routed to it.
-pub(crate) struct OverOperator {
+pub struct OverOperator {
     spec: Arc<OverSpec>,
     /// Partitions by encoded PARTITION BY key (empty key without PARTITION BY).
     partitions: BTreeMap<Vec<u8>, Partition>,
@@ -28,7 +28,7 @@ pub(crate) struct OverOperator {
 }
 
 impl OverOperator {
-    pub(crate) fn new(spec: Arc<OverSpec>) -> Self {
+    pub fn new(spec: Arc<OverSpec>) -> Self {
         OverOperator {
             spec,
             partitions: BTreeMap::new(),

@@ -8,14 +8,14 @@ use std::sync::Arc;
 
 /// How a frame counts: rows in (event time, arrival) order, or event time in milliseconds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Units {
+pub enum Units {
     Rows,
     Range,
 }
 
 /// One end of a frame; offsets are rows (`ROWS`) or milliseconds (`RANGE`), never negative.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Bound {
+pub enum Bound {
     UnboundedPreceding,
     Preceding(u64),
     CurrentRow,
@@ -24,15 +24,15 @@ pub(crate) enum Bound {
 
 /// A window frame relative to the current row.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct Frame {
-    pub(crate) units: Units,
-    pub(crate) start: Bound,
-    pub(crate) end: Bound,
+pub struct Frame {
+    pub units: Units,
+    pub start: Bound,
+    pub end: Bound,
 }
 
 impl Frame {
     /// Rows after the current one that must exist before the row is final.
-    pub(crate) fn rows_ahead(&self) -> u64 {
+    pub fn rows_ahead(&self) -> u64 {
         match (self.units, self.end) {
             (Units::Rows, Bound::Following(n)) => n,
             _ => 0,
@@ -41,7 +41,7 @@ impl Frame {
 
     /// Milliseconds after the current row's event time that must be closed before the row is
     /// final.
-    pub(crate) fn time_ahead(&self) -> u64 {
+    pub fn time_ahead(&self) -> u64 {
         match (self.units, self.end) {
             (Units::Range, Bound::Following(n)) => n,
             _ => 0,
@@ -50,7 +50,7 @@ impl Frame {
 
     /// The frame for EXPLAIN, or `None` for SQL's default frame
     /// (`RANGE BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW`).
-    pub(crate) fn describe(&self) -> Option<String> {
+    pub fn describe(&self) -> Option<String> {
         let (units, suffix) = match self.units {
             Units::Rows => ("ROWS", ""),
             Units::Range => ("RANGE", "ms"),
@@ -81,7 +81,7 @@ impl Frame {
 
 /// How an aggregate follows its frame.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum AccMode {
+pub enum AccMode {
     /// The frame starts at the partition's first row: one running accumulator.
     Running,
     /// The frame start moves: one accumulator, rows retracted as they leave the frame.
@@ -94,7 +94,7 @@ pub(crate) enum AccMode {
 /// One window function. Column numbers refer to the operator's internal rows: the input
 /// columns followed by the evaluated argument expressions.
 #[derive(Debug, Clone)]
-pub(crate) enum Function {
+pub enum Function {
     RowNumber,
     Rank,
     DenseRank,
@@ -123,7 +123,7 @@ pub(crate) enum Function {
 
 impl Function {
     /// Rows after the current one that must exist before the row is final.
-    pub(crate) fn rows_ahead(&self) -> u64 {
+    pub fn rows_ahead(&self) -> u64 {
         match self {
             Function::Shift { offset, .. } if *offset < 0 => offset.unsigned_abs(),
             Function::FirstValue { frame, .. }
@@ -134,7 +134,7 @@ impl Function {
     }
 
     /// Milliseconds after the current row's event time that must be closed first.
-    pub(crate) fn time_ahead(&self) -> u64 {
+    pub fn time_ahead(&self) -> u64 {
         match self {
             Function::FirstValue { frame, .. }
             | Function::LastValue { frame, .. }
@@ -146,7 +146,7 @@ impl Function {
     /// Whether the function carries state beyond the buffered rows (counters, a running
     /// accumulator, the partition's first value), so that a partition without buffered rows
     /// cannot be forgotten.
-    pub(crate) fn keeps_partition_state(&self) -> bool {
+    pub fn keeps_partition_state(&self) -> bool {
         match self {
             Function::RowNumber | Function::Rank | Function::DenseRank => true,
             Function::FirstValue { frame, .. } | Function::Aggregate { frame, .. } => {
@@ -159,36 +159,36 @@ impl Function {
 
 /// One window expression and the output field it fills.
 #[derive(Debug, Clone)]
-pub(crate) struct FunctionSpec {
-    pub(crate) function: Function,
-    pub(crate) field: FieldRef,
+pub struct FunctionSpec {
+    pub function: Function,
+    pub field: FieldRef,
 }
 
 /// Everything the OVER operator needs.
 #[derive(Debug)]
-pub(crate) struct OverSpec {
+pub struct OverSpec {
     /// Schema of the input batches.
-    pub(crate) input_schema: SchemaRef,
+    pub input_schema: SchemaRef,
     /// Input columns, then one column per entry of `exprs`.
-    pub(crate) internal_schema: SchemaRef,
+    pub internal_schema: SchemaRef,
     /// Argument expressions that are not plain input columns, evaluated on arrival.
-    pub(crate) exprs: Vec<Arc<dyn PhysicalExpr>>,
-    /// Input columns, the window results, then [`super::plan::EMIT_AT`].
-    pub(crate) output_schema: SchemaRef,
+    pub exprs: Vec<Arc<dyn PhysicalExpr>>,
+    /// Input columns, the window results, then [`super::EMIT_AT`].
+    pub output_schema: SchemaRef,
     /// Index of the event-time column.
-    pub(crate) time_column: usize,
+    pub time_column: usize,
     /// PARTITION BY columns.
-    pub(crate) partition_columns: Vec<usize>,
+    pub partition_columns: Vec<usize>,
     /// Encodes partition keys; `None` when there is no PARTITION BY.
-    pub(crate) converter: Option<Arc<RowConverter>>,
+    pub converter: Option<Arc<RowConverter>>,
     /// The window functions, in output order.
-    pub(crate) functions: Vec<FunctionSpec>,
+    pub functions: Vec<FunctionSpec>,
     /// Largest number of rows a function looks ahead (ROWS n FOLLOWING, LEAD(n)).
-    pub(crate) rows_ahead: u64,
+    pub rows_ahead: u64,
     /// Largest event-time span a function looks ahead (RANGE INTERVAL FOLLOWING).
-    pub(crate) time_ahead: u64,
+    pub time_ahead: u64,
     /// Whether a partition may be forgotten once it buffers no rows.
-    pub(crate) forgettable: bool,
+    pub forgettable: bool,
     /// The EXPLAIN line.
-    pub(crate) describe: String,
+    pub describe: String,
 }

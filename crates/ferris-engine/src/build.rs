@@ -1,9 +1,9 @@
 //! Turning a planned application into a runnable job: connectors, tables, dead-letter
 //! writers and the per-query pipelines.
 
-use crate::app::{Application, SourceDecl};
-use crate::error::PlanError;
-use crate::repartition::{Input, group_mode, repartition, repartition_join};
+use crate::error::EngineError;
+use crate::repartition::{Input, repartition, repartition_join};
+use ferris_plan::{Application, PlanError, SourceDecl};
 use ferris_runtime::dead_letter::JsonLinesDeadLetterFile;
 use ferris_runtime::{
     DeadLetterWriter, ErrorStrategy, EventTimeSpec, JobConfig, JobSpec, KeyedStage, LateRows,
@@ -35,18 +35,18 @@ impl JobBuilder<'_> {
             .ok_or_else(|| PlanError::at(format!("unknown source '{name}'"), span))
     }
 
-    fn connector(&self, decl: &SourceDecl) -> Result<Box<dyn ferris_runtime::Source>, PlanError> {
+    fn connector(&self, decl: &SourceDecl) -> Result<Box<dyn ferris_runtime::Source>, EngineError> {
         ferris_connectors::create_source(
             &decl.name,
             decl.schema.clone(),
             &decl.connector,
             self.base_dir,
         )
-        .map_err(|e| PlanError::at(format!("source '{}': {e}", decl.name), decl.span))
+        .map_err(|e| EngineError::connector(format!("source '{}'", decl.name), decl.span, e))
     }
 
     /// The job's source for `decl` (one reader per source, shared by its queries).
-    fn source(&mut self, decl: &SourceDecl) -> Result<usize, PlanError> {
+    fn source(&mut self, decl: &SourceDecl) -> Result<usize, EngineError> {
         if let Some(i) = self.source_index.get(&decl.name) {
             return Ok(*i);
         }
@@ -80,13 +80,20 @@ impl JobBuilder<'_> {
     }
 
     /// The dead-letter writer for `path` (one per file).
-    fn dead_letter(&mut self, path: &str, span: ferris_sql::ast::Span) -> Result<usize, PlanError> {
+    fn dead_letter(
+        &mut self,
+        path: &str,
+        span: ferris_sql::ast::Span,
+    ) -> Result<usize, EngineError> {
         let path = self.base_dir.join(path);
         if let Some(i) = self.dead_letter_paths.iter().position(|x| *x == path) {
             return Ok(i);
         }
-        let writer =
-            JsonLinesDeadLetterFile::open(&path).map_err(|e| PlanError::at(e.to_string(), span))?;
+        let writer = JsonLinesDeadLetterFile::open(&path).map_err(|e| EngineError::Io {
+            context: "dead-letter file".into(),
+            span,
+            source: Box::new(e),
+        })?;
         self.dead_letters.push(Box::new(writer));
         self.dead_letter_paths.push(path);
         Ok(self.dead_letters.len() - 1)
@@ -97,7 +104,7 @@ impl JobBuilder<'_> {
         &mut self,
         name: &str,
         span: ferris_sql::ast::Span,
-    ) -> Result<Arc<OnceLock<TableSnapshot>>, PlanError> {
+    ) -> Result<Arc<OnceLock<TableSnapshot>>, EngineError> {
         if let Some(slot) = self.table_slots.get(name) {
             return Ok(slot.clone());
         }
@@ -107,13 +114,13 @@ impl JobBuilder<'_> {
             .get("follow")
             .is_some_and(|v| v.eq_ignore_ascii_case("true"))
         {
-            return Err(PlanError::at(
+            return Err(EngineError::from(PlanError::at(
                 format!(
                     "table '{name}' is joined to a stream, so it must be bounded: it is read \
                      completely before the stream ('follow' = 'true' is not allowed)"
                 ),
                 decl.span,
-            ));
+            )));
         }
         let key_columns = decl
             .primary_key
@@ -125,12 +132,12 @@ impl JobBuilder<'_> {
         let dead_letter = match (strategy, &decl.engine.dead_letter_path) {
             (ErrorStrategy::DeadLetter, Some(p)) => Some(self.dead_letter(p, decl.span)?),
             (ErrorStrategy::DeadLetter, None) => {
-                return Err(PlanError::at(
+                return Err(EngineError::from(PlanError::at(
                     format!(
                         "table '{name}': 'error.strategy' = 'dead_letter' needs 'dead_letter.path'"
                     ),
                     decl.span,
-                ));
+                )));
             }
             _ => None,
         };
@@ -155,7 +162,7 @@ pub fn build_job(
     app: &Application,
     config: JobConfig,
     base_dir: &Path,
-) -> Result<JobSpec, PlanError> {
+) -> Result<JobSpec, EngineError> {
     let mut b = JobBuilder {
         app,
         base_dir,
@@ -176,14 +183,14 @@ pub fn build_job(
         // A join across processes repartitions both inputs alike: both must be read in
         // the group, or rows of one input would be read by every process.
         if let Some(r) = right_decl.as_ref()
-            && group_mode(&decl) != group_mode(r)
+            && decl.group_mode() != r.group_mode()
         {
-            let (grouped, other) = if group_mode(&decl) {
+            let (grouped, other) = if decl.group_mode() {
                 (&decl, r)
             } else {
                 (r, &decl)
             };
-            return Err(PlanError::at(
+            return Err(EngineError::from(PlanError::at(
                 format!(
                     "query '{}' joins '{}', read in consumer-group mode ('partitions' = \
                      'group'), with '{}', which is not: across processes both inputs of a join \
@@ -192,7 +199,7 @@ pub fn build_job(
                     q.name, grouped.name, other.name
                 ),
                 q.span,
-            ));
+            )));
         }
         let index = b.source(&decl)?;
         let right = match right_decl {
@@ -233,7 +240,7 @@ pub fn build_job(
             strategy == ErrorStrategy::DeadLetter || late == LateRows::DeadLetter;
         let dead_letter = match (needs_dead_letter, dl_path) {
             (true, None) => {
-                return Err(PlanError::at(
+                return Err(EngineError::from(PlanError::at(
                     format!(
                         "query '{}': the 'dead_letter' strategy (error.strategy or \
                          late.data.strategy) needs 'dead_letter.path' (in the query's or the \
@@ -241,7 +248,7 @@ pub fn build_job(
                         q.name
                     ),
                     q.span,
-                ));
+                )));
             }
             (true, Some(p)) => Some(b.dead_letter(&p, q.span)?),
             (false, _) => None,
@@ -259,11 +266,11 @@ pub fn build_job(
                 .or_insert_with(|| q.plan.upsert_key.join(","));
         }
         let sink = ferris_connectors::create_sink(&q.name, &sink_props, base_dir)
-            .map_err(|e| PlanError::at(format!("sink of '{}': {e}", q.name), q.span))?;
+            .map_err(|e| EngineError::connector(format!("sink of '{}'", q.name), q.span, e))?;
         let plan = q.plan.clone();
         let ops_table = table.clone();
         let channel_capacity = q.engine.channel_capacity.or(decl.engine.channel_capacity);
-        if let Some(keyed) = q.plan.keyed.as_ref().filter(|_| group_mode(&decl)) {
+        if let Some(keyed) = q.plan.keyed.as_ref().filter(|_| decl.group_mode()) {
             // Across the processes of a group: the stateless stage writes the rows to the
             // query's repartition topic, keyed by the query's key, and the keyed stage reads
             // that topic in the query's own group, one chain per repartition partition. A
