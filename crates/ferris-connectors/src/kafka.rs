@@ -35,6 +35,7 @@
 //! is the message key); `kafka.<property>`. See [`KafkaSink`].
 
 mod open;
+pub(crate) use open::ReaderRole;
 
 use crate::avro::AvroCodec;
 use crate::decode::RowDecoder;

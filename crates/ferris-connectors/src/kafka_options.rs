@@ -22,9 +22,6 @@ pub(crate) const SOURCE_KEYS: &[&str] = &[
     "avro.schema.file",
     "timestamp.field",
     "partitions",
-    // Set by the planner on the reader of a repartition topic (see `kafka_repartition`).
-    "repartition.query",
-    "repartition.follower",
 ];
 /// The Kafka sink's own properties (besides `kafka.*`).
 pub(crate) const SINK_KEYS: &[&str] = &[
@@ -36,10 +33,6 @@ pub(crate) const SINK_KEYS: &[&str] = &[
     "avro.schema",
     "avro.schema.file",
     "headers",
-    // Set by the planner on the writer of a repartition topic (see `kafka_repartition`).
-    "repartition.key.columns",
-    "repartition.partitions",
-    "repartition.inputs",
 ];
 
 /// Splits `kafka.*` pass-through properties from the connector's own.

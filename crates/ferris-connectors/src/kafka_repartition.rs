@@ -29,13 +29,15 @@
 //! topic's reader takes the partitions the first one's group gives it ([`join_readers`]).
 
 use crate::ConnectorError;
-use crate::kafka::KafkaSource;
+use crate::kafka::{KafkaSource, ReaderRole};
 use crate::kafka_group::GroupContext;
 use crate::kafka_progress::ProgressTopic;
+use crate::kafka_sink::KafkaSink;
+pub use crate::kafka_sink::RepartitionLayout;
 use arrow::array::{Array, ArrayRef, StringArray};
 use arrow::datatypes::{DataType, SchemaRef};
 use arrow::record_batch::RecordBatch;
-use ferris_runtime::{Checkpoint, PartitionMark, Source};
+use ferris_runtime::{Checkpoint, PartitionMark, Sink, Source};
 use rdkafka::ClientConfig;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
@@ -433,20 +435,50 @@ impl RepartitionReader {
     }
 }
 
-/// The readers of a join's two repartition topics: the first joins the query's group, the
-/// second takes the same partitions of its topic whenever the first is assigned (the topics
-/// have as many partitions, so each key's rows of both inputs meet in one process). Each is
-/// `(name, schema, properties)` as for [`crate::create_source`]; returns `[left, right]`.
+/// The writer of a repartition topic: the Kafka sink of `props` (`bootstrap.servers`,
+/// `topic`, `kafka.*`), keying and partitioning rows as `layout` says.
+pub fn writer(
+    props: &BTreeMap<String, String>,
+    layout: RepartitionLayout,
+) -> Result<Box<dyn Sink>, ConnectorError> {
+    Ok(Box::new(KafkaSink::repartition_writer(props, layout)?))
+}
+
+/// The reader of query `query`'s repartition topic (a member of the query's group, as
+/// `props` say), decoding Arrow IPC rows of `schema`.
+pub fn reader(
+    name: &str,
+    schema: SchemaRef,
+    props: &BTreeMap<String, String>,
+    query: &str,
+) -> Result<Box<dyn Source>, ConnectorError> {
+    let role = ReaderRole::Repartition {
+        query: query.to_string(),
+    };
+    Ok(Box::new(KafkaSource::open(name, schema, props, role)?))
+}
+
+/// The readers of join `query`'s two repartition topics: the first joins the query's group,
+/// the second takes the same partitions of its topic whenever the first is assigned (the
+/// topics have as many partitions, so each key's rows of both inputs meet in one process).
+/// Each is `(name, schema, properties)` as for [`crate::create_source`]; returns
+/// `[left, right]`.
 pub fn join_readers(
+    query: &str,
     left: (&str, SchemaRef, &BTreeMap<String, String>),
     right: (&str, SchemaRef, &BTreeMap<String, String>),
 ) -> Result<[Box<dyn Source>; 2], ConnectorError> {
-    let leader = KafkaSource::new(left.0, left.1, left.2)?;
+    let role = ReaderRole::Repartition {
+        query: query.to_string(),
+    };
+    let leader = KafkaSource::open(left.0, left.1, left.2, role)?;
     let mut props = right.2.clone();
-    props.insert("repartition.follower".into(), "true".into());
     // Not a group member: it assigns itself its leader's partitions.
     props.insert("partitions".into(), "all".into());
-    let mut follower = KafkaSource::new(right.0, right.1, &props)?;
+    let role = ReaderRole::Follower {
+        query: query.to_string(),
+    };
+    let mut follower = KafkaSource::open(right.0, right.1, &props, role)?;
     follower.follow(&leader);
     Ok([Box::new(leader), Box::new(follower)])
 }

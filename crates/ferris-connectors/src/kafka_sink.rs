@@ -105,6 +105,18 @@ pub struct KafkaSink {
     repartition: Option<Repartition>,
 }
 
+/// How a repartition topic is written: which columns key a row, how many partitions the
+/// topic and its input have.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RepartitionLayout {
+    /// Key columns (positions in the rows written).
+    pub key_columns: Vec<usize>,
+    /// Partitions of the repartition topic.
+    pub partitions: u32,
+    /// Partitions of the input topic (announced with the marks).
+    pub inputs: u32,
+}
+
 /// A Kafka sink writing a repartition topic: rows keyed by key columns, columns named by
 /// position, and the watermark marks after the rows.
 struct Repartition {
@@ -127,6 +139,30 @@ const MARKS_REPEAT: Duration = Duration::from_secs(1);
 impl KafkaSink {
     /// Connects a producer.
     pub fn new(props: &BTreeMap<String, String>) -> Result<Self, ConnectorError> {
+        Self::open(props, None)
+    }
+
+    /// A sink writing a repartition topic as `layout` says (see `kafka_repartition`).
+    pub(crate) fn repartition_writer(
+        props: &BTreeMap<String, String>,
+        layout: RepartitionLayout,
+    ) -> Result<Self, ConnectorError> {
+        Self::open(
+            props,
+            Some(Repartition {
+                key_columns: layout.key_columns,
+                partitions: layout.partitions,
+                inputs: layout.inputs,
+                pending: BTreeMap::new(),
+                sent: None,
+            }),
+        )
+    }
+
+    fn open(
+        props: &BTreeMap<String, String>,
+        repartition: Option<Repartition>,
+    ) -> Result<Self, ConnectorError> {
         let (own, client) = split(props);
         let p = Props::new("kafka sink", SINK_KEYS, &own)?;
         let topic = p.required("topic")?.to_string();
@@ -146,33 +182,6 @@ impl KafkaSink {
         let producer: BaseProducer<Deliveries> = config
             .create_with_context(Deliveries::default())
             .map_err(|e| kafka_err("cannot create the Kafka producer", e))?;
-        let repartition = match (
-            p.get("repartition.key.columns"),
-            p.get("repartition.partitions"),
-        ) {
-            (Some(keys), Some(n)) => Some(Repartition {
-                key_columns: keys
-                    .split(',')
-                    .filter(|k| !k.trim().is_empty())
-                    .map(|k| k.trim().parse::<usize>())
-                    .collect::<Result<_, _>>()
-                    .map_err(|_| p.invalid("repartition.key.columns", keys, "column positions"))?,
-                partitions: n
-                    .parse()
-                    .map_err(|_| p.invalid("repartition.partitions", n, "a partition count"))?,
-                inputs: match p.get("repartition.inputs") {
-                    Some(i) => i
-                        .parse()
-                        .map_err(|_| p.invalid("repartition.inputs", i, "a partition count"))?,
-                    None => n
-                        .parse()
-                        .map_err(|_| p.invalid("repartition.partitions", n, "a partition count"))?,
-                },
-                pending: BTreeMap::new(),
-                sent: None,
-            }),
-            _ => None,
-        };
         Ok(KafkaSink {
             repartition,
             describe: format!("kafka topic {topic}"),

@@ -294,7 +294,7 @@ pub fn build_job(
                 },
             };
             let (l, r) = match &right {
-                None => (repartition(&q.name, &left, base_dir, q.span)?, None),
+                None => (repartition(&q.name, &left, q.span)?, None),
                 Some((source, rdecl)) => {
                     let right_in = Input {
                         decl: rdecl,
@@ -302,7 +302,7 @@ pub fn build_job(
                         key_columns: &keyed.right_key_columns,
                         time_column: time_of(rdecl),
                     };
-                    let (l, r) = repartition_join(&q.name, &left, &right_in, base_dir, q.span)?;
+                    let (l, r) = repartition_join(&q.name, &left, &right_in, q.span)?;
                     (l, Some((*source, r)))
                 }
             };

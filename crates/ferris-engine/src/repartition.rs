@@ -4,11 +4,10 @@
 use crate::error::EngineError;
 use arrow::datatypes::{Field, Schema, SchemaRef};
 use ferris_connectors::ConnectorError;
-use ferris_connectors::kafka_repartition::Brokers;
+use ferris_connectors::kafka_repartition::{self, Brokers, RepartitionLayout};
 use ferris_plan::SourceDecl;
 use ferris_runtime::{EventTimeSpec, Sink, Source};
 use std::collections::BTreeMap;
-use std::path::Path;
 use std::sync::Arc;
 
 /// The two ends of a query's repartition topic.
@@ -81,40 +80,32 @@ impl Topic {
     }
 
     /// The sink writing `input`'s rows to the topic (of `partitions` partitions).
-    fn writer(
-        &self,
-        query: &str,
-        input: &Input<'_>,
-        partitions: u32,
-        base_dir: &Path,
-    ) -> Result<Box<dyn Sink>, ConnectorError> {
+    fn writer(&self, input: &Input<'_>, partitions: u32) -> Result<Box<dyn Sink>, ConnectorError> {
         let mut props = self.client.clone();
-        let keys: Vec<String> = input.key_columns.iter().map(usize::to_string).collect();
         for (k, v) in [
-            ("connector", "kafka".to_string()),
             ("bootstrap.servers", self.servers.clone()),
             ("topic", self.name.clone()),
             ("format", "json".to_string()),
-            ("repartition.key.columns", keys.join(",")),
-            ("repartition.partitions", partitions.to_string()),
-            ("repartition.inputs", self.inputs.to_string()),
         ] {
             props.insert(k.to_string(), v);
         }
-        ferris_connectors::create_sink(query, &props, base_dir)
+        let layout = RepartitionLayout {
+            key_columns: input.key_columns.to_vec(),
+            partitions,
+            inputs: self.inputs,
+        };
+        kafka_repartition::writer(&props, layout)
     }
 
     /// The source properties of the topic's reader in group `group`.
-    fn reader_props(&self, query: &str, group: &str) -> BTreeMap<String, String> {
+    fn reader_props(&self, group: &str) -> BTreeMap<String, String> {
         let mut props = self.client.clone();
         for (k, v) in [
-            ("connector", "kafka"),
             ("bootstrap.servers", self.servers.as_str()),
             ("topic", self.name.as_str()),
             ("group.id", group),
             ("partitions", "group"),
             ("format", "json"),
-            ("repartition.query", query),
         ] {
             props.insert(k.to_string(), v.to_string());
         }
@@ -136,23 +127,20 @@ fn event_time(schema: &SchemaRef, time_column: Option<usize>) -> Option<EventTim
 pub(crate) fn repartition(
     query: &str,
     input: &Input<'_>,
-    base_dir: &Path,
     span: ferris_sql::ast::Span,
 ) -> Result<Repartition, EngineError> {
     let at = |e: ConnectorError| EngineError::connector(format!("query '{query}'"), span, e);
     let (topic, brokers) = Topic::of(query, "", input).map_err(at)?;
     brokers.create(&topic.name, topic.inputs).map_err(at)?;
-    let writer = topic
-        .writer(query, input, topic.inputs, base_dir)
-        .map_err(at)?;
+    let writer = topic.writer(input, topic.inputs).map_err(at)?;
     let reader_name = format!("{query}.repartition");
     let schema = positional(&input.schema);
     let group = format!("{}.{query}", input.decl.group_id());
-    let reader = ferris_connectors::create_source(
+    let reader = kafka_repartition::reader(
         &reader_name,
         schema.clone(),
-        &topic.reader_props(query, &group),
-        base_dir,
+        &topic.reader_props(&group),
+        query,
     )
     .map_err(|e| {
         EngineError::connector(
@@ -176,7 +164,6 @@ pub(crate) fn repartition_join(
     query: &str,
     left: &Input<'_>,
     right: &Input<'_>,
-    base_dir: &Path,
     span: ferris_sql::ast::Span,
 ) -> Result<(Repartition, Repartition), EngineError> {
     let at = |e: ConnectorError| EngineError::connector(format!("query '{query}'"), span, e);
@@ -192,9 +179,10 @@ pub(crate) fn repartition_join(
         format!("{query}.repartition"),
         format!("{query}.repartition.right"),
     );
-    let lprops = ltopic.reader_props(query, &group);
-    let rprops = rtopic.reader_props(query, &format!("{group}.right"));
-    let [lreader, rreader] = ferris_connectors::kafka_repartition::join_readers(
+    let lprops = ltopic.reader_props(&group);
+    let rprops = rtopic.reader_props(&format!("{group}.right"));
+    let [lreader, rreader] = kafka_repartition::join_readers(
+        query,
         (&lname, lschema.clone(), &lprops),
         (&rname, rschema.clone(), &rprops),
     )
@@ -209,17 +197,13 @@ pub(crate) fn repartition_join(
         )
     })?;
     let l = Repartition {
-        writer: ltopic
-            .writer(query, left, partitions, base_dir)
-            .map_err(at)?,
+        writer: ltopic.writer(left, partitions).map_err(at)?,
         reader: lreader,
         reader_name: lname,
         event_time: event_time(&lschema, left.time_column),
     };
     let r = Repartition {
-        writer: rtopic
-            .writer(query, right, partitions, base_dir)
-            .map_err(at)?,
+        writer: rtopic.writer(right, partitions).map_err(at)?,
         reader: rreader,
         reader_name: rname,
         event_time: event_time(&rschema, right.time_column),

@@ -17,6 +17,10 @@ pub const ENGINE_KEYS: &[&str] = &[
     "late.data.strategy",
 ];
 
+/// Keys under this prefix belong to the engine's internal repartition topics; SQL may not
+/// set them.
+pub const RESERVED_PREFIX: &str = "repartition.";
+
 /// Engine settings from one `WITH` list; `None` where not given.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct EngineProps {
@@ -88,6 +92,16 @@ pub fn split(
                     "dead_letter" => true,
                     _ => return Err(bad("expected 'drop' or 'dead_letter'")),
                 })
+            }
+            key if key.starts_with(RESERVED_PREFIX) => {
+                return Err(PlanError::at(
+                    format!(
+                        "property '{key}' is reserved: the engine sets 'repartition.*' on the \
+                         repartition topics it creates for keyed queries over consumer groups, \
+                         and SQL may not set it"
+                    ),
+                    span,
+                ));
             }
             _ => {
                 connector.insert(p.key.clone(), p.value.clone());

@@ -22,6 +22,24 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+/// What a Kafka source reads for: a user's stream, or one of the engine's readers of a
+/// repartition topic.
+pub(crate) enum ReaderRole {
+    /// A stream or table declared in SQL.
+    Plain,
+    /// The reader of query `query`'s repartition topic, a member of the query's group.
+    Repartition {
+        /// The query whose topic it reads.
+        query: String,
+    },
+    /// The reader of a join's second repartition topic: it takes the partitions its
+    /// leader is assigned (see `kafka_repartition::join_readers`).
+    Follower {
+        /// The query whose topic it reads.
+        query: String,
+    },
+}
+
 impl KafkaSource {
     /// Connects and assigns every partition of the topic (or the chosen ones, or joins the
     /// consumer group that shares them out).
@@ -29,6 +47,16 @@ impl KafkaSource {
         name: &str,
         schema: SchemaRef,
         props: &BTreeMap<String, String>,
+    ) -> Result<Self, ConnectorError> {
+        Self::open(name, schema, props, ReaderRole::Plain)
+    }
+
+    /// [`KafkaSource::new`] for a source of role `role` (the engine's repartition readers).
+    pub(crate) fn open(
+        name: &str,
+        schema: SchemaRef,
+        props: &BTreeMap<String, String>,
+        role: ReaderRole,
     ) -> Result<Self, ConnectorError> {
         let (own, client) = split(props);
         let p = Props::new("kafka source", SOURCE_KEYS, &own)?;
@@ -48,7 +76,11 @@ impl KafkaSource {
             .get("group.id")
             .map(str::to_string)
             .unwrap_or_else(|| format!("ferris-{name}"));
-        let repartition_query = p.get("repartition.query").map(str::to_string);
+        let (repartition_query, follower) = match role {
+            ReaderRole::Plain => (None, false),
+            ReaderRole::Repartition { query } => (Some(query), false),
+            ReaderRole::Follower { query } => (Some(query), true),
+        };
         let mut context = GroupContext::new(&topic);
         if repartition_query.is_some() {
             context = context.without_commit_on_revoke();
@@ -58,7 +90,7 @@ impl KafkaSource {
             .map_err(|e| kafka_err("cannot create the Kafka consumer", e))?;
         let partitions = partitions(&consumer, &topic, &servers, chosen)?;
         let Start { tpl, end, mut next } = start(&consumer, &topic, &partitions, startup)?;
-        if p.get("repartition.follower").is_some() {
+        if follower {
             // Takes its partitions like its leader (see `kafka_repartition::join_readers`).
             next.clear();
         } else if group_mode {
