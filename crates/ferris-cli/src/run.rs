@@ -37,6 +37,36 @@ pub struct RunArgs {
 pub struct ValidateArgs {
     /// The application file.
     pub file: PathBuf,
+    /// Print the job graph (every task and channel the job would start, with the ids its
+    /// metrics carry) as `json` (see docs/graph.md) or `dot` (Graphviz), instead of the
+    /// summary line.
+    #[arg(long, value_name = "FORMAT", value_parser = ["json", "dot"])]
+    pub graph: Option<String>,
+    /// Job setting `key=value` (repeatable), as for `run`: the graph depends on
+    /// parallelism and channel.capacity.
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    pub set: Vec<String>,
+    /// Partition pipelines per query (same as --set parallelism=N).
+    #[arg(short = 'p', long)]
+    pub parallelism: Option<usize>,
+}
+
+/// The job settings of `--set` and `--parallelism`, or the exit code 2 after printing why
+/// they are invalid.
+fn job_config(set: &[String], parallelism: Option<usize>) -> Result<JobConfig, u8> {
+    let mut config = JobConfig::default();
+    if let Err(e) = settings::apply(&mut config, set) {
+        eprintln!("error: {e}");
+        return Err(2);
+    }
+    if let Some(p) = parallelism {
+        if p == 0 {
+            eprintln!("error: --parallelism must be at least 1");
+            return Err(2);
+        }
+        config.parallelism = p;
+    }
+    Ok(config)
 }
 
 fn read_app(file: &Path) -> Result<(String, PathBuf), u8> {
@@ -62,7 +92,28 @@ pub fn validate(args: ValidateArgs) -> u8 {
         Ok(x) => x,
         Err(code) => return code,
     };
+    let config = match job_config(&args.set, args.parallelism) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
     match ferris_plan::plan_application(&sql) {
+        Ok(app) if args.graph.is_some() => match ferris_engine::job_graph(&app, &config) {
+            Ok(graph) => {
+                match args.graph.as_deref() {
+                    Some("dot") => print!("{}", ferris_engine::graph_dot(&graph)),
+                    _ => println!(
+                        "{}",
+                        serde_json::to_string_pretty(&ferris_engine::graph_json(&graph))
+                            .unwrap_or_default()
+                    ),
+                }
+                0
+            }
+            Err(e) => {
+                eprintln!("{}", e.render(&sql));
+                setup_exit_code(&e)
+            }
+        },
         Ok(app) => {
             println!(
                 "{}: valid ({} source(s), {} sink(s), {} query(ies), {} explain(s))",
@@ -94,18 +145,10 @@ pub fn run(args: RunArgs) -> u8 {
             return 2;
         }
     };
-    let mut config = JobConfig::default();
-    if let Err(e) = settings::apply(&mut config, &args.set) {
-        eprintln!("error: {e}");
-        return 2;
-    }
-    if let Some(p) = args.parallelism {
-        if p == 0 {
-            eprintln!("error: --parallelism must be at least 1");
-            return 2;
-        }
-        config.parallelism = p;
-    }
+    let config = match job_config(&args.set, args.parallelism) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
     let app = match ferris_plan::plan_application(&sql) {
         Ok(app) => app,
         Err(e) => {

@@ -3,6 +3,7 @@
 
 use crate::error::EngineError;
 use crate::repartition::{Input, repartition, repartition_join};
+use crate::resolve::{self, resolve};
 use ferris_plan::{Application, PlanError, SourceDecl};
 use ferris_runtime::dead_letter::JsonLinesDeadLetterFile;
 use ferris_runtime::{
@@ -27,14 +28,6 @@ struct JobBuilder<'a> {
 }
 
 impl JobBuilder<'_> {
-    fn decl(&self, name: &str, span: ferris_sql::ast::Span) -> Result<&SourceDecl, PlanError> {
-        self.app
-            .sources
-            .iter()
-            .find(|s| s.name == name)
-            .ok_or_else(|| PlanError::at(format!("unknown source '{name}'"), span))
-    }
-
     fn connector(&self, decl: &SourceDecl) -> Result<Box<dyn ferris_runtime::Source>, EngineError> {
         ferris_connectors::create_source(
             &decl.name,
@@ -108,7 +101,7 @@ impl JobBuilder<'_> {
         if let Some(slot) = self.table_slots.get(name) {
             return Ok(slot.clone());
         }
-        let decl = self.decl(name, span)?.clone();
+        let decl = resolve::decl(self.app, name, span)?.clone();
         if decl
             .connector
             .get("follow")
@@ -175,102 +168,30 @@ pub fn build_job(
     };
     let mut queries = Vec::new();
     for q in &app.queries {
-        let decl = b.decl(&q.plan.source, q.span)?.clone();
-        let right_decl = match &q.plan.right_source {
-            Some(r) => Some(b.decl(r, q.span)?.clone()),
-            None => None,
-        };
-        // A join across processes repartitions both inputs alike: both must be read in
-        // the group, or rows of one input would be read by every process.
-        if let Some(r) = right_decl.as_ref()
-            && decl.group_mode() != r.group_mode()
-        {
-            let (grouped, other) = if decl.group_mode() {
-                (&decl, r)
-            } else {
-                (r, &decl)
-            };
-            return Err(EngineError::from(PlanError::at(
-                format!(
-                    "query '{}' joins '{}', read in consumer-group mode ('partitions' = \
-                     'group'), with '{}', which is not: across processes both inputs of a join \
-                     must be read in the group (each process then joins the keys of the \
-                     repartition partitions it is given)",
-                    q.name, grouped.name, other.name
-                ),
-                q.span,
-            )));
-        }
+        let settings = resolve(app, q)?;
+        let decl = settings.decl.clone();
+        let strategy = settings.strategy;
+        let late = settings.late;
+        let sink_props = settings.sink.clone();
         let index = b.source(&decl)?;
-        let right = match right_decl {
-            Some(rdecl) => Some((b.source(&rdecl)?, rdecl)),
+        let right = match settings.right {
+            Some(rdecl) => Some((b.source(rdecl)?, rdecl.clone())),
             None => None,
         };
         let table = match &q.plan.lookup {
             Some((_, t)) => Some(b.table(t, q.span)?),
             None => None,
         };
-        // The query's WITH wins over its sources'.
-        let from_sources =
-            |f: &dyn Fn(&SourceDecl) -> bool| f(&decl) || right.as_ref().is_some_and(|(_, r)| f(r));
-        let strategy = q
-            .engine
-            .error_strategy
-            .or(decl.engine.error_strategy)
-            .or(right.as_ref().and_then(|(_, r)| r.engine.error_strategy))
-            .unwrap_or(ErrorStrategy::Fail);
-        let dl_path = q
-            .engine
-            .dead_letter_path
-            .clone()
-            .or(decl.engine.dead_letter_path.clone())
-            .or(right
-                .as_ref()
-                .and_then(|(_, r)| r.engine.dead_letter_path.clone()));
-        let late_dead_letter = match q.engine.late_data_dead_letter {
-            Some(v) => v,
-            None => from_sources(&|d| d.engine.late_data_dead_letter == Some(true)),
+        let dead_letter = match &settings.dead_letter {
+            Some(p) => Some(b.dead_letter(p, q.span)?),
+            None => None,
         };
-        let late = match (q.plan.event_time, late_dead_letter) {
-            (false, _) => LateRows::Keep,
-            (true, false) => LateRows::Drop,
-            (true, true) => LateRows::DeadLetter,
-        };
-        let needs_dead_letter =
-            strategy == ErrorStrategy::DeadLetter || late == LateRows::DeadLetter;
-        let dead_letter = match (needs_dead_letter, dl_path) {
-            (true, None) => {
-                return Err(EngineError::from(PlanError::at(
-                    format!(
-                        "query '{}': the 'dead_letter' strategy (error.strategy or \
-                         late.data.strategy) needs 'dead_letter.path' (in the query's or the \
-                         source's WITH)",
-                        q.name
-                    ),
-                    q.span,
-                )));
-            }
-            (true, Some(p)) => Some(b.dead_letter(&p, q.span)?),
-            (false, _) => None,
-        };
-        let mut sink_props = q.sink.clone();
-        sink_props
-            .entry("connector".to_string())
-            .or_insert_with(|| "stdout".to_string());
-        let upsert = sink_props
-            .get("format")
-            .is_some_and(|f| f.eq_ignore_ascii_case("upsert-json"));
-        if upsert && !q.plan.upsert_key.is_empty() {
-            sink_props
-                .entry("upsert.key".to_string())
-                .or_insert_with(|| q.plan.upsert_key.join(","));
-        }
         let sink = ferris_connectors::create_sink(&q.name, &sink_props, base_dir)
             .map_err(|e| EngineError::connector(format!("sink of '{}'", q.name), q.span, e))?;
         let plan = q.plan.clone();
         let ops_table = table.clone();
-        let channel_capacity = q.engine.channel_capacity.or(decl.engine.channel_capacity);
-        if let Some(keyed) = q.plan.keyed.as_ref().filter(|_| decl.group_mode()) {
+        let channel_capacity = settings.channel_capacity;
+        if let Some(keyed) = q.plan.keyed.as_ref().filter(|_| settings.repartitioned) {
             // Across the processes of a group: the stateless stage writes the rows to the
             // query's repartition topic, keyed by the query's key, and the keyed stage reads
             // that topic in the query's own group, one chain per repartition partition. A
@@ -306,7 +227,7 @@ pub fn build_job(
                     (l, Some((*source, r)))
                 }
             };
-            let batch_size = decl.engine.batch_size.unwrap_or(1024);
+            let batch_size = settings.batch_size;
             // Lateness is decided by the keyed part, against the watermark the topic
             // carries (the minimum over every input partition). This process alone knows
             // only its own partitions: after it took partitions over from a killed process,

@@ -3,11 +3,20 @@
 //! [`build_job`] turns a planned [`ferris_plan::Application`] into a runnable
 //! [`ferris_runtime::JobSpec`]: it opens files, connects to brokers, creates repartition
 //! topics, loads tables and opens dead-letter writers. Failures are [`EngineError`]s, which
-//! tell an invalid application from an environment that is not ready.
+//! tell an invalid application from an environment that is not ready. [`job_graph`] describes
+//! the same job as a value, without opening anything: every task and channel with its id,
+//! as the runtime names them in its metrics.
 
 mod build;
 mod error;
+mod graph;
+mod graph_render;
 mod repartition;
+mod resolve;
 
 pub use build::build_job;
 pub use error::EngineError;
+pub use graph::{
+    Edge, EdgeKind, GRAPH_FORMAT_VERSION, JobGraph, Node, NodeKind, QueryInfo, job_graph,
+};
+pub use graph_render::{graph_dot, graph_json};

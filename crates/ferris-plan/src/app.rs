@@ -87,6 +87,42 @@ pub struct Application {
     pub queries: Vec<PlannedQuery>,
     /// Output of EXPLAIN statements, in order.
     pub explains: Vec<String>,
+    /// The application's SQL text (spans point into it).
+    pub sql: String,
+}
+
+impl Application {
+    /// The SQL text `span` covers (whole lines at its ends are cut at its columns), or an
+    /// empty string when the span is unknown.
+    pub fn fragment(&self, span: Span) -> String {
+        if span.start.line == 0 {
+            return String::new();
+        }
+        let lines: Vec<&str> = self.sql.lines().collect();
+        let (first, last) = (span.start.line as usize, span.end.line as usize);
+        let mut out = Vec::new();
+        for n in first..=last.max(first) {
+            let Some(line) = lines.get(n - 1) else { break };
+            let chars: Vec<char> = line.chars().collect();
+            let from = if n == first {
+                span.start.column as usize - 1
+            } else {
+                0
+            };
+            let to = if n == last && span.end.column > 0 {
+                (span.end.column as usize - 1).min(chars.len())
+            } else {
+                chars.len()
+            };
+            out.push(
+                chars
+                    .get(from.min(to)..to)
+                    .map(String::from_iter)
+                    .unwrap_or_default(),
+            );
+        }
+        out.join("\n").trim().to_string()
+    }
 }
 
 /// Either a parse error or a planning error; both render with a caret.
@@ -113,7 +149,10 @@ impl AppError {
 /// Parses and plans every statement of `sql`, in order.
 pub fn plan_application(sql: &str) -> Result<Application, AppError> {
     let statements = ferris_sql::parse_statements(sql)?;
-    let mut app = Application::default();
+    let mut app = Application {
+        sql: sql.to_string(),
+        ..Application::default()
+    };
     let mut catalog = Catalog::new();
     let mut selects = 0;
     for stmt in statements {

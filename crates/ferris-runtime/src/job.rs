@@ -27,6 +27,7 @@ use crate::channel::{self, Receiver, Sender};
 use crate::config::JobConfig;
 use crate::dead_letter::{DeadLetterRecord, DeadLetterWriter};
 use crate::error::{ErrorStrategy, RuntimeError};
+use crate::graph_ids as ids;
 use crate::keyed::KeyedWorker;
 use crate::operator::Operator;
 use crate::progress::{Committer, DeadLetterCounts, DeadLetterTx, Progress};
@@ -396,7 +397,7 @@ pub async fn run_job(
             for w in 0..parallelism {
                 let output = match &keys {
                     None => {
-                        let name = format!("{}.out.{w}", q.name);
+                        let name = ids::output_edge(&q.name, w);
                         let (out_tx, out_rx) = channel::channel(&name, cap, &registry);
                         outputs.push(out_rx);
                         WorkerOutput::Direct(out_tx)
@@ -404,7 +405,7 @@ pub async fn run_job(
                     Some(key_columns) => {
                         let mut senders = Vec::new();
                         for (p, rx_list) in side_in.iter_mut().enumerate() {
-                            let name = format!("{}.route{side}.{w}.{p}", q.name);
+                            let name = ids::route_edge(&q.name, side, w, p);
                             let (tx, rx) = channel::channel(&name, cap, &registry);
                             senders.push(tx);
                             rx_list.push(rx);
@@ -417,13 +418,11 @@ pub async fn run_job(
                         }
                     }
                 };
-                let name = match side {
-                    0 => format!("{}.in.{w}", q.name),
-                    _ => format!("{}.right.in.{w}", q.name),
-                };
+                let name = ids::input_edge(&q.name, side, w);
                 let (in_tx, in_rx) = channel::channel(&name, cap, &registry);
                 let ops = (operators)().map_err(RuntimeError::Internal)?;
                 let worker = Worker {
+                    node: ids::worker_node(&q.name, side, w),
                     ctx: ctx.clone(),
                     ops,
                     input: in_rx,
@@ -462,7 +461,7 @@ pub async fn run_job(
             let funnel = q
                 .right
                 .as_ref()
-                .map(|_| channel::channel(&format!("{}.out", q.name), cap, &registry));
+                .map(|_| channel::channel(&ids::funnel_edge(&q.name), cap, &registry));
             let funnel_tx = match funnel {
                 Some((tx, rx)) => {
                     outputs.push(rx);
@@ -474,7 +473,7 @@ pub async fn run_job(
                 let out_tx = match &funnel_tx {
                     Some(tx) => tx.clone(),
                     None => {
-                        let name = format!("{}.out.{p}", q.name);
+                        let name = ids::output_edge(&q.name, p);
                         let (out_tx, out_rx) = channel::channel(&name, cap, &registry);
                         outputs.push(out_rx);
                         out_tx
@@ -487,6 +486,7 @@ pub async fn run_job(
                 )
                 .map_err(RuntimeError::Internal)?;
                 let worker = KeyedWorker {
+                    node: ids::keyed_node(&q.name, p),
                     ctx: ctx.clone(),
                     partition: p,
                     chains,

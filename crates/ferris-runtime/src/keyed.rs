@@ -14,6 +14,8 @@ use std::sync::Arc;
 
 /// One keyed partition of one query.
 pub(crate) struct KeyedWorker {
+    /// The node id (`graph_ids::keyed_node`) its metrics are labelled with.
+    pub(crate) node: String,
     pub(crate) ctx: Arc<QueryContext>,
     pub(crate) partition: usize,
     pub(crate) chains: Chains,
@@ -149,6 +151,7 @@ impl KeyedWorker {
             .map(|op| {
                 let l = [
                     ("query", &*self.ctx.name),
+                    ("node", self.node.as_str()),
                     ("operator", op.as_str()),
                     ("partition", partition.as_str()),
                 ];
@@ -161,7 +164,11 @@ impl KeyedWorker {
         let rows_out: Vec<Arc<Counter>> = names
             .iter()
             .map(|op| {
-                let l = [("query", &*self.ctx.name), ("operator", op.as_str())];
+                let l = [
+                    ("query", &*self.ctx.name),
+                    ("node", self.node.as_str()),
+                    ("operator", op.as_str()),
+                ];
                 self.ctx.registry.counter(names::OPERATOR_ROWS_OUT, &l)
             })
             .collect();

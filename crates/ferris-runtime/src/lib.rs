@@ -12,6 +12,7 @@ pub mod channel;
 pub mod config;
 pub mod dead_letter;
 pub mod error;
+pub mod graph_ids;
 pub mod job;
 pub mod json;
 mod keyed;

@@ -90,7 +90,12 @@ struct SinkMetrics {
 impl SinkTask {
     pub(crate) fn run(mut self) -> Result<(), TaskEnd> {
         let describe = self.sink.describe();
-        let l = [("query", &*self.ctx.name), ("sink", describe.as_str())];
+        let node = crate::graph_ids::sink_node(&self.ctx.name);
+        let l = [
+            ("query", &*self.ctx.name),
+            ("node", node.as_str()),
+            ("sink", describe.as_str()),
+        ];
         let r = &self.ctx.registry;
         let m = SinkMetrics {
             rows_in: r.counter(names::SINK_ROWS_IN, &l),

@@ -42,6 +42,8 @@ pub(crate) enum WorkerOutput {
 
 /// One worker of one query.
 pub(crate) struct Worker {
+    /// The node id (`graph_ids::worker_node`) its metrics are labelled with.
+    pub(crate) node: String,
     pub(crate) ctx: Arc<QueryContext>,
     pub(crate) ops: Vec<Box<dyn Operator>>,
     pub(crate) input: Receiver,
@@ -61,7 +63,11 @@ impl Worker {
             .ops
             .iter()
             .map(|op| {
-                let l = [("query", &*self.ctx.name), ("operator", op.name())];
+                let l = [
+                    ("query", &*self.ctx.name),
+                    ("node", self.node.as_str()),
+                    ("operator", op.name()),
+                ];
                 let r = &self.ctx.registry;
                 OpMetrics {
                     rows_in: r.counter(names::OPERATOR_ROWS_IN, &l),
