@@ -260,7 +260,8 @@ fn an_unknown_topic_is_a_clear_error_naming_the_topic_and_broker() {
          SELECT id FROM t;",
         broker.address
     );
-    let stderr = cli_error(&sql, 2);
+    // The environment, not the SQL, is at fault: exit code 4.
+    let stderr = cli_error(&sql, 4);
     assert!(
         stderr.contains(&format!(
             "source 't': topic 'missing' does not exist (or has no partitions) on {}",
@@ -355,7 +356,8 @@ fn an_unreachable_broker_at_start_is_a_clear_error_with_the_clients_reason() {
            'bootstrap.servers' = '127.0.0.1:{port}', 'topic' = 'x', 'scan.bounded' = 'latest');
          SELECT id FROM t;"
     );
-    let stderr = cli_error(&sql, 2);
+    // The environment, not the SQL, is at fault: exit code 4.
+    let stderr = cli_error(&sql, 4);
     assert!(
         stderr.contains(&format!(
             "source 't': cannot read the metadata of topic 'x' from 127.0.0.1:{port}: Meta data \
@@ -383,7 +385,8 @@ fn an_authentication_failure_is_a_clear_error_with_the_clients_reason() {
          SELECT id FROM t;",
         broker.address
     );
-    let stderr = cli_error(&sql, 2);
+    // The environment, not the SQL, is at fault: exit code 4.
+    let stderr = cli_error(&sql, 4);
     assert!(
         stderr.contains(&format!(
             "source 't': cannot read the metadata of topic 'x' from {}",
@@ -462,7 +465,8 @@ fn an_explicit_partition_list_is_checked_against_the_topic() {
             broker.address
         )
     };
-    let stderr = cli_error(&sql("4, 7"), 2);
+    // The environment, not the SQL, is at fault: exit code 4.
+    let stderr = cli_error(&sql("4, 7"), 4);
     assert!(
         stderr.contains("topic 'six' has no partition 7 (it has 6 partitions)"),
         "{stderr}"

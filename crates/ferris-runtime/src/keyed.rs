@@ -6,7 +6,10 @@ use crate::chains::{Chains, Entered, Step};
 use crate::channel::{Receiver, Sender};
 use crate::error::RuntimeError;
 use crate::job::{QueryContext, TaskEnd};
-use crate::message::{Message, ProcessBatch, Settled};
+use crate::message::{
+    BatchMeta, CorrelationId, EventTimeMeta, GroupEpoch, Message, ProcessBatch, Settled,
+    TraceContext, Watermark,
+};
 use arrow::record_batch::RecordBatch;
 use ferris_observe::{Counter, Gauge, names};
 use std::collections::VecDeque;
@@ -22,6 +25,28 @@ pub(crate) struct KeyedWorker {
     /// `inputs[side][worker]`: one side for aggregations and OVER, two for joins.
     pub(crate) inputs: Vec<Vec<Receiver>>,
     pub(crate) output: Sender,
+}
+
+/// What one slot brings a keyed partition.
+struct Input<'a> {
+    /// The source slot.
+    slot: u64,
+    /// The consumer-group assignment it was read under.
+    group: Option<&'a Arc<GroupEpoch>>,
+    /// The source's event-time facts after it.
+    event: Option<&'a EventTimeMeta>,
+    /// Its rows and their source partition (`None` for a watermark).
+    rows: Option<(u32, &'a RecordBatch)>,
+}
+
+/// What a keyed partition keeps across slots besides its operators and sides.
+struct StageState {
+    /// The stage's watermark (minimum over its live inputs).
+    watermark: i64,
+    /// Slots answered so far.
+    steps: u64,
+    gauges: Vec<StateGauges>,
+    rows_out: Vec<Arc<Counter>>,
 }
 
 /// Event-time and commit progress of one input side.
@@ -173,8 +198,12 @@ impl KeyedWorker {
             })
             .collect();
         let mut sides: Vec<SideState> = self.inputs.iter().map(|_| SideState::new()).collect();
-        let mut watermark = i64::MIN;
-        let mut steps: u64 = 0;
+        let mut state = StageState {
+            watermark: i64::MIN,
+            steps: 0,
+            gauges,
+            rows_out,
+        };
         // An input stopped before it ended: the state is dropped, not emitted.
         let mut stopped = false;
         loop {
@@ -200,87 +229,63 @@ impl KeyedWorker {
                     }
                     continue;
                 }
-                Some(Message::Watermark(_)) => {
-                    return Err(self.fail("a bare watermark reached a keyed partition"));
-                }
-                Some(Message::ProcessBatch(_)) if sides[side].ends > 0 => {
+                Some(Message::ProcessBatch(_) | Message::Watermark(_)) if sides[side].ends > 0 => {
                     return Err(self.fail("a partition sent data after its end"));
                 }
                 Some(Message::ProcessBatch(pb)) => {
-                    let entered = self.chains.enter(pb.meta.group.as_ref());
-                    if entered == Entered::Restarted {
-                        // The group assigned the source's partitions again: they are read
-                        // again from their committed offsets, so everything before is out
-                        // of the state. Nothing is settled here: an input whose source has
-                        // not switched yet would commit positions of rows just dropped.
-                        watermark = i64::MIN;
-                        for s in sides.iter_mut() {
-                            s.restart();
-                        }
-                    }
-                    let generation = pb.meta.group.as_ref().map_or(0, |g| g.generation);
-                    // Read under an earlier assignment than the state's (the other input
-                    // switched first): not processed, read again under the new one.
-                    let stale = entered == Entered::Stale;
-                    if !stale {
-                        sides[side].enter_generation(generation, pb.batch_id);
-                    }
-                    let mut out = if pb.records.num_rows() > 0 && !stale {
-                        self.chains
-                            .batch(pb.meta.partition, side, &pb.records)
-                            .map_err(|e| self.fail(&e.message))?
-                    } else {
-                        Vec::new()
+                    let input = Input {
+                        slot: pb.batch_id,
+                        group: pb.meta.group.as_ref(),
+                        event: pb.meta.event.as_deref(),
+                        rows: Some((pb.meta.partition, &pb.records)),
                     };
-                    if let Some(ev) = pb.meta.event.as_ref().filter(|_| !stale) {
-                        let s = &mut sides[side];
-                        s.idle = ev.idle;
-                        s.watermark = s.watermark.max(ev.watermark);
-                    }
-                    if let Some(wm) = combined_watermark(&sides)
-                        && wm > watermark
-                    {
-                        watermark = wm;
-                        out.extend(
-                            self.chains
-                                .step(Step::Watermark(watermark))
-                                .map_err(|e| self.fail(&e.message))?,
-                        );
-                    }
-                    self.record(&gauges, &rows_out, &out);
-                    let records = self.concat(out)?;
-                    if !stale {
-                        let max_time = pb.meta.event.as_ref().and_then(|e| e.max_time);
-                        sides[side].remember(pb.batch_id, max_time);
-                    }
-                    // Asking the operators costs a scan of their groups: every few steps.
-                    steps += 1;
-                    if steps.is_multiple_of(SETTLE_EVERY) {
-                        let oldest = self.chains.oldest_held();
-                        for s in sides.iter_mut() {
-                            s.settle(oldest);
-                        }
-                    }
+                    let (records, settled) = self.step(side, input, &mut sides, &mut state)?;
                     let mut meta = pb.meta.clone();
-                    meta.settled = Some(Arc::new(Settled {
-                        partition: self.partition,
-                        slots: [
-                            sides[0].settled,
-                            sides.get(1).map_or(u64::MAX, |s| s.settled),
-                        ],
-                        watermark,
-                        generation,
-                    }));
+                    meta.settled = Some(Arc::new(settled));
+                    // The answer to a batch keeps the batch's provenance.
                     self.send(Message::ProcessBatch(ProcessBatch {
                         records,
                         meta,
                         ..pb
                     }))
                     .await?;
-                    let n = self.inputs[side].len();
-                    sides[side].next = (sides[side].next + 1) % n;
+                }
+                Some(Message::Watermark(wm)) => {
+                    let input = Input {
+                        slot: wm.slot,
+                        group: wm.group.as_ref(),
+                        event: wm.event.as_deref(),
+                        rows: None,
+                    };
+                    let (records, settled) = self.step(side, input, &mut sides, &mut state)?;
+                    let settled = Some(Arc::new(settled));
+                    let msg = if records.num_rows() == 0 {
+                        Message::Watermark(Watermark { settled, ..wm })
+                    } else {
+                        // Results the watermark closed: rows of this stage's own.
+                        let mut meta = BatchMeta::stage_output(
+                            self.ctx.name.clone(),
+                            self.node.as_str().into(),
+                            self.partition as u32,
+                        );
+                        meta.event = wm.event.clone();
+                        meta.group = wm.group.clone();
+                        meta.settled = settled;
+                        Message::ProcessBatch(ProcessBatch {
+                            batch_id: wm.slot,
+                            records,
+                            correlation_id: CorrelationId(
+                                format!("{}-{}", self.node, wm.slot).into(),
+                            ),
+                            trace: TraceContext::new_root(),
+                            meta,
+                        })
+                    };
+                    self.send(msg).await?;
                 }
             }
+            let n = self.inputs[side].len();
+            sides[side].next = (sides[side].next + 1) % n;
         }
         if stopped {
             // Nothing more is written: the rows the state holds were not committed (their
@@ -292,24 +297,20 @@ impl KeyedWorker {
             .chains
             .step(Step::Finish)
             .map_err(|e| self.fail(&e.message))?;
-        self.record(&gauges, &rows_out, &out);
+        self.record(&state.gauges, &state.rows_out, &out);
         let records = self.concat(out)?;
+        // The rows only the end of input completes: results of this stage's own, numbered
+        // after the last slot it answered.
         let last = ProcessBatch {
-            batch_id: u64::MAX,
+            batch_id: state.steps,
             records,
-            correlation_id: crate::message::CorrelationId(format!("{}-end", self.ctx.name).into()),
-            trace: crate::message::TraceContext::new_root(),
-            meta: crate::message::BatchMeta {
-                source: self.ctx.name.clone(),
-                location: "end of input".into(),
-                partition: self.partition as u32,
-                positions: Arc::from(Vec::new()),
-                rejects: Arc::from(Vec::new()),
-                read_at: std::time::Instant::now(),
-                event: None,
-                settled: None,
-                group: None,
-            },
+            correlation_id: CorrelationId(format!("{}-end", self.node).into()),
+            trace: TraceContext::new_root(),
+            meta: BatchMeta::stage_output(
+                self.ctx.name.clone(),
+                "end of input".into(),
+                self.partition as u32,
+            ),
         };
         self.send(Message::ProcessBatch(last)).await?;
         self.send(Message::EndOfStream).await?;
@@ -337,6 +338,80 @@ impl KeyedWorker {
                 }
             }
         }
+    }
+
+    /// One slot of side `side` (a batch, or a watermark without rows): feeds the rows to
+    /// the operators, moves the watermark, and returns the rows to emit and what is settled.
+    fn step(
+        &mut self,
+        side: usize,
+        input: Input<'_>,
+        sides: &mut [SideState],
+        state: &mut StageState,
+    ) -> Result<(RecordBatch, Settled), TaskEnd> {
+        let entered = self.chains.enter(input.group);
+        if entered == Entered::Restarted {
+            // The group assigned the source's partitions again: they are read again from
+            // their committed offsets, so everything before is out of the state. Nothing is
+            // settled here: an input whose source has not switched yet would commit
+            // positions of rows just dropped.
+            state.watermark = i64::MIN;
+            for s in sides.iter_mut() {
+                s.restart();
+            }
+        }
+        let generation = input.group.map_or(0, |g| g.generation);
+        // Read under an earlier assignment than the state's (the other input switched
+        // first): not processed, read again under the new one.
+        let stale = entered == Entered::Stale;
+        if !stale {
+            sides[side].enter_generation(generation, input.slot);
+        }
+        let mut out = match input.rows {
+            Some((partition, records)) if records.num_rows() > 0 && !stale => self
+                .chains
+                .batch(partition, side, records)
+                .map_err(|e| self.fail(&e.message))?,
+            _ => Vec::new(),
+        };
+        if let Some(ev) = input.event.filter(|_| !stale) {
+            let s = &mut sides[side];
+            s.idle = ev.idle;
+            s.watermark = s.watermark.max(ev.watermark);
+        }
+        if let Some(wm) = combined_watermark(sides)
+            && wm > state.watermark
+        {
+            state.watermark = wm;
+            out.extend(
+                self.chains
+                    .step(Step::Watermark(wm))
+                    .map_err(|e| self.fail(&e.message))?,
+            );
+        }
+        self.record(&state.gauges, &state.rows_out, &out);
+        let records = self.concat(out)?;
+        if !stale {
+            sides[side].remember(input.slot, input.event.and_then(|e| e.max_time));
+        }
+        // Asking the operators costs a scan of their groups: every few steps.
+        state.steps += 1;
+        if state.steps.is_multiple_of(SETTLE_EVERY) {
+            let oldest = self.chains.oldest_held();
+            for s in sides.iter_mut() {
+                s.settle(oldest);
+            }
+        }
+        let settled = Settled {
+            partition: self.partition,
+            slots: [
+                sides[0].settled,
+                sides.get(1).map_or(u64::MAX, |s| s.settled),
+            ],
+            watermark: state.watermark,
+            generation,
+        };
+        Ok((records, settled))
     }
 
     fn record(&self, gauges: &[StateGauges], rows_out: &[Arc<Counter>], out: &[RecordBatch]) {

@@ -39,7 +39,7 @@ pub use job::{
 };
 pub use message::{
     BatchMeta, CorrelationId, EventTimeMeta, GroupEpoch, Message, PartitionMark, ProcessBatch,
-    Reject, Settled, TraceContext,
+    Reject, Settled, TraceContext, Watermark,
 };
 pub use operator::{Operator, OperatorError, StateSize};
 pub use shutdown::Shutdown;

@@ -10,8 +10,8 @@ use std::time::Instant;
 pub enum Message {
     /// A batch of rows with its identity and provenance.
     ProcessBatch(ProcessBatch),
-    /// Event time (epoch milliseconds) below which no more rows will arrive on this edge.
-    Watermark(i64),
+    /// Event-time progress without rows, in a slot of its own (see [`Watermark`]).
+    Watermark(Watermark),
     /// The upstream is finished: no message follows.
     EndOfStream,
     /// The upstream stopped reading before its input ended (SIGINT/SIGTERM, or a failed
@@ -29,6 +29,27 @@ impl Message {
             _ => 0,
         }
     }
+}
+
+/// Event-time progress that travels without rows. A source sends one, in a slot of its own,
+/// when no row arrived but its watermark moved, when it goes idle (so that it stops holding
+/// back a join's watermark) and, in a consumer group, every second to repeat its partitions'
+/// watermarks. A worker passes it on to everything it feeds (every keyed partition gets one
+/// per slot, as for a batch); a keyed partition answers it with the results the watermark
+/// closed, or with a watermark of its own when there are none; a sink takes it as its slot's
+/// answer (progress) and hands the partitions' watermarks to a repartition topic.
+#[derive(Debug, Clone)]
+pub struct Watermark {
+    /// The source slot it occupies (batches count the same slots in `batch_id`).
+    pub slot: u64,
+    /// The source's event-time facts at this point: its watermark, whether it is idle, the
+    /// watermark of each of its partitions (no late or NULL-time rows: there are no rows).
+    /// `None` only from a keyed partition of a query without event time.
+    pub event: Option<Arc<EventTimeMeta>>,
+    /// The consumer-group assignment it was sent under (`None` outside a group).
+    pub group: Option<Arc<GroupEpoch>>,
+    /// From a keyed partition: the input slots it settled (see [`BatchMeta::settled`]).
+    pub settled: Option<Arc<Settled>>,
 }
 
 /// A batch of rows and the metadata that follows it through the job.
@@ -141,6 +162,22 @@ pub struct EventTimeMeta {
 }
 
 impl BatchMeta {
+    /// The provenance of rows a stage produced itself (a keyed partition's results closed
+    /// by a watermark or by the end of input): `source` is the query, `location` the node.
+    pub fn stage_output(source: Arc<str>, location: Arc<str>, partition: u32) -> Self {
+        BatchMeta {
+            source,
+            location,
+            partition,
+            positions: Arc::from(Vec::new()),
+            rejects: Arc::from(Vec::new()),
+            read_at: Instant::now(),
+            event: None,
+            settled: None,
+            group: None,
+        }
+    }
+
     /// Renders the position of row `row` as `location:position` (`file.csv:12`), or
     /// `location` + `position` when the location ends with `/` (`topic/3/1042`).
     pub fn position_of(&self, row: usize) -> String {

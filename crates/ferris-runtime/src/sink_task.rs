@@ -5,7 +5,7 @@ use crate::channel::Receiver;
 use crate::dead_letter::DeadLetterRecord;
 use crate::error::{ErrorStrategy, RuntimeError};
 use crate::job::{QueryContext, TaskEnd};
-use crate::message::{BatchMeta, Message, ProcessBatch, Settled};
+use crate::message::{BatchMeta, EventTimeMeta, Message, ProcessBatch, Settled};
 use crate::progress::{CloseOnDrop, Progress};
 use crate::sink::{FLUSH_AFTER, FLUSH_ROWS, Sink, WriteContext};
 use arrow::array::{ArrayRef, UInt32Array};
@@ -191,22 +191,17 @@ impl SinkTask {
                     }
                     break;
                 }
-                Some(Message::Watermark(_)) => {}
+                Some(Message::Watermark(wm)) => {
+                    // The slot's answer without rows: its watermarks go on to a
+                    // repartition topic, and the slot is done.
+                    self.pass_watermarks(wm.event.as_deref())?;
+                    self.done(Done::Advance(wm.slot.saturating_add(1)), m)?;
+                }
                 Some(Message::ProcessBatch(pb)) => {
                     let slot = pb.batch_id.saturating_add(1);
-                    let marks = pb.meta.event.as_ref().map(|e| e.partitions.clone());
+                    let event = pb.meta.event.clone();
                     self.write(pb, m)?;
-                    if let Some(marks) = marks.filter(|m| !m.is_empty()) {
-                        self.sink.write_watermarks(&marks).map_err(|e| {
-                            TaskEnd::Failed(RuntimeError::Sink {
-                                query: self.ctx.name.to_string(),
-                                sink: self.sink.describe(),
-                                attempts: 1,
-                                reason: format!("cannot pass the watermarks on: {e}"),
-                                correlation_id: String::new(),
-                            })
-                        })?;
-                    }
+                    self.pass_watermarks(event.as_deref())?;
                     self.done(Done::Advance(slot), m)?;
                 }
             }
@@ -234,7 +229,10 @@ impl SinkTask {
                     self.stopped |= matches!(end, Message::Stopped);
                     ended += 1;
                 }
-                Some(Message::Watermark(_)) => {}
+                Some(Message::Watermark(wm)) => {
+                    let settled = wm.settled.as_deref().copied();
+                    self.done(Done::Settle(settled.into_iter().collect()), m)?;
+                }
                 Some(Message::ProcessBatch(pb)) => {
                     let settled = pb.meta.settled.as_deref().copied();
                     if let Some(out) = merge_step(vec![pb], order_columns)? {
@@ -253,6 +251,7 @@ impl SinkTask {
         self.latest = vec![([0u64; 2], i64::MIN); self.inputs.len()];
         loop {
             let mut parts = Vec::with_capacity(self.inputs.len());
+            let mut settled: Vec<Settled> = Vec::new();
             let mut ended = 0;
             for i in 0..self.inputs.len() {
                 match self.recv(i, m)? {
@@ -261,9 +260,8 @@ impl SinkTask {
                         self.stopped |= matches!(end, Message::Stopped);
                         ended += 1;
                     }
-                    Some(Message::Watermark(_)) => {
-                        return Err(internal("a keyed partition sent a bare watermark"));
-                    }
+                    // The partition emitted nothing this step: only what it settled.
+                    Some(Message::Watermark(wm)) => settled.extend(wm.settled.as_deref().copied()),
                     Some(Message::ProcessBatch(pb)) => parts.push(pb),
                 }
             }
@@ -273,15 +271,33 @@ impl SinkTask {
             if ended > 0 {
                 return Err(internal("keyed partitions ended at different steps"));
             }
-            let settled: Vec<Settled> = parts
-                .iter()
-                .filter_map(|p| p.meta.settled.as_deref().copied())
-                .collect();
+            settled.extend(
+                parts
+                    .iter()
+                    .filter_map(|p| p.meta.settled.as_deref().copied()),
+            );
             if let Some(merged) = merge_step(parts, order_columns)? {
                 self.write(merged, m)?;
             }
             self.done(Done::Settle(settled), m)?;
         }
+    }
+
+    /// Hands the watermark of every input partition in `event` to the sink (a repartition
+    /// topic passes them on to its readers; other sinks ignore them).
+    fn pass_watermarks(&mut self, event: Option<&EventTimeMeta>) -> Result<(), TaskEnd> {
+        let Some(marks) = event.map(|e| &e.partitions).filter(|m| !m.is_empty()) else {
+            return Ok(());
+        };
+        self.sink.write_watermarks(marks).map_err(|e| {
+            TaskEnd::Failed(RuntimeError::Sink {
+                query: self.ctx.name.to_string(),
+                sink: self.sink.describe(),
+                attempts: 1,
+                reason: format!("cannot pass the watermarks on: {e}"),
+                correlation_id: String::new(),
+            })
+        })
     }
 
     /// Receives from input `i`; flushes the sink first when nothing is ready there, so

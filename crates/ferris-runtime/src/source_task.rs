@@ -4,7 +4,9 @@
 use crate::channel::Sender;
 use crate::error::RuntimeError;
 use crate::job::{SourceSpec, TaskEnd};
-use crate::message::{BatchMeta, CorrelationId, GroupEpoch, Message, ProcessBatch, TraceContext};
+use crate::message::{
+    BatchMeta, CorrelationId, GroupEpoch, Message, ProcessBatch, TraceContext, Watermark,
+};
 use crate::progress::Committer;
 use crate::shutdown::Shutdown;
 use crate::source::{Source, SourcePoll};
@@ -171,7 +173,6 @@ impl SourceTask {
         let mut sent_watermark = i64::MIN;
         let mut last_sent = Instant::now();
         let mut lag = LagGauges::new(self.registry.clone(), name.clone());
-        let schema = self.spec.source.schema();
         let source_error = |reason: String| {
             TaskEnd::Failed(RuntimeError::Source {
                 source_name: name.to_string(),
@@ -243,7 +244,7 @@ impl SourceTask {
                         .spec
                         .idle_timeout
                         .is_some_and(|timeout| since.elapsed() >= timeout);
-                    // An empty batch carries the event-time facts on when no row does:
+                    // A watermark message carries the event-time facts on when no row does:
                     // - the source went idle: the event-time operators set it aside, so
                     //   that it does not hold back the watermark of a join;
                     // - the watermark the input carries moved on;
@@ -258,21 +259,16 @@ impl SourceTask {
                         announced_idle |= idle_now;
                         sent_watermark = event.watermark;
                         last_sent = Instant::now();
-                        let meta = BatchMeta {
-                            source: name.clone(),
-                            location: location.clone(),
-                            partition: 0,
-                            positions: Arc::from(Vec::new()),
-                            rejects: Arc::from(Vec::new()),
-                            read_at: Instant::now(),
+                        let wm = Watermark {
+                            slot,
                             event: Some(Arc::new(event)),
-                            settled: None,
                             group: group.epoch.clone(),
+                            settled: None,
                         };
-                        let empty = RecordBatch::new_empty(schema.clone());
-                        if let Err(e) = self.send_batch(&mut slot, empty, meta) {
+                        if let Err(e) = self.send_slot(slot, Message::Watermark(wm)) {
                             break Err(e);
                         }
+                        slot += 1;
                     }
                     self.committer
                         .sent(slot, self.spec.source.as_ref(), tracker.as_ref());

@@ -229,3 +229,73 @@ fn the_watermark_is_the_minimum_and_an_idle_input_stops_holding_it_back() {
     assert!(seen.contains(&1_009_000), "{seen:?}");
     assert!(seen.windows(2).all(|w| w[0] < w[1]), "monotone: {seen:?}");
 }
+
+/// Passes its input through (a stateless operator whose batches the metrics count).
+struct PassThrough;
+
+impl Operator for PassThrough {
+    fn name(&self) -> &str {
+        "pass"
+    }
+    fn describe(&self) -> String {
+        "Pass".into()
+    }
+    fn schema(&self) -> SchemaRef {
+        schema()
+    }
+    fn process_batch(
+        &mut self,
+        input: &RecordBatch,
+        out: &mut Vec<RecordBatch>,
+    ) -> Result<(), OperatorError> {
+        out.push(input.clone());
+        Ok(())
+    }
+}
+
+#[test]
+fn an_idle_source_announces_itself_with_a_watermark_message_not_an_empty_batch() {
+    // One row, then idle: after 100 ms the source tells its readers it is idle. That is a
+    // `Message::Watermark`, which the stateless chain never sees as a batch (an empty
+    // heartbeat batch used to run through every operator).
+    let spec = JobSpec {
+        sources: vec![source(
+            "s",
+            timed(&[1_000_000], true, 0),
+            Some(Duration::from_millis(100)),
+        )],
+        tables: Vec::new(),
+        queries: vec![QuerySpec {
+            name: "q".into(),
+            source: 0,
+            operators: Arc::new(|| Ok(vec![Box::new(PassThrough) as Box<dyn Operator>])),
+            keyed: None,
+            right: None,
+            late: LateRows::Drop,
+            sink: Box::new(NullSink),
+            strategy: Default::default(),
+            dead_letter: None,
+            channel_capacity: None,
+        }],
+        dead_letters: Vec::new(),
+        config: JobConfig::default(),
+    };
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let shutdown = Shutdown::new();
+    let stopper = shutdown.clone();
+    std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(800));
+        stopper.trigger();
+    });
+    let registry = Registry::new();
+    let report = rt
+        .block_on(ferris_runtime::run_job(spec, registry.clone(), shutdown))
+        .expect("runs");
+    let batches = registry.counter_sum(ferris_observe::names::OPERATOR_BATCHES, &[("query", "q")]);
+    assert_eq!(batches, 1, "the operator saw only the data batch");
+    assert_eq!(report.queries[0].written, 1);
+}
