@@ -8,8 +8,8 @@ use datafusion_physical_expr::PhysicalExpr;
 use ferris_runtime::{Operator, OperatorError};
 use std::sync::Arc;
 
-fn df_err(e: impl std::fmt::Display) -> OperatorError {
-    OperatorError::new(e.to_string())
+fn df_err(e: impl std::error::Error + Send + Sync + 'static) -> OperatorError {
+    OperatorError::caused_by(e)
 }
 
 /// Keeps the rows for which `predicate` is true (NULL counts as false).
@@ -113,5 +113,47 @@ impl Operator for ProjectOp {
             .map_err(df_err)?;
         out.push(batch);
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use arrow::array::Int64Array;
+    use arrow::datatypes::{DataType, Field, Schema};
+    use datafusion_common::DataFusionError;
+    use datafusion_expr::Operator as BinaryOp;
+    use datafusion_physical_expr::expressions::{BinaryExpr, Column};
+
+    #[test]
+    fn an_evaluation_error_keeps_datafusions_error_as_its_source() {
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("a", DataType::Int64, false),
+            Field::new("b", DataType::Int64, false),
+        ]));
+        let div: Arc<dyn PhysicalExpr> = Arc::new(BinaryExpr::new(
+            Arc::new(Column::new("a", 0)),
+            BinaryOp::Divide,
+            Arc::new(Column::new("b", 1)),
+        ));
+        let out_schema = Arc::new(Schema::new(vec![Field::new("q", DataType::Int64, true)]));
+        let mut op = ProjectOp::new(vec![div], out_schema, "a / b".into());
+        let input = RecordBatch::try_new(
+            schema,
+            vec![
+                Arc::new(Int64Array::from(vec![6, 1])),
+                Arc::new(Int64Array::from(vec![3, 0])),
+            ],
+        )
+        .expect("batch");
+        let err = op
+            .process_batch(&input, &mut Vec::new())
+            .expect_err("1 / 0 fails");
+        assert_eq!(err.message, "Arrow error: Divide by zero error");
+        let source = std::error::Error::source(&err).expect("a source");
+        assert!(
+            source.downcast_ref::<DataFusionError>().is_some(),
+            "{source:?}"
+        );
     }
 }

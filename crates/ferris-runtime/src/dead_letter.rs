@@ -1,6 +1,6 @@
 //! Dead letters: rows that could not be decoded, evaluated or written, with the reason.
 
-use crate::error::RuntimeError;
+use crate::error::{RuntimeError, Stage};
 use std::io::Write;
 
 /// One dead-letter record (a JSON Lines object in the file).
@@ -19,7 +19,7 @@ pub struct DeadLetterRecord {
     /// Query name.
     pub query: String,
     /// Where it failed: `decode`, `evaluate` or `sink`.
-    pub stage: &'static str,
+    pub stage: Stage,
 }
 
 impl DeadLetterRecord {
@@ -32,7 +32,7 @@ impl DeadLetterRecord {
             "raw": self.raw,
             "correlation_id": self.correlation_id,
             "query": self.query,
-            "stage": self.stage,
+            "stage": self.stage.as_str(),
         })
         .to_string()
     }

@@ -39,6 +39,41 @@ impl fmt::Display for ErrorStrategy {
     }
 }
 
+/// Where in a query a row met its error: the label of the skipped and dead-lettered row
+/// counters and the `stage` field of a dead-letter record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Stage {
+    /// The source could not decode the row.
+    Decode,
+    /// The row's event-time column is NULL.
+    EventTime,
+    /// An expression of the query could not be evaluated on the row.
+    Evaluate,
+    /// The row arrived below the watermark (dead-lettered under `late.data.strategy`).
+    Late,
+    /// The sink could not write the row after its retries.
+    Sink,
+}
+
+impl Stage {
+    /// The stage's name, as metrics and dead-letter records carry it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Stage::Decode => "decode",
+            Stage::EventTime => "event_time",
+            Stage::Evaluate => "evaluate",
+            Stage::Late => "late",
+            Stage::Sink => "sink",
+        }
+    }
+}
+
+impl fmt::Display for Stage {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// Why a job stopped with an error.
 #[derive(Debug, thiserror::Error)]
 pub enum RuntimeError {

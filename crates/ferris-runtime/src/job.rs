@@ -26,7 +26,7 @@ use crate::chains::Chains;
 use crate::channel::{self, Receiver, Sender};
 use crate::config::JobConfig;
 use crate::dead_letter::{DeadLetterRecord, DeadLetterWriter};
-use crate::error::{ErrorStrategy, RuntimeError};
+use crate::error::{ErrorStrategy, RuntimeError, Stage};
 use crate::graph_ids as ids;
 use crate::keyed::KeyedWorker;
 use crate::operator::Operator;
@@ -225,16 +225,16 @@ impl QueryContext {
         }
     }
 
-    pub(crate) fn skipped(&self, stage: &str) -> Arc<Counter> {
+    pub(crate) fn skipped(&self, stage: Stage) -> Arc<Counter> {
         self.registry.counter(
             names::QUERY_ROWS_SKIPPED,
-            &[("query", &self.name), ("stage", stage)],
+            &[("query", &self.name), ("stage", stage.as_str())],
         )
     }
-    pub(crate) fn dead_lettered(&self, stage: &str) -> Arc<Counter> {
+    pub(crate) fn dead_lettered(&self, stage: Stage) -> Arc<Counter> {
         self.registry.counter(
             names::QUERY_ROWS_DEAD_LETTERED,
-            &[("query", &self.name), ("stage", stage)],
+            &[("query", &self.name), ("stage", stage.as_str())],
         )
     }
 }
@@ -664,7 +664,7 @@ fn report(registry: &Registry, ctx: &ReportHandle) -> QueryReport {
     let sink_failed = registry.counter_sum(names::SINK_ROWS_FAILED, &q);
     let sink_dead_lettered = registry.counter_sum(
         names::QUERY_ROWS_DEAD_LETTERED,
-        &[("query", &ctx.name), ("stage", "sink")],
+        &[("query", &ctx.name), ("stage", Stage::Sink.as_str())],
     );
     let skipped = registry.counter_sum(names::QUERY_ROWS_SKIPPED, &q);
     let dead_lettered = registry.counter_sum(names::QUERY_ROWS_DEAD_LETTERED, &q);

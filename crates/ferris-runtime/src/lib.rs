@@ -32,7 +32,7 @@ mod worker;
 pub use channel::{Receiver, Sender};
 pub use config::{JobConfig, RetryPolicy};
 pub use dead_letter::{DeadLetterRecord, DeadLetterWriter};
-pub use error::{ErrorStrategy, RuntimeError};
+pub use error::{ErrorStrategy, RuntimeError, Stage};
 pub use job::{
     EventTimeSpec, JobReport, JobSpec, KeyedStage, LateRows, QueryReport, QuerySpec, RightInput,
     SourceSpec, TableLoad, TableSnapshot, run_job,

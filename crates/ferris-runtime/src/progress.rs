@@ -506,7 +506,7 @@ mod tests {
             raw: "r".into(),
             correlation_id: "c".into(),
             query: "q".into(),
-            stage: "decode",
+            stage: crate::error::Stage::Decode,
         })
         .expect("sent");
         // The writer thread died without flushing it.

@@ -520,12 +520,14 @@ impl SinkTask {
                         raw: crate::json::row_to_json(&pb.records, *row),
                         correlation_id: correlation_id.clone(),
                         query: self.ctx.name.to_string(),
-                        stage: "sink",
+                        stage: crate::error::Stage::Sink,
                     };
                     tx.blocking_send(record).map_err(|_| TaskEnd::Aborted)?;
                 }
                 m.dead_lettered.add(rows as u64);
-                self.ctx.dead_lettered("sink").add(rows as u64);
+                self.ctx
+                    .dead_lettered(crate::error::Stage::Sink)
+                    .add(rows as u64);
                 Ok(())
             }
         }

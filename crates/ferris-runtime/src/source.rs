@@ -154,15 +154,4 @@ pub trait Source: Send {
     fn set_drain(&mut self, drain: std::sync::Arc<dyn Drain>) {
         let _ = drain;
     }
-
-    /// The pipelines are full: stop fetching (Kafka pauses its partitions, so nothing is
-    /// buffered in the client meanwhile) until [`Source::resume`].
-    fn pause(&mut self) {}
-
-    /// Called regularly while paused: serve the client (heartbeats, rebalances) without
-    /// returning rows.
-    fn keep_alive(&mut self) {}
-
-    /// Fetch again after [`Source::pause`].
-    fn resume(&mut self) {}
 }

@@ -332,10 +332,9 @@ impl SourceTask {
         Ok(())
     }
 
-    /// Sends `msg` to the slot's worker of every query. When a worker's inbox stays full
-    /// longer than [`PAUSE_AFTER`], the source is paused (Kafka stops fetching and drops
-    /// what it prefetched) and kept alive until the message is sent, instead of reading
-    /// ahead. Shorter waits do not pause: a pause costs a refetch.
+    /// Sends `msg` to the slot's worker of every query. A source whose pipelines stay full
+    /// longer than [`PAUSE_AFTER`] counts a pause: it does not poll meanwhile, so a Kafka
+    /// client's prefetch (capped at 4 MiB) is all it buffers.
     fn send_slot(&mut self, slot: u64, msg: Message) -> Result<(), TaskEnd> {
         let mut paused = false;
         for query in &self.senders {
@@ -350,17 +349,12 @@ impl SourceTask {
                         if !paused {
                             paused = true;
                             self.pauses.inc();
-                            self.spec.source.pause();
                         }
-                        self.spec.source.keep_alive();
                         wait = Duration::from_millis(50);
                     }
                     Err(_) => return Err(TaskEnd::Aborted),
                 }
             }
-        }
-        if paused {
-            self.spec.source.resume();
         }
         Ok(())
     }

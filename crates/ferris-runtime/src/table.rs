@@ -166,7 +166,7 @@ pub(crate) async fn load_table(mut load: TableLoad, ctx: Arc<QueryContext>) -> R
     ctx.rows_in.add((rows + rejects.len()) as u64);
     for r in rejects {
         ctx.apply_strategy(
-            "decode",
+            crate::error::Stage::Decode,
             &source.name,
             format!("{location}:{}", r.position),
             r.raw,

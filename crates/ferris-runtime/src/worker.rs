@@ -2,7 +2,7 @@
 
 use crate::channel::{Receiver, Sender};
 use crate::dead_letter::DeadLetterRecord;
-use crate::error::{ErrorStrategy, RuntimeError};
+use crate::error::{ErrorStrategy, RuntimeError, Stage};
 use crate::job::LateRows;
 use crate::job::{QueryContext, TaskEnd};
 use crate::json::row_to_json;
@@ -157,7 +157,7 @@ impl Worker {
             keep[r] = false;
             self.ctx
                 .apply_strategy(
-                    "event_time",
+                    Stage::EventTime,
                     &pb.meta.source,
                     pb.meta.position_of(r),
                     row_to_json(&pb.records, r),
@@ -182,7 +182,7 @@ impl Worker {
                     raw: row_to_json(&pb.records, r),
                     correlation_id: correlation_id.clone(),
                     query: self.ctx.name.to_string(),
-                    stage: "late",
+                    stage: Stage::Late,
                 };
                 match &self.ctx.dead_letter {
                     Some(tx) => tx.send(record).await.map_err(|_| TaskEnd::Aborted)?,
@@ -219,7 +219,7 @@ impl Worker {
             let position = pb.meta.position(reject.position);
             self.ctx
                 .apply_strategy(
-                    "decode",
+                    Stage::Decode,
                     &pb.meta.source,
                     position,
                     reject.raw.clone(),
@@ -250,7 +250,7 @@ impl Worker {
             }
             self.ctx
                 .apply_strategy(
-                    "evaluate",
+                    Stage::Evaluate,
                     &pb.meta.source,
                     pb.meta.position_of(f.row),
                     row_to_json(&pb.records, f.row),
@@ -337,7 +337,7 @@ impl QueryContext {
     /// Applies the query's error strategy to one bad row.
     pub(crate) async fn apply_strategy(
         &self,
-        stage: &'static str,
+        stage: Stage,
         source: &str,
         position: String,
         raw: String,
@@ -345,7 +345,7 @@ impl QueryContext {
         correlation_id: &str,
     ) -> Result<(), TaskEnd> {
         match self.strategy {
-            ErrorStrategy::Fail if stage == "evaluate" => {
+            ErrorStrategy::Fail if stage == Stage::Evaluate => {
                 Err(TaskEnd::Failed(RuntimeError::Evaluate {
                     query: self.name.to_string(),
                     source_name: source.to_string(),

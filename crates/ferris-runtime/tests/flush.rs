@@ -222,7 +222,7 @@ fn a_flush_that_keeps_failing_follows_the_error_strategy() {
         "{}",
         dead[0].error
     );
-    assert_eq!(dead[0].stage, "sink");
+    assert_eq!(dead[0].stage, ferris_runtime::Stage::Sink);
     assert_eq!(
         (report.queries[0].written, report.queries[0].dead_lettered),
         (0, 1_000)

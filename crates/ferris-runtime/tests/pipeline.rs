@@ -295,7 +295,7 @@ fn test_simple_processor_sink_failure_continues_processing() {
     assert_eq!(values(&o), expected);
     let dead = o.dead.lock().expect("lock");
     assert_eq!(dead.len(), 100);
-    assert_eq!(dead[0].stage, "sink");
+    assert_eq!(dead[0].stage, ferris_runtime::Stage::Sink);
     assert_eq!(dead[0].raw, r#"{"v":300}"#);
     assert_eq!(dead[0].position, "counting:301");
     assert_eq!(dead[99].raw, r#"{"v":399}"#);
@@ -326,7 +326,7 @@ fn bad_rows_meet_the_strategy_and_every_row_is_accounted_for() {
     let dead = o.dead.lock().expect("lock");
     let summary: Vec<(&str, &str, &str)> = dead
         .iter()
-        .map(|d| (d.stage, d.position.as_str(), d.raw.as_str()))
+        .map(|d| (d.stage.as_str(), d.position.as_str(), d.raw.as_str()))
         .collect();
     assert_eq!(
         summary,

@@ -193,6 +193,6 @@ fn needed_columns(spec: &AggregateSpec) -> Vec<usize> {
 }
 
 /// An arrow or DataFusion error as an operator error.
-fn op_err(e: impl std::fmt::Display) -> OperatorError {
-    OperatorError::new(e.to_string())
+fn op_err(e: impl std::error::Error + Send + Sync + 'static) -> OperatorError {
+    OperatorError::caused_by(e)
 }

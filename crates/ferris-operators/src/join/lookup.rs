@@ -52,8 +52,8 @@ impl LookupJoinOp {
     }
 }
 
-fn err(e: impl std::fmt::Display) -> OperatorError {
-    OperatorError::new(e.to_string())
+fn err(e: impl std::error::Error + Send + Sync + 'static) -> OperatorError {
+    OperatorError::caused_by(e)
 }
 
 impl Operator for LookupJoinOp {

@@ -28,6 +28,6 @@ pub use spec::{AccMode, Bound, Frame, Function, FunctionSpec, OverSpec, Units};
 pub const EMIT_AT: &str = "__emit_at";
 
 /// An operator error from an Arrow or DataFusion error.
-fn op_error(e: impl std::fmt::Display) -> OperatorError {
-    OperatorError::new(e.to_string())
+fn op_error(e: impl std::error::Error + Send + Sync + 'static) -> OperatorError {
+    OperatorError::caused_by(e)
 }

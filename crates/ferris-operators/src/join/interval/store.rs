@@ -21,8 +21,8 @@ use arrow::row::{RowConverter, Rows, SortField};
 use ferris_runtime::OperatorError;
 
 /// Converts an arrow (or other) error into an [`OperatorError`].
-pub(super) fn op_err(e: impl std::fmt::Display) -> OperatorError {
-    OperatorError::new(e.to_string())
+pub(super) fn op_err(e: impl std::error::Error + Send + Sync + 'static) -> OperatorError {
+    OperatorError::caused_by(e)
 }
 
 /// One buffered row.
