@@ -1,8 +1,10 @@
-//! Planning: from parsed statements to a runnable job.
+//! Planning: from parsed statements to a typed plan, without any I/O.
 //!
 //! DataFusion's SQL planner resolves names and types (with its analyzer's type coercion) and
 //! its physical expressions evaluate projections and predicates; this crate checks which
-//! streaming shape a query has, builds the operator chain, and instantiates connectors.
+//! streaming shape a query has and plans its stateless stage and its keyed stage (the specs
+//! of the `ferris-operators` operators and the factories that build them). Connectors,
+//! files and brokers are `ferris-engine`'s: this crate links none of them.
 //!
 //! ```
 //! let app = ferris_plan::plan_application(
