@@ -1,10 +1,10 @@
 //! Keyed queries over a consumer-group source: the two parts joined by a repartition topic
-//! (see `ferris_connectors::kafka_repartition`).
+//! (see `ferris_connectors::kafka::repartition`).
 
 use crate::error::EngineError;
 use arrow::datatypes::{Field, Schema, SchemaRef};
 use ferris_connectors::ConnectorError;
-use ferris_connectors::kafka_repartition::{self, Brokers, RepartitionLayout};
+use ferris_connectors::kafka::repartition::{self, Brokers, RepartitionLayout};
 use ferris_plan::SourceDecl;
 use ferris_runtime::{EventTimeSpec, Sink, Source};
 use std::collections::BTreeMap;
@@ -94,7 +94,7 @@ impl Topic {
             partitions,
             inputs: self.inputs,
         };
-        kafka_repartition::writer(&props, layout)
+        repartition::writer(&props, layout)
     }
 
     /// The source properties of the topic's reader in group `group`.
@@ -136,7 +136,7 @@ pub(crate) fn repartition(
     let reader_name = format!("{query}.repartition");
     let schema = positional(&input.schema);
     let group = format!("{}.{query}", input.decl.group_id());
-    let reader = kafka_repartition::reader(
+    let reader = repartition::reader(
         &reader_name,
         schema.clone(),
         &topic.reader_props(&group),
@@ -181,7 +181,7 @@ pub(crate) fn repartition_join(
     );
     let lprops = ltopic.reader_props(&group);
     let rprops = rtopic.reader_props(&format!("{group}.right"));
-    let [lreader, rreader] = kafka_repartition::join_readers(
+    let [lreader, rreader] = repartition::join_readers(
         query,
         (&lname, lschema.clone(), &lprops),
         (&rname, rschema.clone(), &rprops),

@@ -5,14 +5,14 @@ use super::{KafkaSource, METADATA_TIMEOUT};
 use crate::ConnectorError;
 use crate::avro::AvroCodec;
 use crate::decode::RowDecoder;
-use crate::kafka_group::GroupContext;
-use crate::kafka_health::Reachability;
-use crate::kafka_options::{
+use crate::kafka::group::GroupContext;
+use crate::kafka::health::Reachability;
+use crate::kafka::options::{
     Format, SOURCE_KEYS, SourceOptions, Startup, avro_schema, client_config, format, kafka_err,
     split,
 };
-use crate::kafka_progress::{ProgressTopic, Resumed};
-use crate::kafka_repartition::RepartitionReader;
+use crate::kafka::progress::{ProgressTopic, Resumed};
+use crate::kafka::repartition::RepartitionReader;
 use crate::props::Props;
 use arrow::datatypes::{DataType, Schema, SchemaRef};
 use rdkafka::config::ClientConfig;
@@ -33,7 +33,7 @@ pub(crate) enum ReaderRole {
         query: String,
     },
     /// The reader of a join's second repartition topic: it takes the partitions its
-    /// leader is assigned (see `kafka_repartition::join_readers`).
+    /// leader is assigned (see `kafka::repartition::join_readers`).
     Follower {
         /// The query whose topic it reads.
         query: String,
@@ -91,7 +91,7 @@ impl KafkaSource {
         let partitions = partitions(&consumer, &topic, &servers, chosen)?;
         let Start { tpl, end, mut next } = start(&consumer, &topic, &partitions, startup)?;
         if follower {
-            // Takes its partitions like its leader (see `kafka_repartition::join_readers`).
+            // Takes its partitions like its leader (see `kafka::repartition::join_readers`).
             next.clear();
         } else if group_mode {
             // The group hands out the partitions; they start where the group committed.

@@ -29,11 +29,11 @@
 //! topic's reader takes the partitions the first one's group gives it ([`join_readers`]).
 
 use crate::ConnectorError;
+use crate::kafka::group::GroupContext;
+use crate::kafka::progress::ProgressTopic;
+use crate::kafka::sink::KafkaSink;
+pub use crate::kafka::sink::RepartitionLayout;
 use crate::kafka::{KafkaSource, ReaderRole};
-use crate::kafka_group::GroupContext;
-use crate::kafka_progress::ProgressTopic;
-use crate::kafka_sink::KafkaSink;
-pub use crate::kafka_sink::RepartitionLayout;
 use arrow::array::{Array, ArrayRef, StringArray};
 use arrow::datatypes::{DataType, SchemaRef};
 use arrow::record_batch::RecordBatch;
@@ -259,7 +259,7 @@ impl Brokers {
         props: &BTreeMap<String, String>,
     ) -> Result<Self, ConnectorError> {
         let config =
-            crate::kafka_options::client_config(servers, &crate::kafka_options::split(props).1);
+            crate::kafka::options::client_config(servers, &crate::kafka::options::split(props).1);
         let consumer: BaseConsumer = config
             .create()
             .map_err(|e| ConnectorError::Unreachable(format!("cannot reach {servers}: {e}")))?;

@@ -6,9 +6,9 @@
 //! Every assignment counts as a new generation (the source then reads each assigned
 //! partition from its committed offset). The reader of a repartition topic skips the commit
 //! before a revoke: its keyed state restarts from the committed offsets anyway (see
-//! `kafka_repartition`).
+//! `kafka::repartition`).
 
-use crate::kafka_health::ClientLog;
+use crate::kafka::health::ClientLog;
 use ferris_runtime::Drain;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
 use rdkafka::topic_partition_list::{Offset, TopicPartitionList};

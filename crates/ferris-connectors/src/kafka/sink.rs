@@ -10,13 +10,13 @@
 //!
 //! With `repartition.*` properties (set by the planner) it writes a repartition topic instead:
 //! Arrow IPC messages of rows per partition of their keys, then watermark marks (see
-//! `kafka_repartition`).
+//! `kafka::repartition`).
 
 use crate::ConnectorError;
 use crate::avro::AvroCodec;
-use crate::kafka_health::{ClientLog, Fault, Reachability, fault, unreachable};
-use crate::kafka_options::{Format, SINK_KEYS, avro_schema, format, kafka_err, split};
-use crate::kafka_repartition::{
+use crate::kafka::health::{ClientLog, Fault, Reachability, fault, unreachable};
+use crate::kafka::options::{Format, SINK_KEYS, avro_schema, format, kafka_err, split};
+use crate::kafka::repartition::{
     MARKS_HEADER, ROWS_HEADER, ROWS_PER_MESSAGE, encode_marks, encode_rows, murmur2_partition,
     row_keys,
 };
@@ -101,7 +101,7 @@ pub struct KafkaSink {
     unreachable: Option<String>,
     /// Rows of the last batch the client refused (row, reason).
     rejected: Vec<(usize, String)>,
-    /// Writing a repartition topic (see `kafka_repartition`).
+    /// Writing a repartition topic (see `kafka::repartition`).
     repartition: Option<Repartition>,
 }
 
@@ -142,7 +142,7 @@ impl KafkaSink {
         Self::open(props, None)
     }
 
-    /// A sink writing a repartition topic as `layout` says (see `kafka_repartition`).
+    /// A sink writing a repartition topic as `layout` says (see `kafka::repartition`).
     pub(crate) fn repartition_writer(
         props: &BTreeMap<String, String>,
         layout: RepartitionLayout,
