@@ -7,8 +7,8 @@ use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use arrow::record_batch::RecordBatch;
 use ferris_observe::Registry;
 use ferris_runtime::{
-    EventTimeSpec, JobConfig, JobSpec, KeyedStage, LateRows, Operator, OperatorError, QuerySpec,
-    RightInput, Shutdown, Sink, SinkError, Source, SourceError, SourcePoll, SourceSpec,
+    EventTimeSpec, JobConfig, JobReport, JobSpec, KeyedStage, LateRows, Operator, OperatorError,
+    QuerySpec, RightInput, Shutdown, Sink, SinkError, Source, SourceError, SourcePoll, SourceSpec,
 };
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -182,6 +182,14 @@ fn run(left: TimedSource, right: TimedSource, right_idle: Option<Duration>) -> V
         dead_letters: Vec::new(),
         config: JobConfig::default(),
     };
+    // Stop the (never ending) job once the left input is done and the idle timeout passed.
+    run_for(spec, Duration::from_millis(1500));
+    seen.lock().map(|s| s.clone()).unwrap_or_default()
+}
+
+/// Runs a job whose inputs never end until `stop_after`, then stops it; returns its report
+/// and metrics.
+fn run_for(spec: JobSpec, stop_after: Duration) -> (JobReport, Registry) {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -189,14 +197,15 @@ fn run(left: TimedSource, right: TimedSource, right_idle: Option<Duration>) -> V
         .expect("runtime");
     let shutdown = Shutdown::new();
     let stopper = shutdown.clone();
-    // Stop the (never ending) job once the left input is done and the idle timeout passed.
     std::thread::spawn(move || {
-        std::thread::sleep(Duration::from_millis(1500));
+        std::thread::sleep(stop_after);
         stopper.trigger();
     });
-    rt.block_on(ferris_runtime::run_job(spec, Registry::new(), shutdown))
+    let registry = Registry::new();
+    let report = rt
+        .block_on(ferris_runtime::run_job(spec, registry.clone(), shutdown))
         .expect("runs");
-    seen.lock().map(|s| s.clone()).unwrap_or_default()
+    (report, registry)
 }
 
 fn timed(times: &[i64], idle_forever: bool, pace_ms: u64) -> TimedSource {
@@ -280,21 +289,7 @@ fn an_idle_source_announces_itself_with_a_watermark_message_not_an_empty_batch()
         dead_letters: Vec::new(),
         config: JobConfig::default(),
     };
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("runtime");
-    let shutdown = Shutdown::new();
-    let stopper = shutdown.clone();
-    std::thread::spawn(move || {
-        std::thread::sleep(Duration::from_millis(800));
-        stopper.trigger();
-    });
-    let registry = Registry::new();
-    let report = rt
-        .block_on(ferris_runtime::run_job(spec, registry.clone(), shutdown))
-        .expect("runs");
+    let (report, registry) = run_for(spec, Duration::from_millis(800));
     let batches = registry.counter_sum(ferris_observe::names::OPERATOR_BATCHES, &[("query", "q")]);
     assert_eq!(batches, 1, "the operator saw only the data batch");
     assert_eq!(report.queries[0].written, 1);
