@@ -6,8 +6,8 @@ mod kafka_support;
 
 use arrow::array::{Decimal128Array, Int64Array, RecordBatch};
 use arrow::datatypes::{DataType, Field, Schema};
-use ferris_connectors::avro::AvroCodec;
-use ferris_connectors::decode::RowDecoder;
+use ferris_connectors::formats::avro::AvroCodec;
+use ferris_connectors::formats::decode::RowDecoder;
 use kafka_support::*;
 use std::sync::Arc;
 

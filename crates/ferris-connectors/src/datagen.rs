@@ -20,7 +20,7 @@
 //! `datagen(trades)`. For `'generator'='nexmark'` see [`crate::nexmark_source`].
 
 use crate::ConnectorError;
-use crate::convert::{parse_timestamp_millis, sql_type_name, timestamp_in_unit};
+use crate::formats::convert::{parse_timestamp_millis, sql_type_name, timestamp_in_unit};
 use crate::props::Props;
 use arrow::array::{
     ArrayRef, Decimal128Array, Float64Array, Int32Array, Int64Array, StringBuilder,

@@ -3,7 +3,7 @@
 //! The file is created (with its parent directories) and TRUNCATED when the sink is opened:
 //! each run rewrites its output. JSON rows are encoded by
 //! [`ferris_runtime::json::JsonRowEncoder`]; CSV output starts with a header row (written
-//! with the first batch) and encodes values like [`crate::csv_encode`]. Each `write_batch`
+//! with the first batch) and encodes values like [`crate::formats::csv`]. Each `write_batch`
 //! encodes the whole batch into a buffer and writes it with one call, so `Ok` means the bytes
 //! reached the operating system.
 
@@ -138,9 +138,9 @@ impl FileSink {
             SinkFormat::UpsertJson => encode_upsert_lines(batch, &self.upsert_key, &mut self.buf),
             SinkFormat::Csv => {
                 if !self.header_written {
-                    crate::csv_encode::encode_header(batch, &mut self.buf)?;
+                    crate::formats::csv::encode_header(batch, &mut self.buf)?;
                 }
-                crate::csv_encode::encode_rows(batch, &mut self.buf)
+                crate::formats::csv::encode_rows(batch, &mut self.buf)
             }
         }
     }

@@ -14,8 +14,8 @@
 //! Positions are 1-based line numbers (the CSV header is line 1); rejects carry the raw text.
 
 use crate::ConnectorError;
+use crate::formats::text::{EndMode, TextFormat, TextReader};
 use crate::props::Props;
-use crate::text::{EndMode, TextFormat, TextReader};
 use arrow::datatypes::SchemaRef;
 use ferris_runtime::{Source, SourceError, SourcePoll};
 use std::collections::BTreeMap;

@@ -20,20 +20,16 @@
 
 #![warn(missing_docs)]
 
-pub mod avro;
-pub mod convert;
-pub mod csv_encode;
 pub mod datagen;
-pub mod decode;
 pub mod file_sink;
 pub mod file_source;
+pub mod formats;
 pub mod kafka;
 pub mod nexmark_source;
 pub mod props;
 pub mod rate_limit;
 pub mod stdin_source;
 pub mod stdout_sink;
-pub mod text;
 
 use arrow::datatypes::SchemaRef;
 use ferris_runtime::{Sink, SinkError, Source};
@@ -41,14 +37,14 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 pub use datagen::{TradesConfig, TradesSource};
-pub use decode::RowDecoder;
 pub use file_sink::{FileSink, FileSinkConfig, SinkFormat};
 pub use file_source::{FileSource, FileSourceConfig};
+pub use formats::decode::RowDecoder;
+pub use formats::text::TextFormat;
 pub use kafka::{KafkaSink, KafkaSource};
 pub use nexmark_source::{NexmarkConfig, NexmarkSource, NexmarkTable};
 pub use stdin_source::{StdinConfig, StdinSource};
 pub use stdout_sink::{StdoutConfig, StdoutSink};
-pub use text::TextFormat;
 
 /// A connector could not be created. Messages are user-facing; the caller prefixes the
 /// source or query name.

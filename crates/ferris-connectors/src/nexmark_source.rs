@@ -17,8 +17,8 @@
 //! numbers (1-based); the location is `datagen(nexmark)`.
 
 use crate::ConnectorError;
-use crate::convert::sql_type_name;
 use crate::datagen::{Allowed, Limits, finish_batch, start_ms, timestamp_array_from_millis};
+use crate::formats::convert::sql_type_name;
 use crate::props::Props;
 use arrow::array::{ArrayRef, Int32Array, Int64Array, StringBuilder};
 use arrow::datatypes::{DataType, SchemaRef, TimeUnit};

@@ -3,8 +3,8 @@
 //! (interactive use); the source ends at end of input. Positions are `stdin:LINE`.
 
 use crate::ConnectorError;
+use crate::formats::text::{EndMode, TextFormat, TextReader};
 use crate::props::Props;
-use crate::text::{EndMode, TextFormat, TextReader};
 use arrow::datatypes::SchemaRef;
 use ferris_runtime::{Source, SourceError, SourcePoll};
 use std::collections::BTreeMap;

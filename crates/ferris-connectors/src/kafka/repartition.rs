@@ -10,7 +10,7 @@
 //!    state per repartition partition, so each key's state lives in exactly one process.
 //!
 //! Rows travel as Arrow IPC: one message (header [`ROWS_HEADER`]) holds up to
-//! [`ROWS_PER_MESSAGE`] rows of one partition, sent to the partition of their keys (murmur2
+//! `ROWS_PER_MESSAGE` rows of one partition, sent to the partition of their keys (murmur2
 //! of the key text, as the Java client would partition a message with that key).
 //!
 //! Event time crosses the topic as **watermark marks**: after the rows of a flush, the
@@ -29,6 +29,7 @@
 //! topic's reader takes the partitions the first one's group gives it ([`join_readers`]).
 
 use crate::ConnectorError;
+pub(crate) use crate::formats::arrow_ipc::{decode_rows, encode_rows};
 use crate::kafka::group::GroupContext;
 use crate::kafka::progress::ProgressTopic;
 use crate::kafka::sink::KafkaSink;
@@ -84,30 +85,6 @@ pub(crate) fn murmur2_partition(key: &[u8], partitions: u32) -> u32 {
     h = h.wrapping_mul(M);
     h ^= h >> 15;
     (h & 0x7fff_ffff) % partitions.max(1)
-}
-
-/// Encodes `batch` as an Arrow IPC stream (its schema, then its rows): exact for every
-/// type, and one message for many rows.
-pub(crate) fn encode_rows(batch: &RecordBatch) -> Result<Vec<u8>, String> {
-    let mut writer = arrow::ipc::writer::StreamWriter::try_new(Vec::new(), &batch.schema())
-        .map_err(|e| e.to_string())?;
-    writer.write(batch).map_err(|e| e.to_string())?;
-    writer.into_inner().map_err(|e| e.to_string())
-}
-
-/// Decodes [`encode_rows`] into batches of `schema` (the reader's declared columns, which
-/// the writer's match by position and type).
-pub(crate) fn decode_rows(payload: &[u8], schema: &SchemaRef) -> Result<Vec<RecordBatch>, String> {
-    let reader = arrow::ipc::reader::StreamReader::try_new(std::io::Cursor::new(payload), None)
-        .map_err(|e| format!("not an Arrow IPC stream: {e}"))?;
-    let mut out = Vec::new();
-    for batch in reader {
-        let batch = batch.map_err(|e| format!("bad Arrow IPC batch: {e}"))?;
-        let batch = RecordBatch::try_new(schema.clone(), batch.columns().to_vec())
-            .map_err(|e| format!("rows do not match the declared columns: {e}"))?;
-        out.push(batch);
-    }
-    Ok(out)
 }
 
 const TIMEOUT: Duration = Duration::from_secs(10);

@@ -13,7 +13,7 @@
 //! `kafka::repartition`).
 
 use crate::ConnectorError;
-use crate::avro::AvroCodec;
+use crate::formats::avro::AvroCodec;
 use crate::kafka::health::{ClientLog, Fault, Reachability, fault, unreachable};
 use crate::kafka::options::{Format, SINK_KEYS, avro_schema, format, kafka_err, split};
 use crate::kafka::repartition::{
@@ -311,7 +311,7 @@ impl KafkaSink {
             match self.format {
                 Format::Json => encoder.encode_row(row, &mut payload),
                 Format::Csv => {
-                    crate::csv_encode::encode_rows(&batch.slice(row, 1), &mut payload)
+                    crate::formats::csv::encode_rows(&batch.slice(row, 1), &mut payload)
                         .map_err(&err)?;
                     while payload.last() == Some(&b'\n') {
                         payload.pop();
@@ -377,7 +377,7 @@ impl KafkaSink {
                 let take = arrow::array::UInt32Array::from(chunk.to_vec());
                 let part = arrow::compute::take_record_batch(&named, &take)
                     .map_err(|e| err(e.to_string()))?;
-                let payload = encode_rows(&part).map_err(&err)?;
+                let payload = encode_rows(&part).map_err(|e| err(e.to_string()))?;
                 let sent = self.send_to(Some(partition), None, &payload, &headers)?;
                 if let Some(reason) = sent {
                     self.rejected.extend(

@@ -5,8 +5,8 @@
 mod open;
 pub(crate) use open::ReaderRole;
 
-use crate::avro::AvroCodec;
-use crate::decode::RowDecoder;
+use crate::formats::avro::AvroCodec;
+use crate::formats::decode::RowDecoder;
 use crate::kafka::group::GroupContext;
 use crate::kafka::health::{Fault, Reachability, fault, unreachable};
 use crate::kafka::options::Format;
@@ -215,7 +215,9 @@ impl KafkaSource {
 
     fn decode(&mut self, payload: &[u8]) -> Result<(), String> {
         match self.format {
-            Format::Json => crate::text::decode_json_line(&mut self.decoder, &self.names, payload),
+            Format::Json => {
+                crate::formats::text::decode_json_line(&mut self.decoder, &self.names, payload)
+            }
             Format::Avro => match &self.avro {
                 Some(codec) => codec.decode(payload, &mut self.decoder),
                 None => Err("no Avro schema".into()),

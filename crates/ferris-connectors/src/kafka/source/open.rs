@@ -3,8 +3,8 @@
 
 use super::{KafkaSource, METADATA_TIMEOUT};
 use crate::ConnectorError;
-use crate::avro::AvroCodec;
-use crate::decode::RowDecoder;
+use crate::formats::avro::AvroCodec;
+use crate::formats::decode::RowDecoder;
 use crate::kafka::group::GroupContext;
 use crate::kafka::health::Reachability;
 use crate::kafka::options::{

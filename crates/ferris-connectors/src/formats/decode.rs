@@ -3,11 +3,11 @@
 //!
 //! Supported column types: VARCHAR (Utf8), BOOLEAN (`true`/`false`/`1`/`0`, any case),
 //! TINYINT..BIGINT and their unsigned forms, REAL/DOUBLE, DECIMAL(p,s) (Decimal128, exact),
-//! TIMESTAMP (any unit; see [`crate::convert::parse_timestamp`] for the accepted forms) and
+//! TIMESTAMP (any unit; see [`crate::formats::convert::parse_timestamp`] for the accepted forms) and
 //! DATE (Date32, `YYYY-MM-DD`). A missing value is NULL; NULL in a NOT NULL column rejects the
 //! row.
 
-use crate::convert::{self, NumberError, sql_type_name};
+use crate::formats::convert::{self, NumberError, sql_type_name};
 use arrow::array::{
     ArrayBuilder, ArrayRef, BooleanBuilder, Date32Builder, Decimal128Builder, Float32Builder,
     Float64Builder, Int8Builder, Int16Builder, Int32Builder, Int64Builder, PrimitiveBuilder,

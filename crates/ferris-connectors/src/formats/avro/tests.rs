@@ -3,7 +3,7 @@
 
 use super::AvroCodec;
 use super::write::write_long;
-use crate::decode::RowDecoder;
+use crate::formats::decode::RowDecoder;
 use arrow::array::{
     ArrayRef, BooleanArray, Date32Array, Decimal128Array, Float32Array, Float64Array, Int8Array,
     Int32Array, Int64Array, StringArray, TimestampMicrosecondArray, TimestampMillisecondArray,

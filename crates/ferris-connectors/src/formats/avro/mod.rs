@@ -26,7 +26,7 @@
 //! Dates and sub-millisecond timestamps are handed to [`RowDecoder`] as text, which covers the
 //! years 0000 to 9999; values outside them are rejected.
 
-use crate::decode::RowDecoder;
+use crate::formats::decode::RowDecoder;
 use arrow::datatypes::{DataType, SchemaRef};
 use arrow::record_batch::RecordBatch;
 use std::sync::Arc;

@@ -3,7 +3,7 @@
 
 use super::write::write_long;
 use super::{AvroCodec, Branches, ColumnPlan, FieldPlan, Node, Scalar};
-use crate::convert::sql_type_name;
+use crate::formats::convert::sql_type_name;
 use apache_avro::Schema;
 use apache_avro::schema::{InnerDecimalSchema, Name, NamesRef, ResolvedSchema, UuidSchema};
 use arrow::datatypes::{DataType, SchemaRef, TimeUnit};

@@ -1,5 +1,5 @@
 //! Decoding: reading one Avro binary datum, strictly, into the text of the declared columns
-//! (handed to [`RowDecoder`](crate::decode::RowDecoder)) and skipping the fields no column
+//! (handed to [`RowDecoder`](crate::formats::decode::RowDecoder)) and skipping the fields no column
 //! names.
 
 use super::{AvroCodec, ColumnPlan, Node, Scalar};
@@ -360,7 +360,7 @@ fn write_date(text: &mut Vec<u8>, days: i64) -> Result<(), String> {
     put(text, format_args!("{y:04}-{m:02}-{d:02}"))
 }
 
-/// A timestamp of `v` ticks of `tick` ns, as text [`RowDecoder`](crate::decode::RowDecoder)
+/// A timestamp of `v` ticks of `tick` ns, as text [`RowDecoder`](crate::formats::decode::RowDecoder)
 /// reads into `column`'s unit: integer epoch milliseconds when that is exact (or the column is
 /// no finer), else RFC 3339.
 fn write_timestamp(text: &mut Vec<u8>, v: i64, tick: i64, column: &DataType) -> Result<(), String> {

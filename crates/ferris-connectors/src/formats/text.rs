@@ -5,7 +5,7 @@
 //! record waits for more input, or for the end of input when not following). Positions are
 //! 1-based line numbers of the first line of each record (the CSV header is line 1).
 
-use crate::decode::{RowDecoder, UnsupportedType};
+use crate::formats::decode::{RowDecoder, UnsupportedType};
 use arrow::datatypes::SchemaRef;
 use csv_core::ReadRecordResult;
 use ferris_runtime::{Reject, SourceError, SourcePoll};

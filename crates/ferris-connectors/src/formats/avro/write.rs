@@ -1,7 +1,7 @@
 //! Encoding: writing a row of a batch as one Avro binary datum.
 
 use super::{ColumnPlan, Scalar};
-use crate::convert::sql_type_name;
+use crate::formats::convert::sql_type_name;
 use arrow::array::{Array, AsArray};
 use arrow::datatypes::{
     DataType, Date32Type, Decimal128Type, Float32Type, Float64Type, Int8Type, Int16Type, Int32Type,
