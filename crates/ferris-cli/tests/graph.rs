@@ -221,3 +221,43 @@ fn the_graph_names_every_channel_and_task_the_runtime_measures() {
         }
     }
 }
+
+#[test]
+fn every_physical_node_runs_a_logical_node_or_exchange_and_every_logical_node_runs() {
+    for (file, parallelism) in [
+        (root().join("examples/trading.sql"), 1),
+        (here("keyed.sql"), 2),
+        (here("join.sql"), 2),
+        (here("repartitioned.sql"), 3),
+    ] {
+        let sql = std::fs::read_to_string(&file).expect("read app");
+        let app =
+            ferris_plan::plan_application(&sql).unwrap_or_else(|e| panic!("{}", e.render(&sql)));
+        let config = JobConfig {
+            parallelism,
+            ..JobConfig::default()
+        };
+        let graph = ferris_engine::job_graph(&app, &config).expect("graph");
+        let logical_nodes: BTreeSet<&str> =
+            graph.logical.nodes.iter().map(|n| n.id.as_str()).collect();
+        let logical_edges: BTreeSet<&str> =
+            graph.logical.edges.iter().map(|e| e.id.as_str()).collect();
+        let mut run = BTreeSet::new();
+        for n in &graph.nodes {
+            match (&n.logical, n.kind) {
+                (None, NodeKind::DeadLetter) => {}
+                (Some(l), _) if logical_nodes.contains(l.as_str()) => {
+                    run.insert(l.as_str());
+                }
+                (Some(l), _) => assert!(
+                    logical_edges.contains(l.as_str()),
+                    "{}: {} runs {l}, which is not in the logical graph",
+                    file.display(),
+                    n.id
+                ),
+                (None, _) => panic!("{}: {} runs nothing logical", file.display(), n.id),
+            }
+        }
+        assert_eq!(run, logical_nodes, "{}", file.display());
+    }
+}

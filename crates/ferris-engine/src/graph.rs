@@ -13,7 +13,8 @@
 use crate::error::EngineError;
 use crate::resolve::{Resolved, resolve};
 use arrow::datatypes::SchemaRef;
-use ferris_plan::{Application, PlannedQuery, SourceDecl};
+use ferris_plan::logical::{keyed_id, sink_id, stateless_id};
+use ferris_plan::{Application, LogicalGraph, PlannedQuery, SourceDecl};
 use ferris_runtime::JobConfig;
 use ferris_runtime::graph_ids as ids;
 use std::collections::BTreeMap;
@@ -118,6 +119,9 @@ pub struct Node {
     pub operators: Vec<String>,
     /// Connector and stage details (path, topic, format, event time, window, …).
     pub properties: BTreeMap<String, String>,
+    /// The logical node it runs (a [`LogicalGraph`] node id), or, for the tasks and topic
+    /// that carry a repartitioned exchange between processes, the logical edge id.
+    pub logical: Option<String>,
 }
 
 /// A way rows travel between two nodes.
@@ -160,6 +164,8 @@ pub struct QueryInfo {
 pub struct JobGraph {
     /// Partition pipelines per query.
     pub parallelism: usize,
+    /// The logical graph this one expands.
+    pub logical: LogicalGraph,
     /// Runtime queries in the order they start.
     pub queries: Vec<QueryInfo>,
     /// Nodes, sources and tables first, then each query's nodes.
@@ -184,6 +190,7 @@ pub fn job_graph(app: &Application, config: &JobConfig) -> Result<JobGraph, Engi
         dead_letter_capacity: config.dead_letter_capacity.max(1),
         g: JobGraph {
             parallelism: config.parallelism.max(1),
+            logical: app.logical_graph(),
             ..JobGraph::default()
         },
         dead_letters: Vec::new(),
@@ -242,6 +249,20 @@ struct RuntimeQuery<'a> {
     schema: SchemaRef,
     capacity: usize,
     dead_letter: Option<String>,
+    /// The logical ids its workers (per side), keyed partitions and sink run.
+    logical: LogicalIds,
+}
+
+/// Which logical node (or exchange edge) each part of a runtime query runs.
+struct LogicalIds {
+    workers: Vec<String>,
+    keyed: String,
+    sink: String,
+}
+
+/// The logical edge of query `q`'s exchange into its keyed stage from input `side`.
+fn exchange(q: &str, side: usize) -> String {
+    format!("{}->{}", stateless_id(q, side), keyed_id(q))
 }
 
 struct GraphBuilder<'a> {
@@ -295,6 +316,11 @@ impl GraphBuilder<'_> {
             schema: plan.output_schema.clone(),
             capacity: r.channel_capacity.unwrap_or(self.capacity),
             dead_letter: r.dead_letter.clone(),
+            logical: LogicalIds {
+                workers: vec![stateless_id(&q.name, 0), stateless_id(&q.name, 1)],
+                keyed: keyed_id(&q.name),
+                sink: sink_id(&q.name),
+            },
         });
     }
 
@@ -329,7 +355,8 @@ impl GraphBuilder<'_> {
                 Vec::new(),
             ));
         }
-        for (name, suffix, decl, schema, key, operators) in inputs {
+        for (side, (name, suffix, decl, schema, key, operators)) in inputs.into_iter().enumerate() {
+            let exchange_id = exchange(&q.name, side);
             let topic = format!("{group}.{}.repartition{suffix}", q.name);
             let reader = ids::source_node(&name);
             let source = self.source(decl);
@@ -357,6 +384,11 @@ impl GraphBuilder<'_> {
                 schema: schema.clone(),
                 capacity: r.channel_capacity.unwrap_or(self.capacity),
                 dead_letter: r.dead_letter.clone(),
+                logical: LogicalIds {
+                    workers: vec![stateless_id(&q.name, side)],
+                    keyed: keyed_id(&q.name),
+                    sink: exchange_id.clone(),
+                },
             });
             let mut properties = BTreeMap::new();
             properties.insert("connector".into(), "kafka (repartition topic)".into());
@@ -374,6 +406,7 @@ impl GraphBuilder<'_> {
                 line: q.span.start.line,
                 operators: Vec::new(),
                 properties,
+                logical: Some(exchange_id),
             });
             readers.push((reader, schema, key));
         }
@@ -400,6 +433,11 @@ impl GraphBuilder<'_> {
             schema: plan.output_schema.clone(),
             capacity: r.channel_capacity.unwrap_or(self.capacity),
             dead_letter: r.dead_letter.clone(),
+            logical: LogicalIds {
+                workers: vec![exchange(&q.name, 0), exchange(&q.name, 1)],
+                keyed: keyed_id(&q.name),
+                sink: sink_id(&q.name),
+            },
         });
     }
 
@@ -425,6 +463,7 @@ impl GraphBuilder<'_> {
                 line,
                 operators: ops,
                 properties: BTreeMap::new(),
+                logical: None,
             };
         let edge = |g: &mut JobGraph, id: String, kind, from: &str, to: &str, cap| {
             let channel = matches!(
@@ -451,7 +490,7 @@ impl GraphBuilder<'_> {
                     _ => format!("{name} right stateless {w}"),
                 };
                 let key = s.key.clone().unwrap_or_default();
-                self.g.nodes.push(node(
+                let mut worker = node(
                     id.clone(),
                     NodeKind::Stateless,
                     label,
@@ -459,7 +498,9 @@ impl GraphBuilder<'_> {
                     key,
                     &s.schema,
                     s.operators.clone(),
-                ));
+                );
+                worker.logical = rq.logical.workers.get(side).cloned();
+                self.g.nodes.push(worker);
                 let input = ids::input_edge(name, side, w);
                 edge(
                     &mut self.g,
@@ -492,7 +533,7 @@ impl GraphBuilder<'_> {
         if let Some(k) = &rq.keyed {
             for p in 0..n {
                 let id = ids::keyed_node(name, p);
-                self.g.nodes.push(node(
+                let mut keyed = node(
                     id.clone(),
                     NodeKind::Keyed,
                     format!("{name} keyed {p}"),
@@ -500,7 +541,9 @@ impl GraphBuilder<'_> {
                     k.key.clone(),
                     &rq.schema,
                     k.operators.clone(),
-                ));
+                );
+                keyed.logical = Some(rq.logical.keyed.clone());
+                self.g.nodes.push(keyed);
                 let out = if k.join {
                     ids::funnel_edge(name)
                 } else {
@@ -535,6 +578,7 @@ impl GraphBuilder<'_> {
             Vec::new(),
         );
         sink.properties = properties;
+        sink.logical = Some(rq.logical.sink.clone());
         self.g.nodes.push(sink);
         senders_to_dead_letter.push(sink_id.clone());
         if let Some(dl) = dead_letter {
@@ -562,6 +606,7 @@ impl GraphBuilder<'_> {
                     "partitions".to_string(),
                     "as many as the input topic (known when the job starts)".to_string(),
                 )]),
+                logical: Some(rq.logical.sink.clone()),
             });
             edge(
                 &mut self.g,
@@ -652,6 +697,7 @@ impl GraphBuilder<'_> {
             sql: self.app.fragment(decl.span),
             line: decl.span.start.line,
             operators: Vec::new(),
+            logical: Some(ids_logical(kind, &decl.name)),
             properties,
         }
     }
@@ -677,11 +723,20 @@ impl GraphBuilder<'_> {
                     line: 0,
                     operators: Vec::new(),
                     properties: BTreeMap::from([("path".to_string(), path.to_string())]),
+                    logical: None,
                 });
                 i
             }
         };
         ids::dead_letter_node(i)
+    }
+}
+
+/// The logical id of a declared source or table.
+fn ids_logical(kind: NodeKind, name: &str) -> String {
+    match kind {
+        NodeKind::Table => format!("table/{name}"),
+        _ => format!("source/{name}"),
     }
 }
 

@@ -9,6 +9,22 @@ pub fn graph_json(g: &JobGraph) -> Value {
     json!({
         "version": GRAPH_FORMAT_VERSION,
         "parallelism": g.parallelism,
+        "logical": {
+            "nodes": g.logical.nodes.iter().map(|n| json!({
+                "id": n.id,
+                "kind": n.kind.as_str(),
+                "query": n.query,
+                "key": n.key,
+                "operators": n.operators,
+                "schema": n.schema.fields().iter().map(|f| json!({"name": f.name(), "type": f.data_type().to_string()})).collect::<Vec<_>>(),
+            })).collect::<Vec<_>>(),
+            "edges": g.logical.edges.iter().map(|e| json!({
+                "id": e.id,
+                "kind": e.kind.as_str(),
+                "from": e.from,
+                "to": e.to,
+            })).collect::<Vec<_>>(),
+        },
         "queries": g.queries.iter().map(|q| json!({
             "name": q.name,
             "sql": q.sql,
@@ -42,6 +58,7 @@ fn node_json(n: &Node) -> Value {
         "line": n.line,
         "operators": n.operators,
         "properties": n.properties,
+        "logical": n.logical,
     })
 }
 

@@ -18,6 +18,7 @@
 mod app;
 mod catalog;
 mod error;
+pub mod logical;
 mod lower_over;
 mod physical;
 mod plan_aggregate;
@@ -30,5 +31,6 @@ mod types;
 pub use app::{AppError, Application, PlannedQuery, SinkDecl, SourceDecl, plan_application};
 pub use catalog::{Catalog, WINDOW_END, WINDOW_START};
 pub use error::PlanError;
+pub use logical::{LogicalEdge, LogicalEdgeKind, LogicalGraph, LogicalKind, LogicalNode};
 pub use query::{KeyedPlan, QueryPlan, plan_query};
 pub use types::arrow_type;
