@@ -49,7 +49,7 @@ impl Sink for SlowSink {
         let read = self.registry.counter_sum(names::SOURCE_ROWS_READ, &[]);
         self.samples
             .lock()
-            .map_err(|e| SinkError(e.to_string()))?
+            .map_err(|e| SinkError::new(e.to_string()))?
             .push((read, self.written, rss()));
         self.batches += 1;
         let stall = if self.batches.is_multiple_of(100) {

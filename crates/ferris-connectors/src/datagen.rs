@@ -346,7 +346,7 @@ impl TradesSource {
                     Arc::new(
                         Decimal128Array::from(v)
                             .with_precision_and_scale(p, s)
-                            .map_err(|e| SourceError(e.to_string()))?,
+                            .map_err(SourceError::from_cause)?,
                     )
                 }
                 TradeColumn::PriceDouble => Arc::new(Float64Array::from(
@@ -408,13 +408,13 @@ pub(crate) fn finish_batch(
             if a.data_type() == f.data_type() {
                 Ok(a)
             } else {
-                arrow::compute::cast(&a, f.data_type()).map_err(|e| SourceError(e.to_string()))
+                arrow::compute::cast(&a, f.data_type()).map_err(SourceError::from_cause)
             }
         })
         .collect::<Result<Vec<_>, _>>()?;
     let options = RecordBatchOptions::new().with_row_count(Some(rows));
     RecordBatch::try_new_with_options(schema.clone(), arrays, &options)
-        .map_err(|e| SourceError(e.to_string()))
+        .map_err(SourceError::from_cause)
 }
 
 impl Source for TradesSource {

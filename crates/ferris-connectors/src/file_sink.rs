@@ -193,11 +193,11 @@ impl Sink for FileSink {
 
     fn write_batch(&mut self, batch: &RecordBatch) -> Result<(), SinkError> {
         self.encode(batch)
-            .map_err(|e| SinkError(format!("{}: {e}", self.describe)))?;
+            .map_err(|e| SinkError::new(format!("{}: {e}", self.describe)))?;
         self.file
             .write_all(&self.buf)
             .and_then(|_| self.file.flush())
-            .map_err(|e| SinkError(format!("{}: write failed: {e}", self.describe)))?;
+            .map_err(|e| SinkError::caused_by(format!("{}: write failed", self.describe), e))?;
         self.header_written = true;
         Ok(())
     }
@@ -205,6 +205,6 @@ impl Sink for FileSink {
     fn close(&mut self) -> Result<(), SinkError> {
         self.file
             .flush()
-            .map_err(|e| SinkError(format!("{}: flush failed: {e}", self.describe)))
+            .map_err(|e| SinkError::caused_by(format!("{}: flush failed", self.describe), e))
     }
 }

@@ -107,7 +107,7 @@ impl FileSource {
         .map_err(|e| ConnectorError::Schema(e.to_string()))?;
         inner
             .read_header()
-            .map_err(|e| ConnectorError::Schema(e.0))?;
+            .map_err(|e| ConnectorError::Schema(e.message))?;
         Ok(FileSource { inner })
     }
 }

@@ -94,7 +94,7 @@ mod tests {
             "count".into()
         }
         fn write_batch(&mut self, batch: &RecordBatch) -> Result<(), SinkError> {
-            *self.0.lock().map_err(|e| SinkError(e.to_string()))? += batch.num_rows() as u64;
+            *self.0.lock().map_err(|e| SinkError::new(e.to_string()))? += batch.num_rows() as u64;
             Ok(())
         }
     }

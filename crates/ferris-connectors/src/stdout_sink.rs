@@ -72,22 +72,22 @@ impl Sink for StdoutSink {
         self.buf.clear();
         if self.table {
             let t = arrow::util::pretty::pretty_format_batches(std::slice::from_ref(batch))
-                .map_err(|e| SinkError(format!("stdout: {e}")))?;
+                .map_err(|e| SinkError::caused_by("stdout", e))?;
             self.buf.extend_from_slice(t.to_string().as_bytes());
             self.buf.push(b'\n');
         } else {
             crate::file_sink::encode_json_lines(batch, &mut self.buf)
-                .map_err(|e| SinkError(format!("stdout: {e}")))?;
+                .map_err(|e| SinkError::new(format!("stdout: {e}")))?;
         }
         self.out
             .write_all(&self.buf)
             .and_then(|_| self.out.flush())
-            .map_err(|e| SinkError(format!("stdout: write failed: {e}")))
+            .map_err(|e| SinkError::caused_by("stdout: write failed", e))
     }
 
     fn close(&mut self) -> Result<(), SinkError> {
         self.out
             .flush()
-            .map_err(|e| SinkError(format!("stdout: flush failed: {e}")))
+            .map_err(|e| SinkError::caused_by("stdout: flush failed", e))
     }
 }

@@ -9,9 +9,64 @@ pub const FLUSH_ROWS: usize = 16_384;
 pub const FLUSH_AFTER: std::time::Duration = std::time::Duration::from_millis(100);
 
 /// A write failed (it may be retried).
-#[derive(Debug, Clone, PartialEq, thiserror::Error)]
-#[error("{0}")]
-pub struct SinkError(pub String);
+#[derive(Debug, Clone)]
+pub struct SinkError {
+    /// What went wrong, with its context (the file, topic or sink).
+    pub message: String,
+    /// The error of the library or system call that failed (I/O, Kafka client, Arrow),
+    /// kept for [`std::error::Error::source`].
+    pub cause: Option<std::sync::Arc<dyn std::error::Error + Send + Sync>>,
+}
+
+impl SinkError {
+    /// An error with this message and no underlying cause.
+    pub fn new(message: impl Into<String>) -> Self {
+        SinkError {
+            message: message.into(),
+            cause: None,
+        }
+    }
+
+    /// The error `cause` (its message, and itself as the source).
+    pub fn from_cause(cause: impl std::error::Error + Send + Sync + 'static) -> Self {
+        SinkError {
+            message: cause.to_string(),
+            cause: Some(std::sync::Arc::new(cause)),
+        }
+    }
+
+    /// `context: cause`, keeping `cause` as the error's source.
+    pub fn caused_by(
+        context: impl std::fmt::Display,
+        cause: impl std::error::Error + Send + Sync + 'static,
+    ) -> Self {
+        SinkError {
+            message: format!("{context}: {cause}"),
+            cause: Some(std::sync::Arc::new(cause)),
+        }
+    }
+}
+
+impl std::fmt::Display for SinkError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for SinkError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.cause
+            .as_deref()
+            .map(|e| e as &(dyn std::error::Error + 'static))
+    }
+}
+
+/// Two errors are equal when their messages are (causes are not comparable).
+impl PartialEq for SinkError {
+    fn eq(&self, other: &Self) -> bool {
+        self.message == other.message
+    }
+}
 
 /// The identity of a batch being written, for sinks that can carry it (Kafka headers).
 #[derive(Debug, Clone, Copy)]
@@ -83,5 +138,22 @@ pub trait Sink: Send {
     /// Flushes and releases resources at the end of the job.
     fn close(&mut self) -> Result<(), SinkError> {
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_sink_error_keeps_its_cause() {
+        let io = std::io::Error::new(std::io::ErrorKind::StorageFull, "no space left");
+        let e = SinkError::caused_by("out.jsonl: write failed", io);
+        assert_eq!(e.to_string(), "out.jsonl: write failed: no space left");
+        let cause = std::error::Error::source(&e).expect("a cause");
+        let io = cause
+            .downcast_ref::<std::io::Error>()
+            .expect("the io error");
+        assert_eq!(io.kind(), std::io::ErrorKind::StorageFull);
     }
 }

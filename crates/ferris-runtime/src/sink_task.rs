@@ -368,7 +368,7 @@ impl SinkTask {
                 Err(e) if self.sink.unavailable().is_some() => {
                     // The destination is unreachable: what was sent is still queued, so
                     // flush again (or stop, under `fail`).
-                    let reason = self.sink.unavailable().unwrap_or_else(|| e.0.clone());
+                    let reason = self.sink.unavailable().unwrap_or_else(|| e.message.clone());
                     if self.ctx.strategy == ErrorStrategy::Fail {
                         return Err(TaskEnd::Failed(RuntimeError::Sink {
                             query: self.ctx.name.to_string(),
@@ -465,7 +465,7 @@ impl SinkTask {
                 }
                 Err(e) => {
                     let _ = self.sink.take_rejected();
-                    return self.give_up(&pb, m, attempts, &all_rows(&pb, &[], &e.0));
+                    return self.give_up(&pb, m, attempts, &all_rows(&pb, &[], &e.message));
                 }
             }
         }

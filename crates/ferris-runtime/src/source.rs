@@ -5,9 +5,64 @@ use arrow::datatypes::SchemaRef;
 use arrow::record_batch::RecordBatch;
 
 /// A source could not read at all (not a bad row: those are [`Reject`]s).
-#[derive(Debug, Clone, PartialEq, thiserror::Error)]
-#[error("{0}")]
-pub struct SourceError(pub String);
+#[derive(Debug, Clone)]
+pub struct SourceError {
+    /// What went wrong, with its context (the file, topic or sink).
+    pub message: String,
+    /// The error of the library or system call that failed (I/O, Kafka client, Arrow),
+    /// kept for [`std::error::Error::source`].
+    pub cause: Option<std::sync::Arc<dyn std::error::Error + Send + Sync>>,
+}
+
+impl SourceError {
+    /// An error with this message and no underlying cause.
+    pub fn new(message: impl Into<String>) -> Self {
+        SourceError {
+            message: message.into(),
+            cause: None,
+        }
+    }
+
+    /// The error `cause` (its message, and itself as the source).
+    pub fn from_cause(cause: impl std::error::Error + Send + Sync + 'static) -> Self {
+        SourceError {
+            message: cause.to_string(),
+            cause: Some(std::sync::Arc::new(cause)),
+        }
+    }
+
+    /// `context: cause`, keeping `cause` as the error's source.
+    pub fn caused_by(
+        context: impl std::fmt::Display,
+        cause: impl std::error::Error + Send + Sync + 'static,
+    ) -> Self {
+        SourceError {
+            message: format!("{context}: {cause}"),
+            cause: Some(std::sync::Arc::new(cause)),
+        }
+    }
+}
+
+impl std::fmt::Display for SourceError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for SourceError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.cause
+            .as_deref()
+            .map(|e| e as &(dyn std::error::Error + 'static))
+    }
+}
+
+/// Two errors are equal when their messages are (causes are not comparable).
+impl PartialEq for SourceError {
+    fn eq(&self, other: &Self) -> bool {
+        self.message == other.message
+    }
+}
 
 /// The result of one poll.
 #[derive(Debug)]
@@ -153,5 +208,23 @@ pub trait Source: Send {
     /// polls. The default ignores it.
     fn set_drain(&mut self, drain: std::sync::Arc<dyn Drain>) {
         let _ = drain;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_source_error_keeps_its_cause() {
+        let io = std::io::Error::new(std::io::ErrorKind::ConnectionReset, "reset by peer");
+        let e = SourceError::caused_by("topic 'orders'", io);
+        assert_eq!(e.to_string(), "topic 'orders': reset by peer");
+        let cause = std::error::Error::source(&e).expect("a cause");
+        let io = cause
+            .downcast_ref::<std::io::Error>()
+            .expect("the io error");
+        assert_eq!(io.kind(), std::io::ErrorKind::ConnectionReset);
+        assert!(std::error::Error::source(&SourceError::new("plain")).is_none());
     }
 }

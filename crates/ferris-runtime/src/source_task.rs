@@ -291,7 +291,7 @@ impl SourceTask {
                     std::thread::sleep(Duration::from_millis(100));
                 }
                 Ok(SourcePoll::End) => break Ok(false),
-                Err(e) => break Err(source_error(e.0)),
+                Err(e) => break Err(source_error(e.message)),
             }
         };
         lag.report(self.spec.source.as_ref(), true);

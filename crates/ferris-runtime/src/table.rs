@@ -151,7 +151,7 @@ pub(crate) async fn load_table(mut load: TableLoad, ctx: Arc<QueryContext>) -> R
                     std::thread::sleep(std::time::Duration::from_millis(100));
                 }
                 Ok(SourcePoll::End) => return Ok((load, batches, rejects)),
-                Err(e) => return Err(e.0),
+                Err(e) => return Err(e.message),
             }
         }
     })

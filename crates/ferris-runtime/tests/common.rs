@@ -66,7 +66,7 @@ impl Source for CountingSource {
             .fetch_add((end - self.next) as u64, Ordering::SeqCst);
         self.next = end;
         let records = RecordBatch::try_new(schema(), vec![Arc::new(Int64Array::from(values))])
-            .map_err(|e| SourceError(e.to_string()))?;
+            .map_err(SourceError::from_cause)?;
         Ok(SourcePoll::Batch {
             records,
             positions,
@@ -165,7 +165,7 @@ impl Sink for CollectingSink {
                 std::thread::sleep(Duration::from_millis(1));
             }
         }
-        let mut out = self.out.lock().map_err(|_| SinkError("poisoned".into()))?;
+        let mut out = self.out.lock().map_err(|_| SinkError::new("poisoned"))?;
         let read = self.read.load(Ordering::SeqCst);
         let in_flight = read - out.values.len() as u64;
         out.max_in_flight = out.max_in_flight.max(in_flight);
@@ -180,7 +180,7 @@ impl Sink for CollectingSink {
         self.attempts += 1;
         let col = batch.column(0).as_primitive::<Int64Type>();
         if col.values().first().map(|v| *v as u64) == self.fail_write {
-            return Err(SinkError(format!(
+            return Err(SinkError::new(format!(
                 "injected flush failure for the batch starting at {}",
                 col.value(0)
             )));

@@ -62,7 +62,7 @@ impl Source for TimedSource {
                 Arc::new(TimestampMillisecondArray::from(vec![t])),
             ],
         )
-        .map_err(|e| SourceError(e.to_string()))?;
+        .map_err(SourceError::from_cause)?;
         Ok(SourcePoll::Batch {
             records,
             positions: vec![self.at as u64],

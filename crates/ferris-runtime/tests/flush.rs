@@ -52,7 +52,7 @@ impl Source for CommittingSource {
         let mut d = self
             .durable
             .lock()
-            .map_err(|_| SourceError("poisoned".into()))?;
+            .map_err(|_| SourceError::new("poisoned"))?;
         let rows = d.values.len();
         d.commits.push((c.positions[0].1, rows));
         Ok(())
@@ -80,7 +80,7 @@ impl Sink for BufferingSink {
         let pending = std::mem::take(&mut self.pending);
         if self.fail_flushes > 0 {
             self.fail_flushes -= 1;
-            return Err(SinkError(format!(
+            return Err(SinkError::new(format!(
                 "injected: {} rows not acknowledged",
                 pending.len()
             )));
@@ -88,7 +88,7 @@ impl Sink for BufferingSink {
         let mut d = self
             .durable
             .lock()
-            .map_err(|_| SinkError("poisoned".into()))?;
+            .map_err(|_| SinkError::new("poisoned"))?;
         d.values.extend(pending);
         d.flushes += 1;
         Ok(())

@@ -147,7 +147,7 @@ impl<R: Read> TextReader<R> {
     }
 
     fn err(&self, msg: impl std::fmt::Display) -> SourceError {
-        SourceError(format!("{}: {msg}", self.location))
+        SourceError::new(format!("{}: {msg}", self.location))
     }
 
     /// For CSV, reads until the header row is complete and checks it against the schema.

@@ -254,7 +254,7 @@ impl KafkaSink {
                     record = r;
                     self.producer.poll(Duration::from_millis(10));
                 }
-                Err((e, _)) => return Err(SinkError(format!("{}: {e}", self.describe))),
+                Err((e, _)) => return Err(SinkError::caused_by(&self.describe, e)),
             }
         }
     }
@@ -280,7 +280,7 @@ impl KafkaSink {
         }
         self.rejected.clear();
         let describe = self.describe.clone();
-        let err = |e: String| SinkError(format!("{describe}: {e}"));
+        let err = |e: String| SinkError::new(format!("{describe}: {e}"));
         let key_column = match &self.key {
             Some(k) => Some(
                 batch
@@ -349,7 +349,7 @@ impl KafkaSink {
     ) -> Result<(), SinkError> {
         self.rejected.clear();
         let describe = self.describe.clone();
-        let err = |e: String| SinkError(format!("{describe}: {e}"));
+        let err = |e: String| SinkError::new(format!("{describe}: {e}"));
         let keys = row_keys(batch, key_columns).map_err(&err)?;
         let schema = arrow::datatypes::Schema::new(
             batch
@@ -431,7 +431,7 @@ impl KafkaSink {
                         record = back;
                         self.producer.poll(Duration::from_millis(10));
                     }
-                    Err((e, _)) => return Err(SinkError(format!("{}: {e}", self.describe))),
+                    Err((e, _)) => return Err(SinkError::caused_by(&self.describe, e)),
                 }
             }
         }
@@ -471,10 +471,13 @@ impl KafkaSink {
             if let Some(down) = down {
                 let reason = format!("{}: {down}", self.describe);
                 self.unreachable = Some(reason.clone());
-                return Err(SinkError(reason));
+                return Err(SinkError::new(reason));
             }
             if started.elapsed() >= FLUSH_TIMEOUT {
-                return Err(SinkError(format!("{}: flush failed: {e}", self.describe)));
+                return Err(SinkError::caused_by(
+                    format!("{}: flush failed", self.describe),
+                    e,
+                ));
             }
         }
         let failed = self
@@ -485,7 +488,7 @@ impl KafkaSink {
             .map(|mut f| std::mem::take(&mut *f))
             .unwrap_or_default();
         if let Some(first) = failed.first() {
-            return Err(SinkError(format!(
+            return Err(SinkError::new(format!(
                 "{}: {} message(s) not delivered: {first}",
                 self.describe,
                 failed.len()

@@ -156,11 +156,11 @@ impl KafkaSource {
         let mut tpl = TopicPartitionList::new();
         for p in &partitions {
             tpl.add_partition_offset(&self.topic, *p, Offset::Stored)
-                .map_err(|e| SourceError(format!("topic '{}': {e}", self.topic)))?;
+                .map_err(|e| SourceError::caused_by(format!("topic '{}'", self.topic), e))?;
         }
         self.consumer
             .assign(&tpl)
-            .map_err(|e| SourceError(format!("topic '{}': {e}", self.topic)))?;
+            .map_err(|e| SourceError::caused_by(format!("topic '{}'", self.topic), e))?;
         tracing::info!(topic = %self.topic, ?partitions, "partitions taken like the other input");
         self.following = partitions;
         self.next.clear();
@@ -192,7 +192,7 @@ impl KafkaSource {
         let values = TimestampMillisecondArray::from(std::mem::take(times));
         let target = self.schema.field(*column).data_type();
         let values = arrow::compute::cast(&values, target)
-            .map_err(|e| SourceError(format!("topic '{}': {e}", self.topic)))?;
+            .map_err(|e| SourceError::caused_by(format!("topic '{}'", self.topic), e))?;
         let mut columns = records.columns().to_vec();
         columns.insert(*column, values);
         RecordBatch::try_new_with_options(
@@ -201,7 +201,7 @@ impl KafkaSource {
             &arrow::record_batch::RecordBatchOptions::new()
                 .with_row_count(Some(records.num_rows())),
         )
-        .map_err(|e| SourceError(format!("topic '{}': {e}", self.topic)))
+        .map_err(|e| SourceError::caused_by(format!("topic '{}'", self.topic), e))
     }
 
     fn finished(&self) -> bool {
@@ -323,7 +323,10 @@ impl Source for KafkaSource {
                                 break;
                             }
                             Fault::Fatal => {
-                                return Err(SourceError(format!("topic '{}': {e}", self.topic)));
+                                return Err(SourceError::caused_by(
+                                    format!("topic '{}'", self.topic),
+                                    e,
+                                ));
                             }
                         },
                         Some(Ok(m)) => m,
@@ -338,7 +341,7 @@ impl Source for KafkaSource {
                 if let Some(r) = &mut self.repartition {
                     let text = String::from_utf8_lossy(&payload);
                     if let Err(e) = r.apply_marks(part, &text) {
-                        return Err(SourceError(format!(
+                        return Err(SourceError::new(format!(
                             "topic '{}' partition {part} offset {offset}: {e}",
                             self.topic
                         )));
@@ -411,12 +414,9 @@ impl Source for KafkaSource {
             self.partition = p;
             let records = if self.repartition.is_some() {
                 arrow::compute::concat_batches(&self.schema, &ipc_rows)
-                    .map_err(|e| SourceError(format!("topic '{}': {e}", self.topic)))?
+                    .map_err(|e| SourceError::caused_by(format!("topic '{}'", self.topic), e))?
             } else {
-                let records = self
-                    .decoder
-                    .finish()
-                    .map_err(|e| SourceError(e.to_string()))?;
+                let records = self.decoder.finish().map_err(SourceError::from_cause)?;
                 self.with_timestamps(records)?
             };
             if self.group_mode {
@@ -532,7 +532,7 @@ impl Source for KafkaSource {
         if !stored.event_times.is_empty() || !stored.query_watermarks.is_empty() {
             self.progress
                 .store(&self.topic, &stored)
-                .map_err(SourceError)?;
+                .map_err(SourceError::new)?;
         }
         // In a group, only the partitions still assigned: a revoked one is the new owner's.
         let owned: Option<Vec<i32>> = if self.follower() {
@@ -541,7 +541,7 @@ impl Source for KafkaSource {
             let assignment = self
                 .consumer
                 .assignment()
-                .map_err(|e| SourceError(format!("topic '{}': {e}", self.topic)))?;
+                .map_err(|e| SourceError::caused_by(format!("topic '{}'", self.topic), e))?;
             Some(
                 assignment
                     .elements_for_topic(&self.topic)
@@ -558,7 +558,7 @@ impl Source for KafkaSource {
                 continue;
             }
             tpl.add_partition_offset(&self.topic, *p as i32, Offset::Offset(*o as i64))
-                .map_err(|e| SourceError(format!("topic '{}': {e}", self.topic)))?;
+                .map_err(|e| SourceError::caused_by(format!("topic '{}'", self.topic), e))?;
         }
         if tpl.count() == 0 {
             return Ok(());
@@ -567,9 +567,9 @@ impl Source for KafkaSource {
         // commit against a stopped broker waited about 45 s). A failed commit is reported by
         // the client (logged) and covered by the next one; the last one is made synchronous
         // by `flush_commits`.
-        self.consumer
-            .commit(&tpl, CommitMode::Async)
-            .map_err(|e| SourceError(format!("topic '{}': commit failed: {e}", self.topic)))?;
+        self.consumer.commit(&tpl, CommitMode::Async).map_err(|e| {
+            SourceError::caused_by(format!("topic '{}': commit failed", self.topic), e)
+        })?;
         self.last_commit = Some(tpl);
         Ok(())
     }
@@ -578,8 +578,8 @@ impl Source for KafkaSource {
         let Some(tpl) = self.last_commit.take() else {
             return Ok(());
         };
-        self.consumer
-            .commit(&tpl, CommitMode::Sync)
-            .map_err(|e| SourceError(format!("topic '{}': commit failed: {e}", self.topic)))
+        self.consumer.commit(&tpl, CommitMode::Sync).map_err(|e| {
+            SourceError::caused_by(format!("topic '{}': commit failed", self.topic), e)
+        })
     }
 }
