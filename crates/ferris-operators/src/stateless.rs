@@ -9,7 +9,7 @@ use ferris_runtime::{Operator, OperatorError};
 use std::sync::Arc;
 
 fn df_err(e: impl std::error::Error + Send + Sync + 'static) -> OperatorError {
-    OperatorError::caused_by(e)
+    OperatorError::from_cause(e)
 }
 
 /// Keeps the rows for which `predicate` is true (NULL counts as false).

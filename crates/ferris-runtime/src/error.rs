@@ -3,6 +3,75 @@
 use std::fmt;
 use std::str::FromStr;
 
+/// Defines an error type that is a message plus, optionally, the error it came from (kept
+/// for `std::error::Error::source`): `new(message)`, `from_cause(cause)` and
+/// `caused_by(context, cause)` (message `context: cause`). Two such errors are equal when
+/// their messages are.
+macro_rules! error_with_cause {
+    ($(#[$meta:meta])* $name:ident) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone)]
+        pub struct $name {
+            /// What went wrong, with its context.
+            pub message: String,
+            /// The error of the library or system call that failed (I/O, Kafka client,
+            /// Arrow, DataFusion).
+            pub cause: Option<std::sync::Arc<dyn std::error::Error + Send + Sync>>,
+        }
+
+        impl $name {
+            /// An error with this message and no underlying cause.
+            pub fn new(message: impl Into<String>) -> Self {
+                $name {
+                    message: message.into(),
+                    cause: None,
+                }
+            }
+
+            /// The error `cause` (its message, and itself as the source).
+            pub fn from_cause(cause: impl std::error::Error + Send + Sync + 'static) -> Self {
+                $name {
+                    message: cause.to_string(),
+                    cause: Some(std::sync::Arc::new(cause)),
+                }
+            }
+
+            /// `context: cause`, keeping `cause` as the error's source.
+            pub fn caused_by(
+                context: impl std::fmt::Display,
+                cause: impl std::error::Error + Send + Sync + 'static,
+            ) -> Self {
+                $name {
+                    message: format!("{context}: {cause}"),
+                    cause: Some(std::sync::Arc::new(cause)),
+                }
+            }
+        }
+
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(&self.message)
+            }
+        }
+
+        impl std::error::Error for $name {
+            fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+                self.cause
+                    .as_deref()
+                    .map(|e| e as &(dyn std::error::Error + 'static))
+            }
+        }
+
+        /// Two errors are equal when their messages are (causes are not comparable).
+        impl PartialEq for $name {
+            fn eq(&self, other: &Self) -> bool {
+                self.message == other.message
+            }
+        }
+    };
+}
+pub(crate) use error_with_cause;
+
 /// What a query does with a row it cannot decode, evaluate or write.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum ErrorStrategy {

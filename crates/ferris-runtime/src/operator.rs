@@ -2,55 +2,10 @@
 
 use arrow::datatypes::SchemaRef;
 use arrow::record_batch::RecordBatch;
-use std::sync::Arc;
 
-/// An operator could not process its input.
-#[derive(Debug, Clone)]
-pub struct OperatorError {
-    /// What went wrong (e.g. `Divide by zero error`).
-    pub message: String,
-    /// The error of the library that failed (Arrow, DataFusion), kept for
-    /// [`std::error::Error::source`].
-    pub cause: Option<Arc<dyn std::error::Error + Send + Sync>>,
-}
-
-impl std::fmt::Display for OperatorError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.message)
-    }
-}
-
-impl std::error::Error for OperatorError {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        self.cause
-            .as_deref()
-            .map(|e| e as &(dyn std::error::Error + 'static))
-    }
-}
-
-impl OperatorError {
-    /// An error with this message.
-    pub fn new(message: impl Into<String>) -> Self {
-        OperatorError {
-            message: message.into(),
-            cause: None,
-        }
-    }
-
-    /// An error that is `cause` (an Arrow or DataFusion error), whose message it takes.
-    pub fn caused_by(cause: impl std::error::Error + Send + Sync + 'static) -> Self {
-        OperatorError {
-            message: cause.to_string(),
-            cause: Some(Arc::new(cause)),
-        }
-    }
-}
-
-/// Two operator errors are equal when their messages are (causes are not comparable).
-impl PartialEq for OperatorError {
-    fn eq(&self, other: &Self) -> bool {
-        self.message == other.message
-    }
+crate::error::error_with_cause! {
+    /// An operator could not process its input.
+    OperatorError
 }
 
 /// How much state an operator holds (window groups, sessions, buffered rows, join rows).

@@ -8,64 +8,9 @@ pub const FLUSH_ROWS: usize = 16_384;
 /// The longest the runtime waits, after a write, before it flushes the sink.
 pub const FLUSH_AFTER: std::time::Duration = std::time::Duration::from_millis(100);
 
-/// A write failed (it may be retried).
-#[derive(Debug, Clone)]
-pub struct SinkError {
-    /// What went wrong, with its context (the file, topic or sink).
-    pub message: String,
-    /// The error of the library or system call that failed (I/O, Kafka client, Arrow),
-    /// kept for [`std::error::Error::source`].
-    pub cause: Option<std::sync::Arc<dyn std::error::Error + Send + Sync>>,
-}
-
-impl SinkError {
-    /// An error with this message and no underlying cause.
-    pub fn new(message: impl Into<String>) -> Self {
-        SinkError {
-            message: message.into(),
-            cause: None,
-        }
-    }
-
-    /// The error `cause` (its message, and itself as the source).
-    pub fn from_cause(cause: impl std::error::Error + Send + Sync + 'static) -> Self {
-        SinkError {
-            message: cause.to_string(),
-            cause: Some(std::sync::Arc::new(cause)),
-        }
-    }
-
-    /// `context: cause`, keeping `cause` as the error's source.
-    pub fn caused_by(
-        context: impl std::fmt::Display,
-        cause: impl std::error::Error + Send + Sync + 'static,
-    ) -> Self {
-        SinkError {
-            message: format!("{context}: {cause}"),
-            cause: Some(std::sync::Arc::new(cause)),
-        }
-    }
-}
-
-impl std::fmt::Display for SinkError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.message)
-    }
-}
-
-impl std::error::Error for SinkError {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        self.cause
-            .as_deref()
-            .map(|e| e as &(dyn std::error::Error + 'static))
-    }
-}
-
-/// Two errors are equal when their messages are (causes are not comparable).
-impl PartialEq for SinkError {
-    fn eq(&self, other: &Self) -> bool {
-        self.message == other.message
-    }
+crate::error::error_with_cause! {
+    /// A write failed (it may be retried).
+    SinkError
 }
 
 /// The identity of a batch being written, for sinks that can carry it (Kafka headers).

@@ -4,64 +4,9 @@ use crate::message::Reject;
 use arrow::datatypes::SchemaRef;
 use arrow::record_batch::RecordBatch;
 
-/// A source could not read at all (not a bad row: those are [`Reject`]s).
-#[derive(Debug, Clone)]
-pub struct SourceError {
-    /// What went wrong, with its context (the file, topic or sink).
-    pub message: String,
-    /// The error of the library or system call that failed (I/O, Kafka client, Arrow),
-    /// kept for [`std::error::Error::source`].
-    pub cause: Option<std::sync::Arc<dyn std::error::Error + Send + Sync>>,
-}
-
-impl SourceError {
-    /// An error with this message and no underlying cause.
-    pub fn new(message: impl Into<String>) -> Self {
-        SourceError {
-            message: message.into(),
-            cause: None,
-        }
-    }
-
-    /// The error `cause` (its message, and itself as the source).
-    pub fn from_cause(cause: impl std::error::Error + Send + Sync + 'static) -> Self {
-        SourceError {
-            message: cause.to_string(),
-            cause: Some(std::sync::Arc::new(cause)),
-        }
-    }
-
-    /// `context: cause`, keeping `cause` as the error's source.
-    pub fn caused_by(
-        context: impl std::fmt::Display,
-        cause: impl std::error::Error + Send + Sync + 'static,
-    ) -> Self {
-        SourceError {
-            message: format!("{context}: {cause}"),
-            cause: Some(std::sync::Arc::new(cause)),
-        }
-    }
-}
-
-impl std::fmt::Display for SourceError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.message)
-    }
-}
-
-impl std::error::Error for SourceError {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        self.cause
-            .as_deref()
-            .map(|e| e as &(dyn std::error::Error + 'static))
-    }
-}
-
-/// Two errors are equal when their messages are (causes are not comparable).
-impl PartialEq for SourceError {
-    fn eq(&self, other: &Self) -> bool {
-        self.message == other.message
-    }
+crate::error::error_with_cause! {
+    /// A source could not read at all (not a bad row: those are [`Reject`]s).
+    SourceError
 }
 
 /// The result of one poll.

@@ -194,5 +194,5 @@ fn needed_columns(spec: &AggregateSpec) -> Vec<usize> {
 
 /// An arrow or DataFusion error as an operator error.
 fn op_err(e: impl std::error::Error + Send + Sync + 'static) -> OperatorError {
-    OperatorError::caused_by(e)
+    OperatorError::from_cause(e)
 }

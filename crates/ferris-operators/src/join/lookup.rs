@@ -53,7 +53,7 @@ impl LookupJoinOp {
 }
 
 fn err(e: impl std::error::Error + Send + Sync + 'static) -> OperatorError {
-    OperatorError::caused_by(e)
+    OperatorError::from_cause(e)
 }
 
 impl Operator for LookupJoinOp {

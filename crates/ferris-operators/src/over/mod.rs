@@ -29,5 +29,5 @@ pub const EMIT_AT: &str = "__emit_at";
 
 /// An operator error from an Arrow or DataFusion error.
 fn op_error(e: impl std::error::Error + Send + Sync + 'static) -> OperatorError {
-    OperatorError::caused_by(e)
+    OperatorError::from_cause(e)
 }

@@ -22,7 +22,7 @@ use ferris_runtime::OperatorError;
 
 /// Converts an arrow (or other) error into an [`OperatorError`].
 pub(super) fn op_err(e: impl std::error::Error + Send + Sync + 'static) -> OperatorError {
-    OperatorError::caused_by(e)
+    OperatorError::from_cause(e)
 }
 
 /// One buffered row.
