@@ -1,5 +1,6 @@
 //! `ferris-cli bench`: throughput and latency of built-in cases, with same-run baselines.
 
+use anyhow::Context;
 use clap::Args;
 use ferris_observe::{Registry, names};
 use ferris_runtime::{JobConfig, Shutdown, SourcePoll};
@@ -37,49 +38,46 @@ fn datagen(rows: u64, batch: usize, extra: &str) -> String {
 }
 
 /// Runs an application in-process; returns elapsed time and the registry.
-fn run_app(sql: &str, parallelism: usize, base: &Path) -> Result<(Duration, Registry), String> {
-    let app = ferris_plan::plan_application(sql).map_err(|e| e.render(sql))?;
+fn run_app(sql: &str, parallelism: usize, base: &Path) -> anyhow::Result<(Duration, Registry)> {
+    let app = ferris_plan::plan_application(sql).map_err(|e| anyhow::anyhow!(e.render(sql)))?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
-        .build()
-        .map_err(|e| e.to_string())?;
+        .build()?;
     let registry = Registry::new();
     let config = JobConfig {
         parallelism,
         channel_capacity_rows: 32_768,
         ..JobConfig::default()
     };
-    let job = ferris_engine::build_job(&app, config, base).map_err(|e| e.render(sql))?;
+    let job =
+        ferris_engine::build_job(&app, config, base).map_err(|e| anyhow::anyhow!(e.render(sql)))?;
     let started = Instant::now();
-    runtime
-        .block_on(ferris_runtime::run_job(
-            job,
-            registry.clone(),
-            Shutdown::new(),
-        ))
-        .map_err(|e| e.to_string())?;
+    runtime.block_on(ferris_runtime::run_job(
+        job,
+        registry.clone(),
+        Shutdown::new(),
+    ))?;
     Ok((started.elapsed(), registry))
 }
 
 /// Time to drain the generator alone (no engine): the baseline of the throughput cases.
-fn generator_baseline(rows: u64, batch: usize) -> Result<Duration, String> {
+fn generator_baseline(rows: u64, batch: usize) -> anyhow::Result<Duration> {
     let sql = datagen(rows, batch, "");
-    let app = ferris_plan::plan_application(&sql).map_err(|e| e.render(&sql))?;
+    let app = ferris_plan::plan_application(&sql).map_err(|e| anyhow::anyhow!(e.render(&sql)))?;
     let decl = &app.sources[0];
     let mut source = ferris_connectors::create_source(
         &decl.name,
         decl.schema.clone(),
         &decl.connector,
         Path::new("."),
-    )
-    .map_err(|e| e.to_string())?;
+    )?;
     let started = Instant::now();
     loop {
-        match source.poll(batch).map_err(|e| e.to_string())? {
+        match source.poll(batch)? {
             SourcePoll::End => break,
             SourcePoll::Idle => std::thread::sleep(Duration::from_millis(1)),
             SourcePoll::Batch { .. } => {}
-            SourcePoll::Unavailable(reason) => return Err(reason),
+            SourcePoll::Unavailable(reason) => anyhow::bail!(reason),
         }
     }
     Ok(started.elapsed())
@@ -99,13 +97,13 @@ pub fn bench(args: BenchArgs) -> u8 {
     match bench_inner(&args) {
         Ok(()) => 0,
         Err(e) => {
-            eprintln!("error: {e}");
+            eprintln!("error: {e:#}");
             1
         }
     }
 }
 
-fn bench_inner(args: &BenchArgs) -> Result<(), String> {
+fn bench_inner(args: &BenchArgs) -> anyhow::Result<()> {
     let all = args.case == "all";
     let streaming = crate::cases::streaming_cases(args.rows, args.batch_size);
     let mut known = vec![
@@ -120,7 +118,7 @@ fn bench_inner(args: &BenchArgs) -> Result<(), String> {
     ];
     known.extend(streaming.iter().map(|c| c.name));
     if !known.contains(&args.case.as_str()) {
-        return Err(format!(
+        return Err(anyhow::anyhow!(
             "unknown case '{}'; known: {}",
             args.case,
             known.join(", ")
@@ -222,7 +220,7 @@ fn streaming_cases(
     batch: usize,
     cases: &[&crate::cases::Case],
     base: &Path,
-) -> Result<(), String> {
+) -> anyhow::Result<()> {
     let passthrough = format!(
         "{} CREATE STREAM out WITH ('connector'='blackhole') AS SELECT * FROM trades;",
         datagen(rows, batch, "")
@@ -234,7 +232,7 @@ fn streaming_cases(
     ));
     for case in cases {
         for (name, content) in &case.files {
-            std::fs::write(base.join(name), content).map_err(|e| e.to_string())?;
+            std::fs::write(base.join(name), content)?;
         }
         for p in [1, 2] {
             let (d, registry) = run_app(&case.sql, p, base)?;
@@ -256,11 +254,11 @@ fn streaming_cases(
     Ok(())
 }
 
-fn csv_case(rows: u64) -> Result<(), String> {
+fn csv_case(rows: u64) -> anyhow::Result<()> {
     let dir = std::env::temp_dir().join(format!("ferris-bench-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+    std::fs::create_dir_all(&dir)?;
     let input = dir.join("trades.csv");
-    write_csv(&input, rows).map_err(|e| e.to_string())?;
+    write_csv(&input, rows)?;
     let sql = format!(
         "{TRADES} WITH ('connector'='file', 'path'='{}', 'format'='csv', 'batch.size'='8192');
          CREATE STREAM out WITH ('connector'='file', 'path'='{}', 'format'='json') AS
@@ -336,7 +334,7 @@ fn chrono_like(secs: u64) -> String {
     )
 }
 
-fn duckdb_time(input: &Path, output: &Path) -> Result<f64, String> {
+fn duckdb_time(input: &Path, output: &Path) -> anyhow::Result<f64> {
     let script = format!(
         "import duckdb, time\n\
          con = duckdb.connect()\n\
@@ -352,18 +350,20 @@ fn duckdb_time(input: &Path, output: &Path) -> Result<f64, String> {
         .arg("-c")
         .arg(script)
         .output()
-        .map_err(|e| format!("python3: {e}"))?;
+        .context("python3")?;
     if !out.status.success() {
-        return Err(String::from_utf8_lossy(&out.stderr)
-            .lines()
-            .last()
-            .unwrap_or("")
-            .to_string());
+        anyhow::bail!(
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+                .lines()
+                .last()
+                .unwrap_or("")
+        );
     }
     String::from_utf8_lossy(&out.stdout)
         .trim()
         .parse::<f64>()
-        .map_err(|e| e.to_string())
+        .map_err(anyhow::Error::from)
 }
 
 #[cfg(test)]

@@ -12,12 +12,12 @@ use std::time::{Duration, Instant};
 
 const PARTITIONS: i32 = 6;
 
-fn producer(address: &str) -> Result<BaseProducer, String> {
+fn producer(address: &str) -> anyhow::Result<BaseProducer> {
     ClientConfig::new()
         .set("bootstrap.servers", address)
         .set("linger.ms", "5")
         .create()
-        .map_err(|e| e.to_string())
+        .map_err(anyhow::Error::from)
 }
 
 fn send(p: &BaseProducer, topic: &str, key: &[u8], payload: &[u8]) {
@@ -39,25 +39,21 @@ pub(crate) fn send_record(p: &BaseProducer, mut record: BaseRecord<'_, [u8], [u8
 
 /// The baseline: read every message of `input` (up to its end offsets) and produce the
 /// payload unchanged to `output`, with no decoding.
-fn plain_loop(address: &str, input: &str, output: &str) -> Result<(u64, Duration), String> {
+fn plain_loop(address: &str, input: &str, output: &str) -> anyhow::Result<(u64, Duration)> {
     let consumer: BaseConsumer = ClientConfig::new()
         .set("bootstrap.servers", address)
         .set("group.id", "bench-baseline")
         .set("enable.auto.commit", "false")
-        .create()
-        .map_err(|e| e.to_string())?;
+        .create()?;
     let started = Instant::now();
     let mut tpl = TopicPartitionList::new();
     let mut remaining = 0i64;
     for p in 0..PARTITIONS {
-        tpl.add_partition_offset(input, p, Offset::Beginning)
-            .map_err(|e| e.to_string())?;
-        let (low, high) = consumer
-            .fetch_watermarks(input, p, Duration::from_secs(10))
-            .map_err(|e| e.to_string())?;
+        tpl.add_partition_offset(input, p, Offset::Beginning)?;
+        let (low, high) = consumer.fetch_watermarks(input, p, Duration::from_secs(10))?;
         remaining += high - low;
     }
-    consumer.assign(&tpl).map_err(|e| e.to_string())?;
+    consumer.assign(&tpl)?;
     let out = producer(address)?;
     let mut n = 0u64;
     while remaining > 0 {
@@ -72,17 +68,16 @@ fn plain_loop(address: &str, input: &str, output: &str) -> Result<(u64, Duration
                 remaining -= 1;
                 n += 1;
             }
-            Some(Err(e)) => return Err(e.to_string()),
+            Some(Err(e)) => return Err(e.into()),
             None => {}
         }
     }
-    out.flush(Duration::from_secs(60))
-        .map_err(|e| e.to_string())?;
+    out.flush(Duration::from_secs(60))?;
     Ok((n, started.elapsed()))
 }
 
 /// Runs the Kafka case with `rows` messages; prints the figures.
-pub fn kafka_case(rows: u64, report: &dyn Fn(&str)) -> Result<(), String> {
+pub fn kafka_case(rows: u64, report: &dyn Fn(&str)) -> anyhow::Result<()> {
     let broker = Broker::start()?;
     broker.create_topics(
         &[
@@ -107,8 +102,7 @@ pub fn kafka_case(rows: u64, report: &dyn Fn(&str)) -> Result<(), String> {
         );
         send(&p, "bench-in", s.as_bytes(), payload.as_bytes());
     }
-    p.flush(Duration::from_secs(120))
-        .map_err(|e| e.to_string())?;
+    p.flush(Duration::from_secs(120))?;
     drop(p);
     let (n, base) = plain_loop(&broker.address, "bench-in", "bench-base")?;
     let base_rate = n as f64 / base.as_secs_f64();
@@ -130,7 +124,8 @@ pub fn kafka_case(rows: u64, report: &dyn Fn(&str)) -> Result<(), String> {
                WHERE volume >= 0;",
             a = broker.address
         );
-        let app = ferris_plan::plan_application(&sql).map_err(|e| e.render(&sql))?;
+        let app =
+            ferris_plan::plan_application(&sql).map_err(|e| anyhow::anyhow!(e.render(&sql)))?;
         let config = ferris_runtime::JobConfig {
             parallelism,
             channel_capacity_rows: 32_768,
@@ -138,18 +133,15 @@ pub fn kafka_case(rows: u64, report: &dyn Fn(&str)) -> Result<(), String> {
         };
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .enable_all()
-            .build()
-            .map_err(|e| e.to_string())?;
+            .build()?;
         let started = Instant::now();
         let job = ferris_engine::build_job(&app, config, std::path::Path::new("."))
-            .map_err(|e| e.render(&sql))?;
-        let result = runtime
-            .block_on(ferris_runtime::run_job(
-                job,
-                ferris_observe::Registry::new(),
-                ferris_runtime::Shutdown::new(),
-            ))
-            .map_err(|e| e.to_string())?;
+            .map_err(|e| anyhow::anyhow!(e.render(&sql)))?;
+        let result = runtime.block_on(ferris_runtime::run_job(
+            job,
+            ferris_observe::Registry::new(),
+            ferris_runtime::Shutdown::new(),
+        ))?;
         let d = started.elapsed();
         let written = result.queries.first().map(|q| q.written).unwrap_or(0);
         let rate = rows as f64 / d.as_secs_f64();

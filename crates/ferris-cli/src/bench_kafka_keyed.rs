@@ -14,12 +14,11 @@ const SYMBOLS: [&str; 5] = ["AAPL", "MSFT", "GOOG", "AMZN", "TSLA"];
 
 /// Produces `rows` trades, one per millisecond of event time, round-robin over the
 /// partitions, then one row per partition an hour later that closes every window.
-fn produce(address: &str, rows: u64) -> Result<(), String> {
+fn produce(address: &str, rows: u64) -> anyhow::Result<()> {
     let p: BaseProducer = ClientConfig::new()
         .set("bootstrap.servers", address)
         .set("linger.ms", "5")
-        .create()
-        .map_err(|e| e.to_string())?;
+        .create()?;
     let base = 1_704_067_200_000u64;
     let last = (0..PARTITIONS as u64).map(|p| (rows + p, "END", base + rows + 3_600_000));
     let trades = (0..rows).map(|i| (i, SYMBOLS[(i % 5) as usize], base + i));
@@ -35,16 +34,15 @@ fn produce(address: &str, rows: u64) -> Result<(), String> {
             .payload(payload.as_bytes());
         crate::bench_kafka::send_record(&p, record);
     }
-    p.flush(Duration::from_secs(120)).map_err(|e| e.to_string())
+    p.flush(Duration::from_secs(120))
+        .map_err(anyhow::Error::from)
 }
 
 /// Messages in `topic` (the sum of its partitions' high watermarks).
-fn messages(consumer: &BaseConsumer, topic: &str, partitions: i32) -> Result<i64, String> {
+fn messages(consumer: &BaseConsumer, topic: &str, partitions: i32) -> anyhow::Result<i64> {
     let mut n = 0;
     for p in 0..partitions {
-        let (_, high) = consumer
-            .fetch_watermarks(topic, p, Duration::from_secs(10))
-            .map_err(|e| e.to_string())?;
+        let (_, high) = consumer.fetch_watermarks(topic, p, Duration::from_secs(10))?;
         n += high;
     }
     Ok(n)
@@ -71,7 +69,7 @@ fn sql(address: &str, partitions: &str, output: &str) -> String {
 }
 
 /// Runs the keyed Kafka case with `rows` messages; prints the figures.
-pub fn kafka_keyed_case(rows: u64, report: &dyn Fn(&str)) -> Result<(), String> {
+pub fn kafka_keyed_case(rows: u64, report: &dyn Fn(&str)) -> anyhow::Result<()> {
     let broker = Broker::start()?;
     broker.create_topics(&["keyed-in"], PARTITIONS)?;
     broker.create_topics(&["direct", "repartitioned"], 3)?;
@@ -81,16 +79,15 @@ pub fn kafka_keyed_case(rows: u64, report: &dyn Fn(&str)) -> Result<(), String> 
     let windows = (rows.div_ceil(1000) * SYMBOLS.len() as u64) as i64;
     let watcher: BaseConsumer = ClientConfig::new()
         .set("bootstrap.servers", &broker.address)
-        .create()
-        .map_err(|e| e.to_string())?;
+        .create()?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
-        .build()
-        .map_err(|e| e.to_string())?;
+        .build()?;
     let mut baseline = None;
     for (partitions, output) in [("all", "direct"), ("group", "repartitioned")] {
         let text = sql(&broker.address, partitions, output);
-        let app = ferris_plan::plan_application(&text).map_err(|e| e.render(&text))?;
+        let app =
+            ferris_plan::plan_application(&text).map_err(|e| anyhow::anyhow!(e.render(&text)))?;
         let config = ferris_runtime::JobConfig {
             parallelism: 2,
             channel_capacity_rows: 32_768,
@@ -98,7 +95,7 @@ pub fn kafka_keyed_case(rows: u64, report: &dyn Fn(&str)) -> Result<(), String> 
         };
         let started = Instant::now();
         let job = ferris_engine::build_job(&app, config, std::path::Path::new("."))
-            .map_err(|e| e.render(&text))?;
+            .map_err(|e| anyhow::anyhow!(e.render(&text)))?;
         let shutdown = ferris_runtime::Shutdown::new();
         let running = runtime.spawn(ferris_runtime::run_job(
             job,
@@ -113,13 +110,12 @@ pub fn kafka_keyed_case(rows: u64, report: &dyn Fn(&str)) -> Result<(), String> 
         }
         let elapsed = started.elapsed();
         shutdown.trigger();
-        runtime
-            .block_on(running)
-            .map_err(|e| e.to_string())?
-            .map_err(|e| e.to_string())?;
+        runtime.block_on(running)??;
         let written = messages(&watcher, output, 3)?;
         if written < windows {
-            return Err(format!("{output}: {written} of {windows} windows written"));
+            return Err(anyhow::anyhow!(
+                "{output}: {written} of {windows} windows written"
+            ));
         }
         let rate = rows as f64 / elapsed.as_secs_f64();
         let ratio = match baseline {

@@ -39,15 +39,14 @@ impl Drop for Broker {
 
 impl Broker {
     /// Starts `tansu broker` and waits until it accepts connections.
-    pub fn start() -> Result<Broker, String> {
+    pub fn start() -> anyhow::Result<Broker> {
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .and_then(|l| l.local_addr())
-            .map(|a| a.port())
-            .map_err(|e| e.to_string())?;
+            .map(|a| a.port())?;
         let mut broker = Broker {
             child: None,
             address: format!("127.0.0.1:{port}"),
-            dir: tempfile::tempdir().map_err(|e| e.to_string())?,
+            dir: tempfile::tempdir()?,
         };
         broker.restart()?;
         Ok(broker)
@@ -64,7 +63,7 @@ impl Broker {
 
     /// Starts the broker again on the same address and data (after [`Broker::stop`]) and
     /// waits until it accepts connections.
-    pub fn restart(&mut self) -> Result<(), String> {
+    pub fn restart(&mut self) -> anyhow::Result<()> {
         self.stop();
         let url = format!("tcp://{}", self.address);
         let child = Command::new(binary())
@@ -82,7 +81,7 @@ impl Broker {
             .stderr(Stdio::null())
             .spawn()
             .map_err(|e| {
-                format!(
+                anyhow::anyhow!(
                     "cannot start tansu (bash .ci/tansu/build ~/.local/ferris-tansu builds \
                      it; .ci/run does that once): {e}"
                 )
@@ -91,7 +90,7 @@ impl Broker {
         let started = Instant::now();
         while std::net::TcpStream::connect(&self.address).is_err() {
             if started.elapsed() > Duration::from_secs(20) {
-                return Err("tansu did not start".into());
+                anyhow::bail!("tansu did not start");
             }
             std::thread::sleep(Duration::from_millis(50));
         }
@@ -99,24 +98,19 @@ impl Broker {
     }
 
     /// Creates topics with `partitions` partitions each (tansu does not auto-create).
-    pub fn create_topics(&self, names: &[&str], partitions: i32) -> Result<(), String> {
+    pub fn create_topics(&self, names: &[&str], partitions: i32) -> anyhow::Result<()> {
         let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
             .set("bootstrap.servers", &self.address)
-            .create()
-            .map_err(|e| e.to_string())?;
+            .create()?;
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
-            .build()
-            .map_err(|e| e.to_string())?;
+            .build()?;
         let topics: Vec<NewTopic> = names
             .iter()
             .map(|n| NewTopic::new(n, partitions, TopicReplication::Fixed(1)))
             .collect();
-        for r in rt
-            .block_on(admin.create_topics(&topics, &AdminOptions::new()))
-            .map_err(|e| e.to_string())?
-        {
-            r.map_err(|(t, e)| format!("{t}: {e}"))?;
+        for r in rt.block_on(admin.create_topics(&topics, &AdminOptions::new()))? {
+            r.map_err(|(t, e)| anyhow::anyhow!("{t}: {e}"))?;
         }
         Ok(())
     }
