@@ -178,12 +178,13 @@ pub enum RuntimeError {
         correlation_id: String,
     },
     /// A source could not read (I/O, connection).
-    #[error("source '{source_name}' failed: {reason}")]
+    #[error("source '{source_name}' failed: {error}")]
     Source {
         /// Source name.
         source_name: String,
-        /// What went wrong.
-        reason: String,
+        /// What went wrong (with the I/O or client error it came from as its source).
+        #[source]
+        error: crate::source::SourceError,
     },
     /// A sink could not write after every retry and the strategy is `fail`.
     #[error(

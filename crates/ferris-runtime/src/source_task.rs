@@ -9,7 +9,7 @@ use crate::message::{
 };
 use crate::progress::Committer;
 use crate::shutdown::Shutdown;
-use crate::source::{Source, SourcePoll};
+use crate::source::{Source, SourceError, SourcePoll};
 use crate::watermark::WatermarkTracker;
 use arrow::record_batch::RecordBatch;
 use ferris_observe::{Counter, Gauge, Registry, names};
@@ -173,10 +173,10 @@ impl SourceTask {
         let mut sent_watermark = i64::MIN;
         let mut last_sent = Instant::now();
         let mut lag = LagGauges::new(self.registry.clone(), name.clone());
-        let source_error = |reason: String| {
+        let source_error = |error: SourceError| {
             TaskEnd::Failed(RuntimeError::Source {
                 source_name: name.to_string(),
-                reason,
+                error,
             })
         };
         let result = loop {
@@ -209,7 +209,7 @@ impl SourceTask {
                     let partition = self.spec.source.partition();
                     let event = match tracker.as_mut().map(|t| t.observe(&records, partition)) {
                         Some(Ok(meta)) => Some(Arc::new(meta)),
-                        Some(Err(reason)) => break Err(source_error(reason)),
+                        Some(Err(reason)) => break Err(source_error(SourceError::new(reason))),
                         None => None,
                     };
                     let here = self.spec.source.location();
@@ -279,10 +279,10 @@ impl SourceTask {
                 Ok(SourcePoll::Unavailable(reason)) => {
                     self.unavailable.inc();
                     if self.fail_when_unavailable {
-                        break Err(source_error(format!(
+                        break Err(source_error(SourceError::new(format!(
                             "{reason} (a query reading it has the error strategy 'fail'; with \
                              'skip' or 'dead_letter' the job waits until it can read again)"
-                        )));
+                        ))));
                     }
                     if unavailable_since.is_none() {
                         tracing::warn!(source = %name, "{reason}; waiting until it can read again");
@@ -291,7 +291,7 @@ impl SourceTask {
                     std::thread::sleep(Duration::from_millis(100));
                 }
                 Ok(SourcePoll::End) => break Ok(false),
-                Err(e) => break Err(source_error(e.message)),
+                Err(e) => break Err(source_error(e)),
             }
         };
         lag.report(self.spec.source.as_ref(), true);

@@ -4,7 +4,7 @@
 
 use crate::error::RuntimeError;
 use crate::job::{QueryContext, TaskEnd};
-use crate::source::{Source, SourcePoll};
+use crate::source::{Source, SourceError, SourcePoll};
 use arrow::array::{Array, ArrayRef, UInt32Array};
 use arrow::compute::{concat_batches, take_record_batch};
 use arrow::datatypes::{DataType, SchemaRef};
@@ -124,10 +124,10 @@ pub(crate) async fn load_table(mut load: TableLoad, ctx: Arc<QueryContext>) -> R
     let location = load.source.location();
     let batch_size = load.batch_size.max(1);
     let name = load.name.clone();
-    let source_error = |reason: String| {
+    let source_error = |error: SourceError| {
         TaskEnd::Failed(RuntimeError::Source {
             source_name: name.clone(),
-            reason,
+            error,
         })
     };
     let fail_when_unavailable = ctx.strategy == crate::error::ErrorStrategy::Fail;
@@ -145,13 +145,15 @@ pub(crate) async fn load_table(mut load: TableLoad, ctx: Arc<QueryContext>) -> R
                     rejects.extend(r);
                 }
                 Ok(SourcePoll::Idle) => std::thread::sleep(std::time::Duration::from_millis(5)),
-                Ok(SourcePoll::Unavailable(reason)) if fail_when_unavailable => return Err(reason),
+                Ok(SourcePoll::Unavailable(reason)) if fail_when_unavailable => {
+                    return Err(SourceError::new(reason));
+                }
                 Ok(SourcePoll::Unavailable(reason)) => {
                     tracing::warn!(table = %load.name, "{reason}; waiting until it can read again");
                     std::thread::sleep(std::time::Duration::from_millis(100));
                 }
                 Ok(SourcePoll::End) => return Ok((load, batches, rejects)),
-                Err(e) => return Err(e.message),
+                Err(e) => return Err(e),
             }
         }
     })
@@ -176,7 +178,7 @@ pub(crate) async fn load_table(mut load: TableLoad, ctx: Arc<QueryContext>) -> R
         .await?;
     }
     let snapshot = TableSnapshot::build(schema, &batches, &source.key_columns)
-        .map_err(|e| source_error(format!("building the table: {e}")))?;
+        .map_err(|e| source_error(SourceError::new(format!("building the table: {e}"))))?;
     ctx.registry
         .gauge(
             ferris_observe::names::TABLE_ROWS,
