@@ -232,10 +232,8 @@ mod tests {
                 positions: Arc::from(Vec::new()),
                 rejects: Arc::from(Vec::new()),
                 read_at: Instant::now(),
-                event: None,
-                settled: None,
-                group: None,
             },
+            control: Default::default(),
         })
     }
 

@@ -7,7 +7,7 @@ use crate::channel::{Receiver, Sender};
 use crate::error::RuntimeError;
 use crate::job::{QueryContext, TaskEnd};
 use crate::message::{
-    BatchMeta, CorrelationId, EventTimeMeta, GroupEpoch, Message, ProcessBatch, Settled,
+    BatchMeta, Control, CorrelationId, EventTimeMeta, GroupEpoch, Message, ProcessBatch, Settled,
     TraceContext, Watermark,
 };
 use arrow::record_batch::RecordBatch;
@@ -235,17 +235,19 @@ impl KeyedWorker {
                 Some(Message::ProcessBatch(pb)) => {
                     let input = Input {
                         slot: pb.batch_id,
-                        group: pb.meta.group.as_ref(),
-                        event: pb.meta.event.as_deref(),
+                        group: pb.control.group.as_ref(),
+                        event: pb.control.event.as_deref(),
                         rows: Some((pb.meta.partition, &pb.records)),
                     };
                     let (records, settled) = self.step(side, input, &mut sides, &mut state)?;
-                    let mut meta = pb.meta.clone();
-                    meta.settled = Some(Arc::new(settled));
+                    let control = Control {
+                        settled: Some(Arc::new(settled)),
+                        ..pb.control.clone()
+                    };
                     // The answer to a batch keeps the batch's provenance.
                     self.send(Message::ProcessBatch(ProcessBatch {
                         records,
-                        meta,
+                        control,
                         ..pb
                     }))
                     .await?;
@@ -253,24 +255,27 @@ impl KeyedWorker {
                 Some(Message::Watermark(wm)) => {
                     let input = Input {
                         slot: wm.slot,
-                        group: wm.group.as_ref(),
-                        event: wm.event.as_deref(),
+                        group: wm.control.group.as_ref(),
+                        event: wm.control.event.as_deref(),
                         rows: None,
                     };
                     let (records, settled) = self.step(side, input, &mut sides, &mut state)?;
-                    let settled = Some(Arc::new(settled));
+                    let control = Control {
+                        settled: Some(Arc::new(settled)),
+                        ..wm.control.clone()
+                    };
                     let msg = if records.num_rows() == 0 {
-                        Message::Watermark(Watermark { settled, ..wm })
+                        Message::Watermark(Watermark {
+                            slot: wm.slot,
+                            control,
+                        })
                     } else {
                         // Results the watermark closed: rows of this stage's own.
-                        let mut meta = BatchMeta::stage_output(
+                        let meta = BatchMeta::stage_output(
                             self.ctx.name.clone(),
                             self.node.as_str().into(),
                             self.partition as u32,
                         );
-                        meta.event = wm.event.clone();
-                        meta.group = wm.group.clone();
-                        meta.settled = settled;
                         Message::ProcessBatch(ProcessBatch {
                             batch_id: wm.slot,
                             records,
@@ -279,6 +284,7 @@ impl KeyedWorker {
                             ),
                             trace: TraceContext::new_root(),
                             meta,
+                            control,
                         })
                     };
                     self.send(msg).await?;
@@ -311,6 +317,7 @@ impl KeyedWorker {
                 "end of input".into(),
                 self.partition as u32,
             ),
+            control: Control::default(),
         };
         self.send(Message::ProcessBatch(last)).await?;
         self.send(Message::EndOfStream).await?;

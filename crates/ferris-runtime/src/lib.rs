@@ -38,8 +38,8 @@ pub use job::{
     SourceSpec, TableLoad, TableSnapshot, run_job,
 };
 pub use message::{
-    BatchMeta, CorrelationId, EventTimeMeta, GroupEpoch, Message, PartitionMark, ProcessBatch,
-    Reject, Settled, TraceContext, Watermark,
+    BatchMeta, Control, CorrelationId, EventTimeMeta, GroupEpoch, Message, PartitionMark,
+    ProcessBatch, Reject, Settled, TraceContext, Watermark,
 };
 pub use operator::{Operator, OperatorError, StateSize};
 pub use shutdown::Shutdown;

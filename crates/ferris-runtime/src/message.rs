@@ -42,13 +42,30 @@ impl Message {
 pub struct Watermark {
     /// The source slot it occupies (batches count the same slots in `batch_id`).
     pub slot: u64,
-    /// The source's event-time facts at this point: its watermark, whether it is idle, the
-    /// watermark of each of its partitions (no late or NULL-time rows: there are no rows).
-    /// `None` only from a keyed partition of a query without event time.
+    /// The event-time facts, group epoch and settled slots it carries; its `event` holds
+    /// the source's watermark, idle flag and per-partition watermarks (no late or NULL-time
+    /// rows: there are no rows), and is `None` only from a keyed partition of a query
+    /// without event time.
+    pub control: Control,
+}
+
+/// What travels beside a slot's rows (or in their place, in a [`Watermark`]): event-time
+/// progress, the consumer-group assignment, and what a keyed stage settled. Kept apart from
+/// [`BatchMeta`], which says only where rows came from.
+#[derive(Debug, Clone, Default)]
+pub struct Control {
+    /// The source's event-time facts after this slot, computed row by row as it read them
+    /// (watermark, largest event time, late and NULL-time rows, idle flag, per-partition
+    /// watermarks), if the source declares event time.
     pub event: Option<Arc<EventTimeMeta>>,
-    /// The consumer-group assignment it was sent under (`None` outside a group).
+    /// The consumer-group assignment the source read the slot under (`None` for sources
+    /// outside a group). A keyed stage that keeps state per source partition drops it when
+    /// the generation changes: the source then reads every partition again from its
+    /// committed offset.
     pub group: Option<Arc<GroupEpoch>>,
-    /// From a keyed partition: the input slots it settled (see [`BatchMeta::settled`]).
+    /// Set by a stateful stage on its output: which input slots no longer have any effect
+    /// held in its state (see [`Settled`]). `None` from stateless stages, where a written
+    /// batch settles its own slot.
     pub settled: Option<Arc<Settled>>,
 }
 
@@ -65,6 +82,8 @@ pub struct ProcessBatch {
     pub trace: TraceContext,
     /// Where the rows came from.
     pub meta: BatchMeta,
+    /// Event-time progress, group epoch and settled slots that travel with the rows.
+    pub control: Control,
 }
 
 /// Provenance of a batch: source, partition, per-row positions and read time.
@@ -84,20 +103,9 @@ pub struct BatchMeta {
     pub rejects: Arc<[Reject]>,
     /// When the source read the batch (for end-to-end latency).
     pub read_at: Instant,
-    /// Event-time progress of the source at this batch, if the source declares event time.
-    pub event: Option<Arc<EventTimeMeta>>,
-    /// Set by a stateful stage on its output: which input slots no longer have any effect
-    /// held in its state (see [`Settled`]). `None` on batches of stateless stages, where a
-    /// written batch settles its own slot.
-    pub settled: Option<Arc<Settled>>,
-    /// The consumer-group assignment the source read the batch under (`None` for sources
-    /// outside a group). A keyed stage that keeps state per source partition drops it when
-    /// the generation changes: the source then reads every partition again from its
-    /// committed offset.
-    pub group: Option<Arc<GroupEpoch>>,
 }
 
-/// One assignment of a consumer-group source's partitions (see [`BatchMeta::group`]).
+/// One assignment of a consumer-group source's partitions (see [`Control::group`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct GroupEpoch {
     /// Counts the assignments the source received (1 for the first).
@@ -172,9 +180,6 @@ impl BatchMeta {
             positions: Arc::from(Vec::new()),
             rejects: Arc::from(Vec::new()),
             read_at: Instant::now(),
-            event: None,
-            settled: None,
-            group: None,
         }
     }
 

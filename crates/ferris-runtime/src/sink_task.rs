@@ -194,12 +194,12 @@ impl SinkTask {
                 Some(Message::Watermark(wm)) => {
                     // The slot's answer without rows: its watermarks go on to a
                     // repartition topic, and the slot is done.
-                    self.pass_watermarks(wm.event.as_deref())?;
+                    self.pass_watermarks(wm.control.event.as_deref())?;
                     self.done(Done::Advance(wm.slot.saturating_add(1)), m)?;
                 }
                 Some(Message::ProcessBatch(pb)) => {
                     let slot = pb.batch_id.saturating_add(1);
-                    let event = pb.meta.event.clone();
+                    let event = pb.control.event.clone();
                     self.write(pb, m)?;
                     self.pass_watermarks(event.as_deref())?;
                     self.done(Done::Advance(slot), m)?;
@@ -230,11 +230,11 @@ impl SinkTask {
                     ended += 1;
                 }
                 Some(Message::Watermark(wm)) => {
-                    let settled = wm.settled.as_deref().copied();
+                    let settled = wm.control.settled.as_deref().copied();
                     self.done(Done::Settle(settled.into_iter().collect()), m)?;
                 }
                 Some(Message::ProcessBatch(pb)) => {
-                    let settled = pb.meta.settled.as_deref().copied();
+                    let settled = pb.control.settled.as_deref().copied();
                     if let Some(out) = merge_step(vec![pb], order_columns)? {
                         self.write(out, m)?;
                     }
@@ -261,7 +261,9 @@ impl SinkTask {
                         ended += 1;
                     }
                     // The partition emitted nothing this step: only what it settled.
-                    Some(Message::Watermark(wm)) => settled.extend(wm.settled.as_deref().copied()),
+                    Some(Message::Watermark(wm)) => {
+                        settled.extend(wm.control.settled.as_deref().copied())
+                    }
                     Some(Message::ProcessBatch(pb)) => parts.push(pb),
                 }
             }
@@ -274,7 +276,7 @@ impl SinkTask {
             settled.extend(
                 parts
                     .iter()
-                    .filter_map(|p| p.meta.settled.as_deref().copied()),
+                    .filter_map(|p| p.control.settled.as_deref().copied()),
             );
             if let Some(merged) = merge_step(parts, order_columns)? {
                 self.write(merged, m)?;

@@ -5,7 +5,7 @@ use crate::channel::Sender;
 use crate::error::RuntimeError;
 use crate::job::{SourceSpec, TaskEnd};
 use crate::message::{
-    BatchMeta, CorrelationId, GroupEpoch, Message, ProcessBatch, TraceContext, Watermark,
+    BatchMeta, Control, CorrelationId, GroupEpoch, Message, ProcessBatch, TraceContext, Watermark,
 };
 use crate::progress::Committer;
 use crate::shutdown::Shutdown;
@@ -223,15 +223,17 @@ impl SourceTask {
                         positions: positions.into(),
                         rejects: rejects.into(),
                         read_at: Instant::now(),
-                        event,
-                        settled: None,
-                        group: group.epoch.clone(),
                     };
-                    if let Some(ev) = &meta.event {
+                    if let Some(ev) = &event {
                         sent_watermark = ev.watermark;
                     }
+                    let control = Control {
+                        event,
+                        group: group.epoch.clone(),
+                        settled: None,
+                    };
                     last_sent = Instant::now();
-                    if let Err(e) = self.send_batch(&mut slot, records, meta) {
+                    if let Err(e) = self.send_batch(&mut slot, records, meta, control) {
                         break Err(e);
                     }
                     self.committer
@@ -261,9 +263,11 @@ impl SourceTask {
                         last_sent = Instant::now();
                         let wm = Watermark {
                             slot,
-                            event: Some(Arc::new(event)),
-                            group: group.epoch.clone(),
-                            settled: None,
+                            control: Control {
+                                event: Some(Arc::new(event)),
+                                group: group.epoch.clone(),
+                                settled: None,
+                            },
                         };
                         if let Err(e) = self.send_slot(slot, Message::Watermark(wm)) {
                             break Err(e);
@@ -319,6 +323,7 @@ impl SourceTask {
         slot: &mut u64,
         records: RecordBatch,
         meta: BatchMeta,
+        control: Control,
     ) -> Result<(), TaskEnd> {
         let pb = ProcessBatch {
             batch_id: *slot,
@@ -326,6 +331,7 @@ impl SourceTask {
             correlation_id: CorrelationId::new(self.job_id, &meta.source, *slot),
             trace: TraceContext::new_root(),
             meta,
+            control,
         };
         self.send_slot(*slot, Message::ProcessBatch(pb))?;
         *slot += 1;

@@ -144,7 +144,7 @@ impl Worker {
         if self.late == LateRows::Keep {
             return Ok(pb);
         }
-        let Some(ev) = pb.meta.event.clone() else {
+        let Some(ev) = pb.control.event.clone() else {
             return Ok(pb);
         };
         if ev.late.is_empty() && ev.null_time.is_empty() {
