@@ -201,6 +201,10 @@ pub enum RuntimeError {
         reason: String,
         /// Correlation id of the batch.
         correlation_id: String,
+        /// The sink's error, when one call failed as a whole (a flush, a close); `None`
+        /// when rows were refused one by one (their reasons are in `reason`).
+        #[source]
+        cause: Option<Box<crate::sink::SinkError>>,
     },
     /// The dead-letter sink itself failed.
     #[error("dead-letter sink '{path}' failed: {reason}")]
@@ -213,4 +217,27 @@ pub enum RuntimeError {
     /// A bug in FerrisStreams (a task panicked, a channel closed unexpectedly).
     #[error("internal error (a bug in FerrisStreams, please report it): {0}")]
     Internal(String),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sink::SinkError;
+
+    #[test]
+    fn a_sink_failure_keeps_the_sinks_error_as_its_source() {
+        let io = std::io::Error::other("disk full");
+        let err = RuntimeError::Sink {
+            query: "q".into(),
+            sink: "file out.jsonl".into(),
+            attempts: 1,
+            reason: "close failed: out.jsonl: disk full".into(),
+            correlation_id: String::new(),
+            cause: Some(Box::new(SinkError::caused_by("out.jsonl", io))),
+        };
+        let sink = std::error::Error::source(&err).expect("the sink error");
+        assert_eq!(sink.to_string(), "out.jsonl: disk full");
+        let io = std::error::Error::source(sink).expect("the I/O error");
+        assert!(io.downcast_ref::<std::io::Error>().is_some());
+    }
 }

@@ -129,6 +129,7 @@ impl SinkTask {
                 attempts: 1,
                 reason: format!("close failed: {e}"),
                 correlation_id: String::new(),
+                cause: Some(Box::new(e)),
             })
         })?;
         // A keyed query that stopped dropped its state: only what it settled is done.
@@ -298,6 +299,7 @@ impl SinkTask {
                 attempts: 1,
                 reason: format!("cannot pass the watermarks on: {e}"),
                 correlation_id: String::new(),
+                cause: Some(Box::new(e)),
             })
         })
     }
@@ -384,6 +386,7 @@ impl SinkTask {
                                 .first()
                                 .map(|(pb, _)| pb.correlation_id.to_string())
                                 .unwrap_or_default(),
+                            cause: Some(Box::new(e)),
                         }));
                     }
                     if waiting_since.is_none() {
@@ -501,6 +504,7 @@ impl SinkTask {
                     )
                 },
                 correlation_id,
+                cause: None,
             })),
             ErrorStrategy::Skip => {
                 m.failed.add(rows as u64);
