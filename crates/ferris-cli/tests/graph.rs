@@ -188,14 +188,15 @@ fn labels_of_a_run(file: &str, inputs: &[&str], parallelism: usize) -> [BTreeSet
         .iter()
         .filter_map(|e| e.channel.clone())
         .collect();
-    // The tasks that label metrics with their node: workers and keyed partitions with
-    // operators (a join's inputs reach its keyed stage through workers without any), sinks.
+    // The tasks that label metrics with their node: source readers, workers and keyed
+    // partitions with operators (a join's inputs reach its keyed stage through workers
+    // without any), sinks.
     let nodes: BTreeSet<String> = graph
         .nodes
         .iter()
         .filter(|n| match n.kind {
             NodeKind::Stateless | NodeKind::Keyed => !n.operators.is_empty(),
-            NodeKind::Sink => true,
+            NodeKind::Sink | NodeKind::Source => true,
             _ => false,
         })
         .map(|n| n.id.clone())

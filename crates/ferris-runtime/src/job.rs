@@ -536,7 +536,8 @@ pub async fn run_job(
         if senders.is_empty() {
             continue;
         }
-        let l = [("source", spec.name.as_str())];
+        let node = ids::source_node(&spec.name);
+        let l = [("source", spec.name.as_str()), ("node", node.as_str())];
         let committer = Committer::new(
             progress,
             dl_counts.clone(),

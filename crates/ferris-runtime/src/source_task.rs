@@ -150,7 +150,8 @@ impl SourceTask {
         self.spec.source.set_drain(drain);
         let name: Arc<str> = self.spec.name.clone().into();
         let mut location: Arc<str> = self.spec.source.location().into();
-        let l = [("source", &*name)];
+        let node = crate::graph_ids::source_node(&name);
+        let l = [("source", &*name), ("node", node.as_str())];
         let rows_read = self.registry.counter(names::SOURCE_ROWS_READ, &l);
         let batches = self.registry.counter(names::SOURCE_BATCHES, &l);
         let rejected = self.registry.counter(names::SOURCE_ROWS_REJECTED, &l);

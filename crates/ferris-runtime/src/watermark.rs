@@ -58,7 +58,8 @@ impl WatermarkTracker {
         source: &str,
         partitions: &[u32],
     ) -> Self {
-        let l = [("source", source)];
+        let node = crate::graph_ids::source_node(source);
+        let l = [("source", source), ("node", node.as_str())];
         let mut max_seen = std::collections::BTreeMap::new();
         let mut last_row = std::collections::BTreeMap::new();
         let now = Instant::now();
