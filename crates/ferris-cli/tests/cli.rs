@@ -468,7 +468,7 @@ AAPL,6.00,2024-01-01T00:00:12Z
         "{stderr}"
     );
     assert!(
-        stderr.contains("ferris_source_rows_late_total{source=ticks} 1"),
+        stderr.contains("ferris_source_rows_late_total{node=source/ticks,source=ticks} 1"),
         "{stderr}"
     );
 }
