@@ -88,7 +88,7 @@ fn read_app(file: &Path) -> Result<(String, PathBuf), u8> {
 
 /// `ferris-cli validate FILE`.
 pub fn validate(args: ValidateArgs) -> u8 {
-    let (sql, _) = match read_app(&args.file) {
+    let (sql, base) = match read_app(&args.file) {
         Ok(x) => x,
         Err(code) => return code,
     };
@@ -96,7 +96,14 @@ pub fn validate(args: ValidateArgs) -> u8 {
         Ok(c) => c,
         Err(code) => return code,
     };
-    match ferris_plan::plan_application(&sql) {
+    let planned = ferris_plan::plan_application(&sql).map_err(|e| e.render(&sql));
+    // The checks `run` makes before opening anything (a sink must not be its own input).
+    let planned = planned.and_then(|app| {
+        ferris_engine::check_paths(&app, &base)
+            .map(|()| app)
+            .map_err(|e| e.render(&sql))
+    });
+    match planned {
         Ok(app) if args.graph.is_some() => match ferris_engine::job_graph(&app, &config) {
             Ok(graph) => {
                 match args.graph.as_deref() {
@@ -126,7 +133,7 @@ pub fn validate(args: ValidateArgs) -> u8 {
             0
         }
         Err(e) => {
-            eprintln!("{}", e.render(&sql));
+            eprintln!("{e}");
             2
         }
     }

@@ -156,6 +156,8 @@ pub fn build_job(
     config: JobConfig,
     base_dir: &Path,
 ) -> Result<JobSpec, EngineError> {
+    // Before anything is opened: a sink must not truncate a file the job reads.
+    crate::paths::check_paths(app, base_dir)?;
     let mut b = JobBuilder {
         app,
         base_dir,

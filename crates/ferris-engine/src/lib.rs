@@ -11,6 +11,7 @@ mod build;
 mod error;
 mod graph;
 mod graph_render;
+mod paths;
 mod repartition;
 mod resolve;
 
@@ -20,3 +21,4 @@ pub use graph::{
     Edge, EdgeKind, GRAPH_FORMAT_VERSION, JobGraph, Node, NodeKind, QueryInfo, job_graph,
 };
 pub use graph_render::{graph_dot, graph_json};
+pub use paths::check_paths;
