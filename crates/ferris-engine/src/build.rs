@@ -205,11 +205,8 @@ pub fn build_job(
             };
             let left = Input {
                 decl: &decl,
-                schema: match &right {
-                    // Interval joins: the inputs reach the keyed stage as they are.
-                    Some(_) => q.plan.filter_schema.clone(),
-                    None => q.plan.projection_schema.clone(),
-                },
+                // Interval joins: the inputs reach the keyed stage as they are.
+                schema: q.plan.stateless_schema(),
                 key_columns: &keyed.key_columns,
                 time_column: match &right {
                     Some(_) => time_of(&decl),

@@ -14,7 +14,7 @@ use crate::error::EngineError;
 use crate::resolve::{Resolved, resolve};
 use arrow::datatypes::SchemaRef;
 use ferris_plan::logical::{keyed_id, sink_id, stateless_id};
-use ferris_plan::{Application, LogicalGraph, PlannedQuery, SourceDecl};
+use ferris_plan::{Application, LogicalGraph, PlannedQuery, SourceDecl, column_names};
 use ferris_runtime::JobConfig;
 use ferris_runtime::graph_ids as ids;
 use std::collections::BTreeMap;
@@ -278,11 +278,7 @@ impl GraphBuilder<'_> {
     /// A query whose stages run in this process (stateless, or keyed without a group).
     fn direct(&mut self, q: &PlannedQuery, r: &Resolved<'_>) {
         let plan = &q.plan;
-        let left_schema = match (&plan.keyed, &plan.right_source) {
-            (Some(_), Some(_)) => plan.filter_schema.clone(),
-            (Some(_), None) => plan.projection_schema.clone(),
-            (None, _) => plan.output_schema.clone(),
-        };
+        let left_schema = plan.stateless_schema();
         let table = plan.lookup.as_ref().map(|(_, t)| self.table(t));
         let mut sides = vec![Side {
             source: self.source(r.decl),
@@ -290,7 +286,7 @@ impl GraphBuilder<'_> {
             key: plan
                 .keyed
                 .as_ref()
-                .map(|k| names(&left_schema, &k.key_columns)),
+                .map(|k| column_names(&left_schema, &k.key_columns)),
             schema: left_schema,
             table,
         }];
@@ -298,7 +294,7 @@ impl GraphBuilder<'_> {
             sides.push(Side {
                 source: self.source(rdecl),
                 operators: Vec::new(),
-                key: Some(names(&rdecl.schema, &k.right_key_columns)),
+                key: Some(column_names(&rdecl.schema, &k.right_key_columns)),
                 schema: rdecl.schema.clone(),
                 table: None,
             });
@@ -309,7 +305,7 @@ impl GraphBuilder<'_> {
             sides,
             keyed: plan.keyed.as_ref().map(|k| KeyedShape {
                 operators: k.describe.clone(),
-                key: names(&plan.projection_schema, &k.key_columns),
+                key: column_names(&plan.projection_schema, &k.key_columns),
                 join: plan.right_source.is_some(),
             }),
             sink: SinkShape::Declared(r.sink.clone()),
@@ -330,11 +326,7 @@ impl GraphBuilder<'_> {
         let plan = &q.plan;
         let Some(keyed) = &plan.keyed else { return };
         let join = r.right.is_some();
-        let left_schema = if join {
-            plan.filter_schema.clone()
-        } else {
-            plan.projection_schema.clone()
-        };
+        let left_schema = plan.stateless_schema();
         let group = r.decl.group_id();
         let mut readers = Vec::new();
         let mut inputs = vec![(
@@ -342,7 +334,7 @@ impl GraphBuilder<'_> {
             "",
             r.decl,
             left_schema.clone(),
-            names(&left_schema, &keyed.key_columns),
+            column_names(&left_schema, &keyed.key_columns),
             plan.operators(None).iter().map(|o| o.describe()).collect(),
         )];
         if let Some(rdecl) = r.right {
@@ -351,7 +343,7 @@ impl GraphBuilder<'_> {
                 ".right",
                 rdecl,
                 rdecl.schema.clone(),
-                names(&rdecl.schema, &keyed.right_key_columns),
+                column_names(&rdecl.schema, &keyed.right_key_columns),
                 Vec::new(),
             ));
         }
@@ -426,7 +418,7 @@ impl GraphBuilder<'_> {
             sides,
             keyed: Some(KeyedShape {
                 operators: keyed.describe.clone(),
-                key: names(&left_schema, &keyed.key_columns),
+                key: column_names(&left_schema, &keyed.key_columns),
                 join,
             }),
             sink: SinkShape::Declared(r.sink.clone()),
@@ -738,14 +730,6 @@ fn ids_logical(kind: NodeKind, name: &str) -> String {
         NodeKind::Table => format!("table/{name}"),
         _ => format!("source/{name}"),
     }
-}
-
-/// The names of `columns` of `schema`.
-fn names(schema: &SchemaRef, columns: &[usize]) -> Vec<String> {
-    columns
-        .iter()
-        .filter_map(|&i| schema.fields().get(i).map(|f| f.name().clone()))
-        .collect()
 }
 
 /// `(name, type)` of every column.

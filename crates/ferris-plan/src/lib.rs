@@ -32,5 +32,5 @@ pub use app::{AppError, Application, PlannedQuery, SinkDecl, SourceDecl, plan_ap
 pub use catalog::{Catalog, WINDOW_END, WINDOW_START};
 pub use error::PlanError;
 pub use logical::{LogicalEdge, LogicalEdgeKind, LogicalGraph, LogicalKind, LogicalNode};
-pub use query::{KeyedPlan, QueryPlan, plan_query};
+pub use query::{KeyedPlan, QueryPlan, column_names, plan_query};
 pub use types::arrow_type;

@@ -4,6 +4,7 @@
 //! run.
 
 use crate::app::{Application, PlannedQuery};
+use crate::query::column_names;
 use arrow::datatypes::SchemaRef;
 
 /// What a logical node is.
@@ -176,22 +177,12 @@ impl Application {
                 operators,
                 schema: schema.clone(),
             };
-        let keys = |schema: &SchemaRef, columns: &[usize]| -> Vec<String> {
-            columns
-                .iter()
-                .filter_map(|&i| schema.fields().get(i).map(|f| f.name().clone()))
-                .collect()
-        };
-        let left_schema = match (&plan.keyed, &plan.right_source) {
-            (Some(_), Some(_)) => plan.filter_schema.clone(),
-            (Some(_), None) => plan.projection_schema.clone(),
-            (None, _) => plan.output_schema.clone(),
-        };
+        let left_schema = plan.stateless_schema();
         let source = self.declared(g, &plan.source, LogicalKind::Source);
         let left_key = plan
             .keyed
             .as_ref()
-            .map(|k| keys(&left_schema, &k.key_columns))
+            .map(|k| column_names(&left_schema, &k.key_columns))
             .unwrap_or_default();
         let operators = plan.operators(None).iter().map(|o| o.describe()).collect();
         let left = g.node(step(
@@ -237,7 +228,7 @@ impl Application {
             let rnode = g.node(step(
                 LogicalKind::Stateless,
                 stateless_id(name, 1),
-                keys(&rschema, &keyed.right_key_columns),
+                column_names(&rschema, &keyed.right_key_columns),
                 Vec::new(),
                 &rschema,
             ));

@@ -113,6 +113,16 @@ impl QueryPlan {
         ops
     }
 
+    /// The schema of the rows the stateless stage emits: what a keyed stage receives (a
+    /// join's inputs as they are, after WHERE), or what the sink writes.
+    pub fn stateless_schema(&self) -> SchemaRef {
+        match (&self.keyed, &self.right_source) {
+            (Some(_), Some(_)) => self.filter_schema.clone(),
+            (Some(_), None) => self.projection_schema.clone(),
+            (None, _) => self.output_schema.clone(),
+        }
+    }
+
     /// The pipeline, one line per step, for EXPLAIN.
     pub fn describe(&self) -> Vec<String> {
         let mut lines = vec![format!("Source: {}", self.source)];
@@ -121,11 +131,7 @@ impl QueryPlan {
         }
         lines.extend(self.operators(None).iter().map(|op| op.describe()));
         if let Some(k) = &self.keyed {
-            let keys: Vec<&str> = k
-                .key_columns
-                .iter()
-                .map(|&i| self.projection_schema.field(i).name().as_str())
-                .collect();
+            let keys = column_names(&self.projection_schema, &k.key_columns);
             lines.push(if keys.is_empty() {
                 "Exchange: single partition".to_string()
             } else {
@@ -135,6 +141,14 @@ impl QueryPlan {
         }
         lines
     }
+}
+
+/// The names of `columns` of `schema` (key columns as they are shown).
+pub fn column_names(schema: &SchemaRef, columns: &[usize]) -> Vec<String> {
+    columns
+        .iter()
+        .filter_map(|&i| schema.fields().get(i).map(|f| f.name().clone()))
+        .collect()
 }
 
 /// Plans `query` against `catalog`.
