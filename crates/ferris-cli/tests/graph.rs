@@ -262,3 +262,50 @@ fn every_physical_node_runs_a_logical_node_or_exchange_and_every_logical_node_ru
         assert_eq!(run, logical_nodes, "{}", file.display());
     }
 }
+
+#[test]
+fn a_repartitioned_join_names_each_topic_after_its_own_sources_group() {
+    // The right input's topic takes the right source's group id, as build_job creates it
+    // (the graph used the left source's before); both readers are in the left's group.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let source = |name: &str, group: &str| {
+        format!(
+            "CREATE STREAM {name} (id INT, ts TIMESTAMP, WATERMARK FOR ts AS ts - INTERVAL '1' SECOND)
+               WITH ('connector' = 'kafka', 'bootstrap.servers' = '127.0.0.1:9092',
+                     'topic' = '{name}', 'group.id' = '{group}', 'partitions' = 'group',
+                     'format' = 'json');\n"
+        )
+    };
+    let sql = format!(
+        "{}{}CREATE STREAM j WITH ('connector' = 'blackhole') AS
+           SELECT o.id FROM orders o JOIN shipments s ON o.id = s.id
+            AND s.ts BETWEEN o.ts AND o.ts + INTERVAL '1' MINUTE;",
+        source("orders", "billing"),
+        source("shipments", "logistics")
+    );
+    let file = dir.path().join("join.sql");
+    std::fs::write(&file, sql).expect("write");
+    let v: serde_json::Value =
+        serde_json::from_str(&validate_graph(&file, "json", 1)).expect("json");
+    let nodes = v["nodes"].as_array().expect("nodes");
+    let topics: Vec<&str> = nodes
+        .iter()
+        .filter(|n| n["kind"] == "repartition_topic")
+        .map(|n| n["id"].as_str().expect("id"))
+        .collect();
+    assert_eq!(
+        topics,
+        [
+            "topic/billing.j.repartition",
+            "topic/logistics.j.repartition.right"
+        ]
+    );
+    let groups: Vec<&str> = nodes
+        .iter()
+        .filter(|n| {
+            n["properties"]["connector"] == "kafka (repartition topic)" && n["kind"] == "source"
+        })
+        .map(|n| n["properties"]["group.id"].as_str().expect("group"))
+        .collect();
+    assert_eq!(groups, ["billing.j", "billing.j.right"]);
+}

@@ -2,7 +2,7 @@
 //! writers and the per-query pipelines.
 
 use crate::error::EngineError;
-use crate::repartition::{Input, repartition, repartition_join};
+use crate::repartition::{Input, repartition, repartition_join, stage_name};
 use crate::resolve::{self, resolve};
 use ferris_plan::{Application, PlanError, SourceDecl};
 use ferris_runtime::dead_letter::JsonLinesDeadLetterFile;
@@ -233,7 +233,7 @@ pub fn build_job(
             // rows it reads again would be late against the watermark its earlier
             // partitions reached, and be lost.
             queries.push(QuerySpec {
-                name: format!("{}.repartition", q.name),
+                name: stage_name(&q.name, 0),
                 source: index,
                 operators: Arc::new(move || Ok(plan.operators(ops_table.clone()))),
                 keyed: None,
@@ -256,7 +256,7 @@ pub fn build_job(
                 None => None,
                 Some((source, r)) => {
                     queries.push(QuerySpec {
-                        name: format!("{}.repartition.right", q.name),
+                        name: stage_name(&q.name, 1),
                         source,
                         operators: Arc::new(|| Ok(Vec::new())),
                         keyed: None,

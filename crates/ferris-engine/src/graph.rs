@@ -11,6 +11,7 @@
 //! ([`crate::graph_json`]) is versioned; the EXPLAIN, topology, web and lineage views read it.
 
 use crate::error::EngineError;
+use crate::repartition::{reader_group, stage_name, topic_name};
 use crate::resolve::{Resolved, resolve};
 use arrow::datatypes::SchemaRef;
 use ferris_plan::logical::{keyed_id, sink_id, stateless_id};
@@ -327,11 +328,8 @@ impl GraphBuilder<'_> {
         let Some(keyed) = &plan.keyed else { return };
         let join = r.right.is_some();
         let left_schema = plan.stateless_schema();
-        let group = r.decl.group_id();
         let mut readers = Vec::new();
         let mut inputs = vec![(
-            format!("{}.repartition", q.name),
-            "",
             r.decl,
             left_schema.clone(),
             column_names(&left_schema, &keyed.key_columns),
@@ -339,23 +337,22 @@ impl GraphBuilder<'_> {
         )];
         if let Some(rdecl) = r.right {
             inputs.push((
-                format!("{}.repartition.right", q.name),
-                ".right",
                 rdecl,
                 rdecl.schema.clone(),
                 column_names(&rdecl.schema, &keyed.right_key_columns),
                 Vec::new(),
             ));
         }
-        for (side, (name, suffix, decl, schema, key, operators)) in inputs.into_iter().enumerate() {
+        for (side, (decl, schema, key, operators)) in inputs.into_iter().enumerate() {
+            let name = stage_name(&q.name, side);
             let exchange_id = exchange(&q.name, side);
-            let topic = format!("{group}.{}.repartition{suffix}", q.name);
+            let topic = topic_name(decl, &q.name, side);
             let reader = ids::source_node(&name);
             let source = self.source(decl);
             let table = plan
                 .lookup
                 .as_ref()
-                .filter(|_| suffix.is_empty())
+                .filter(|_| side == 0)
                 .map(|(_, t)| self.table(t));
             self.query(RuntimeQuery {
                 name: name.clone(),
@@ -384,7 +381,7 @@ impl GraphBuilder<'_> {
             });
             let mut properties = BTreeMap::new();
             properties.insert("connector".into(), "kafka (repartition topic)".into());
-            properties.insert("group.id".into(), format!("{group}.{}{suffix}", q.name));
+            properties.insert("group.id".into(), reader_group(r.decl, &q.name, side));
             self.g.nodes.push(Node {
                 id: reader.clone(),
                 kind: NodeKind::Source,
@@ -678,7 +675,7 @@ impl GraphBuilder<'_> {
             decl.engine.batch_size.unwrap_or(1024).to_string(),
         );
         Node {
-            id,
+            id: id.clone(),
             kind,
             name: decl.name.clone(),
             query: None,
@@ -689,7 +686,8 @@ impl GraphBuilder<'_> {
             sql: self.app.fragment(decl.span),
             line: decl.span.start.line,
             operators: Vec::new(),
-            logical: Some(ids_logical(kind, &decl.name)),
+            // A source or table is its own logical node, under the same id.
+            logical: Some(id.clone()),
             properties,
         }
     }
@@ -721,14 +719,6 @@ impl GraphBuilder<'_> {
             }
         };
         ids::dead_letter_node(i)
-    }
-}
-
-/// The logical id of a declared source or table.
-fn ids_logical(kind: NodeKind, name: &str) -> String {
-    match kind {
-        NodeKind::Table => format!("table/{name}"),
-        _ => format!("source/{name}"),
     }
 }
 

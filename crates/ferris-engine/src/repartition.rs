@@ -10,6 +10,32 @@ use ferris_runtime::{EventTimeSpec, Sink, Source};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+/// The name of the runtime query that writes input `side`'s repartition topic (0 the left
+/// or only input, 1 a join's right input), which is also the name of the source that reads
+/// it back: `<query>.repartition`, `<query>.repartition.right`.
+pub(crate) fn stage_name(query: &str, side: usize) -> String {
+    format!("{query}.repartition{}", suffix(side))
+}
+
+/// The repartition topic of input `side` (read from `decl`):
+/// `<group>.<query>.repartition[.right]`.
+pub(crate) fn topic_name(decl: &SourceDecl, query: &str, side: usize) -> String {
+    format!("{}.{}", decl.group_id(), stage_name(query, side))
+}
+
+/// The consumer group reading input `side`'s topic, named after the query's (left) source
+/// `left`: `<group>.<query>`, and `<group>.<query>.right` for the follower of a join.
+pub(crate) fn reader_group(left: &SourceDecl, query: &str, side: usize) -> String {
+    format!("{}.{query}{}", left.group_id(), suffix(side))
+}
+
+fn suffix(side: usize) -> &'static str {
+    match side {
+        0 => "",
+        _ => ".right",
+    }
+}
+
 /// The two ends of a query's repartition topic.
 pub(crate) struct Repartition {
     /// Writes the stateless stage's rows (and the watermark marks) to the topic.
@@ -45,12 +71,8 @@ struct Topic {
 }
 
 impl Topic {
-    /// The repartition topic `<group>.<query><suffix>` of `input`.
-    fn of(
-        query: &str,
-        suffix: &str,
-        input: &Input<'_>,
-    ) -> Result<(Topic, Brokers), ConnectorError> {
+    /// The repartition topic of `input`, side `side` of `query` (see [`topic_name`]).
+    fn of(query: &str, side: usize, input: &Input<'_>) -> Result<(Topic, Brokers), ConnectorError> {
         let decl = input.decl;
         let get = |k: &str| {
             decl.connector
@@ -71,7 +93,7 @@ impl Topic {
         let brokers = Brokers::connect(&servers, &client)?;
         let inputs = brokers.partitions(&get("topic")?)?;
         let topic = Topic {
-            name: format!("{}.{query}.repartition{suffix}", decl.group_id()),
+            name: topic_name(decl, query, side),
             servers,
             client,
             inputs,
@@ -130,12 +152,12 @@ pub(crate) fn repartition(
     span: ferris_sql::ast::Span,
 ) -> Result<Repartition, EngineError> {
     let at = |e: ConnectorError| EngineError::connector(format!("query '{query}'"), span, e);
-    let (topic, brokers) = Topic::of(query, "", input).map_err(at)?;
+    let (topic, brokers) = Topic::of(query, 0, input).map_err(at)?;
     brokers.create(&topic.name, topic.inputs).map_err(at)?;
     let writer = topic.writer(input, topic.inputs).map_err(at)?;
-    let reader_name = format!("{query}.repartition");
+    let reader_name = stage_name(query, 0);
     let schema = positional(&input.schema);
-    let group = format!("{}.{query}", input.decl.group_id());
+    let group = reader_group(input.decl, query, 0);
     let reader = repartition::reader(
         &reader_name,
         schema.clone(),
@@ -167,20 +189,16 @@ pub(crate) fn repartition_join(
     span: ferris_sql::ast::Span,
 ) -> Result<(Repartition, Repartition), EngineError> {
     let at = |e: ConnectorError| EngineError::connector(format!("query '{query}'"), span, e);
-    let (ltopic, lbrokers) = Topic::of(query, "", left).map_err(at)?;
-    let (rtopic, rbrokers) = Topic::of(query, ".right", right).map_err(at)?;
+    let (ltopic, lbrokers) = Topic::of(query, 0, left).map_err(at)?;
+    let (rtopic, rbrokers) = Topic::of(query, 1, right).map_err(at)?;
     let partitions = ltopic.inputs.max(rtopic.inputs);
     lbrokers.create(&ltopic.name, partitions).map_err(at)?;
     rbrokers.create(&rtopic.name, partitions).map_err(at)?;
     let lschema = positional(&left.schema);
     let rschema = positional(&right.schema);
-    let group = format!("{}.{query}", left.decl.group_id());
-    let (lname, rname) = (
-        format!("{query}.repartition"),
-        format!("{query}.repartition.right"),
-    );
-    let lprops = ltopic.reader_props(&group);
-    let rprops = rtopic.reader_props(&format!("{group}.right"));
+    let (lname, rname) = (stage_name(query, 0), stage_name(query, 1));
+    let lprops = ltopic.reader_props(&reader_group(left.decl, query, 0));
+    let rprops = rtopic.reader_props(&reader_group(left.decl, query, 1));
     let [lreader, rreader] = repartition::join_readers(
         query,
         (&lname, lschema.clone(), &lprops),

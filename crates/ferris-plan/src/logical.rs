@@ -6,6 +6,7 @@
 use crate::app::{Application, PlannedQuery};
 use crate::query::column_names;
 use arrow::datatypes::SchemaRef;
+use ferris_runtime::graph_ids;
 
 /// What a logical node is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -147,14 +148,13 @@ impl Application {
     }
 
     fn declared(&self, g: &mut LogicalGraph, name: &str, kind: LogicalKind) -> String {
-        let prefix = if kind == LogicalKind::Table {
-            "table"
-        } else {
-            "source"
+        let id = match kind {
+            LogicalKind::Table => graph_ids::table_node(name),
+            _ => graph_ids::source_node(name),
         };
         let decl = self.sources.iter().find(|s| s.name == name);
         g.node(LogicalNode {
-            id: format!("{prefix}/{name}"),
+            id,
             kind,
             query: None,
             key: decl.map(|d| d.primary_key.clone()).unwrap_or_default(),
