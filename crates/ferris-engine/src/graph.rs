@@ -180,6 +180,32 @@ impl JobGraph {
     pub fn node(&self, id: &str) -> Option<&Node> {
         self.nodes.iter().find(|n| n.id == id)
     }
+
+    /// Adds a runtime channel: its id is its metric label.
+    fn channel(&mut self, id: String, kind: EdgeKind, from: &str, to: &str, cap: Option<usize>) {
+        let channel = Some(id.clone());
+        self.edge(id, kind, from, to, channel, cap);
+    }
+
+    /// Adds an edge.
+    fn edge(
+        &mut self,
+        id: String,
+        kind: EdgeKind,
+        from: &str,
+        to: &str,
+        channel: Option<String>,
+        capacity: Option<usize>,
+    ) {
+        self.edges.push(Edge {
+            id,
+            kind,
+            from: from.to_string(),
+            to: to.to_string(),
+            channel,
+            capacity,
+        });
+    }
 }
 
 /// Expands `app` into the job graph `run_job` would start with `config`.
@@ -264,6 +290,48 @@ struct LogicalIds {
 /// The logical edge of query `q`'s exchange into its keyed stage from input `side`.
 fn exchange(q: &str, side: usize) -> String {
     format!("{}->{}", stateless_id(q, side), keyed_id(q))
+}
+
+/// What every node of one runtime query shares.
+struct At {
+    query: String,
+    sql: String,
+    line: u64,
+    parallelism: usize,
+    /// The query's sink node id.
+    sink: String,
+}
+
+impl At {
+    /// A node of the query (no key, operators, properties or logical node yet).
+    fn node(
+        &self,
+        id: String,
+        kind: NodeKind,
+        name: String,
+        partition: Option<usize>,
+        schema: &SchemaRef,
+    ) -> Node {
+        Node {
+            id,
+            kind,
+            name,
+            query: Some(self.query.clone()),
+            partition,
+            parallelism: if partition.is_some() {
+                self.parallelism
+            } else {
+                1
+            },
+            key: Vec::new(),
+            schema: fields(schema),
+            sql: self.sql.clone(),
+            line: self.line,
+            operators: Vec::new(),
+            properties: BTreeMap::new(),
+            logical: None,
+        }
+    }
 }
 
 struct GraphBuilder<'a> {
@@ -432,195 +500,163 @@ impl GraphBuilder<'_> {
 
     /// The nodes and edges `run_job` creates for one runtime query.
     fn query(&mut self, rq: RuntimeQuery<'_>) {
-        let n = self.n;
-        let name = rq.name.as_str();
-        let sql = self.app.fragment(rq.q.span);
-        let line = rq.q.span.start.line;
-        let sink_id = ids::sink_node(name);
-        let dead_letter = rq.dead_letter.as_ref().map(|p| self.dead_letter(p));
-        let node =
-            |id: String, kind, label: String, partition, key, schema: &SchemaRef, ops| Node {
-                id,
-                kind,
-                name: label,
-                query: Some(name.to_string()),
-                partition,
-                parallelism: if partition.is_some() { n } else { 1 },
-                key,
-                schema: fields(schema),
-                sql: sql.clone(),
-                line,
-                operators: ops,
-                properties: BTreeMap::new(),
-                logical: None,
-            };
-        let edge = |g: &mut JobGraph, id: String, kind, from: &str, to: &str, cap| {
-            let channel = matches!(
-                kind,
-                EdgeKind::RoundRobin | EdgeKind::Hash | EdgeKind::Merge
-            )
-            .then(|| id.clone());
-            g.edges.push(Edge {
-                id,
-                kind,
-                from: from.to_string(),
-                to: to.to_string(),
-                channel,
-                capacity: cap,
-            });
+        let at = At {
+            query: rq.name.clone(),
+            sql: self.app.fragment(rq.q.span),
+            line: rq.q.span.start.line,
+            parallelism: self.n,
+            sink: ids::sink_node(&rq.name),
         };
+        let dead_letter = rq.dead_letter.as_ref().map(|p| self.dead_letter(p));
+        let mut senders = self.workers(&at, &rq);
+        if let Some(k) = &rq.keyed {
+            self.keyed_partitions(&at, &rq, k);
+        }
+        self.sink(&at, &rq);
+        senders.push(at.sink.clone());
+        if let Some(dl) = dead_letter {
+            let cap = Some(self.dead_letter_capacity);
+            for from in senders {
+                let id = format!("{from}->{dl}");
+                self.g.edge(id, EdgeKind::DeadLetter, &from, &dl, None, cap);
+            }
+        }
+        self.topic(&at, &rq);
+        self.g.queries.push(QueryInfo {
+            name: at.query,
+            sql: at.sql,
+            line: at.line,
+            sources: rq.sides.iter().map(|s| s.source.clone()).collect(),
+            sink: at.sink,
+        });
+    }
+
+    /// The stateless workers of every input side, their input channels and what they
+    /// send to (the sink, or every keyed partition); returns their ids.
+    fn workers(&mut self, at: &At, rq: &RuntimeQuery<'_>) -> Vec<String> {
+        let name = at.query.as_str();
         let cap = Some(rq.capacity);
-        let mut senders_to_dead_letter = Vec::new();
+        let mut ids_out = Vec::new();
         for (side, s) in rq.sides.iter().enumerate() {
-            for w in 0..n {
+            for w in 0..self.n {
                 let id = ids::worker_node(name, side, w);
                 let label = match side {
                     0 => format!("{name} stateless {w}"),
                     _ => format!("{name} right stateless {w}"),
                 };
                 let key = s.key.clone().unwrap_or_default();
-                let mut worker = node(
-                    id.clone(),
-                    NodeKind::Stateless,
-                    label,
-                    Some(w),
-                    key,
-                    &s.schema,
-                    s.operators.clone(),
-                );
+                let mut worker =
+                    at.node(id.clone(), NodeKind::Stateless, label, Some(w), &s.schema);
+                worker.key = key;
+                worker.operators = s.operators.clone();
                 worker.logical = rq.logical.workers.get(side).cloned();
                 self.g.nodes.push(worker);
                 let input = ids::input_edge(name, side, w);
-                edge(
-                    &mut self.g,
-                    input,
-                    EdgeKind::RoundRobin,
-                    &s.source,
-                    &id,
-                    cap,
-                );
+                self.g
+                    .channel(input, EdgeKind::RoundRobin, &s.source, &id, cap);
                 if let Some(t) = &s.table {
-                    let tid = format!("{t}->{id}");
-                    edge(&mut self.g, tid, EdgeKind::Table, t, &id, None);
+                    self.g
+                        .edge(format!("{t}->{id}"), EdgeKind::Table, t, &id, None, None);
                 }
                 match &rq.keyed {
                     None => {
                         let out = ids::output_edge(name, w);
-                        edge(&mut self.g, out, EdgeKind::Merge, &id, &sink_id, cap);
+                        self.g.channel(out, EdgeKind::Merge, &id, &at.sink, cap);
                     }
                     Some(_) => {
-                        for p in 0..n {
+                        for p in 0..self.n {
                             let route = ids::route_edge(name, side, w, p);
                             let to = ids::keyed_node(name, p);
-                            edge(&mut self.g, route, EdgeKind::Hash, &id, &to, cap);
+                            self.g.channel(route, EdgeKind::Hash, &id, &to, cap);
                         }
                     }
                 }
-                senders_to_dead_letter.push(id);
+                ids_out.push(id);
             }
         }
-        if let Some(k) = &rq.keyed {
-            for p in 0..n {
-                let id = ids::keyed_node(name, p);
-                let mut keyed = node(
-                    id.clone(),
-                    NodeKind::Keyed,
-                    format!("{name} keyed {p}"),
-                    Some(p),
-                    k.key.clone(),
-                    &rq.schema,
-                    k.operators.clone(),
-                );
-                keyed.logical = Some(rq.logical.keyed.clone());
-                self.g.nodes.push(keyed);
-                let out = if k.join {
-                    ids::funnel_edge(name)
-                } else {
-                    ids::output_edge(name, p)
-                };
-                let before = self.g.edges.len();
-                edge(&mut self.g, out, EdgeKind::Merge, &id, &sink_id, cap);
-                if k.join {
-                    // One channel shared by every partition: unique edge ids per sender.
-                    if let Some(e) = self.g.edges.get_mut(before) {
-                        e.id = format!("{id}->{sink_id}");
-                    }
-                }
+        ids_out
+    }
+
+    /// The keyed partitions and their channels into the sink (one shared channel for a
+    /// join, see `Merge::Funnel`).
+    fn keyed_partitions(&mut self, at: &At, rq: &RuntimeQuery<'_>, k: &KeyedShape) {
+        let name = at.query.as_str();
+        let cap = Some(rq.capacity);
+        for p in 0..self.n {
+            let id = ids::keyed_node(name, p);
+            let label = format!("{name} keyed {p}");
+            let mut keyed = at.node(id.clone(), NodeKind::Keyed, label, Some(p), &rq.schema);
+            keyed.key = k.key.clone();
+            keyed.operators = k.operators.clone();
+            keyed.logical = Some(rq.logical.keyed.clone());
+            self.g.nodes.push(keyed);
+            if k.join {
+                // One channel shared by every partition: an edge id per sender.
+                let channel = Some(ids::funnel_edge(name));
+                let edge_id = format!("{id}->{}", at.sink);
+                self.g
+                    .edge(edge_id, EdgeKind::Merge, &id, &at.sink, channel, cap);
+            } else {
+                let out = ids::output_edge(name, p);
+                self.g.channel(out, EdgeKind::Merge, &id, &at.sink, cap);
             }
         }
-        let (properties, key) = match &rq.sink {
-            SinkShape::Declared(props) => (public(props), Vec::new()),
-            SinkShape::Topic { topic, key, .. } => {
-                let mut p = BTreeMap::new();
-                p.insert("connector".into(), "kafka (repartition topic)".into());
-                p.insert("topic".into(), topic.clone());
-                (p, key.clone())
-            }
-        };
-        let mut sink = node(
-            sink_id.clone(),
-            NodeKind::Sink,
-            format!("{name} sink"),
-            None,
-            key,
-            &rq.schema,
-            Vec::new(),
-        );
-        sink.properties = properties;
+    }
+
+    /// The sink node (for a repartition stage, the writer of its topic).
+    fn sink(&mut self, at: &At, rq: &RuntimeQuery<'_>) {
+        let label = format!("{} sink", at.query);
+        let mut sink = at.node(at.sink.clone(), NodeKind::Sink, label, None, &rq.schema);
         sink.logical = Some(rq.logical.sink.clone());
-        self.g.nodes.push(sink);
-        senders_to_dead_letter.push(sink_id.clone());
-        if let Some(dl) = dead_letter {
-            for from in senders_to_dead_letter {
-                let id = format!("{from}->{dl}");
-                let cap = Some(self.dead_letter_capacity);
-                edge(&mut self.g, id, EdgeKind::DeadLetter, &from, &dl, cap);
+        match &rq.sink {
+            SinkShape::Declared(props) => {
+                sink.properties = public(props);
+                self.g.nodes.push(sink);
+            }
+            SinkShape::Topic { topic, key, .. } => {
+                sink.properties = BTreeMap::from([
+                    (
+                        "connector".to_string(),
+                        "kafka (repartition topic)".to_string(),
+                    ),
+                    ("topic".to_string(), topic.clone()),
+                ]);
+                sink.key = key.clone();
+                self.g.nodes.push(sink);
             }
         }
-        if let SinkShape::Topic { topic, reader, key } = &rq.sink {
-            let tid = format!("topic/{topic}");
-            self.g.nodes.push(Node {
-                id: tid.clone(),
-                kind: NodeKind::RepartitionTopic,
-                name: topic.clone(),
-                query: Some(name.to_string()),
-                partition: None,
-                parallelism: 1,
-                key: key.clone(),
-                schema: fields(&rq.schema),
-                sql: sql.clone(),
-                line,
-                operators: Vec::new(),
-                properties: BTreeMap::from([(
+    }
+
+    /// For a repartition stage: the topic its sink writes and the edge to the topic's
+    /// reader.
+    fn topic(&mut self, at: &At, rq: &RuntimeQuery<'_>) {
+        match &rq.sink {
+            SinkShape::Declared(_) => {}
+            SinkShape::Topic { topic, reader, key } => {
+                let tid = format!("topic/{topic}");
+                let label = topic.clone();
+                let mut node = at.node(
+                    tid.clone(),
+                    NodeKind::RepartitionTopic,
+                    label,
+                    None,
+                    &rq.schema,
+                );
+                node.key = key.clone();
+                node.properties = BTreeMap::from([(
                     "partitions".to_string(),
                     "as many as the input topic (known when the job starts)".to_string(),
-                )]),
-                logical: Some(rq.logical.sink.clone()),
-            });
-            edge(
-                &mut self.g,
-                format!("{sink_id}->{tid}"),
-                EdgeKind::TopicWrite,
-                &sink_id,
-                &tid,
-                None,
-            );
-            edge(
-                &mut self.g,
-                format!("{tid}->{reader}"),
-                EdgeKind::TopicRead,
-                &tid,
-                reader,
-                None,
-            );
+                )]);
+                node.logical = Some(rq.logical.sink.clone());
+                self.g.nodes.push(node);
+                let write = format!("{}->{tid}", at.sink);
+                self.g
+                    .edge(write, EdgeKind::TopicWrite, &at.sink, &tid, None, None);
+                let read = format!("{tid}->{reader}");
+                self.g
+                    .edge(read, EdgeKind::TopicRead, &tid, reader, None, None);
+            }
         }
-        self.g.queries.push(QueryInfo {
-            name: name.to_string(),
-            sql,
-            line,
-            sources: rq.sides.iter().map(|s| s.source.clone()).collect(),
-            sink: sink_id,
-        });
     }
 
     /// The node of declared source `decl` (added once).
@@ -647,14 +683,10 @@ impl GraphBuilder<'_> {
                 && let Some(path) = &decl.engine.dead_letter_path
             {
                 let dl = self.dead_letter(path);
-                self.g.edges.push(Edge {
-                    id: format!("{id}->{dl}"),
-                    kind: EdgeKind::DeadLetter,
-                    from: id.clone(),
-                    to: dl,
-                    channel: None,
-                    capacity: Some(self.dead_letter_capacity),
-                });
+                let cap = Some(self.dead_letter_capacity);
+                let edge_id = format!("{id}->{dl}");
+                self.g
+                    .edge(edge_id, EdgeKind::DeadLetter, &id, &dl, None, cap);
             }
         }
         id
