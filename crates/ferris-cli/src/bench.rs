@@ -20,7 +20,8 @@ pub struct BenchArgs {
     pub csv_rows: u64,
     /// Which case: passthrough, filter, csv, latency, streaming (all of: tumbling, sliding,
     /// session, changes, lookup, interval, moving_avg), one of those, all (every case but
-    /// kafka), kafka or kafka-keyed (start a local tansu broker).
+    /// kafka), kafka or kafka-keyed (start a local tansu broker), groupby-keys (unwindowed
+    /// GROUP BY over 10k..10M distinct keys; not part of all: it holds gigabytes).
     #[arg(long, default_value = "all")]
     pub case: String,
     /// Rows per source batch.
@@ -38,7 +39,11 @@ fn datagen(rows: u64, batch: usize, extra: &str) -> String {
 }
 
 /// Runs an application in-process; returns elapsed time and the registry.
-fn run_app(sql: &str, parallelism: usize, base: &Path) -> anyhow::Result<(Duration, Registry)> {
+pub(crate) fn run_app(
+    sql: &str,
+    parallelism: usize,
+    base: &Path,
+) -> anyhow::Result<(Duration, Registry)> {
     let app = ferris_plan::plan_application(sql).map_err(|e| anyhow::anyhow!(e.render(sql)))?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -83,11 +88,11 @@ fn generator_baseline(rows: u64, batch: usize) -> anyhow::Result<Duration> {
     Ok(started.elapsed())
 }
 
-fn rate(rows: u64, d: Duration) -> f64 {
+pub(crate) fn rate(rows: u64, d: Duration) -> f64 {
     rows as f64 / d.as_secs_f64().max(1e-9)
 }
 
-fn report(line: &str) {
+pub(crate) fn report(line: &str) {
     println!("{line}");
     let _ = std::io::stdout().flush();
 }
@@ -115,6 +120,7 @@ fn bench_inner(args: &BenchArgs) -> anyhow::Result<()> {
         "streaming",
         "kafka",
         "kafka-keyed",
+        "groupby-keys",
     ];
     known.extend(streaming.iter().map(|c| c.name));
     if !known.contains(&args.case.as_str()) {
@@ -185,6 +191,9 @@ fn bench_inner(args: &BenchArgs) -> anyhow::Result<()> {
     }
     if all || args.case == "csv" {
         csv_case(args.csv_rows)?;
+    }
+    if args.case == "groupby-keys" {
+        crate::bench_keys::groupby_keys_case(args.rows, args.batch_size, &base)?;
     }
     if args.case == "kafka" {
         crate::bench_kafka::kafka_case(args.rows, &report)?;

@@ -8,6 +8,7 @@
 mod bench;
 mod bench_kafka;
 mod bench_kafka_keyed;
+mod bench_keys;
 mod cases;
 mod progress;
 mod run;
@@ -16,6 +17,11 @@ mod stats;
 mod tansu;
 
 use clap::{Parser, Subcommand};
+
+/// mimalloc: the engine allocates and frees many small objects (a group's accumulators, its
+/// key) and glibc's allocator spends much of that time consolidating free lists.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use std::process::ExitCode;
 
 /// FerrisStreams: continuous, exact streaming SQL over files, generators and Kafka.

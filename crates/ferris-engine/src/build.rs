@@ -290,6 +290,7 @@ pub fn build_job(
                     operators: keyed.operators.clone(),
                     order_columns: keyed.order_columns,
                     per_source_partition: true,
+                    limits: settings.limits,
                 }),
                 right: right_reader,
                 late,
@@ -310,6 +311,7 @@ pub fn build_job(
                 operators: k.operators.clone(),
                 order_columns: k.order_columns,
                 per_source_partition: false,
+                limits: settings.limits,
             }),
             right: right.map(|(source, _)| RightInput {
                 source,

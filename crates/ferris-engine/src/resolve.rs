@@ -4,7 +4,7 @@
 
 use crate::error::EngineError;
 use ferris_plan::{Application, PlanError, PlannedQuery, SourceDecl};
-use ferris_runtime::{ErrorStrategy, LateRows};
+use ferris_runtime::{ErrorStrategy, LateRows, StateLimits};
 use ferris_sql::ast::Span;
 use std::collections::BTreeMap;
 
@@ -29,6 +29,8 @@ pub(crate) struct Resolved<'a> {
     /// Whether the keyed stage runs across the processes of a consumer group, through
     /// repartition topics.
     pub(crate) repartitioned: bool,
+    /// What each stateful operator of a keyed partition may hold.
+    pub(crate) limits: StateLimits,
 }
 
 /// The declaration of source `name`.
@@ -112,6 +114,29 @@ pub(crate) fn resolve<'a>(
         (true, Some(p)) => Some(p),
         (false, _) => None,
     };
+    if q.plan.keyed.is_none() {
+        for key in ["state.max.rows", "state.max.bytes"] {
+            if let Some(&span) = q.engine.spans.get(key) {
+                return Err(PlanError::at(
+                    format!(
+                        "'{key}' bounds the state of a stateful query (GROUP BY, OVER, join), \
+                         and query '{}' holds none",
+                        q.name
+                    ),
+                    span,
+                )
+                .into());
+            }
+        }
+    }
+    let limits = StateLimits {
+        max_rows: q.engine.state_max_rows,
+        max_bytes: Some(
+            q.engine
+                .state_max_bytes
+                .unwrap_or(StateLimits::DEFAULT_MAX_BYTES),
+        ),
+    };
     let mut sink = q.sink.clone();
     sink.entry("connector".to_string())
         .or_insert_with(|| "stdout".to_string());
@@ -132,5 +157,6 @@ pub(crate) fn resolve<'a>(
         channel_capacity: q.engine.channel_capacity.or(decl.engine.channel_capacity),
         batch_size: decl.engine.batch_size.unwrap_or(1024),
         repartitioned: q.plan.keyed.is_some() && decl.group_mode(),
+        limits,
     })
 }

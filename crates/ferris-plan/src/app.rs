@@ -193,7 +193,7 @@ pub fn plan_application(sql: &str) -> Result<Application, AppError> {
                     );
                 }
                 let (engine, sink) = props::split(&c.properties, c.span)?;
-                let plan = plan_query(&c.query, &catalog)?;
+                let plan = plan_query(&c.query, &catalog, &engine)?;
                 app.queries.push(PlannedQuery {
                     name,
                     plan,
@@ -214,7 +214,7 @@ pub fn plan_application(sql: &str) -> Result<Application, AppError> {
                     )
                     .into());
                 };
-                let plan = plan_query(&i.query, &catalog)?;
+                let plan = plan_query(&i.query, &catalog, &sink.engine)?;
                 let n = app.queries.len() + 1;
                 app.queries.push(PlannedQuery {
                     name: format!("insert_{n}_into_{target}"),
@@ -226,7 +226,7 @@ pub fn plan_application(sql: &str) -> Result<Application, AppError> {
             }
             Statement::Select(q) => {
                 selects += 1;
-                let plan = plan_query(&q, &catalog)?;
+                let plan = plan_query(&q, &catalog, &EngineProps::default())?;
                 app.queries.push(PlannedQuery {
                     name: format!("select_{selects}"),
                     plan,
@@ -273,6 +273,17 @@ fn declare_source(
     }
     let schema = Arc::new(Schema::new(fields));
     let (engine, connector) = props::split(&s.properties, s.span)?;
+    for key in ["state.ttl", "state.max.rows", "state.max.bytes"] {
+        if let Some(&span) = engine.spans.get(key) {
+            return Err(PlanError::at(
+                format!(
+                    "'{key}' is a query setting: put it in the WITH of the CREATE STREAM … AS \
+                     SELECT whose state it bounds, not in a source's"
+                ),
+                span,
+            ));
+        }
+    }
     let primary_key: Vec<String> = s
         .primary_key
         .iter()
@@ -357,7 +368,7 @@ fn explain(e: &ast::Explain, catalog: &Catalog) -> Result<String, PlanError> {
 }
 
 fn explain_plan(q: &StreamingQuery, catalog: &Catalog) -> Result<String, PlanError> {
-    let plan = plan_query(q, catalog)?;
+    let plan = plan_query(q, catalog, &EngineProps::default())?;
     let mut out = String::new();
     out.push_str("Logical plan (DataFusion):\n");
     for line in plan.logical_plan.lines() {

@@ -38,6 +38,8 @@ pub(crate) struct AggregateContext<'a> {
     pub(crate) event_time: Option<String>,
     pub(crate) span: Span,
     pub(crate) logical_plan: String,
+    /// `'state.ttl'` in ms (unwindowed GROUP BY only; `event_time` is then set).
+    pub(crate) ttl_ms: Option<i64>,
 }
 
 /// Lowers `projection ← [having] ← agg`.
@@ -168,8 +170,8 @@ pub(crate) fn lower_aggregate(
     }
 
     // Event time last.
-    let time_column = match (&ctx.window, &ctx.event_time) {
-        (Some(_), Some(col)) => {
+    let time_column = match &ctx.event_time {
+        Some(col) if windowed || ctx.ttl_ms.is_some() => {
             let idx = ctx.source_schema.index_of(col).map_err(|_| {
                 PlanError::at(format!("event-time column '{col}' is not declared"), span)
             })?;
@@ -240,6 +242,7 @@ pub(crate) fn lower_aggregate(
         window,
         emit,
         output_schema: agg_schema.clone(),
+        ttl_ms: ctx.ttl_ms,
     });
 
     // After the aggregation: HAVING, then SELECT plus the order columns.
@@ -327,7 +330,8 @@ pub(crate) fn lower_aggregate(
             time_column,
         }),
         output_schema,
-        event_time: windowed,
+        // A TTL is measured in event time: late rows are dropped, as for windows.
+        event_time: windowed || ctx.ttl_ms.is_some(),
         upsert_key,
         logical_plan: ctx.logical_plan,
     })

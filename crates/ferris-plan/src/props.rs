@@ -15,6 +15,9 @@ pub const ENGINE_KEYS: &[&str] = &[
     "watermark.max_out_of_orderness",
     "watermark.idle_timeout",
     "late.data.strategy",
+    "state.ttl",
+    "state.max.rows",
+    "state.max.bytes",
 ];
 
 /// Keys under this prefix belong to the engine's internal repartition topics; SQL may not
@@ -40,6 +43,24 @@ pub struct EngineProps {
     pub idle_timeout_ms: Option<i64>,
     /// `'late.data.strategy'` (`drop` or `dead_letter`).
     pub late_data_dead_letter: Option<bool>,
+    /// `'state.ttl'` in ms: an unwindowed GROUP BY forgets a group once the watermark is
+    /// this far past the group's last row.
+    pub state_ttl_ms: Option<i64>,
+    /// `'state.max.rows'`: entries one keyed partition of the query's stateful operator may
+    /// hold.
+    pub state_max_rows: Option<usize>,
+    /// `'state.max.bytes'`: approximate bytes one keyed partition of the query's stateful
+    /// operator may hold.
+    pub state_max_bytes: Option<usize>,
+    /// Where each engine key was written (for errors about its value).
+    pub spans: BTreeMap<String, Span>,
+}
+
+impl EngineProps {
+    /// Where `key` was written, or `fallback`.
+    pub fn span_of(&self, key: &str, fallback: Span) -> Span {
+        self.spans.get(key).copied().unwrap_or(fallback)
+    }
 }
 
 /// Splits a `WITH` list into engine settings and connector properties. Duplicate keys are
@@ -93,6 +114,19 @@ pub fn split(
                     _ => return Err(bad("expected 'drop' or 'dead_letter'")),
                 })
             }
+            "state.ttl" => {
+                let ms = parse_duration_ms(&p.value).map_err(|e| bad(&e))?;
+                if ms <= 0 {
+                    return Err(bad("expected a positive duration"));
+                }
+                engine.state_ttl_ms = Some(ms)
+            }
+            "state.max.rows" => {
+                engine.state_max_rows = Some(positive(&p.value).map_err(|e| bad(&e))?)
+            }
+            "state.max.bytes" => {
+                engine.state_max_bytes = Some(parse_bytes(&p.value).map_err(|e| bad(&e))?)
+            }
             key if key.starts_with(RESERVED_PREFIX) => {
                 return Err(PlanError::at(
                     format!(
@@ -105,8 +139,10 @@ pub fn split(
             }
             _ => {
                 connector.insert(p.key.clone(), p.value.clone());
+                continue;
             }
         }
+        engine.spans.insert(p.key.clone(), span);
     }
     Ok((engine, connector))
 }
@@ -115,6 +151,34 @@ fn positive(v: &str) -> Result<usize, String> {
     match v.trim().parse::<usize>() {
         Ok(n) if n > 0 => Ok(n),
         _ => Err("expected a positive integer".into()),
+    }
+}
+
+/// Parses a positive byte count: `1048576`, `512KB`, `64MB`, `2GB` (powers of 1024; `KiB`,
+/// `MiB`, `GiB` are accepted too).
+pub fn parse_bytes(v: &str) -> Result<usize, String> {
+    let t = v.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let n: usize = num
+        .parse()
+        .map_err(|_| format!("expected a size like 1048576, 512KB, 64MB or 2GB, found '{v}'"))?;
+    let factor: usize = match unit.trim().to_ascii_uppercase().as_str() {
+        "" | "B" => 1,
+        "KB" | "KIB" | "K" => 1 << 10,
+        "MB" | "MIB" | "M" => 1 << 20,
+        "GB" | "GIB" | "G" => 1 << 30,
+        "TB" | "TIB" | "T" => 1 << 40,
+        other => {
+            return Err(format!(
+                "unknown size unit '{other}': use B, KB, MB, GB or TB"
+            ));
+        }
+    };
+    match n.checked_mul(factor) {
+        Some(0) => Err("expected a positive size".into()),
+        Some(b) => Ok(b),
+        None => Err(format!("size '{v}' is too large")),
     }
 }
 
@@ -153,5 +217,15 @@ mod tests {
         assert_eq!(parse_duration_ms("2h"), Ok(7_200_000));
         assert_eq!(parse_duration_ms("7"), Ok(7));
         assert!(parse_duration_ms("5 parsecs").is_err());
+    }
+
+    #[test]
+    fn sizes() {
+        assert_eq!(parse_bytes("1048576"), Ok(1 << 20));
+        assert_eq!(parse_bytes("512KB"), Ok(512 << 10));
+        assert_eq!(parse_bytes("64 MiB"), Ok(64 << 20));
+        assert_eq!(parse_bytes("2gb"), Ok(2 << 30));
+        assert_eq!(parse_bytes("0"), Err("expected a positive size".into()));
+        assert!(parse_bytes("5 parsecs").is_err());
     }
 }

@@ -6,6 +6,7 @@ use crate::catalog::{Catalog, WINDOW_END, WINDOW_START};
 use crate::error::{PlanError, span_of};
 use crate::physical::ExprPlanner;
 use crate::plan_join::{PlannedJoin, plan_join};
+use crate::props::EngineProps;
 use arrow::datatypes::{Schema, SchemaRef};
 use datafusion_common::DataFusionError;
 use datafusion_expr::{Expr, LogicalPlan};
@@ -152,7 +153,11 @@ pub fn column_names(schema: &SchemaRef, columns: &[usize]) -> Vec<String> {
 }
 
 /// Plans `query` against `catalog`.
-pub fn plan_query(query: &StreamingQuery, catalog: &Catalog) -> Result<QueryPlan, PlanError> {
+pub fn plan_query(
+    query: &StreamingQuery,
+    catalog: &Catalog,
+    settings: &EngineProps,
+) -> Result<QueryPlan, PlanError> {
     check_supported_shape(query)?;
     let mut sql_query = query.query.clone();
     rewrite_mod_calls(&mut sql_query);
@@ -206,6 +211,32 @@ pub fn plan_query(query: &StreamingQuery, catalog: &Catalog) -> Result<QueryPlan
         }
         other => (None, other),
     };
+    let ttl = settings
+        .state_ttl_ms
+        .map(|ms| (ms, settings.span_of("state.ttl", query.span)));
+    if let Some((_, ttl_span)) = ttl
+        && (query.window.is_some() || !matches!(below, LogicalPlan::Aggregate(_)))
+    {
+        return Err(PlanError::at(
+            "'state.ttl' applies to an unwindowed GROUP BY (Flink's table.exec.state.ttl): \
+             windowed aggregations, OVER and interval joins free their state as the watermark \
+             passes; bound those with 'state.max.rows' / 'state.max.bytes'",
+            ttl_span,
+        ));
+    }
+    if let Some((_, ttl_span)) = ttl {
+        let Some(col) = catalog.event_time(&source) else {
+            return Err(PlanError::at(
+                format!(
+                    "'state.ttl' is measured in event time, but '{source}' declares none: add \
+                     WATERMARK FOR <ts column> AS <ts column> - INTERVAL '5' SECOND to its \
+                     CREATE STREAM, or 'event.time.field' = '<ts column>' to its WITH"
+                ),
+                ttl_span,
+            ));
+        };
+        event_time = Some(col.to_string());
+    }
     if let LogicalPlan::Aggregate(agg) = below {
         let ctx = crate::plan_aggregate::AggregateContext {
             source,
@@ -217,6 +248,7 @@ pub fn plan_query(query: &StreamingQuery, catalog: &Catalog) -> Result<QueryPlan
             event_time,
             span: query.span,
             logical_plan,
+            ttl_ms: ttl.map(|(ms, _)| ms),
         };
         return crate::plan_aggregate::lower_aggregate(projection, having, agg, ctx);
     }

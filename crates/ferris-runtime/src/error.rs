@@ -177,6 +177,24 @@ pub enum RuntimeError {
         /// Correlation id of the batch.
         correlation_id: String,
     },
+    /// The stateful stage of a query failed (an aggregate overflowed, the state went over
+    /// its budget) and the strategy is `fail`.
+    #[error(
+        "query '{query}' failed in its stateful stage ({node}, operator {operator}): {reason} (last batch correlation id {correlation_id})"
+    )]
+    Stateful {
+        /// Query name.
+        query: String,
+        /// The keyed partition's graph node id.
+        node: Box<str>,
+        /// The operator (`aggregate`, `over`, `interval_join`, ...), or `chain` when the
+        /// failing one is not known.
+        operator: String,
+        /// What failed.
+        reason: String,
+        /// Correlation id of the last batch the stage received.
+        correlation_id: Box<str>,
+    },
     /// A source could not read (I/O, connection).
     #[error("source '{source_name}' failed: {error}")]
     Source {

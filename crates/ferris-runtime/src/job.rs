@@ -102,6 +102,8 @@ pub struct KeyedStage {
     /// partition moves to another process, the state of its keys is dropped here without
     /// emitting anything, and its new owner rebuilds it from the committed offset.
     pub per_source_partition: bool,
+    /// What each operator of a keyed partition may hold.
+    pub limits: crate::operator::StateLimits,
 }
 
 /// A continuous query of the job.
@@ -492,6 +494,8 @@ pub async fn run_job(
                     chains,
                     inputs,
                     output: out_tx,
+                    limits: stage.limits,
+                    last_correlation: String::new(),
                 };
                 tasks.spawn(worker.run());
             }

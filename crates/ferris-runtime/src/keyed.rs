@@ -10,6 +10,7 @@ use crate::message::{
     BatchMeta, Control, CorrelationId, EventTimeMeta, GroupEpoch, Message, ProcessBatch, Settled,
     TraceContext, Watermark,
 };
+use crate::operator::StateLimits;
 use arrow::record_batch::RecordBatch;
 use ferris_observe::{Counter, Gauge, names};
 use std::collections::VecDeque;
@@ -25,6 +26,10 @@ pub(crate) struct KeyedWorker {
     /// `inputs[side][worker]`: one side for aggregations and OVER, two for joins.
     pub(crate) inputs: Vec<Vec<Receiver>>,
     pub(crate) output: Sender,
+    /// What each operator may hold.
+    pub(crate) limits: StateLimits,
+    /// Correlation id of the last batch received (named when the stage fails).
+    pub(crate) last_correlation: String,
 }
 
 /// What one slot brings a keyed partition.
@@ -233,6 +238,8 @@ impl KeyedWorker {
                     return Err(self.fail("a partition sent data after its end"));
                 }
                 Some(Message::ProcessBatch(pb)) => {
+                    self.last_correlation.clear();
+                    self.last_correlation.push_str(&pb.correlation_id.0);
                     let input = Input {
                         slot: pb.batch_id,
                         group: pb.control.group.as_ref(),
@@ -303,7 +310,7 @@ impl KeyedWorker {
             .chains
             .step(Step::Finish)
             .map_err(|e| self.fail(&e.message))?;
-        self.record(&state.gauges, &state.rows_out, &out);
+        self.record(&state.gauges, &state.rows_out, &out)?;
         let records = self.concat(out)?;
         // The rows only the end of input completes: results of this stage's own, numbered
         // after the last slot it answered.
@@ -396,7 +403,7 @@ impl KeyedWorker {
                     .map_err(|e| self.fail(&e.message))?,
             );
         }
-        self.record(&state.gauges, &state.rows_out, &out);
+        self.record(&state.gauges, &state.rows_out, &out)?;
         let records = self.concat(out)?;
         if !stale {
             sides[side].remember(input.slot, input.event.and_then(|e| e.max_time));
@@ -421,14 +428,42 @@ impl KeyedWorker {
         Ok((records, settled))
     }
 
-    fn record(&self, gauges: &[StateGauges], rows_out: &[Arc<Counter>], out: &[RecordBatch]) {
-        for (s, g) in self.chains.state_sizes().into_iter().zip(gauges) {
+    /// Updates the state gauges and the output counter; fails when an operator holds more
+    /// than its budget.
+    fn record(
+        &self,
+        gauges: &[StateGauges],
+        rows_out: &[Arc<Counter>],
+        out: &[RecordBatch],
+    ) -> Result<(), TaskEnd> {
+        let sizes = self.chains.state_sizes();
+        for (s, g) in sizes.iter().zip(gauges) {
             g.rows.set(s.rows as i64);
             g.bytes.set(s.bytes as i64);
         }
         if let Some(c) = rows_out.last() {
             c.add(out.iter().map(|b| b.num_rows() as u64).sum());
         }
+        for (i, s) in sizes.iter().enumerate() {
+            if let Some((setting, held, limit)) = self.limits.exceeded(*s) {
+                let operator = self.chains.names().swap_remove(i);
+                let what = if setting == "state.max.rows" {
+                    "entries"
+                } else {
+                    "bytes (approximately)"
+                };
+                return Err(self.fail_in(
+                    &operator,
+                    &format!(
+                        "its state holds {held} {what}, over '{setting}' = {limit} for one \
+                         keyed partition; raise '{setting}' in the query's WITH, add \
+                         'state.ttl' (unwindowed GROUP BY), or use a window so that state is \
+                         freed as the watermark passes"
+                    ),
+                ));
+            }
+        }
+        Ok(())
     }
 
     fn concat(&self, out: Vec<RecordBatch>) -> Result<RecordBatch, TaskEnd> {
@@ -452,12 +487,27 @@ impl KeyedWorker {
     /// Errors inside a stateful operator (e.g. a SUM overflowing its DECIMAL) stop the query:
     /// they concern a group's accumulated state, not one input row.
     fn fail(&self, reason: &str) -> TaskEnd {
-        TaskEnd::Failed(RuntimeError::Evaluate {
+        // The operator that failed says so at the start of its message ("aggregate: ...").
+        let operator = reason
+            .split_once(':')
+            .map(|(op, _)| op)
+            .filter(|op| self.chains.names().iter().any(|n| n == op))
+            .unwrap_or("chain")
+            .to_string();
+        self.fail_in(&operator, reason)
+    }
+
+    fn fail_in(&self, operator: &str, reason: &str) -> TaskEnd {
+        TaskEnd::Failed(RuntimeError::Stateful {
             query: self.ctx.name.to_string(),
-            source_name: self.ctx.name.to_string(),
-            position: format!("stateful stage, partition {}", self.partition),
+            node: self.node.as_str().into(),
+            operator: operator.to_string(),
             reason: reason.to_string(),
-            correlation_id: String::new(),
+            correlation_id: if self.last_correlation.is_empty() {
+                "none: no batch received yet".into()
+            } else {
+                self.last_correlation.as_str().into()
+            },
         })
     }
 }

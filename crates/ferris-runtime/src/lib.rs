@@ -41,7 +41,7 @@ pub use message::{
     BatchMeta, Control, CorrelationId, EventTimeMeta, GroupEpoch, Message, PartitionMark,
     ProcessBatch, Reject, Settled, TraceContext, Watermark,
 };
-pub use operator::{Operator, OperatorError, StateSize};
+pub use operator::{Operator, OperatorError, StateLimits, StateSize};
 pub use shutdown::Shutdown;
 pub use sink::{Sink, SinkError, WriteContext};
 pub use source::{Checkpoint, Drain, Source, SourceError, SourcePoll};

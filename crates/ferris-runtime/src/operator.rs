@@ -17,6 +17,48 @@ pub struct StateSize {
     pub bytes: usize,
 }
 
+/// The state one keyed partition's operators may hold (`'state.max.rows'`,
+/// `'state.max.bytes'`); going over fails the query, naming the operator.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StateLimits {
+    /// Entries per operator and keyed partition; `None`: no limit.
+    pub max_rows: Option<usize>,
+    /// Approximate bytes per operator and keyed partition; `None`: no limit.
+    pub max_bytes: Option<usize>,
+}
+
+impl StateLimits {
+    /// The default budget: no row limit and [`StateLimits::DEFAULT_MAX_BYTES`].
+    pub const DEFAULT: StateLimits = StateLimits {
+        max_rows: None,
+        max_bytes: Some(Self::DEFAULT_MAX_BYTES),
+    };
+
+    /// Default `'state.max.bytes'`: 4 GiB per operator and keyed partition.
+    pub const DEFAULT_MAX_BYTES: usize = 4 << 30;
+
+    /// What `size` breaks, as `(setting, held, limit)`; `None` within the budget.
+    pub fn exceeded(&self, size: StateSize) -> Option<(&'static str, usize, usize)> {
+        if let Some(max) = self.max_rows
+            && size.rows > max
+        {
+            return Some(("state.max.rows", size.rows, max));
+        }
+        if let Some(max) = self.max_bytes
+            && size.bytes > max
+        {
+            return Some(("state.max.bytes", size.bytes, max));
+        }
+        None
+    }
+}
+
+impl Default for StateLimits {
+    fn default() -> Self {
+        Self::DEFAULT
+    }
+}
+
 /// One step of a query's pipeline. A worker task owns its operators outright (no locks);
 /// each partition pipeline gets its own instances.
 pub trait Operator: Send + Sync {

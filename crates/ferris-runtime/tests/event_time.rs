@@ -167,6 +167,7 @@ fn run(left: TimedSource, right: TimedSource, right_idle: Option<Duration>) -> V
                     }) as Box<dyn Operator>])
                 }),
                 order_columns: 0,
+                limits: Default::default(),
                 per_source_partition: false,
             }),
             right: Some(RightInput {

@@ -9,22 +9,29 @@ use arrow::array::ArrayRef;
 use arrow::compute::cast;
 use arrow::datatypes::DataType;
 use arrow::row::{RowConverter, SortField};
-use datafusion_common::HashMap;
 use ferris_runtime::OperatorError;
-use std::sync::Arc;
+use hashbrown::{DefaultHashBuilder, HashTable};
+use std::hash::BuildHasher;
 
 use super::op_err;
 
 /// Maps GROUP BY key values to dense group ids and back.
+///
+/// The key bytes are stored once, in `keys`; the hash table holds only ids (4 bytes per
+/// group) and finds a key through its stored hash and `keys`. A million groups cost tens of
+/// megabytes here, not hundreds.
 pub(crate) struct KeyInterner {
     /// Encodes the key columns; `None` when there are no keys (every row is group 0).
     converter: Option<RowConverter>,
     /// The key column types (output keys are cast back to them, e.g. dictionaries).
     key_types: Vec<DataType>,
-    /// Encoded key → group id.
-    ids: HashMap<Arc<[u8]>, u32>,
+    hasher: DefaultHashBuilder,
+    /// Ids of the interned keys, by the hash of their bytes.
+    ids: HashTable<u32>,
     /// Group id → encoded key (`None` for a free id).
-    keys: Vec<Option<Arc<[u8]>>>,
+    keys: Vec<Option<Box<[u8]>>>,
+    /// Group id → hash of its key.
+    hashes: Vec<u64>,
     /// Group id → number of state entries holding it.
     refs: Vec<u32>,
     /// Ids free for reuse.
@@ -47,8 +54,10 @@ impl KeyInterner {
         Ok(KeyInterner {
             converter,
             key_types,
-            ids: HashMap::new(),
+            hasher: DefaultHashBuilder::default(),
+            ids: HashTable::new(),
             keys: Vec::new(),
+            hashes: Vec::new(),
             refs: Vec::new(),
             free: Vec::new(),
             fresh: Vec::new(),
@@ -90,23 +99,29 @@ impl KeyInterner {
     }
 
     fn id_of(&mut self, bytes: &[u8]) -> u32 {
-        if let Some(&id) = self.ids.get(bytes) {
+        let hash = self.hasher.hash_one(bytes);
+        let keys = &self.keys;
+        let same = |id: &u32| keys[*id as usize].as_deref() == Some(bytes);
+        if let Some(&id) = self.ids.find(hash, same) {
             return id;
         }
-        let key: Arc<[u8]> = Arc::from(bytes);
+        let key: Box<[u8]> = Box::from(bytes);
         let id = match self.free.pop() {
             Some(id) => {
-                self.keys[id as usize] = Some(key.clone());
+                self.keys[id as usize] = Some(key);
+                self.hashes[id as usize] = hash;
                 id
             }
             None => {
-                self.keys.push(Some(key.clone()));
+                self.keys.push(Some(key));
+                self.hashes.push(hash);
                 self.refs.push(0);
                 (self.keys.len() - 1) as u32
             }
         };
         self.key_bytes += bytes.len();
-        self.ids.insert(key, id);
+        let hashes = &self.hashes;
+        self.ids.insert_unique(hash, id, |id| hashes[*id as usize]);
         self.fresh.push(id);
         id
     }
@@ -139,17 +154,23 @@ impl KeyInterner {
     }
 
     fn remove(&mut self, id: u32) {
-        if let Some(key) = self.keys[id as usize].take() {
+        if self.keys[id as usize].take().is_some_and(|key| {
             self.key_bytes -= key.len();
-            self.ids.remove(&key);
+            true
+        }) {
+            let hash = self.hashes[id as usize];
+            if let Ok(entry) = self.ids.find_entry(hash, |&other| other == id) {
+                entry.remove();
+            }
             self.free.push(id);
         }
     }
 
     /// Forgets every group.
     pub(crate) fn clear(&mut self) {
-        self.ids = HashMap::new();
+        self.ids = HashTable::new();
         self.keys = Vec::new();
+        self.hashes = Vec::new();
         self.refs = Vec::new();
         self.free = Vec::new();
         self.fresh.clear();
@@ -161,8 +182,10 @@ impl KeyInterner {
         if self.ids.is_empty() {
             return 0;
         }
-        // Key bytes plus the map entry, the id slot and the Arc header per live key.
-        self.key_bytes + self.ids.len() * (2 * size_of::<Arc<[u8]>>() + 4 + 4 + 16)
+        // Key bytes plus, per id, its table slot, key pointer, hash and count.
+        self.key_bytes
+            + self.ids.capacity() * size_of::<u32>()
+            + self.keys.capacity() * (size_of::<Option<Box<[u8]>>>() + 8 + 4)
     }
 
     /// The key columns (input key types) of the given groups, one row per id.
@@ -199,6 +222,7 @@ impl KeyInterner {
 mod tests {
     use super::*;
     use arrow::array::{Array, Int64Array, StringArray};
+    use std::sync::Arc;
 
     #[test]
     fn interns_keys_with_nulls_and_frees_them() {

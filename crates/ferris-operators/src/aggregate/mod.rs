@@ -82,6 +82,10 @@ pub struct AggregateSpec {
     /// Output rows: the keys, then `_window_start`, `_window_end` (Timestamp(Millisecond),
     /// only when windowed), then one column per aggregate.
     pub output_schema: SchemaRef,
+    /// `'state.ttl'` (unwindowed only, needs `time_column`): a group is forgotten once the
+    /// watermark is more than this many ms past its last row's event time (under EMIT FINAL
+    /// its row is emitted then).
+    pub ttl_ms: Option<i64>,
 }
 
 /// Builds the streaming aggregation operator for `spec`: a [`SessionAggregate`] for session
@@ -113,9 +117,12 @@ fn describe(spec: &AggregateSpec) -> String {
     };
     let aggs: Vec<&str> = spec.aggregates.iter().map(|a| a.expr.name()).collect();
     format!(
-        "Aggregate: {window} EMIT {emit} keys={} aggs=[{}]",
+        "Aggregate: {window} EMIT {emit} keys={} aggs=[{}]{}",
         spec.key_count,
-        aggs.join(", ")
+        aggs.join(", "),
+        spec.ttl_ms
+            .map(|t| format!(" ttl={t}ms"))
+            .unwrap_or_default()
     )
 }
 
@@ -142,6 +149,16 @@ fn validate(spec: &AggregateSpec) -> Result<(), String> {
     let windowed = spec.window != WindowKind::Global;
     if windowed && spec.time_column.is_none() {
         return Err("aggregate: a windowed aggregation needs an event-time column".into());
+    }
+    if let Some(ttl) = spec.ttl_ms {
+        positive("state TTL", ttl)?;
+        if windowed || spec.time_column.is_none() {
+            return Err(
+                "aggregate: a state TTL needs an unwindowed aggregation with an \
+                        event-time column"
+                    .into(),
+            );
+        }
     }
     let fields = spec.output_schema.fields();
     let expected = spec.key_count + if windowed { 2 } else { 0 } + spec.aggregates.len();

@@ -106,6 +106,7 @@ fn spec(
         window,
         emit,
         output_schema: Arc::new(Schema::new(fields)),
+        ttl_ms: None,
     }
 }
 

@@ -8,7 +8,8 @@ use arrow::datatypes::SchemaRef;
 use arrow::record_batch::RecordBatch;
 use datafusion_common::HashMap;
 use ferris_runtime::{Operator, OperatorError, StateSize};
-use std::collections::BTreeMap;
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, BinaryHeap};
 use std::sync::Arc;
 
 use super::accs::AccSet;
@@ -51,6 +52,82 @@ fn floor_to(ts: i64, m: i64) -> Result<i64, OperatorError> {
         .ok_or_else(|| OperatorError::new(format!("aggregate: event time {ts} out of range")))
 }
 
+/// `'state.ttl'` bookkeeping of an unwindowed aggregation: each group's latest event time,
+/// and one pending expiry check per group, earliest first.
+struct Ttl {
+    ms: i64,
+    /// Group id → largest event time of its rows (ids are dense).
+    last_seen: Vec<i64>,
+    /// (time from which the group may be expired, group).
+    queue: BinaryHeap<Reverse<(i64, u32)>>,
+}
+
+impl Ttl {
+    /// Group `group` received rows up to event time `time`; `new` when it just entered.
+    fn touch(&mut self, group: u32, time: i64, new: bool) {
+        let g = group as usize;
+        if self.last_seen.len() <= g {
+            self.last_seen.resize(g + 1, i64::MIN);
+        }
+        if new {
+            self.last_seen[g] = time;
+            self.queue
+                .push(Reverse((time.saturating_add(self.ms), group)));
+        } else {
+            self.last_seen[g] = self.last_seen[g].max(time);
+        }
+    }
+
+    /// Pops the groups whose last row is more than the TTL behind `watermark`; groups seen
+    /// since their check was queued are queued again at their new time.
+    fn expire(&mut self, watermark: i64) -> Vec<u32> {
+        let mut expired = Vec::new();
+        while let Some(&Reverse((at, group))) = self.queue.peek() {
+            if at >= watermark {
+                break;
+            }
+            self.queue.pop();
+            let due = self.last_seen[group as usize].saturating_add(self.ms);
+            if due < watermark {
+                expired.push(group);
+            } else {
+                self.queue.push(Reverse((due, group)));
+            }
+        }
+        expired
+    }
+
+    /// The first row (and its group) that starts its group over: its event time is more than
+    /// the TTL after the latest earlier row of the group, in arrival order. `live` tells
+    /// whether a group holds state from earlier batches.
+    fn first_restart(
+        &self,
+        groups: &[u32],
+        times: &[i64],
+        live: impl Fn(u32) -> bool,
+    ) -> Option<(usize, u32)> {
+        let mut seen: HashMap<u32, i64> = HashMap::new();
+        for (row, (&group, &time)) in groups.iter().zip(times).enumerate() {
+            let last = match seen.get(&group) {
+                Some(&t) => Some(t),
+                None => live(group).then(|| self.last_seen[group as usize]),
+            };
+            if let Some(last) = last
+                && time > last.saturating_add(self.ms)
+            {
+                return Some((row, group));
+            }
+            seen.insert(group, last.map_or(time, |l| l.max(time)));
+        }
+        None
+    }
+
+    fn bytes(&self) -> usize {
+        self.last_seen.capacity() * size_of::<i64>()
+            + self.queue.capacity() * size_of::<Reverse<(i64, u32)>>()
+    }
+}
+
 /// The streaming aggregation operator for [`WindowKind::Global`], [`WindowKind::Tumbling`]
 /// and [`WindowKind::Sliding`].
 pub struct WindowAggregate {
@@ -58,10 +135,17 @@ pub struct WindowAggregate {
     text: String,
     buckets: Buckets,
     interner: KeyInterner,
-    /// Live entries: bucket start → group → accumulators.
+    /// Live entries of a windowed aggregation: bucket start → group → accumulators.
     live: BTreeMap<i64, HashMap<u32, AccSet>>,
+    /// Live entries of an unwindowed aggregation, by group id (ids are dense).
+    global: Vec<Option<AccSet>>,
     /// Number of live (bucket, group) entries.
     live_entries: usize,
+    /// Approximate bytes of the live accumulators, kept up to date as they change (summing
+    /// them per batch would cost a scan of every group).
+    live_bytes: usize,
+    /// `'state.ttl'` of an unwindowed aggregation.
+    ttl: Option<Ttl>,
     /// Frozen panes (SLIDING with EMIT FINAL only).
     panes: Option<PaneWindows>,
     /// Input columns read by the aggregates.
@@ -115,6 +199,7 @@ impl WindowAggregate {
             }
         };
         let interner = KeyInterner::new(super::key_types(&spec))?;
+        let ttl_ms = spec.ttl_ms;
         Ok(WindowAggregate {
             needed: super::needed_columns(&spec),
             spec,
@@ -122,7 +207,14 @@ impl WindowAggregate {
             buckets,
             interner,
             live: BTreeMap::new(),
+            global: Vec::new(),
             live_entries: 0,
+            live_bytes: 0,
+            ttl: ttl_ms.map(|ms| Ttl {
+                ms,
+                last_seen: Vec::new(),
+                queue: BinaryHeap::new(),
+            }),
             panes,
             watermark: i64::MIN,
             resumed_through: None,
@@ -178,13 +270,36 @@ impl WindowAggregate {
         Ok(())
     }
 
-    fn add_rows(&mut self, input: &RecordBatch) -> Result<Option<Emitted>, OperatorError> {
+    /// Adds the rows of `input` to the state; with a TTL, only those before the first row
+    /// that starts its group over, which is returned with its group. Under EMIT CHANGES,
+    /// returns the changed rows too.
+    #[allow(clippy::type_complexity)]
+    fn add_rows(
+        &mut self,
+        input: &RecordBatch,
+    ) -> Result<(Option<Emitted>, Option<(usize, u32)>), OperatorError> {
         let spec = self.spec.clone();
         let keys = input.columns().get(..spec.key_count).ok_or_else(|| {
             OperatorError::new("aggregate: input has fewer columns than group keys")
         })?;
         self.interner
             .intern(keys, input.num_rows(), &mut self.group_ids)?;
+        let times = match (&self.ttl, spec.time_column) {
+            (Some(_), Some(column)) => Some(event_times(input, column)?),
+            _ => None,
+        };
+        let restart = match (&self.ttl, times) {
+            (Some(ttl), Some(times)) => {
+                let global = &self.global;
+                ttl.first_restart(&self.group_ids, times, |g| {
+                    global.get(g as usize).is_some_and(Option::is_some)
+                })
+            }
+            _ => None,
+        };
+        if let Some((row, _)) = restart {
+            self.group_ids.truncate(row);
+        }
         self.assign(input)?;
         let routed = Routed::build(&self.assignments);
         let gathered = Gathered::take(input, &self.needed, &routed.indices)?;
@@ -192,24 +307,55 @@ impl WindowAggregate {
             (spec.emit == EmitMode::Changes).then(|| Emitted::new(spec.aggregates.len()));
         for (i, &(bucket, group)) in routed.slots.iter().enumerate() {
             let (offset, len) = routed.range(i);
-            let groups = self.live.entry(bucket).or_default();
-            let accs = match groups.entry(group) {
-                datafusion_common::hash_map::Entry::Occupied(e) => e.into_mut(),
-                datafusion_common::hash_map::Entry::Vacant(e) => {
-                    let accs = AccSet::new(&spec.aggregates)?;
-                    self.interner.acquire(group);
-                    self.live_entries += 1;
-                    e.insert(accs)
+            let (accs, before, new) = if let Buckets::Global = self.buckets {
+                let g = group as usize;
+                if self.global.len() <= g {
+                    self.global.resize_with(g + 1, || None);
+                }
+                match &mut self.global[g] {
+                    Some(accs) => {
+                        let before = accs.size();
+                        (accs, before, false)
+                    }
+                    slot @ None => {
+                        self.interner.acquire(group);
+                        self.live_entries += 1;
+                        (slot.insert(AccSet::new(&spec.aggregates)?), 0, true)
+                    }
+                }
+            } else {
+                match self.live.entry(bucket).or_default().entry(group) {
+                    datafusion_common::hash_map::Entry::Occupied(e) => {
+                        let accs = e.into_mut();
+                        let before = accs.size();
+                        (accs, before, false)
+                    }
+                    datafusion_common::hash_map::Entry::Vacant(e) => {
+                        let accs = AccSet::new(&spec.aggregates)?;
+                        self.interner.acquire(group);
+                        self.live_entries += 1;
+                        (e.insert(accs), 0, true)
+                    }
                 }
             };
             accs.update(&spec.aggregates, |c| gathered.slice(c, offset, len))?;
+            self.live_bytes = (self.live_bytes + accs.size()).saturating_sub(before);
+            if let (Some(ttl), Some(times)) = (&mut self.ttl, times) {
+                let rows = &routed.indices[offset..offset + len];
+                let latest = rows
+                    .iter()
+                    .map(|&r| times.get(r as usize).copied().unwrap_or(i64::MIN))
+                    .max()
+                    .unwrap_or(i64::MIN);
+                ttl.touch(group, latest, new);
+            }
             if let Some(changes) = &mut changes {
                 let values = accs.evaluate()?;
                 let (start, end) = self.buckets.window_of(bucket);
                 changes.push(group, start, end, values);
             }
         }
-        Ok(changes)
+        Ok((changes, restart))
     }
 
     /// Removes the live buckets ending at or before `watermark` (all with `None`); emits
@@ -221,6 +367,18 @@ impl WindowAggregate {
         released: &mut Vec<u32>,
     ) -> Result<(), OperatorError> {
         let emit = self.spec.emit == EmitMode::Final;
+        if watermark.is_none() {
+            // The end: an unwindowed aggregation's groups are final now.
+            for (group, accs) in std::mem::take(&mut self.global).into_iter().enumerate() {
+                if let Some(mut accs) = accs {
+                    self.live_entries -= 1;
+                    if emit {
+                        emitted.push(group as u32, 0, 0, accs.evaluate()?);
+                    }
+                    released.push(group as u32);
+                }
+            }
+        }
         while let Some(entry) = self.live.first_entry() {
             let bucket = *entry.key();
             let (start, end) = self.buckets.window_of(bucket);
@@ -231,6 +389,8 @@ impl WindowAggregate {
             }
             let groups = entry.remove();
             self.live_entries -= groups.len();
+            let bytes: usize = groups.values().map(AccSet::size).sum();
+            self.live_bytes = self.live_bytes.saturating_sub(bytes);
             match &mut self.panes {
                 Some(panes) => panes.freeze(bucket, groups)?,
                 None => {
@@ -257,6 +417,64 @@ impl WindowAggregate {
             }
         }
         Ok(())
+    }
+
+    /// Forgets the groups of an unwindowed aggregation whose last row is more than the TTL
+    /// behind `watermark`; under EMIT FINAL their rows are emitted (nothing else will).
+    fn expire(
+        &mut self,
+        watermark: i64,
+        emitted: &mut Emitted,
+        released: &mut Vec<u32>,
+    ) -> Result<(), OperatorError> {
+        let Some(ttl) = &mut self.ttl else {
+            return Ok(());
+        };
+        for group in ttl.expire(watermark) {
+            self.retire(group, emitted, released)?;
+        }
+        Ok(())
+    }
+
+    /// Removes an unwindowed group (its TTL passed); under EMIT FINAL its row is emitted.
+    fn retire(
+        &mut self,
+        group: u32,
+        emitted: &mut Emitted,
+        released: &mut Vec<u32>,
+    ) -> Result<(), OperatorError> {
+        if let Some(mut accs) = self.global.get_mut(group as usize).and_then(Option::take) {
+            self.live_entries -= 1;
+            self.live_bytes = self.live_bytes.saturating_sub(accs.size());
+            if self.spec.emit == EmitMode::Final {
+                emitted.push(group, 0, 0, accs.evaluate()?);
+            }
+            released.push(group);
+        }
+        Ok(())
+    }
+
+    /// Adds a batch; with a TTL, in pieces split where a group starts over.
+    fn add_batch(
+        &mut self,
+        input: &RecordBatch,
+        out: &mut Vec<RecordBatch>,
+    ) -> Result<(), OperatorError> {
+        let mut rest = input.clone();
+        loop {
+            let (changes, restart) = self.add_rows(&rest)?;
+            if let Some(changes) = changes {
+                self.flush(changes, Vec::new(), out)?;
+            }
+            let Some((row, group)) = restart else {
+                return Ok(());
+            };
+            let mut emitted = Emitted::new(self.spec.aggregates.len());
+            let mut released = Vec::new();
+            self.retire(group, &mut emitted, &mut released)?;
+            self.flush(emitted, released, out)?;
+            rest = rest.slice(row, rest.num_rows() - row);
+        }
     }
 
     /// Emits `emitted` (while its groups are still interned), then releases `released`.
@@ -308,12 +526,7 @@ impl Operator for WindowAggregate {
         if input.num_rows() == 0 {
             return Ok(());
         }
-        let result = self.add_rows(input);
-        let result = match result {
-            Ok(Some(changes)) => self.flush(changes, Vec::new(), out),
-            Ok(None) => Ok(()),
-            Err(e) => Err(e),
-        };
+        let result = self.add_batch(input, out);
         self.interner.sweep();
         result
     }
@@ -327,30 +540,29 @@ impl Operator for WindowAggregate {
             return Ok(());
         }
         self.watermark = watermark;
-        if matches!(self.buckets, Buckets::Global) {
-            return Ok(());
-        }
         let mut emitted = Emitted::new(self.spec.aggregates.len());
         let mut released = Vec::new();
-        let result = self.close_live(Some(watermark), &mut emitted, &mut released);
+        let result = if matches!(self.buckets, Buckets::Global) {
+            if self.ttl.is_none() {
+                return Ok(());
+            }
+            self.expire(watermark, &mut emitted, &mut released)
+        } else {
+            self.close_live(Some(watermark), &mut emitted, &mut released)
+        };
         let flushed = self.flush(emitted, released, out);
         result.and(flushed)
     }
 
     fn state_size(&self) -> StateSize {
-        let live_bytes: usize = self
-            .live
-            .values()
-            .flat_map(|groups| groups.values())
-            .map(AccSet::size)
-            .sum();
+        let ttl_bytes = self.ttl.as_ref().map_or(0, Ttl::bytes);
         let (pane_rows, pane_bytes) = self
             .panes
             .as_ref()
             .map_or((0, 0), |p| (p.entries(), p.bytes()));
         StateSize {
             rows: self.live_entries + pane_rows,
-            bytes: live_bytes + pane_bytes + self.interner.size(),
+            bytes: self.live_bytes + ttl_bytes + pane_bytes + self.interner.size(),
         }
     }
 
@@ -372,9 +584,17 @@ impl Operator for WindowAggregate {
         let mut emitted = Emitted::new(self.spec.aggregates.len());
         let mut released = Vec::new();
         let result = self.close_live(None, &mut emitted, &mut released);
+        // Every group goes: the interner is cleared at once below, not key by key.
+        released.clear();
         let flushed = self.flush(emitted, released, out);
         self.live.clear();
+        self.global = Vec::new();
         self.live_entries = 0;
+        self.live_bytes = 0;
+        if let Some(ttl) = &mut self.ttl {
+            ttl.last_seen = Vec::new();
+            ttl.queue = BinaryHeap::new();
+        }
         if let Some(panes) = &mut self.panes {
             panes.clear(&mut Vec::new());
         }
