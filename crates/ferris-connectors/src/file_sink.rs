@@ -1,7 +1,12 @@
 //! `'connector'='file'` sink: JSON Lines or CSV.
 //!
-//! The file is created (with its parent directories) and TRUNCATED when the sink is opened:
-//! each run rewrites its output. JSON rows are encoded by
+//! Each run replaces its output whole: rows go to a temporary file in the same folder
+//! (`.<name>.<pid>.ferris-tmp`), which is renamed over `'path'` when the sink closes (end of
+//! input, a graceful stop, or a failure that ends the job: the rows written before it). A
+//! process killed meanwhile leaves the previous output untouched; its temporary file is removed
+//! by the next run writing the same path. With `'append'='true'` rows are appended to `'path'`
+//! as they are written (a CSV header only when the file is empty), so a growing output can be
+//! watched; a crash then leaves the rows written so far. JSON rows are encoded by
 //! [`ferris_runtime::json::JsonRowEncoder`]; CSV output starts with a header row (written
 //! with the first batch) and encodes values like [`crate::formats::csv`]. Each `write_batch`
 //! encodes the whole batch into a buffer and writes it with one call, so `Ok` means the bytes
@@ -16,7 +21,7 @@ use ferris_runtime::{Sink, SinkError};
 use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::Write;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 /// The output format of a file sink.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -53,10 +58,12 @@ pub struct FileSinkConfig {
     /// `'upsert.key'`: the key columns of `upsert-json` rows, comma-separated (the planner
     /// sets it to the query's group keys and window bounds).
     pub upsert_key: Vec<String>,
+    /// `'append'` (`false`): append to the file in place instead of replacing it at the end.
+    pub append: bool,
 }
 
 /// The keys the file sink accepts.
-pub const FILE_SINK_KEYS: &[&str] = &["connector", "path", "format", "upsert.key"];
+pub const FILE_SINK_KEYS: &[&str] = &["connector", "path", "format", "upsert.key", "append"];
 
 impl FileSinkConfig {
     /// Reads the configuration from `WITH` properties.
@@ -91,10 +98,17 @@ impl FileSinkConfig {
                 "an aggregation with group keys or a window (its rows need a key)",
             ));
         }
+        let append = match p.get("append").map(|v| v.to_ascii_lowercase()) {
+            None => false,
+            Some(v) if v == "true" => true,
+            Some(v) if v == "false" => false,
+            Some(v) => return Err(p.invalid("append", &v, "'true' or 'false'")),
+        };
         Ok(FileSinkConfig {
             path,
             format,
             upsert_key,
+            append,
         })
     }
 }
@@ -107,10 +121,58 @@ pub struct FileSink {
     upsert_key: Vec<String>,
     header_written: bool,
     buf: Vec<u8>,
+    /// The file named by `'path'`.
+    target: PathBuf,
+    /// The temporary file written instead, renamed over `target` at the end (`None` when
+    /// appending, or once renamed).
+    temp: Option<PathBuf>,
+}
+
+/// Suffix of the temporary files of file sinks.
+const TEMP_SUFFIX: &str = ".ferris-tmp";
+
+/// The temporary file process `pid` writes for `target`: `.<name>.<pid>.ferris-tmp` beside it.
+fn temp_path(target: &Path, pid: u32) -> PathBuf {
+    let name = target
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    target.with_file_name(format!(".{name}.{pid}{TEMP_SUFFIX}"))
+}
+
+/// Removes temporary files left for `target` by processes that no longer run (killed before
+/// their rename).
+fn remove_stale_temps(target: &Path) {
+    let (Some(dir), Some(name)) = (target.parent(), target.file_name()) else {
+        return;
+    };
+    let dir = if dir.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        dir
+    };
+    let prefix = format!(".{}.", name.to_string_lossy());
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let file = entry.file_name().to_string_lossy().into_owned();
+        let pid = file
+            .strip_prefix(&prefix)
+            .and_then(|rest| rest.strip_suffix(TEMP_SUFFIX))
+            .and_then(|pid| pid.parse::<u32>().ok());
+        if let Some(pid) = pid
+            && pid != std::process::id()
+            && !Path::new(&format!("/proc/{pid}")).exists()
+        {
+            let _ = std::fs::remove_file(entry.path());
+        }
+    }
 }
 
 impl FileSink {
-    /// Creates (truncating) the file, relative to `base_dir`, and its parent directories.
+    /// Opens the sink, relative to `base_dir`, creating parent directories: a temporary file
+    /// beside `'path'`, or `'path'` itself for appending.
     pub fn open(config: &FileSinkConfig, base_dir: &Path) -> Result<Self, ConnectorError> {
         let full = base_dir.join(&config.path);
         let io = |e: std::io::Error| ConnectorError::Io {
@@ -120,15 +182,43 @@ impl FileSink {
         if let Some(parent) = full.parent().filter(|p| !p.as_os_str().is_empty()) {
             std::fs::create_dir_all(parent).map_err(io)?;
         }
-        let file = File::create(&full).map_err(io)?;
+        if full.is_dir() {
+            return Err(io(std::io::Error::other("is a directory, not a file")));
+        }
+        let (file, temp, header_written) = if config.append {
+            let file = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(&full)
+                .map_err(io)?;
+            let non_empty = file.metadata().map(|m| m.len() > 0).map_err(io)?;
+            (file, None, non_empty)
+        } else {
+            remove_stale_temps(&full);
+            let temp = temp_path(&full, std::process::id());
+            let file = File::create(&temp).map_err(io)?;
+            (file, Some(temp), false)
+        };
         Ok(FileSink {
             describe: format!("file {} ({})", config.path, config.format.name()),
             file,
             format: config.format,
             upsert_key: config.upsert_key.clone(),
-            header_written: false,
+            header_written,
             buf: Vec::new(),
+            target: full,
+            temp,
         })
+    }
+
+    /// Makes what was written durable and, unless appending, renames it over the target.
+    fn commit(&mut self) -> std::io::Result<()> {
+        self.file.flush()?;
+        self.file.sync_all()?;
+        if let Some(temp) = self.temp.take() {
+            std::fs::rename(&temp, &self.target)?;
+        }
+        Ok(())
     }
 
     fn encode(&mut self, batch: &RecordBatch) -> Result<(), String> {
@@ -203,8 +293,23 @@ impl Sink for FileSink {
     }
 
     fn close(&mut self) -> Result<(), SinkError> {
-        self.file
-            .flush()
-            .map_err(|e| SinkError::caused_by(format!("{}: flush failed", self.describe), e))
+        self.commit().map_err(|e| {
+            SinkError::caused_by(
+                format!("{}: could not replace the output", self.describe),
+                e,
+            )
+        })
+    }
+}
+
+impl Drop for FileSink {
+    /// A job that ends without closing its sink (another query failed) still replaces the
+    /// output with the rows written; only a killed process leaves the old output.
+    fn drop(&mut self) {
+        if self.temp.is_some()
+            && let Err(e) = self.commit()
+        {
+            tracing::warn!("{}: could not replace the output: {e}", self.describe);
+        }
     }
 }

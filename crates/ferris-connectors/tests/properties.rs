@@ -41,7 +41,7 @@ fn unknown_keys_are_named_with_the_valid_ones() {
             ("path", "o.json"),
             ("follow", "true")
         ]),
-        "unknown property 'follow' for the file sink; valid properties: connector, path, format, upsert.key"
+        "unknown property 'follow' for the file sink; valid properties: connector, path, format, upsert.key, append"
     );
     assert_eq!(
         sink_err(&[("connector", "blackhole"), ("x", "y")]),

@@ -66,13 +66,17 @@ fn file_sink_writes_exact_json_lines() {
         r#"{"symbol":null,"price":null,"volume":-1,"ts":null,"ok":null,"f":null,"d":null}"#,
         "\n"
     );
-    // Bytes are on disk after write_batch, before close.
-    let text = std::fs::read_to_string(dir.path().join("out/sub/r.jsonl")).expect("read");
+    // Bytes are on disk after write_batch, before close: in the temporary file, which close
+    // renames over the output.
+    let temp = format!("out/sub/.r.jsonl.{}.ferris-tmp", std::process::id());
+    let text = std::fs::read_to_string(dir.path().join(&temp)).expect("read");
     assert_eq!(text, expected);
+    assert!(!dir.path().join("out/sub/r.jsonl").exists());
     sink.write_batch(&batch().slice(0, 1)).expect("write");
     sink.close().expect("close");
     let text = std::fs::read_to_string(dir.path().join("out/sub/r.jsonl")).expect("read");
     assert_eq!(text.lines().count(), 4);
+    assert!(!dir.path().join(&temp).exists());
 }
 
 #[test]
