@@ -302,7 +302,7 @@ fn sigint_during_a_followed_file_drains_and_exits_0() {
         dir.path(),
         "app.sql",
         "CREATE STREAM live (id BIGINT, v VARCHAR) WITH ('connector'='file', 'path'='live.csv', 'format'='csv', 'follow'='true');
-         CREATE STREAM out WITH ('connector'='file', 'path'='out.jsonl', 'format'='json') AS SELECT id, v FROM live;",
+         CREATE STREAM out WITH ('connector'='file', 'path'='out.jsonl', 'format'='json', 'append'='true') AS SELECT id, v FROM live;",
     );
     let mut child = cli()
         .arg("run")
@@ -351,6 +351,53 @@ fn sigint_during_a_followed_file_drains_and_exits_0() {
         read(dir.path(), "out.jsonl"),
         expected,
         "every row exactly once, in order"
+    );
+}
+
+/// A stop is not the end of the input: an unwindowed EMIT FINAL, which emits at the end of
+/// input, writes nothing on SIGTERM, and says how many groups it held (the rule in docs/sql.md,
+/// "Emit modes").
+#[cfg(unix)]
+#[test]
+fn sigterm_stops_an_unwindowed_emit_final_query_without_writing_and_says_so() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    write(dir.path(), "live.csv", "sym,v\na,1\nb,2\na,3\n");
+    write(
+        dir.path(),
+        "app.sql",
+        "CREATE STREAM live (sym VARCHAR, v BIGINT) WITH ('connector'='file', 'path'='live.csv', 'format'='csv', 'follow'='true');
+         CREATE STREAM seen WITH ('connector'='file', 'path'='seen.jsonl', 'append'='true') AS SELECT sym FROM live;
+         CREATE STREAM totals WITH ('connector'='file', 'path'='totals.jsonl') AS
+           SELECT sym, SUM(v) AS total FROM live GROUP BY sym EMIT FINAL;",
+    );
+    let mut child = cli()
+        .arg("run")
+        .arg(dir.path().join("app.sql"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while read(dir.path(), "seen.jsonl").lines().count() < 3 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(status.success());
+    let out = child.wait_with_output().expect("wait");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert_eq!(read(dir.path(), "seen.jsonl").lines().count(), 3);
+    assert_eq!(read(dir.path(), "totals.jsonl"), "");
+    assert!(
+        stderr.contains(
+            "query 'totals' stopped before the end of its input: its aggregate \
+             (totals/keyed/0) held 2 entries that only the end of input or the watermark \
+             completes; they are not written"
+        ),
+        "{stderr}"
     );
 }
 

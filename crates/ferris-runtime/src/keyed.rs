@@ -302,7 +302,23 @@ impl KeyedWorker {
         }
         if stopped {
             // Nothing more is written: the rows the state holds were not committed (their
-            // slots are not settled), so they are read again after a restart.
+            // slots are not settled), so they are read again after a restart. Say what that
+            // leaves out: a stop is not the end of the input, so rows that only the end of
+            // input (or a watermark) completes are not final and not written.
+            let names = self.chains.names();
+            for (op, size) in names.iter().zip(self.chains.state_sizes()) {
+                if size.rows > 0 {
+                    tracing::warn!(
+                        "query '{}' stopped before the end of its input: its {op} ({}) held {} \
+                         entries that only the end of input or the watermark completes; they \
+                         are not written (a source that commits reads their rows again after \
+                         a restart)",
+                        self.ctx.name,
+                        self.node,
+                        size.rows
+                    );
+                }
+            }
             self.send(Message::Stopped).await?;
             return Ok(());
         }
