@@ -18,6 +18,7 @@
 mod app;
 mod catalog;
 mod error;
+mod finite;
 pub mod logical;
 mod lower_over;
 mod physical;

@@ -84,16 +84,23 @@ impl ExprPlanner {
 }
 
 /// Makes every `+`, `-`, `*` and integer negation fail on overflow instead of wrapping, so
-/// overflow meets the error strategy rather than producing a wrong number.
+/// overflow meets the error strategy rather than producing a wrong number; and a float
+/// operator or function whose result is not finite fail too ([`crate::finite`]).
 pub(crate) fn checked(
     expr: Arc<dyn PhysicalExpr>,
     input: &Schema,
 ) -> datafusion_common::Result<Arc<dyn PhysicalExpr>> {
     expr.transform_up(|e| {
         if let Some(b) = e.downcast_ref::<BinaryExpr>() {
-            let checked = BinaryExpr::new(b.left().clone(), *b.op(), b.right().clone())
-                .with_fail_on_overflow(true);
-            return Ok(Transformed::yes(Arc::new(checked) as Arc<dyn PhysicalExpr>));
+            let checked: Arc<dyn PhysicalExpr> = Arc::new(
+                BinaryExpr::new(b.left().clone(), *b.op(), b.right().clone())
+                    .with_fail_on_overflow(true),
+            );
+            let checked = crate::finite::wrap(&checked, input)?.unwrap_or(checked);
+            return Ok(Transformed::yes(checked));
+        }
+        if let Some(wrapped) = crate::finite::wrap(&e, input)? {
+            return Ok(Transformed::yes(wrapped));
         }
         if let Some(n) = e.downcast_ref::<NegativeExpr>() {
             let t = n.arg().data_type(input)?;
