@@ -111,7 +111,7 @@ impl FiniteCheck {
             Kind::Division if arg(1) == Some(0.0) => "division by zero".to_string(),
             Kind::Function(name) if name.starts_with("LOG") || name == "LN" => {
                 match args.last().and_then(|a| float_or_int_at(a, row)) {
-                    Some(x) if x == 0.0 => format!("{name}: cannot take the logarithm of zero"),
+                    Some(0.0) => format!("{name}: cannot take the logarithm of zero"),
                     Some(x) if x < 0.0 => {
                         format!("{name}: cannot take the logarithm of a negative number")
                     }
