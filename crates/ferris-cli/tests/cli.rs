@@ -370,7 +370,7 @@ fn sigterm_stops_an_unwindowed_emit_final_query_without_writing_and_says_so() {
          CREATE STREAM totals WITH ('connector'='file', 'path'='totals.jsonl') AS
            SELECT sym, SUM(v) AS total FROM live GROUP BY sym EMIT FINAL;",
     );
-    let mut child = cli()
+    let child = cli()
         .arg("run")
         .arg(dir.path().join("app.sql"))
         .stdout(Stdio::null())
