@@ -49,6 +49,11 @@ pub struct ValidateArgs {
     /// Partition pipelines per query (same as --set parallelism=N).
     #[arg(short = 'p', long)]
     pub parallelism: Option<usize>,
+    /// Check the SQL and the properties only, not the environment: input files, their CSV
+    /// headers and sink directories are not looked at (an application meant for another
+    /// machine, or a graph before the data exists).
+    #[arg(long)]
+    pub plan_only: bool,
 }
 
 /// The job settings of `--set` and `--parallelism`, or the exit code 2 after printing why
@@ -96,13 +101,26 @@ pub fn validate(args: ValidateArgs) -> u8 {
         Ok(c) => c,
         Err(code) => return code,
     };
-    let planned = ferris_plan::plan_application(&sql).map_err(|e| e.render(&sql));
-    // The checks `run` makes before opening anything (a sink must not be its own input).
-    let planned = planned.and_then(|app| {
+    let app = match ferris_plan::plan_application(&sql) {
+        Ok(app) => app,
+        Err(e) => {
+            eprintln!("{}", e.render(&sql));
+            return 2;
+        }
+    };
+    // Every check `run` makes before reading data: paths, connector properties, input files
+    // and CSV headers, sink paths (nothing is created or connected to). With --plan-only,
+    // only what needs no file.
+    let checked = if args.plan_only {
         ferris_engine::check_paths(&app, &base)
-            .map(|()| app)
-            .map_err(|e| e.render(&sql))
-    });
+    } else {
+        ferris_engine::check_job(&app, config.clone(), &base)
+    };
+    if let Err(e) = checked {
+        eprintln!("{}", e.render(&sql));
+        return setup_exit_code(&e);
+    }
+    let planned: Result<_, String> = Ok(app);
     match planned {
         Ok(app) if args.graph.is_some() => match ferris_engine::job_graph(&app, &config) {
             Ok(graph) => {

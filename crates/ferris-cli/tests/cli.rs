@@ -214,6 +214,24 @@ fn validate_and_missing_file_exit_codes() {
         "ok.sql",
         &format!("{DECLARE});\nSELECT * FROM trades;"),
     );
+    // The input file is looked at (as `run` would), unless --plan-only.
+    let out = cli()
+        .arg("validate")
+        .arg(dir.path().join("ok.sql"))
+        .output()
+        .expect("run");
+    assert_eq!(out.status.code(), Some(4));
+    let out = cli()
+        .args(["validate", "--plan-only"])
+        .arg(dir.path().join("ok.sql"))
+        .output()
+        .expect("run");
+    assert_eq!(out.status.code(), Some(0));
+    assert!(
+        String::from_utf8_lossy(&out.stdout)
+            .ends_with("valid (1 source(s), 0 sink(s), 1 query(ies), 0 explain(s))\n")
+    );
+    write(dir.path(), "trades.csv", "symbol,price,volume,ts\n");
     let out = cli()
         .arg("validate")
         .arg(dir.path().join("ok.sql"))

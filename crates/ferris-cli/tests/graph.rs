@@ -25,6 +25,7 @@ fn validate_graph(file: &Path, format: &str, parallelism: usize) -> String {
     let out = Command::new(env!("CARGO_BIN_EXE_ferris-cli"))
         .args([
             "validate",
+            "--plan-only",
             "--graph",
             format,
             "-p",

@@ -70,6 +70,9 @@ impl FileSinkConfig {
     pub fn from_props(props: &BTreeMap<String, String>) -> Result<Self, ConnectorError> {
         let p = Props::new("file sink", FILE_SINK_KEYS, props)?;
         let path = p.required("path")?.to_string();
+        if path.trim().is_empty() {
+            return Err(p.invalid("path", &path, "a file name"));
+        }
         let format = match p.get("format") {
             Some(f) => match f.to_ascii_lowercase().as_str() {
                 "json" | "jsonl" | "ndjson" => SinkFormat::Json,
@@ -170,6 +173,32 @@ fn remove_stale_temps(target: &Path) {
     }
 }
 
+/// What opening a sink at `full` would find wrong, without creating anything: the path is a
+/// directory, or its nearest existing ancestor is not one.
+pub fn check_target(full: &Path) -> Result<(), ConnectorError> {
+    let io = |reason: &str| ConnectorError::Io {
+        path: full.display().to_string(),
+        reason: reason.to_string(),
+    };
+    if full.is_dir() {
+        return Err(io("is a directory, not a file"));
+    }
+    let mut ancestor = full.parent();
+    while let Some(dir) = ancestor {
+        if dir.as_os_str().is_empty() || dir.is_dir() {
+            return Ok(());
+        }
+        if dir.exists() {
+            return Err(io(&format!(
+                "'{}' is not a directory, so the file cannot be created in it",
+                dir.display()
+            )));
+        }
+        ancestor = dir.parent();
+    }
+    Ok(())
+}
+
 impl FileSink {
     /// Opens the sink, relative to `base_dir`, creating parent directories: a temporary file
     /// beside `'path'`, or `'path'` itself for appending.
@@ -179,11 +208,9 @@ impl FileSink {
             path: full.display().to_string(),
             reason: e.to_string(),
         };
+        check_target(&full)?;
         if let Some(parent) = full.parent().filter(|p| !p.as_os_str().is_empty()) {
             std::fs::create_dir_all(parent).map_err(io)?;
-        }
-        if full.is_dir() {
-            return Err(io(std::io::Error::other("is a directory, not a file")));
         }
         let (file, temp, header_written) = if config.append {
             let file = std::fs::OpenOptions::new()

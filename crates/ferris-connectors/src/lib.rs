@@ -180,20 +180,7 @@ pub fn create_sink(
     base_dir: &Path,
 ) -> Result<Box<dyn Sink>, ConnectorError> {
     let mut props = props.clone();
-    let rate = match props.remove(RATE_KEY) {
-        None => None,
-        Some(v) => match v.trim().parse::<u64>() {
-            Ok(n) if n > 0 => Some(n),
-            _ => {
-                return Err(ConnectorError::InvalidValue {
-                    key: RATE_KEY.into(),
-                    value: v,
-                    connector: "sink".into(),
-                    expected: "a positive whole number of rows".into(),
-                });
-            }
-        },
-    };
+    let rate = sink_rate(&mut props)?;
     let sink = create_plain_sink(name, &props, base_dir)?;
     Ok(match rate {
         Some(n) => Box::new(rate_limit::RateLimited::new(sink, n)),
@@ -203,6 +190,63 @@ pub fn create_sink(
 
 /// Any sink's write-rate cap (see [`rate_limit`]).
 const RATE_KEY: &str = "sink.rows.per.second";
+
+/// What [`create_source`] checks before reading data, without its side effects (for
+/// `ferris-cli validate`): properties, the file and its CSV header, the generator's columns,
+/// Kafka properties and formats. It does not connect to a broker: joining a consumer group
+/// to check it would move the partitions of the group's running members.
+pub fn check_source(
+    name: &str,
+    schema: SchemaRef,
+    props: &BTreeMap<String, String>,
+    base_dir: &Path,
+) -> Result<(), ConnectorError> {
+    let connector = props.get("connector").map(|c| c.to_ascii_lowercase());
+    match connector.as_deref() {
+        Some("stdin") => StdinConfig::from_props(props).map(|_| ()),
+        Some("kafka") => kafka::check_source_props(&schema, props),
+        // Opening a file reads its header only; a generator is pure.
+        _ => create_source(name, schema, props, base_dir).map(|_| ()),
+    }
+}
+
+/// What [`create_sink`] checks, without creating files or connecting (for `ferris-cli
+/// validate`).
+pub fn check_sink(
+    name: &str,
+    props: &BTreeMap<String, String>,
+    base_dir: &Path,
+) -> Result<(), ConnectorError> {
+    let _ = name;
+    let mut props = props.clone();
+    sink_rate(&mut props)?;
+    let connector = props.get("connector").map(|c| c.to_ascii_lowercase());
+    match connector.as_deref() {
+        Some("file") => {
+            let config = FileSinkConfig::from_props(&props)?;
+            file_sink::check_target(&base_dir.join(&config.path))
+        }
+        Some("kafka") => kafka::check_sink_props(&props),
+        // stdout and blackhole have no side effects when created.
+        _ => create_plain_sink(name, &props, base_dir).map(|_| ()),
+    }
+}
+
+/// Removes and parses [`RATE_KEY`].
+fn sink_rate(props: &mut BTreeMap<String, String>) -> Result<Option<u64>, ConnectorError> {
+    match props.remove(RATE_KEY) {
+        None => Ok(None),
+        Some(v) => match v.trim().parse::<u64>() {
+            Ok(n) if n > 0 => Ok(Some(n)),
+            _ => Err(ConnectorError::InvalidValue {
+                key: RATE_KEY.into(),
+                value: v,
+                connector: "sink".into(),
+                expected: "a positive whole number of rows".into(),
+            }),
+        },
+    }
+}
 
 fn create_plain_sink(
     name: &str,

@@ -25,17 +25,31 @@ struct JobBuilder<'a> {
     table_slots: BTreeMap<String, Arc<OnceLock<TableSnapshot>>>,
     dead_letters: Vec<Box<dyn DeadLetterWriter>>,
     dead_letter_paths: Vec<PathBuf>,
+    /// Check what opening each connector would check, without opening anything
+    /// ([`check_job`]).
+    dry: bool,
 }
 
 impl JobBuilder<'_> {
     fn connector(&self, decl: &SourceDecl) -> Result<Box<dyn ferris_runtime::Source>, EngineError> {
+        let at = |e| EngineError::connector(format!("source '{}'", decl.name), decl.span, e);
+        if self.dry {
+            ferris_connectors::check_source(
+                &decl.name,
+                decl.schema.clone(),
+                &decl.connector,
+                self.base_dir,
+            )
+            .map_err(at)?;
+            return Ok(Box::new(crate::dry::NoSource(decl.schema.clone())));
+        }
         ferris_connectors::create_source(
             &decl.name,
             decl.schema.clone(),
             &decl.connector,
             self.base_dir,
         )
-        .map_err(|e| EngineError::connector(format!("source '{}'", decl.name), decl.span, e))
+        .map_err(at)
     }
 
     /// The job's source for `decl` (one reader per source, shared by its queries).
@@ -82,12 +96,29 @@ impl JobBuilder<'_> {
         if let Some(i) = self.dead_letter_paths.iter().position(|x| *x == path) {
             return Ok(i);
         }
-        let writer = JsonLinesDeadLetterFile::open(&path).map_err(|e| EngineError::Io {
-            context: "dead-letter file".into(),
-            span,
-            source: Box::new(e),
-        })?;
-        self.dead_letters.push(Box::new(writer));
+        let writer: Box<dyn DeadLetterWriter> = if self.dry {
+            ferris_connectors::file_sink::check_target(&path).map_err(|e| EngineError::Io {
+                context: "dead-letter file".into(),
+                span,
+                source: Box::new(ferris_runtime::RuntimeError::DeadLetter {
+                    path: path.display().to_string(),
+                    reason: match e {
+                        ferris_connectors::ConnectorError::Io { reason, .. } => reason,
+                        other => other.to_string(),
+                    },
+                }),
+            })?;
+            Box::new(crate::dry::NoDeadLetters)
+        } else {
+            Box::new(
+                JsonLinesDeadLetterFile::open(&path).map_err(|e| EngineError::Io {
+                    context: "dead-letter file".into(),
+                    span,
+                    source: Box::new(e),
+                })?,
+            )
+        };
+        self.dead_letters.push(writer);
         self.dead_letter_paths.push(path);
         Ok(self.dead_letters.len() - 1)
     }
@@ -156,9 +187,27 @@ pub fn build_job(
     config: JobConfig,
     base_dir: &Path,
 ) -> Result<JobSpec, EngineError> {
+    build(app, config, base_dir, false)
+}
+
+/// Makes every check [`build_job`] makes before the job reads data — paths, connector
+/// properties, input files and their CSV headers, sink paths, dead-letter paths, tables —
+/// without creating or opening anything for writing and without connecting to a broker
+/// (`ferris-cli validate`).
+pub fn check_job(app: &Application, config: JobConfig, base_dir: &Path) -> Result<(), EngineError> {
+    build(app, config, base_dir, true).map(drop)
+}
+
+fn build(
+    app: &Application,
+    config: JobConfig,
+    base_dir: &Path,
+    dry: bool,
+) -> Result<JobSpec, EngineError> {
     // Before anything is opened: a sink must not truncate a file the job reads.
     crate::paths::check_paths(app, base_dir)?;
     let mut b = JobBuilder {
+        dry,
         app,
         base_dir,
         sources: Vec::new(),
@@ -188,12 +237,22 @@ pub fn build_job(
             Some(p) => Some(b.dead_letter(p, q.span)?),
             None => None,
         };
-        let sink = ferris_connectors::create_sink(&q.name, &sink_props, base_dir)
-            .map_err(|e| EngineError::connector(format!("sink of '{}'", q.name), q.span, e))?;
+        let sink_at = |e| EngineError::connector(format!("sink of '{}'", q.name), q.span, e);
+        let sink: Box<dyn ferris_runtime::Sink> = if dry {
+            ferris_connectors::check_sink(&q.name, &sink_props, base_dir).map_err(sink_at)?;
+            Box::new(ferris_connectors::BlackholeSink)
+        } else {
+            ferris_connectors::create_sink(&q.name, &sink_props, base_dir).map_err(sink_at)?
+        };
         let plan = q.plan.clone();
         let ops_table = table.clone();
         let channel_capacity = settings.channel_capacity;
-        if let Some(keyed) = q.plan.keyed.as_ref().filter(|_| settings.repartitioned) {
+        if let Some(keyed) = q
+            .plan
+            .keyed
+            .as_ref()
+            .filter(|_| settings.repartitioned && !dry)
+        {
             // Across the processes of a group: the stateless stage writes the rows to the
             // query's repartition topic, keyed by the query's key, and the keyed stage reads
             // that topic in the query's own group, one chain per repartition partition. A

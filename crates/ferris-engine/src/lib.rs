@@ -8,6 +8,7 @@
 //! as the runtime names them in its metrics.
 
 mod build;
+mod dry;
 mod error;
 mod graph;
 mod graph_render;
@@ -15,7 +16,7 @@ mod paths;
 mod repartition;
 mod resolve;
 
-pub use build::build_job;
+pub use build::{build_job, check_job};
 pub use error::EngineError;
 pub use graph::{
     Edge, EdgeKind, GRAPH_FORMAT_VERSION, JobGraph, Node, NodeKind, QueryInfo, job_graph,

@@ -48,6 +48,8 @@ pub mod repartition;
 pub mod sink;
 pub mod source;
 
+pub(crate) use sink::check_sink_props;
 pub use sink::{CORRELATION_ID_HEADER, KafkaSink, TRACEPARENT_HEADER};
 pub use source::KafkaSource;
 pub(crate) use source::ReaderRole;
+pub(crate) use source::check_source_props;

@@ -136,6 +136,28 @@ struct Repartition {
 /// learns them again).
 const MARKS_REPEAT: Duration = Duration::from_secs(1);
 
+/// The checks [`KafkaSink::new`] makes before it connects (for `ferris-cli validate`).
+pub(crate) fn check_sink_props(props: &BTreeMap<String, String>) -> Result<(), ConnectorError> {
+    let (own, _) = split(props);
+    let p = Props::new("kafka sink", SINK_KEYS, &own)?;
+    p.required("topic")?;
+    p.required("bootstrap.servers")?;
+    format(&p, "format")?;
+    avro_schema(&p)?;
+    trace_headers(&p)?;
+    Ok(())
+}
+
+/// `'headers'`: `trace` or `none` (default).
+fn trace_headers(p: &Props) -> Result<bool, ConnectorError> {
+    match p.get("headers").map(|h| h.to_ascii_lowercase()) {
+        None => Ok(false),
+        Some(h) if h == "none" => Ok(false),
+        Some(h) if h == "trace" => Ok(true),
+        Some(h) => Err(p.invalid("headers", &h, "'trace' or 'none'")),
+    }
+}
+
 impl KafkaSink {
     /// Connects a producer.
     pub fn new(props: &BTreeMap<String, String>) -> Result<Self, ConnectorError> {
@@ -191,12 +213,7 @@ impl KafkaSink {
             avro_schema: avro_schema(&p)?,
             avro: None,
             key: p.get("key").map(|k| k.to_ascii_lowercase()),
-            trace_headers: match p.get("headers").map(|h| h.to_ascii_lowercase()) {
-                None => false,
-                Some(h) if h == "none" => false,
-                Some(h) if h == "trace" => true,
-                Some(h) => return Err(p.invalid("headers", &h, "'trace' or 'none'")),
-            },
+            trace_headers: trace_headers(&p)?,
             buf: Vec::new(),
             servers: p.required("bootstrap.servers")?.to_string(),
             unreachable: None,

@@ -4,6 +4,7 @@
 
 mod open;
 pub(crate) use open::ReaderRole;
+pub(crate) use open::check_source_props;
 
 use crate::formats::avro::AvroCodec;
 use crate::formats::decode::RowDecoder;

@@ -149,6 +149,25 @@ impl KafkaSource {
     }
 }
 
+/// The checks [`KafkaSource::new`] makes before it connects: properties, format, Avro
+/// schema and timestamp column against `schema` (for `ferris-cli validate`).
+pub(crate) fn check_source_props(
+    schema: &SchemaRef,
+    props: &BTreeMap<String, String>,
+) -> Result<(), ConnectorError> {
+    let (own, client) = split(props);
+    let p = Props::new("kafka source", SOURCE_KEYS, &own)?;
+    let topic = p.required("topic")?.to_string();
+    p.required("bootstrap.servers")?;
+    let format = format(&p, "format")?;
+    let options = SourceOptions::parse(&p)?;
+    if options.group_mode {
+        refuse_cooperative(&client)?;
+    }
+    Payload::new(&p, schema, format, &topic)?;
+    Ok(())
+}
+
 /// Rebalances must revoke every partition and assign them again (the eager protocol): the
 /// source and the keyed stage restart from the committed offsets then. Cooperative
 /// assignors move partitions one by one, so group mode refuses them.
