@@ -203,25 +203,46 @@ fn drive(
     let mut carried: Vec<RecordBatch> = Vec::new();
     for (i, op) in ops.iter_mut().enumerate() {
         let mut out = Vec::new();
-        if i == 0 {
-            if let Some((side, b)) = input {
-                op.process_side(side, b, &mut out)?;
+        let result = drive_one(op.as_mut(), i == 0, input, &carried, step, &mut out);
+        if let Err(mut e) = result {
+            // Name the operator that failed ("aggregate: ...") when it did not.
+            let name = op.name();
+            if !e.message.starts_with(&format!("{name}:")) {
+                e.message = format!("{name}: {}", e.message);
             }
-        } else {
-            for b in &carried {
-                if b.num_rows() > 0 {
-                    op.process_batch(b, &mut out)?;
-                }
-            }
-        }
-        match step {
-            Step::Batch => {}
-            Step::Watermark(wm) => op.process_watermark(wm, &mut out)?,
-            Step::Finish => op.finish(&mut out)?,
+            return Err(e);
         }
         carried = out;
     }
     Ok(carried)
+}
+
+/// One operator's part of [`drive`]: the first takes the input, the others what the previous
+/// one emitted; then each sees the step.
+fn drive_one(
+    op: &mut dyn Operator,
+    first: bool,
+    input: Option<(usize, &RecordBatch)>,
+    carried: &[RecordBatch],
+    step: Step,
+    out: &mut Vec<RecordBatch>,
+) -> Result<(), OperatorError> {
+    if first {
+        if let Some((side, b)) = input {
+            op.process_side(side, b, out)?;
+        }
+    } else {
+        for b in carried {
+            if b.num_rows() > 0 {
+                op.process_batch(b, out)?;
+            }
+        }
+    }
+    match step {
+        Step::Batch => Ok(()),
+        Step::Watermark(wm) => op.process_watermark(wm, out),
+        Step::Finish => op.finish(out),
+    }
 }
 
 #[cfg(test)]

@@ -205,6 +205,8 @@ pub(crate) struct QueryContext {
     pub(crate) rows_in: Arc<Counter>,
     pub(crate) rows_filtered: Arc<Counter>,
     pub(crate) late: Arc<Counter>,
+    /// Rate-limited log lines of skipped rows.
+    pub(crate) skip_log: crate::skip_log::SkipLog,
 }
 
 impl QueryContext {
@@ -224,6 +226,7 @@ impl QueryContext {
             rows_in: registry.counter(names::QUERY_ROWS_IN, &q),
             rows_filtered: registry.counter(names::QUERY_ROWS_FILTERED, &q),
             late: registry.counter(names::QUERY_ROWS_LATE, &q),
+            skip_log: crate::skip_log::SkipLog::new(name),
         }
     }
 

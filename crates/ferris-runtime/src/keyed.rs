@@ -504,13 +504,13 @@ impl KeyedWorker {
     /// they concern a group's accumulated state, not one input row.
     fn fail(&self, reason: &str) -> TaskEnd {
         // The operator that failed says so at the start of its message ("aggregate: ...").
-        let operator = reason
+        match reason
             .split_once(':')
-            .map(|(op, _)| op)
-            .filter(|op| self.chains.names().iter().any(|n| n == op))
-            .unwrap_or("chain")
-            .to_string();
-        self.fail_in(&operator, reason)
+            .filter(|(op, _)| self.chains.names().iter().any(|n| n == op))
+        {
+            Some((op, rest)) => self.fail_in(op, rest.trim_start()),
+            None => self.fail_in("chain", reason),
+        }
     }
 
     fn fail_in(&self, operator: &str, reason: &str) -> TaskEnd {

@@ -23,6 +23,7 @@ mod route;
 pub mod shutdown;
 pub mod sink;
 mod sink_task;
+mod skip_log;
 pub mod source;
 mod source_task;
 mod table;

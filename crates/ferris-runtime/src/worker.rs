@@ -9,6 +9,7 @@ use crate::json::row_to_json;
 use crate::message::{Message, ProcessBatch};
 use crate::operator::Operator;
 use crate::route::Router;
+use crate::skip_log::SkipLine;
 use arrow::array::BooleanArray;
 use arrow::compute::filter_record_batch;
 use arrow::record_batch::RecordBatch;
@@ -362,7 +363,17 @@ impl QueryContext {
             })),
             ErrorStrategy::Skip => {
                 self.skipped(stage).inc();
-                tracing::warn!(query = %self.name, source, %position, correlation_id, "skipped row: {reason}");
+                match self.skip_log.skipped(Instant::now()) {
+                    SkipLine::Row => {
+                        tracing::warn!(query = %self.name, source, %position, correlation_id, "skipped row: {reason}")
+                    }
+                    SkipLine::Summary { since, total } => {
+                        tracing::warn!(query = %self.name, source, %position, correlation_id,
+                            "{since} more row(s) skipped, {total} in all (rows are logged one by one \
+                             only at first; ferris_query_rows_skipped_total counts them); the last: {reason}")
+                    }
+                    SkipLine::Quiet => {}
+                }
                 Ok(())
             }
             ErrorStrategy::DeadLetter => {
