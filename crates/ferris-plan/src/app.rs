@@ -147,7 +147,32 @@ impl AppError {
 }
 
 /// Parses and plans every statement of `sql`, in order.
+///
+/// Planning runs on a thread of its own with a large stack: parsing and DataFusion's
+/// planner recurse once per nested expression level (up to
+/// [`ferris_sql::MAX_EXPR_DEPTH`]), deeper than a default thread's stack allows in a debug
+/// build.
 pub fn plan_application(sql: &str) -> Result<Application, AppError> {
+    std::thread::scope(|scope| {
+        let planner = std::thread::Builder::new()
+            .name("ferris-plan".into())
+            .stack_size(PLAN_STACK_BYTES)
+            .spawn_scoped(scope, || plan_on_this_thread(sql));
+        match planner {
+            Ok(handle) => handle
+                .join()
+                .unwrap_or_else(|panic| std::panic::resume_unwind(panic)),
+            // No thread to be had: plan here (shallow applications still plan).
+            Err(_) => plan_on_this_thread(sql),
+        }
+    })
+}
+
+/// Stack of the planning thread (reserved address space; only what is used is touched).
+const PLAN_STACK_BYTES: usize = 256 << 20;
+
+/// [`plan_application`] on the calling thread.
+fn plan_on_this_thread(sql: &str) -> Result<Application, AppError> {
     let statements = ferris_sql::parse_statements(sql)?;
     let mut app = Application {
         sql: sql.to_string(),

@@ -62,10 +62,15 @@ impl SqlError {
         eof: TokSpan,
         fallback: TokSpan,
     ) -> Self {
+        // Past the nesting limit the parser fails, sometimes with another message (it tried
+        // an alternative): name the real cause, where the nesting goes past the limit.
+        if let Some(t) = crate::depth::past_limit(tokens) {
+            return SqlError::at(crate::depth::too_deep(), t.span);
+        }
         let message = match e {
             ParserError::TokenizerError(m) | ParserError::ParserError(m) => m,
             ParserError::RecursionLimitExceeded => {
-                return SqlError::at("query is nested too deeply", fallback);
+                return SqlError::at(crate::depth::too_deep(), fallback);
             }
         };
         if let Some((msg, line, column)) = split_position(&message) {

@@ -10,6 +10,7 @@
 pub mod ast;
 mod cursor;
 mod ddl;
+mod depth;
 mod duration;
 mod error;
 mod explain;
@@ -18,5 +19,6 @@ mod properties;
 mod source;
 mod streaming;
 
+pub use depth::MAX_EXPR_DEPTH;
 pub use error::SqlError;
 pub use parser::parse_statements;

@@ -150,12 +150,19 @@ pub(crate) fn parse_streaming_query(
     let eof = eof_token(last.span);
     let eof_span = eof.span;
     keep.push(eof);
-    let mut parser = Parser::new(&GenericDialect {}).with_tokens_with_locations(keep);
+    let mut parser = Parser::new(&GenericDialect {})
+        .with_recursion_limit(crate::depth::MAX_EXPR_DEPTH)
+        .with_tokens_with_locations(keep);
     let query = parser
         .parse_query()
         .map_err(|e| SqlError::from_parser(e, toks, eof_span, first.span))?;
+    crate::depth::check_query(&query)?;
     let next = parser.peek_token();
     if next.token != Token::EOF {
+        // Past the nesting limit the parser stops early rather than failing.
+        if let Some(t) = crate::depth::past_limit(toks) {
+            return Err(SqlError::at(crate::depth::too_deep(), t.span));
+        }
         return Err(SqlError::expected("end of statement", &next));
     }
     Ok((
