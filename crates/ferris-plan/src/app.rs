@@ -153,23 +153,8 @@ impl AppError {
 /// [`ferris_sql::MAX_EXPR_DEPTH`]), deeper than a default thread's stack allows in a debug
 /// build.
 pub fn plan_application(sql: &str) -> Result<Application, AppError> {
-    std::thread::scope(|scope| {
-        let planner = std::thread::Builder::new()
-            .name("ferris-plan".into())
-            .stack_size(PLAN_STACK_BYTES)
-            .spawn_scoped(scope, || plan_on_this_thread(sql));
-        match planner {
-            Ok(handle) => handle
-                .join()
-                .unwrap_or_else(|panic| std::panic::resume_unwind(panic)),
-            // No thread to be had: plan here (shallow applications still plan).
-            Err(_) => plan_on_this_thread(sql),
-        }
-    })
+    ferris_sql::on_large_stack(|| plan_on_this_thread(sql))
 }
-
-/// Stack of the planning thread (reserved address space; only what is used is touched).
-const PLAN_STACK_BYTES: usize = 256 << 20;
 
 /// [`plan_application`] on the calling thread.
 fn plan_on_this_thread(sql: &str) -> Result<Application, AppError> {

@@ -14,6 +14,37 @@ use std::ops::ControlFlow;
 /// The deepest expression a query may hold.
 pub const MAX_EXPR_DEPTH: usize = 1000;
 
+/// Stack of the threads that parse and plan: reserved address space, of which only what
+/// the recursion uses is touched.
+pub const LARGE_STACK_BYTES: usize = 256 << 20;
+
+/// Runs `f` on a thread with a [`LARGE_STACK_BYTES`] stack (parsing and planning recurse
+/// once per nesting level, deeper than a default thread's stack allows in a debug build);
+/// on the calling thread if no thread can be started.
+pub fn on_large_stack<T: Send>(f: impl FnOnce() -> T + Send) -> T {
+    let slot = std::sync::Mutex::new(Some(f));
+    let take = || slot.lock().unwrap_or_else(|p| p.into_inner()).take();
+    std::thread::scope(|scope| {
+        let worker = std::thread::Builder::new()
+            .name("ferris-plan".into())
+            .stack_size(LARGE_STACK_BYTES)
+            .spawn_scoped(scope, || take().map(|f| f()));
+        let ran = match worker {
+            Ok(handle) => match handle.join() {
+                Ok(value) => value,
+                Err(panic) => std::panic::resume_unwind(panic),
+            },
+            Err(_) => None,
+        };
+        // No thread to be had: run here (shallow input still works).
+        match (ran, take()) {
+            (Some(value), _) => value,
+            (None, Some(f)) => f(),
+            (None, None) => panic!("the planning thread ended without a result"),
+        }
+    })
+}
+
 /// The message of an expression past the limit.
 pub(crate) fn too_deep() -> String {
     format!(

@@ -19,6 +19,6 @@ mod properties;
 mod source;
 mod streaming;
 
-pub use depth::MAX_EXPR_DEPTH;
+pub use depth::{LARGE_STACK_BYTES, MAX_EXPR_DEPTH, on_large_stack};
 pub use error::SqlError;
 pub use parser::parse_statements;

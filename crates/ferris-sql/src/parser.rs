@@ -24,6 +24,11 @@ use sqlparser::tokenizer::{Token, TokenWithSpan, Tokenizer};
 /// assert!(matches!(stmts[1], Statement::Select(_)));
 /// ```
 pub fn parse_statements(sql: &str) -> Result<Vec<Statement>, SqlError> {
+    // The parser recurses once per nesting level (up to the depth limit).
+    crate::depth::on_large_stack(|| parse_here(sql))
+}
+
+fn parse_here(sql: &str) -> Result<Vec<Statement>, SqlError> {
     let src = Source::new(sql);
     let tokens = Tokenizer::new(&GenericDialect {}, sql)
         .tokenize_with_location()
