@@ -232,7 +232,7 @@ fn windowed_stop_and_restart(signal: &str) -> BTreeMap<(String, i64), usize> {
             "CREATE STREAM ticks (symbol VARCHAR, price DECIMAL(10,2), ts TIMESTAMP,
                WATERMARK FOR ts AS ts - INTERVAL '1' SECOND)
              WITH ('connector' = 'kafka', 'bootstrap.servers' = '{b}', 'topic' = 'ticks',
-                   'group.id' = 'bars', 'format' = 'json', 'batch.size' = '50' {bounded});
+                   'group.id' = 'bars', 'partitions' = 'all', 'format' = 'json', 'batch.size' = '50' {bounded});
              CREATE STREAM bars WITH ('connector' = 'kafka', 'bootstrap.servers' = '{b}',
                  'topic' = 'bars', 'format' = 'json', 'key' = 'symbol') AS
                SELECT symbol, _window_start AS ws, COUNT(*) AS n, SUM(price) AS total
@@ -286,7 +286,7 @@ fn stopped_with_sigterm_and_restarted_every_row_arrives_exactly_once() {
             "CREATE STREAM orders (id BIGINT, symbol VARCHAR, price DECIMAL(18,4), volume BIGINT,
                ts TIMESTAMP)
              WITH ('connector' = 'kafka', 'bootstrap.servers' = '{b}', 'topic' = 'orders',
-                   'group.id' = 'term', 'channel.capacity' = '100', 'batch.size' = '50'
+                   'group.id' = 'term', 'partitions' = 'all', 'channel.capacity' = '100', 'batch.size' = '50'
                    {bounded});
              CREATE STREAM big WITH ('connector' = 'kafka', 'bootstrap.servers' = '{b}',
                  'topic' = 'big', 'key' = 'symbol', 'sink.rows.per.second' = '500') AS
@@ -390,11 +390,11 @@ fn a_left_join_stopped_and_restarted_writes_again_only_matches_after_the_written
             "CREATE STREAM orders (id BIGINT, ts TIMESTAMP,
                WATERMARK FOR ts AS ts - INTERVAL '1' SECOND)
              WITH ('connector' = 'kafka', 'bootstrap.servers' = '{b}', 'topic' = 'orders',
-                   'group.id' = 'jo', 'batch.size' = '50' {bounded});
+                   'group.id' = 'jo', 'partitions' = 'all', 'batch.size' = '50' {bounded});
              CREATE STREAM fills (id BIGINT, qty BIGINT, ts TIMESTAMP,
                WATERMARK FOR ts AS ts - INTERVAL '1' SECOND)
              WITH ('connector' = 'kafka', 'bootstrap.servers' = '{b}', 'topic' = 'fills',
-                   'group.id' = 'jf', 'batch.size' = '50' {bounded});
+                   'group.id' = 'jf', 'partitions' = 'all', 'batch.size' = '50' {bounded});
              CREATE STREAM matched WITH ('connector' = 'kafka', 'bootstrap.servers' = '{b}',
                  'topic' = 'matched', 'sink.rows.per.second' = '1000') AS
                SELECT o.id, f.qty FROM orders o LEFT JOIN fills f

@@ -194,3 +194,114 @@ fn a_cooperative_assignor_in_group_mode_is_refused() {
         "{stderr}"
     );
 }
+
+/// Issue #13, item 8: with a `group.id` and no `'partitions'`, processes share the topic
+/// (group mode is the default), and a bounded read (`'scan.bounded' = 'latest'`) shared by
+/// three processes ends in each of them, exit 0, once the partitions it owns reached the end
+/// offsets seen at start: together they write every selected row exactly once (regression:
+/// each of them read every partition, tripling the output, and group mode refused
+/// `'scan.bounded'`).
+#[test]
+fn three_processes_share_a_bounded_backfill_by_default_and_all_exit_0() {
+    let broker = Broker::started();
+    broker.create_topic("orders", 6);
+    broker.create_topic("big_orders", 3);
+    let input = trades(6000);
+    broker.produce("orders", &input);
+    let expected: BTreeMap<i64, usize> =
+        selected_ids(&input).into_iter().map(|id| (id, 1)).collect();
+    let sql = format!(
+        "CREATE STREAM orders (id BIGINT, symbol VARCHAR, price DECIMAL(18,4), volume BIGINT,
+           ts TIMESTAMP)
+         WITH ('connector' = 'kafka', 'bootstrap.servers' = '{b}', 'topic' = 'orders',
+               'group.id' = 'backfill', 'scan.bounded' = 'latest', 'batch.size' = '50',
+               'channel.capacity' = '200',
+               'kafka.session.timeout.ms' = '6000', 'kafka.heartbeat.interval.ms' = '500');
+         CREATE STREAM big_orders WITH ('connector' = 'kafka', 'bootstrap.servers' = '{b}',
+             'topic' = 'big_orders', 'format' = 'json', 'key' = 'symbol',
+             'sink.rows.per.second' = '600') AS
+           SELECT id, symbol, price, volume FROM orders WHERE volume > 100;",
+        b = broker.address
+    );
+    let logs = tempfile::tempdir().expect("tempdir");
+    let mut processes: Vec<Child> = (0..3)
+        .map(|i| start(&sql, &logs.path().join(format!("{i}.log"))))
+        .collect();
+    let started = Instant::now();
+    let mut codes = vec![None; 3];
+    while codes.iter().any(Option::is_none) && started.elapsed() < Duration::from_secs(120) {
+        for (i, p) in processes.iter_mut().enumerate() {
+            if codes[i].is_none()
+                && let Some(status) = p.try_wait().expect("wait")
+            {
+                codes[i] = Some(status.code());
+            }
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    for p in processes.iter_mut() {
+        let _ = p.kill();
+        let _ = p.wait();
+    }
+    let log = |i: usize| {
+        std::fs::read_to_string(logs.path().join(format!("{i}.log"))).unwrap_or_default()
+    };
+    assert_eq!(
+        codes,
+        vec![Some(Some(0)); 3],
+        "every process ends on its own with 0; logs:\n{}",
+        (0..3).map(log).collect::<Vec<_>>().join("\n----\n")
+    );
+    assert_eq!(output(&broker), expected, "every selected row exactly once");
+    // The group shared the partitions: more than one process was given some.
+    let given = (0..3)
+        .filter(|&i| {
+            log(i).contains("partitions assigned by the group") && !log(i).contains("partitions=[]")
+        })
+        .count();
+    assert!(given >= 2, "only {given} process(es) were given partitions");
+}
+
+#[test]
+fn all_partitions_with_a_group_id_says_each_process_reads_every_row() {
+    let broker = Broker::started();
+    broker.create_topic("solo", 2);
+    broker.produce("solo", &trades(10));
+    let sql = format!(
+        "CREATE STREAM orders (id BIGINT, symbol VARCHAR, price DECIMAL(18,4), volume BIGINT,
+           ts TIMESTAMP)
+         WITH ('connector' = 'kafka', 'bootstrap.servers' = '{}', 'topic' = 'solo',
+               'group.id' = 'solo', 'partitions' = 'all', 'scan.bounded' = 'latest');
+         CREATE STREAM o WITH ('connector' = 'blackhole') AS SELECT id FROM orders;",
+        broker.address
+    );
+    let out = run_cli(&sql, &[]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(
+        stderr.contains(
+            "reads every partition of 'solo' itself ('partitions' = 'all'): processes sharing \
+             group.id 'solo' each read every row"
+        ),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn a_keyed_query_over_a_shared_bounded_read_is_refused() {
+    // No broker needed: the plan is refused before any connector starts.
+    let sql = "CREATE STREAM orders (id BIGINT, symbol VARCHAR)
+         WITH ('connector' = 'kafka', 'bootstrap.servers' = '127.0.0.1:1', 'topic' = 'orders',
+               'group.id' = 'g', 'scan.bounded' = 'latest');
+         CREATE STREAM per_symbol AS SELECT symbol, COUNT(*) AS n FROM orders GROUP BY symbol;";
+    let out = run_cli(sql, &[]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains(
+            "query 'per_symbol' aggregates or joins 'orders', a bounded read ('scan.bounded') \
+             shared by a consumer group"
+        ),
+        "{stderr}"
+    );
+}

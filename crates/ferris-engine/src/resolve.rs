@@ -78,6 +78,28 @@ pub(crate) fn resolve<'a>(
         .into());
     }
     let sources: Vec<&SourceDecl> = std::iter::once(decl).chain(right).collect();
+    // A keyed query across processes reads repartition topics that every process keeps
+    // writing: a process cannot tell when the others are done, so it has no end.
+    if q.plan.keyed.is_some()
+        && let Some(bounded) = sources.iter().find(|d| {
+            d.group_mode()
+                && d.connector
+                    .get("scan.bounded")
+                    .is_some_and(|b| b.eq_ignore_ascii_case("latest"))
+        })
+    {
+        return Err(PlanError::at(
+            format!(
+                "query '{}' aggregates or joins '{}', a bounded read ('scan.bounded') shared \
+                 by a consumer group: across processes a keyed query runs through \
+                 repartition topics that have no end; read it in one process ('partitions' = \
+                 'all') or unbounded",
+                q.name, bounded.name
+            ),
+            q.span,
+        )
+        .into());
+    }
     let strategy = q
         .engine
         .error_strategy

@@ -33,12 +33,26 @@ pub struct SourceDecl {
 }
 
 impl SourceDecl {
-    /// Whether the source reads its topic in consumer-group mode (`'partitions' = 'group'`):
-    /// keyed queries over it run through a repartition topic.
+    /// Whether the source reads its topic in consumer-group mode (`'partitions' = 'group'`,
+    /// the default for a Kafka source with a `'group.id'`): keyed queries over it run
+    /// through a repartition topic.
     pub fn group_mode(&self) -> bool {
-        self.connector
-            .get("partitions")
-            .is_some_and(|v| v.eq_ignore_ascii_case("group"))
+        let is_kafka = self
+            .connector
+            .get("connector")
+            .is_some_and(|c| c.eq_ignore_ascii_case("kafka"));
+        match self.connector.get("partitions") {
+            Some(v) => v.trim().eq_ignore_ascii_case("group"),
+            // As the Kafka source decides (ferris_connectors::kafka::default_group_mode).
+            None => {
+                is_kafka
+                    && self.connector.contains_key("group.id")
+                    && !self
+                        .connector
+                        .get("scan.startup.mode")
+                        .is_some_and(|m| m.trim().eq_ignore_ascii_case("timestamp"))
+            }
+        }
     }
 
     /// The consumer group of a Kafka source (`group.id`, default `ferris-<source>`).

@@ -39,6 +39,8 @@ pub(crate) struct GroupContext {
     generation: AtomicU64,
     /// The partitions assigned now.
     assigned: Mutex<Vec<i32>>,
+    /// Between a revoke and the next assignment (the assignment is not known then).
+    rebalancing: AtomicBool,
     /// Skip the commit before a revoke (the reader of a repartition topic: its keyed query
     /// holds rows in open windows, and its state restarts from the committed offsets
     /// anyway).
@@ -71,6 +73,14 @@ impl GroupContext {
     /// The partitions assigned now.
     pub(crate) fn assigned(&self) -> Vec<i32> {
         lock(&self.assigned).clone()
+    }
+
+    /// The partitions the group assigned, once it did and unless a rebalance is under way
+    /// (between a revoke and the next assignment); `Some(empty)` when the group gave this
+    /// member nothing.
+    pub(crate) fn settled_assignment(&self) -> Option<Vec<i32>> {
+        let settled = self.generation() > 0 && !self.rebalancing.load(Ordering::Acquire);
+        settled.then(|| self.assigned())
     }
 
     /// Sets the runtime's drain.
@@ -155,6 +165,7 @@ impl ConsumerContext for GroupContext {
         if let Rebalance::Revoke(tpl) = rebalance {
             let partitions: Vec<i32> = tpl.elements().iter().map(|e| e.partition()).collect();
             tracing::info!(?partitions, "partitions revoked by the group");
+            self.rebalancing.store(true, Ordering::Release);
             lock(&self.assigned).retain(|p| !partitions.contains(p));
             if !self.no_commit_on_revoke.load(Ordering::Acquire) {
                 self.commit_before_revoke(consumer, &partitions);
@@ -170,6 +181,7 @@ impl ConsumerContext for GroupContext {
             tracing::info!(%topic, ?partitions, "partitions assigned by the group");
             *lock(&self.assigned) = partitions;
             self.generation.fetch_add(1, Ordering::AcqRel);
+            self.rebalancing.store(false, Ordering::Release);
         }
     }
 }

@@ -108,6 +108,13 @@ pub(crate) fn avro_schema(p: &Props) -> Result<Option<String>, ConnectorError> {
     }
 }
 
+/// Whether a Kafka source without `'partitions'` reads in consumer-group mode: when it has a
+/// `'group.id'`, unless `'scan.startup.mode'` is `timestamp` (which assigns the partitions
+/// itself). Shared with the planner, which must agree.
+pub(crate) fn default_group_mode(group_id: Option<&str>, startup_mode: Option<&str>) -> bool {
+    group_id.is_some() && !startup_mode.is_some_and(|m| m.trim().eq_ignore_ascii_case("timestamp"))
+}
+
 /// Where reading starts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Startup {
@@ -164,7 +171,9 @@ impl SourceOptions {
         };
         let mut chosen = None;
         let group_mode = match p.get("partitions").map(|s| s.trim().to_ascii_lowercase()) {
-            None => false,
+            // With a group id the group shares the partitions out, as Kafka Streams and
+            // ksqlDB do (a timestamp start assigns them itself, so it reads them all).
+            None => default_group_mode(p.get("group.id"), p.get("scan.startup.mode")),
             Some(s) if s == "all" => false,
             Some(s) if s == "group" => true,
             Some(s) => {
@@ -189,11 +198,6 @@ impl SourceOptions {
                 }
             }
         };
-        if group_mode && bounded {
-            return Err(ConnectorError::Schema(
-                "'partitions' = 'group' reads an unbounded topic: drop 'scan.bounded'".into(),
-            ));
-        }
         if group_mode && matches!(startup, Startup::Timestamp(_)) {
             return Err(ConnectorError::Schema(
                 "'scan.startup.mode' = 'timestamp' assigns the partitions itself: it cannot \
@@ -221,6 +225,7 @@ mod tests {
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect();
         const KEYS: &[&str] = &[
+            "group.id",
             "scan.startup.mode",
             "scan.startup.timestamp-millis",
             "scan.bounded",
@@ -253,7 +258,6 @@ mod tests {
             vec![("partitions", "0,-1")],
             vec![("partitions", "")],
             vec![("scan.startup.mode", "timestamp")],
-            vec![("partitions", "group"), ("scan.bounded", "latest")],
             vec![
                 ("partitions", "group"),
                 ("scan.startup.mode", "timestamp"),
@@ -262,5 +266,22 @@ mod tests {
         ] {
             assert!(parse(&bad).is_err(), "{bad:?}");
         }
+        // A group id makes group mode the default; 'all' keeps every partition; a
+        // timestamp start assigns the partitions itself; a bounded group read is allowed.
+        let group = |extra: &[(&str, &str)]| {
+            let mut pairs = vec![("group.id", "g")];
+            pairs.extend_from_slice(extra);
+            parse(&pairs).map(|o| (o.group_mode, o.bounded))
+        };
+        assert_eq!(group(&[]), Ok((true, false)));
+        assert_eq!(group(&[("scan.bounded", "latest")]), Ok((true, true)));
+        assert_eq!(group(&[("partitions", "all")]), Ok((false, false)));
+        assert_eq!(
+            group(&[
+                ("scan.startup.mode", "timestamp"),
+                ("scan.startup.timestamp-millis", "0")
+            ]),
+            Ok((false, false))
+        );
     }
 }

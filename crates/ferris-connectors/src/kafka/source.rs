@@ -117,6 +117,7 @@ impl KafkaSource {
     /// with those offsets.
     fn new_generation(&mut self, generation: u64) {
         self.generation = generation;
+        self.seed_from_commits();
         // Its partitions may be another process's now.
         self.last_commit = None;
         let assigned = self.assigned();
@@ -206,11 +207,44 @@ impl KafkaSource {
     }
 
     fn finished(&self) -> bool {
-        match &self.end {
-            Some(end) => end
-                .iter()
-                .all(|(p, e)| self.next.get(p).copied().unwrap_or(0) >= *e),
-            None => false,
+        let Some(end) = &self.end else {
+            return false;
+        };
+        if self.group_mode {
+            // Done when every partition the group settled on for this member reached the
+            // end offsets seen at start (none assigned: nothing to do here); never while
+            // a rebalance is under way.
+            return match self.consumer.context().settled_assignment() {
+                Some(assigned) => assigned.iter().all(|p| {
+                    end.get(p)
+                        .is_none_or(|e| self.next.get(p).copied().unwrap_or(0) >= *e)
+                }),
+                None => false,
+            };
+        }
+        end.iter()
+            .all(|(p, e)| self.next.get(p).copied().unwrap_or(0) >= *e)
+    }
+
+    /// A bounded read in a group: where the newly assigned partitions start (their
+    /// committed offsets), so that one already read to its end by another member counts as
+    /// done without a message.
+    fn seed_from_commits(&mut self) {
+        if self.end.is_none() || !self.group_mode {
+            return;
+        }
+        let committed = match self.consumer.committed(METADATA_TIMEOUT) {
+            Ok(tpl) => tpl,
+            Err(e) => {
+                tracing::debug!(topic = %self.topic, "committed offsets not known yet: {e}");
+                return;
+            }
+        };
+        for e in committed.elements_for_topic(&self.topic) {
+            if let rdkafka::Offset::Offset(o) = e.offset() {
+                let next = self.next.entry(e.partition()).or_insert(o);
+                *next = (*next).max(o);
+            }
         }
     }
 

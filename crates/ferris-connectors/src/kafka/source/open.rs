@@ -72,6 +72,17 @@ impl KafkaSource {
         if group_mode {
             refuse_cooperative(&client)?;
         }
+        if let (ReaderRole::Plain, Some(all), Some(group)) =
+            (&role, p.get("partitions"), p.get("group.id"))
+            && all.trim().eq_ignore_ascii_case("all")
+        {
+            tracing::warn!(
+                source = name,
+                "reads every partition of '{topic}' itself ('partitions' = 'all'): processes \
+                 sharing group.id '{group}' each read every row; drop 'partitions' (group mode \
+                 is the default with a group.id) to share the partitions among them"
+            );
+        }
         let group = p
             .get("group.id")
             .map(str::to_string)
