@@ -69,3 +69,146 @@ fn skipped_rows_are_logged_one_by_one_only_at_first() {
         "{stderr}"
     );
 }
+
+/// Under `fail` a stateless query writes every row before the first bad one, and nothing
+/// after it, at every batch size and parallelism (regression: the good rows of the bad row's
+/// batch were lost, 49,152 of 50,000 written; with parallelism, rows of later batches could
+/// be written).
+#[test]
+fn under_fail_the_rows_before_the_bad_one_are_written_and_none_after() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    // Row 2,500 divides by zero in one file and does not decode in the other.
+    let mut eval = String::from("a,b\n");
+    let mut decode = String::from("a,b\n");
+    for i in 1..=5000 {
+        eval.push_str(&format!("{i},{}\n", if i == 2500 { 0 } else { 1 }));
+        decode.push_str(&format!("{i},{}\n", if i == 2500 { "x" } else { "1" }));
+    }
+    std::fs::write(dir.path().join("eval.csv"), eval).expect("input");
+    std::fs::write(dir.path().join("decode.csv"), decode).expect("input");
+    let expected: String = (1..2500)
+        .map(|i| format!("{{\"a\":{i},\"q\":{i}}}\n"))
+        .collect();
+    for (file, message) in [
+        (
+            "eval.csv",
+            "error: query 'o' cannot evaluate the row of source 't' at eval.csv:2501: Arrow \
+             error: Divide by zero error",
+        ),
+        (
+            "decode.csv",
+            "error: bad input in source 't' at decode.csv:2501: column 'b': cannot parse 'x' \
+             as INT",
+        ),
+    ] {
+        for batch in [1, 100, 1024] {
+            for p in ["1", "2", "4"] {
+                let sql = format!(
+                    "CREATE STREAM t (a INT, b INT) WITH ('connector' = 'file', 'path' = \
+                     '{file}', 'batch.size' = '{batch}');
+                     CREATE STREAM o WITH ('connector' = 'file', 'path' = 'o.jsonl') AS
+                       SELECT a, a / b AS q FROM t;"
+                );
+                std::fs::write(dir.path().join("app.sql"), sql).expect("app");
+                let out = Command::new(env!("CARGO_BIN_EXE_ferris-cli"))
+                    .args(["run", "-p", p])
+                    .arg(dir.path().join("app.sql"))
+                    .output()
+                    .expect("run");
+                let stderr = String::from_utf8_lossy(&out.stderr);
+                let case = format!("{file}, batch.size {batch}, -p {p}");
+                assert_eq!(out.status.code(), Some(1), "{case}: {stderr}");
+                assert!(stderr.starts_with(message), "{case}: {stderr}");
+                let written = std::fs::read_to_string(dir.path().join("o.jsonl")).expect("output");
+                assert!(
+                    written == expected,
+                    "{case}: {} lines",
+                    written.lines().count()
+                );
+            }
+        }
+    }
+}
+
+fn dead_letters(dir: &Path) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(dir.join("bad.jsonl"))
+        .expect("dead letters")
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("json"))
+        .collect()
+}
+
+/// A dead letter keeps the input bytes exactly: as text when they are UTF-8, else base64
+/// (regression: invalid UTF-8 was replaced by U+FFFD); a row that fails after decoding is
+/// the decoded row as JSON, and says so. A bad input row read by two queries is
+/// dead-lettered once per query, each naming its query (the documented rule).
+#[test]
+fn dead_letters_keep_the_input_bytes_and_say_how() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut input = b"a,b\n1,x\n2,".to_vec();
+    input.extend_from_slice(&[0xff, 0xfe]);
+    input.extend_from_slice(b"\n3,0\n4,1\n");
+    std::fs::write(dir.path().join("in.csv"), input).expect("input");
+    let out = run(
+        dir.path(),
+        "CREATE STREAM t (a INT, b INT) WITH ('connector' = 'file', 'path' = 'in.csv',
+           'error.strategy' = 'dead_letter', 'dead_letter.path' = 'bad.jsonl');
+         CREATE STREAM o WITH ('connector' = 'file', 'path' = 'o.jsonl') AS SELECT a, a / b AS q FROM t;
+         CREATE STREAM p WITH ('connector' = 'file', 'path' = 'p.jsonl') AS SELECT a FROM t;",
+    );
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    let mut seen: Vec<(String, String, String, String, String)> = dead_letters(dir.path())
+        .iter()
+        .map(|d| {
+            let s = |k: &str| d[k].as_str().unwrap_or_default().to_string();
+            (
+                s("query"),
+                s("position"),
+                s("stage"),
+                s("raw_encoding"),
+                s("raw"),
+            )
+        })
+        .collect();
+    seen.sort();
+    let row = |q: &str, pos: &str, stage: &str, enc: &str, raw: &str| {
+        (q.into(), pos.into(), stage.into(), enc.into(), raw.into())
+    };
+    assert_eq!(
+        seen,
+        vec![
+            row("o", "in.csv:2", "decode", "text", "1,x"),
+            row("o", "in.csv:3", "decode", "base64", "Miz//g=="),
+            row("o", "in.csv:4", "evaluate", "row", "{\"a\":3,\"b\":0}"),
+            row("p", "in.csv:2", "decode", "text", "1,x"),
+            row("p", "in.csv:3", "decode", "base64", "Miz//g=="),
+        ]
+    );
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("o.jsonl")).expect("o"),
+        "{\"a\":4,\"q\":4}\n"
+    );
+}
+
+/// An empty (0-byte) CSV file is an input without rows: exit 0, nothing written, and a
+/// warning naming the file (regression: exit 2, "invalid SQL", no file named).
+#[test]
+fn an_empty_csv_file_has_no_rows() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(dir.path().join("empty.csv"), "").expect("input");
+    let out = run(
+        dir.path(),
+        "CREATE STREAM t (a INT) WITH ('connector' = 'file', 'path' = 'empty.csv');
+         CREATE STREAM o WITH ('connector' = 'file', 'path' = 'o.jsonl') AS SELECT a FROM t;",
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(
+        stderr.contains("empty.csv: the file is empty: no header, no rows"),
+        "{stderr}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("o.jsonl")).expect("o"),
+        ""
+    );
+}

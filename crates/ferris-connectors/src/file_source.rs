@@ -77,6 +77,8 @@ impl FileSourceConfig {
 /// Reads CSV or JSON Lines rows from a file.
 pub struct FileSource {
     inner: TextReader<File>,
+    /// An empty file read to its end: no header, no rows.
+    empty: bool,
 }
 
 impl FileSource {
@@ -105,10 +107,17 @@ impl FileSource {
             false,
         )
         .map_err(|e| ConnectorError::Schema(e.to_string()))?;
+        // An empty file (0 bytes) is an input without rows, as in DuckDB, Spark or Flink,
+        // not a missing header; when followed, its header is waited for.
+        let empty = !config.follow && std::fs::metadata(&full).is_ok_and(|m| m.len() == 0);
+        if empty {
+            tracing::warn!("{}: the file is empty: no header, no rows", config.path);
+            return Ok(FileSource { inner, empty });
+        }
         inner
             .read_header()
             .map_err(|e| ConnectorError::Schema(e.message))?;
-        Ok(FileSource { inner })
+        Ok(FileSource { inner, empty })
     }
 }
 
@@ -122,6 +131,9 @@ impl Source for FileSource {
     }
 
     fn poll(&mut self, max_rows: usize) -> Result<SourcePoll, SourceError> {
+        if self.empty {
+            return Ok(SourcePoll::End);
+        }
         self.inner.poll(max_rows)
     }
 }

@@ -18,11 +18,7 @@ fn open_csv(dir: &Path, name: &str, content: &str, extra: &[(&str, &str)]) -> Bo
 }
 
 fn reject(position: u64, raw: &str, reason: &str) -> Reject {
-    Reject {
-        position,
-        raw: raw.into(),
-        reason: reason.into(),
-    }
+    Reject::new(position, raw.as_bytes(), reason.into())
 }
 
 #[test]
@@ -154,12 +150,17 @@ fn a_column_missing_from_the_header_fails_at_open() {
         "m.csv: the CSV header has no column 'price', 'ts' (header columns: symbol, volume; \
          columns are matched by name)"
     );
+    // An empty file has no rows (not a missing header); a blank line has no header.
     std::fs::write(dir.path().join("e.csv"), "").expect("write");
     let p = props(&[("connector", "file"), ("path", "e.csv")]);
+    let mut empty = create_source("t", trades_schema(), &p, dir.path()).expect("opens");
+    assert!(matches!(empty.poll(10), Ok(SourcePoll::End)));
+    std::fs::write(dir.path().join("n.csv"), "\n").expect("write");
+    let p = props(&[("connector", "file"), ("path", "n.csv")]);
     let err = create_source("t", trades_schema(), &p, dir.path())
         .err()
         .expect("error");
-    assert_eq!(err.to_string(), "e.csv: the CSV input has no header row");
+    assert_eq!(err.to_string(), "n.csv: the CSV input has no header row");
     let p = props(&[("connector", "file"), ("path", "nope.csv")]);
     let err = create_source("t", trades_schema(), &p, dir.path())
         .err()

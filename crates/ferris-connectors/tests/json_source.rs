@@ -9,11 +9,7 @@ use ferris_runtime::{Reject, Source, SourcePoll};
 use std::io::Write;
 
 fn reject(position: u64, raw: &str, reason: &str) -> Reject {
-    Reject {
-        position,
-        raw: raw.into(),
-        reason: reason.into(),
-    }
+    Reject::new(position, raw.as_bytes(), reason.into())
 }
 
 #[test]

@@ -12,8 +12,11 @@ pub struct DeadLetterRecord {
     pub source: String,
     /// `file:line`, `topic/partition/offset` or row number.
     pub position: String,
-    /// The raw input line, or the row as JSON when it failed after decoding.
+    /// The raw input (text or base64), or the decoded row as JSON when it failed after
+    /// decoding (see `raw_encoding`).
     pub raw: String,
+    /// How `raw` holds what failed.
+    pub raw_encoding: crate::message::RawEncoding,
     /// Correlation id of the batch.
     pub correlation_id: String,
     /// Query name.
@@ -30,6 +33,7 @@ impl DeadLetterRecord {
             "source": self.source,
             "position": self.position,
             "raw": self.raw,
+            "raw_encoding": self.raw_encoding.as_str(),
             "correlation_id": self.correlation_id,
             "query": self.query,
             "stage": self.stage.as_str(),

@@ -433,6 +433,7 @@ pub async fn run_job(
                     input: in_rx,
                     output,
                     late: q.late,
+                    halting: false,
                 };
                 tasks.spawn(worker.run());
                 inputs.push(in_tx);

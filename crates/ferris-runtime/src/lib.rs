@@ -40,7 +40,7 @@ pub use job::{
 };
 pub use message::{
     BatchMeta, Control, CorrelationId, EventTimeMeta, GroupEpoch, Message, PartitionMark,
-    ProcessBatch, Reject, Settled, TraceContext, Watermark,
+    ProcessBatch, RawEncoding, Reject, Settled, TraceContext, Watermark,
 };
 pub use operator::{Operator, OperatorError, StateLimits, StateSize};
 pub use shutdown::Shutdown;

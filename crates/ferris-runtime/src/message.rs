@@ -67,6 +67,9 @@ pub struct Control {
     /// held in its state (see [`Settled`]). `None` from stateless stages, where a written
     /// batch settles its own slot.
     pub settled: Option<Arc<Settled>>,
+    /// The last batch of its worker: a bad row after these rows stops the query (`fail`).
+    /// The sink writes it, then nothing of a later slot, and ends as on a stop.
+    pub last: bool,
 }
 
 /// A batch of rows and the metadata that follows it through the job.
@@ -207,10 +210,61 @@ impl BatchMeta {
 pub struct Reject {
     /// Line number, offset or row number in the source.
     pub position: u64,
-    /// The raw input text.
+    /// The raw input, byte for byte: as text, or base64 when it is not valid UTF-8 (see
+    /// `raw_encoding`).
     pub raw: String,
+    /// How `raw` holds the input bytes.
+    pub raw_encoding: RawEncoding,
     /// Why it was rejected, naming the column where known.
     pub reason: String,
+}
+
+impl Reject {
+    /// A rejected input of these bytes: kept as text when they are UTF-8, else as base64.
+    pub fn new(position: u64, raw: &[u8], reason: String) -> Self {
+        let (raw, raw_encoding) = RawEncoding::encode(raw);
+        Reject {
+            position,
+            raw,
+            raw_encoding,
+            reason,
+        }
+    }
+}
+
+/// How a dead letter's `raw` holds what failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RawEncoding {
+    /// The input bytes, which are UTF-8 text.
+    Text,
+    /// The input bytes in standard base64 (they are not UTF-8).
+    Base64,
+    /// The decoded row as a JSON object: the row failed after decoding, when its input
+    /// bytes are no longer kept (`position` says where they are).
+    Row,
+}
+
+impl RawEncoding {
+    /// `bytes` as text when they are UTF-8, else as base64.
+    pub fn encode(bytes: &[u8]) -> (String, RawEncoding) {
+        use base64::Engine;
+        match std::str::from_utf8(bytes) {
+            Ok(text) => (text.to_string(), RawEncoding::Text),
+            Err(_) => (
+                base64::engine::general_purpose::STANDARD.encode(bytes),
+                RawEncoding::Base64,
+            ),
+        }
+    }
+
+    /// The name in dead-letter records: `text`, `base64` or `row`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RawEncoding::Text => "text",
+            RawEncoding::Base64 => "base64",
+            RawEncoding::Row => "row",
+        }
+    }
 }
 
 /// A correlation id: `<job>-<source>-<batch>`.

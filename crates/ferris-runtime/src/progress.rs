@@ -504,6 +504,7 @@ mod tests {
             source: "s".into(),
             position: "p".into(),
             raw: "r".into(),
+            raw_encoding: crate::message::RawEncoding::Text,
             correlation_id: "c".into(),
             query: "q".into(),
             stage: crate::error::Stage::Decode,

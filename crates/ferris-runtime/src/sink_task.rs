@@ -192,6 +192,22 @@ impl SinkTask {
                     }
                     break;
                 }
+                Some(Message::ProcessBatch(pb)) if pb.control.last => {
+                    // A bad row comes after these rows and stops the query: write them, and
+                    // nothing of a later slot (the other workers are drained until they end).
+                    self.write(pb, m)?;
+                    self.stopped = true;
+                    for (i, rx) in self.inputs.iter_mut().enumerate() {
+                        if i != next {
+                            while let Some(msg) = rx.recv_blocking() {
+                                if matches!(msg, Message::EndOfStream | Message::Stopped) {
+                                    break;
+                                }
+                            }
+                        }
+                    }
+                    break;
+                }
                 Some(Message::Watermark(wm)) => {
                     // The slot's answer without rows: its watermarks go on to a
                     // repartition topic, and the slot is done.
@@ -524,6 +540,7 @@ impl SinkTask {
                         source: pb.meta.source.to_string(),
                         position: pb.meta.position_of(*row),
                         raw: crate::json::row_to_json(&pb.records, *row),
+                        raw_encoding: crate::message::RawEncoding::Row,
                         correlation_id: correlation_id.clone(),
                         query: self.ctx.name.to_string(),
                         stage: crate::error::Stage::Sink,

@@ -232,6 +232,7 @@ impl SourceTask {
                         event,
                         group: group.epoch.clone(),
                         settled: None,
+                        last: false,
                     };
                     last_sent = Instant::now();
                     if let Err(e) = self.send_batch(&mut slot, records, meta, control) {
@@ -268,6 +269,7 @@ impl SourceTask {
                                 event: Some(Arc::new(event)),
                                 group: group.epoch.clone(),
                                 settled: None,
+                                last: false,
                             },
                         };
                         if let Err(e) = self.send_slot(slot, Message::Watermark(wm)) {

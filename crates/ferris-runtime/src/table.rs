@@ -171,7 +171,7 @@ pub(crate) async fn load_table(mut load: TableLoad, ctx: Arc<QueryContext>) -> R
             crate::error::Stage::Decode,
             &source.name,
             format!("{location}:{}", r.position),
-            r.raw,
+            (r.raw, r.raw_encoding),
             r.reason,
             &format!("table-{}", source.name),
         )

@@ -6,7 +6,7 @@ use crate::error::{ErrorStrategy, RuntimeError, Stage};
 use crate::job::LateRows;
 use crate::job::{QueryContext, TaskEnd};
 use crate::json::row_to_json;
-use crate::message::{Message, ProcessBatch};
+use crate::message::{Message, ProcessBatch, RawEncoding};
 use crate::operator::Operator;
 use crate::route::Router;
 use crate::skip_log::SkipLine;
@@ -50,12 +50,23 @@ pub(crate) struct Worker {
     pub(crate) input: Receiver,
     pub(crate) output: WorkerOutput,
     pub(crate) late: LateRows,
+    /// Set once a bad row stops the query (its good rows before it are being written).
+    pub(crate) halting: bool,
 }
 
 /// A row that failed in the operator chain.
 struct RowFailure {
     row: usize,
     reason: String,
+}
+
+/// Why [`Worker::apply`] stopped.
+enum Halt {
+    /// Row `n` is the first bad one and the query stops at it (`fail`): rows before it are
+    /// good and written first.
+    At(usize),
+    /// The task ends.
+    End(TaskEnd),
 }
 
 impl Worker {
@@ -85,9 +96,18 @@ impl Worker {
                     self.ctx
                         .rows_in
                         .add((pb.records.num_rows() + pb.meta.rejects.len()) as u64);
+                    if let Some(cut) = self.first_decode_failure(&pb) {
+                        return Err(self.fail_after_good_rows(&pb, cut, &metrics).await);
+                    }
                     self.handle_rejects(&pb).await?;
                     let pb = self.handle_event_time(pb).await?;
-                    let records = self.apply(&pb, &metrics).await?;
+                    let records = match self.apply(&pb, &metrics).await {
+                        Ok(records) => records,
+                        Err(Halt::At(row)) => {
+                            return Err(self.fail_after_good_rows(&pb, row, &metrics).await);
+                        }
+                        Err(Halt::End(end)) => return Err(end),
+                    };
                     self.emit(ProcessBatch { records, ..pb }).await?;
                 }
                 Message::Watermark(w) => self.broadcast(Message::Watermark(w)).await?,
@@ -161,7 +181,7 @@ impl Worker {
                     Stage::EventTime,
                     &pb.meta.source,
                     pb.meta.position_of(r),
-                    row_to_json(&pb.records, r),
+                    (row_to_json(&pb.records, r), RawEncoding::Row),
                     format!("event-time column '{}' is NULL", ev.column),
                     &correlation_id,
                 )
@@ -181,6 +201,7 @@ impl Worker {
                     source: pb.meta.source.to_string(),
                     position: pb.meta.position_of(r),
                     raw: row_to_json(&pb.records, r),
+                    raw_encoding: RawEncoding::Row,
                     correlation_id: correlation_id.clone(),
                     query: self.ctx.name.to_string(),
                     stage: Stage::Late,
@@ -223,7 +244,7 @@ impl Worker {
                     Stage::Decode,
                     &pb.meta.source,
                     position,
-                    reject.raw.clone(),
+                    (reject.raw.clone(), reject.raw_encoding),
                     reject.reason.clone(),
                     &pb.correlation_id.to_string(),
                 )
@@ -238,13 +259,21 @@ impl Worker {
         &mut self,
         pb: &ProcessBatch,
         metrics: &[OpMetrics],
-    ) -> Result<RecordBatch, TaskEnd> {
+    ) -> Result<RecordBatch, Halt> {
         let input_rows = pb.records.num_rows();
         let result = run_chain(&mut self.ops, &pb.records, Some(metrics));
         let (records, failures) = match result {
             Ok(b) => (b, Vec::new()),
-            Err(_) => self.apply_row_by_row(&pb.records)?,
+            Err(_) => self.apply_row_by_row(&pb.records).map_err(Halt::End)?,
         };
+        // Under `fail` a stateless query first writes the good rows before the bad one.
+        if let Some(first) = failures.first()
+            && self.fails_at_bad_rows()
+            && first.row > 0
+            && !self.halting
+        {
+            return Err(Halt::At(first.row));
+        }
         for f in &failures {
             if let Some(m) = metrics.first() {
                 m.errors.inc();
@@ -254,15 +283,83 @@ impl Worker {
                     Stage::Evaluate,
                     &pb.meta.source,
                     pb.meta.position_of(f.row),
-                    row_to_json(&pb.records, f.row),
+                    (row_to_json(&pb.records, f.row), RawEncoding::Row),
                     f.reason.clone(),
                     &pb.correlation_id.to_string(),
                 )
-                .await?;
+                .await
+                .map_err(Halt::End)?;
         }
         let filtered = input_rows - failures.len() - records.num_rows().min(input_rows);
         self.ctx.rows_filtered.add(filtered as u64);
         Ok(records)
+    }
+
+    /// Whether a bad row stops this query with the good rows before it written: the `fail`
+    /// strategy, for a stateless query (a keyed query's state is not written on a stop).
+    fn fails_at_bad_rows(&self) -> bool {
+        self.ctx.strategy == ErrorStrategy::Fail && matches!(self.output, WorkerOutput::Direct(_))
+    }
+
+    /// Under [`Worker::fails_at_bad_rows`]: how many rows of `pb` come before its first
+    /// undecodable input row, when that is not the first.
+    fn first_decode_failure(&self, pb: &ProcessBatch) -> Option<usize> {
+        if !self.fails_at_bad_rows() || self.halting {
+            return None;
+        }
+        let first = pb.meta.rejects.iter().map(|r| r.position).min()?;
+        let cut = pb.meta.positions.iter().take_while(|&&p| p < first).count();
+        (cut > 0).then_some(cut)
+    }
+
+    /// Writes rows `[0, cut)` of `pb` (which come before the first bad row), makes the
+    /// rest of the pipeline stop after them, and fails with the bad row's error.
+    async fn fail_after_good_rows(
+        &mut self,
+        pb: &ProcessBatch,
+        cut: usize,
+        metrics: &[OpMetrics],
+    ) -> TaskEnd {
+        self.halting = true;
+        let good = prefix(pb, cut);
+        let written = async {
+            let good = self.handle_event_time(good).await?;
+            let records = match self.apply(&good, metrics).await {
+                Ok(r) => r,
+                Err(Halt::End(end)) => return Err(end),
+                Err(Halt::At(_)) => return Err(TaskEnd::Aborted),
+            };
+            let mut control = good.control.clone();
+            control.last = true;
+            self.emit(ProcessBatch {
+                records,
+                control,
+                ..good
+            })
+            .await
+        }
+        .await;
+        if let Err(end) = written {
+            return end;
+        }
+        // The rest of the batch: its first bad row meets the strategy (and fails).
+        let rest = suffix(pb, cut);
+        let failed = async {
+            self.handle_rejects(&rest).await?;
+            let rest = self.handle_event_time(rest).await?;
+            match self.apply(&rest, metrics).await {
+                Ok(_) => Ok(()),
+                Err(Halt::End(end)) => Err(end),
+                Err(Halt::At(_)) => Err(TaskEnd::Aborted),
+            }
+        }
+        .await;
+        match failed {
+            Err(end) => end,
+            Ok(()) => TaskEnd::Failed(RuntimeError::Internal(
+                "a bad row was found, then not found again".into(),
+            )),
+        }
     }
 
     fn apply_row_by_row(
@@ -288,6 +385,51 @@ impl Worker {
             .last()
             .map(|op| op.schema())
             .unwrap_or_else(|| input.schema())
+    }
+}
+
+/// Rows `[0, n)` of `pb`, with their positions and event-time facts (rejects stay with the
+/// rest: they come after these rows).
+fn prefix(pb: &ProcessBatch, n: usize) -> ProcessBatch {
+    part(pb, 0, n, false)
+}
+
+/// Rows `[n, ..)` of `pb`, with the rejects.
+fn suffix(pb: &ProcessBatch, n: usize) -> ProcessBatch {
+    part(pb, n, pb.records.num_rows().saturating_sub(n), true)
+}
+
+fn part(pb: &ProcessBatch, start: usize, len: usize, rejects: bool) -> ProcessBatch {
+    let end = start + len;
+    let mut meta = pb.meta.clone();
+    meta.positions = pb.meta.positions.get(start..end).unwrap_or_default().into();
+    if !rejects {
+        meta.rejects = Arc::from(Vec::new());
+    }
+    let mut control = pb.control.clone();
+    if let Some(ev) = &pb.control.event {
+        let inside = |row: u32| (start..end).contains(&(row as usize));
+        let shift = |row: u32| row - start as u32;
+        let mut ev = (**ev).clone();
+        ev.late = ev
+            .late
+            .iter()
+            .filter(|(r, _)| inside(*r))
+            .map(|(r, w)| (shift(*r), *w))
+            .collect();
+        ev.null_time = ev
+            .null_time
+            .iter()
+            .filter(|r| inside(**r))
+            .map(|r| shift(*r))
+            .collect();
+        control.event = Some(Arc::new(ev));
+    }
+    ProcessBatch {
+        records: pb.records.slice(start, len),
+        meta,
+        control,
+        ..pb.clone()
     }
 }
 
@@ -341,7 +483,7 @@ impl QueryContext {
         stage: Stage,
         source: &str,
         position: String,
-        raw: String,
+        raw: (String, RawEncoding),
         reason: String,
         correlation_id: &str,
     ) -> Result<(), TaskEnd> {
@@ -378,11 +520,13 @@ impl QueryContext {
             }
             ErrorStrategy::DeadLetter => {
                 self.dead_lettered(stage).inc();
+                let (raw, raw_encoding) = raw;
                 let record = DeadLetterRecord {
                     error: reason,
                     source: source.to_string(),
                     position,
                     raw,
+                    raw_encoding,
                     correlation_id: correlation_id.to_string(),
                     query: self.name.to_string(),
                     stage,

@@ -52,11 +52,11 @@ impl Source for CountingSource {
         let mut rejects = Vec::new();
         for v in self.next..end {
             if self.bad.contains(&v) {
-                rejects.push(Reject {
-                    position: v as u64 + 1,
-                    raw: format!("bad{v}"),
-                    reason: "bad row".into(),
-                });
+                rejects.push(Reject::new(
+                    v as u64 + 1,
+                    format!("bad{v}").as_bytes(),
+                    "bad row".into(),
+                ));
             } else {
                 values.push(v);
                 positions.push(v as u64 + 1);

@@ -439,6 +439,7 @@ fn fail_strategy_names_evaluation_errors_as_such() {
         }
         other => panic!("expected an evaluation error, got {other:?}"),
     }
-    // The job stops at the batch holding row 55 (rows 48..56): earlier batches are written.
-    assert_eq!(values(&o), (0..48).collect::<Vec<_>>());
+    // The job stops at row 55: every row before it is written, those of its batch
+    // (rows 48..56) too, and none after it.
+    assert_eq!(values(&o), (0..55).collect::<Vec<_>>());
 }

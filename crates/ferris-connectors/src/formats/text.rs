@@ -319,11 +319,9 @@ impl<R: Read> TextReader<R> {
             };
             match result {
                 Ok(()) => self.positions.push(line),
-                Err(reason) => self.rejects.push(Reject {
-                    position: line,
-                    raw: String::from_utf8_lossy(trim_newlines(raw)).into_owned(),
-                    reason,
-                }),
+                Err(reason) => self
+                    .rejects
+                    .push(Reject::new(line, trim_newlines(raw), reason)),
             }
         }
         Ok(())
@@ -354,11 +352,9 @@ impl<R: Read> TextReader<R> {
             }
             match decode_json_line(&mut self.decoder, &self.names, text) {
                 Ok(()) => self.positions.push(line_no),
-                Err(reason) => self.rejects.push(Reject {
-                    position: line_no,
-                    raw: String::from_utf8_lossy(trim_newlines(line)).into_owned(),
-                    reason,
-                }),
+                Err(reason) => self
+                    .rejects
+                    .push(Reject::new(line_no, trim_newlines(line), reason)),
             }
         }
     }

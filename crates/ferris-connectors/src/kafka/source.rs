@@ -410,11 +410,7 @@ impl Source for KafkaSource {
                             ipc_rows.push(b);
                         }
                     }
-                    Err(reason) => rejects.push(Reject {
-                        position: offset as u64,
-                        raw: format!("<{} bytes of Arrow IPC>", payload.len()),
-                        reason,
-                    }),
+                    Err(reason) => rejects.push(Reject::new(offset as u64, &payload, reason)),
                 }
                 continue;
             }
@@ -425,11 +421,7 @@ impl Source for KafkaSource {
                         times.push(time);
                     }
                 }
-                Err(reason) => rejects.push(Reject {
-                    position: offset as u64,
-                    raw: String::from_utf8_lossy(&payload).into_owned(),
-                    reason,
-                }),
+                Err(reason) => rejects.push(Reject::new(offset as u64, &payload, reason)),
             }
         }
         if self.group_mode
