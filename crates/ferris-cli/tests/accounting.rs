@@ -212,3 +212,43 @@ fn an_empty_csv_file_has_no_rows() {
         ""
     );
 }
+
+/// An empty CSV field is NULL by default, for every type; with `'csv.null.literal'` only the
+/// literal is NULL and an empty field is an empty string for VARCHAR.
+#[test]
+fn csv_null_literal_tells_an_empty_string_from_null() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(dir.path().join("nl.csv"), "a,s,n\n1,,\n2,\\N,\\N\n3,x,5\n").expect("input");
+    let query = |with: &str| {
+        format!(
+            "CREATE STREAM t (a INT, s VARCHAR, n INT) WITH ('connector' = 'file', 'path' = 'nl.csv'{with});
+             CREATE STREAM o WITH ('connector' = 'file', 'path' = 'o.jsonl') AS
+               SELECT a, s, n, s IS NULL AS s_null FROM t WHERE a <> 2 OR n IS NULL;"
+        )
+    };
+    let out = run(dir.path(), &query(", 'csv.null.literal' = '\\N'"));
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("o.jsonl")).expect("o"),
+        "{\"a\":1,\"s\":\"\",\"n\":null,\"s_null\":false}\n\
+         {\"a\":2,\"s\":null,\"n\":null,\"s_null\":true}\n\
+         {\"a\":3,\"s\":\"x\",\"n\":5,\"s_null\":false}\n"
+    );
+    // Without it, the empty field is NULL and '\N' is text (an INT cannot hold it).
+    let out = run(
+        dir.path(),
+        &query(", 'error.strategy' = 'skip'").replace("WHERE a <> 2 OR n IS NULL", ""),
+    );
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("o.jsonl")).expect("o"),
+        "{\"a\":1,\"s\":null,\"n\":null,\"s_null\":true}\n\
+         {\"a\":3,\"s\":\"x\",\"n\":5,\"s_null\":false}\n"
+    );
+    let out = run(
+        dir.path(),
+        "CREATE STREAM t (a INT) WITH ('connector' = 'file', 'path' = 'x.jsonl', 'csv.null.literal' = 'N');
+         SELECT a FROM t;",
+    );
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+}

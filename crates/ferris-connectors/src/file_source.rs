@@ -33,10 +33,15 @@ pub struct FileSourceConfig {
     /// `'follow'` (default `false`): at the end of the file wait for appended lines instead
     /// of finishing.
     pub follow: bool,
+    /// `'csv.null.literal'` (CSV only; none by default): the field text that is NULL. By
+    /// default an empty field is NULL for every type; with a literal, the literal is NULL
+    /// and an empty field is an empty string for VARCHAR (NULL for other types).
+    pub null_literal: Option<String>,
 }
 
 /// The keys the file source accepts.
-pub const FILE_SOURCE_KEYS: &[&str] = &["connector", "path", "format", "follow"];
+pub const FILE_SOURCE_KEYS: &[&str] =
+    &["connector", "path", "format", "follow", "csv.null.literal"];
 
 /// The format implied by a path's extension, if any.
 pub fn format_from_extension(path: &str) -> Option<TextFormat> {
@@ -66,10 +71,19 @@ impl FileSourceConfig {
         let path = p.required("path")?.to_string();
         let format = text_format(&p, &path)?;
         let follow = p.bool("follow", false)?;
+        let null_literal = p.get("csv.null.literal").map(str::to_string);
+        if null_literal.is_some() && format != TextFormat::Csv {
+            return Err(p.invalid(
+                "csv.null.literal",
+                p.get("csv.null.literal").unwrap_or_default(),
+                "a CSV source ('format' = 'csv'); JSON has null",
+            ));
+        }
         Ok(FileSourceConfig {
             path,
             format,
             follow,
+            null_literal,
         })
     }
 }
@@ -106,7 +120,8 @@ impl FileSource {
             end_mode,
             false,
         )
-        .map_err(|e| ConnectorError::Schema(e.to_string()))?;
+        .map_err(|e| ConnectorError::Schema(e.to_string()))?
+        .with_null_literal(config.null_literal.as_deref());
         // An empty file (0 bytes) is an input without rows, as in DuckDB, Spark or Flink,
         // not a missing header; when followed, its header is waited for.
         let empty = !config.follow && std::fs::metadata(&full).is_ok_and(|m| m.len() == 0);

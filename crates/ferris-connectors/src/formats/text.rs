@@ -6,7 +6,7 @@
 //! 1-based line numbers of the first line of each record (the CSV header is line 1).
 
 use crate::formats::decode::{RowDecoder, UnsupportedType};
-use arrow::datatypes::SchemaRef;
+use arrow::datatypes::{DataType, SchemaRef};
 use csv_core::ReadRecordResult;
 use ferris_runtime::{Reject, SourceError, SourcePoll};
 use serde_json::value::RawValue;
@@ -96,6 +96,11 @@ pub struct TextReader<R> {
     json_line: u64,
     /// A leading UTF-8 byte order mark has been looked for (and skipped).
     bom_checked: bool,
+    /// CSV: the field text that is NULL (`None`: an empty field is).
+    null_literal: Option<Vec<u8>>,
+    /// Per declared column, whether it is a string (an empty field is then "" under a null
+    /// literal).
+    string_columns: Vec<bool>,
 }
 
 impl<R: Read> TextReader<R> {
@@ -133,7 +138,27 @@ impl<R: Read> TextReader<R> {
             },
             json_line: 1,
             bom_checked: false,
+            null_literal: None,
+            string_columns: Vec::new(),
         })
+    }
+
+    /// CSV: `literal` is the field text that is NULL; an empty field is then an empty string
+    /// for string columns (NULL for the others). Without one, an empty field is NULL.
+    pub fn with_null_literal(mut self, literal: Option<&str>) -> Self {
+        self.null_literal = literal.map(|l| l.as_bytes().to_vec());
+        let schema = self.decoder.schema().clone();
+        self.string_columns = schema
+            .fields()
+            .iter()
+            .map(|f| {
+                matches!(
+                    f.data_type(),
+                    DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View
+                )
+            })
+            .collect();
+        self
     }
 
     /// Where positions point.
@@ -312,9 +337,17 @@ impl<R: Read> TextReader<R> {
                 ))
             } else {
                 let map = csv.header.as_deref().unwrap_or(&[]);
+                let literal = self.null_literal.as_deref();
+                let strings = &self.string_columns;
                 self.decoder.push_row(|i| {
                     let v = csv_field(csv, *map.get(i)?);
-                    if v.is_empty() { None } else { Some(v) }
+                    let null = match literal {
+                        None => v.is_empty(),
+                        Some(l) => {
+                            v == l || (v.is_empty() && !strings.get(i).copied().unwrap_or(false))
+                        }
+                    };
+                    if null { None } else { Some(v) }
                 })
             };
             match result {
