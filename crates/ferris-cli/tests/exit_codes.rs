@@ -73,7 +73,7 @@ fn invalid_sql_and_unknown_properties_exit_2() {
     assert!(
         stderr(&out).starts_with(
             "error: source 't': unknown property 'pathh' for the file source; valid \
-             properties: connector, path, format, follow at line 1, column 1\n"
+             properties: connector, path, format, follow, csv.null.literal at line 1, column 1\n"
         ),
         "{}",
         stderr(&out)

@@ -59,7 +59,7 @@ fn validate_refuses_what_run_refuses_with_the_same_error() {
                 .to_string(),
             2,
             "error: source 't': unknown property 'bogus' for the file source; valid properties: \
-             connector, path, format, follow at line 1, column 1",
+             connector, path, format, follow, csv.null.literal at line 1, column 1",
         ),
         (
             format!(

@@ -24,7 +24,7 @@ fn sink_err(pairs: &[(&str, &str)]) -> String {
 fn unknown_keys_are_named_with_the_valid_ones() {
     assert_eq!(
         source_err(&[("connector", "file"), ("path", "x.csv"), ("foo", "1")]),
-        "unknown property 'foo' for the file source; valid properties: connector, path, format, follow"
+        "unknown property 'foo' for the file source; valid properties: connector, path, format, follow, csv.null.literal"
     );
     assert_eq!(
         source_err(&[("connector", "datagen"), ("table", "bid")]),
