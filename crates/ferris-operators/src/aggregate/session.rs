@@ -34,6 +34,13 @@ struct Session {
     accs: AccSet,
 }
 
+impl Session {
+    /// Approximate bytes held.
+    fn size(&self) -> usize {
+        self.accs.size() + size_of::<Session>()
+    }
+}
+
 /// An interval of a sweep: an open session or a cluster of the batch's rows.
 #[derive(Clone, Copy)]
 enum Part {
@@ -52,6 +59,9 @@ pub struct SessionAggregate {
     sessions: HashMap<u32, VecDeque<Session>>,
     /// (end, group, start) of every open session.
     by_end: BTreeSet<(i64, u32, i64)>,
+    /// Approximate bytes of the open sessions, kept up to date as they change (summing them
+    /// per batch would cost a scan of every key).
+    bytes: usize,
     next_seq: u64,
     /// Input columns read by the aggregates.
     needed: Vec<usize>,
@@ -79,6 +89,7 @@ impl SessionAggregate {
             gap: gap_ms,
             sessions: HashMap::new(),
             by_end: BTreeSet::new(),
+            bytes: 0,
             next_seq: 0,
             watermark: i64::MIN,
             resumed_through: None,
@@ -157,6 +168,7 @@ impl SessionAggregate {
             .into_iter()
             .map(Some)
             .collect();
+        let open_bytes: usize = open.iter().flatten().map(Session::size).sum();
         let mut parts: Vec<(i64, i64, Part)> = Vec::with_capacity(open.len() + clusters.len());
         parts.extend(
             open.iter()
@@ -263,6 +275,8 @@ impl SessionAggregate {
             self.by_end.insert((session.end, group, session.start));
             kept.push(session);
         }
+        let kept_bytes: usize = kept.iter().map(Session::size).sum();
+        self.bytes = (self.bytes + kept_bytes).saturating_sub(open_bytes);
         if !kept.is_empty() {
             self.sessions.insert(group, kept.into());
         }
@@ -297,6 +311,7 @@ impl SessionAggregate {
             if list.is_empty() {
                 self.sessions.remove(&group);
             }
+            self.bytes = self.bytes.saturating_sub(session.size());
             released.push(group);
             if emit && result.is_ok() {
                 match session.accs.evaluate() {
@@ -317,6 +332,19 @@ impl SessionAggregate {
             self.interner.release(group);
         }
         result.and(flushed)
+    }
+}
+
+#[cfg(test)]
+impl SessionAggregate {
+    /// The bytes of the open sessions summed anew (what `bytes` must equal).
+    pub(crate) fn bytes_recomputed(&self) -> usize {
+        self.sessions.values().flatten().map(Session::size).sum()
+    }
+
+    /// The bytes kept up to date.
+    pub(crate) fn bytes_tracked(&self) -> usize {
+        self.bytes
     }
 }
 
@@ -377,12 +405,9 @@ impl Operator for SessionAggregate {
     }
 
     fn state_size(&self) -> StateSize {
-        let (rows, bytes) = self.sessions.values().flatten().fold((0, 0), |(n, b), s| {
-            (n + 1, b + s.accs.size() + size_of::<Session>())
-        });
         StateSize {
-            rows,
-            bytes: bytes + self.interner.size(),
+            rows: self.by_end.len(),
+            bytes: self.bytes + self.interner.size(),
         }
     }
 
@@ -402,6 +427,7 @@ impl Operator for SessionAggregate {
         let result = self.close(None, out);
         self.sessions.clear();
         self.by_end.clear();
+        self.bytes = 0;
         self.interner.clear();
         result
     }

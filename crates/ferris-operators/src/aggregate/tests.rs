@@ -939,6 +939,67 @@ fn session_merge_across_batches() {
     );
 }
 
+/// The session state's size is kept up to date as sessions open, merge, grow and close
+/// (it is read after every batch, so it is not summed over every key then).
+#[test]
+fn session_state_bytes_are_tracked_exactly() {
+    let spec = Arc::new(spec(
+        &int_schema(),
+        1,
+        &session_aggs(),
+        WindowKind::Session { gap_ms: 10 },
+        EmitMode::Final,
+    ));
+    let mut op = super::SessionAggregate::new(spec, String::new()).unwrap();
+    let mut out = Vec::new();
+    let batches = [
+        rows(&[
+            (Some("a"), Some(1), 0),
+            (Some("a"), Some(2), 15),
+            (Some("b"), Some(5), 3),
+        ]),
+        rows(&[(Some("a"), Some(40), 40), (Some("a"), Some(4), 8)]),
+        rows(&[(Some("b"), Some(6), 9), (Some("c"), Some(7), 50)]),
+    ];
+    for b in &batches {
+        op.process_batch(b, &mut out).unwrap();
+        assert_eq!(op.bytes_tracked(), op.bytes_recomputed());
+        assert!(op.bytes_tracked() > 0);
+    }
+    op.process_watermark(30, &mut out).unwrap();
+    assert_eq!(op.bytes_tracked(), op.bytes_recomputed());
+    op.finish(&mut out).unwrap();
+    assert_eq!(op.bytes_tracked(), 0);
+}
+
+/// The same for unwindowed and tumbling aggregation (with a TTL forgetting groups).
+#[test]
+fn window_state_bytes_are_tracked_exactly() {
+    for (window, ttl) in [
+        (WindowKind::Global, None),
+        (WindowKind::Global, Some(10)),
+        (WindowKind::Tumbling { size_ms: 10 }, None),
+    ] {
+        let mut spec = spec(&int_schema(), 1, &session_aggs(), window, EmitMode::Changes);
+        spec.ttl_ms = ttl;
+        let mut op = super::WindowAggregate::new(Arc::new(spec), String::new()).unwrap();
+        let mut out = Vec::new();
+        let batches = [
+            rows(&[(Some("a"), Some(1), 0), (Some("b"), Some(5), 3)]),
+            rows(&[(Some("a"), Some(40), 40), (Some("a"), Some(4), 8)]),
+            rows(&[(Some("b"), Some(6), 45), (Some("c"), Some(7), 50)]),
+        ];
+        for (i, b) in batches.iter().enumerate() {
+            op.process_batch(b, &mut out).unwrap();
+            assert_eq!(op.bytes_tracked(), op.bytes_recomputed(), "{window:?}");
+            op.process_watermark(i as i64 * 20, &mut out).unwrap();
+            assert_eq!(op.bytes_tracked(), op.bytes_recomputed(), "{window:?}");
+        }
+        op.finish(&mut out).unwrap();
+        assert_eq!(op.bytes_tracked(), 0);
+    }
+}
+
 #[test]
 fn session_changes() {
     let mut op = operator(

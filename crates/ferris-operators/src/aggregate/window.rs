@@ -501,6 +501,26 @@ impl WindowAggregate {
     }
 }
 
+#[cfg(test)]
+impl WindowAggregate {
+    /// The bytes of the live accumulators summed anew (what `live_bytes` must equal).
+    pub(crate) fn bytes_recomputed(&self) -> usize {
+        let windowed: usize = self
+            .live
+            .values()
+            .flat_map(|groups| groups.values())
+            .map(AccSet::size)
+            .sum();
+        let global: usize = self.global.iter().flatten().map(AccSet::size).sum();
+        windowed + global
+    }
+
+    /// The bytes kept up to date.
+    pub(crate) fn bytes_tracked(&self) -> usize {
+        self.live_bytes
+    }
+}
+
 impl Operator for WindowAggregate {
     fn name(&self) -> &str {
         "aggregate"
