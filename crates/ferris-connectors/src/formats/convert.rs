@@ -336,6 +336,10 @@ pub fn timestamp_in_unit(secs: i64, nanos: u32, unit: &TimeUnit) -> Option<i64> 
         TimeUnit::Microsecond => (1_000_000, 1_000),
         TimeUnit::Nanosecond => (1_000_000_000, 1),
     };
+    // Every instant must also fit in epoch milliseconds, the unit of event time and of
+    // every sink format (so a row read in seconds can be written again; found by fuzzing:
+    // the smallest millisecond value floored to seconds did not).
+    secs.checked_mul(1_000)?;
     secs.checked_mul(mul)?.checked_add(i64::from(nanos / div))
 }
 
@@ -348,6 +352,20 @@ pub fn parse_timestamp_millis(b: &[u8]) -> Option<i64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn timestamps_fit_epoch_milliseconds_in_every_unit() {
+        let lowest = i64::MIN / 1_000; // the lowest second whose milliseconds fit
+        assert_eq!(
+            timestamp_in_unit(lowest, 0, &TimeUnit::Second),
+            Some(lowest)
+        );
+        assert_eq!(timestamp_in_unit(lowest - 1, 0, &TimeUnit::Second), None);
+        assert_eq!(
+            timestamp_in_unit(lowest - 1, 0, &TimeUnit::Millisecond),
+            None
+        );
+    }
 
     #[test]
     fn decimals_are_exact() {
