@@ -10,9 +10,10 @@ mod bench_kafka;
 mod bench_kafka_keyed;
 mod bench_keys;
 mod cases;
+mod jobs_cmd;
 mod progress;
 mod run;
-mod settings;
+mod server_cmd;
 mod stats;
 mod tansu;
 
@@ -28,6 +29,12 @@ use std::process::ExitCode;
 #[derive(Parser, Debug)]
 #[command(name = "ferris-cli", version, about, long_about = None)]
 struct Cli {
+    /// Log lines as `text` or `json` (one object per line: timestamp, level, message,
+    /// component, job, query, operator, trace_id, span_id, correlation_id, metrics,
+    /// context). Filter with FERRIS_LOG or RUST_LOG (e.g. `info,ferris_runtime=debug`);
+    /// default `warn`, `info` for `server`.
+    #[arg(long, global = true, default_value = "text", value_parser = ["text", "json"])]
+    log_format: String,
     #[command(subcommand)]
     command: Command,
 }
@@ -42,20 +49,49 @@ enum Command {
     Validate(run::ValidateArgs),
     /// Measure throughput and latency of built-in cases (release builds give real figures).
     Bench(bench::BenchArgs),
+    /// Host many jobs in one process, with a REST API, /metrics and health endpoints.
+    Server(server_cmd::ServerArgs),
+    /// Deploy, list, inspect and stop the jobs of a running server.
+    Jobs(jobs_cmd::JobsArgs),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let filter = tracing_subscriber::EnvFilter::try_from_env("FERRIS_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .init();
+    let default_level = match cli.command {
+        Command::Server(_) => "info",
+        _ => "warn",
+    };
+    let logs = init_logging(&cli.log_format, default_level);
     let code = match cli.command {
-        Command::Run(args) => run::run(args),
+        Command::Server(args) => server_cmd::server(args, logs),
+        Command::Jobs(args) => jobs_cmd::jobs(args),
+        Command::Run(args) => run::run(args, logs),
         Command::Validate(args) => run::validate(args),
         Command::Bench(args) => bench::bench(args),
     };
     ExitCode::from(code)
+}
+
+/// Installs the log subscriber: text or JSON lines on stderr, filtered by FERRIS_LOG (else
+/// RUST_LOG, else `default_level`), plus the per-job buffer the server serves.
+fn init_logging(format: &str, default_level: &str) -> ferris_observe::JobLogs {
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+    let filter = tracing_subscriber::EnvFilter::try_from_env("FERRIS_LOG")
+        .or_else(|_| tracing_subscriber::EnvFilter::try_from_default_env())
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level));
+    let logs = ferris_observe::JobLogs::new();
+    let registry = tracing_subscriber::registry()
+        .with(filter)
+        .with(logs.layer());
+    if format == "json" {
+        registry
+            .with(ferris_observe::JsonLayer::new(Box::new(std::io::stderr())))
+            .init();
+    } else {
+        registry
+            .with(tracing_subscriber::fmt::layer().with_writer(std::io::stderr))
+            .init();
+    }
+    logs
 }

@@ -1,12 +1,14 @@
 //! `ferris-cli run` and `ferris-cli validate`.
 
-use crate::{progress, settings, stats};
+use crate::{progress, stats};
 use clap::Args;
+use ferris_engine::settings;
 use ferris_observe::Registry;
 use ferris_runtime::{JobConfig, Shutdown};
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
+use tokio::runtime::Handle;
 
 /// Options of `run`.
 #[derive(Args, Debug)]
@@ -30,6 +32,10 @@ pub struct RunArgs {
     /// Never draw the live progress line.
     #[arg(long)]
     pub no_progress: bool,
+    /// Serve the server's read-only endpoints for this job (/metrics, /health,
+    /// /health/detail, /ready, /api/v1/jobs/…) on this address while it runs.
+    #[arg(long = "http", value_name = "ADDR")]
+    pub http: Option<std::net::SocketAddr>,
 }
 
 /// Options of `validate`.
@@ -158,7 +164,7 @@ pub fn validate(args: ValidateArgs) -> u8 {
 }
 
 /// `ferris-cli run`.
-pub fn run(args: RunArgs) -> u8 {
+pub fn run(args: RunArgs, logs: ferris_observe::JobLogs) -> u8 {
     let (sql, base) = match (&args.file, &args.execute) {
         (Some(f), _) => match read_app(f) {
             Ok(x) => x,
@@ -198,14 +204,62 @@ pub fn run(args: RunArgs) -> u8 {
             return 1;
         }
     };
-    let registry = Registry::new();
-    let shutdown = Shutdown::new();
+    // With --http, the job is also a read-only job of an HTTP server: its registry and
+    // shutdown are the job record's.
+    let served = match args.http {
+        Some(addr) => {
+            if !addr.ip().is_loopback() {
+                eprintln!(
+                    "error: --http {addr}: run serves read-only endpoints on loopback addresses only"
+                );
+                return 2;
+            }
+            match served_job(&app, &config, &sql, &base, &args) {
+                Ok(job) => Some((addr, job)),
+                Err(code) => return code,
+            }
+        }
+        None => None,
+    };
+    let (registry, shutdown) = match &served {
+        Some((_, job)) => (job.registry.clone(), job.shutdown.clone()),
+        None => (Registry::new(), Shutdown::new()),
+    };
     let started = Instant::now();
     let show_progress = !args.no_progress && std::io::stderr().is_terminal();
     let result = runtime.block_on(async {
         let job = ferris_engine::build_job(&app, config, &base)
             .map_err(|e| (setup_exit_code(&e), e.render(&sql)))?;
         tokio::spawn(watch_signals(shutdown.clone()));
+        let (http_stop, http) = match &served {
+            Some((addr, job)) => {
+                let jobs = std::sync::Arc::new(ferris_server::Jobs::new(None));
+                jobs.attach(job.clone());
+                let state = ferris_server::state(jobs, logs, None, true, Handle::current());
+                let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+                let (bound_tx, bound_rx) = tokio::sync::oneshot::channel();
+                let addr = *addr;
+                let server = tokio::spawn(async move {
+                    let stop = async {
+                        let _ = stop_rx.await;
+                    };
+                    ferris_server::serve(addr, state, Some(bound_tx), stop).await
+                });
+                match bound_rx.await {
+                    Ok(bound) => eprintln!("serving http://{bound} while the job runs"),
+                    Err(_) => {
+                        let message = match server.await {
+                            Ok(Err(e)) => format!("error: {e}"),
+                            _ => "error: the HTTP server did not start".to_string(),
+                        };
+                        return Err((4, message));
+                    }
+                }
+                job.set_state(ferris_server::JobState::Running, None);
+                (Some(stop_tx), Some(server))
+            }
+            None => (None, None),
+        };
         let (done_tx, done_rx) = tokio::sync::watch::channel(false);
         let progress =
             show_progress.then(|| tokio::spawn(progress::run(registry.clone(), done_rx)));
@@ -213,6 +267,16 @@ pub fn run(args: RunArgs) -> u8 {
         let _ = done_tx.send(true);
         if let Some(p) = progress {
             let _ = p.await;
+        }
+        if let Some((_, job)) = &served {
+            match &result {
+                Ok(_) => job.set_state(ferris_server::JobState::Finished, None),
+                Err(e) => job.set_state(ferris_server::JobState::Failed, Some(e.to_string())),
+            }
+        }
+        if let (Some(stop), Some(server)) = (http_stop, http) {
+            let _ = stop.send(());
+            let _ = server.await;
         }
         result.map_err(|e| (1u8, format!("error: {e}")))
     });
@@ -240,27 +304,63 @@ fn setup_exit_code(e: &ferris_engine::EngineError) -> u8 {
     if e.is_environment() { 4 } else { 2 }
 }
 
-async fn watch_signals(shutdown: Shutdown) {
+/// The job record `run --http` serves: the graph of the job about to run.
+fn served_job(
+    app: &ferris_plan::Application,
+    config: &JobConfig,
+    sql: &str,
+    base: &Path,
+    args: &RunArgs,
+) -> Result<std::sync::Arc<ferris_server::Job>, u8> {
+    let graph = match ferris_engine::job_graph(app, config) {
+        Ok(g) => g,
+        Err(e) => {
+            eprintln!("{}", e.render(sql));
+            return Err(setup_exit_code(&e));
+        }
+    };
+    let name = args
+        .file
+        .as_ref()
+        .and_then(|f| f.file_stem())
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "run".to_string());
+    let stored = ferris_server::StoredJob {
+        name,
+        sql: sql.to_string(),
+        base_dir: base.to_path_buf(),
+        settings: args.set.clone(),
+        deployed_at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+        restarts: 0,
+    };
+    Ok(std::sync::Arc::new(ferris_server::Job::new(&stored, graph)))
+}
+
+/// Resolves at Ctrl-C or SIGTERM.
+pub async fn wait_for_signal() {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{SignalKind, signal};
-        let mut term = match signal(SignalKind::terminate()) {
-            Ok(s) => s,
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
             Err(_) => {
                 let _ = tokio::signal::ctrl_c().await;
-                shutdown.trigger();
-                return;
             }
-        };
-        tokio::select! {
-            _ = tokio::signal::ctrl_c() => {}
-            _ = term.recv() => {}
         }
     }
     #[cfg(not(unix))]
     {
         let _ = tokio::signal::ctrl_c().await;
     }
+}
+
+async fn watch_signals(shutdown: Shutdown) {
+    wait_for_signal().await;
     tracing::info!("signal received: stopping sources, draining in-flight batches");
     shutdown.trigger();
 }

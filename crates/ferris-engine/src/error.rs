@@ -48,6 +48,16 @@ impl EngineError {
         }
     }
 
+    /// Line and column (1-based) of the statement or clause at fault; `(0, 0)` when unknown.
+    pub fn position(&self) -> (u64, u64) {
+        let span = match self {
+            EngineError::Invalid(e) => e.span,
+            EngineError::Connector { span, .. } | EngineError::Io { span, .. } => Some(*span),
+        };
+        span.map(|s| (s.start.line, s.start.column))
+            .unwrap_or((0, 0))
+    }
+
     /// The error with the statement's line and a caret under it.
     pub fn render(&self, sql: &str) -> String {
         match self {

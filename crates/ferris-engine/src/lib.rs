@@ -15,6 +15,7 @@ mod graph_render;
 mod paths;
 mod repartition;
 mod resolve;
+pub mod settings;
 
 pub use build::{build_job, check_job};
 pub use error::EngineError;

@@ -87,6 +87,34 @@ impl Histogram {
         self.max.load(Ordering::Relaxed)
     }
 
+    /// For each bound (ascending), how many observations were at most that bound, as the
+    /// cumulative buckets of a Prometheus histogram. Exact for values below 16; above, a
+    /// bound inside one of the internal logarithmic buckets (about 6% wide) counts that whole
+    /// bucket as above the bound.
+    pub fn cumulative_counts(&self, bounds: &[u64]) -> Vec<u64> {
+        let mut out = Vec::with_capacity(bounds.len());
+        let mut seen = 0u64;
+        let mut i = 0usize;
+        for &bound in bounds {
+            while i < self.buckets.len() && upper_bound(i) <= bound {
+                seen += self.buckets[i].load(Ordering::Relaxed);
+                i += 1;
+            }
+            out.push(seen);
+        }
+        out
+    }
+
+    /// Number of observations.
+    pub fn count(&self) -> u64 {
+        self.count.load(Ordering::Relaxed)
+    }
+
+    /// Sum of observations.
+    pub fn sum(&self) -> u64 {
+        self.sum.load(Ordering::Relaxed)
+    }
+
     /// Count, sum, p50, p99 and max.
     pub fn snapshot(&self) -> HistogramSnapshot {
         HistogramSnapshot {
@@ -112,6 +140,19 @@ mod tests {
                 assert!(upper_bound(b - 1) < v, "v={v}");
             }
         }
+    }
+
+    #[test]
+    fn cumulative_counts_are_exact_on_bucket_bounds() {
+        let h = Histogram::default();
+        for v in [1u64, 3, 3, 10, 40, 1000, 5000] {
+            h.record(v);
+        }
+        // 39 and 1023 are upper bounds of internal buckets, so those counts are exact.
+        assert_eq!(
+            h.cumulative_counts(&[0, 3, 15, 39, 1023, u64::MAX]),
+            vec![0, 3, 4, 4, 6, 7]
+        );
     }
 
     #[test]

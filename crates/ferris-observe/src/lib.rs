@@ -17,9 +17,11 @@
 //! ```
 
 mod histogram;
+pub mod logging;
 pub mod names;
 
 pub use histogram::{Histogram, HistogramSnapshot};
+pub use logging::{JobLogs, JsonLayer};
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -112,6 +114,17 @@ struct Inner {
 #[derive(Debug, Clone, Default)]
 pub struct Registry {
     inner: Arc<Mutex<Inner>>,
+}
+
+/// A registered metric, shared with the code that records it.
+#[derive(Debug, Clone)]
+pub enum MetricRef {
+    /// A counter.
+    Counter(Arc<Counter>),
+    /// A gauge.
+    Gauge(Arc<Gauge>),
+    /// A histogram.
+    Histogram(Arc<Histogram>),
 }
 
 /// The value of one metric in a [`Snapshot`].
@@ -219,6 +232,36 @@ impl Registry {
             .iter()
             .filter(|(k, _)| k.name == name && matches(&k.labels, filter))
             .fold((0, 0), |(v, m), (_, g)| (v + g.get(), m + g.max()))
+    }
+
+    /// Every registered metric with its name and sorted labels, sorted by name then labels;
+    /// the exposition reads histogram buckets through these.
+    pub fn metrics(&self) -> Vec<(String, Labels, MetricRef)> {
+        let inner = self.lock();
+        let mut out: Vec<(String, Labels, MetricRef)> = Vec::new();
+        for (k, c) in &inner.counters {
+            out.push((
+                k.name.clone(),
+                k.labels.clone(),
+                MetricRef::Counter(c.clone()),
+            ));
+        }
+        for (k, g) in &inner.gauges {
+            out.push((
+                k.name.clone(),
+                k.labels.clone(),
+                MetricRef::Gauge(g.clone()),
+            ));
+        }
+        for (k, h) in &inner.histograms {
+            out.push((
+                k.name.clone(),
+                k.labels.clone(),
+                MetricRef::Histogram(h.clone()),
+            ));
+        }
+        out.sort_by(|a, b| (&a.0, &a.1).cmp(&(&b.0, &b.1)));
+        out
     }
 
     /// All metrics now.

@@ -20,7 +20,19 @@ pub struct Closed;
 struct Metrics {
     depth: Arc<Gauge>,
     blocked_nanos: Arc<Counter>,
+    blocked_sends: Arc<Counter>,
+    high_water: Arc<Counter>,
+    /// Rows at or above which the channel counts as nearly full (90% of capacity).
+    high_water_rows: i64,
+    recv_wait_nanos: Arc<Counter>,
     messages: Arc<Counter>,
+}
+
+impl Metrics {
+    fn blocked(&self, started: Instant) {
+        self.blocked_sends.inc();
+        self.blocked_nanos.add(started.elapsed().as_nanos() as u64);
+    }
 }
 
 /// Sending side of a row-bounded channel.
@@ -50,6 +62,10 @@ pub fn channel(name: &str, capacity_rows: usize, registry: &Registry) -> (Sender
     let metrics = Arc::new(Metrics {
         depth: registry.gauge(names::CHANNEL_DEPTH_ROWS, &labels),
         blocked_nanos: registry.counter(names::CHANNEL_BLOCKED_NANOS, &labels),
+        blocked_sends: registry.counter(names::CHANNEL_BLOCKED_SENDS, &labels),
+        high_water: registry.counter(names::CHANNEL_HIGH_WATER_EVENTS, &labels),
+        high_water_rows: (u64::from(capacity) * 9).div_ceil(10) as i64,
+        recv_wait_nanos: registry.counter(names::CHANNEL_RECV_WAIT_NANOS, &labels),
         messages: registry.counter(names::CHANNEL_MESSAGES, &labels),
     });
     let permits = Arc::new(Semaphore::new(capacity as usize));
@@ -76,7 +92,11 @@ impl Sender {
 
     fn enqueue(&self, msg: Message, n: u32) -> Result<(), Closed> {
         let rows = msg.rows() as i64;
-        self.metrics.depth.add(rows);
+        let depth = self.metrics.depth.add(rows);
+        let mark = self.metrics.high_water_rows;
+        if depth >= mark && depth - rows < mark {
+            self.metrics.high_water.inc();
+        }
         self.metrics.messages.inc();
         self.tx.send((msg, n)).map_err(|e| {
             self.metrics.depth.add(-rows);
@@ -101,9 +121,7 @@ impl Sender {
                     _ = self.tx.closed() => return Err(Closed),
                 };
                 acquired.forget();
-                self.metrics
-                    .blocked_nanos
-                    .add(started.elapsed().as_nanos() as u64);
+                self.metrics.blocked(started);
             }
         }
         self.enqueue(msg, n)
@@ -154,9 +172,7 @@ impl Sender {
                         _ = tokio::time::sleep(wait) => Ok(None),
                     }
                 })?;
-                self.metrics
-                    .blocked_nanos
-                    .add(started.elapsed().as_nanos() as u64);
+                self.metrics.blocked(started);
                 match acquired {
                     Some(p) => p.forget(),
                     None => return Ok(Some(msg)),
@@ -180,7 +196,18 @@ impl Receiver {
 
     /// Receives the next message; `None` once every sender is gone.
     pub async fn recv(&mut self) -> Option<Message> {
-        let (msg, n) = self.rx.recv().await?;
+        let (msg, n) = match self.rx.try_recv() {
+            Ok(item) => item,
+            Err(mpsc::error::TryRecvError::Disconnected) => return None,
+            Err(mpsc::error::TryRecvError::Empty) => {
+                let started = Instant::now();
+                let item = self.rx.recv().await;
+                self.metrics
+                    .recv_wait_nanos
+                    .add(started.elapsed().as_nanos() as u64);
+                item?
+            }
+        };
         self.release(&msg, n);
         Some(msg)
     }
@@ -192,7 +219,18 @@ impl Receiver {
 
     /// Receives from a thread outside the async runtime.
     pub fn recv_blocking(&mut self) -> Option<Message> {
-        let (msg, n) = self.rx.blocking_recv()?;
+        let (msg, n) = match self.rx.try_recv() {
+            Ok(item) => item,
+            Err(mpsc::error::TryRecvError::Disconnected) => return None,
+            Err(mpsc::error::TryRecvError::Empty) => {
+                let started = Instant::now();
+                let item = self.rx.blocking_recv();
+                self.metrics
+                    .recv_wait_nanos
+                    .add(started.elapsed().as_nanos() as u64);
+                item?
+            }
+        };
         self.release(&msg, n);
         Some(msg)
     }

@@ -44,6 +44,14 @@ use ferris_observe::{Counter, Registry, names};
 use std::sync::Arc;
 use tokio::runtime::Handle;
 use tokio::sync::mpsc;
+use tracing::Instrument;
+
+/// The span a task runs in: its query (or source) and graph node, under the caller's span
+/// (the server's `job` span), so that every log line a task writes names them. An error-level
+/// span is enabled whenever logging is, whatever the filter's level.
+fn task_span(query: &str, node: &str) -> tracing::Span {
+    tracing::error_span!("task", query = %query, node = %node)
+}
 
 /// A source of the job.
 pub struct SourceSpec {
@@ -320,7 +328,8 @@ pub async fn run_job(
             &registry,
             t.dead_letter.and_then(|i| dl_senders.get(i).cloned()),
         ));
-        loads.spawn(crate::table::load_table(t, ctx));
+        let span = task_span("", &ids::table_node(&t.name));
+        loads.spawn(crate::table::load_table(t, ctx).instrument(span));
     }
     let mut load_error = None;
     while let Some(r) = loads.join_next().await {
@@ -435,7 +444,8 @@ pub async fn run_job(
                     late: q.late,
                     halting: false,
                 };
-                tasks.spawn(worker.run());
+                let span = task_span(&q.name, worker.node.as_str());
+                tasks.spawn(worker.run().instrument(span));
                 inputs.push(in_tx);
             }
             let side_progress = Arc::new(Progress::new(ctx.name.clone()));
@@ -501,7 +511,8 @@ pub async fn run_job(
                     limits: stage.limits,
                     last_correlation: String::new(),
                 };
-                tasks.spawn(worker.run());
+                let span = task_span(&q.name, worker.node.as_str());
+                tasks.spawn(worker.run().instrument(span));
             }
         }
         let sink_task = SinkTask {
@@ -531,7 +542,10 @@ pub async fn run_job(
             late: ctx.late.clone(),
             keyed: q.keyed.is_some(),
         });
-        blocking.push(tokio::task::spawn_blocking(move || sink_task.run()));
+        let span = task_span(&ctx.name, &ids::sink_node(&ctx.name));
+        blocking.push(tokio::task::spawn_blocking(move || {
+            span.in_scope(|| sink_task.run())
+        }));
     }
     drop(dl_senders);
 
@@ -566,7 +580,10 @@ pub async fn run_job(
             job_id,
             registry: registry.clone(),
         };
-        blocking.push(tokio::task::spawn_blocking(move || task.run()));
+        let span = task_span("", &node);
+        blocking.push(tokio::task::spawn_blocking(move || {
+            span.in_scope(|| task.run())
+        }));
     }
 
     // Wait for everything; the first root cause wins.

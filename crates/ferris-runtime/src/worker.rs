@@ -90,9 +90,14 @@ impl Worker {
                 }
             })
             .collect();
+        let batch_rows = self.ctx.registry.histogram(
+            names::OPERATOR_BATCH_ROWS,
+            &[("query", &*self.ctx.name), ("node", self.node.as_str())],
+        );
         while let Some(msg) = self.input.recv().await {
             match msg {
                 Message::ProcessBatch(pb) => {
+                    batch_rows.record(pb.records.num_rows() as u64);
                     self.ctx
                         .rows_in
                         .add((pb.records.num_rows() + pb.meta.rejects.len()) as u64);
