@@ -90,7 +90,11 @@ fn init_logging(format: &str, default_level: &str) -> ferris_observe::JobLogs {
             .init();
     } else {
         registry
-            .with(tracing_subscriber::fmt::layer().with_writer(std::io::stderr))
+            .with(
+                tracing_subscriber::fmt::layer()
+                    .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+                    .with_writer(std::io::stderr),
+            )
             .init();
     }
     logs

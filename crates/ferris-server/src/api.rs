@@ -273,12 +273,12 @@ async fn deploy(
     let runtime = state.runtime.clone();
     let logs = state.logs.clone();
     let job = tokio::task::spawn_blocking(move || {
-        let name = spec.name.clone();
-        let job = jobs.deploy(spec, 0, None, &runtime);
-        if job.is_ok() {
-            logs.clear(&name);
+        // A new deployment starts a new log, unless the name is taken by a live job (the
+        // deploy is then refused and the live job's log kept).
+        if jobs.get(&spec.name).map_or(true, |j| !j.state().is_live()) {
+            logs.clear(&spec.name);
         }
-        job
+        jobs.deploy(spec, 0, None, &runtime)
     })
     .await
     .map_err(|e| ApiError::internal(format!("deploy panicked: {e}")))??;
@@ -341,8 +341,8 @@ async fn logs(
     name: Result<Path<String>, PathRejection>,
     q: Result<Query<LogQuery>, QueryRejection>,
 ) -> Result<axum::Json<JobLogLines>, ApiError> {
-    let job = state.jobs.get(&job_name(name)?)?;
     let Query(q) = q.map_err(|e| ApiError::bad_field("limit", e.body_text()))?;
+    let job = state.jobs.get(&job_name(name)?)?;
     let limit = q
         .limit
         .unwrap_or(100)

@@ -91,6 +91,76 @@ fn check(name: &str, status: Verdict, reason: String, value: f64) -> Check {
     }
 }
 
+/// Channel capacity. Channels over the threshold form chains behind a slow task (a full
+/// channel makes the task before it wait, whose input then fills); the check names the last
+/// full channel of a chain, the one whose receiving task's own outputs are not full: that
+/// task is the bottleneck.
+fn channel_check(job: &Job, live: bool) -> Check {
+    let mut ratios: Vec<(String, f64)> = Vec::new();
+    for s in job.registry.snapshot() {
+        if s.name != names::CHANNEL_DEPTH_ROWS {
+            continue;
+        }
+        let (Value::Gauge { value, .. }, Some(edge)) = (&s.value, s.label("channel")) else {
+            continue;
+        };
+        let cap = job
+            .registry
+            .gauge_sum(names::CHANNEL_CAPACITY_ROWS, &[("channel", edge)])
+            .0;
+        if cap > 0 {
+            ratios.push((edge.to_string(), *value as f64 / cap as f64));
+        }
+    }
+    let full: Vec<&(String, f64)> = ratios
+        .iter()
+        .filter(|(_, r)| *r > CHANNEL_DEGRADED_RATIO)
+        .collect();
+    let edge_ends = |id: &str| {
+        job.graph
+            .edges
+            .iter()
+            .find(|e| e.channel.as_deref() == Some(id) || e.id == id)
+            .map(|e| (e.from.clone(), e.to.clone()))
+    };
+    let bottleneck = full.iter().find(|(id, _)| {
+        let Some((_, to)) = edge_ends(id) else {
+            return true;
+        };
+        !full
+            .iter()
+            .any(|(other, _)| edge_ends(other).is_some_and(|(from, _)| from == to))
+    });
+    match bottleneck {
+        Some((edge, ratio)) if live => {
+            let node = edge_ends(edge).map(|(_, to)| to);
+            let mut c = check(
+                "channel_capacity",
+                Verdict::Degraded,
+                format!(
+                    "channel {edge} is {:.0}% full (over {:.0}%): {} cannot keep up",
+                    ratio * 100.0,
+                    CHANNEL_DEGRADED_RATIO * 100.0,
+                    node.as_deref().unwrap_or("the task it feeds")
+                ),
+                *ratio,
+            );
+            c.edge = Some(edge.clone());
+            c.node = node;
+            c
+        }
+        _ => {
+            let top = ratios.iter().map(|(_, r)| *r).fold(0.0f64, f64::max);
+            check(
+                "channel_capacity",
+                Verdict::Healthy,
+                format!("the fullest channel is {:.0}% full", top * 100.0),
+                top,
+            )
+        }
+    }
+}
+
 /// The checks of `job`.
 pub fn job_health(job: &Job, process: &ProcessStats) -> JobHealth {
     let state = job.state();
@@ -110,52 +180,8 @@ pub fn job_health(job: &Job, process: &ProcessStats) -> JobHealth {
             1.0,
         ),
     });
-    let snapshot = job.registry.snapshot();
 
-    // Channel capacity: the fullest channel.
-    let mut fullest: Option<(f64, String)> = None;
-    for s in &snapshot {
-        if s.name != names::CHANNEL_DEPTH_ROWS {
-            continue;
-        }
-        let (Value::Gauge { value, .. }, Some(edge)) = (&s.value, s.label("channel")) else {
-            continue;
-        };
-        let cap = job
-            .registry
-            .gauge_sum(names::CHANNEL_CAPACITY_ROWS, &[("channel", edge)])
-            .0;
-        if cap > 0 {
-            let ratio = *value as f64 / cap as f64;
-            if fullest.as_ref().is_none_or(|(r, _)| ratio > *r) {
-                fullest = Some((ratio, edge.to_string()));
-            }
-        }
-    }
-    let (ratio, edge) = fullest.unwrap_or((0.0, String::new()));
-    let mut c = if live && ratio > CHANNEL_DEGRADED_RATIO {
-        check(
-            "channel_capacity",
-            Verdict::Degraded,
-            format!(
-                "channel {edge} is {:.0}% full (over {:.0}%): the task it feeds cannot keep up",
-                ratio * 100.0,
-                CHANNEL_DEGRADED_RATIO * 100.0
-            ),
-            ratio,
-        )
-    } else {
-        check(
-            "channel_capacity",
-            Verdict::Healthy,
-            format!("the fullest channel is {:.0}% full", ratio * 100.0),
-            ratio,
-        )
-    };
-    if !edge.is_empty() {
-        c.edge = Some(edge);
-    }
-    checks.push(c);
+    checks.push(channel_check(job, live));
 
     let rates = job.rates();
     let warm = job.uptime_seconds() >= RATE_WARMUP_SECONDS && rates.baseline > 0.0;
