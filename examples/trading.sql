@@ -9,8 +9,19 @@ CREATE STREAM trades (
   WATERMARK FOR ts AS ts - INTERVAL '5' SECOND
 ) WITH ('connector' = 'file', 'path' = 'data/trades.csv', 'format' = 'csv');
 
--- Large trades with their exact notional value, written as JSON Lines.
-CREATE STREAM big_trades WITH ('connector' = 'file', 'path' = '../out/big_trades.jsonl', 'format' = 'json') AS
+-- Large trades with their exact notional value, written as JSON Lines. The metric.*
+-- properties declare business metrics over the rows written, served at /metrics by
+-- `ferris-cli server` and `run --http` (docs/observability.md).
+CREATE STREAM big_trades WITH ('connector' = 'file', 'path' = '../out/big_trades.jsonl', 'format' = 'json',
+    'metric.big_trades.type' = 'counter', 'metric.big_trades.labels' = 'symbol',
+    'metric.big_trades.help' = 'Large trades written, per symbol.',
+    'metric.trade_notional.type' = 'histogram', 'metric.trade_notional.value' = 'notional',
+    'metric.trade_notional.labels' = 'symbol',
+    'metric.trade_notional.buckets' = '1000, 10000, 50000, 100000, 500000, 1000000',
+    'metric.trade_notional.help' = 'Notional value of large trades.',
+    'metric.last_price.type' = 'gauge', 'metric.last_price.value' = 'price',
+    'metric.last_price.labels' = 'symbol',
+    'metric.last_price.help' = 'Price of the latest large trade, per symbol.') AS
   SELECT symbol, price, volume, price * volume AS notional, ts
   FROM trades
   WHERE price * volume > 50000;

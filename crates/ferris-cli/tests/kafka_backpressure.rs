@@ -122,6 +122,7 @@ fn a_slow_sink_holds_the_kafka_source_back_instead_of_buffering() {
             strategy: ErrorStrategy::Fail,
             dead_letter: None,
             channel_capacity: None,
+            metrics: Vec::new(),
         }],
         dead_letters: Vec::new(),
         config: JobConfig {

@@ -302,6 +302,7 @@ fn build(
                 strategy,
                 dead_letter,
                 channel_capacity,
+                metrics: Vec::new(),
             });
             b.sources.push(SourceSpec {
                 name: l.reader_name,
@@ -325,6 +326,7 @@ fn build(
                         strategy,
                         dead_letter,
                         channel_capacity,
+                        metrics: Vec::new(),
                     });
                     b.sources.push(SourceSpec {
                         name: r.reader_name,
@@ -357,6 +359,7 @@ fn build(
                 strategy,
                 dead_letter,
                 channel_capacity,
+                metrics: q.metrics.clone(),
             });
             continue;
         }
@@ -381,6 +384,7 @@ fn build(
             strategy,
             dead_letter,
             channel_capacity,
+            metrics: q.metrics.clone(),
         });
     }
     Ok(JobSpec {

@@ -16,10 +16,12 @@
 //! assert_eq!(registry.counter_value(names::OPERATOR_ROWS_IN, &[("operator", "filter")]), Some(3));
 //! ```
 
+mod float;
 mod histogram;
 pub mod logging;
 pub mod names;
 
+pub use float::{FloatKind, FloatMetric, FloatSnapshot};
 pub use histogram::{Histogram, HistogramSnapshot};
 pub use logging::{JobLogs, JsonLayer};
 
@@ -108,6 +110,8 @@ struct Inner {
     counters: BTreeMap<Key, Arc<Counter>>,
     gauges: BTreeMap<Key, Arc<Gauge>>,
     histograms: BTreeMap<Key, Arc<Histogram>>,
+    floats: BTreeMap<Key, Arc<FloatMetric>>,
+    helps: BTreeMap<String, String>,
 }
 
 /// The metrics of one process: cheap to clone (shared).
@@ -125,6 +129,8 @@ pub enum MetricRef {
     Gauge(Arc<Gauge>),
     /// A histogram.
     Histogram(Arc<Histogram>),
+    /// A floating-point counter, gauge or histogram with chosen buckets.
+    Float(Arc<FloatMetric>),
 }
 
 /// The value of one metric in a [`Snapshot`].
@@ -205,6 +211,30 @@ impl Registry {
             .clone()
     }
 
+    /// Returns the floating-point metric `name{labels}`, registering it as `kind` on first
+    /// use (a later call with another kind gets the first one's).
+    pub fn float(&self, name: &str, labels: &[(&str, &str)], kind: FloatKind) -> Arc<FloatMetric> {
+        self.lock()
+            .floats
+            .entry(Key::new(name, labels))
+            .or_insert_with(|| Arc::new(FloatMetric::new(kind)))
+            .clone()
+    }
+
+    /// Records the description of metric `name` (for names not in [`names::HELP`]).
+    pub fn set_help(&self, name: &str, help: &str) {
+        self.lock().helps.insert(name.to_string(), help.to_string());
+    }
+
+    /// The description of metric `name`: set with [`Registry::set_help`], else from
+    /// [`names::HELP`], else empty.
+    pub fn help(&self, name: &str) -> String {
+        match self.lock().helps.get(name) {
+            Some(h) => h.clone(),
+            None => names::help(name).to_string(),
+        }
+    }
+
     /// The value of a registered counter.
     pub fn counter_value(&self, name: &str, labels: &[(&str, &str)]) -> Option<u64> {
         self.lock()
@@ -258,6 +288,13 @@ impl Registry {
                 k.name.clone(),
                 k.labels.clone(),
                 MetricRef::Histogram(h.clone()),
+            ));
+        }
+        for (k, f) in &inner.floats {
+            out.push((
+                k.name.clone(),
+                k.labels.clone(),
+                MetricRef::Float(f.clone()),
             ));
         }
         out.sort_by(|a, b| (&a.0, &a.1).cmp(&(&b.0, &b.1)));

@@ -86,6 +86,8 @@ pub struct PlannedQuery {
     pub sink: BTreeMap<String, String>,
     /// Engine settings of the query (override the source's).
     pub engine: EngineProps,
+    /// Business metrics declared on the query (`'metric.NAME.*'`).
+    pub metrics: Vec<ferris_runtime::business::MetricSpec>,
     /// The statement.
     pub span: Span,
 }
@@ -218,11 +220,13 @@ fn plan_on_this_thread(sql: &str) -> Result<Application, AppError> {
                 }
                 let (engine, sink) = props::split(&c.properties, c.span)?;
                 let plan = plan_query(&c.query, &catalog, &engine)?;
+                let metrics = crate::metrics::declared(&engine.metrics, &plan.output_schema)?;
                 app.queries.push(PlannedQuery {
                     name,
                     plan,
                     sink,
                     engine,
+                    metrics,
                     span: c.span,
                 });
             }
@@ -239,12 +243,14 @@ fn plan_on_this_thread(sql: &str) -> Result<Application, AppError> {
                     .into());
                 };
                 let plan = plan_query(&i.query, &catalog, &sink.engine)?;
+                let metrics = crate::metrics::declared(&sink.engine.metrics, &plan.output_schema)?;
                 let n = app.queries.len() + 1;
                 app.queries.push(PlannedQuery {
                     name: format!("insert_{n}_into_{target}"),
                     plan,
                     sink: sink.connector.clone(),
                     engine: sink.engine.clone(),
+                    metrics,
                     span: i.span,
                 });
             }
@@ -256,6 +262,7 @@ fn plan_on_this_thread(sql: &str) -> Result<Application, AppError> {
                     plan,
                     sink: BTreeMap::new(),
                     engine: EngineProps::default(),
+                    metrics: Vec::new(),
                     span: q.span,
                 });
             }
@@ -297,6 +304,15 @@ fn declare_source(
     }
     let schema = Arc::new(Schema::new(fields));
     let (engine, connector) = props::split(&s.properties, s.span)?;
+    if let Some((key, (_, span))) = engine.metrics.iter().next() {
+        return Err(PlanError::at(
+            format!(
+                "'{key}' declares a metric over a query's output rows: put it in the WITH of \
+                 the CREATE STREAM … AS SELECT, not in a source's"
+            ),
+            *span,
+        ));
+    }
     for key in ["state.ttl", "state.max.rows", "state.max.bytes"] {
         if let Some(&span) = engine.spans.get(key) {
             return Err(PlanError::at(

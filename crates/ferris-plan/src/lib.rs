@@ -21,6 +21,7 @@ mod error;
 mod finite;
 pub mod logical;
 mod lower_over;
+pub mod metrics;
 mod physical;
 mod plan_aggregate;
 mod plan_join;

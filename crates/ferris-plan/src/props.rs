@@ -52,6 +52,9 @@ pub struct EngineProps {
     /// `'state.max.bytes'`: approximate bytes one keyed partition of the query's stateful
     /// operator may hold.
     pub state_max_bytes: Option<usize>,
+    /// `'metric.NAME.ATTR'` keys (business metrics of a query): full key → value and where
+    /// it was written; checked against the query's output by [`crate::metrics::declared`].
+    pub metrics: BTreeMap<String, (String, Span)>,
     /// Where each engine key was written (for errors about its value).
     pub spans: BTreeMap<String, Span>,
 }
@@ -126,6 +129,11 @@ pub fn split(
             }
             "state.max.bytes" => {
                 engine.state_max_bytes = Some(parse_bytes(&p.value).map_err(|e| bad(&e))?)
+            }
+            key if key.starts_with(crate::metrics::PREFIX) => {
+                engine
+                    .metrics
+                    .insert(key.to_string(), (p.value.clone(), span));
             }
             key if key.starts_with(RESERVED_PREFIX) => {
                 return Err(PlanError::at(

@@ -136,6 +136,8 @@ pub struct QuerySpec {
     pub dead_letter: Option<usize>,
     /// Channel capacity in rows for this query (default: the job's).
     pub channel_capacity: Option<usize>,
+    /// Business metrics declared on the query, observed over its written rows.
+    pub metrics: Vec<crate::business::MetricSpec>,
 }
 
 /// Everything a job runs.
@@ -515,8 +517,15 @@ pub async fn run_job(
                 tasks.spawn(worker.run().instrument(span));
             }
         }
+        let business = crate::business::BusinessMetrics::new(
+            &q.metrics,
+            &registry,
+            &ctx.name,
+            &ids::sink_node(&ctx.name),
+        );
         let sink_task = SinkTask {
             ctx: ctx.clone(),
+            business,
             sink: q.sink,
             inputs: outputs,
             retry: config.retry,

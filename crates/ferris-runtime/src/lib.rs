@@ -7,6 +7,7 @@
 //! and writes them. A full channel makes its sender wait, so backpressure flows from the sink
 //! back to the reader. See `ARCHITECTURE.md` for the whole picture.
 
+pub mod business;
 mod chains;
 pub mod channel;
 pub mod config;

@@ -18,6 +18,8 @@ use std::time::Instant;
 
 pub(crate) struct SinkTask {
     pub(crate) ctx: Arc<QueryContext>,
+    /// The query's declared business metrics.
+    pub(crate) business: crate::business::BusinessMetrics,
     pub(crate) sink: Box<dyn Sink>,
     pub(crate) inputs: Vec<Receiver>,
     pub(crate) retry: crate::config::RetryPolicy,
@@ -470,6 +472,11 @@ impl SinkTask {
                     // Rows the sink refused one by one meet the error strategy now.
                     let rejected = self.sink.take_rejected();
                     self.give_up(&pb, m, 1, &rejected)?;
+                    if !self.business.is_empty() {
+                        let mut refused: Vec<usize> = rejected.iter().map(|(r, _)| *r).collect();
+                        refused.sort_unstable();
+                        self.business.observe(&pb.records, &refused);
+                    }
                     let u = &mut self.unflushed;
                     u.rows += rows;
                     u.since.get_or_insert_with(Instant::now);

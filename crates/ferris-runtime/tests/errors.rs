@@ -54,6 +54,7 @@ fn a_failing_source_stops_the_job_with_its_cause_chain() {
             strategy: Default::default(),
             dead_letter: None,
             channel_capacity: None,
+            metrics: Vec::new(),
         }],
         dead_letters: Vec::new(),
         config: JobConfig::default(),

@@ -94,6 +94,7 @@ fn run(s: Setup) -> Outcome {
             strategy: s.strategy,
             dead_letter: Some(0),
             channel_capacity: None,
+            metrics: Vec::new(),
             keyed: None,
             right: None,
             late: Default::default(),

@@ -132,13 +132,40 @@ fn histogram(h: &ferris_observe::Histogram, bounds: &[f64], scale: f64) -> Sampl
 fn job_series(job: &Job, f: &mut Families) {
     for (name, labels, metric) in job.registry.metrics() {
         let l = expose_labels(job, &labels);
-        let help = names::help(&name);
+        let help = job.registry.help(&name);
+        let help = help.as_str();
         match metric {
+            MetricRef::Float(m) => {
+                let snap = m.snapshot();
+                match m.kind() {
+                    ferris_observe::FloatKind::Counter => f.push(
+                        name.strip_suffix("_total").unwrap_or(&name),
+                        MetricType::Counter,
+                        help,
+                        l,
+                        Sample::Counter(snap.value),
+                    ),
+                    ferris_observe::FloatKind::Gauge => {
+                        f.push(&name, MetricType::Gauge, help, l, Sample::Gauge(snap.value))
+                    }
+                    ferris_observe::FloatKind::Histogram(_) => f.push(
+                        &name,
+                        MetricType::Histogram,
+                        help,
+                        l,
+                        Sample::Histogram {
+                            sum: snap.sum,
+                            count: snap.count,
+                            buckets: snap.buckets,
+                        },
+                    ),
+                }
+            }
             MetricRef::Counter(c) => match name.strip_suffix("_nanoseconds_total") {
                 Some(stem) => f.push(
                     &format!("{stem}_seconds"),
                     MetricType::Counter,
-                    help,
+                    &help.replace("Nanoseconds", "Seconds"),
                     l,
                     Sample::Counter(c.get() as f64 / 1e9),
                 ),
@@ -172,7 +199,7 @@ fn job_series(job: &Job, f: &mut Families) {
                 Some(stem) => f.push(
                     &format!("{stem}_seconds"),
                     MetricType::Histogram,
-                    help,
+                    &help.replace("Nanoseconds", "Seconds"),
                     l,
                     histogram(&h, SECONDS_BOUNDS, 1e9),
                 ),
