@@ -36,6 +36,10 @@ pub struct RunArgs {
     /// /health/detail, /ready, /api/v1/jobs/…) on this address while it runs.
     #[arg(long = "http", value_name = "ADDR")]
     pub http: Option<std::net::SocketAddr>,
+    /// Export spans of sampled batches over OTLP/HTTP to this collector (else
+    /// OTEL_EXPORTER_OTLP_ENDPOINT); `--set tracing.sample.ratio=R` (default 0.01).
+    #[arg(long, value_name = "URL")]
+    pub otlp_endpoint: Option<String>,
 }
 
 /// Options of `validate`.
@@ -176,9 +180,23 @@ pub fn run(args: RunArgs, logs: ferris_observe::JobLogs) -> u8 {
             return 2;
         }
     };
-    let config = match job_config(&args.set, args.parallelism) {
+    let mut config = match job_config(&args.set, args.parallelism) {
         Ok(c) => c,
         Err(code) => return code,
+    };
+    let exporter = match crate::server_cmd::otlp_endpoint(args.otlp_endpoint.as_ref()) {
+        Some(endpoint) => match ferris_observe::trace::OtlpExporter::start(&endpoint, "ferris-cli")
+        {
+            Ok(e) => {
+                config.tracer = config.tracer.with_exporter(e.clone());
+                Some(e)
+            }
+            Err(e) => {
+                eprintln!("error: cannot start the trace exporter: {e}");
+                return 1;
+            }
+        },
+        None => None,
     };
     let app = match ferris_plan::plan_application(&sql) {
         Ok(app) => app,
@@ -283,6 +301,9 @@ pub fn run(args: RunArgs, logs: ferris_observe::JobLogs) -> u8 {
     // Sources blocked on stdin cannot be interrupted; do not wait for them forever.
     runtime.shutdown_timeout(std::time::Duration::from_secs(2));
     let _ = std::io::stdout().flush();
+    if let Some(e) = &exporter {
+        e.flush(std::time::Duration::from_secs(5));
+    }
     match result {
         Ok(report) => {
             if args.stats {

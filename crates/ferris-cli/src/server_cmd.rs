@@ -22,6 +22,18 @@ pub struct ServerArgs {
     /// Seconds a stopping server waits for its jobs to drain and commit.
     #[arg(long, default_value_t = 30)]
     pub drain_timeout_secs: u64,
+    /// Export spans of sampled batches over OTLP/HTTP to this collector (e.g.
+    /// http://127.0.0.1:4318); else OTEL_EXPORTER_OTLP_ENDPOINT. Jobs sample
+    /// `tracing.sample.ratio` of new traces (default 0.01).
+    #[arg(long, value_name = "URL")]
+    pub otlp_endpoint: Option<String>,
+}
+
+/// The OTLP endpoint from the flag, else from OTEL_EXPORTER_OTLP_ENDPOINT.
+pub fn otlp_endpoint(flag: Option<&String>) -> Option<String> {
+    flag.cloned()
+        .or_else(|| std::env::var("OTEL_EXPORTER_OTLP_ENDPOINT").ok())
+        .filter(|e| !e.trim().is_empty())
 }
 
 /// The token from `file`, else from FERRIS_TOKEN; an empty token is no token.
@@ -52,6 +64,7 @@ pub fn server(args: ServerArgs, logs: JobLogs) -> u8 {
         data_dir: args.data_dir,
         token,
         drain_timeout: Duration::from_secs(args.drain_timeout_secs),
+        otlp_endpoint: otlp_endpoint(args.otlp_endpoint.as_ref()),
     };
     if let Err(e) = config.check() {
         eprintln!("error: {e}");

@@ -116,7 +116,9 @@ fn avro_in_and_out_with_trace_headers_and_bad_messages_dead_lettered() {
             vec![2, 32, 16, 2],
             "{traceparent}"
         );
-        assert_eq!((parts[0], parts[3]), ("00", "01"));
+        // Version 00; flags 00: without an OTLP endpoint no batch is sampled, and the
+        // header says so (W3C trace-flags bit 0).
+        assert_eq!((parts[0], parts[3]), ("00", "00"));
     }
     let dead: Vec<serde_json::Value> = std::fs::read_to_string(&dlq)
         .expect("dead letters")

@@ -24,6 +24,10 @@ pub const KEYS: &[(&str, &str)] = &[
         "dead letters buffered before writers wait (default 1024)",
     ),
     (
+        "tracing.sample.ratio",
+        "share of new traces whose spans are exported over OTLP (default 0.01; needs an OTLP endpoint)",
+    ),
+    (
         "commit.interval.ms",
         "least time between two Kafka offset commits, in ms (default 1000)",
     ),
@@ -59,6 +63,10 @@ pub fn apply(config: &mut JobConfig, pairs: &[String]) -> Result<(), String> {
             }
             "dead_letter.capacity" => config.dead_letter_capacity = positive()?,
             "commit.interval.ms" => config.commit_interval = Duration::from_millis(number()?),
+            "tracing.sample.ratio" => match value.parse::<f64>() {
+                Ok(r) if (0.0..=1.0).contains(&r) => config.tracer = config.tracer.with_ratio(r),
+                _ => return Err(format!("--set {key}: '{value}' is not a ratio from 0 to 1")),
+            },
             other => {
                 let known: Vec<&str> = KEYS.iter().map(|(k, _)| *k).collect();
                 return Err(format!(

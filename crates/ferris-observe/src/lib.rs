@@ -20,10 +20,12 @@ mod float;
 mod histogram;
 pub mod logging;
 pub mod names;
+pub mod trace;
 
 pub use float::{FloatKind, FloatMetric, FloatSnapshot};
 pub use histogram::{Histogram, HistogramSnapshot};
 pub use logging::{JobLogs, JsonLayer};
+pub use trace::{SpanRecord, Tracer};
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;

@@ -81,6 +81,12 @@ pub const SOURCE_LAG: &str = "ferris_source_lag_messages";
 /// Times a source reported it could not read for a passing reason (a broker unreachable).
 pub const SOURCE_UNAVAILABLE: &str = "ferris_source_unavailable_total";
 
+/// Batches that reached a sink. Labels: `query`.
+pub const TRACE_BATCHES: &str = "ferris_trace_batches_total";
+/// Of those, batches that carried their source batch's trace context end to end (a stage's
+/// own results without an input batch start a new trace). Labels: `query`.
+pub const TRACE_BATCHES_CORRELATED: &str = "ferris_trace_batches_correlated_total";
+
 /// A one-line description of metric `name` (the `# HELP` text of the exposition); empty for
 /// a name not listed here.
 pub fn help(name: &str) -> &'static str {
@@ -92,6 +98,11 @@ pub fn help(name: &str) -> &'static str {
 
 /// Every metric name with its description.
 pub const HELP: &[(&str, &str)] = &[
+    (TRACE_BATCHES, "Batches that reached a sink."),
+    (
+        TRACE_BATCHES_CORRELATED,
+        "Batches that reached a sink carrying their source batch's trace context end to end.",
+    ),
     (SOURCE_ROWS_READ, "Rows a source decoded successfully."),
     (SOURCE_BATCHES, "Batches a source emitted."),
     (

@@ -50,6 +50,9 @@ pub struct JobConfig {
     /// once every query reading the source has durably written, or dead-lettered, every row
     /// before it and no operator holds such a row.
     pub commit_interval: Duration,
+    /// Where the spans of sampled batches go, and the share of new traces sampled
+    /// (`tracing.sample.ratio`; default: nothing traced).
+    pub tracer: ferris_observe::Tracer,
 }
 
 impl Default for JobConfig {
@@ -60,6 +63,7 @@ impl Default for JobConfig {
             retry: RetryPolicy::default(),
             dead_letter_capacity: 1024,
             commit_interval: Duration::from_secs(1),
+            tracer: ferris_observe::Tracer::default(),
         }
     }
 }

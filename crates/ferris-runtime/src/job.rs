@@ -217,6 +217,8 @@ pub(crate) struct QueryContext {
     pub(crate) late: Arc<Counter>,
     /// Rate-limited log lines of skipped rows.
     pub(crate) skip_log: crate::skip_log::SkipLog,
+    /// Records the spans of sampled batches.
+    pub(crate) tracer: ferris_observe::Tracer,
 }
 
 impl QueryContext {
@@ -237,6 +239,7 @@ impl QueryContext {
             rows_filtered: registry.counter(names::QUERY_ROWS_FILTERED, &q),
             late: registry.counter(names::QUERY_ROWS_LATE, &q),
             skip_log: crate::skip_log::SkipLog::new(name),
+            tracer: ferris_observe::Tracer::default(),
         }
     }
 
@@ -372,12 +375,14 @@ pub async fn run_job(
     let mut progress: Vec<Vec<Arc<Progress>>> = sources.iter().map(|_| Vec::new()).collect();
     let mut contexts = Vec::new();
     for q in queries {
-        let ctx = Arc::new(QueryContext::new(
+        let mut ctx = QueryContext::new(
             &q.name,
             q.strategy,
             &registry,
             q.dead_letter.and_then(|i| dl_senders.get(i).cloned()),
-        ));
+        );
+        ctx.tracer = config.tracer.clone();
+        let ctx = Arc::new(ctx);
         let needs_dead_letter =
             q.strategy == ErrorStrategy::DeadLetter || q.late == LateRows::DeadLetter;
         if needs_dead_letter && ctx.dead_letter.is_none() {
@@ -445,6 +450,7 @@ pub async fn run_job(
                     output,
                     late: q.late,
                     halting: false,
+                    traced: None,
                 };
                 let span = task_span(&q.name, worker.node.as_str());
                 tasks.spawn(worker.run().instrument(span));
@@ -512,6 +518,7 @@ pub async fn run_job(
                     output: out_tx,
                     limits: stage.limits,
                     last_correlation: String::new(),
+                    last_trace: None,
                 };
                 let span = task_span(&q.name, worker.node.as_str());
                 tasks.spawn(worker.run().instrument(span));
@@ -588,6 +595,8 @@ pub async fn run_job(
             handle: handle.clone(),
             job_id,
             registry: registry.clone(),
+            tracer: config.tracer.clone(),
+            pause_logged: None,
         };
         let span = task_span("", &node);
         blocking.push(tokio::task::spawn_blocking(move || {

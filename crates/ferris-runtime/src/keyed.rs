@@ -30,6 +30,9 @@ pub(crate) struct KeyedWorker {
     pub(crate) limits: StateLimits,
     /// Correlation id of the last batch received (named when the stage fails).
     pub(crate) last_correlation: String,
+    /// Trace context of the last batch answered: results a watermark or the end of input
+    /// closes continue it.
+    pub(crate) last_trace: Option<TraceContext>,
 }
 
 /// What one slot brings a keyed partition.
@@ -173,6 +176,39 @@ struct StateGauges {
 }
 
 impl KeyedWorker {
+    /// Records the span of this partition's step over a sampled batch (its operators
+    /// together) and returns the context the answer carries.
+    fn record_span(
+        &self,
+        pb: &ProcessBatch,
+        start: u64,
+        rows_in: usize,
+        rows_out: usize,
+    ) -> TraceContext {
+        use ferris_observe::trace::{AttrValue, SpanRecord, new_span_id, now_unix_nanos};
+        let span_id = new_span_id();
+        self.ctx.tracer.record(SpanRecord {
+            trace_id: pb.trace.trace_id,
+            span_id,
+            parent_span_id: Some(pb.trace.span_id),
+            name: format!("operator {}", self.chains.names().join(" + ")),
+            kind: 1,
+            start_unix_nanos: start,
+            end_unix_nanos: now_unix_nanos(),
+            attributes: vec![
+                ("ferris.query", AttrValue::Str(self.ctx.name.to_string())),
+                ("ferris.node", AttrValue::Str(self.node.clone())),
+                ("ferris.rows.in", AttrValue::Int(rows_in as i64)),
+                ("ferris.rows.out", AttrValue::Int(rows_out as i64)),
+                (
+                    "ferris.correlation_id",
+                    AttrValue::Str(pb.correlation_id.to_string()),
+                ),
+            ],
+        });
+        pb.trace.child(span_id)
+    }
+
     pub(crate) async fn run(mut self) -> Result<(), TaskEnd> {
         let partition = self.partition.to_string();
         let names = self.chains.names();
@@ -246,15 +282,23 @@ impl KeyedWorker {
                         event: pb.control.event.as_deref(),
                         rows: Some((pb.meta.partition, &pb.records)),
                     };
+                    let started = pb.trace.sampled.then(ferris_observe::trace::now_unix_nanos);
+                    let rows_in = pb.records.num_rows();
                     let (records, settled) = self.step(side, input, &mut sides, &mut state)?;
                     let control = Control {
                         settled: Some(Arc::new(settled)),
                         ..pb.control.clone()
                     };
+                    let trace = match started {
+                        Some(start) => self.record_span(&pb, start, rows_in, records.num_rows()),
+                        None => pb.trace,
+                    };
+                    self.last_trace = Some(trace);
                     // The answer to a batch keeps the batch's provenance.
                     self.send(Message::ProcessBatch(ProcessBatch {
                         records,
                         control,
+                        trace,
                         ..pb
                     }))
                     .await?;
@@ -289,7 +333,7 @@ impl KeyedWorker {
                             correlation_id: CorrelationId(
                                 format!("{}-{}", self.node, wm.slot).into(),
                             ),
-                            trace: TraceContext::new_root(),
+                            trace: self.last_trace.unwrap_or_else(TraceContext::new_root),
                             meta,
                             control,
                         })
@@ -334,7 +378,7 @@ impl KeyedWorker {
             batch_id: state.steps,
             records,
             correlation_id: CorrelationId(format!("{}-end", self.node).into()),
-            trace: TraceContext::new_root(),
+            trace: self.last_trace.unwrap_or_else(TraceContext::new_root),
             meta: BatchMeta::stage_output(
                 self.ctx.name.clone(),
                 "end of input".into(),

@@ -46,4 +46,4 @@ pub use message::{
 pub use operator::{Operator, OperatorError, StateLimits, StateSize};
 pub use shutdown::Shutdown;
 pub use sink::{Sink, SinkError, WriteContext};
-pub use source::{Checkpoint, Drain, Source, SourceError, SourcePoll};
+pub use source::{Checkpoint, Drain, Source, SourceError, SourcePoll, SourceTrace};

@@ -291,19 +291,61 @@ pub struct TraceContext {
     pub trace_id: u128,
     /// 64-bit span id of the span that produced the batch.
     pub span_id: u64,
+    /// Whether the batch's spans are recorded (decided once, at its source).
+    pub sampled: bool,
+    /// Whether the context is the one its source batch started or continued, carried end
+    /// to end (a stage's own results without an input batch start a new one): the trace
+    /// correlation metrics count these.
+    pub from_source: bool,
 }
 
 impl TraceContext {
-    /// A new random root context.
+    /// A new random root context, not sampled.
     pub fn new_root() -> Self {
         TraceContext {
             trace_id: rand::random::<u128>() | 1,
             span_id: rand::random::<u64>() | 1,
+            sampled: false,
+            from_source: false,
         }
     }
 
-    /// The `traceparent` header value: `00-<trace>-<span>-01`.
+    /// The same trace, produced by span `span_id`.
+    pub fn child(self, span_id: u64) -> Self {
+        TraceContext { span_id, ..self }
+    }
+
+    /// The `traceparent` header value: `00-<trace>-<span>-<flags>` (flags `01` when
+    /// sampled).
     pub fn traceparent(&self) -> String {
-        format!("00-{:032x}-{:016x}-01", self.trace_id, self.span_id)
+        format!(
+            "00-{:032x}-{:016x}-{:02x}",
+            self.trace_id,
+            self.span_id,
+            u8::from(self.sampled)
+        )
+    }
+
+    /// Parses a W3C `traceparent` (`00-<32 hex>-<16 hex>-<2 hex>`); `None` when it is not
+    /// one (an all-zero trace or span id is invalid).
+    pub fn parse_traceparent(text: &str) -> Option<Self> {
+        let mut parts = text.trim().split('-');
+        let (version, trace, span, flags) =
+            (parts.next()?, parts.next()?, parts.next()?, parts.next()?);
+        if version.len() != 2 || version == "ff" || trace.len() != 32 || span.len() != 16 {
+            return None;
+        }
+        if flags.len() != 2 || (version == "00" && parts.next().is_some()) {
+            return None;
+        }
+        let trace_id = u128::from_str_radix(trace, 16).ok()?;
+        let span_id = u64::from_str_radix(span, 16).ok()?;
+        let flags = u8::from_str_radix(flags, 16).ok()?;
+        (trace_id != 0 && span_id != 0).then_some(TraceContext {
+            trace_id,
+            span_id,
+            sampled: flags & 1 == 1,
+            from_source: false,
+        })
     }
 }

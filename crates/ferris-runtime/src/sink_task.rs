@@ -87,6 +87,8 @@ struct SinkMetrics {
     dead_lettered: Arc<Counter>,
     retries: Arc<Counter>,
     latency: Arc<Histogram>,
+    trace_batches: Arc<Counter>,
+    trace_correlated: Arc<Counter>,
 }
 
 impl SinkTask {
@@ -107,6 +109,11 @@ impl SinkTask {
             retries: r.counter(names::SINK_RETRIES, &l),
             latency: r.histogram(
                 names::END_TO_END_LATENCY_NANOS,
+                &[("query", &*self.ctx.name)],
+            ),
+            trace_batches: r.counter(names::TRACE_BATCHES, &[("query", &*self.ctx.name)]),
+            trace_correlated: r.counter(
+                names::TRACE_BATCHES_CORRELATED,
                 &[("query", &*self.ctx.name)],
             ),
         };
@@ -366,7 +373,7 @@ impl SinkTask {
                 batches
                     .iter()
                     .try_for_each(|(pb, _)| {
-                        let written = self.write_once(pb);
+                        let written = self.write_once(pb, pb.trace);
                         // Refused again: already handled.
                         let _ = self.sink.take_rejected();
                         written
@@ -446,12 +453,17 @@ impl SinkTask {
         Ok(())
     }
 
-    /// One attempt to write `pb`.
-    fn write_once(&mut self, pb: &ProcessBatch) -> Result<(), crate::sink::SinkError> {
+    /// One attempt to write `pb`, as the span `trace` names (the sink's own span when the
+    /// batch is sampled: written messages carry it).
+    fn write_once(
+        &mut self,
+        pb: &ProcessBatch,
+        trace: crate::message::TraceContext,
+    ) -> Result<(), crate::sink::SinkError> {
         let correlation_id = pb.correlation_id.to_string();
         let context = WriteContext {
             correlation_id: &correlation_id,
-            trace: pb.trace,
+            trace,
         };
         self.sink.write_batch_in(&pb.records, &context)
     }
@@ -464,10 +476,28 @@ impl SinkTask {
             return Ok(());
         }
         m.rows_in.add(rows as u64);
+        m.trace_batches.inc();
+        if pb.trace.from_source {
+            m.trace_correlated.inc();
+        }
+        let span = pb.trace.sampled.then(|| {
+            (
+                ferris_observe::trace::new_span_id(),
+                ferris_observe::trace::now_unix_nanos(),
+            )
+        });
+        let trace = match span {
+            Some((id, _)) => pb.trace.child(id),
+            None => pb.trace,
+        };
         let attempts = self.retry.attempts.max(1);
         let mut attempt = 1;
         loop {
-            match self.write_once(&pb) {
+            let result = self.write_once(&pb, trace);
+            if let Some((span_id, start)) = span {
+                self.record_span(&pb, span_id, start, attempt, result.is_ok());
+            }
+            match result {
                 Ok(()) => {
                     // Rows the sink refused one by one meet the error strategy now.
                     let rejected = self.sink.take_rejected();
@@ -487,6 +517,8 @@ impl SinkTask {
                 Err(e) if attempt < attempts => {
                     m.retries.inc();
                     tracing::warn!(query = %self.ctx.name, correlation_id = %pb.correlation_id,
+                        trace_id = %format!("{:032x}", trace.trace_id),
+                        span_id = %format!("{:016x}", trace.span_id),
                         attempt, "sink write failed, retrying: {e}");
                     std::thread::sleep(self.retry.backoff(attempt));
                     attempt += 1;
@@ -497,6 +529,34 @@ impl SinkTask {
                 }
             }
         }
+    }
+
+    /// Records the span of one write attempt of a sampled batch.
+    fn record_span(&self, pb: &ProcessBatch, span_id: u64, start: u64, attempt: u32, ok: bool) {
+        use ferris_observe::trace::{AttrValue, SpanRecord, now_unix_nanos};
+        self.ctx.tracer.record(SpanRecord {
+            trace_id: pb.trace.trace_id,
+            span_id,
+            parent_span_id: Some(pb.trace.span_id),
+            name: format!("sink {}", self.ctx.name),
+            kind: 4,
+            start_unix_nanos: start,
+            end_unix_nanos: now_unix_nanos(),
+            attributes: vec![
+                ("ferris.query", AttrValue::Str(self.ctx.name.to_string())),
+                (
+                    "ferris.node",
+                    AttrValue::Str(crate::graph_ids::sink_node(&self.ctx.name)),
+                ),
+                ("ferris.rows", AttrValue::Int(pb.records.num_rows() as i64)),
+                ("ferris.attempt", AttrValue::Int(i64::from(attempt))),
+                ("ferris.ok", AttrValue::Str(ok.to_string())),
+                (
+                    "ferris.correlation_id",
+                    AttrValue::Str(pb.correlation_id.to_string()),
+                ),
+            ],
+        });
     }
 
     /// Applies the query's error strategy to the `failed` rows of `pb` (row, reason), after

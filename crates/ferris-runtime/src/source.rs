@@ -149,11 +149,28 @@ pub trait Source: Send {
         None
     }
 
+    /// What the last returned batch says about tracing: the W3C trace context its input
+    /// carried (Kafka: the `traceparent` header of its first message that has one) and the
+    /// time spent decoding, when the source measures it apart from reading. Called after
+    /// each batch; the default knows neither.
+    fn take_trace(&mut self) -> SourceTrace {
+        SourceTrace::default()
+    }
+
     /// Called once before the first poll with a [`Drain`] the source may call while it
     /// polls. The default ignores it.
     fn set_drain(&mut self, drain: std::sync::Arc<dyn Drain>) {
         let _ = drain;
     }
+}
+
+/// Tracing facts of one polled batch ([`Source::take_trace`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SourceTrace {
+    /// The trace context the input carried, to continue.
+    pub upstream: Option<crate::message::TraceContext>,
+    /// Nanoseconds spent decoding, when measured apart from reading.
+    pub decode_nanos: Option<u64>,
 }
 
 #[cfg(test)]

@@ -142,6 +142,10 @@ pub(crate) struct SourceTask {
     pub(crate) unavailable: Arc<Counter>,
     /// A query reading the source has the `fail` strategy: being unavailable stops the job.
     pub(crate) fail_when_unavailable: bool,
+    /// Records the spans of sampled batches.
+    pub(crate) tracer: ferris_observe::Tracer,
+    /// When the last backpressure warning was logged.
+    pub(crate) pause_logged: Option<Instant>,
 }
 
 impl SourceTask {
@@ -186,6 +190,10 @@ impl SourceTask {
                 break Ok(true);
             }
             lag.report(self.spec.source.as_ref(), false);
+            let poll_started = self
+                .tracer
+                .is_enabled()
+                .then(ferris_observe::trace::now_unix_nanos);
             let polled = self.spec.source.poll(batch_size);
             group.refresh(self.spec.source.as_ref(), tracker.as_mut());
             match polled {
@@ -235,7 +243,9 @@ impl SourceTask {
                         last: false,
                     };
                     last_sent = Instant::now();
-                    if let Err(e) = self.send_batch(&mut slot, records, meta, control) {
+                    let trace =
+                        self.trace_batch(poll_started, &name, &node, &meta, records.num_rows());
+                    if let Err(e) = self.send_batch(&mut slot, records, meta, control, trace) {
                         break Err(e);
                     }
                     self.committer
@@ -319,20 +329,108 @@ impl SourceTask {
         Ok(())
     }
 
-    /// Sends the batch as slot `slot` (with its correlation id and a new trace) and moves to
-    /// the next slot.
+    /// The trace context of a batch just polled: the input's own (continued) or a new one,
+    /// sampled or not; for a sampled batch, records its source span (from the start of the
+    /// poll) and the decode span under it.
+    fn trace_batch(
+        &mut self,
+        poll_started: Option<u64>,
+        name: &str,
+        node: &str,
+        meta: &BatchMeta,
+        rows: usize,
+    ) -> TraceContext {
+        use ferris_observe::trace::{AttrValue, SpanRecord, new_span_id, now_unix_nanos};
+        let Some(start) = poll_started else {
+            return TraceContext {
+                from_source: true,
+                ..TraceContext::new_root()
+            };
+        };
+        let facts = self.spec.source.take_trace();
+        let (mut trace, parent) = match facts.upstream {
+            Some(up) => {
+                let sampled = self.tracer.sample_continued(up.sampled);
+                (TraceContext { sampled, ..up }, Some(up.span_id))
+            }
+            None => {
+                let mut t = TraceContext::new_root();
+                t.sampled = self.tracer.sample_new(t.trace_id);
+                (t, None)
+            }
+        };
+        trace.span_id = new_span_id();
+        trace.from_source = true;
+        if !trace.sampled {
+            return trace;
+        }
+        let end = now_unix_nanos();
+        let first = meta.positions.first().copied().unwrap_or(0) as i64;
+        let last = meta.positions.last().copied().unwrap_or(0) as i64;
+        self.tracer.record(SpanRecord {
+            trace_id: trace.trace_id,
+            span_id: trace.span_id,
+            parent_span_id: parent,
+            name: format!("source {name}"),
+            kind: 5,
+            start_unix_nanos: start,
+            end_unix_nanos: end,
+            attributes: vec![
+                ("ferris.node", AttrValue::Str(node.to_string())),
+                ("ferris.location", AttrValue::Str(meta.location.to_string())),
+                (
+                    "ferris.partition",
+                    AttrValue::Int(i64::from(meta.partition)),
+                ),
+                ("ferris.position.first", AttrValue::Int(first)),
+                ("ferris.position.last", AttrValue::Int(last)),
+                ("ferris.rows", AttrValue::Int(rows as i64)),
+                (
+                    "ferris.rows.rejected",
+                    AttrValue::Int(meta.rejects.len() as i64),
+                ),
+            ],
+        });
+        // Sources that decode as they read (files, generators) report no decode time of
+        // their own: their decode span covers the whole poll.
+        let (decode_start, measured) = match facts.decode_nanos {
+            Some(n) => (end.saturating_sub(n).max(start), true),
+            None => (start, false),
+        };
+        self.tracer.record(SpanRecord {
+            trace_id: trace.trace_id,
+            span_id: new_span_id(),
+            parent_span_id: Some(trace.span_id),
+            name: "decode".to_string(),
+            kind: 1,
+            start_unix_nanos: decode_start,
+            end_unix_nanos: end,
+            attributes: vec![
+                ("ferris.node", AttrValue::Str(node.to_string())),
+                (
+                    "ferris.decode.includes_read",
+                    AttrValue::Str((!measured).to_string()),
+                ),
+            ],
+        });
+        trace
+    }
+
+    /// Sends the batch as slot `slot` (with its correlation id and trace) and moves to the
+    /// next slot.
     fn send_batch(
         &mut self,
         slot: &mut u64,
         records: RecordBatch,
         meta: BatchMeta,
         control: Control,
+        trace: TraceContext,
     ) -> Result<(), TaskEnd> {
         let pb = ProcessBatch {
             batch_id: *slot,
             records,
             correlation_id: CorrelationId::new(self.job_id, &meta.source, *slot),
-            trace: TraceContext::new_root(),
+            trace,
             meta,
             control,
         };
@@ -358,6 +456,19 @@ impl SourceTask {
                         if !paused {
                             paused = true;
                             self.pauses.inc();
+                            // Backpressure is a warning, at most one line a minute per source.
+                            if self
+                                .pause_logged
+                                .is_none_or(|t| t.elapsed() >= Duration::from_secs(60))
+                            {
+                                self.pause_logged = Some(Instant::now());
+                                tracing::warn!(
+                                    source = %self.spec.name,
+                                    pauses = self.pauses.get(),
+                                    "backpressure: the source's pipelines are full, it stops \
+                                     reading until they drain (counted in ferris_source_pauses_total)"
+                                );
+                            }
                         }
                         wait = Duration::from_millis(50);
                     }

@@ -6,7 +6,7 @@ use crate::error::{ErrorStrategy, RuntimeError, Stage};
 use crate::job::LateRows;
 use crate::job::{QueryContext, TaskEnd};
 use crate::json::row_to_json;
-use crate::message::{Message, ProcessBatch, RawEncoding};
+use crate::message::{Message, ProcessBatch, RawEncoding, TraceContext};
 use crate::operator::Operator;
 use crate::route::Router;
 use crate::skip_log::SkipLine;
@@ -52,6 +52,16 @@ pub(crate) struct Worker {
     pub(crate) late: LateRows,
     /// Set once a bad row stops the query (its good rows before it are being written).
     pub(crate) halting: bool,
+    /// The trace context of the batch being emitted, after its operator spans.
+    pub(crate) traced: Option<TraceContext>,
+}
+
+/// When one operator of a sampled batch ran, and on how many rows.
+struct OpTiming {
+    start: u64,
+    end: u64,
+    rows_in: u64,
+    rows_out: u64,
 }
 
 /// A row that failed in the operator chain.
@@ -90,14 +100,20 @@ impl Worker {
                 }
             })
             .collect();
-        let batch_rows = self.ctx.registry.histogram(
-            names::OPERATOR_BATCH_ROWS,
-            &[("query", &*self.ctx.name), ("node", self.node.as_str())],
-        );
+        // Batch sizes of a worker that runs operators (a join's right-side worker only
+        // forwards, and is not a graph node of its own).
+        let batch_rows = (!self.ops.is_empty()).then(|| {
+            self.ctx.registry.histogram(
+                names::OPERATOR_BATCH_ROWS,
+                &[("query", &*self.ctx.name), ("node", self.node.as_str())],
+            )
+        });
         while let Some(msg) = self.input.recv().await {
             match msg {
                 Message::ProcessBatch(pb) => {
-                    batch_rows.record(pb.records.num_rows() as u64);
+                    if let Some(h) = &batch_rows {
+                        h.record(pb.records.num_rows() as u64);
+                    }
                     self.ctx
                         .rows_in
                         .add((pb.records.num_rows() + pb.meta.rejects.len()) as u64);
@@ -113,7 +129,13 @@ impl Worker {
                         }
                         Err(Halt::End(end)) => return Err(end),
                     };
-                    self.emit(ProcessBatch { records, ..pb }).await?;
+                    let trace = self.traced.take().unwrap_or(pb.trace);
+                    self.emit(ProcessBatch {
+                        records,
+                        trace,
+                        ..pb
+                    })
+                    .await?;
                 }
                 Message::Watermark(w) => self.broadcast(Message::Watermark(w)).await?,
                 end @ (Message::EndOfStream | Message::Stopped) => {
@@ -266,11 +288,15 @@ impl Worker {
         metrics: &[OpMetrics],
     ) -> Result<RecordBatch, Halt> {
         let input_rows = pb.records.num_rows();
-        let result = run_chain(&mut self.ops, &pb.records, Some(metrics));
+        let mut timings = pb.trace.sampled.then(Vec::new);
+        let result = run_chain(&mut self.ops, &pb.records, Some(metrics), timings.as_mut());
         let (records, failures) = match result {
             Ok(b) => (b, Vec::new()),
             Err(_) => self.apply_row_by_row(&pb.records).map_err(Halt::End)?,
         };
+        if let Some(t) = timings {
+            self.record_spans(pb, &t);
+        }
         // Under `fail` a stateless query first writes the good rows before the bad one.
         if let Some(first) = failures.first()
             && self.fails_at_bad_rows()
@@ -298,6 +324,38 @@ impl Worker {
         let filtered = input_rows - failures.len() - records.num_rows().min(input_rows);
         self.ctx.rows_filtered.add(filtered as u64);
         Ok(records)
+    }
+
+    /// Records one span per operator for a sampled batch, each the child of the one before
+    /// (the first, of the span that produced the batch); the batch leaves as the child of
+    /// the last.
+    fn record_spans(&mut self, pb: &ProcessBatch, timings: &[OpTiming]) {
+        use ferris_observe::trace::{AttrValue, SpanRecord, new_span_id};
+        let mut trace = pb.trace;
+        for (op, t) in self.ops.iter().zip(timings) {
+            let span_id = new_span_id();
+            self.ctx.tracer.record(SpanRecord {
+                trace_id: trace.trace_id,
+                span_id,
+                parent_span_id: Some(trace.span_id),
+                name: format!("operator {}", op.name()),
+                kind: 1,
+                start_unix_nanos: t.start,
+                end_unix_nanos: t.end,
+                attributes: vec![
+                    ("ferris.query", AttrValue::Str(self.ctx.name.to_string())),
+                    ("ferris.node", AttrValue::Str(self.node.clone())),
+                    ("ferris.rows.in", AttrValue::Int(t.rows_in as i64)),
+                    ("ferris.rows.out", AttrValue::Int(t.rows_out as i64)),
+                    (
+                        "ferris.correlation_id",
+                        AttrValue::Str(pb.correlation_id.to_string()),
+                    ),
+                ],
+            });
+            trace = trace.child(span_id);
+        }
+        self.traced = Some(trace);
     }
 
     /// Whether a bad row stops this query with the good rows before it written: the `fail`
@@ -374,7 +432,7 @@ impl Worker {
         let mut outputs = Vec::new();
         let mut failures = Vec::new();
         for row in 0..input.num_rows() {
-            match run_chain(&mut self.ops, &input.slice(row, 1), None) {
+            match run_chain(&mut self.ops, &input.slice(row, 1), None, None) {
                 Ok(b) => outputs.push(b),
                 Err(reason) => failures.push(RowFailure { row, reason }),
             }
@@ -451,16 +509,22 @@ fn event_time_of(batch: &RecordBatch, row: usize, column: &str) -> String {
 }
 
 /// Applies every operator in turn; the error names the failing operator's reason.
+/// Runs `input` through `ops`. With `timings`, pushes each operator's (start, end, rows in,
+/// rows out) in Unix nanoseconds, for the spans of a sampled batch.
 fn run_chain(
     ops: &mut [Box<dyn Operator>],
     input: &RecordBatch,
     metrics: Option<&[OpMetrics]>,
+    mut timings: Option<&mut Vec<OpTiming>>,
 ) -> Result<RecordBatch, String> {
     let mut current = input.clone();
     let mut out = Vec::with_capacity(1);
     for (i, op) in ops.iter_mut().enumerate() {
         out.clear();
         let rows_in = current.num_rows() as u64;
+        let wall = timings
+            .is_some()
+            .then(ferris_observe::trace::now_unix_nanos);
         let started = Instant::now();
         op.process_batch(&current, &mut out)
             .map_err(|e| e.message)?;
@@ -471,6 +535,14 @@ fn run_chain(
                 .unwrap_or_else(|| RecordBatch::new_empty(op.schema())),
             _ => arrow::compute::concat_batches(&op.schema(), &out).map_err(|e| e.to_string())?,
         };
+        if let (Some(t), Some(start)) = (timings.as_deref_mut(), wall) {
+            t.push(OpTiming {
+                start,
+                end: ferris_observe::trace::now_unix_nanos(),
+                rows_in,
+                rows_out: current.num_rows() as u64,
+            });
+        }
         if let Some(m) = metrics.and_then(|m| m.get(i)) {
             m.nanos.record(started.elapsed().as_nanos() as u64);
             m.batches.inc();

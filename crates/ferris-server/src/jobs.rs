@@ -213,6 +213,8 @@ pub struct Jobs {
     closing: std::sync::atomic::AtomicBool,
     /// Jobs being restored from the store at start (the server is not ready until done).
     pub restoring: std::sync::atomic::AtomicBool,
+    /// Where sampled batches' spans go (OTLP), for every job.
+    pub exporter: Option<Arc<ferris_observe::trace::OtlpExporter>>,
 }
 
 /// Job names: letters, digits, `_`, `-`, `.`; 1 to 64 characters.
@@ -293,6 +295,7 @@ impl Jobs {
             store,
             closing: std::sync::atomic::AtomicBool::new(false),
             restoring: std::sync::atomic::AtomicBool::new(false),
+            exporter: None,
         }
     }
 
@@ -352,7 +355,10 @@ impl Jobs {
                 ),
             ));
         }
-        let (app, config, graph) = prepare(&spec)?;
+        let (app, mut config, graph) = prepare(&spec)?;
+        if let Some(e) = &self.exporter {
+            config.tracer = config.tracer.with_exporter(e.clone());
+        }
         let stored = StoredJob {
             name: spec.name.clone(),
             sql: spec.sql,
@@ -448,6 +454,10 @@ impl Jobs {
         let deadline = tokio::time::Instant::now() + grace;
         while jobs.iter().any(|j| j.state().is_live()) && tokio::time::Instant::now() < deadline {
             tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        if let Some(e) = self.exporter.clone() {
+            let _ = tokio::task::spawn_blocking(move || e.flush(std::time::Duration::from_secs(5)))
+                .await;
         }
     }
 

@@ -49,6 +49,8 @@ pub struct ServerConfig {
     pub token: Option<String>,
     /// How long a stopping server waits for its jobs to drain and commit (default 30 s).
     pub drain_timeout: Duration,
+    /// Where spans of sampled batches go over OTLP/HTTP (`None`: no traces).
+    pub otlp_endpoint: Option<String>,
 }
 
 impl ServerConfig {
@@ -138,7 +140,18 @@ pub async fn run_server(
         Some(s) => s.begin()?,
         None => true,
     };
-    let jobs = Arc::new(Jobs::new(store));
+    let mut jobs = Jobs::new(store);
+    if let Some(endpoint) = &config.otlp_endpoint {
+        jobs.exporter = Some(
+            ferris_observe::trace::OtlpExporter::start(endpoint, "ferris-server").map_err(|e| {
+                ServerError::Store {
+                    path: endpoint.clone(),
+                    reason: format!("cannot start the trace exporter: {e}"),
+                }
+            })?,
+        );
+    }
+    let jobs = Arc::new(jobs);
     let runtime = tokio::runtime::Handle::current();
     let state = state(
         jobs.clone(),

@@ -395,7 +395,12 @@ fn derived_series(job: &Job, f: &mut Families) {
     }
 }
 
-fn process_series(p: crate::sampler::ProcessStats, jobs: &[Arc<Job>], f: &mut Families) {
+fn process_series(
+    p: crate::sampler::ProcessStats,
+    jobs: &[Arc<Job>],
+    exporter: Option<&ferris_observe::trace::OtlpExporter>,
+    f: &mut Families,
+) {
     f.push(
         "process_cpu_seconds",
         MetricType::Counter,
@@ -432,6 +437,33 @@ fn process_series(p: crate::sampler::ProcessStats, jobs: &[Arc<Job>], f: &mut Fa
         Sample::Gauge(p.memory_growth_percent_per_hour),
     );
     let mut by_state: BTreeMap<&str, u64> = BTreeMap::new();
+    if let Some(e) = exporter {
+        for (name, help, v) in [
+            (
+                "ferris_trace_spans_exported",
+                "Spans the OTLP collector accepted.",
+                e.exported.load(std::sync::atomic::Ordering::Relaxed),
+            ),
+            (
+                "ferris_trace_spans_dropped",
+                "Spans dropped because the export queue was full.",
+                e.dropped(),
+            ),
+            (
+                "ferris_trace_export_failures",
+                "OTLP export requests that failed.",
+                e.failures.load(std::sync::atomic::Ordering::Relaxed),
+            ),
+        ] {
+            f.push(
+                name,
+                MetricType::Counter,
+                help,
+                vec![],
+                Sample::Counter(v as f64),
+            );
+        }
+    }
     for s in [
         JobState::Starting,
         JobState::Running,
@@ -472,7 +504,12 @@ impl prometheus_client::collector::Collector for JobsCollector {
         for job in &jobs {
             job_series(job, &mut f);
         }
-        process_series(self.sampler.process(), &jobs, &mut f);
+        process_series(
+            self.sampler.process(),
+            &jobs,
+            self.jobs.exporter.as_deref(),
+            &mut f,
+        );
         for (name, (kind, help, samples)) in f.map {
             let mut family = encoder.encode_descriptor(&name, &help, None, kind)?;
             for (labels, sample) in samples {

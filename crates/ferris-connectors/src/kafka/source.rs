@@ -16,7 +16,9 @@ use crate::kafka::repartition::{MARKS_HEADER, ROWS_HEADER, RepartitionReader, de
 use arrow::array::TimestampMillisecondArray;
 use arrow::datatypes::SchemaRef;
 use arrow::record_batch::RecordBatch;
-use ferris_runtime::{Checkpoint, Reject, Source, SourceError, SourcePoll};
+use ferris_runtime::{
+    Checkpoint, Reject, Source, SourceError, SourcePoll, SourceTrace, TraceContext,
+};
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
 use rdkafka::message::{Headers, Message};
 use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
@@ -68,6 +70,8 @@ pub struct KafkaSource {
     last_commit: Option<TopicPartitionList>,
     /// A follower: the partitions it took like its leader.
     following: Vec<i32>,
+    /// The batch being built: the first upstream trace context and the decode time.
+    trace: SourceTrace,
 }
 
 /// What a message holds.
@@ -81,8 +85,9 @@ enum Kind {
     Marks,
 }
 
-/// One message as read: partition, offset, timestamp (ms), payload, what it holds.
-type Fetched = (i32, i64, Option<i64>, Vec<u8>, Kind);
+/// One message as read: partition, offset, timestamp (ms), payload, what it holds, and the
+/// trace context of its `traceparent` header.
+type Fetched = (i32, i64, Option<i64>, Vec<u8>, Kind, Option<TraceContext>);
 
 /// The parts of a message the source keeps.
 fn fetched(m: &rdkafka::message::BorrowedMessage<'_>) -> Fetched {
@@ -94,12 +99,20 @@ fn fetched(m: &rdkafka::message::BorrowedMessage<'_>) -> Fetched {
     } else {
         Kind::Row
     };
+    let trace = m.headers().and_then(|h| {
+        h.iter()
+            .find(|h| h.key == crate::kafka::sink::TRACEPARENT_HEADER)
+            .and_then(|h| h.value)
+            .and_then(|v| std::str::from_utf8(v).ok())
+            .and_then(TraceContext::parse_traceparent)
+    });
     (
         m.partition(),
         m.offset(),
         m.timestamp().to_millis(),
         m.payload().map(<[u8]>::to_vec).unwrap_or_default(),
         kind,
+        trace,
     )
 }
 
@@ -282,6 +295,10 @@ impl KafkaSource {
 }
 
 impl Source for KafkaSource {
+    fn take_trace(&mut self) -> SourceTrace {
+        std::mem::take(&mut self.trace)
+    }
+
     fn location(&self) -> String {
         format!("{}/{}/", self.topic, self.partition)
     }
@@ -311,6 +328,7 @@ impl Source for KafkaSource {
             self.forget_revoked();
         }
         self.follow_leader()?;
+        self.trace = SourceTrace::default();
         let max = max_rows.max(1);
         let mut positions = Vec::new();
         let mut rejects = Vec::new();
@@ -319,7 +337,7 @@ impl Source for KafkaSource {
         let mut ipc_rows: Vec<RecordBatch> = Vec::new();
         let mut wait = Duration::from_millis(100);
         while positions.len() + rejects.len() < max {
-            let (part, offset, time, payload, kind) = match self.carry.take() {
+            let (part, offset, time, payload, kind, upstream) = match self.carry.take() {
                 Some(m) => m,
                 None => {
                     if self.finished() {
@@ -395,13 +413,16 @@ impl Source for KafkaSource {
             match partition {
                 None => partition = Some(part),
                 Some(p) if p != part => {
-                    self.carry = Some((part, offset, time, payload, kind));
+                    self.carry = Some((part, offset, time, payload, kind, upstream));
                     break;
                 }
                 Some(_) => {}
             }
             self.next.insert(part, offset + 1);
             self.consumed.insert(part, offset + 1);
+            if self.trace.upstream.is_none() {
+                self.trace.upstream = upstream;
+            }
             if kind == Kind::Rows || self.repartition.is_some() {
                 match decode_rows(&payload, &self.schema) {
                     Ok(batches) => {
@@ -414,7 +435,10 @@ impl Source for KafkaSource {
                 }
                 continue;
             }
-            match self.decode(&payload) {
+            let decode_started = std::time::Instant::now();
+            let decoded = self.decode(&payload);
+            *self.trace.decode_nanos.get_or_insert(0) += decode_started.elapsed().as_nanos() as u64;
+            match decoded {
                 Ok(()) => {
                     positions.push(offset as u64);
                     if let Some((_, times)) = &mut self.timestamp {
@@ -443,7 +467,10 @@ impl Source for KafkaSource {
                 arrow::compute::concat_batches(&self.schema, &ipc_rows)
                     .map_err(|e| SourceError::caused_by(format!("topic '{}'", self.topic), e))?
             } else {
+                let finish_started = std::time::Instant::now();
                 let records = self.decoder.finish().map_err(SourceError::from_cause)?;
+                *self.trace.decode_nanos.get_or_insert(0) +=
+                    finish_started.elapsed().as_nanos() as u64;
                 self.with_timestamps(records)?
             };
             if self.group_mode {

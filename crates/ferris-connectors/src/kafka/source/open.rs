@@ -155,6 +155,7 @@ impl KafkaSource {
             generation: 0,
             last_commit: None,
             following: Vec::new(),
+            trace: ferris_runtime::SourceTrace::default(),
             repartition: repartition_query.map(RepartitionReader::new),
         })
     }
