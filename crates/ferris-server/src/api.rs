@@ -45,6 +45,7 @@ pub struct AppState {
 #[serde(deny_unknown_fields)]
 pub struct DeployRequest {
     /// The job's name: 1 to 64 letters, digits, `_`, `-` or `.`.
+    #[schema(pattern = "^[A-Za-z0-9_.-]{1,64}$", min_length = 1, max_length = 64)]
     pub name: String,
     /// The application: SQL statements separated by `;`.
     pub sql: String,
@@ -121,6 +122,7 @@ pub struct JobLogLines {
 
 /// `?limit=N` of the logs route.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct LogQuery {
     /// How many lines (default 100, at most 1000).
     pub limit: Option<usize>,
@@ -334,6 +336,7 @@ async fn stop(
     params(("name" = String, Path, description = "The job's name"), LogQuery),
     responses(
         (status = 200, description = "Log lines, oldest first", body = JobLogLines),
+        (status = 400, description = "`limit` is not a non-negative integer", body = ErrorBody),
         (status = 404, description = "No such job", body = ErrorBody),
     ))]
 async fn logs(
