@@ -21,7 +21,10 @@ pub struct BenchArgs {
     /// Which case: passthrough, filter, csv, latency, streaming (all of: tumbling, sliding,
     /// session, changes, lookup, interval, moving_avg), one of those, all (every case but
     /// kafka), kafka or kafka-keyed (start a local tansu broker), groupby-keys (unwindowed
-    /// GROUP BY over 10k..10M distinct keys; not part of all: it holds gigabytes).
+    /// GROUP BY over 10k..10M distinct keys; not part of all: it holds gigabytes),
+    /// observability (a run with JSON logs at INFO, --http scraped each second and 1% of
+    /// batches traced, against the same run with all of it off), scrape (GET /metrics of a
+    /// server with 50 running jobs).
     #[arg(long, default_value = "all")]
     pub case: String,
     /// Rows per source batch.
@@ -121,6 +124,8 @@ fn bench_inner(args: &BenchArgs) -> anyhow::Result<()> {
         "kafka",
         "kafka-keyed",
         "groupby-keys",
+        "observability",
+        "scrape",
     ];
     known.extend(streaming.iter().map(|c| c.name));
     if !known.contains(&args.case.as_str()) {
@@ -191,6 +196,12 @@ fn bench_inner(args: &BenchArgs) -> anyhow::Result<()> {
     }
     if all || args.case == "csv" {
         csv_case(args.csv_rows)?;
+    }
+    if args.case == "observability" {
+        crate::bench_observe::observability_case(args.rows, args.batch_size)?;
+    }
+    if args.case == "scrape" {
+        crate::bench_observe::scrape_case()?;
     }
     if args.case == "groupby-keys" {
         crate::bench_keys::groupby_keys_case(args.rows, args.batch_size, &base)?;

@@ -155,7 +155,7 @@ impl Tracer {
 /// Exports spans over OTLP/HTTP with the JSON encoding from a background thread.
 #[derive(Debug)]
 pub struct OtlpExporter {
-    tx: SyncSender<SpanRecord>,
+    tx: SyncSender<Queued>,
     dropped: AtomicU64,
     /// Spans the collector accepted.
     pub exported: Arc<AtomicU64>,
@@ -163,6 +163,14 @@ pub struct OtlpExporter {
     pub failures: Arc<AtomicU64>,
     /// Spans queued or being posted.
     pending: Arc<AtomicU64>,
+}
+
+/// What the exporter thread receives.
+#[derive(Debug)]
+enum Queued {
+    Span(SpanRecord),
+    /// Post what is queued now.
+    Flush,
 }
 
 /// Spans queued before new ones are dropped.
@@ -200,6 +208,10 @@ impl OtlpExporter {
     /// calls this so that its last spans are not lost.
     pub fn flush(&self, timeout: Duration) {
         let deadline = std::time::Instant::now() + timeout;
+        if self.pending.load(Ordering::SeqCst) == 0 {
+            return;
+        }
+        let _ = self.tx.send(Queued::Flush);
         while self.pending.load(Ordering::SeqCst) > 0 && std::time::Instant::now() < deadline {
             std::thread::sleep(Duration::from_millis(10));
         }
@@ -214,7 +226,7 @@ impl OtlpExporter {
 impl SpanExport for OtlpExporter {
     fn export(&self, span: SpanRecord) {
         self.pending.fetch_add(1, Ordering::SeqCst);
-        match self.tx.try_send(span) {
+        match self.tx.try_send(Queued::Span(span)) {
             Ok(()) => {}
             Err(TrySendError::Full(_)) | Err(TrySendError::Disconnected(_)) => {
                 self.pending.fetch_sub(1, Ordering::SeqCst);
@@ -225,7 +237,7 @@ impl SpanExport for OtlpExporter {
 }
 
 fn run_exporter(
-    rx: Receiver<SpanRecord>,
+    rx: Receiver<Queued>,
     url: &str,
     service: &str,
     exported: &AtomicU64,
@@ -245,7 +257,8 @@ fn run_exporter(
         while batch.len() < BATCH_SPANS {
             let wait = deadline.saturating_duration_since(std::time::Instant::now());
             match rx.recv_timeout(wait) {
-                Ok(s) => batch.push(s),
+                Ok(Queued::Span(s)) => batch.push(s),
+                Ok(Queued::Flush) => break,
                 Err(RecvTimeoutError::Timeout) => break,
                 Err(RecvTimeoutError::Disconnected) => {
                     open = false;
