@@ -158,6 +158,7 @@ fn mutations_need_the_token_and_every_error_is_json() {
             "/api/v1/jobs/{name}/graph",
             "/api/v1/jobs/{name}/logs",
             "/api/v1/jobs/{name}/stop",
+            "/debug/pprof/profile",
             "/health",
             "/health/detail",
             "/metrics",
@@ -271,4 +272,64 @@ fn a_failing_job_does_not_stop_the_others_and_health_names_the_slow_sink() {
     assert_eq!(messages.first(), Some(&"job deployed"), "{messages:?}");
     assert_eq!(messages.last(), Some(&"job failed"), "{messages:?}");
     assert_eq!(server.terminate(), 0);
+}
+
+#[test]
+fn a_cpu_profile_of_a_running_server_names_the_engine_functions() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(&[], Some(TOKEN), &dir.path().join("server.log"));
+    let (status, v) = server.deploy("busy", &generated(200_000, None), dir.path(), &[]);
+    assert_eq!(status, 201, "{v}");
+    let (status, v) = server.call("GET", "/debug/pprof/profile?seconds=1", None, None);
+    assert_eq!((status, code(&v)), (401, "unauthorized"));
+    let (status, v) = server.call("POST", "/debug/pprof/profile?seconds=0", Some(TOKEN), None);
+    assert_eq!(status, 405, "{v}");
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .build()
+        .into();
+    let get = |query: &str| {
+        let mut r = agent
+            .get(format!("{}/debug/pprof/profile?{query}", server.url))
+            .header("authorization", &format!("Bearer {TOKEN}"))
+            .call()
+            .unwrap();
+        let status = r.status().as_u16();
+        let content_type = r
+            .headers()
+            .get("content-type")
+            .map(|v| v.to_str().unwrap().to_string())
+            .unwrap_or_default();
+        let body = r
+            .body_mut()
+            .with_config()
+            .limit(64 << 20)
+            .read_to_vec()
+            .unwrap();
+        (status, content_type, body)
+    };
+    let (status, _, body) = get("seconds=61");
+    assert_eq!(status, 400, "{}", String::from_utf8_lossy(&body));
+    let (status, _, body) = get("seconds=1&format=png");
+    assert_eq!(status, 400, "{}", String::from_utf8_lossy(&body));
+    let (status, content_type, svg) = get("seconds=2&format=svg");
+    let svg = String::from_utf8(svg).unwrap();
+    assert_eq!(
+        (status, content_type.as_str()),
+        (200, "image/svg+xml"),
+        "{svg}"
+    );
+    assert!(svg.contains("<svg"), "{svg}");
+    assert!(
+        svg.contains("ferris_runtime::"),
+        "the samples include the engine's own frames"
+    );
+    let (status, content_type, pprof) = get("seconds=1");
+    assert_eq!(
+        (status, content_type.as_str()),
+        (200, "application/octet-stream")
+    );
+    // A pprof Profile message starts with its sample_type field (1, length-delimited).
+    assert_eq!(pprof.first(), Some(&0x0a), "{} bytes", pprof.len());
+    assert!(pprof.len() > 1000, "{} bytes", pprof.len());
 }

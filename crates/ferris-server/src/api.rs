@@ -38,6 +38,8 @@ pub struct AppState {
     pub read_only: bool,
     /// The runtime jobs run on.
     pub runtime: tokio::runtime::Handle,
+    /// Held while a CPU profile is taken.
+    pub profiling: Arc<std::sync::Mutex<()>>,
 }
 
 /// `POST /api/v1/jobs`.
@@ -178,7 +180,7 @@ fn job_name(name: Result<Path<String>, PathRejection>) -> Result<String, ApiErro
 }
 
 /// Checks the bearer token of a mutating request.
-fn authorize(state: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
+pub(crate) fn authorize(state: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
     if state.read_only {
         return Err(ApiError::new(
             StatusCode::FORBIDDEN,
@@ -476,7 +478,7 @@ impl utoipa::Modify for BearerScheme {
 #[derive(OpenApi)]
 #[openapi(
     info(title = "FerrisStreams server", description = "Hosts streaming SQL jobs: deploy, stop, inspect; metrics and health."),
-    paths(deploy, list, status, stop, logs, graph, metrics, health, ready, health_detail),
+    paths(deploy, list, status, stop, logs, graph, metrics, health, ready, health_detail, crate::profile::profile),
     components(schemas(DeployRequest, JobStatus, JobList, QueryRows, JobLogLines, Probe, ErrorBody, HealthDetail, JobHealth, crate::health::Check, Verdict)),
     modifiers(&BearerScheme)
 )]
@@ -520,6 +522,7 @@ pub fn router(state: AppState) -> Router {
         .route("/health", get(health))
         .route("/ready", get(ready))
         .route("/health/detail", get(health_detail))
+        .route("/debug/pprof/profile", get(crate::profile::profile))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))

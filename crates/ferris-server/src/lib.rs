@@ -19,6 +19,7 @@ mod error;
 mod health;
 mod jobs;
 mod metrics;
+mod profile;
 mod sampler;
 mod store;
 
@@ -87,6 +88,7 @@ pub fn state(
         token,
         read_only,
         runtime,
+        profiling: Arc::default(),
     }
 }
 
