@@ -70,3 +70,29 @@ fn every_sql_example_plans_and_runs_as_documented() {
     assert!(ran >= 6, "only {ran} examples ran");
     assert!(failures.is_empty(), "{}", failures.join("\n\n"));
 }
+
+#[test]
+fn every_sql_example_of_the_observability_guide_plans() {
+    let text = std::fs::read_to_string(root().join("docs/observability.md")).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let mut checked = 0;
+    for (lang, body, line) in blocks(&text) {
+        if lang != "sql" {
+            continue;
+        }
+        let path = dir.path().join("app.sql");
+        std::fs::write(&path, &body).unwrap();
+        let out = Command::new(env!("CARGO_BIN_EXE_ferris-cli"))
+            .args(["validate", "--plan-only"])
+            .arg(&path)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "docs/observability.md line {line}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        checked += 1;
+    }
+    assert_eq!(checked, 1);
+}

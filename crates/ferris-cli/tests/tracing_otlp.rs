@@ -4,25 +4,19 @@
 //! messages carry the sink span in their own `traceparent`.
 
 mod kafka_support;
+mod server_support;
 
 use kafka_support::*;
 use rdkafka::ClientConfig;
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+use server_support::free_port;
 use std::collections::BTreeMap;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 const TRACE: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
 const PARENT: &str = "00f067aa0ba902b7";
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 /// The rotel collector installed by `.ci/run` (`pip install rotel`).
 fn rotel_agent() -> String {
@@ -135,6 +129,37 @@ fn spans(collector: &Collector) -> Vec<Span> {
     out
 }
 
+/// Runs `sql` with spans going to `collector` and no trace of its own (ratio 0).
+fn run_traced(sql: &str, collector: &Collector) {
+    let out = Command::new(env!("CARGO_BIN_EXE_ferris-cli"))
+        .args(["run", "--no-progress", "-e", sql])
+        .args(["--otlp-endpoint", &collector.endpoint])
+        .args(["--set", "tracing.sample.ratio=0"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Waits until the collector printed at least `n` spans; returns them all.
+fn wait_for_spans(collector: &Collector, n: usize) -> Vec<Span> {
+    let started = Instant::now();
+    loop {
+        let got = spans(collector);
+        if got.len() >= n {
+            return got;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "spans: {got:?}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
 #[test]
 fn a_trace_entering_in_a_kafka_header_runs_through_every_hop_and_leaves_in_the_output() {
     let broker = Broker::started();
@@ -176,35 +201,9 @@ fn a_trace_entering_in_a_kafka_header_runs_through_every_hop_and_leaves_in_the_o
         b = broker.address
     );
     // Ratio 0: nothing starts a trace of its own; the upstream's sampled trace is continued.
-    let out = Command::new(env!("CARGO_BIN_EXE_ferris-cli"))
-        .args([
-            "run",
-            "--no-progress",
-            "-e",
-            &sql,
-            "--otlp-endpoint",
-            &collector.endpoint,
-        ])
-        .args(["--set", "tracing.sample.ratio=0"])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-
+    run_traced(&sql, &collector);
     // One batch: source, decode, filter, project, sink.
-    let started = Instant::now();
-    let mut got = spans(&collector);
-    while got.len() < 5 {
-        assert!(
-            started.elapsed() < Duration::from_secs(20),
-            "spans: {got:?}"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-        got = spans(&collector);
-    }
+    let got = wait_for_spans(&collector, 5);
     let names: Vec<&str> = got.iter().map(|s| s.name.as_str()).collect();
     assert_eq!(
         names,
@@ -256,33 +255,8 @@ fn a_trace_entering_in_a_kafka_header_runs_through_every_hop_and_leaves_in_the_o
         "'topic' = 'traced_copy'",
     );
     broker.create_topic("traced_copy", 1);
-    let out = Command::new(env!("CARGO_BIN_EXE_ferris-cli"))
-        .args([
-            "run",
-            "--no-progress",
-            "-e",
-            &plain,
-            "--otlp-endpoint",
-            &collector.endpoint,
-        ])
-        .args(["--set", "tracing.sample.ratio=0"])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let started = Instant::now();
-    let mut again = spans(&collector);
-    while again.len() < before + 5 {
-        assert!(
-            started.elapsed() < Duration::from_secs(20),
-            "spans: {again:?}"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-        again = spans(&collector);
-    }
+    run_traced(&plain, &collector);
+    let again = wait_for_spans(&collector, before + 5);
     let second = &again[before..];
     let source2 = second.iter().find(|s| s.name == "source orders").unwrap();
     assert_eq!(

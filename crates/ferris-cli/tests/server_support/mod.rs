@@ -10,6 +10,15 @@ use std::time::{Duration, Instant};
 /// The token the tests' servers accept.
 pub const TOKEN: &str = "test-token-0123456789";
 
+/// A free loopback port (bound and released).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("a free port")
+        .local_addr()
+        .expect("its address")
+        .port()
+}
+
 /// A running server.
 pub struct Server {
     pub child: Child,
