@@ -386,11 +386,26 @@ impl SinkTask {
                         tracing::info!(query = %self.ctx.name, "sink writing again after {:.1} s",
                             since.elapsed().as_secs_f64());
                     }
+                    let debug = tracing::enabled!(tracing::Level::DEBUG);
                     for (pb, refused) in &batches {
-                        m.written
-                            .add((pb.records.num_rows() - refused.len()) as u64);
-                        m.latency
-                            .record(pb.meta.read_at.elapsed().as_nanos() as u64);
+                        let written = (pb.records.num_rows() - refused.len()) as u64;
+                        let latency = pb.meta.read_at.elapsed();
+                        m.written.add(written);
+                        m.latency.record(latency.as_nanos() as u64);
+                        if debug {
+                            // The spec's per-batch line; DEBUG, as at INFO it would be one
+                            // line per batch.
+                            tracing::debug!(
+                                correlation_id = %pb.correlation_id,
+                                trace_id = %format!("{:032x}", pb.trace.trace_id),
+                                span_id = %format!("{:016x}", pb.trace.span_id),
+                                records_processed = written,
+                                records_refused = refused.len() as u64,
+                                end_to_end_ms = latency.as_secs_f64() * 1000.0,
+                                source = %pb.meta.source,
+                                "batch written"
+                            );
+                        }
                     }
                     break;
                 }
