@@ -252,3 +252,60 @@ fn csv_null_literal_tells_an_empty_string_from_null() {
     );
     assert_eq!(out.status.code(), Some(2), "{out:?}");
 }
+
+/// Issue 15: `--stats` counted a keyed stage's output only on its last operator (an
+/// aggregate showed 0 rows out while its rows were written) and counted no rows into it.
+#[test]
+fn every_keyed_operator_counts_its_rows_in_and_out() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut csv = String::from("symbol,volume,ts\n");
+    for i in 0..30 {
+        let symbol = ["A", "B", "C"][i % 3];
+        csv.push_str(&format!(
+            "{symbol},{},2024-01-01T00:0{}:{:02}Z\n",
+            i + 1,
+            i / 10,
+            i * 2 % 60
+        ));
+    }
+    std::fs::write(dir.path().join("t.csv"), csv).unwrap();
+    let sql = "CREATE STREAM t (symbol VARCHAR, volume BIGINT, ts TIMESTAMP,
+                 WATERMARK FOR ts AS ts - INTERVAL '1' SECOND)
+               WITH ('connector' = 'file', 'path' = 't.csv', 'format' = 'csv');
+               CREATE STREAM bars WITH ('connector' = 'blackhole') AS
+                 SELECT symbol, COUNT(*) AS n, SUM(volume) AS v FROM t
+                 WHERE volume > 3 GROUP BY symbol WINDOW TUMBLING(1m);";
+    for p in ["1", "2"] {
+        let out = Command::new(env!("CARGO_BIN_EXE_ferris-cli"))
+            .args(["run", "--no-progress", "--stats", "-p", p, "-e", sql])
+            .current_dir(dir.path())
+            .output()
+            .unwrap();
+        let stats = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{stats}");
+        let sum = |name: &str, operator: &str| -> u64 {
+            stats
+                .lines()
+                .filter(|l| {
+                    l.trim_start().starts_with(&format!("{name}{{"))
+                        && l.contains("node=bars/keyed/")
+                        && l.contains(&format!("operator={operator},"))
+                })
+                .map(|l| l.rsplit(' ').next().unwrap().parse::<u64>().unwrap())
+                .sum()
+        };
+        // 27 rows pass the WHERE into the aggregate; 3 symbols × 3 minutes come out of it
+        // and out of the projection after it.
+        assert_eq!(
+            sum("ferris_operator_rows_in_total", "aggregate"),
+            27,
+            "p={p}\n{stats}"
+        );
+        assert_eq!(
+            sum("ferris_operator_rows_out_total", "aggregate"),
+            9,
+            "p={p}\n{stats}"
+        );
+        assert!(stats.contains("written 9,"), "p={p}\n{stats}");
+    }
+}

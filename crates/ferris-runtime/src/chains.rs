@@ -46,6 +46,17 @@ pub(crate) struct Chains {
     template: Vec<Box<dyn Operator>>,
     /// The watermark every chain has seen.
     watermark: i64,
+    /// Rows into and out of each operator position since [`Chains::take_counts`].
+    counts: Vec<RowCount>,
+}
+
+/// Rows into and out of one operator.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct RowCount {
+    /// Rows it was given.
+    pub(crate) rows_in: u64,
+    /// Rows it emitted.
+    pub(crate) rows_out: u64,
 }
 
 impl Chains {
@@ -65,6 +76,7 @@ impl Chains {
             resume_after,
             epoch: None,
             chains: BTreeMap::new(),
+            counts: vec![RowCount::default(); template.len()],
             template,
             watermark: i64::MIN,
         };
@@ -80,6 +92,13 @@ impl Chains {
             .iter()
             .map(|op| op.name().to_string())
             .collect()
+    }
+
+    /// Rows into and out of each operator (chain order, summed over the chains) since the
+    /// last call.
+    pub(crate) fn take_counts(&mut self) -> Vec<RowCount> {
+        let n = self.counts.len();
+        std::mem::replace(&mut self.counts, vec![RowCount::default(); n])
     }
 
     /// The schema of the chains' output.
@@ -136,7 +155,12 @@ impl Chains {
                 }
             }
             if self.watermark > i64::MIN {
-                let out = drive(&mut ops, None, Step::Watermark(self.watermark))?;
+                let out = drive(
+                    &mut ops,
+                    None,
+                    Step::Watermark(self.watermark),
+                    &mut self.counts,
+                )?;
                 if out.iter().any(|b| b.num_rows() > 0) {
                     return Err(OperatorError::new("a new operator chain emitted rows"));
                 }
@@ -155,8 +179,13 @@ impl Chains {
         side: usize,
         records: &RecordBatch,
     ) -> Result<Vec<RecordBatch>, OperatorError> {
-        let chain = self.chain(partition)?;
-        drive(chain, Some((side, records)), Step::Batch)
+        self.chain(partition)?;
+        let key = if self.per_partition { partition } else { 0 };
+        let chain = self
+            .chains
+            .get_mut(&key)
+            .ok_or_else(|| OperatorError::new("missing operator chain"))?;
+        drive(chain, Some((side, records)), Step::Batch, &mut self.counts)
     }
 
     /// Drives every chain with a watermark or the end of input.
@@ -166,7 +195,7 @@ impl Chains {
         }
         let mut out = Vec::new();
         for chain in self.chains.values_mut() {
-            out.extend(drive(chain, None, step)?);
+            out.extend(drive(chain, None, step, &mut self.counts)?);
         }
         Ok(out)
     }
@@ -199,9 +228,15 @@ fn drive(
     ops: &mut [Box<dyn Operator>],
     input: Option<(usize, &RecordBatch)>,
     step: Step,
+    counts: &mut [RowCount],
 ) -> Result<Vec<RecordBatch>, OperatorError> {
     let mut carried: Vec<RecordBatch> = Vec::new();
     for (i, op) in ops.iter_mut().enumerate() {
+        let rows_in: usize = match (i, input) {
+            (0, Some((_, b))) => b.num_rows(),
+            (0, None) => 0,
+            _ => carried.iter().map(RecordBatch::num_rows).sum(),
+        };
         let mut out = Vec::new();
         let result = drive_one(op.as_mut(), i == 0, input, &carried, step, &mut out);
         if let Err(mut e) = result {
@@ -211,6 +246,10 @@ fn drive(
                 e.message = format!("{name}: {}", e.message);
             }
             return Err(e);
+        }
+        if let Some(c) = counts.get_mut(i) {
+            c.rows_in += rows_in as u64;
+            c.rows_out += out.iter().map(|b| b.num_rows() as u64).sum::<u64>();
         }
         carried = out;
     }

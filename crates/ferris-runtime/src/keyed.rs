@@ -54,7 +54,8 @@ struct StageState {
     /// Slots answered so far.
     steps: u64,
     gauges: Vec<StateGauges>,
-    rows_out: Vec<Arc<Counter>>,
+    /// Per operator: rows in and rows out.
+    counters: Vec<[Arc<Counter>; 2]>,
 }
 
 /// Event-time and commit progress of one input side.
@@ -227,7 +228,7 @@ impl KeyedWorker {
                 }
             })
             .collect();
-        let rows_out: Vec<Arc<Counter>> = names
+        let counters: Vec<[Arc<Counter>; 2]> = names
             .iter()
             .map(|op| {
                 let l = [
@@ -235,7 +236,10 @@ impl KeyedWorker {
                     ("node", self.node.as_str()),
                     ("operator", op.as_str()),
                 ];
-                self.ctx.registry.counter(names::OPERATOR_ROWS_OUT, &l)
+                [
+                    self.ctx.registry.counter(names::OPERATOR_ROWS_IN, &l),
+                    self.ctx.registry.counter(names::OPERATOR_ROWS_OUT, &l),
+                ]
             })
             .collect();
         let mut sides: Vec<SideState> = self.inputs.iter().map(|_| SideState::new()).collect();
@@ -243,7 +247,7 @@ impl KeyedWorker {
             watermark: i64::MIN,
             steps: 0,
             gauges,
-            rows_out,
+            counters,
         };
         // An input stopped before it ended: the state is dropped, not emitted.
         let mut stopped = false;
@@ -370,7 +374,7 @@ impl KeyedWorker {
             .chains
             .step(Step::Finish)
             .map_err(|e| self.fail(&e.message))?;
-        self.record(&state.gauges, &state.rows_out, &out)?;
+        self.record(&state.gauges, &state.counters)?;
         let records = self.concat(out)?;
         // The rows only the end of input completes: results of this stage's own, numbered
         // after the last slot it answered.
@@ -463,7 +467,7 @@ impl KeyedWorker {
                     .map_err(|e| self.fail(&e.message))?,
             );
         }
-        self.record(&state.gauges, &state.rows_out, &out)?;
+        self.record(&state.gauges, &state.counters)?;
         let records = self.concat(out)?;
         if !stale {
             sides[side].remember(input.slot, input.event.and_then(|e| e.max_time));
@@ -488,21 +492,21 @@ impl KeyedWorker {
         Ok((records, settled))
     }
 
-    /// Updates the state gauges and the output counter; fails when an operator holds more
-    /// than its budget.
+    /// Updates the state gauges and every operator's row counters; fails when an operator
+    /// holds more than its budget.
     fn record(
-        &self,
+        &mut self,
         gauges: &[StateGauges],
-        rows_out: &[Arc<Counter>],
-        out: &[RecordBatch],
+        counters: &[[Arc<Counter>; 2]],
     ) -> Result<(), TaskEnd> {
         let sizes = self.chains.state_sizes();
         for (s, g) in sizes.iter().zip(gauges) {
             g.rows.set(s.rows as i64);
             g.bytes.set(s.bytes as i64);
         }
-        if let Some(c) = rows_out.last() {
-            c.add(out.iter().map(|b| b.num_rows() as u64).sum());
+        for (count, [rows_in, rows_out]) in self.chains.take_counts().iter().zip(counters) {
+            rows_in.add(count.rows_in);
+            rows_out.add(count.rows_out);
         }
         for (i, s) in sizes.iter().enumerate() {
             if let Some((setting, held, limit)) = self.limits.exceeded(*s) {
