@@ -258,7 +258,12 @@ fn a_failing_job_does_not_stop_the_others_and_health_names_the_slow_sink() {
     assert_eq!(status, 202, "{v}");
     server.wait_for(30, "job 'slow' to stop", |s| s.state("slow") == "stopped");
 
-    // Each job's log lines, as JSON objects naming the job.
+    // Each job's log lines, as JSON objects naming the job; the sampler (once a second)
+    // logs the change of health verdict.
+    server.wait_for(10, "the health change logged", |s| {
+        let (_, logs) = s.call("GET", "/api/v1/jobs/bad/logs", None, None);
+        logs.to_string().contains("job unhealthy: ")
+    });
     let (_, logs) = server.call("GET", "/api/v1/jobs/bad/logs", None, None);
     let messages: Vec<&str> = logs["lines"]
         .as_array()
@@ -269,8 +274,18 @@ fn a_failing_job_does_not_stop_the_others_and_health_names_the_slow_sink() {
             l["message"].as_str().unwrap()
         })
         .collect();
-    assert_eq!(messages.first(), Some(&"job deployed"), "{messages:?}");
-    assert_eq!(messages.last(), Some(&"job failed"), "{messages:?}");
+    assert_eq!(
+        &messages[..3],
+        ["job deployed", "job running", "job failed"],
+        "{messages:?}"
+    );
+    // The sampler logs the change of health verdict, with the check at fault.
+    assert!(
+        messages[3..]
+            .iter()
+            .any(|m| m.starts_with("job unhealthy: job_state: the job failed: bad input")),
+        "{messages:?}"
+    );
     assert_eq!(server.terminate(), 0);
 }
 

@@ -36,6 +36,17 @@ pub enum Verdict {
     Unhealthy,
 }
 
+impl Verdict {
+    /// The verdict as the API spells it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Verdict::Healthy => "healthy",
+            Verdict::Degraded => "degraded",
+            Verdict::Unhealthy => "unhealthy",
+        }
+    }
+}
+
 /// One check of one job.
 #[derive(Debug, Clone, Serialize, ToSchema, PartialEq)]
 pub struct Check {

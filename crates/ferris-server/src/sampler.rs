@@ -53,6 +53,8 @@ struct JobMemory {
     watermarks: HashMap<String, (i64, Instant, u64)>,
     sink_failures: HashMap<String, u64>,
     unavailable: u64,
+    /// The health verdict last logged.
+    verdict: Option<crate::health::Verdict>,
 }
 
 /// The sampler's memory between ticks.
@@ -98,9 +100,11 @@ impl Sampler {
         let mut memory = self.jobs.lock().unwrap_or_else(PoisonError::into_inner);
         let list = jobs.list();
         memory.retain(|name, _| list.iter().any(|j| &j.name == name));
+        let process = self.process();
         for job in list {
             let m = memory.entry(job.name.clone()).or_default();
             job.set_rates(measure(&job, m, now));
+            log_health_change(&job, m, &process);
         }
     }
 
@@ -146,6 +150,32 @@ impl Sampler {
                 0.0
             };
         }
+    }
+}
+
+/// Logs a job's health when its verdict changes: WARN when it worsens (with the checks at
+/// fault), INFO when it recovers.
+fn log_health_change(job: &Job, m: &mut JobMemory, process: &ProcessStats) {
+    use crate::health::Verdict;
+    let health = crate::health::job_health(job, process);
+    if m.verdict == Some(health.status) {
+        return;
+    }
+    let first = m.verdict.is_none();
+    m.verdict = Some(health.status);
+    let faults: Vec<String> = health
+        .checks
+        .iter()
+        .filter(|c| c.status != Verdict::Healthy)
+        .map(|c| format!("{}: {}", c.name, c.reason))
+        .collect();
+    match health.status {
+        Verdict::Healthy if !first => {
+            tracing::info!(job = %job.name, "job healthy again")
+        }
+        Verdict::Healthy => {}
+        v => tracing::warn!(job = %job.name, status = v.as_str(), "job {}: {}", v.as_str(),
+            faults.join("; ")),
     }
 }
 
