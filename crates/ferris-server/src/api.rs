@@ -240,15 +240,24 @@ async fn deploy(
     body: Body,
 ) -> Result<Response, ApiError> {
     authorize(&state, &headers)?;
+    let too_large = || {
+        ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "body_too_large",
+            format!("the request body is over {MAX_BODY_BYTES} bytes"),
+        )
+    };
+    // A declared length over the limit is refused before any of the body is read.
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > MAX_BODY_BYTES as u64) {
+        return Err(too_large());
+    }
     let bytes = axum::body::to_bytes(body, MAX_BODY_BYTES)
         .await
-        .map_err(|_| {
-            ApiError::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "body_too_large",
-                format!("the request body is over {MAX_BODY_BYTES} bytes"),
-            )
-        })?;
+        .map_err(|_| too_large())?;
     let req: DeployRequest = serde_json::from_slice(&bytes).map_err(|e| {
         let mut err = ApiError::bad_field("body", format!("the body is not a deploy request: {e}"));
         if e.line() > 0 {
