@@ -553,9 +553,6 @@ pub async fn run_job(
         };
         contexts.push(ReportHandle {
             name: ctx.name.clone(),
-            rows_in: ctx.rows_in.clone(),
-            rows_filtered: ctx.rows_filtered.clone(),
-            late: ctx.late.clone(),
             keyed: q.keyed.is_some(),
         });
         let span = task_span(&ctx.name, &ids::sink_node(&ctx.name));
@@ -697,40 +694,45 @@ impl Outcome {
 /// What the report needs of a query; holds no channel, so the dead-letter writers can end.
 struct ReportHandle {
     name: Arc<str>,
-    rows_in: Arc<Counter>,
-    rows_filtered: Arc<Counter>,
-    late: Arc<Counter>,
     keyed: bool,
 }
 
 fn report(registry: &Registry, ctx: &ReportHandle) -> QueryReport {
-    let q = [("query", &*ctx.name)];
-    let sink_failed = registry.counter_sum(names::SINK_ROWS_FAILED, &q);
-    let sink_dead_lettered = registry.counter_sum(
-        names::QUERY_ROWS_DEAD_LETTERED,
-        &[("query", &ctx.name), ("stage", Stage::Sink.as_str())],
-    );
-    let skipped = registry.counter_sum(names::QUERY_ROWS_SKIPPED, &q);
-    let dead_lettered = registry.counter_sum(names::QUERY_ROWS_DEAD_LETTERED, &q);
-    let mut r = QueryReport {
-        name: ctx.name.to_string(),
-        rows_in: ctx.rows_in.get(),
-        filtered: ctx.rows_filtered.get(),
-        skipped: skipped + sink_failed,
-        dead_lettered,
-        late: ctx.late.get(),
-        written: registry.counter_sum(names::SINK_ROWS_WRITTEN, &q),
-        into_state: None,
-        output_failed: 0,
-    };
-    if ctx.keyed {
-        // Output rows are not input rows: sink failures are reported on their own.
-        r.skipped = skipped;
-        r.dead_lettered = dead_lettered - sink_dead_lettered;
-        r.into_state = Some(registry.counter_sum(names::QUERY_ROWS_INTO_STATE, &q));
-        r.output_failed = sink_failed + sink_dead_lettered;
+    QueryReport::from_registry(registry, &ctx.name, ctx.keyed)
+}
+
+impl QueryReport {
+    /// The row accounting of query `name` from the job's metrics, at any moment of the run
+    /// (`keyed`: the query has a stateful stage, whose output rows are not input rows).
+    pub fn from_registry(registry: &Registry, name: &str, keyed: bool) -> Self {
+        let q = [("query", name)];
+        let sink_failed = registry.counter_sum(names::SINK_ROWS_FAILED, &q);
+        let sink_dead_lettered = registry.counter_sum(
+            names::QUERY_ROWS_DEAD_LETTERED,
+            &[("query", name), ("stage", Stage::Sink.as_str())],
+        );
+        let skipped = registry.counter_sum(names::QUERY_ROWS_SKIPPED, &q);
+        let dead_lettered = registry.counter_sum(names::QUERY_ROWS_DEAD_LETTERED, &q);
+        let mut r = QueryReport {
+            name: name.to_string(),
+            rows_in: registry.counter_sum(names::QUERY_ROWS_IN, &q),
+            filtered: registry.counter_sum(names::QUERY_ROWS_FILTERED, &q),
+            skipped: skipped + sink_failed,
+            dead_lettered,
+            late: registry.counter_sum(names::QUERY_ROWS_LATE, &q),
+            written: registry.counter_sum(names::SINK_ROWS_WRITTEN, &q),
+            into_state: None,
+            output_failed: 0,
+        };
+        if keyed {
+            // Output rows are not input rows: sink failures are reported on their own.
+            r.skipped = skipped;
+            r.dead_lettered = dead_lettered - sink_dead_lettered;
+            r.into_state = Some(registry.counter_sum(names::QUERY_ROWS_INTO_STATE, &q));
+            r.output_failed = sink_failed + sink_dead_lettered;
+        }
+        r
     }
-    r
 }
 
 /// Marks a dead-letter writer ended when its thread ends, however it ends.

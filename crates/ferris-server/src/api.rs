@@ -13,7 +13,7 @@ use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use ferris_observe::{JobLogs, names};
+use ferris_observe::JobLogs;
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 use utoipa::{OpenApi, ToSchema};
@@ -60,7 +60,7 @@ pub struct DeployRequest {
     pub settings: Vec<String>,
 }
 
-/// Rows of one query of a job.
+/// Rows of one query of a job: the accounting `ferris-cli run --stats` prints.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct QueryRows {
     /// The query (its stream or table name).
@@ -69,7 +69,7 @@ pub struct QueryRows {
     pub rows_in: u64,
     /// Rows its WHERE removed.
     pub filtered: u64,
-    /// Rows skipped under `skip`.
+    /// Rows skipped under `skip` (for a stateless query, also rows its sink failed to write).
     pub skipped: u64,
     /// Rows sent to the dead-letter sink.
     pub dead_lettered: u64,
@@ -77,6 +77,27 @@ pub struct QueryRows {
     pub late: u64,
     /// Rows its sink wrote.
     pub written: u64,
+    /// Rows that entered its stateful stage (queries with one).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub into_state: Option<u64>,
+    /// Output rows of a stateful stage its sink failed to write.
+    pub output_failed: u64,
+}
+
+impl From<ferris_runtime::QueryReport> for QueryRows {
+    fn from(r: ferris_runtime::QueryReport) -> Self {
+        QueryRows {
+            name: r.name,
+            rows_in: r.rows_in,
+            filtered: r.filtered,
+            skipped: r.skipped,
+            dead_lettered: r.dead_lettered,
+            late: r.late,
+            written: r.written,
+            into_state: r.into_state,
+            output_failed: r.output_failed,
+        }
+    }
 }
 
 /// A job as `GET /api/v1/jobs/{name}` shows it.
@@ -140,22 +161,15 @@ pub struct Probe {
 }
 
 fn job_status(job: &Job) -> JobStatus {
-    let r = &job.registry;
     let queries = job
         .graph
         .queries
         .iter()
         .map(|q| {
-            let l = [("query", q.name.as_str())];
-            QueryRows {
-                name: q.name.clone(),
-                rows_in: r.counter_sum(names::QUERY_ROWS_IN, &l),
-                filtered: r.counter_sum(names::QUERY_ROWS_FILTERED, &l),
-                skipped: r.counter_sum(names::QUERY_ROWS_SKIPPED, &l),
-                dead_lettered: r.counter_sum(names::QUERY_ROWS_DEAD_LETTERED, &l),
-                late: r.counter_sum(names::QUERY_ROWS_LATE, &l),
-                written: r.counter_sum(names::SINK_ROWS_WRITTEN, &l),
-            }
+            let keyed = job.graph.nodes.iter().any(|n| {
+                n.kind == ferris_engine::NodeKind::Keyed && n.query.as_deref() == Some(&q.name)
+            });
+            ferris_runtime::QueryReport::from_registry(&job.registry, &q.name, keyed).into()
         })
         .collect();
     let rates = job.rates();

@@ -7,6 +7,7 @@ use crate::jobs::{Job, JobState};
 use crate::sampler::ProcessStats;
 use ferris_observe::{Value, names};
 use serde::Serialize;
+use std::collections::BTreeMap;
 use utoipa::ToSchema;
 
 /// A channel fuller than this is a bottleneck downstream of it.
@@ -102,29 +103,35 @@ fn check(name: &str, status: Verdict, reason: String, value: f64) -> Check {
     }
 }
 
+/// How full each channel is (rows queued over capacity, 0 to 1), by channel id, from one
+/// snapshot of a job's metrics.
+pub(crate) fn channel_ratios(snapshot: &ferris_observe::Snapshot) -> BTreeMap<String, f64> {
+    let gauge = |name: &'static str| {
+        snapshot
+            .iter()
+            .filter_map(move |s| match (&s.value, s.label("channel")) {
+                (Value::Gauge { value, .. }, Some(c)) if s.name == name => Some((c, *value)),
+                _ => None,
+            })
+    };
+    let capacity: BTreeMap<&str, i64> = gauge(names::CHANNEL_CAPACITY_ROWS).collect();
+    gauge(names::CHANNEL_DEPTH_ROWS)
+        .filter_map(|(c, depth)| {
+            let cap = capacity.get(c).copied().filter(|cap| *cap > 0)?;
+            Some((c.to_string(), depth as f64 / cap as f64))
+        })
+        .collect()
+}
+
 /// Channel capacity. Channels over the threshold form chains behind a slow task (a full
 /// channel makes the task before it wait, whose input then fills); the check names the last
 /// full channel of a chain, the one whose receiving task's own outputs are not full: that
 /// task is the bottleneck.
 fn channel_check(job: &Job, live: bool) -> Check {
-    let mut ratios: Vec<(String, f64)> = Vec::new();
-    for s in job.registry.snapshot() {
-        if s.name != names::CHANNEL_DEPTH_ROWS {
-            continue;
-        }
-        let (Value::Gauge { value, .. }, Some(edge)) = (&s.value, s.label("channel")) else {
-            continue;
-        };
-        let cap = job
-            .registry
-            .gauge_sum(names::CHANNEL_CAPACITY_ROWS, &[("channel", edge)])
-            .0;
-        if cap > 0 {
-            ratios.push((edge.to_string(), *value as f64 / cap as f64));
-        }
-    }
-    let full: Vec<&(String, f64)> = ratios
+    let ratios = channel_ratios(&job.registry.snapshot());
+    let full: Vec<(&String, f64)> = ratios
         .iter()
+        .map(|(edge, r)| (edge, *r))
         .filter(|(_, r)| *r > CHANNEL_DEGRADED_RATIO)
         .collect();
     let edge_ends = |id: &str| {
@@ -156,12 +163,12 @@ fn channel_check(job: &Job, live: bool) -> Check {
                 ),
                 *ratio,
             );
-            c.edge = Some(edge.clone());
+            c.edge = Some(edge.to_string());
             c.node = node;
             c
         }
         _ => {
-            let top = ratios.iter().map(|(_, r)| *r).fold(0.0f64, f64::max);
+            let top = ratios.values().copied().fold(0.0f64, f64::max);
             check(
                 "channel_capacity",
                 Verdict::Healthy,

@@ -300,30 +300,19 @@ fn derived_series(job: &Job, f: &mut Families) {
 
     let now_ms = chrono::Utc::now().timestamp_millis();
     let snapshot = job.registry.snapshot();
-    let mut capacity: BTreeMap<String, i64> = BTreeMap::new();
-    for s in &snapshot {
-        if let (names::CHANNEL_CAPACITY_ROWS, ferris_observe::Value::Gauge { value, .. }) =
-            (&*s.name, &s.value)
-        {
-            capacity.insert(s.label("channel").unwrap_or_default().to_string(), *value);
-        }
-    }
+    let ratios = crate::health::channel_ratios(&snapshot);
     let mut per_query: BTreeMap<String, (u64, u64, BTreeMap<&'static str, u64>)> = BTreeMap::new();
     for s in &snapshot {
         let l = expose_labels(job, &s.labels);
         match (&*s.name, &s.value) {
-            (names::CHANNEL_DEPTH_ROWS, ferris_observe::Value::Gauge { value, .. }) => {
-                let cap = capacity
-                    .get(s.label("channel").unwrap_or_default())
-                    .copied()
-                    .unwrap_or(0);
-                if cap > 0 {
+            (names::CHANNEL_DEPTH_ROWS, _) => {
+                if let Some(ratio) = ratios.get(s.label("channel").unwrap_or_default()) {
                     f.push(
                         "ferris_channel_utilization_ratio",
                         MetricType::Gauge,
                         "Rows queued in a channel divided by its capacity (0 to 1).",
                         l,
-                        Sample::Gauge(*value as f64 / cap as f64),
+                        Sample::Gauge(*ratio),
                     );
                 }
             }

@@ -219,9 +219,10 @@ fn measure(job: &Job, m: &mut JobMemory, now: Instant) -> Rates {
     }
 
     // Watermarks that do not move while their source keeps reading rows.
+    let snapshot = job.registry.snapshot();
     let mut read_by_source: BTreeMap<String, u64> = BTreeMap::new();
     let mut watermarks: BTreeMap<String, i64> = BTreeMap::new();
-    for s in job.registry.snapshot() {
+    for s in &snapshot {
         let Some(node) = s.label("node").map(str::to_string) else {
             continue;
         };
@@ -250,7 +251,7 @@ fn measure(job: &Job, m: &mut JobMemory, now: Instant) -> Rates {
     }
 
     // Sinks whose writes failed or were retried since the last tick.
-    for s in job.registry.snapshot() {
+    for s in &snapshot {
         if s.name != names::SINK_RETRIES && s.name != names::SINK_ROWS_FAILED {
             continue;
         }
