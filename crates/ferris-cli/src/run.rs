@@ -205,10 +205,7 @@ pub fn run(args: RunArgs, logs: ferris_observe::JobLogs) -> u8 {
             return 2;
         }
     };
-    for text in &app.explains {
-        println!("{text}");
-    }
-    if app.queries.is_empty() {
+    if app.queries.is_empty() && app.explains.is_empty() {
         return 0;
     }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
@@ -222,6 +219,24 @@ pub fn run(args: RunArgs, logs: ferris_observe::JobLogs) -> u8 {
             return 1;
         }
     };
+    for (i, req) in app.explains.iter().enumerate() {
+        match runtime.block_on(explain_one(&app, req, &config, &base)) {
+            Ok(text) => {
+                if i > 0 {
+                    println!();
+                }
+                print!("{text}");
+                let _ = std::io::stdout().flush();
+            }
+            Err(e) => {
+                eprintln!("{}", e.render(&sql));
+                return setup_exit_code(&e);
+            }
+        }
+    }
+    if app.queries.is_empty() {
+        return 0;
+    }
     // With --http, the job is also a read-only job of an HTTP server: its registry and
     // shutdown are the job record's.
     let served = match args.http {
@@ -316,6 +331,23 @@ pub fn run(args: RunArgs, logs: ferris_observe::JobLogs) -> u8 {
             code
         }
     }
+}
+
+/// Explains one `EXPLAIN` statement (running its query under `ANALYZE`).
+pub async fn explain_one(
+    app: &ferris_plan::Application,
+    req: &ferris_plan::ExplainRequest,
+    config: &JobConfig,
+    base: &Path,
+) -> Result<String, ferris_engine::EngineError> {
+    use ferris_engine::explain;
+    let e = explain::explain(app, req, config, base)?;
+    let e = if req.options.analyze {
+        explain::analyze(app, req, config.clone(), base, e).await?
+    } else {
+        e
+    };
+    Ok(explain::render(&e, req))
 }
 
 /// Exit code of a job that could not be assembled: 4 when the environment is not ready

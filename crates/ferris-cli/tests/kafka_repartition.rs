@@ -388,8 +388,9 @@ fn explain_shows_the_exchange_through_the_repartition_topic() {
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
         stdout.contains(
-            "  Exchange: hash(orders.symbol) through the Kafka topic scale.<query>.repartition \
-             (read in group scale.<query>)\n  Aggregate: TUMBLING(60000ms) EMIT FINAL"
+            "->  Exchange: hash(orders.symbol)  (rows=?)\n                    Partitioning: \
+             1 keyed partition(s), 1 channel(s) of 4096 rows\n                    Across \
+             processes: through the Kafka topic scale.explain_1.repartition\n"
         ),
         "{stdout}"
     );

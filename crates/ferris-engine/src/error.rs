@@ -34,6 +34,15 @@ pub enum EngineError {
         #[source]
         source: Box<ferris_runtime::RuntimeError>,
     },
+    /// `EXPLAIN ANALYZE` ran the query and the run failed.
+    #[error("EXPLAIN ANALYZE: the query failed: {source}")]
+    Run {
+        /// The EXPLAIN statement.
+        span: Span,
+        /// Why.
+        #[source]
+        source: Box<ferris_runtime::RuntimeError>,
+    },
 }
 
 impl EngineError {
@@ -45,6 +54,7 @@ impl EngineError {
             EngineError::Invalid(_) => false,
             EngineError::Connector { source, .. } => source.is_environment(),
             EngineError::Io { .. } => true,
+            EngineError::Run { .. } => false,
         }
     }
 
@@ -52,7 +62,9 @@ impl EngineError {
     pub fn position(&self) -> (u64, u64) {
         let span = match self {
             EngineError::Invalid(e) => e.span,
-            EngineError::Connector { span, .. } | EngineError::Io { span, .. } => Some(*span),
+            EngineError::Connector { span, .. }
+            | EngineError::Io { span, .. }
+            | EngineError::Run { span, .. } => Some(*span),
         };
         span.map(|s| (s.start.line, s.start.column))
             .unwrap_or((0, 0))
@@ -62,9 +74,9 @@ impl EngineError {
     pub fn render(&self, sql: &str) -> String {
         match self {
             EngineError::Invalid(e) => e.render(sql),
-            EngineError::Connector { span, .. } | EngineError::Io { span, .. } => {
-                PlanError::at(self.to_string(), *span).render(sql)
-            }
+            EngineError::Connector { span, .. }
+            | EngineError::Io { span, .. }
+            | EngineError::Run { span, .. } => PlanError::at(self.to_string(), *span).render(sql),
         }
     }
 

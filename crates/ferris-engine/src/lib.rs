@@ -10,6 +10,7 @@
 mod build;
 mod dry;
 mod error;
+pub mod explain;
 mod graph;
 mod graph_render;
 mod paths;

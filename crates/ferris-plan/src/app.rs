@@ -7,7 +7,7 @@ use crate::query::{QueryPlan, plan_query};
 use crate::types::arrow_type;
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 
-use ferris_sql::ast::{self, SourceKind, Span, Statement, StreamingQuery};
+use ferris_sql::ast::{self, SourceKind, Span, Statement};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
@@ -101,8 +101,8 @@ pub struct Application {
     pub sinks: Vec<SinkDecl>,
     /// Queries in statement order.
     pub queries: Vec<PlannedQuery>,
-    /// Output of EXPLAIN statements, in order.
-    pub explains: Vec<String>,
+    /// EXPLAIN statements, in order (rendered by `ferris_engine::explain`).
+    pub explains: Vec<crate::explain::ExplainRequest>,
     /// The application's SQL text (spans point into it).
     pub sql: String,
 }
@@ -266,7 +266,10 @@ fn plan_on_this_thread(sql: &str) -> Result<Application, AppError> {
                     span: q.span,
                 });
             }
-            Statement::Explain(e) => app.explains.push(explain(&e, &catalog)?),
+            Statement::Explain(e) => {
+                let n = app.explains.len() + 1;
+                app.explains.push(explain(&e, &catalog, n)?);
+            }
         }
     }
     Ok(app)
@@ -394,40 +397,30 @@ fn declare_source(
     })
 }
 
-fn explain(e: &ast::Explain, catalog: &Catalog) -> Result<String, PlanError> {
-    match &e.target {
-        ast::ExplainTarget::Plan(q) if e.options.is_empty() => explain_plan(q, catalog),
-        ast::ExplainTarget::Plan(_) => {
-            Err(PlanError::not_supported("EXPLAIN with options", e.span))
-        }
-        ast::ExplainTarget::Topology(_) => {
-            Err(PlanError::not_supported("EXPLAIN TOPOLOGY", e.span))
-        }
-        _ => Err(PlanError::not_supported("multi-query EXPLAIN", e.span)),
-    }
-}
-
-fn explain_plan(q: &StreamingQuery, catalog: &Catalog) -> Result<String, PlanError> {
+fn explain(
+    e: &ast::Explain,
+    catalog: &Catalog,
+    n: usize,
+) -> Result<crate::explain::ExplainRequest, PlanError> {
+    let q = match &e.target {
+        ast::ExplainTarget::Plan(q) | ast::ExplainTarget::Topology(q) => q,
+        _ => return Err(PlanError::not_supported("multi-query EXPLAIN", e.span)),
+    };
+    let options = crate::explain::options(e)?;
+    let started = std::time::Instant::now();
     let plan = plan_query(q, catalog, &EngineProps::default())?;
-    let mut out = String::new();
-    out.push_str("Logical plan (DataFusion):\n");
-    for line in plan.logical_plan.lines() {
-        out.push_str("  ");
-        out.push_str(line);
-        out.push('\n');
-    }
-    out.push_str("Streaming pipeline:\n");
-    let group = catalog.group(&plan.source).filter(|_| plan.keyed.is_some());
-    for line in plan.describe() {
-        match (group, line.strip_prefix("Exchange: ")) {
-            // Across the processes of a consumer group, through the query's topic.
-            (Some(group), Some(how)) => out.push_str(&format!(
-                "  Exchange: {how} through the Kafka topic {group}.<query>.repartition \
-                 (read in group {group}.<query>)\n"
-            )),
-            _ => out.push_str(&format!("  {line}\n")),
-        }
-    }
-    out.push_str("  Sink: stdout\n");
-    Ok(out)
+    Ok(crate::explain::ExplainRequest {
+        options,
+        query: PlannedQuery {
+            name: format!("explain_{n}"),
+            plan,
+            sink: BTreeMap::new(),
+            engine: EngineProps::default(),
+            metrics: Vec::new(),
+            span: q.span,
+        },
+        ast: q.clone(),
+        span: e.span,
+        planning: started.elapsed(),
+    })
 }

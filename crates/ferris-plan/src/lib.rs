@@ -18,6 +18,7 @@
 mod app;
 mod catalog;
 mod error;
+pub mod explain;
 mod finite;
 pub mod logical;
 mod lower_over;
@@ -33,6 +34,7 @@ mod types;
 pub use app::{AppError, Application, PlannedQuery, SinkDecl, SourceDecl, plan_application};
 pub use catalog::{Catalog, WINDOW_END, WINDOW_START};
 pub use error::PlanError;
+pub use explain::{ExplainFormat, ExplainOptions, ExplainRequest};
 pub use logical::{LogicalEdge, LogicalEdgeKind, LogicalGraph, LogicalKind, LogicalNode};
 pub use query::{KeyedPlan, QueryPlan, column_names, plan_query};
 pub use types::arrow_type;

@@ -57,6 +57,10 @@ pub(crate) struct RowCount {
     pub(crate) rows_in: u64,
     /// Rows it emitted.
     pub(crate) rows_out: u64,
+    /// Time spent in it.
+    pub(crate) nanos: u64,
+    /// Steps it was driven through.
+    pub(crate) calls: u64,
 }
 
 impl Chains {
@@ -238,7 +242,9 @@ fn drive(
             _ => carried.iter().map(RecordBatch::num_rows).sum(),
         };
         let mut out = Vec::new();
+        let started = std::time::Instant::now();
         let result = drive_one(op.as_mut(), i == 0, input, &carried, step, &mut out);
+        let nanos = started.elapsed().as_nanos() as u64;
         if let Err(mut e) = result {
             // Name the operator that failed ("aggregate: ...") when it did not.
             let name = op.name();
@@ -250,6 +256,8 @@ fn drive(
         if let Some(c) = counts.get_mut(i) {
             c.rows_in += rows_in as u64;
             c.rows_out += out.iter().map(|b| b.num_rows() as u64).sum::<u64>();
+            c.nanos += nanos;
+            c.calls += 1;
         }
         carried = out;
     }

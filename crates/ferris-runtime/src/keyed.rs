@@ -47,6 +47,14 @@ struct Input<'a> {
     rows: Option<(u32, &'a RecordBatch)>,
 }
 
+/// The row counters and processing-time histogram of one operator of the chain.
+struct OpCounters {
+    rows_in: Arc<Counter>,
+    rows_out: Arc<Counter>,
+    /// Time in the operator between two records (one observation per record step).
+    nanos: Arc<ferris_observe::Histogram>,
+}
+
 /// What a keyed partition keeps across slots besides its operators and sides.
 struct StageState {
     /// The stage's watermark (minimum over its live inputs).
@@ -55,7 +63,7 @@ struct StageState {
     steps: u64,
     gauges: Vec<StateGauges>,
     /// Per operator: rows in and rows out.
-    counters: Vec<[Arc<Counter>; 2]>,
+    counters: Vec<OpCounters>,
 }
 
 /// Event-time and commit progress of one input side.
@@ -228,7 +236,7 @@ impl KeyedWorker {
                 }
             })
             .collect();
-        let counters: Vec<[Arc<Counter>; 2]> = names
+        let counters: Vec<OpCounters> = names
             .iter()
             .map(|op| {
                 let l = [
@@ -236,10 +244,14 @@ impl KeyedWorker {
                     ("node", self.node.as_str()),
                     ("operator", op.as_str()),
                 ];
-                [
-                    self.ctx.registry.counter(names::OPERATOR_ROWS_IN, &l),
-                    self.ctx.registry.counter(names::OPERATOR_ROWS_OUT, &l),
-                ]
+                OpCounters {
+                    rows_in: self.ctx.registry.counter(names::OPERATOR_ROWS_IN, &l),
+                    rows_out: self.ctx.registry.counter(names::OPERATOR_ROWS_OUT, &l),
+                    nanos: self
+                        .ctx
+                        .registry
+                        .histogram(names::OPERATOR_PROCESSING_NANOS, &l),
+                }
             })
             .collect();
         let mut sides: Vec<SideState> = self.inputs.iter().map(|_| SideState::new()).collect();
@@ -494,19 +506,18 @@ impl KeyedWorker {
 
     /// Updates the state gauges and every operator's row counters; fails when an operator
     /// holds more than its budget.
-    fn record(
-        &mut self,
-        gauges: &[StateGauges],
-        counters: &[[Arc<Counter>; 2]],
-    ) -> Result<(), TaskEnd> {
+    fn record(&mut self, gauges: &[StateGauges], counters: &[OpCounters]) -> Result<(), TaskEnd> {
         let sizes = self.chains.state_sizes();
         for (s, g) in sizes.iter().zip(gauges) {
             g.rows.set(s.rows as i64);
             g.bytes.set(s.bytes as i64);
         }
-        for (count, [rows_in, rows_out]) in self.chains.take_counts().iter().zip(counters) {
-            rows_in.add(count.rows_in);
-            rows_out.add(count.rows_out);
+        for (count, c) in self.chains.take_counts().iter().zip(counters) {
+            c.rows_in.add(count.rows_in);
+            c.rows_out.add(count.rows_out);
+            if count.calls > 0 {
+                c.nanos.record(count.nanos);
+            }
         }
         for (i, s) in sizes.iter().enumerate() {
             if let Some((setting, held, limit)) = self.limits.exceeded(*s) {

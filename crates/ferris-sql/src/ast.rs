@@ -211,6 +211,8 @@ pub struct StreamingQuery {
 pub struct Explain {
     /// Options as written, keys upper-cased: `(ANALYZE true, FORMAT JSON)`.
     pub options: Vec<(String, String)>,
+    /// Where each option (key and value) stands, in the order of `options`.
+    pub option_spans: Vec<Span>,
     /// What to explain.
     pub target: ExplainTarget,
     /// The whole statement.

@@ -3,7 +3,7 @@
 use crate::ast::{Explain, ExplainTarget, Span, StreamingQuery};
 use crate::cursor::{Cursor, is_word, token_value};
 use crate::error::SqlError;
-use crate::source::Source;
+use crate::source::{Source, join};
 use crate::streaming::parse_streaming_query;
 use sqlparser::tokenizer::Token;
 
@@ -19,13 +19,18 @@ fn at_options(c: &Cursor<'_>) -> bool {
 
 /// Parse `(KEY [value], ...)` if present; keys upper-cased, values as written (a key without
 /// a value means `true`).
-fn parse_options(c: &mut Cursor<'_>, into: &mut Vec<(String, String)>) -> Result<(), SqlError> {
+fn parse_options(
+    c: &mut Cursor<'_>,
+    into: &mut Vec<(String, String)>,
+    spans: &mut Vec<Span>,
+) -> Result<(), SqlError> {
     if !at_options(c) {
         return Ok(());
     }
     c.expect(&Token::LParen)?;
     loop {
-        let key = c.ident()?.value.to_ascii_uppercase();
+        let ident = c.ident()?;
+        let key = ident.value.to_ascii_uppercase();
         let value = match &c.peek().token {
             Token::Comma | Token::RParen => "true".to_string(),
             t => match token_value(t) {
@@ -37,6 +42,7 @@ fn parse_options(c: &mut Cursor<'_>, into: &mut Vec<(String, String)>) -> Result
             },
         };
         into.push((key, value));
+        spans.push(join(ident.span, c.prev_span()));
         if c.eat(&Token::Comma) {
             continue;
         }
@@ -96,20 +102,21 @@ pub(crate) fn parse_explain(
 ) -> Result<Explain, SqlError> {
     c.expect_kw("EXPLAIN")?;
     let mut options = Vec::new();
-    parse_options(c, &mut options)?;
+    let mut option_spans = Vec::new();
+    parse_options(c, &mut options, &mut option_spans)?;
     let target = if c.eat_kw("TOPOLOGY") {
-        parse_options(c, &mut options)?;
+        parse_options(c, &mut options, &mut option_spans)?;
         ExplainTarget::Topology(rest_query(src, c)?)
     } else if c.eat_kw("MULTI_QUERY") {
-        parse_options(c, &mut options)?;
+        parse_options(c, &mut options, &mut option_spans)?;
         ExplainTarget::MultiQuery(parse_query_list(src, c)?)
     } else if c.eat_kw("SHARED_RESOURCES") {
-        parse_options(c, &mut options)?;
+        parse_options(c, &mut options, &mut option_spans)?;
         c.expect_kw("FOR")?;
         c.expect_kw("QUERIES")?;
         ExplainTarget::SharedResources(c.string_list()?)
     } else if c.eat_kw("LINEAGE") {
-        parse_options(c, &mut options)?;
+        parse_options(c, &mut options, &mut option_spans)?;
         c.expect_kw("FROM")?;
         c.expect_kw("SOURCE")?;
         let source = c.string()?;
@@ -118,7 +125,7 @@ pub(crate) fn parse_explain(
         let queries = c.string_list()?;
         ExplainTarget::Lineage { source, queries }
     } else if c.eat_kw("IMPACT") {
-        parse_options(c, &mut options)?;
+        parse_options(c, &mut options, &mut option_spans)?;
         c.expect_kw("FOR")?;
         c.expect_kw("QUERY")?;
         let query = c.string()?;
@@ -137,12 +144,12 @@ pub(crate) fn parse_explain(
             description,
         }
     } else if c.eat_kw("OPTIMIZATION_OPPORTUNITIES") {
-        parse_options(c, &mut options)?;
+        parse_options(c, &mut options, &mut option_spans)?;
         c.expect_kw("FOR")?;
         c.expect_kw("QUERY_GROUP")?;
         ExplainTarget::OptimizationOpportunities(c.string()?)
     } else if c.eat_kw("DIFF") {
-        parse_options(c, &mut options)?;
+        parse_options(c, &mut options, &mut option_spans)?;
         c.expect_kw("QUERY")?;
         let query = c.string()?;
         c.expect_kw("BETWEEN")?;
@@ -158,6 +165,7 @@ pub(crate) fn parse_explain(
     c.expect_end()?;
     Ok(Explain {
         options,
+        option_spans,
         target,
         span,
     })

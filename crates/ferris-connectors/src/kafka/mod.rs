@@ -42,12 +42,14 @@
 
 mod group;
 mod health;
+mod offsets;
 pub(crate) mod options;
 mod progress;
 pub mod repartition;
 pub mod sink;
 pub mod source;
 
+pub use offsets::{PartitionOffsets, topic_offsets};
 pub(crate) use sink::check_sink_props;
 pub use sink::{CORRELATION_ID_HEADER, KafkaSink, TRACEPARENT_HEADER};
 pub use source::KafkaSource;
