@@ -17,6 +17,7 @@ mod run;
 mod server_cmd;
 mod stats;
 mod tansu;
+mod topology_cmd;
 
 use clap::{Parser, Subcommand};
 
@@ -54,6 +55,8 @@ enum Command {
     Server(server_cmd::ServerArgs),
     /// Deploy, list, inspect and stop the jobs of a running server.
     Jobs(jobs_cmd::JobsArgs),
+    /// Show, explain, analyze and export the topology of an application's job.
+    Topology(topology_cmd::TopologyArgs),
 }
 
 fn main() -> ExitCode {
@@ -69,6 +72,7 @@ fn main() -> ExitCode {
         Command::Run(args) => run::run(args, logs),
         Command::Validate(args) => run::validate(args),
         Command::Bench(args) => bench::bench(args),
+        Command::Topology(args) => topology_cmd::topology(args),
     };
     ExitCode::from(code)
 }

@@ -68,7 +68,7 @@ pub struct ValidateArgs {
 
 /// The job settings of `--set` and `--parallelism`, or the exit code 2 after printing why
 /// they are invalid.
-fn job_config(set: &[String], parallelism: Option<usize>) -> Result<JobConfig, u8> {
+pub(crate) fn job_config(set: &[String], parallelism: Option<usize>) -> Result<JobConfig, u8> {
     let mut config = JobConfig::default();
     if let Err(e) = settings::apply(&mut config, set) {
         eprintln!("error: {e}");
@@ -84,7 +84,7 @@ fn job_config(set: &[String], parallelism: Option<usize>) -> Result<JobConfig, u
     Ok(config)
 }
 
-fn read_app(file: &Path) -> Result<(String, PathBuf), u8> {
+pub(crate) fn read_app(file: &Path) -> Result<(String, PathBuf), u8> {
     match std::fs::read_to_string(file) {
         Ok(sql) => {
             let base = file
@@ -353,7 +353,7 @@ pub async fn explain_one(
 /// Exit code of a job that could not be assembled: 4 when the environment is not ready
 /// (missing input file, unreachable broker, permission denied), 2 when the application is
 /// invalid.
-fn setup_exit_code(e: &ferris_engine::EngineError) -> u8 {
+pub(crate) fn setup_exit_code(e: &ferris_engine::EngineError) -> u8 {
     if e.is_environment() { 4 } else { 2 }
 }
 

@@ -12,6 +12,7 @@ mod dry;
 mod error;
 pub mod explain;
 mod graph;
+mod graph_export;
 mod graph_render;
 mod paths;
 mod repartition;
@@ -23,5 +24,6 @@ pub use error::EngineError;
 pub use graph::{
     Edge, EdgeKind, GRAPH_FORMAT_VERSION, JobGraph, Node, NodeKind, QueryInfo, job_graph,
 };
+pub use graph_export::{graph_mermaid, graph_svg};
 pub use graph_render::{graph_dot, graph_json};
 pub use paths::check_paths;

@@ -25,8 +25,10 @@ pub struct RunSummary {
     pub ended: String,
     /// Rows the sink counted.
     pub rows_written: u64,
-    /// The query's row accounting, as `--stats` prints it.
+    /// The (first) query's row accounting, as `--stats` prints it.
     pub report: QueryReport,
+    /// Every query's row accounting.
+    pub reports: Vec<QueryReport>,
     /// Largest state held at once, summed over operators and partitions (bytes).
     pub peak_state_bytes: u64,
     /// The process's peak resident memory (Linux `VmHWM`), when known.
@@ -98,7 +100,28 @@ pub async fn analyze(
     let mut sink = BTreeMap::new();
     sink.insert("connector".to_string(), "blackhole".to_string());
     let single = single_query_app(app, req, sink);
-    let spec = build_job(&single, config, base)?;
+    let (run, snapshot) = measure(&single, &e.graph, config, base, duration, req.span).await?;
+    fill(&mut e.plan, &snapshot, &req.query.name);
+    e.plan.details.push((
+        "Output".into(),
+        "counted, not written: ANALYZE runs the query into a blackhole sink".into(),
+    ));
+    e.run = Some(run);
+    Ok(e)
+}
+
+/// Runs the job of `app` (whose graph is `graph`) to the end of its input or for
+/// `duration`, and returns what its metrics measured with the final metrics snapshot.
+/// `span` is the statement a failure is reported at.
+pub async fn measure(
+    app: &Application,
+    graph: &crate::graph::JobGraph,
+    config: JobConfig,
+    base: &Path,
+    duration: Option<Duration>,
+    span: ferris_sql::ast::Span,
+) -> Result<(RunSummary, Vec<Sample>), EngineError> {
+    let spec = build_job(app, config, base)?;
     let registry = Registry::new();
     let shutdown = Shutdown::new();
     if let Some(d) = duration {
@@ -130,43 +153,33 @@ pub async fn analyze(
     let _ = done_tx.send(true);
     let state_series = watch.await.unwrap_or_default();
     let report = result.map_err(|source| EngineError::Run {
-        span: req.span,
+        span,
         source: Box::new(source),
     })?;
     let snapshot = registry.snapshot();
-    let query = &req.query.name;
-    fill(&mut e.plan, &snapshot, query);
-    e.plan.details.push((
-        "Output".into(),
-        "counted, not written: ANALYZE runs the query into a blackhole sink".into(),
-    ));
-    let query_report = report
-        .queries
-        .iter()
-        .find(|r| &r.name == query)
-        .cloned()
-        .unwrap_or_default();
     let ended = match duration {
         Some(d) if shutdown.is_triggered() => format!("DURATION {} s elapsed", d.as_secs_f64()),
         _ => "end of input".to_string(),
     };
-    e.run = Some(RunSummary {
+    let peak_state = state_series.iter().map(|(_, b)| *b).max().unwrap_or(0).max(
+        registry
+            .gauge_sum(names::OPERATOR_STATE_BYTES, &[])
+            .1
+            .max(0) as u64,
+    );
+    let run = RunSummary {
         execution_ms: elapsed.as_secs_f64() * 1000.0,
         ended,
-        rows_written: query_report.written,
-        report: query_report,
-        peak_state_bytes: state_series.iter().map(|(_, b)| *b).max().unwrap_or(0).max(
-            registry
-                .gauge_sum(names::OPERATOR_STATE_BYTES, &[])
-                .1
-                .max(0) as u64,
-        ),
+        rows_written: report.queries.iter().map(|q| q.written).sum(),
+        report: report.queries.first().cloned().unwrap_or_default(),
+        reports: report.queries,
+        peak_state_bytes: peak_state,
         peak_rss_bytes: peak_rss(),
-        channels: channels(&snapshot, &e.graph),
-        nodes: nodes(&snapshot, &e.graph),
+        channels: channels(&snapshot, graph),
+        nodes: nodes(&snapshot, graph),
         state_series,
-    });
-    Ok(e)
+    };
+    Ok((run, snapshot))
 }
 
 /// Sums counter `name` over samples whose labels match `f`.

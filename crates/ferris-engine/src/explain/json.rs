@@ -1,5 +1,6 @@
 //! `EXPLAIN (FORMAT JSON)`: one document, versioned like the job graph (docs/explain.md).
 
+use super::analyze::RunSummary;
 use super::topology::findings;
 use super::{Explanation, PlanNode};
 use crate::graph_render::graph_json;
@@ -10,50 +11,68 @@ use serde_json::{Value, json};
 /// away (fields may be added within a version).
 pub const EXPLAIN_FORMAT_VERSION: u32 = 1;
 
+/// A measured run of a whole job (`ferris-cli topology analyze --format json`): its graph
+/// and the run, in the shapes EXPLAIN's JSON uses.
+pub fn topology_json(graph: &crate::graph::JobGraph, run: &RunSummary) -> Value {
+    json!({
+        "version": EXPLAIN_FORMAT_VERSION,
+        "graph": graph_json(graph),
+        "run": run_json(graph, run),
+    })
+}
+
+fn run_json(graph: &crate::graph::JobGraph, r: &RunSummary) -> Value {
+    let f = findings(graph, r);
+    json!({
+        "execution_ms": r.execution_ms,
+        "ended": r.ended,
+        "rows_written": r.rows_written,
+        "accounting": {
+            "rows_in": r.report.rows_in,
+            "filtered": r.report.filtered,
+            "skipped": r.report.skipped,
+            "dead_lettered": r.report.dead_lettered,
+            "late": r.report.late,
+            "into_state": r.report.into_state,
+            "written": r.report.written,
+            "balanced": r.report.balanced(),
+        },
+        "peak_state_bytes": r.peak_state_bytes,
+        "peak_rss_bytes": r.peak_rss_bytes,
+        "channels": r.channels.iter().map(|c| json!({
+            "channel": c.channel,
+            "capacity": c.capacity,
+            "peak_depth": c.peak_depth,
+            "messages": c.messages,
+            "blocked_sends": c.blocked_sends,
+            "blocked_ms": c.blocked_ms,
+        })).collect::<Vec<_>>(),
+        "nodes": r.nodes.iter().map(|n| json!({
+            "id": n.id,
+            "rows_in": n.rows_in,
+            "rows_out": n.rows_out,
+            "busy_ms": n.busy_ms,
+        })).collect::<Vec<_>>(),
+        "findings": {
+            "bottleneck": f.bottleneck.as_ref().map(|(node, why)| json!({"node": node, "reason": why})),
+            "backpressured": f.backpressured.iter().map(|(c, s)| json!({"channel": c, "blocked_share": s})).collect::<Vec<_>>(),
+            "skew": f.skew,
+            "state_growth": f.growth,
+            "idle_sources": f.idle,
+            "recommendation": f.recommendation,
+        },
+        "queries": r.reports.iter().map(|q| json!({
+            "name": q.name,
+            "rows_in": q.rows_in,
+            "written": q.written,
+            "balanced": q.balanced(),
+        })).collect::<Vec<_>>(),
+    })
+}
+
 /// The JSON form of `e`.
 pub fn explanation_json(e: &Explanation, o: &ExplainOptions) -> Value {
-    let run = e.run.as_ref().map(|r| {
-        let f = findings(&e.graph, r);
-        json!({
-            "execution_ms": r.execution_ms,
-            "ended": r.ended,
-            "rows_written": r.rows_written,
-            "accounting": {
-                "rows_in": r.report.rows_in,
-                "filtered": r.report.filtered,
-                "skipped": r.report.skipped,
-                "dead_lettered": r.report.dead_lettered,
-                "late": r.report.late,
-                "into_state": r.report.into_state,
-                "written": r.report.written,
-                "balanced": r.report.balanced(),
-            },
-            "peak_state_bytes": r.peak_state_bytes,
-            "peak_rss_bytes": r.peak_rss_bytes,
-            "channels": r.channels.iter().map(|c| json!({
-                "channel": c.channel,
-                "capacity": c.capacity,
-                "peak_depth": c.peak_depth,
-                "messages": c.messages,
-                "blocked_sends": c.blocked_sends,
-                "blocked_ms": c.blocked_ms,
-            })).collect::<Vec<_>>(),
-            "nodes": r.nodes.iter().map(|n| json!({
-                "id": n.id,
-                "rows_in": n.rows_in,
-                "rows_out": n.rows_out,
-                "busy_ms": n.busy_ms,
-            })).collect::<Vec<_>>(),
-            "findings": {
-                "bottleneck": f.bottleneck.as_ref().map(|(node, why)| json!({"node": node, "reason": why})),
-                "backpressured": f.backpressured.iter().map(|(c, s)| json!({"channel": c, "blocked_share": s})).collect::<Vec<_>>(),
-                "skew": f.skew,
-                "state_growth": f.growth,
-                "idle_sources": f.idle,
-                "recommendation": f.recommendation,
-            },
-        })
-    });
+    let run = e.run.as_ref().map(|r| run_json(&e.graph, r));
     json!({
         "version": EXPLAIN_FORMAT_VERSION,
         "query": {"name": e.query, "sql": e.sql, "line": e.line},

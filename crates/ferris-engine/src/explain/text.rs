@@ -22,7 +22,7 @@ pub(crate) fn plan_text(e: &Explanation, o: &ExplainOptions) -> String {
         e.graph.parallelism
     );
     node_text(&mut out, &e.plan, 0, o);
-    out.push('\n');
+    let tree_end = out.len();
     if o.costs {
         if let Some(b) = e.state_bytes {
             let _ = writeln!(out, "Estimated State: {}", bytes_text(b));
@@ -56,6 +56,9 @@ pub(crate) fn plan_text(e: &Explanation, o: &ExplainOptions) -> String {
             }
             let _ = writeln!(out, "Ended: {}", r.ended);
         }
+    }
+    if out.len() > tree_end {
+        out.insert(tree_end, '\n');
     }
     out
 }

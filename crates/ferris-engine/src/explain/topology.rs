@@ -172,15 +172,25 @@ pub fn findings(graph: &JobGraph, run: &RunSummary) -> Findings {
 
 /// The topology part of `EXPLAIN`'s text output.
 pub(crate) fn topology_text(e: &Explanation, o: &ExplainOptions) -> String {
-    let g = &e.graph;
+    topology_view(&e.query, &e.graph, &e.sources, e.run.as_ref(), o)
+}
+
+/// The box view of `g` (named `name`): each task as a box, the channels between them, and
+/// the performance analysis of `run` (or a note that nothing was measured).
+pub fn topology_view(
+    name: &str,
+    g: &JobGraph,
+    sources: &[super::estimate::SourceEstimate],
+    run: Option<&RunSummary>,
+    o: &ExplainOptions,
+) -> String {
     let mut out = String::new();
     let _ = writeln!(
         out,
-        "STREAMING TOPOLOGY: {} (parallelism {})",
-        e.query, g.parallelism
+        "STREAMING TOPOLOGY: {name} (parallelism {})",
+        g.parallelism
     );
     let _ = writeln!(out, "{}", "-".repeat(40));
-    let run = e.run.as_ref();
     for (i, n) in g.nodes.iter().enumerate() {
         let incoming: Vec<&Edge> = g.edges.iter().filter(|x| x.to == n.id).collect();
         if i > 0 {
@@ -191,7 +201,7 @@ pub(crate) fn topology_text(e: &Explanation, o: &ExplainOptions) -> String {
                 let _ = writeln!(out, "{:14}v", "");
             }
         }
-        let lines = node_lines(n, e, o);
+        let lines = node_lines(n, sources, run, o);
         let has_out = g.edges.iter().any(|x| x.from == n.id);
         box_text(&mut out, &box_title(n), &lines, has_out);
     }
@@ -292,7 +302,12 @@ fn box_title(n: &Node) -> String {
     format!("{kind}: {}", n.id)
 }
 
-fn node_lines(n: &Node, e: &Explanation, o: &ExplainOptions) -> Vec<String> {
+fn node_lines(
+    n: &Node,
+    sources: &[super::estimate::SourceEstimate],
+    run: Option<&RunSummary>,
+    o: &ExplainOptions,
+) -> Vec<String> {
     let mut lines = Vec::new();
     for key in ["path", "topic", "format", "event_time", "connector"] {
         if let Some(v) = n.properties.get(key) {
@@ -310,8 +325,7 @@ fn node_lines(n: &Node, e: &Explanation, o: &ExplainOptions) -> Vec<String> {
         lines.push(format!("key: {}", n.key.join(", ")));
     }
     if n.kind == NodeKind::Source
-        && let Some(s) = e
-            .sources
+        && let Some(s) = sources
             .iter()
             .find(|s| format!("source/{}", s.name) == n.id)
     {
@@ -320,7 +334,7 @@ fn node_lines(n: &Node, e: &Explanation, o: &ExplainOptions) -> Vec<String> {
             None => lines.push(format!("estimated rows: unknown ({})", s.basis)),
         }
     }
-    if let Some(r) = &e.run
+    if let Some(r) = run
         && let Some(a) = r.nodes.iter().find(|a| a.id == n.id)
     {
         let secs = (r.execution_ms / 1000.0).max(1e-6);

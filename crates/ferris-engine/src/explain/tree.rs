@@ -266,7 +266,7 @@ pub(crate) fn build(
     // Channel buffers when full: each channel's capacity times the width of its rows.
     let width = |from: &str| -> Option<u64> {
         let n = graph.node(from)?;
-        let w = match n.kind {
+        match n.kind {
             NodeKind::Source => sources
                 .iter()
                 .find(|s| format!("source/{}", s.name) == n.id)?
@@ -276,8 +276,7 @@ pub(crate) fn build(
             NodeKind::Stateless => sample.stateless.last().and_then(|s| s.width),
             NodeKind::Keyed => sample.keyed.last().and_then(|s| s.width),
             _ => None,
-        };
-        w
+        }
     };
     let mut buffers = Some(0u64);
     for e in graph.edges.iter().filter(|e| e.channel.is_some()) {

@@ -1,0 +1,326 @@
+//! `ferris-cli topology show | explain | analyze | export`: the job graph of an application
+//! as the box view, one query explained, the whole job run and measured with its
+//! bottleneck analysis, and the graph exported as DOT, JSON, Mermaid or SVG.
+
+use crate::run::{explain_one, job_config, read_app, setup_exit_code};
+use clap::{Args, Subcommand};
+use ferris_engine::explain::{self, estimate, topology};
+use ferris_plan::{ExplainFormat, ExplainOptions};
+use std::path::PathBuf;
+
+/// Options of `topology`.
+#[derive(Args, Debug)]
+pub struct TopologyArgs {
+    #[command(subcommand)]
+    command: TopologyCommand,
+}
+
+/// The application and its job settings, as for `run`.
+#[derive(Args, Debug)]
+struct AppArgs {
+    /// The application file.
+    file: PathBuf,
+    /// Job setting `key=value` (repeatable), as for `run`.
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    set: Vec<String>,
+    /// Partition pipelines per query.
+    #[arg(short = 'p', long)]
+    parallelism: Option<usize>,
+}
+
+#[derive(Subcommand, Debug)]
+enum TopologyCommand {
+    /// Every task and channel of the application's job as boxes, with the estimated rows of
+    /// each source (nothing runs).
+    Show {
+        #[command(flatten)]
+        app: AppArgs,
+    },
+    /// EXPLAIN (PLAN, TOPOLOGY) of one query over the application's declarations.
+    Explain {
+        #[command(flatten)]
+        app: AppArgs,
+        /// The query (a SELECT over the application's streams).
+        #[arg(long)]
+        query: String,
+        /// Run the query and add what was measured.
+        #[arg(long)]
+        analyze: bool,
+        /// text or json.
+        #[arg(long, default_value = "text", value_parser = ["text", "json"])]
+        format: String,
+    },
+    /// Run the whole job (bounded input to its end, or for --duration seconds) with its
+    /// real sinks, then print the topology with measured channels and tasks and the
+    /// bottleneck analysis.
+    Analyze {
+        #[command(flatten)]
+        app: AppArgs,
+        /// Stop after this many seconds (required when an input is unbounded).
+        #[arg(long, value_name = "SECONDS")]
+        duration: Option<f64>,
+        /// text or json.
+        #[arg(long, default_value = "text", value_parser = ["text", "json"])]
+        format: String,
+    },
+    /// Print the job graph as dot (Graphviz), json (docs/graph.md), mermaid or svg.
+    Export {
+        #[command(flatten)]
+        app: AppArgs,
+        /// dot (or graphviz), json, mermaid or svg.
+        #[arg(long, value_parser = ["dot", "graphviz", "json", "mermaid", "svg"])]
+        format: String,
+        /// Write to this file instead of stdout.
+        #[arg(long, short = 'o')]
+        output: Option<PathBuf>,
+    },
+}
+
+/// `ferris-cli topology ...`.
+pub fn topology(args: TopologyArgs) -> u8 {
+    match args.command {
+        TopologyCommand::Show { app } => show(&app),
+        TopologyCommand::Explain {
+            app,
+            query,
+            analyze,
+            format,
+        } => explain_query(&app, &query, analyze, &format),
+        TopologyCommand::Analyze {
+            app,
+            duration,
+            format,
+        } => analyze_job(&app, duration, &format),
+        TopologyCommand::Export {
+            app,
+            format,
+            output,
+        } => export(&app, &format, output.as_ref()),
+    }
+}
+
+/// The planned application, its base directory, its job settings and its graph.
+struct Loaded {
+    sql: String,
+    base: PathBuf,
+    app: ferris_plan::Application,
+    config: ferris_runtime::JobConfig,
+    graph: ferris_engine::JobGraph,
+}
+
+fn load(a: &AppArgs) -> Result<Loaded, u8> {
+    let (sql, base) = read_app(&a.file)?;
+    let config = job_config(&a.set, a.parallelism)?;
+    let app = ferris_plan::plan_application(&sql).map_err(|e| {
+        eprintln!("{}", e.render(&sql));
+        2u8
+    })?;
+    let graph = ferris_engine::job_graph(&app, &config).map_err(|e| {
+        eprintln!("{}", e.render(&sql));
+        setup_exit_code(&e)
+    })?;
+    Ok(Loaded {
+        sql,
+        base,
+        app,
+        config,
+        graph,
+    })
+}
+
+fn name_of(a: &AppArgs) -> String {
+    a.file
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "app".into())
+}
+
+fn show(a: &AppArgs) -> u8 {
+    let l = match load(a) {
+        Ok(l) => l,
+        Err(code) => return code,
+    };
+    let sources: Vec<_> = l
+        .app
+        .sources
+        .iter()
+        .map(|s| estimate::source_estimate(s, &l.base))
+        .collect();
+    let options = options(ExplainFormat::Text, false);
+    print!(
+        "{}",
+        topology::topology_view(&name_of(a), &l.graph, &sources, None, &options)
+    );
+    0
+}
+
+fn options(format: ExplainFormat, analyze: bool) -> ExplainOptions {
+    ExplainOptions {
+        plan: true,
+        topology: true,
+        analyze,
+        costs: true,
+        buffers: false,
+        timing: true,
+        verbose: false,
+        format,
+        metrics: analyze,
+        performance: analyze,
+        bottlenecks: analyze,
+        duration: None,
+    }
+}
+
+fn explain_query(a: &AppArgs, query: &str, analyze: bool, format: &str) -> u8 {
+    let (sql, base) = match read_app(&a.file) {
+        Ok(x) => x,
+        Err(code) => return code,
+    };
+    let config = match job_config(&a.set, a.parallelism) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    let opts = format!(
+        "PLAN true, TOPOLOGY true, ANALYZE {analyze}, FORMAT {}",
+        format.to_ascii_uppercase()
+    );
+    let query = query.trim().trim_end_matches(';');
+    let full = format!("{sql}\n;\nEXPLAIN ({opts}) {query};\n");
+    let mut app = match ferris_plan::plan_application(&full) {
+        Ok(app) => app,
+        Err(e) => {
+            eprintln!("{}", e.render(&full));
+            return 2;
+        }
+    };
+    app.queries.clear();
+    let Some(req) = app.explains.pop() else {
+        return 2;
+    };
+    let runtime = match runtime() {
+        Ok(rt) => rt,
+        Err(code) => return code,
+    };
+    match runtime.block_on(explain_one(&app, &req, &config, &base)) {
+        Ok(text) => {
+            print!("{text}");
+            0
+        }
+        Err(e) => {
+            eprintln!("{}", e.render(&full));
+            setup_exit_code(&e)
+        }
+    }
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime, u8> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| {
+            eprintln!("error: cannot start the runtime: {e}");
+            1
+        })
+}
+
+fn analyze_job(a: &AppArgs, duration: Option<f64>, format: &str) -> u8 {
+    let l = match load(a) {
+        Ok(l) => l,
+        Err(code) => return code,
+    };
+    if l.app.queries.is_empty() {
+        eprintln!(
+            "error: {}: the application has no query to run",
+            a.file.display()
+        );
+        return 2;
+    }
+    let duration = match duration {
+        Some(d) if d > 0.0 && d.is_finite() => Some(std::time::Duration::from_secs_f64(d)),
+        Some(d) => {
+            eprintln!("error: --duration {d}: give a number of seconds greater than 0");
+            return 2;
+        }
+        None => None,
+    };
+    let sources: Vec<_> = l
+        .app
+        .sources
+        .iter()
+        .map(|s| estimate::source_estimate(s, &l.base))
+        .collect();
+    let unbounded: Vec<&str> = sources
+        .iter()
+        .filter(|s| !s.bounded)
+        .map(|s| s.name.as_str())
+        .collect();
+    if duration.is_none() && !unbounded.is_empty() {
+        eprintln!(
+            "error: '{}' is unbounded: give --duration SECONDS to stop the run",
+            unbounded.join("', '")
+        );
+        return 2;
+    }
+    let runtime = match runtime() {
+        Ok(rt) => rt,
+        Err(code) => return code,
+    };
+    let span = ferris_sql::ast::Span::default();
+    let measured = runtime.block_on(explain::analyze::measure(
+        &l.app,
+        &l.graph,
+        l.config.clone(),
+        &l.base,
+        duration,
+        span,
+    ));
+    let run = match measured {
+        Ok((run, _)) => run,
+        Err(e) => {
+            eprintln!("{}", e.render(&l.sql));
+            return 1;
+        }
+    };
+    if format == "json" {
+        let doc = explain::topology_json(&l.graph, &run);
+        println!("{}", serde_json::to_string_pretty(&doc).unwrap_or_default());
+    } else {
+        let options = options(ExplainFormat::Text, true);
+        print!(
+            "{}",
+            topology::topology_view(&name_of(a), &l.graph, &sources, Some(&run), &options)
+        );
+    }
+    0
+}
+
+fn export(a: &AppArgs, format: &str, output: Option<&PathBuf>) -> u8 {
+    let l = match load(a) {
+        Ok(l) => l,
+        Err(code) => return code,
+    };
+    let text = match format {
+        "dot" | "graphviz" => ferris_engine::graph_dot(&l.graph),
+        "mermaid" => ferris_engine::graph_mermaid(&l.graph),
+        "svg" => ferris_engine::graph_svg(&l.graph),
+        _ => {
+            let mut s = serde_json::to_string_pretty(&ferris_engine::graph_json(&l.graph))
+                .unwrap_or_default();
+            s.push('\n');
+            s
+        }
+    };
+    match output {
+        Some(path) => match std::fs::write(path, text) {
+            Ok(()) => 0,
+            Err(e) => {
+                eprintln!("error: cannot write {}: {e}", path.display());
+                3
+            }
+        },
+        None => {
+            print!("{text}");
+            0
+        }
+    }
+}
