@@ -63,6 +63,32 @@ enum TopologyCommand {
         #[arg(long, default_value = "text", value_parser = ["text", "json"])]
         format: String,
     },
+    /// Redraw the topology of a job running in a server, with its live metrics and
+    /// bottleneck analysis, every --refresh (in place on a terminal).
+    Live {
+        /// The server's URL.
+        #[arg(long, default_value = "http://127.0.0.1:9249")]
+        server: String,
+        /// The job's name.
+        #[arg(long)]
+        job: String,
+        /// Time between redraws, e.g. 1s or 500ms.
+        #[arg(long, default_value = "1s")]
+        refresh: String,
+        /// Stop after this many draws (default: until Ctrl-C).
+        #[arg(long)]
+        count: Option<u64>,
+    },
+    /// The health of every job of a server: the verdict per job, and with --detailed every
+    /// check with its reason, node and channel.
+    Health {
+        /// The server's URL.
+        #[arg(long, default_value = "http://127.0.0.1:9249")]
+        server: String,
+        /// Every check, not only the verdicts.
+        #[arg(long)]
+        detailed: bool,
+    },
     /// Print the job graph as dot (Graphviz), json (docs/graph.md), mermaid or svg.
     Export {
         #[command(flatten)]
@@ -91,6 +117,13 @@ pub fn topology(args: TopologyArgs) -> u8 {
             duration,
             format,
         } => analyze_job(&app, duration, &format),
+        TopologyCommand::Live {
+            server,
+            job,
+            refresh,
+            count,
+        } => live(&server, &job, &refresh, count),
+        TopologyCommand::Health { server, detailed } => health(&server, detailed),
         TopologyCommand::Export {
             app,
             format,
@@ -323,4 +356,130 @@ fn export(a: &AppArgs, format: &str, output: Option<&PathBuf>) -> u8 {
             0
         }
     }
+}
+
+/// `GET url` as text: the body, or why it failed.
+fn get_text(url: &str) -> Result<String, String> {
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .build()
+        .into();
+    let mut response = agent
+        .get(url)
+        .call()
+        .map_err(|e| format!("cannot reach the server at {url}: {e}"))?;
+    let status = response.status().as_u16();
+    let text = response
+        .body_mut()
+        .read_to_string()
+        .map_err(|e| format!("reading the answer of {url}: {e}"))?;
+    if status >= 300 {
+        return Err(format!("{url}: HTTP {status}: {text}"));
+    }
+    Ok(text)
+}
+
+/// `1s`, `500ms`, `2` (seconds).
+fn parse_interval(s: &str) -> Option<std::time::Duration> {
+    let s = s.trim();
+    let (n, unit) = match s.strip_suffix("ms") {
+        Some(n) => (n, 0.001),
+        None => match s.strip_suffix('s') {
+            Some(n) => (n, 1.0),
+            None => (s, 1.0),
+        },
+    };
+    let v: f64 = n.trim().parse().ok()?;
+    (v > 0.0 && v.is_finite()).then(|| std::time::Duration::from_secs_f64(v * unit))
+}
+
+fn live(server: &str, job: &str, refresh: &str, count: Option<u64>) -> u8 {
+    use std::io::{IsTerminal, Write};
+    let Some(every) = parse_interval(refresh) else {
+        eprintln!("error: --refresh {refresh}: give a duration such as 1s or 500ms");
+        return 2;
+    };
+    let url = format!(
+        "{}/api/v1/jobs/{job}/topology?format=text",
+        server.trim_end_matches('/')
+    );
+    let terminal = std::io::stdout().is_terminal();
+    let mut drawn = 0u64;
+    loop {
+        match get_text(&url) {
+            Ok(text) => {
+                let mut out = std::io::stdout().lock();
+                if terminal {
+                    // Home and clear: redraw in place.
+                    let _ = write!(out, "\x1b[H\x1b[2J");
+                } else if drawn > 0 {
+                    let _ = writeln!(out);
+                }
+                let _ = write!(out, "{text}");
+                let _ = out.flush();
+            }
+            Err(e) => {
+                eprintln!("error: {e}");
+                return 1;
+            }
+        }
+        drawn += 1;
+        if count.is_some_and(|c| drawn >= c) {
+            return 0;
+        }
+        std::thread::sleep(every);
+    }
+}
+
+fn health(server: &str, detailed: bool) -> u8 {
+    let url = format!("{}/health/detail", server.trim_end_matches('/'));
+    let text = match get_text(&url) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return 1;
+        }
+    };
+    let v: serde_json::Value = match serde_json::from_str(&text) {
+        Ok(v) => v,
+        Err(e) => {
+            eprintln!("error: the server's answer is not JSON ({e})");
+            return 1;
+        }
+    };
+    println!(
+        "server: {} at {}",
+        v["status"].as_str().unwrap_or("?"),
+        v["timestamp"].as_str().unwrap_or("?")
+    );
+    for job in v["jobs"].as_array().into_iter().flatten() {
+        println!(
+            "{}: {} ({})",
+            job["job"].as_str().unwrap_or("?"),
+            job["status"].as_str().unwrap_or("?"),
+            job["state"].as_str().unwrap_or("?")
+        );
+        if !detailed {
+            continue;
+        }
+        for c in job["checks"].as_array().into_iter().flatten() {
+            let at = [c["node"].as_str(), c["edge"].as_str()]
+                .into_iter()
+                .flatten()
+                .collect::<Vec<_>>()
+                .join(", ");
+            println!(
+                "  {:<18} {:<9} {}{}",
+                c["name"].as_str().unwrap_or("?"),
+                c["status"].as_str().unwrap_or("?"),
+                c["reason"].as_str().unwrap_or(""),
+                if at.is_empty() {
+                    String::new()
+                } else {
+                    format!(" [{at}]")
+                }
+            );
+        }
+    }
+    0
 }

@@ -40,6 +40,9 @@ pub struct AppState {
     pub runtime: tokio::runtime::Handle,
     /// Held while a CPU profile is taken.
     pub profiling: Arc<std::sync::Mutex<()>>,
+    /// Set when the server stops: long-lived responses (event streams) end, so that the
+    /// graceful shutdown does not wait for their clients.
+    pub closing: Arc<tokio::sync::watch::Sender<bool>>,
 }
 
 /// `POST /api/v1/jobs`.
@@ -501,7 +504,7 @@ impl utoipa::Modify for BearerScheme {
 #[derive(OpenApi)]
 #[openapi(
     info(title = "FerrisStreams server", description = "Hosts streaming SQL jobs: deploy, stop, inspect; metrics and health."),
-    paths(deploy, list, status, stop, logs, graph, metrics, health, ready, health_detail, crate::profile::profile),
+    paths(deploy, list, status, stop, logs, graph, crate::topology::topology_route, crate::topology::topology_svg, crate::topology::topology_stream, metrics, health, ready, health_detail, crate::profile::profile),
     components(schemas(DeployRequest, JobStatus, JobList, QueryRows, JobLogLines, Probe, ErrorBody, HealthDetail, JobHealth, crate::health::Check, Verdict)),
     modifiers(&BearerScheme)
 )]
@@ -540,6 +543,20 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/jobs/{name}/stop", post(stop))
         .route("/api/v1/jobs/{name}/logs", get(logs))
         .route("/api/v1/jobs/{name}/graph", get(graph))
+        .route(
+            "/api/v1/jobs/{name}/topology",
+            get(crate::topology::topology_route),
+        )
+        .route(
+            "/api/v1/jobs/{name}/topology.svg",
+            get(crate::topology::topology_svg),
+        )
+        .route(
+            "/api/v1/jobs/{name}/topology/stream",
+            get(crate::topology::topology_stream),
+        )
+        .route("/ui", get(crate::topology::ui_page))
+        .route("/ui/app.js", get(crate::topology::ui_script))
         .route("/api/v1/openapi.json", get(openapi))
         .route("/metrics", get(metrics))
         .route("/health", get(health))

@@ -22,6 +22,7 @@ mod metrics;
 mod profile;
 mod sampler;
 mod store;
+mod topology;
 
 pub use api::{AppState, DeployRequest, MAX_BODY_BYTES, router};
 pub use error::{ApiError, ErrorBody, ServerError};
@@ -89,6 +90,7 @@ pub fn state(
         read_only,
         runtime,
         profiling: Arc::default(),
+        closing: Arc::new(tokio::sync::watch::channel(false).0),
     }
 }
 
@@ -117,6 +119,11 @@ pub async fn serve(
             .clone()
             .run(state.jobs.clone(), Duration::from_secs(1)),
     );
+    let closing = state.closing.clone();
+    let stop = async move {
+        stop.await;
+        let _ = closing.send(true);
+    };
     let result = axum::serve(listener, router(state))
         .with_graceful_shutdown(stop)
         .await

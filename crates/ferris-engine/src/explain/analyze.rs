@@ -48,6 +48,8 @@ pub struct ChannelActual {
     pub channel: String,
     /// Capacity in rows.
     pub capacity: u64,
+    /// Depth when the metrics were read, rows.
+    pub depth: u64,
     /// Largest depth reached, rows.
     pub peak_depth: u64,
     /// Messages (batches and markers) through it.
@@ -182,6 +184,35 @@ pub async fn measure(
     Ok((run, snapshot))
 }
 
+/// What the metrics of a running job (`snapshot`, read `elapsed` after it started) say,
+/// in the shape of a finished run's: for the live topology of a job in the server.
+pub fn summarize(
+    snapshot: &[Sample],
+    graph: &crate::graph::JobGraph,
+    elapsed: Duration,
+    ended: &str,
+) -> RunSummary {
+    let peak_state = snapshot
+        .iter()
+        .filter(|s| s.name == names::OPERATOR_STATE_BYTES)
+        .map(|s| match s.value {
+            Value::Gauge { max, .. } => max.max(0) as u64,
+            _ => 0,
+        })
+        .sum();
+    let written = counter(snapshot, names::SINK_ROWS_WRITTEN, |_| true);
+    RunSummary {
+        execution_ms: elapsed.as_secs_f64() * 1000.0,
+        ended: ended.to_string(),
+        rows_written: written,
+        peak_state_bytes: peak_state,
+        peak_rss_bytes: peak_rss(),
+        channels: channels(snapshot, graph),
+        nodes: nodes(snapshot, graph),
+        ..RunSummary::default()
+    }
+}
+
 /// Sums counter `name` over samples whose labels match `f`.
 fn counter(snapshot: &[Sample], name: &str, f: impl Fn(&Sample) -> bool) -> u64 {
     snapshot
@@ -301,6 +332,7 @@ fn channels(snapshot: &[Sample], graph: &crate::graph::JobGraph) -> Vec<ChannelA
             ChannelActual {
                 channel: ch.to_string(),
                 capacity: gauge(names::CHANNEL_CAPACITY_ROWS).0,
+                depth: gauge(names::CHANNEL_DEPTH_ROWS).0,
                 peak_depth: gauge(names::CHANNEL_DEPTH_ROWS).1,
                 messages: counter(snapshot, names::CHANNEL_MESSAGES, of),
                 blocked_sends: counter(snapshot, names::CHANNEL_BLOCKED_SENDS, of),

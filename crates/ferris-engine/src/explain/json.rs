@@ -21,7 +21,8 @@ pub fn topology_json(graph: &crate::graph::JobGraph, run: &RunSummary) -> Value 
     })
 }
 
-fn run_json(graph: &crate::graph::JobGraph, r: &RunSummary) -> Value {
+/// The JSON form of a run (as in EXPLAIN ANALYZE's `run`).
+pub fn run_json(graph: &crate::graph::JobGraph, r: &RunSummary) -> Value {
     let f = findings(graph, r);
     json!({
         "execution_ms": r.execution_ms,
@@ -42,6 +43,7 @@ fn run_json(graph: &crate::graph::JobGraph, r: &RunSummary) -> Value {
         "channels": r.channels.iter().map(|c| json!({
             "channel": c.channel,
             "capacity": c.capacity,
+            "depth": c.depth,
             "peak_depth": c.peak_depth,
             "messages": c.messages,
             "blocked_sends": c.blocked_sends,

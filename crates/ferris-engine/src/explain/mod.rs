@@ -15,7 +15,7 @@ pub mod topology;
 mod tree;
 
 pub use analyze::{RunSummary, analyze};
-pub use json::{EXPLAIN_FORMAT_VERSION, explanation_json, topology_json};
+pub use json::{EXPLAIN_FORMAT_VERSION, explanation_json, run_json, topology_json};
 pub use tree::{Actual, Estimate, PlanNode};
 
 use crate::error::EngineError;

@@ -15,6 +15,8 @@ use std::fmt::Write;
 pub const BACKPRESSURE_SHARE: f64 = 0.10;
 /// A keyed partition is skewed when it received this many times the mean or more.
 pub const SKEW_RATIO: f64 = 1.5;
+/// A channel at least this full when the metrics are read is blocked now.
+pub const FULL_NOW: f64 = 0.8;
 /// Widest box, in characters.
 const MAX_WIDTH: usize = 96;
 
@@ -39,11 +41,16 @@ pub struct Findings {
 pub fn findings(graph: &JobGraph, run: &RunSummary) -> Findings {
     let wall = run.execution_ms.max(1e-3);
     let mut f = Findings::default();
+    // A sender waiting now has not added its wait to the counter yet: a channel that is
+    // full when the metrics are read (a live job) counts as blocked for the whole run.
     let share = |e: &Edge| -> f64 {
         run.channels
             .iter()
             .find(|c| Some(&c.channel) == e.channel.as_ref())
-            .map_or(0.0, |c| c.blocked_ms / wall)
+            .map_or(0.0, |c| {
+                let full_now = c.capacity > 0 && c.depth as f64 >= FULL_NOW * c.capacity as f64;
+                if full_now { 1.0 } else { c.blocked_ms / wall }
+            })
     };
     for e in graph.edges.iter().filter(|e| e.channel.is_some()) {
         let s = share(e);
@@ -86,12 +93,26 @@ pub fn findings(graph: &JobGraph, run: &RunSummary) -> Findings {
             .unwrap_or_default();
         let last = path.last().cloned().unwrap_or_default();
         let last_share = graph.edges.iter().find(|e| e.id == last).map_or(0.0, share);
+        let full_now = graph
+            .edges
+            .iter()
+            .find(|e| e.id == last)
+            .and_then(|e| {
+                run.channels
+                    .iter()
+                    .find(|c| Some(&c.channel) == e.channel.as_ref())
+            })
+            .is_some_and(|c| c.capacity > 0 && c.depth as f64 >= FULL_NOW * c.capacity as f64);
+        let how = if full_now {
+            "is full now".to_string()
+        } else {
+            format!("was full {:.0}% of the run", 100.0 * last_share)
+        };
         f.bottleneck = Some((
             at.clone(),
             format!(
-                "its input channel {last} was full {:.0}% of the run{busy}; it is not itself \
-                 held back by backpressure",
-                100.0 * last_share
+                "its input channel {last} {how}{busy}; it is not itself held back by \
+                 backpressure"
             ),
         ));
         let kind = graph.node(&at).map(|n| n.kind);

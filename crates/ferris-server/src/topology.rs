@@ -1,0 +1,282 @@
+//! The live topology of a running job: its graph with what its metrics say now (rows,
+//! channel depth and backpressure, busy time, the bottleneck analysis), as JSON, as the
+//! box view of `EXPLAIN TOPOLOGY`, as an SVG drawing, as a stream of server-sent events,
+//! and the web page at `/ui` that draws it.
+
+use crate::api::AppState;
+use crate::error::ApiError;
+use crate::jobs::Job;
+use axum::extract::rejection::{PathRejection, QueryRejection};
+use axum::extract::{Path, Query, State};
+use axum::http::header;
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use ferris_engine::explain::{self, analyze::RunSummary, topology};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// A channel this full (depth over capacity) or more colours its receiver as backpressured.
+pub const FULL_RATIO: f64 = 0.8;
+/// A channel this full or more colours its receiver as busy.
+pub const BUSY_RATIO: f64 = 0.5;
+/// How often the event stream sends the topology.
+const STREAM_EVERY: Duration = Duration::from_secs(1);
+
+/// `?format=json|text` of the topology route.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct FormatQuery {
+    format: Option<String>,
+}
+
+/// The job's live topology as JSON: the graph, the run so far, and per node and edge the
+/// health colour the web page shows.
+pub(crate) fn live_json(job: &Job) -> Value {
+    let run = summary(job);
+    let mut health: BTreeMap<String, &str> = job
+        .graph
+        .nodes
+        .iter()
+        .map(|n| (n.id.clone(), "ok"))
+        .collect();
+    let mut edges = serde_json::Map::new();
+    // Nodes whose own output channel is full: held back by what follows, not the cause.
+    let mut full_from: Vec<String> = Vec::new();
+    let secs = (run.execution_ms / 1000.0).max(1e-3);
+    for e in &job.graph.edges {
+        let c = run
+            .channels
+            .iter()
+            .find(|c| Some(&c.channel) == e.channel.as_ref());
+        let ratio = c.map_or(0.0, |c| {
+            if c.capacity > 0 {
+                // One batch larger than the whole capacity may sit in an empty channel.
+                (c.depth as f64 / c.capacity as f64).min(1.0)
+            } else {
+                0.0
+            }
+        });
+        // A full channel means its receiver cannot keep up.
+        let level = if ratio >= FULL_RATIO {
+            "backpressured"
+        } else if ratio >= BUSY_RATIO {
+            "busy"
+        } else {
+            "ok"
+        };
+        if let Some(h) = health.get_mut(&e.to)
+            && rank(level) > rank(h)
+        {
+            *h = level;
+        }
+        if level == "backpressured" {
+            full_from.push(e.from.clone());
+        }
+        edges.insert(
+            e.id.clone(),
+            json!({
+                "fill_ratio": ratio,
+                "level": level,
+                "messages_per_sec": c.map_or(0.0, |c| c.messages as f64 / secs),
+                "blocked_ms": c.map_or(0.0, |c| c.blocked_ms),
+            }),
+        );
+    }
+    for id in &full_from {
+        if let Some(h) = health.get_mut(id)
+            && *h == "backpressured"
+        {
+            *h = "busy";
+        }
+    }
+    let state = job.state();
+    if state.as_str() == "failed" {
+        for h in health.values_mut() {
+            *h = "failed";
+        }
+    }
+    let nodes: serde_json::Map<String, Value> = job
+        .graph
+        .nodes
+        .iter()
+        .map(|n| {
+            (
+                n.id.clone(),
+                json!({
+                    "health": health.get(&n.id).copied().unwrap_or("ok"),
+                    "kind": n.kind.as_str(),
+                    "sql": n.sql,
+                    "line": n.line,
+                    "operators": n.operators,
+                    "query": n.query,
+                }),
+            )
+        })
+        .collect();
+    json!({
+        "version": explain::EXPLAIN_FORMAT_VERSION,
+        "job": job.name,
+        "state": state.as_str(),
+        "uptime_seconds": job.uptime_seconds(),
+        "graph": ferris_engine::graph_json(&job.graph),
+        "run": explain::run_json(&job.graph, &run),
+        "nodes": nodes,
+        "edges": edges,
+    })
+}
+
+fn rank(level: &str) -> u8 {
+    match level {
+        "failed" => 3,
+        "backpressured" => 2,
+        "busy" => 1,
+        _ => 0,
+    }
+}
+
+/// The job's metrics now, as a run.
+fn summary(job: &Job) -> RunSummary {
+    let snapshot = job.registry.snapshot();
+    explain::analyze::summarize(
+        &snapshot,
+        &job.graph,
+        job.started.elapsed(),
+        job.state().as_str(),
+    )
+}
+
+fn job_of(
+    state: &AppState,
+    name: Result<Path<String>, PathRejection>,
+) -> Result<Arc<Job>, ApiError> {
+    let name = name
+        .map(|Path(n)| n)
+        .map_err(|e| ApiError::bad_field("name", e.body_text()))?;
+    state.jobs.get(&name)
+}
+
+/// `GET /api/v1/jobs/{name}/topology[?format=text]`.
+#[utoipa::path(get, path = "/api/v1/jobs/{name}/topology",
+    params(
+        ("name" = String, Path, description = "The job's name"),
+        ("format" = Option<String>, Query, description = "json (default) or text (the EXPLAIN TOPOLOGY box view)"),
+    ),
+    responses(
+        (status = 200, description = "The live topology (docs/explain.md)", body = Object),
+        (status = 400, description = "Bad format", body = crate::error::ErrorBody),
+        (status = 404, description = "No such job", body = crate::error::ErrorBody),
+    ))]
+pub(crate) async fn topology_route(
+    State(state): State<AppState>,
+    name: Result<Path<String>, PathRejection>,
+    query: Result<Query<FormatQuery>, QueryRejection>,
+) -> Result<Response, ApiError> {
+    let job = job_of(&state, name)?;
+    let Query(q) = query.map_err(|e| ApiError::bad_field("query", e.body_text()))?;
+    match q.format.as_deref().unwrap_or("json") {
+        "json" => Ok(axum::Json(live_json(&job)).into_response()),
+        "text" => {
+            let options = ferris_plan::ExplainOptions {
+                plan: false,
+                topology: true,
+                analyze: true,
+                costs: true,
+                buffers: true,
+                timing: true,
+                verbose: false,
+                format: ferris_plan::ExplainFormat::Text,
+                metrics: true,
+                performance: true,
+                bottlenecks: true,
+                duration: None,
+            };
+            let text =
+                topology::topology_view(&job.name, &job.graph, &[], Some(&summary(&job)), &options);
+            Ok(([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], text).into_response())
+        }
+        other => Err(ApiError::bad_field(
+            "format",
+            format!("'{other}': give json or text"),
+        )),
+    }
+}
+
+/// `GET /api/v1/jobs/{name}/topology.svg`: the graph drawn (laid out by the server).
+#[utoipa::path(get, path = "/api/v1/jobs/{name}/topology.svg",
+    params(("name" = String, Path, description = "The job's name")),
+    responses(
+        (status = 200, description = "The job graph as SVG", content_type = "image/svg+xml", body = String),
+        (status = 404, description = "No such job", body = crate::error::ErrorBody),
+    ))]
+pub(crate) async fn topology_svg(
+    State(state): State<AppState>,
+    name: Result<Path<String>, PathRejection>,
+) -> Result<Response, ApiError> {
+    let job = job_of(&state, name)?;
+    Ok((
+        [(header::CONTENT_TYPE, "image/svg+xml")],
+        ferris_engine::graph_svg(&job.graph),
+    )
+        .into_response())
+}
+
+/// `GET /api/v1/jobs/{name}/topology/stream`: the live topology JSON every second as
+/// server-sent events (`event: topology`), until the client goes away.
+#[utoipa::path(get, path = "/api/v1/jobs/{name}/topology/stream",
+    params(("name" = String, Path, description = "The job's name")),
+    responses(
+        (status = 200, description = "Server-sent events, one `topology` event a second", content_type = "text/event-stream", body = String),
+        (status = 404, description = "No such job", body = crate::error::ErrorBody),
+    ))]
+pub(crate) async fn topology_stream(
+    State(state): State<AppState>,
+    name: Result<Path<String>, PathRejection>,
+) -> Result<Response, ApiError> {
+    let job = job_of(&state, name)?;
+    let closing = state.closing.subscribe();
+    let stream = futures_util::stream::unfold(
+        (job, closing, true),
+        |(job, mut closing, first)| async move {
+            if !first {
+                tokio::select! {
+                    _ = tokio::time::sleep(STREAM_EVERY) => {}
+                    _ = closing.changed() => {}
+                }
+            }
+            // The server is stopping: end the stream, so its shutdown does not wait.
+            if *closing.borrow() {
+                return None;
+            }
+            let data = live_json(&job).to_string();
+            let event = Event::default().event("topology").data(data);
+            Some((
+                Ok::<_, std::convert::Infallible>(event),
+                (job, closing, false),
+            ))
+        },
+    );
+    Ok(Sse::new(stream)
+        .keep_alive(KeepAlive::default())
+        .into_response())
+}
+
+/// `GET /ui`: the web topology view (no external resource: it works offline).
+pub(crate) async fn ui_page() -> Response {
+    (
+        [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
+        include_str!("ui/index.html"),
+    )
+        .into_response()
+}
+
+/// `GET /ui/app.js`.
+pub(crate) async fn ui_script() -> Response {
+    (
+        [(header::CONTENT_TYPE, "text/javascript; charset=utf-8")],
+        include_str!("ui/app.js"),
+    )
+        .into_response()
+}
