@@ -18,6 +18,7 @@ mod server_cmd;
 mod stats;
 mod tansu;
 mod topology_cmd;
+mod topology_docs;
 
 use clap::{Parser, Subcommand};
 

@@ -89,6 +89,26 @@ enum TopologyCommand {
         #[arg(long)]
         detailed: bool,
     },
+    /// Generate the application's documentation: overview diagram, sources, processing
+    /// stages with their SQL, sinks, state and performance, and a runbook entry per
+    /// shipped alert.
+    Docs {
+        #[command(flatten)]
+        app: AppArgs,
+        /// markdown or html.
+        #[arg(long, default_value = "markdown", value_parser = ["markdown", "html"])]
+        format: String,
+        /// Run the job first (bounded input to its end, or for --duration seconds) and
+        /// document what it measured.
+        #[arg(long)]
+        analyze: bool,
+        /// With --analyze, stop after this many seconds.
+        #[arg(long, value_name = "SECONDS")]
+        duration: Option<f64>,
+        /// Write to this file instead of stdout.
+        #[arg(long, short = 'o')]
+        output: Option<PathBuf>,
+    },
     /// Print the job graph as dot (Graphviz), json (docs/graph.md), mermaid or svg.
     Export {
         #[command(flatten)]
@@ -129,6 +149,13 @@ pub fn topology(args: TopologyArgs) -> u8 {
             format,
             output,
         } => export(&app, &format, output.as_ref()),
+        TopologyCommand::Docs {
+            app,
+            format,
+            analyze,
+            duration,
+            output,
+        } => docs(&app, &format, analyze, duration, output.as_ref()),
     }
 }
 
@@ -261,18 +288,93 @@ fn analyze_job(a: &AppArgs, duration: Option<f64>, format: &str) -> u8 {
         Ok(l) => l,
         Err(code) => return code,
     };
+    let (sources, run) = match measure(a, &l, duration) {
+        Ok(x) => x,
+        Err(code) => return code,
+    };
+    if format == "json" {
+        let doc = explain::topology_json(&l.graph, &run);
+        println!("{}", serde_json::to_string_pretty(&doc).unwrap_or_default());
+    } else {
+        let options = options(ExplainFormat::Text, true);
+        print!(
+            "{}",
+            topology::topology_view(&name_of(a), &l.graph, &sources, Some(&run), &options)
+        );
+    }
+    0
+}
+
+fn docs(
+    a: &AppArgs,
+    format: &str,
+    analyze: bool,
+    duration: Option<f64>,
+    output: Option<&PathBuf>,
+) -> u8 {
+    let l = match load(a) {
+        Ok(l) => l,
+        Err(code) => return code,
+    };
+    let (sources, run) = if analyze {
+        match measure(a, &l, duration) {
+            Ok((s, r)) => (s, Some(r)),
+            Err(code) => return code,
+        }
+    } else {
+        let s = l
+            .app
+            .sources
+            .iter()
+            .map(|s| estimate::source_estimate(s, &l.base))
+            .collect();
+        (s, None)
+    };
+    let text = crate::topology_docs::render(
+        &name_of(a),
+        &l.sql,
+        &l.graph,
+        &sources,
+        run.as_ref(),
+        format == "html",
+    );
+    write_out(output, &text)
+}
+
+fn write_out(output: Option<&PathBuf>, text: &str) -> u8 {
+    match output {
+        Some(path) => match std::fs::write(path, text) {
+            Ok(()) => 0,
+            Err(e) => {
+                eprintln!("error: cannot write {}: {e}", path.display());
+                3
+            }
+        },
+        None => {
+            print!("{text}");
+            0
+        }
+    }
+}
+
+/// Runs the whole job of `l` and returns its sources' estimates and what the run measured.
+fn measure(
+    a: &AppArgs,
+    l: &Loaded,
+    duration: Option<f64>,
+) -> Result<(Vec<estimate::SourceEstimate>, explain::RunSummary), u8> {
     if l.app.queries.is_empty() {
         eprintln!(
             "error: {}: the application has no query to run",
             a.file.display()
         );
-        return 2;
+        return Err(2);
     }
     let duration = match duration {
         Some(d) if d > 0.0 && d.is_finite() => Some(std::time::Duration::from_secs_f64(d)),
         Some(d) => {
             eprintln!("error: --duration {d}: give a number of seconds greater than 0");
-            return 2;
+            return Err(2);
         }
         None => None,
     };
@@ -292,39 +394,36 @@ fn analyze_job(a: &AppArgs, duration: Option<f64>, format: &str) -> u8 {
             "error: '{}' is unbounded: give --duration SECONDS to stop the run",
             unbounded.join("', '")
         );
-        return 2;
+        return Err(2);
     }
-    let runtime = match runtime() {
-        Ok(rt) => rt,
-        Err(code) => return code,
-    };
+    let runtime = runtime()?;
     let span = ferris_sql::ast::Span::default();
+    // Rows for stdout are counted, not printed: the report goes there.
+    let mut app = l.app.clone();
+    for q in &mut app.queries {
+        let stdout = q
+            .sink
+            .get("connector")
+            .is_none_or(|c| c.eq_ignore_ascii_case("stdout"));
+        if stdout {
+            q.sink = [("connector".to_string(), "blackhole".to_string())].into();
+        }
+    }
     let measured = runtime.block_on(explain::analyze::measure(
-        &l.app,
+        &app,
         &l.graph,
         l.config.clone(),
         &l.base,
         duration,
         span,
     ));
-    let run = match measured {
-        Ok((run, _)) => run,
+    match measured {
+        Ok((run, _)) => Ok((sources, run)),
         Err(e) => {
             eprintln!("{}", e.render(&l.sql));
-            return 1;
+            Err(1)
         }
-    };
-    if format == "json" {
-        let doc = explain::topology_json(&l.graph, &run);
-        println!("{}", serde_json::to_string_pretty(&doc).unwrap_or_default());
-    } else {
-        let options = options(ExplainFormat::Text, true);
-        print!(
-            "{}",
-            topology::topology_view(&name_of(a), &l.graph, &sources, Some(&run), &options)
-        );
     }
-    0
 }
 
 fn export(a: &AppArgs, format: &str, output: Option<&PathBuf>) -> u8 {
@@ -343,19 +442,7 @@ fn export(a: &AppArgs, format: &str, output: Option<&PathBuf>) -> u8 {
             s
         }
     };
-    match output {
-        Some(path) => match std::fs::write(path, text) {
-            Ok(()) => 0,
-            Err(e) => {
-                eprintln!("error: cannot write {}: {e}", path.display());
-                3
-            }
-        },
-        None => {
-            print!("{text}");
-            0
-        }
-    }
+    write_out(output, &text)
 }
 
 /// `GET url` as text: the body, or why it failed.

@@ -390,3 +390,38 @@ fn exports_render_with_graphviz_and_as_svg() {
         edges
     );
 }
+
+#[test]
+fn docs_describe_the_job_with_a_runbook_entry_per_shipped_alert() {
+    let dir = here("../../../../examples");
+    let md = ok(&cli(&["topology", "docs", "trading.sql"], &dir));
+    golden("trading.docs.md", &md);
+    let alerts =
+        std::fs::read_to_string(here("../../../../deploy/prometheus/alerts.yml")).expect("alerts");
+    let names: Vec<&str> = alerts
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("- alert:").map(str::trim))
+        .collect();
+    assert_eq!(names.len(), 6);
+    for name in &names {
+        assert_eq!(md.matches(&format!("\n### {name}\n")).count(), 1, "{name}");
+    }
+    let html = ok(&cli(
+        &["topology", "docs", "--format", "html", "trading.sql"],
+        &dir,
+    ));
+    assert_eq!(html.matches("<svg").count(), 1);
+    assert_eq!(html.matches("<h3>Ferris").count(), names.len());
+    assert!(html.contains("<tr><th>source</th><th>connector</th><th>where</th>"));
+    // With --analyze the job runs (its stdout rows are counted, not printed).
+    let out = cli(&["topology", "docs", "--analyze", "trading.sql"], &dir);
+    let analyzed = ok(&out);
+    assert!(analyzed.starts_with("# trading\n"), "{analyzed}");
+    for row in [
+        "| `big_trades` | 200 | 68 |",
+        "| `minute_bars` | 200 | 25 |",
+        "| `select_1` | 200 | 4 |",
+    ] {
+        assert!(analyzed.contains(row), "{row}\n{analyzed}");
+    }
+}
