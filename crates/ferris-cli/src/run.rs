@@ -386,7 +386,9 @@ fn served_job(
         deployed_at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
         restarts: 0,
     };
-    Ok(std::sync::Arc::new(ferris_server::Job::new(&stored, graph)))
+    let mut job = ferris_server::Job::new(&stored, graph);
+    job.lineage = config.lineage.as_ref().map(|l| l.0.clone());
+    Ok(std::sync::Arc::new(job))
 }
 
 /// Resolves at Ctrl-C or SIGTERM.

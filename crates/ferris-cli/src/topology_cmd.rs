@@ -109,6 +109,38 @@ enum TopologyCommand {
         #[arg(long, short = 'o')]
         output: Option<PathBuf>,
     },
+    /// The path of one record through the job: where it was read, each operator it passed
+    /// or was filtered, dead-lettered or dropped as late by, the keyed partition and key it
+    /// went to, and the output rows and sink positions it contributed to. Runs the
+    /// application here (bounded input to its end, or for --duration seconds), or with
+    /// --server reads what a running job's lineage sample ('lineage.sample') kept.
+    Trace {
+        /// The record: a source position (`trades/3/1234` or `trades/1234`), a correlation
+        /// id, or a column value (every row holding it).
+        #[arg(long = "record-id")]
+        record_id: String,
+        /// The application file (runs it here).
+        #[arg(required_unless_present = "server")]
+        file: Option<PathBuf>,
+        /// Job setting `key=value` (repeatable), as for `run`.
+        #[arg(long = "set", value_name = "KEY=VALUE")]
+        set: Vec<String>,
+        /// Partition pipelines per query.
+        #[arg(short = 'p', long)]
+        parallelism: Option<usize>,
+        /// Stop the local run after this many seconds.
+        #[arg(long, value_name = "SECONDS")]
+        duration: Option<f64>,
+        /// Read the lineage of a job running in this server instead.
+        #[arg(long, requires = "job")]
+        server: Option<String>,
+        /// The server's job.
+        #[arg(long)]
+        job: Option<String>,
+        /// text or json.
+        #[arg(long, default_value = "text", value_parser = ["text", "json"])]
+        format: String,
+    },
     /// Print the job graph as dot (Graphviz), json (docs/graph.md), mermaid or svg.
     Export {
         #[command(flatten)]
@@ -149,6 +181,29 @@ pub fn topology(args: TopologyArgs) -> u8 {
             format,
             output,
         } => export(&app, &format, output.as_ref()),
+        TopologyCommand::Trace {
+            record_id,
+            file,
+            set,
+            parallelism,
+            duration,
+            server,
+            job,
+            format,
+        } => match (server, file) {
+            (Some(server), _) => {
+                trace_server(&server, job.as_deref().unwrap_or(""), &record_id, &format)
+            }
+            (None, Some(file)) => {
+                let app = AppArgs {
+                    file,
+                    set,
+                    parallelism,
+                };
+                trace_local(&app, &record_id, duration, &format)
+            }
+            (None, None) => 2,
+        },
         TopologyCommand::Docs {
             app,
             format,
@@ -355,6 +410,108 @@ fn write_out(output: Option<&PathBuf>, text: &str) -> u8 {
             0
         }
     }
+}
+
+fn trace_local(a: &AppArgs, record_id: &str, duration: Option<f64>, format: &str) -> u8 {
+    let mut l = match load(a) {
+        Ok(l) => l,
+        Err(code) => return code,
+    };
+    let sources: Vec<String> = l.app.sources.iter().map(|s| s.name.clone()).collect();
+    let selector = ferris_runtime::lineage::Selector::parse(record_id, &sources);
+    let sample = l.config.lineage.as_ref().map_or(0.0, |h| h.0.sample());
+    let lineage = std::sync::Arc::new(ferris_runtime::lineage::Lineage::new(
+        Some(selector),
+        sample,
+    ));
+    l.config.lineage = Some(ferris_runtime::LineageHandle(lineage.clone()));
+    if let Err(code) = measure(a, &l, duration) {
+        return code;
+    }
+    let (events, _) = lineage.events();
+    let events: Vec<_> = if sample > 0.0 {
+        // The sample followed other rows too: keep those the id names.
+        let ids: std::collections::BTreeSet<String> = events
+            .iter()
+            .filter(|e| e.hop == "read" || e.hop == "decode_failed")
+            .filter(|e| e.record == record_id || e.detail.contains(record_id))
+            .map(|e| e.record.clone())
+            .collect();
+        events
+            .into_iter()
+            .filter(|e| ids.contains(&e.record))
+            .collect()
+    } else {
+        events
+    };
+    print_trace(record_id, &ferris_server::lineage_json(&events), format)
+}
+
+fn trace_server(server: &str, job: &str, record_id: &str, format: &str) -> u8 {
+    let url = format!(
+        "{}/api/v1/jobs/{job}/lineage?record={}",
+        server.trim_end_matches('/'),
+        record_id.replace('/', "%2F")
+    );
+    let text = match get_text(&url) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return 1;
+        }
+    };
+    let v: serde_json::Value = match serde_json::from_str(&text) {
+        Ok(v) => v,
+        Err(e) => {
+            eprintln!("error: the server's answer is not JSON ({e})");
+            return 1;
+        }
+    };
+    let records = v["records"].as_array().cloned().unwrap_or_default();
+    print_trace(record_id, &records, format)
+}
+
+/// Prints followed records' paths: per record and query, each hop with the time since the
+/// record was read and since the hop before.
+fn print_trace(record_id: &str, records: &[serde_json::Value], format: &str) -> u8 {
+    if format == "json" {
+        let doc = serde_json::json!({"record_id": record_id, "records": records});
+        println!("{}", serde_json::to_string_pretty(&doc).unwrap_or_default());
+        return if records.is_empty() { 1 } else { 0 };
+    }
+    if records.is_empty() {
+        eprintln!(
+            "no record matched '{record_id}': give a source position (source/partition/position \
+             or source/position), a correlation id or a column value"
+        );
+        return 1;
+    }
+    for r in records {
+        println!("RECORD LINEAGE: {}", r["record"].as_str().unwrap_or("?"));
+        let mut query = String::new();
+        let mut previous = 0.0;
+        for e in r["events"].as_array().into_iter().flatten() {
+            let q = e["query"].as_str().unwrap_or("?");
+            let since = e["since_read_ms"].as_f64().unwrap_or(0.0);
+            if q != query {
+                println!("  query {q}:");
+                query = q.to_string();
+                previous = since;
+            }
+            println!(
+                "    {since:>9.3} ms (+{:.3})  {:<16} {:<26} {}",
+                (since - previous).max(0.0),
+                e["hop"].as_str().unwrap_or("?"),
+                e["node"].as_str().unwrap_or("?"),
+                e["detail"].as_str().unwrap_or("")
+            );
+            if !e["row"].is_null() {
+                println!("{:>34}row {}", "", e["row"]);
+            }
+            previous = since;
+        }
+    }
+    0
 }
 
 /// Runs the whole job of `l` and returns its sources' estimates and what the run measured.

@@ -28,6 +28,10 @@ pub const KEYS: &[(&str, &str)] = &[
         "share of new traces whose spans are exported over OTLP (default 0.01; needs an OTLP endpoint)",
     ),
     (
+        "lineage.sample",
+        "share of input rows whose path through the job is recorded for `topology trace` (default 0: off)",
+    ),
+    (
         "commit.interval.ms",
         "least time between two Kafka offset commits, in ms (default 1000)",
     ),
@@ -65,6 +69,15 @@ pub fn apply(config: &mut JobConfig, pairs: &[String]) -> Result<(), String> {
             "commit.interval.ms" => config.commit_interval = Duration::from_millis(number()?),
             "tracing.sample.ratio" => match value.parse::<f64>() {
                 Ok(r) if (0.0..=1.0).contains(&r) => config.tracer = config.tracer.with_ratio(r),
+                _ => return Err(format!("--set {key}: '{value}' is not a ratio from 0 to 1")),
+            },
+            "lineage.sample" => match value.parse::<f64>() {
+                Ok(0.0) => config.lineage = None,
+                Ok(r) if (0.0..=1.0).contains(&r) => {
+                    config.lineage = Some(ferris_runtime::LineageHandle(std::sync::Arc::new(
+                        ferris_runtime::lineage::Lineage::new(None, r),
+                    )))
+                }
                 _ => return Err(format!("--set {key}: '{value}' is not a ratio from 0 to 1")),
             },
             other => {

@@ -5,7 +5,7 @@ use arrow::compute::{filter_record_batch, prep_null_mask_filter};
 use arrow::datatypes::SchemaRef;
 use arrow::record_batch::{RecordBatch, RecordBatchOptions};
 use datafusion_physical_expr::PhysicalExpr;
-use ferris_runtime::{Operator, OperatorError};
+use ferris_runtime::{Operator, OperatorError, RowMap};
 use std::sync::Arc;
 
 fn df_err(e: impl std::error::Error + Send + Sync + 'static) -> OperatorError {
@@ -17,6 +17,8 @@ pub struct FilterOp {
     predicate: Arc<dyn PhysicalExpr>,
     schema: SchemaRef,
     text: String,
+    /// The rows of the last batch it kept (shared buffer: no copy).
+    last: Option<BooleanArray>,
 }
 
 impl FilterOp {
@@ -26,6 +28,7 @@ impl FilterOp {
             predicate,
             schema,
             text,
+            last: None,
         }
     }
 }
@@ -64,7 +67,14 @@ impl Operator for FilterOp {
         } else {
             out.push(filter_record_batch(input, &mask).map_err(df_err)?);
         }
+        self.last = Some(mask);
         Ok(())
+    }
+    fn row_map(&self) -> RowMap {
+        match &self.last {
+            Some(m) => RowMap::Mask(m.clone()),
+            None => RowMap::Unknown,
+        }
     }
 }
 
@@ -92,6 +102,9 @@ impl Operator for ProjectOp {
     }
     fn describe(&self) -> String {
         format!("Project: {}", self.text)
+    }
+    fn row_map(&self) -> RowMap {
+        RowMap::Identity
     }
     fn schema(&self) -> SchemaRef {
         self.schema.clone()

@@ -53,7 +53,22 @@ pub struct JobConfig {
     /// Where the spans of sampled batches go, and the share of new traces sampled
     /// (`tracing.sample.ratio`; default: nothing traced).
     pub tracer: ferris_observe::Tracer,
+    /// Record lineage: which rows to follow and where their paths go (`lineage.sample`;
+    /// default off: `None`).
+    pub lineage: Option<LineageHandle>,
 }
+
+/// The lineage of a job, shared by its tasks (equal when both are on or both off).
+#[derive(Debug, Clone)]
+pub struct LineageHandle(pub std::sync::Arc<crate::lineage::Lineage>);
+
+impl PartialEq for LineageHandle {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.sample() == other.0.sample()
+    }
+}
+
+impl Eq for LineageHandle {}
 
 impl Default for JobConfig {
     fn default() -> Self {
@@ -64,6 +79,7 @@ impl Default for JobConfig {
             dead_letter_capacity: 1024,
             commit_interval: Duration::from_secs(1),
             tracer: ferris_observe::Tracer::default(),
+            lineage: None,
         }
     }
 }

@@ -219,6 +219,8 @@ pub(crate) struct QueryContext {
     pub(crate) skip_log: crate::skip_log::SkipLog,
     /// Records the spans of sampled batches.
     pub(crate) tracer: ferris_observe::Tracer,
+    /// Record lineage, when on.
+    pub(crate) lineage: Option<Arc<crate::lineage::Lineage>>,
 }
 
 impl QueryContext {
@@ -240,6 +242,7 @@ impl QueryContext {
             late: registry.counter(names::QUERY_ROWS_LATE, &q),
             skip_log: crate::skip_log::SkipLog::new(name),
             tracer: ferris_observe::Tracer::default(),
+            lineage: None,
         }
     }
 
@@ -382,6 +385,7 @@ pub async fn run_job(
             q.dead_letter.and_then(|i| dl_senders.get(i).cloned()),
         );
         ctx.tracer = config.tracer.clone();
+        ctx.lineage = config.lineage.as_ref().map(|l| l.0.clone());
         let ctx = Arc::new(ctx);
         let needs_dead_letter =
             q.strategy == ErrorStrategy::DeadLetter || q.late == LateRows::DeadLetter;
@@ -451,6 +455,7 @@ pub async fn run_job(
                     late: q.late,
                     halting: false,
                     traced: None,
+                    failures: Vec::new(),
                 };
                 let span = task_span(&q.name, worker.node.as_str());
                 tasks.spawn(worker.run().instrument(span));
@@ -540,6 +545,7 @@ pub async fn run_job(
             unflushed: Default::default(),
             latest: Vec::new(),
             stopped: false,
+            rows_handed: 0,
             merge: match (&q.keyed, &q.right) {
                 (None, _) => Merge::RoundRobin,
                 (Some(k), None) => Merge::Lockstep {

@@ -17,6 +17,7 @@ pub mod graph_ids;
 pub mod job;
 pub mod json;
 mod keyed;
+pub mod lineage;
 pub mod message;
 pub mod operator;
 mod progress;
@@ -30,9 +31,10 @@ mod source_task;
 mod table;
 mod watermark;
 mod worker;
+mod worker_lineage;
 
 pub use channel::{Receiver, Sender};
-pub use config::{JobConfig, RetryPolicy};
+pub use config::{JobConfig, LineageHandle, RetryPolicy};
 pub use dead_letter::{DeadLetterRecord, DeadLetterWriter};
 pub use error::{ErrorStrategy, RuntimeError, Stage};
 pub use job::{
@@ -43,7 +45,7 @@ pub use message::{
     BatchMeta, Control, CorrelationId, EventTimeMeta, GroupEpoch, Message, PartitionMark,
     ProcessBatch, RawEncoding, Reject, Settled, TraceContext, Watermark,
 };
-pub use operator::{Operator, OperatorError, StateLimits, StateSize};
+pub use operator::{Operator, OperatorError, RowMap, StateLimits, StateSize};
 pub use shutdown::Shutdown;
 pub use sink::{Sink, SinkError, WriteContext};
 pub use source::{Checkpoint, Drain, Source, SourceError, SourcePoll, SourceTrace};

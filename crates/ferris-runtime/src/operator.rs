@@ -8,6 +8,18 @@ crate::error::error_with_cause! {
     OperatorError
 }
 
+/// Which input rows of the last batch an operator emitted, in order (for record lineage).
+#[derive(Debug, Clone, Default)]
+pub enum RowMap {
+    /// Row i out is row i in.
+    Identity,
+    /// The rows where the mask is true, in order.
+    Mask(arrow::array::BooleanArray),
+    /// Not known (the operator may emit any rows).
+    #[default]
+    Unknown,
+}
+
 /// How much state an operator holds (window groups, sessions, buffered rows, join rows).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct StateSize {
@@ -110,6 +122,12 @@ pub trait Operator: Send + Sync {
         _out: &mut Vec<RecordBatch>,
     ) -> Result<(), OperatorError> {
         Ok(())
+    }
+
+    /// Which rows of the last batch this operator emitted ([`RowMap::Unknown`] unless it
+    /// says): the worker follows a record's place in the batch through it.
+    fn row_map(&self) -> RowMap {
+        RowMap::Unknown
     }
 
     /// The state this operator holds now (zero for stateless operators).

@@ -15,6 +15,11 @@ pub(crate) struct Router {
 }
 
 impl Router {
+    /// The columns rows are routed by.
+    pub(crate) fn key_columns(&self) -> &[usize] {
+        &self.key_columns
+    }
+
     /// A router over `key_columns` into `partitions` parts.
     pub(crate) fn new(key_columns: Vec<usize>, partitions: usize) -> Self {
         Router {
@@ -26,7 +31,7 @@ impl Router {
 
     /// The partition of every row. The hash is a fixed function of the key's row-format
     /// bytes (SipHash with zero keys), so routing is the same in every run and process.
-    fn assign(&mut self, batch: &RecordBatch) -> Result<Vec<u32>, String> {
+    pub(crate) fn assign(&mut self, batch: &RecordBatch) -> Result<Vec<u32>, String> {
         let n = batch.num_rows();
         if self.partitions == 1 || self.key_columns.is_empty() {
             return Ok(vec![0; n]);

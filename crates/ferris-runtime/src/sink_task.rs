@@ -33,6 +33,8 @@ pub(crate) struct SinkTask {
     pub(crate) latest: Vec<([u64; 2], i64)>,
     /// The input stopped before it ended ([`Message::Stopped`]).
     pub(crate) stopped: bool,
+    /// Rows handed to the sink so far (a written row's sink position is one more).
+    pub(crate) rows_handed: u64,
 }
 
 /// The writes since the sink's last flush, and the progress they hold back: progress
@@ -261,8 +263,8 @@ impl SinkTask {
                 }
                 Some(Message::ProcessBatch(pb)) => {
                     let settled = pb.control.settled.as_deref().copied();
-                    if let Some(out) = merge_step(vec![pb], order_columns)? {
-                        self.write(out, m)?;
+                    if let Some((out, order)) = merge_step(vec![pb], order_columns)? {
+                        self.write_ordered(out, &order, m)?;
                     }
                     self.done(Done::Settle(settled.into_iter().collect()), m)?;
                 }
@@ -304,8 +306,8 @@ impl SinkTask {
                     .iter()
                     .filter_map(|p| p.control.settled.as_deref().copied()),
             );
-            if let Some(merged) = merge_step(parts, order_columns)? {
-                self.write(merged, m)?;
+            if let Some((merged, order)) = merge_step(parts, order_columns)? {
+                self.write_ordered(merged, &order, m)?;
             }
             self.done(Done::Settle(settled), m)?;
         }
@@ -486,7 +488,40 @@ impl SinkTask {
     /// Writes `pb` (durable at the next flush), retrying with backoff before the error
     /// strategy applies.
     fn write(&mut self, pb: ProcessBatch, m: &SinkMetrics) -> Result<(), TaskEnd> {
+        self.write_ordered(pb, &[], m)
+    }
+
+    /// Writes `pb`, whose rows' order columns (dropped before the sink) were `order`; tells
+    /// lineage where followed records' rows landed.
+    fn write_ordered(
+        &mut self,
+        pb: ProcessBatch,
+        order: &[ArrayRef],
+        m: &SinkMetrics,
+    ) -> Result<(), TaskEnd> {
         let rows = pb.records.num_rows();
+        if rows > 0
+            && let Some(l) = &self.ctx.lineage
+            && l.waiting(&self.ctx.name)
+        {
+            let node = crate::graph_ids::sink_node(&self.ctx.name);
+            let records = &pb.records;
+            l.written(&crate::lineage::WrittenBatch {
+                query: &self.ctx.name,
+                node: &node,
+                correlation_id: &pb.correlation_id.to_string(),
+                first_position: self.rows_handed + 1,
+                count: rows,
+                rows: &|i| crate::json::row_to_json(records, i),
+                order: &|i| {
+                    order
+                        .iter()
+                        .map(|c| crate::lineage::value_text(c, i))
+                        .collect()
+                },
+            });
+        }
+        self.rows_handed += rows as u64;
         if rows == 0 {
             return Ok(());
         }
@@ -657,7 +692,7 @@ fn internal(message: &str) -> TaskEnd {
 fn merge_step(
     parts: Vec<ProcessBatch>,
     order_columns: usize,
-) -> Result<Option<ProcessBatch>, TaskEnd> {
+) -> Result<Option<(ProcessBatch, Vec<ArrayRef>)>, TaskEnd> {
     let rows: usize = parts.iter().map(|p| p.records.num_rows()).sum();
     let Some(first) = parts.first() else {
         return Ok(None);
@@ -690,6 +725,7 @@ fn merge_step(
     let fields: Vec<_> = schema.fields().iter().take(keep).cloned().collect();
     let out_schema = Arc::new(Schema::new(fields));
     let columns = sorted.columns()[..keep].to_vec();
+    let order = sorted.columns()[keep..].to_vec();
     let records = RecordBatch::try_new_with_options(
         out_schema,
         columns,
@@ -703,5 +739,5 @@ fn merge_step(
         rejects: Arc::from(Vec::new()),
         ..first.meta.clone()
     };
-    Ok(Some(out))
+    Ok(Some((out, order)))
 }

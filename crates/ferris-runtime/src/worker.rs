@@ -54,6 +54,8 @@ pub(crate) struct Worker {
     pub(crate) halting: bool,
     /// The trace context of the batch being emitted, after its operator spans.
     pub(crate) traced: Option<TraceContext>,
+    /// Rows of the last batch that failed in the operators, and why (kept for lineage).
+    pub(crate) failures: Vec<(usize, String)>,
 }
 
 /// When one operator of a sampled batch ran, and on how many rows.
@@ -120,7 +122,9 @@ impl Worker {
                     if let Some(cut) = self.first_decode_failure(&pb) {
                         return Err(self.fail_after_good_rows(&pb, cut, &metrics).await);
                     }
+                    let tracked = self.lineage_read(&pb);
                     self.handle_rejects(&pb).await?;
+                    let tracked = self.lineage_event_time(&pb, tracked);
                     let pb = self.handle_event_time(pb).await?;
                     let records = match self.apply(&pb, &metrics).await {
                         Ok(records) => records,
@@ -129,6 +133,10 @@ impl Worker {
                         }
                         Err(Halt::End(end)) => return Err(end),
                     };
+                    if !tracked.is_empty() {
+                        let failures = std::mem::take(&mut self.failures);
+                        self.lineage_after(&pb, &pb.records, &records, &failures, tracked);
+                    }
                     let trace = self.traced.take().unwrap_or(pb.trace);
                     self.emit(ProcessBatch {
                         records,
@@ -304,6 +312,9 @@ impl Worker {
             && !self.halting
         {
             return Err(Halt::At(first.row));
+        }
+        if self.ctx.lineage.is_some() {
+            self.failures = failures.iter().map(|f| (f.row, f.reason.clone())).collect();
         }
         for f in &failures {
             if let Some(m) = metrics.first() {

@@ -110,6 +110,8 @@ pub struct Job {
     pub started_wall: SystemTime,
     /// Times the server started it again after an unclean stop.
     pub restarts: u64,
+    /// Record lineage of the job, when `lineage.sample` turned it on.
+    pub lineage: Option<Arc<ferris_runtime::lineage::Lineage>>,
     status: Mutex<Status>,
     rates: Mutex<Rates>,
 }
@@ -129,6 +131,7 @@ impl Job {
             started: Instant::now(),
             started_wall: SystemTime::now(),
             restarts: stored.restarts,
+            lineage: None,
             status: Mutex::new(Status {
                 state: JobState::Starting,
                 error: None,
@@ -374,7 +377,9 @@ impl Jobs {
                 .put(&stored)
                 .map_err(|e| ApiError::internal(e.to_string()))?;
         }
-        let job = Arc::new(Job::new(&stored, graph));
+        let mut job = Job::new(&stored, graph);
+        job.lineage = config.lineage.as_ref().map(|l| l.0.clone());
+        let job = Arc::new(job);
         {
             let mut jobs = self.jobs.write().unwrap_or_else(PoisonError::into_inner);
             if jobs.get(&spec.name).is_some_and(|j| j.state().is_live()) {

@@ -30,6 +30,7 @@ pub use health::{Check, HealthDetail, JobHealth, Verdict, job_health};
 pub use jobs::{DeploySpec, Job, JobState, Jobs, check_name, prepare};
 pub use sampler::{ProcessStats, Sampler};
 pub use store::{Desired, Store, StoredJob};
+pub use topology::lineage_json;
 
 use ferris_observe::JobLogs;
 use std::net::SocketAddr;

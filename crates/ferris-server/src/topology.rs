@@ -263,6 +263,85 @@ pub(crate) async fn topology_stream(
         .into_response())
 }
 
+/// `?record=ID` of the lineage route.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RecordQuery {
+    record: Option<String>,
+}
+
+/// The events of followed records as JSON, grouped by record then query, in time order.
+pub fn lineage_json(events: &[ferris_runtime::lineage::LineageEvent]) -> Vec<Value> {
+    let mut by_record: BTreeMap<&str, Vec<&ferris_runtime::lineage::LineageEvent>> =
+        BTreeMap::new();
+    for e in events {
+        by_record.entry(e.record.as_str()).or_default().push(e);
+    }
+    by_record
+        .into_iter()
+        .map(|(record, mut evs)| {
+            evs.sort_by_key(|e| (e.query.clone(), e.at_unix_nanos));
+            let first = evs.first().map_or(0, |e| e.at_unix_nanos);
+            json!({
+                "record": record,
+                "events": evs.iter().map(|e| json!({
+                    "query": e.query,
+                    "node": e.node,
+                    "hop": e.hop,
+                    "detail": e.detail,
+                    "row": e.row.as_ref().and_then(|r| serde_json::from_str::<Value>(r).ok()),
+                    "at_unix_nanos": e.at_unix_nanos,
+                    "since_read_ms": (e.at_unix_nanos.saturating_sub(first)) as f64 / 1e6,
+                })).collect::<Vec<_>>(),
+            })
+        })
+        .collect()
+}
+
+/// `GET /api/v1/jobs/{name}/lineage[?record=ID]`: the paths of the records the job's
+/// lineage sample followed (all kept, or those of one record id).
+#[utoipa::path(get, path = "/api/v1/jobs/{name}/lineage",
+    params(
+        ("name" = String, Path, description = "The job's name"),
+        ("record" = Option<String>, Query, description = "A record id: source/partition/position"),
+    ),
+    responses(
+        (status = 200, description = "The followed records and their events (docs/explain.md)", body = Object),
+        (status = 404, description = "No such job", body = crate::error::ErrorBody),
+        (status = 409, description = "The job runs without lineage ('lineage.sample')", body = crate::error::ErrorBody),
+    ))]
+pub(crate) async fn lineage_route(
+    State(state): State<AppState>,
+    name: Result<Path<String>, PathRejection>,
+    query: Result<Query<RecordQuery>, QueryRejection>,
+) -> Result<Response, ApiError> {
+    let job = job_of(&state, name)?;
+    let Query(q) = query.map_err(|e| ApiError::bad_field("query", e.body_text()))?;
+    let Some(lineage) = &job.lineage else {
+        return Err(ApiError::new(
+            axum::http::StatusCode::CONFLICT,
+            "lineage_off",
+            format!(
+                "job '{}' runs without record lineage: deploy it with the setting \
+                 lineage.sample=R (a share of rows, e.g. 0.01)",
+                job.name
+            ),
+        ));
+    };
+    let (events, dropped) = lineage.events();
+    let events: Vec<_> = match &q.record {
+        Some(r) => events.into_iter().filter(|e| &e.record == r).collect(),
+        None => events,
+    };
+    Ok(axum::Json(json!({
+        "job": job.name,
+        "sample": lineage.sample(),
+        "dropped_events": dropped,
+        "records": lineage_json(&events),
+    }))
+    .into_response())
+}
+
 /// `GET /ui`: the web topology view (no external resource: it works offline).
 pub(crate) async fn ui_page() -> Response {
     (
