@@ -24,7 +24,7 @@ pub struct BenchArgs {
     /// GROUP BY over 10k..10M distinct keys; not part of all: it holds gigabytes),
     /// observability (a run with JSON logs at INFO, --http scraped each second and 1% of
     /// batches traced, against the same run with all of it off), scrape (GET /metrics of a
-    /// server with 50 running jobs).
+    /// server with 50 running jobs), lineage (record lineage off against 1% of rows traced).
     #[arg(long, default_value = "all")]
     pub case: String,
     /// Rows per source batch.
@@ -126,6 +126,7 @@ fn bench_inner(args: &BenchArgs) -> anyhow::Result<()> {
         "groupby-keys",
         "observability",
         "scrape",
+        "lineage",
     ];
     known.extend(streaming.iter().map(|c| c.name));
     if !known.contains(&args.case.as_str()) {
@@ -202,6 +203,9 @@ fn bench_inner(args: &BenchArgs) -> anyhow::Result<()> {
     }
     if args.case == "scrape" {
         crate::bench_observe::scrape_case()?;
+    }
+    if args.case == "lineage" {
+        crate::bench_observe::lineage_case(args.rows, args.batch_size)?;
     }
     if args.case == "groupby-keys" {
         crate::bench_keys::groupby_keys_case(args.rows, args.batch_size, &base)?;

@@ -434,12 +434,12 @@ fn trace_local(a: &AppArgs, record_id: &str, duration: Option<f64>, format: &str
         let ids: std::collections::BTreeSet<String> = events
             .iter()
             .filter(|e| e.hop == "read" || e.hop == "decode_failed")
-            .filter(|e| e.record == record_id || e.detail.contains(record_id))
-            .map(|e| e.record.clone())
+            .filter(|e| &*e.record == record_id || e.detail.contains(record_id))
+            .map(|e| e.record.to_string())
             .collect();
         events
             .into_iter()
-            .filter(|e| ids.contains(&e.record))
+            .filter(|e| ids.contains(&*e.record))
             .collect()
     } else {
         events

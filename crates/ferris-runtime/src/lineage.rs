@@ -16,7 +16,7 @@
 
 use std::collections::{BTreeMap, VecDeque};
 use std::hash::{DefaultHasher, Hash, Hasher};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 /// Events kept at most (the oldest go first).
@@ -69,20 +69,34 @@ impl Selector {
     }
 }
 
+/// The sample test of one batch's rows.
+#[derive(Debug, Clone, Copy)]
+pub struct BatchSampler {
+    seed: u64,
+    share: f64,
+}
+
+impl BatchSampler {
+    /// Whether the row at `position` is in the sample.
+    pub fn hit(&self, position: u64) -> bool {
+        self.share > 0.0 && sampled_with(self.seed, position, self.share)
+    }
+}
+
 /// What happened to a record at one hop.
 #[derive(Debug, Clone, PartialEq)]
 pub struct LineageEvent {
     /// The record: `source/partition/position`.
-    pub record: String,
+    pub record: Arc<str>,
     /// The query that saw it.
-    pub query: String,
+    pub query: Arc<str>,
     /// The graph node where it happened.
-    pub node: String,
+    pub node: Arc<str>,
     /// `read`, `decode_failed`, `late`, `event_time_null`, `passed`, `filtered`,
     /// `evaluate_failed`, `output`, `routed`, `written`.
-    pub hop: String,
+    pub hop: &'static str,
     /// What, in words.
-    pub detail: String,
+    pub detail: Arc<str>,
     /// The row at this hop (JSON), when there is one.
     pub row: Option<String>,
     /// When (Unix nanoseconds).
@@ -92,8 +106,7 @@ pub struct LineageEvent {
 /// A record that entered a keyed stage, waiting for the output rows it contributes to.
 #[derive(Debug, Clone)]
 struct Pending {
-    record: String,
-    key: Vec<String>,
+    record: Arc<str>,
     time: Option<i64>,
     matches: usize,
     /// Matched a window's row: done (a window's row is written once under EMIT FINAL).
@@ -116,9 +129,11 @@ struct Inner {
     dropped: u64,
     /// Per query: chosen rows of stateless queries by (correlation id, index in the batch
     /// the sink receives).
-    direct: BTreeMap<String, BTreeMap<(String, usize), String>>,
-    /// Per query: records waiting in a keyed stage.
-    keyed: BTreeMap<String, Vec<Pending>>,
+    direct: BTreeMap<String, BTreeMap<(String, usize), Arc<str>>>,
+    /// Per query, per key (as text): records waiting in a keyed stage.
+    keyed: BTreeMap<String, std::collections::HashMap<Vec<String>, Vec<Pending>>>,
+    /// Records waiting in keyed stages, over every query and key.
+    pending: usize,
 }
 
 /// Now, in Unix nanoseconds.
@@ -152,6 +167,7 @@ impl Lineage {
     /// asked for a value selector).
     pub fn chosen(
         &self,
+        sampler: &BatchSampler,
         source: &str,
         partition: u32,
         position: u64,
@@ -167,7 +183,23 @@ impl Lineage {
             Some(Selector::Value(v)) => correlation_id == v || row_values().iter().any(|x| x == v),
             None => false,
         };
-        selected || (self.sample > 0.0 && sampled(source, partition, position, self.sample))
+        selected || sampler.hit(position)
+    }
+
+    /// A per-batch test of the sample: [`Lineage::chosen`] without hashing the source name
+    /// for every row.
+    pub fn batch_sampler(&self, source: &str, partition: u32) -> BatchSampler {
+        let mut h = DefaultHasher::new();
+        source.hash(&mut h);
+        BatchSampler {
+            seed: h.finish() ^ (u64::from(partition) << 40),
+            share: self.sample,
+        }
+    }
+
+    /// Whether a value selector is set (rows must be looked at, not only positions).
+    pub fn selector(&self) -> Option<&Selector> {
+        self.selector.as_ref()
     }
 
     /// The record id of a row.
@@ -177,40 +209,110 @@ impl Lineage {
 
     /// Records an event.
     pub fn event(&self, e: LineageEvent) {
+        self.extend(std::iter::once(e));
+    }
+
+    /// Records events, under one lock.
+    pub fn extend(&self, events: impl IntoIterator<Item = LineageEvent>) {
         let mut inner = self.lock();
-        if inner.events.len() >= self.capacity {
-            inner.events.pop_front();
-            inner.dropped += 1;
+        for e in events {
+            if inner.events.len() >= self.capacity {
+                inner.events.pop_front();
+                inner.dropped += 1;
+            }
+            inner.events.push_back(e);
         }
-        inner.events.push_back(e);
     }
 
     /// A chosen row of a stateless query is row `index` of the batch with
     /// `correlation_id` its sink receives.
-    pub fn expect_direct(&self, query: &str, correlation_id: &str, index: usize, record: &str) {
+    pub fn expect_direct(
+        &self,
+        query: &str,
+        correlation_id: &str,
+        index: usize,
+        record: &Arc<str>,
+    ) {
         self.lock()
             .direct
             .entry(query.to_string())
             .or_default()
-            .insert((correlation_id.to_string(), index), record.to_string());
+            .insert((correlation_id.to_string(), index), record.clone());
     }
 
     /// A chosen row entered the keyed stage of `query` with key values `key` (as text) and
     /// event time `time`; `windowed_final` when its window's row is written once.
-    pub fn expect_keyed(&self, query: &str, record: &str, key: Vec<String>, time: Option<i64>) {
+    pub fn expect_keyed(
+        &self,
+        query: &str,
+        record: &Arc<str>,
+        key: Vec<String>,
+        time: Option<i64>,
+    ) {
         let mut inner = self.lock();
+        if inner.pending >= MAX_PENDING {
+            // Full: the record's output rows are not looked for (its other hops are kept).
+            return;
+        }
+        inner.pending += 1;
         inner
             .keyed
             .entry(query.to_string())
             .or_default()
+            .entry(key)
+            .or_default()
             .push(Pending {
-                record: record.to_string(),
-                key,
+                record: record.clone(),
                 time,
                 matches: 0,
                 windowed: false,
             });
-        bound_pending(&mut inner, query);
+    }
+
+    /// What a worker learnt from one batch, recorded under one lock: its events, the rows of
+    /// a stateless query's output batch `correlation_id` that are followed records
+    /// (`(index, record)`), and the records that entered a keyed stage
+    /// (`(record, key, event time)`).
+    pub fn record_batch(
+        &self,
+        query: &str,
+        correlation_id: &str,
+        events: Vec<LineageEvent>,
+        direct: Vec<(usize, Arc<str>)>,
+        keyed: Vec<(Arc<str>, Vec<String>, Option<i64>)>,
+    ) {
+        let mut inner = self.lock();
+        if !direct.is_empty() {
+            let map = inner.direct.entry(query.to_string()).or_default();
+            for (i, record) in direct {
+                map.insert((correlation_id.to_string(), i), record);
+            }
+        }
+        for (record, key, time) in keyed {
+            if inner.pending >= MAX_PENDING {
+                break;
+            }
+            inner.pending += 1;
+            inner
+                .keyed
+                .entry(query.to_string())
+                .or_default()
+                .entry(key)
+                .or_default()
+                .push(Pending {
+                    record,
+                    time,
+                    matches: 0,
+                    windowed: false,
+                });
+        }
+        for e in events {
+            if inner.events.len() >= self.capacity {
+                inner.events.pop_front();
+                inner.dropped += 1;
+            }
+            inner.events.push_back(e);
+        }
     }
 
     /// Whether the sink of `query` has chosen rows to look for.
@@ -226,9 +328,17 @@ impl Lineage {
         let (query, node, correlation_id, first_position, count) =
             (b.query, b.node, b.correlation_id, b.first_position, b.count);
         let (rows, order) = (b.rows, b.order);
+        // A record picked by its id keeps its output rows; a sampled one is named by its
+        // sink position (copying every sampled row's content would cost the job).
+        let keep_row = self.selector.is_some();
         let mut found: Vec<LineageEvent> = Vec::new();
         {
             let mut inner = self.lock();
+            let waiting = inner.direct.get(query).is_some_and(|m| !m.is_empty())
+                || inner.keyed.get(query).is_some_and(|v| !v.is_empty());
+            if !waiting {
+                return;
+            }
             if let Some(direct) = inner.direct.get_mut(query) {
                 let keys: Vec<(String, usize)> = direct
                     .range(
@@ -245,37 +355,67 @@ impl Lineage {
                             query,
                             node,
                             first_position + k.1 as u64,
-                            rows(k.1),
+                            keep_row.then(|| rows(k.1)),
                             String::new(),
                         ));
                     }
                 }
             }
-            if let Some(pending) = inner.keyed.get_mut(query)
-                && !pending.is_empty()
+            let mut released = 0;
+            if let Some(by_key) = inner.keyed.get_mut(query)
+                && !by_key.is_empty()
             {
                 for i in 0..count {
                     let cols = order(i);
-                    for p in pending.iter_mut() {
-                        if p.windowed {
+                    // Keys are the trailing order columns: all of them (unwindowed), or all
+                    // but the window's end and start.
+                    let window = window_of(&cols);
+                    let widths = [
+                        Some(cols.len()),
+                        window.map(|_| cols.len().saturating_sub(2)),
+                    ];
+                    for width in widths.into_iter().flatten().filter(|w| *w > 0) {
+                        let key: Vec<String> = cols[cols.len() - width..]
+                            .iter()
+                            .map(|c| c.clone().unwrap_or_else(|| "NULL".into()))
+                            .collect();
+                        let Some(list) = by_key.get_mut(&key) else {
                             continue;
+                        };
+                        let windowed = width < cols.len();
+                        for p in list.iter_mut() {
+                            if p.windowed {
+                                continue;
+                            }
+                            let hit = match (windowed, window) {
+                                (true, Some(w)) => in_window(p, w),
+                                (false, _) => Some(String::new()),
+                                _ => None,
+                            };
+                            if let Some(window) = hit {
+                                p.matches += 1;
+                                p.windowed = !window.is_empty();
+                                found.push(written_event(
+                                    &p.record,
+                                    query,
+                                    node,
+                                    first_position + i as u64,
+                                    keep_row.then(|| rows(i)),
+                                    window,
+                                ));
+                            }
                         }
-                        if let Some(window) = contributes(p, &cols) {
-                            p.matches += 1;
-                            p.windowed = !window.is_empty();
-                            found.push(written_event(
-                                &p.record,
-                                query,
-                                node,
-                                first_position + i as u64,
-                                rows(i),
-                                window,
-                            ));
+                        let before = list.len();
+                        list.retain(|p| p.matches < MAX_MATCHES && !p.windowed);
+                        released += before - list.len();
+                        if list.is_empty() {
+                            by_key.remove(&key);
                         }
+                        break;
                     }
                 }
-                pending.retain(|p| p.matches < MAX_MATCHES && !p.windowed);
             }
+            inner.pending -= released.min(inner.pending);
         }
         for e in found {
             self.event(e);
@@ -287,7 +427,7 @@ impl Lineage {
         self.lock()
             .events
             .iter()
-            .filter(|e| e.record == record)
+            .filter(|e| &*e.record == record)
             .cloned()
             .collect()
     }
@@ -304,16 +444,16 @@ fn written_event(
     query: &str,
     node: &str,
     position: u64,
-    row: String,
+    row: Option<String>,
     window: String,
 ) -> LineageEvent {
     LineageEvent {
-        record: record.to_string(),
-        query: query.to_string(),
-        node: node.to_string(),
-        hop: "written".into(),
-        detail: format!("written at sink position {position}{window}"),
-        row: Some(row),
+        record: record.into(),
+        query: query.into(),
+        node: node.into(),
+        hop: "written",
+        detail: format!("written at sink position {position}{window}").into(),
+        row,
         at_unix_nanos: now_nanos(),
     }
 }
@@ -336,51 +476,58 @@ pub struct WrittenBatch<'a> {
     pub order: &'a dyn Fn(usize) -> Vec<Option<String>>,
 }
 
-/// Whether an output row whose order columns are `cols` holds the pending record: the keys
-/// equal and, for windows (two more columns: end, start), the window holds its time. Returns
-/// the window in words.
-fn contributes(p: &Pending, cols: &[Option<String>]) -> Option<String> {
-    let n = p.key.len();
-    if cols.len() < n {
+/// The value of a timestamp column as epoch milliseconds (`None` for NULL or another type).
+pub fn value_millis(col: &arrow::array::ArrayRef, i: usize) -> Option<i64> {
+    use arrow::array::{Array, AsArray};
+    use arrow::datatypes::{DataType, TimeUnit};
+    if i >= col.len() || col.is_null(i) {
         return None;
     }
-    let keys = &cols[cols.len() - n..];
-    if keys
-        .iter()
-        .zip(&p.key)
-        .any(|(c, k)| c.as_deref() != Some(k.as_str()))
-    {
-        return None;
-    }
-    match cols.len() - n {
-        0 => Some(String::new()),
-        2 => {
-            let end: i64 = cols[0].as_deref()?.parse().ok()?;
-            let start: i64 = cols[1].as_deref()?.parse().ok()?;
-            let t = p.time?;
-            (start <= t && t < end).then(|| {
-                format!(
-                    " (window [{}, {}))",
-                    crate::json::format_timestamp_millis(start),
-                    crate::json::format_timestamp_millis(end)
-                )
-            })
-        }
+    match col.data_type() {
+        DataType::Timestamp(TimeUnit::Millisecond, _) => Some(
+            col.as_primitive::<arrow::datatypes::TimestampMillisecondType>()
+                .value(i),
+        ),
+        DataType::Timestamp(TimeUnit::Microsecond, _) => Some(
+            col.as_primitive::<arrow::datatypes::TimestampMicrosecondType>()
+                .value(i)
+                / 1000,
+        ),
+        DataType::Timestamp(TimeUnit::Nanosecond, _) => Some(
+            col.as_primitive::<arrow::datatypes::TimestampNanosecondType>()
+                .value(i)
+                / 1_000_000,
+        ),
+        DataType::Timestamp(TimeUnit::Second, _) => Some(
+            col.as_primitive::<arrow::datatypes::TimestampSecondType>()
+                .value(i)
+                * 1000,
+        ),
         _ => None,
     }
 }
 
+/// The window `(end, start)` of an output row whose first two order columns are its bounds.
+fn window_of(cols: &[Option<String>]) -> Option<(i64, i64)> {
+    let end: i64 = cols.first()?.as_deref()?.parse().ok()?;
+    let start: i64 = cols.get(1)?.as_deref()?.parse().ok()?;
+    Some((end, start))
+}
+
+/// Whether the window `(end, start)` holds the pending record's time; the window in words.
+fn in_window(p: &Pending, (end, start): (i64, i64)) -> Option<String> {
+    let t = p.time?;
+    (start <= t && t < end).then(|| {
+        format!(
+            " (window [{}, {}))",
+            crate::json::format_timestamp_millis(start),
+            crate::json::format_timestamp_millis(end)
+        )
+    })
+}
+
 /// Records waiting in the keyed stage of `query` are at most this many (the oldest go).
 const MAX_PENDING: usize = 10_000;
-
-fn bound_pending(inner: &mut Inner, query: &str) {
-    if let Some(list) = inner.keyed.get_mut(query)
-        && list.len() > MAX_PENDING
-    {
-        let extra = list.len() - MAX_PENDING;
-        list.drain(..extra);
-    }
-}
 
 /// A value as lineage compares it: timestamps as epoch milliseconds, other values as Arrow
 /// displays them; `None` for NULL.
@@ -418,11 +565,14 @@ pub fn value_text(col: &arrow::array::ArrayRef, i: usize) -> Option<String> {
     }
 }
 
-/// A deterministic share of positions: the same rows in every run.
-fn sampled(source: &str, partition: u32, position: u64, share: f64) -> bool {
-    let mut h = DefaultHasher::new();
-    (source, partition, position).hash(&mut h);
-    (h.finish() % 1_000_000) < (share * 1_000_000.0) as u64
+/// A deterministic share of positions: the same rows in every run (SplitMix64 of the
+/// position mixed with the source and partition).
+fn sampled_with(seed: u64, position: u64, share: f64) -> bool {
+    let mut z = seed ^ position.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^= z >> 31;
+    (z % 1_000_000) < (share * 1_000_000.0) as u64
 }
 
 #[cfg(test)]
@@ -461,36 +611,57 @@ mod tests {
     #[test]
     fn sampling_is_deterministic_and_near_its_share() {
         let l = Lineage::new(None, 0.01);
+        let s = l.batch_sampler("t", 0);
         let picked: Vec<u64> = (0..100_000)
-            .filter(|&p| l.chosen("t", 0, p, "c", Vec::new))
+            .filter(|&p| l.chosen(&s, "t", 0, p, "c", Vec::new))
             .collect();
         let again: Vec<u64> = (0..100_000)
-            .filter(|&p| l.chosen("t", 0, p, "c", Vec::new))
+            .filter(|&p| l.chosen(&l.batch_sampler("t", 0), "t", 0, p, "c", Vec::new))
             .collect();
         assert_eq!(picked, again);
         assert!((900..1100).contains(&picked.len()), "{}", picked.len());
         let off = Lineage::new(None, 0.0);
-        assert!(!(0..10_000).any(|p| off.chosen("t", 0, p, "c", Vec::new)));
+        let s = off.batch_sampler("t", 0);
+        assert!(!(0..10_000).any(|p| off.chosen(&s, "t", 0, p, "c", Vec::new)));
     }
 
     #[test]
     fn a_window_row_matches_the_keys_and_the_window_holding_the_time() {
-        let p = Pending {
-            record: "t/0/5".into(),
-            key: vec!["AAPL".into()],
-            time: Some(90_000),
-            matches: 0,
-            windowed: false,
-        };
-        let row = |end: i64, start: i64, key: &str| {
+        let l = Lineage::new(Some(Selector::Value("AAPL".into())), 0.0);
+        let record: Arc<str> = "t/0/5".into();
+        l.expect_keyed("q", &record, vec!["AAPL".into()], Some(90_000));
+        // Order columns of three output rows: (end, start, key).
+        let rows = [
+            (60_000, 0, "AAPL"),
+            (120_000, 60_000, "MSFT"),
+            (120_000, 60_000, "AAPL"),
+        ];
+        let order = |i: usize| {
+            let (end, start, key) = rows[i];
             vec![
                 Some(end.to_string()),
                 Some(start.to_string()),
                 Some(key.to_string()),
             ]
         };
-        assert!(contributes(&p, &row(120_000, 60_000, "AAPL")).is_some());
-        assert!(contributes(&p, &row(60_000, 0, "AAPL")).is_none());
-        assert!(contributes(&p, &row(120_000, 60_000, "MSFT")).is_none());
+        l.written(&WrittenBatch {
+            query: "q",
+            node: "q/sink",
+            correlation_id: "c",
+            first_position: 10,
+            count: rows.len(),
+            rows: &|i| format!("row {i}"),
+            order: &order,
+        });
+        let events = l.events_of("t/0/5");
+        assert_eq!(events.len(), 1);
+        assert_eq!(
+            &*events[0].detail,
+            "written at sink position 12 (window [1970-01-01T00:01:00.000Z, \
+             1970-01-01T00:02:00.000Z))"
+        );
+        assert_eq!(events[0].row.as_deref(), Some("row 2"));
+        // Matched once: a window's row is written once.
+        assert!(!l.waiting("q"));
     }
 }

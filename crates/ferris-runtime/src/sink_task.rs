@@ -502,7 +502,6 @@ impl SinkTask {
         let rows = pb.records.num_rows();
         if rows > 0
             && let Some(l) = &self.ctx.lineage
-            && l.waiting(&self.ctx.name)
         {
             let node = crate::graph_ids::sink_node(&self.ctx.name);
             let records = &pb.records;

@@ -56,6 +56,8 @@ pub(crate) struct Worker {
     pub(crate) traced: Option<TraceContext>,
     /// Rows of the last batch that failed in the operators, and why (kept for lineage).
     pub(crate) failures: Vec<(usize, String)>,
+    /// Texts of this worker's lineage events, built at the first followed row.
+    pub(crate) lineage_texts: Option<crate::worker_lineage::LineageTexts>,
 }
 
 /// When one operator of a sampled batch ran, and on how many rows.

@@ -275,7 +275,7 @@ pub fn lineage_json(events: &[ferris_runtime::lineage::LineageEvent]) -> Vec<Val
     let mut by_record: BTreeMap<&str, Vec<&ferris_runtime::lineage::LineageEvent>> =
         BTreeMap::new();
     for e in events {
-        by_record.entry(e.record.as_str()).or_default().push(e);
+        by_record.entry(&e.record).or_default().push(e);
     }
     by_record
         .into_iter()
@@ -330,7 +330,10 @@ pub(crate) async fn lineage_route(
     };
     let (events, dropped) = lineage.events();
     let events: Vec<_> = match &q.record {
-        Some(r) => events.into_iter().filter(|e| &e.record == r).collect(),
+        Some(r) => events
+            .into_iter()
+            .filter(|e| &*e.record == r.as_str())
+            .collect(),
         None => events,
     };
     Ok(axum::Json(json!({
