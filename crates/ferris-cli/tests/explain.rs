@@ -425,3 +425,43 @@ fn docs_describe_the_job_with_a_runbook_entry_per_shipped_alert() {
         assert!(analyzed.contains(row), "{row}\n{analyzed}");
     }
 }
+
+#[test]
+fn bottleneck_names_a_slow_operator() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    trades_csv(dir.path(), 3000, &["AAPL", "MSFT"]);
+    // Each row's projection rewrites a 2,000-character string: the worker is the slow task.
+    std::fs::write(
+        dir.path().join("app.sql"),
+        format!(
+            "{DECL}\nCREATE STREAM q WITH ('connector' = 'blackhole') AS \
+             SELECT symbol, length(regexp_replace(repeat(symbol, 500), '[AM]', 'x', 'g')) AS n \
+             FROM t;"
+        ),
+    )
+    .expect("write");
+    let out = ok(&cli(
+        &[
+            "topology",
+            "analyze",
+            "--format",
+            "json",
+            "--set",
+            "channel.capacity=32",
+            "app.sql",
+        ],
+        dir.path(),
+    ));
+    let doc: Value = serde_json::from_str(&out).expect("JSON");
+    let f = &doc["run"]["findings"];
+    assert_eq!(f["bottleneck"]["node"], "q/stateless/0", "{f}");
+    let reason = f["bottleneck"]["reason"].as_str().expect("reason");
+    assert!(reason.contains("; busiest operator: project ("), "{reason}");
+    assert!(
+        f["recommendation"]
+            .as_str()
+            .is_some_and(|r| r.starts_with("raise parallelism above 1")),
+        "{f}"
+    );
+    assert_eq!(doc["run"]["queries"][0]["written"], 3000);
+}

@@ -307,6 +307,7 @@ pub fn lineage_json(events: &[ferris_runtime::lineage::LineageEvent]) -> Vec<Val
     ),
     responses(
         (status = 200, description = "The followed records and their events (docs/explain.md)", body = Object),
+        (status = 400, description = "Bad query parameter", body = crate::error::ErrorBody),
         (status = 404, description = "No such job", body = crate::error::ErrorBody),
         (status = 409, description = "The job runs without lineage ('lineage.sample')", body = crate::error::ErrorBody),
     ))]

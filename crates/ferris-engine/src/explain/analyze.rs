@@ -71,6 +71,8 @@ pub struct NodeActual {
     pub rows_out: u64,
     /// Time spent in its operators, ms (sources and sinks: not measured, `None`).
     pub busy_ms: Option<f64>,
+    /// Time spent in each of its operators, ms, in the order their metrics sort.
+    pub operators: Vec<(String, f64)>,
 }
 
 /// Runs `req`'s query and returns `e` with what the run measured.
@@ -383,11 +385,20 @@ fn nodes(snapshot: &[Sample], graph: &crate::graph::JobGraph) -> Vec<NodeActual>
                     (rows_in, 0, nanos.map(|n| n as f64 / 1e6))
                 }
             };
+            let operators = snapshot
+                .iter()
+                .filter(|s| s.name == names::OPERATOR_PROCESSING_NANOS && mine(s))
+                .filter_map(|s| match (&s.value, s.label("operator")) {
+                    (Value::Histogram(h), Some(op)) => Some((op.to_string(), h.sum as f64 / 1e6)),
+                    _ => None,
+                })
+                .collect();
             NodeActual {
                 id: n.id.clone(),
                 rows_in,
                 rows_out,
                 busy_ms: busy,
+                operators,
             }
         })
         .collect()

@@ -54,6 +54,7 @@ pub fn run_json(graph: &crate::graph::JobGraph, r: &RunSummary) -> Value {
             "rows_in": n.rows_in,
             "rows_out": n.rows_out,
             "busy_ms": n.busy_ms,
+            "operators": n.operators.iter().map(|(op, ms)| json!({"operator": op, "busy_ms": ms})).collect::<Vec<_>>(),
         })).collect::<Vec<_>>(),
         "findings": {
             "bottleneck": f.bottleneck.as_ref().map(|(node, why)| json!({"node": node, "reason": why})),

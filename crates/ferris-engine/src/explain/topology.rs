@@ -84,13 +84,21 @@ pub fn findings(graph: &JobGraph, run: &RunSummary) -> Findings {
                 None => break,
             }
         }
-        let busy = run
-            .nodes
-            .iter()
-            .find(|n| n.id == at)
+        let node = run.nodes.iter().find(|n| n.id == at);
+        let mut busy = node
             .and_then(|n| n.busy_ms)
             .map(|b| format!(", busy {:.0}% of the run", 100.0 * b / wall))
             .unwrap_or_default();
+        // Name the operator that takes the task's time.
+        if let Some(n) = node
+            && let Some((op, ms)) = n.operators.iter().max_by(|a, b| a.1.total_cmp(&b.1))
+            && let Some(total) = n.busy_ms.filter(|t| *t > 0.0)
+        {
+            busy.push_str(&format!(
+                "; busiest operator: {op} ({:.0}% of its time)",
+                100.0 * ms / total
+            ));
+        }
         let last = path.last().cloned().unwrap_or_default();
         let last_share = graph.edges.iter().find(|e| e.id == last).map_or(0.0, share);
         let full_now = graph
