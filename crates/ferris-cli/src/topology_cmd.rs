@@ -453,19 +453,9 @@ fn trace_server(server: &str, job: &str, record_id: &str, format: &str) -> u8 {
         server.trim_end_matches('/'),
         record_id.replace('/', "%2F")
     );
-    let text = match get_text(&url) {
-        Ok(t) => t,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return 1;
-        }
-    };
-    let v: serde_json::Value = match serde_json::from_str(&text) {
+    let v = match get_json(&url) {
         Ok(v) => v,
-        Err(e) => {
-            eprintln!("error: the server's answer is not JSON ({e})");
-            return 1;
-        }
+        Err(code) => return code,
     };
     let records = v["records"].as_array().cloned().unwrap_or_default();
     print_trace(record_id, &records, format)
@@ -623,6 +613,18 @@ fn get_text(url: &str) -> Result<String, String> {
     Ok(text)
 }
 
+/// `GET url` as JSON, or the exit code 1 after printing why not.
+fn get_json(url: &str) -> Result<serde_json::Value, u8> {
+    let text = get_text(url).map_err(|e| {
+        eprintln!("error: {e}");
+        1u8
+    })?;
+    serde_json::from_str(&text).map_err(|e| {
+        eprintln!("error: the server's answer is not JSON ({e})");
+        1
+    })
+}
+
 /// `1s`, `500ms`, `2` (seconds).
 fn parse_interval(s: &str) -> Option<std::time::Duration> {
     let s = s.trim();
@@ -677,19 +679,9 @@ fn live(server: &str, job: &str, refresh: &str, count: Option<u64>) -> u8 {
 
 fn health(server: &str, detailed: bool) -> u8 {
     let url = format!("{}/health/detail", server.trim_end_matches('/'));
-    let text = match get_text(&url) {
-        Ok(t) => t,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return 1;
-        }
-    };
-    let v: serde_json::Value = match serde_json::from_str(&text) {
+    let v = match get_json(&url) {
         Ok(v) => v,
-        Err(e) => {
-            eprintln!("error: the server's answer is not JSON ({e})");
-            return 1;
-        }
+        Err(code) => return code,
     };
     println!(
         "server: {} at {}",

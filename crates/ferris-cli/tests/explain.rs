@@ -3,6 +3,8 @@
 //! bottleneck and skew findings on jobs built to have them, positioned option errors, and
 //! the exports rendered by Graphviz.
 
+mod golden_support;
+
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -65,17 +67,7 @@ fn mask_times(s: &str) -> String {
 
 /// Compares `actual` with the golden file `name` (rewritten when FERRIS_UPDATE_GOLDEN=1).
 fn golden(name: &str, actual: &str) {
-    let path = here(name);
-    if std::env::var_os("FERRIS_UPDATE_GOLDEN").is_some() {
-        std::fs::write(&path, actual).expect("write golden");
-        return;
-    }
-    let expected = std::fs::read_to_string(&path).unwrap_or_default();
-    assert!(
-        expected == actual,
-        "{} differs from the output (FERRIS_UPDATE_GOLDEN=1 rewrites it):\n{actual}",
-        path.display()
-    );
+    golden_support::check(&here(name), actual);
 }
 
 #[test]
@@ -196,6 +188,14 @@ const DECL: &str = "CREATE STREAM t (symbol VARCHAR, price DECIMAL(18,4), volume
     ts TIMESTAMP, WATERMARK FOR ts AS ts - INTERVAL '1' SECOND)
     WITH ('connector' = 'file', 'path' = 't.csv', 'format' = 'csv', 'batch.size' = '16');";
 
+/// `topology analyze --format json app.sql` in `dir`, with `extra` arguments.
+fn analyze_json(dir: &Path, extra: &[&str]) -> Value {
+    let mut args = vec!["topology", "analyze", "--format", "json"];
+    args.extend_from_slice(extra);
+    args.push("app.sql");
+    serde_json::from_str(&ok(&cli(&args, dir))).expect("JSON")
+}
+
 #[test]
 fn bottleneck_names_a_slow_sink() {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -208,19 +208,7 @@ fn bottleneck_names_a_slow_sink() {
         ),
     )
     .expect("write");
-    let out = ok(&cli(
-        &[
-            "topology",
-            "analyze",
-            "--format",
-            "json",
-            "--set",
-            "channel.capacity=32",
-            "app.sql",
-        ],
-        dir.path(),
-    ));
-    let doc: Value = serde_json::from_str(&out).expect("JSON");
+    let doc = analyze_json(dir.path(), &["--set", "channel.capacity=32"]);
     let f = &doc["run"]["findings"];
     assert_eq!(f["bottleneck"]["node"], "q/sink", "{f}");
     assert_eq!(doc["run"]["queries"][0]["written"], 1500);
@@ -244,13 +232,7 @@ fn skew_names_the_hot_partition() {
         ),
     )
     .expect("write");
-    let out = ok(&cli(
-        &[
-            "topology", "analyze", "--format", "json", "-p", "2", "app.sql",
-        ],
-        dir.path(),
-    ));
-    let doc: Value = serde_json::from_str(&out).expect("JSON");
+    let doc = analyze_json(dir.path(), &["-p", "2"]);
     let hot: Vec<&Value> = doc["run"]["nodes"]
         .as_array()
         .expect("nodes")
@@ -440,19 +422,7 @@ fn bottleneck_names_a_slow_operator() {
         ),
     )
     .expect("write");
-    let out = ok(&cli(
-        &[
-            "topology",
-            "analyze",
-            "--format",
-            "json",
-            "--set",
-            "channel.capacity=32",
-            "app.sql",
-        ],
-        dir.path(),
-    ));
-    let doc: Value = serde_json::from_str(&out).expect("JSON");
+    let doc = analyze_json(dir.path(), &["--set", "channel.capacity=32"]);
     let f = &doc["run"]["findings"];
     assert_eq!(f["bottleneck"]["node"], "q/stateless/0", "{f}");
     let reason = f["bottleneck"]["reason"].as_str().expect("reason");

@@ -3,6 +3,8 @@
 //! describes the job that runs: every channel the runtime creates is an edge of the graph,
 //! and every task that labels its metrics with a node id is a node of it.
 
+mod golden_support;
+
 use ferris_engine::NodeKind;
 use ferris_observe::Registry;
 use ferris_runtime::{JobConfig, Shutdown};
@@ -45,17 +47,7 @@ fn validate_graph(file: &Path, format: &str, parallelism: usize) -> String {
 
 /// Compares `actual` with the golden file `name` (rewritten when FERRIS_UPDATE_GOLDEN=1).
 fn golden(name: &str, actual: &str) {
-    let path = here(name);
-    if std::env::var_os("FERRIS_UPDATE_GOLDEN").is_some() {
-        std::fs::write(&path, actual).expect("write golden");
-        return;
-    }
-    let expected = std::fs::read_to_string(&path).unwrap_or_default();
-    assert!(
-        expected == actual,
-        "{} differs from the output (FERRIS_UPDATE_GOLDEN=1 rewrites it):\n{actual}",
-        path.display()
-    );
+    golden_support::check(&here(name), actual);
 }
 
 #[test]

@@ -136,6 +136,25 @@ struct Inner {
     pending: usize,
 }
 
+impl Inner {
+    /// Appends `events`, dropping the oldest past `capacity`.
+    fn push_events(&mut self, events: impl IntoIterator<Item = LineageEvent>, capacity: usize) {
+        for e in events {
+            if self.events.len() >= capacity {
+                self.events.pop_front();
+                self.dropped += 1;
+            }
+            self.events.push_back(e);
+        }
+    }
+
+    /// Whether the sink of `query` has chosen rows to look for.
+    fn waiting(&self, query: &str) -> bool {
+        self.direct.get(query).is_some_and(|m| !m.is_empty())
+            || self.keyed.get(query).is_some_and(|v| !v.is_empty())
+    }
+}
+
 /// Now, in Unix nanoseconds.
 pub fn now_nanos() -> u64 {
     SystemTime::now()
@@ -214,34 +233,11 @@ impl Lineage {
 
     /// Records events, under one lock.
     pub fn extend(&self, events: impl IntoIterator<Item = LineageEvent>) {
-        let mut inner = self.lock();
-        for e in events {
-            if inner.events.len() >= self.capacity {
-                inner.events.pop_front();
-                inner.dropped += 1;
-            }
-            inner.events.push_back(e);
-        }
-    }
-
-    /// A chosen row of a stateless query is row `index` of the batch with
-    /// `correlation_id` its sink receives.
-    pub fn expect_direct(
-        &self,
-        query: &str,
-        correlation_id: &str,
-        index: usize,
-        record: &Arc<str>,
-    ) {
-        self.lock()
-            .direct
-            .entry(query.to_string())
-            .or_default()
-            .insert((correlation_id.to_string(), index), record.clone());
+        self.lock().push_events(events, self.capacity);
     }
 
     /// A chosen row entered the keyed stage of `query` with key values `key` (as text) and
-    /// event time `time`; `windowed_final` when its window's row is written once.
+    /// event time `time`.
     pub fn expect_keyed(
         &self,
         query: &str,
@@ -249,24 +245,13 @@ impl Lineage {
         key: Vec<String>,
         time: Option<i64>,
     ) {
-        let mut inner = self.lock();
-        if inner.pending >= MAX_PENDING {
-            // Full: the record's output rows are not looked for (its other hops are kept).
-            return;
-        }
-        inner.pending += 1;
-        inner
-            .keyed
-            .entry(query.to_string())
-            .or_default()
-            .entry(key)
-            .or_default()
-            .push(Pending {
-                record: record.clone(),
-                time,
-                matches: 0,
-                windowed: false,
-            });
+        self.record_batch(
+            query,
+            "",
+            Vec::new(),
+            Vec::new(),
+            vec![(record.clone(), key, time)],
+        );
     }
 
     /// What a worker learnt from one batch, recorded under one lock: its events, the rows of
@@ -306,20 +291,12 @@ impl Lineage {
                     windowed: false,
                 });
         }
-        for e in events {
-            if inner.events.len() >= self.capacity {
-                inner.events.pop_front();
-                inner.dropped += 1;
-            }
-            inner.events.push_back(e);
-        }
+        inner.push_events(events, self.capacity);
     }
 
     /// Whether the sink of `query` has chosen rows to look for.
     pub fn waiting(&self, query: &str) -> bool {
-        let inner = self.lock();
-        inner.direct.get(query).is_some_and(|m| !m.is_empty())
-            || inner.keyed.get(query).is_some_and(|v| !v.is_empty())
+        self.lock().waiting(query)
     }
 
     /// A sink wrote batch `b`: the followed records whose rows it holds get their
@@ -334,9 +311,7 @@ impl Lineage {
         let mut found: Vec<LineageEvent> = Vec::new();
         {
             let mut inner = self.lock();
-            let waiting = inner.direct.get(query).is_some_and(|m| !m.is_empty())
-                || inner.keyed.get(query).is_some_and(|v| !v.is_empty());
-            if !waiting {
+            if !inner.waiting(query) {
                 return;
             }
             if let Some(direct) = inner.direct.get_mut(query) {
@@ -532,34 +507,11 @@ const MAX_PENDING: usize = 10_000;
 /// A value as lineage compares it: timestamps as epoch milliseconds, other values as Arrow
 /// displays them; `None` for NULL.
 pub fn value_text(col: &arrow::array::ArrayRef, i: usize) -> Option<String> {
-    use arrow::array::{Array, AsArray};
-    use arrow::datatypes::{DataType, TimeUnit};
+    use arrow::array::Array;
     if i >= col.len() || col.is_null(i) {
         return None;
     }
-    let millis = match col.data_type() {
-        DataType::Timestamp(TimeUnit::Millisecond, _) => Some(
-            col.as_primitive::<arrow::datatypes::TimestampMillisecondType>()
-                .value(i),
-        ),
-        DataType::Timestamp(TimeUnit::Microsecond, _) => Some(
-            col.as_primitive::<arrow::datatypes::TimestampMicrosecondType>()
-                .value(i)
-                / 1000,
-        ),
-        DataType::Timestamp(TimeUnit::Nanosecond, _) => Some(
-            col.as_primitive::<arrow::datatypes::TimestampNanosecondType>()
-                .value(i)
-                / 1_000_000,
-        ),
-        DataType::Timestamp(TimeUnit::Second, _) => Some(
-            col.as_primitive::<arrow::datatypes::TimestampSecondType>()
-                .value(i)
-                * 1000,
-        ),
-        _ => None,
-    };
-    match millis {
+    match value_millis(col, i) {
         Some(m) => Some(m.to_string()),
         None => arrow::util::display::array_value_to_string(col, i).ok(),
     }
