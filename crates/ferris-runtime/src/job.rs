@@ -456,7 +456,7 @@ pub async fn run_job(
                     halting: false,
                     traced: None,
                     failures: Vec::new(),
-                    lineage_texts: None,
+                    lineage_ids: None,
                 };
                 let span = task_span(&q.name, worker.node.as_str());
                 tasks.spawn(worker.run().instrument(span));

@@ -66,11 +66,19 @@ impl Router {
     }
 
     /// One part per partition (possibly empty), each keeping the rows' relative order.
-    pub(crate) fn split(&mut self, batch: &RecordBatch) -> Result<Vec<RecordBatch>, String> {
+    /// `assigned` gives the rows' partitions when [`Router::assign`] already did.
+    pub(crate) fn split(
+        &mut self,
+        batch: &RecordBatch,
+        assigned: Option<Vec<u32>>,
+    ) -> Result<Vec<RecordBatch>, String> {
         if self.partitions == 1 {
             return Ok(vec![batch.clone()]);
         }
-        let assignment = self.assign(batch)?;
+        let assignment = match assigned {
+            Some(a) if a.len() == batch.num_rows() => a,
+            _ => self.assign(batch)?,
+        };
         let mut indices: Vec<Vec<u32>> = vec![Vec::new(); self.partitions];
         for (row, p) in assignment.iter().enumerate() {
             indices[*p as usize].push(row as u32);
@@ -110,7 +118,7 @@ mod tests {
             ],
         )
         .expect("batch");
-        let parts = Router::new(vec![0], 3).split(&batch).expect("split");
+        let parts = Router::new(vec![0], 3).split(&batch, None).expect("split");
         assert_eq!(parts.len(), 3);
         assert_eq!(parts.iter().map(|p| p.num_rows()).sum::<usize>(), 7);
         let mut owner = std::collections::HashMap::new();
@@ -133,7 +141,7 @@ mod tests {
             }
         }
         // The same key always lands in the same part.
-        let again = Router::new(vec![0], 3).split(&batch).expect("split");
+        let again = Router::new(vec![0], 3).split(&batch, None).expect("split");
         assert_eq!(parts, again);
     }
 }

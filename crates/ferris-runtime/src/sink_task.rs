@@ -503,21 +503,14 @@ impl SinkTask {
         if rows > 0
             && let Some(l) = &self.ctx.lineage
         {
-            let node = crate::graph_ids::sink_node(&self.ctx.name);
             let records = &pb.records;
             l.written(&crate::lineage::WrittenBatch {
                 query: &self.ctx.name,
-                node: &node,
-                correlation_id: &pb.correlation_id.to_string(),
+                correlation_id: &pb.correlation_id.0,
                 first_position: self.rows_handed + 1,
                 count: rows,
                 rows: &|i| crate::json::row_to_json(records, i),
-                order: &|i| {
-                    order
-                        .iter()
-                        .map(|c| crate::lineage::value_text(c, i))
-                        .collect()
-                },
+                order,
             });
         }
         self.rows_handed += rows as u64;

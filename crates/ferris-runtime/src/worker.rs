@@ -56,8 +56,8 @@ pub(crate) struct Worker {
     pub(crate) traced: Option<TraceContext>,
     /// Rows of the last batch that failed in the operators, and why (kept for lineage).
     pub(crate) failures: Vec<(usize, String)>,
-    /// Texts of this worker's lineage events, built at the first followed row.
-    pub(crate) lineage_texts: Option<crate::worker_lineage::LineageTexts>,
+    /// This worker's ids in the job's lineage, registered at its first followed row.
+    pub(crate) lineage_ids: Option<crate::worker_lineage::LineageIds>,
 }
 
 /// When one operator of a sampled batch ran, and on how many rows.
@@ -159,6 +159,7 @@ impl Worker {
     }
 
     async fn emit(&mut self, pb: ProcessBatch) -> Result<(), TaskEnd> {
+        let assigned = self.lineage_ids.as_mut().and_then(|l| l.assigned.take());
         match &mut self.output {
             WorkerOutput::Direct(tx) => tx
                 .send(Message::ProcessBatch(pb))
@@ -171,7 +172,7 @@ impl Worker {
             } => {
                 into_state.add(pb.records.num_rows() as u64);
                 let parts = router
-                    .split(&pb.records)
+                    .split(&pb.records, assigned)
                     .map_err(|e| TaskEnd::Failed(RuntimeError::Internal(e)))?;
                 for (part, tx) in parts.into_iter().zip(senders.iter()) {
                     let msg = Message::ProcessBatch(ProcessBatch {

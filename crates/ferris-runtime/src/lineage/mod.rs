@@ -14,15 +14,20 @@
 //! key (and, for windows, of the window holding its event time) through the order columns
 //! the keyed stage appends.
 
-use std::collections::{BTreeMap, VecDeque};
+mod capture;
+mod matching;
+
+pub(crate) use capture::{After, Captured, Hop, RecordKey, StageTexts};
+use capture::{NO_STAGE, Names};
+use matching::Waiting;
+pub(crate) use matching::push_key;
+use std::collections::VecDeque;
 use std::hash::{DefaultHasher, Hash, Hasher};
 use std::sync::{Arc, Mutex};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 /// Events kept at most (the oldest go first).
 pub const DEFAULT_CAPACITY: usize = 10_000;
-/// Output rows matched per keyed record at most (an unwindowed aggregate updates forever).
-const MAX_MATCHES: usize = 16;
 
 /// Which rows to follow.
 #[derive(Debug, Clone, PartialEq)]
@@ -70,20 +75,112 @@ impl Selector {
 }
 
 /// The sample test of one batch's rows.
+///
+/// Positions are cut into blocks of [`SAMPLE_BLOCK`]; a block's sampled positions come from a
+/// generator seeded by the source, partition and block, stepping by geometric gaps. So the
+/// same positions are followed in every run and by every query, a batch of contiguous
+/// positions costs a few steps per sampled row (not a hash per row), and a position alone is
+/// tested by stepping through its block.
 #[derive(Debug, Clone, Copy)]
 pub struct BatchSampler {
     seed: u64,
     share: f64,
+    /// `ln(1 - share)`, the scale of the gaps.
+    ln_skip: f64,
 }
 
+/// Positions per sampling block.
+pub const SAMPLE_BLOCK: u64 = 1024;
+
 impl BatchSampler {
+    fn new(seed: u64, share: f64) -> Self {
+        BatchSampler {
+            seed,
+            share,
+            ln_skip: (1.0 - share).ln(),
+        }
+    }
+
     /// Whether the row at `position` is in the sample.
     pub fn hit(&self, position: u64) -> bool {
-        self.share > 0.0 && sampled_with(self.seed, position, self.share)
+        let mut found = false;
+        self.block_hits(position / SAMPLE_BLOCK, |p| {
+            found |= p == position;
+        });
+        found
+    }
+
+    /// Calls `f` with every sampled position of block `block`, in order.
+    fn block_hits(&self, block: u64, mut f: impl FnMut(u64)) {
+        if self.share <= 0.0 {
+            return;
+        }
+        let start = block.saturating_mul(SAMPLE_BLOCK);
+        let end = start.saturating_add(SAMPLE_BLOCK);
+        if self.share >= 1.0 {
+            (start..end).for_each(f);
+            return;
+        }
+        let mut state = self.seed ^ block.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        let mut p = start;
+        loop {
+            state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
+            // A uniform number in (0, 1) from the top 53 bits.
+            let u = ((mix64(state) >> 11) as f64 + 0.5) / (1u64 << 53) as f64;
+            let gap = (u.ln() / self.ln_skip).floor();
+            if gap >= (end - p) as f64 {
+                return;
+            }
+            p += gap as u64;
+            f(p);
+            p += 1;
+            if p >= end {
+                return;
+            }
+        }
+    }
+
+    /// The indices of the sampled rows of a batch whose rows are at `positions`.
+    pub fn rows(&self, positions: &[u64]) -> Vec<usize> {
+        let mut out = Vec::new();
+        let (Some(&first), Some(&last)) = (positions.first(), positions.last()) else {
+            return out;
+        };
+        if self.share <= 0.0 {
+            return out;
+        }
+        let n = positions.len();
+        if last >= first && last - first + 1 == n as u64 {
+            // Contiguous (as sources give them): row r is at first + r.
+            let mut contiguous = true;
+            for block in first / SAMPLE_BLOCK..=last / SAMPLE_BLOCK {
+                self.block_hits(block, |p| {
+                    if (first..=last).contains(&p) {
+                        let r = (p - first) as usize;
+                        contiguous &= positions[r] == p;
+                        out.push(r);
+                    }
+                });
+            }
+            if contiguous {
+                return out;
+            }
+            out.clear();
+        }
+        // Out of order or with gaps: test each row.
+        out.extend((0..n).filter(|&r| self.hit(positions[r])));
+        out
     }
 }
 
-/// What happened to a record at one hop.
+/// SplitMix64's finaliser.
+fn mix64(mut z: u64) -> u64 {
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+/// What happened to a record at one hop, in words (rendered when read).
 #[derive(Debug, Clone, PartialEq)]
 pub struct LineageEvent {
     /// The record: `source/partition/position`.
@@ -103,16 +200,6 @@ pub struct LineageEvent {
     pub at_unix_nanos: u64,
 }
 
-/// A record that entered a keyed stage, waiting for the output rows it contributes to.
-#[derive(Debug, Clone)]
-struct Pending {
-    record: Arc<str>,
-    time: Option<i64>,
-    matches: usize,
-    /// Matched a window's row: done (a window's row is written once under EMIT FINAL).
-    windowed: bool,
-}
-
 /// The lineage of one job: what to follow, and what was seen.
 #[derive(Debug)]
 pub struct Lineage {
@@ -121,24 +208,21 @@ pub struct Lineage {
     sample: f64,
     capacity: usize,
     inner: Mutex<Inner>,
+    /// What the sinks look for, under its own lock: a sink matching a batch's rows does
+    /// not hold up workers recording their events.
+    waiting: Mutex<Waiting>,
 }
 
 #[derive(Debug, Default)]
 struct Inner {
-    events: VecDeque<LineageEvent>,
+    names: Names,
+    events: VecDeque<Captured>,
     dropped: u64,
-    /// Per query: chosen rows of stateless queries by (correlation id, index in the batch
-    /// the sink receives).
-    direct: BTreeMap<String, BTreeMap<(String, usize), Arc<str>>>,
-    /// Per query, per key (as text): records waiting in a keyed stage.
-    keyed: BTreeMap<String, std::collections::HashMap<Vec<String>, Vec<Pending>>>,
-    /// Records waiting in keyed stages, over every query and key.
-    pending: usize,
 }
 
 impl Inner {
     /// Appends `events`, dropping the oldest past `capacity`.
-    fn push_events(&mut self, events: impl IntoIterator<Item = LineageEvent>, capacity: usize) {
+    fn push_events(&mut self, events: impl IntoIterator<Item = Captured>, capacity: usize) {
         for e in events {
             if self.events.len() >= capacity {
                 self.events.pop_front();
@@ -146,12 +230,6 @@ impl Inner {
             }
             self.events.push_back(e);
         }
-    }
-
-    /// Whether the sink of `query` has chosen rows to look for.
-    fn waiting(&self, query: &str) -> bool {
-        self.direct.get(query).is_some_and(|m| !m.is_empty())
-            || self.keyed.get(query).is_some_and(|v| !v.is_empty())
     }
 }
 
@@ -170,6 +248,7 @@ impl Lineage {
             sample: sample.clamp(0.0, 1.0),
             capacity: DEFAULT_CAPACITY,
             inner: Mutex::new(Inner::default()),
+            waiting: Mutex::new(Waiting::default()),
         }
     }
 
@@ -180,6 +259,10 @@ impl Lineage {
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
         self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn lock_waiting(&self) -> std::sync::MutexGuard<'_, Waiting> {
+        self.waiting.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// Whether a row is followed. `row_values` gives the row's column values as text (only
@@ -210,10 +293,7 @@ impl Lineage {
     pub fn batch_sampler(&self, source: &str, partition: u32) -> BatchSampler {
         let mut h = DefaultHasher::new();
         source.hash(&mut h);
-        BatchSampler {
-            seed: h.finish() ^ (u64::from(partition) << 40),
-            share: self.sample,
-        }
+        BatchSampler::new(h.finish() ^ (u64::from(partition) << 40), self.sample)
     }
 
     /// Whether a value selector is set (rows must be looked at, not only positions).
@@ -221,215 +301,108 @@ impl Lineage {
         self.selector.as_ref()
     }
 
-    /// The record id of a row.
-    pub fn record_id(source: &str, partition: u32, position: u64) -> String {
-        format!("{source}/{partition}/{position}")
+    /// Registers the texts of a worker of `query`: its query id and stage id.
+    pub(crate) fn register_stage(&self, query: &str, texts: StageTexts) -> (u32, u32) {
+        let mut inner = self.lock();
+        let q = inner.names.query(query);
+        inner.names.stages.push(texts);
+        (q, (inner.names.stages.len() - 1) as u32)
     }
 
-    /// Records an event.
-    pub fn event(&self, e: LineageEvent) {
-        self.extend(std::iter::once(e));
+    /// The id of the origin `(source, location)`.
+    pub(crate) fn origin(&self, source: &Arc<str>, location: &Arc<str>) -> u32 {
+        self.lock().names.origin(source, location)
     }
 
     /// Records events, under one lock.
-    pub fn extend(&self, events: impl IntoIterator<Item = LineageEvent>) {
-        self.lock().push_events(events, self.capacity);
-    }
-
-    /// A chosen row entered the keyed stage of `query` with key values `key` (as text) and
-    /// event time `time`.
-    pub fn expect_keyed(
-        &self,
-        query: &str,
-        record: &Arc<str>,
-        key: Vec<String>,
-        time: Option<i64>,
-    ) {
-        self.record_batch(
-            query,
-            "",
-            Vec::new(),
-            Vec::new(),
-            vec![(record.clone(), key, time)],
-        );
+    pub(crate) fn extend(&self, events: Vec<Captured>) {
+        if !events.is_empty() {
+            self.lock().push_events(events, self.capacity);
+        }
     }
 
     /// What a worker learnt from one batch, recorded under one lock: its events, the rows of
-    /// a stateless query's output batch `correlation_id` that are followed records
+    /// a stateless query's output batch `correlation` that are followed records
     /// (`(index, record)`), and the records that entered a keyed stage
     /// (`(record, key, event time)`).
-    pub fn record_batch(
+    pub(crate) fn record_batch(
         &self,
-        query: &str,
-        correlation_id: &str,
-        events: Vec<LineageEvent>,
-        direct: Vec<(usize, Arc<str>)>,
-        keyed: Vec<(Arc<str>, Vec<String>, Option<i64>)>,
+        query: u32,
+        correlation: &Arc<str>,
+        events: Vec<Captured>,
+        direct: Vec<(usize, RecordKey)>,
+        keyed: Vec<(RecordKey, Box<str>, Option<i64>)>,
     ) {
-        let mut inner = self.lock();
-        if !direct.is_empty() {
-            let map = inner.direct.entry(query.to_string()).or_default();
-            for (i, record) in direct {
-                map.insert((correlation_id.to_string(), i), record);
-            }
+        if !direct.is_empty() || !keyed.is_empty() {
+            self.lock_waiting()
+                .expect(query, correlation, direct, keyed);
         }
-        for (record, key, time) in keyed {
-            if inner.pending >= MAX_PENDING {
-                break;
-            }
-            inner.pending += 1;
-            inner
-                .keyed
-                .entry(query.to_string())
-                .or_default()
-                .entry(key)
-                .or_default()
-                .push(Pending {
-                    record,
-                    time,
-                    matches: 0,
-                    windowed: false,
-                });
-        }
-        inner.push_events(events, self.capacity);
+        self.extend(events);
     }
 
     /// Whether the sink of `query` has chosen rows to look for.
     pub fn waiting(&self, query: &str) -> bool {
-        self.lock().waiting(query)
+        let id = self.lock().names.query_id(query);
+        id.is_some_and(|q| self.lock_waiting().any(q))
     }
 
     /// A sink wrote batch `b`: the followed records whose rows it holds get their
     /// `written` events.
     pub fn written(&self, b: &WrittenBatch<'_>) {
-        let (query, node, correlation_id, first_position, count) =
-            (b.query, b.node, b.correlation_id, b.first_position, b.count);
-        let (rows, order) = (b.rows, b.order);
         // A record picked by its id keeps its output rows; a sampled one is named by its
         // sink position (copying every sampled row's content would cost the job).
         let keep_row = self.selector.is_some();
-        let mut found: Vec<LineageEvent> = Vec::new();
-        {
-            let mut inner = self.lock();
-            if !inner.waiting(query) {
+        let Some(query) = self.lock().names.query_id(b.query) else {
+            return;
+        };
+        let found = {
+            let mut waiting = self.lock_waiting();
+            if !waiting.any(query) {
                 return;
             }
-            if let Some(direct) = inner.direct.get_mut(query) {
-                let keys: Vec<(String, usize)> = direct
-                    .range(
-                        (correlation_id.to_string(), 0)..=(correlation_id.to_string(), usize::MAX),
-                    )
-                    .map(|(k, _)| k.clone())
-                    .collect();
-                for k in keys {
-                    if let Some(record) = direct.remove(&k)
-                        && k.1 < count
-                    {
-                        found.push(written_event(
-                            &record,
-                            query,
-                            node,
-                            first_position + k.1 as u64,
-                            keep_row.then(|| rows(k.1)),
-                            String::new(),
-                        ));
-                    }
-                }
-            }
-            let mut released = 0;
-            if let Some(by_key) = inner.keyed.get_mut(query)
-                && !by_key.is_empty()
-            {
-                for i in 0..count {
-                    let cols = order(i);
-                    // Keys are the trailing order columns: all of them (unwindowed), or all
-                    // but the window's end and start.
-                    let window = window_of(&cols);
-                    let widths = [
-                        Some(cols.len()),
-                        window.map(|_| cols.len().saturating_sub(2)),
-                    ];
-                    for width in widths.into_iter().flatten().filter(|w| *w > 0) {
-                        let key: Vec<String> = cols[cols.len() - width..]
-                            .iter()
-                            .map(|c| c.clone().unwrap_or_else(|| "NULL".into()))
-                            .collect();
-                        let Some(list) = by_key.get_mut(&key) else {
-                            continue;
-                        };
-                        let windowed = width < cols.len();
-                        for p in list.iter_mut() {
-                            if p.windowed {
-                                continue;
-                            }
-                            let hit = match (windowed, window) {
-                                (true, Some(w)) => in_window(p, w),
-                                (false, _) => Some(String::new()),
-                                _ => None,
-                            };
-                            if let Some(window) = hit {
-                                p.matches += 1;
-                                p.windowed = !window.is_empty();
-                                found.push(written_event(
-                                    &p.record,
-                                    query,
-                                    node,
-                                    first_position + i as u64,
-                                    keep_row.then(|| rows(i)),
-                                    window,
-                                ));
-                            }
-                        }
-                        let before = list.len();
-                        list.retain(|p| p.matches < MAX_MATCHES && !p.windowed);
-                        released += before - list.len();
-                        if list.is_empty() {
-                            by_key.remove(&key);
-                        }
-                        break;
-                    }
-                }
-            }
-            inner.pending -= released.min(inner.pending);
-        }
-        for e in found {
-            self.event(e);
-        }
+            waiting.written(query, b)
+        };
+        let at = now_nanos();
+        let events: Vec<Captured> = found
+            .into_iter()
+            .map(|(record, i, window)| Captured {
+                record,
+                query,
+                stage: NO_STAGE,
+                at,
+                hop: Hop::Written {
+                    position: b.first_position + i as u64,
+                    window,
+                    row: keep_row.then(|| (b.rows)(i).into()),
+                },
+            })
+            .collect();
+        self.extend(events);
     }
 
-    /// Every event of `record`, in order.
+    /// Every event of `record` (`source/partition/position`), in order.
     pub fn events_of(&self, record: &str) -> Vec<LineageEvent> {
-        self.lock()
+        let inner = self.lock();
+        inner
             .events
             .iter()
-            .filter(|e| &*e.record == record)
-            .cloned()
-            .collect()
+            .filter(|e| inner.names.record_text(&e.record) == record)
+            .fold(Vec::new(), |mut out, e| {
+                inner.names.render(e, &mut out);
+                out
+            })
     }
 
     /// Every event kept, oldest first, and how many older ones were dropped.
     pub fn events(&self) -> (Vec<LineageEvent>, u64) {
         let inner = self.lock();
-        (inner.events.iter().cloned().collect(), inner.dropped)
-    }
-}
-
-fn written_event(
-    record: &str,
-    query: &str,
-    node: &str,
-    position: u64,
-    row: Option<String>,
-    window: String,
-) -> LineageEvent {
-    LineageEvent {
-        record: record.into(),
-        query: query.into(),
-        node: node.into(),
-        hop: "written",
-        detail: format!("written at sink position {position}{window}").into(),
-        row,
-        at_unix_nanos: now_nanos(),
+        (
+            inner.events.iter().fold(Vec::new(), |mut out, e| {
+                inner.names.render(e, &mut out);
+                out
+            }),
+            inner.dropped,
+        )
     }
 }
 
@@ -437,18 +410,16 @@ fn written_event(
 pub struct WrittenBatch<'a> {
     /// The query.
     pub query: &'a str,
-    /// The sink's graph node.
-    pub node: &'a str,
     /// The batch's correlation id.
-    pub correlation_id: &'a str,
+    pub correlation_id: &'a Arc<str>,
     /// The sink position of its first row.
     pub first_position: u64,
     /// Its rows.
     pub count: usize,
     /// Row i as JSON (without order columns).
     pub rows: &'a dyn Fn(usize) -> String,
-    /// Row i's order columns as text (keyed queries: `[end, start,] keys…` of aggregates).
-    pub order: &'a dyn Fn(usize) -> Vec<Option<String>>,
+    /// Its order columns (keyed queries: `[end, start,] keys…` of aggregates).
+    pub order: &'a [arrow::array::ArrayRef],
 }
 
 /// The value of a timestamp column as epoch milliseconds (`None` for NULL or another type).
@@ -482,28 +453,6 @@ pub fn value_millis(col: &arrow::array::ArrayRef, i: usize) -> Option<i64> {
     }
 }
 
-/// The window `(end, start)` of an output row whose first two order columns are its bounds.
-fn window_of(cols: &[Option<String>]) -> Option<(i64, i64)> {
-    let end: i64 = cols.first()?.as_deref()?.parse().ok()?;
-    let start: i64 = cols.get(1)?.as_deref()?.parse().ok()?;
-    Some((end, start))
-}
-
-/// Whether the window `(end, start)` holds the pending record's time; the window in words.
-fn in_window(p: &Pending, (end, start): (i64, i64)) -> Option<String> {
-    let t = p.time?;
-    (start <= t && t < end).then(|| {
-        format!(
-            " (window [{}, {}))",
-            crate::json::format_timestamp_millis(start),
-            crate::json::format_timestamp_millis(end)
-        )
-    })
-}
-
-/// Records waiting in the keyed stage of `query` are at most this many (the oldest go).
-const MAX_PENDING: usize = 10_000;
-
 /// A value as lineage compares it: timestamps as epoch milliseconds, other values as Arrow
 /// displays them; `None` for NULL.
 pub fn value_text(col: &arrow::array::ArrayRef, i: usize) -> Option<String> {
@@ -515,16 +464,6 @@ pub fn value_text(col: &arrow::array::ArrayRef, i: usize) -> Option<String> {
         Some(m) => Some(m.to_string()),
         None => arrow::util::display::array_value_to_string(col, i).ok(),
     }
-}
-
-/// A deterministic share of positions: the same rows in every run (SplitMix64 of the
-/// position mixed with the source and partition).
-fn sampled_with(seed: u64, position: u64, share: f64) -> bool {
-    let mut z = seed ^ position.wrapping_mul(0x9E37_79B9_7F4A_7C15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^= z >> 31;
-    (z % 1_000_000) < (share * 1_000_000.0) as u64
 }
 
 #[cfg(test)]
@@ -572,6 +511,30 @@ mod tests {
             .collect();
         assert_eq!(picked, again);
         assert!((900..1100).contains(&picked.len()), "{}", picked.len());
+        // A batch's rows are the positions hit, contiguous or not.
+        let positions: Vec<u64> = (5_000..7_500).collect();
+        let rows: Vec<u64> = s.rows(&positions).iter().map(|&r| positions[r]).collect();
+        let hits: Vec<u64> = positions.iter().copied().filter(|&p| s.hit(p)).collect();
+        assert_eq!(rows, hits);
+        // Ends that look contiguous around rows out of order.
+        let mut shuffled: Vec<u64> = (0..3_000).collect();
+        shuffled[1..2_999].reverse();
+        let rows: Vec<u64> = s.rows(&shuffled).iter().map(|&r| shuffled[r]).collect();
+        let hits: Vec<u64> = shuffled.iter().copied().filter(|&p| s.hit(p)).collect();
+        assert_eq!(rows, hits);
+        for step in [3, 97] {
+            let gapped: Vec<u64> = (0..2_000).map(|i| i * step).collect();
+            let rows: Vec<u64> = s.rows(&gapped).iter().map(|&r| gapped[r]).collect();
+            let hits: Vec<u64> = gapped.iter().copied().filter(|&p| s.hit(p)).collect();
+            assert_eq!(rows, hits);
+            assert!(!hits.is_empty());
+        }
+        assert_eq!(
+            Lineage::new(None, 1.0)
+                .batch_sampler("t", 0)
+                .rows(&[3, 4, 9]),
+            vec![0, 1, 2]
+        );
         let off = Lineage::new(None, 0.0);
         let s = off.batch_sampler("t", 0);
         assert!(!(0..10_000).any(|p| off.chosen(&s, "t", 0, p, "c", Vec::new)));
@@ -579,34 +542,50 @@ mod tests {
 
     #[test]
     fn a_window_row_matches_the_keys_and_the_window_holding_the_time() {
+        use arrow::array::{StringArray, TimestampMillisecondArray};
         let l = Lineage::new(Some(Selector::Value("AAPL".into())), 0.0);
-        let record: Arc<str> = "t/0/5".into();
-        l.expect_keyed("q", &record, vec!["AAPL".into()], Some(90_000));
-        // Order columns of three output rows: (end, start, key).
-        let rows = [
-            (60_000, 0, "AAPL"),
-            (120_000, 60_000, "MSFT"),
-            (120_000, 60_000, "AAPL"),
-        ];
-        let order = |i: usize| {
-            let (end, start, key) = rows[i];
-            vec![
-                Some(end.to_string()),
-                Some(start.to_string()),
-                Some(key.to_string()),
-            ]
+        let (query, _) = l.register_stage(
+            "q",
+            StageTexts {
+                node: "q/worker/0".into(),
+                operators: Vec::new(),
+                strategy: "",
+                late_fate: "",
+            },
+        );
+        let record = RecordKey {
+            origin: l.origin(&"t".into(), &"t.csv".into()),
+            partition: 0,
+            position: 5,
         };
+        let cid: Arc<str> = "c".into();
+        l.record_batch(
+            query,
+            &cid,
+            Vec::new(),
+            Vec::new(),
+            vec![(record, "AAPL".into(), Some(90_000))],
+        );
+        assert!(l.waiting("q"));
+        // Order columns of three output rows: (end, start, key).
+        let order: Vec<arrow::array::ArrayRef> = vec![
+            Arc::new(TimestampMillisecondArray::from(vec![
+                60_000, 120_000, 120_000,
+            ])),
+            Arc::new(TimestampMillisecondArray::from(vec![0, 60_000, 60_000])),
+            Arc::new(StringArray::from(vec!["AAPL", "MSFT", "AAPL"])),
+        ];
         l.written(&WrittenBatch {
             query: "q",
-            node: "q/sink",
-            correlation_id: "c",
+            correlation_id: &cid,
             first_position: 10,
-            count: rows.len(),
+            count: 3,
             rows: &|i| format!("row {i}"),
             order: &order,
         });
         let events = l.events_of("t/0/5");
         assert_eq!(events.len(), 1);
+        assert_eq!(&*events[0].node, "q/sink");
         assert_eq!(
             &*events[0].detail,
             "written at sink position 12 (window [1970-01-01T00:01:00.000Z, \
