@@ -40,6 +40,10 @@ pub struct RunArgs {
     /// OTEL_EXPORTER_OTLP_ENDPOINT); `--set tracing.sample.ratio=R` (default 0.01).
     #[arg(long, value_name = "URL")]
     pub otlp_endpoint: Option<String>,
+    /// The server whose running jobs `EXPLAIN TOPOLOGY (LIVE true)` reads
+    /// (e.g. http://127.0.0.1:8080).
+    #[arg(long, value_name = "URL")]
+    pub server: Option<String>,
 }
 
 /// Options of `validate`.
@@ -220,19 +224,27 @@ pub fn run(args: RunArgs, logs: ferris_observe::JobLogs) -> u8 {
         }
     };
     for (i, req) in app.explains.iter().enumerate() {
-        match runtime.block_on(explain_one(&app, req, &config, &base)) {
-            Ok(text) => {
-                if i > 0 {
-                    println!();
+        let text = match req.options.live {
+            Some(span) => match live_explain(&app, req, span, args.server.as_deref()) {
+                Ok(text) => text,
+                Err((message, code)) => {
+                    eprintln!("{message}");
+                    return code;
                 }
-                print!("{text}");
-                let _ = std::io::stdout().flush();
-            }
-            Err(e) => {
-                eprintln!("{}", e.render(&sql));
-                return setup_exit_code(&e);
-            }
+            },
+            None => match runtime.block_on(explain_one(&app, req, &config, &base)) {
+                Ok(text) => text,
+                Err(e) => {
+                    eprintln!("{}", e.render(&sql));
+                    return setup_exit_code(&e);
+                }
+            },
+        };
+        if i > 0 {
+            println!();
         }
+        print!("{text}");
+        let _ = std::io::stdout().flush();
     }
     if app.queries.is_empty() {
         return 0;
@@ -348,6 +360,53 @@ pub async fn explain_one(
         e
     };
     Ok(explain::render(&e, req))
+}
+
+/// `EXPLAIN TOPOLOGY (LIVE true)`: the statement sent to `server`, which answers with the
+/// live topology of the job running the same query; or why not, with the exit code (2: no
+/// server given, at the LIVE option; 1: the server refused or cannot be reached).
+fn live_explain(
+    app: &ferris_plan::Application,
+    req: &ferris_plan::ExplainRequest,
+    live: ferris_sql::ast::Span,
+    server: Option<&str>,
+) -> Result<String, (String, u8)> {
+    let Some(server) = server else {
+        let e = ferris_plan::AppError::Plan(ferris_plan::PlanError::at(
+            "LIVE reads the job running this query in a server: give run --server URL \
+             (ferris-cli server), or ANALYZE true to run the query here",
+            live,
+        ));
+        return Err((e.render(&app.sql), 2));
+    };
+    let url = format!("{}/api/v1/explain", server.trim_end_matches('/'));
+    let body = serde_json::json!({ "sql": app.fragment(req.span) });
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .build()
+        .into();
+    let mut response = agent
+        .post(&url)
+        .header("content-type", "application/json")
+        .send(body.to_string())
+        .map_err(|e| (format!("error: cannot reach the server at {url}: {e}"), 1))?;
+    let status = response.status().as_u16();
+    let mut text = response
+        .body_mut()
+        .read_to_string()
+        .map_err(|e| (format!("error: reading the answer of {url}: {e}"), 1))?;
+    if status >= 300 {
+        let refusal: serde_json::Value = serde_json::from_str(&text).unwrap_or_default();
+        let message = refusal["rendered"]
+            .as_str()
+            .or(refusal["message"].as_str())
+            .unwrap_or(&text);
+        return Err((format!("error: {url}: HTTP {status}: {message}"), 1));
+    }
+    if !text.ends_with('\n') {
+        text.push('\n');
+    }
+    Ok(text)
 }
 
 /// Exit code of a job that could not be assembled: 4 when the environment is not ready

@@ -283,6 +283,7 @@ fn options(format: ExplainFormat, analyze: bool) -> ExplainOptions {
         performance: analyze,
         bottlenecks: analyze,
         duration: None,
+        live: None,
     }
 }
 

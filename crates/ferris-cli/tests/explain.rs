@@ -276,7 +276,18 @@ fn options_that_cannot_run_are_errors_at_their_position() {
         ),
         (
             "EXPLAIN TOPOLOGY (LIVE true) SELECT symbol FROM trades",
-            "LIVE attaches to a job running in a server",
+            "LIVE reads the job running this query in a server: give run --server URL \
+             (ferris-cli server), or ANALYZE true to run the query here at line 9, column 19",
+        ),
+        (
+            "EXPLAIN (LIVE true) SELECT symbol FROM trades",
+            "LIVE is an option of EXPLAIN TOPOLOGY: write EXPLAIN TOPOLOGY (LIVE true) … at \
+             line 9, column 10",
+        ),
+        (
+            "EXPLAIN TOPOLOGY (ANALYZE true, LIVE true) SELECT symbol FROM trades",
+            "LIVE reads the job already running this query and ANALYZE runs the query here: \
+             choose one at line 9, column 33",
         ),
         (
             "EXPLAIN (FORMAT YAML) SELECT symbol FROM trades",

@@ -25,6 +25,28 @@ fn slow_job(server: &Server, dir: &Path) {
     server.wait_for(20, "the job to run", |s| s.state("slow") == "running");
 }
 
+/// Appends 3000 rows to the slow job's input and waits until its sink is the bottleneck.
+fn fill_until_the_sink_is_the_bottleneck(server: &Server, dir: &Path) {
+    let mut f = std::fs::OpenOptions::new()
+        .append(true)
+        .open(dir.join("in.csv"))
+        .expect("append");
+    for i in 0..3000 {
+        writeln!(
+            f,
+            "MSFT,{}.5,{},2024-01-01T00:00:00Z",
+            100 + i % 7,
+            i % 900 + 1
+        )
+        .expect("row");
+    }
+    drop(f);
+    server.wait_for(30, "the sink to be named the bottleneck", |s| {
+        let (_, t) = s.call("GET", "/api/v1/jobs/slow/topology", None, None);
+        t["run"]["findings"]["bottleneck"]["node"] == "slow/sink"
+    });
+}
+
 #[test]
 fn web_page_draws_the_graph_and_colours_a_filling_channel() {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -98,24 +120,7 @@ fn live_topology_routes_stream_and_cli_name_the_slow_sink() {
     let dir = tempfile::tempdir().expect("tempdir");
     let server = Server::start(&[], Some(TOKEN), &dir.path().join("server.log"));
     slow_job(&server, dir.path());
-    let mut f = std::fs::OpenOptions::new()
-        .append(true)
-        .open(dir.path().join("in.csv"))
-        .expect("append");
-    for i in 0..3000 {
-        writeln!(
-            f,
-            "MSFT,{}.5,{},2024-01-01T00:00:00Z",
-            100 + i % 7,
-            i % 900 + 1
-        )
-        .expect("row");
-    }
-    drop(f);
-    server.wait_for(30, "the sink to be named the bottleneck", |s| {
-        let (_, t) = s.call("GET", "/api/v1/jobs/slow/topology", None, None);
-        t["run"]["findings"]["bottleneck"]["node"] == "slow/sink"
-    });
+    fill_until_the_sink_is_the_bottleneck(&server, dir.path());
     let (_, t) = server.call("GET", "/api/v1/jobs/slow/topology", None, None);
     assert_eq!(t["version"], 1);
     assert_eq!(t["nodes"]["slow/sink"]["health"], "backpressured");
@@ -185,5 +190,73 @@ fn live_topology_routes_stream_and_cli_name_the_slow_sink() {
     let health = String::from_utf8_lossy(&out.stdout);
     assert!(health.contains("slow: "), "{health}");
     assert!(health.contains("channel_capacity"), "{health}");
+    server.terminate();
+}
+
+#[test]
+fn explain_topology_live_in_sql_reads_the_job_running_the_same_query() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = Server::start(&[], Some(TOKEN), &dir.path().join("server.log"));
+    slow_job(&server, dir.path());
+    fill_until_the_sink_is_the_bottleneck(&server, dir.path());
+    let decl = "CREATE STREAM t (symbol VARCHAR, price DECIMAL(18,4), volume BIGINT, ts TIMESTAMP)
+  WITH ('connector' = 'file', 'path' = 'in.csv', 'format' = 'csv');
+";
+    let run = |stmt: &str| {
+        Command::new(env!("CARGO_BIN_EXE_ferris-cli"))
+            .args(["run", "--server", &server.url, "-e"])
+            .arg(format!("{decl}{stmt}"))
+            .current_dir(dir.path())
+            .output()
+            .expect("ferris-cli run")
+    };
+    // The same query as the running job's (written differently) reads that job.
+    let out = run("EXPLAIN TOPOLOGY (LIVE true)\n  SELECT symbol, price FROM t WHERE volume > 0;");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        text.starts_with(
+            "Live topology of job 'slow': its query 'slow' runs the explained query (same \
+             pipeline)"
+        ),
+        "{text}"
+    );
+    assert!(text.contains("┌─[Sink: slow/sink]"), "{text}");
+    assert!(
+        text.contains("- Bottleneck: slow/sink: its input channel slow.out.0"),
+        "{text}"
+    );
+    // Another filter is another pipeline: no job runs it.
+    let out = run("EXPLAIN TOPOLOGY (LIVE true) SELECT symbol, price FROM t WHERE volume > 5;");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains(
+            "HTTP 404: no running job runs this query (same sources, operators, keys and \
+             parallelism); looked at: slow (slow)"
+        ),
+        "{stderr}"
+    );
+    // The endpoint answers JSON under FORMAT JSON, and places errors in the statement.
+    let body = serde_json::json!({
+        "sql": "EXPLAIN TOPOLOGY (LIVE true, FORMAT JSON) SELECT symbol, price FROM t WHERE volume > 0"
+    });
+    let (status, doc) = server.call("POST", "/api/v1/explain", None, Some(&body.to_string()));
+    assert_eq!(status, 200, "{doc}");
+    assert_eq!(doc["explained_query"], "slow");
+    assert_eq!(doc["job"], "slow");
+    let body = serde_json::json!({ "sql": "EXPLAIN TOPOLOGY (LIVE true)\nSELECT x FROM nowhere" });
+    let (status, e) = server.call("POST", "/api/v1/explain", None, Some(&body.to_string()));
+    assert_eq!((status, e["line"].as_u64()), (400, Some(2)), "{e}");
+    let body = serde_json::json!({ "sql": "EXPLAIN TOPOLOGY SELECT symbol FROM t" });
+    let (status, e) = server.call("POST", "/api/v1/explain", None, Some(&body.to_string()));
+    assert_eq!((status, e["field"].as_str()), (400, Some("sql")), "{e}");
+    let body = serde_json::json!({ "sql": "EXPLAIN TOPOLOGY (LIVE true) SELECT symbol FROM t", "job": "nope" });
+    let (status, _) = server.call("POST", "/api/v1/explain", None, Some(&body.to_string()));
+    assert_eq!(status, 404);
     server.terminate();
 }

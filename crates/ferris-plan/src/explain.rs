@@ -45,6 +45,9 @@ pub struct ExplainOptions {
     pub bottlenecks: bool,
     /// How long `ANALYZE` runs a query over unbounded input (`DURATION n`, seconds).
     pub duration: Option<Duration>,
+    /// `LIVE true` (topology form): read the job running this query in a server; where the
+    /// option is written, for errors when no server is given.
+    pub live: Option<Span>,
 }
 
 impl ExplainOptions {
@@ -62,6 +65,7 @@ impl ExplainOptions {
             performance: false,
             bottlenecks: false,
             duration: None,
+            live: None,
         }
     }
 }
@@ -148,12 +152,31 @@ pub(crate) fn options(e: &ast::Explain) -> Result<ExplainOptions, PlanError> {
             .unwrap_or(e.span)
     };
     if let Some((true, span)) = live {
-        return Err(PlanError::at(
-            "LIVE attaches to a job running in a server, which a statement run by `ferris-cli \
-             run` has none of: use `ferris-cli topology live --server URL --job NAME`, or \
-             ANALYZE to run this query here",
-            span,
-        ));
+        if !topology_form {
+            return Err(PlanError::at(
+                "LIVE is an option of EXPLAIN TOPOLOGY: write EXPLAIN TOPOLOGY (LIVE true) …",
+                span,
+            ));
+        }
+        if o.analyze {
+            return Err(PlanError::at(
+                "LIVE reads the job already running this query and ANALYZE runs the query \
+                 here: choose one",
+                span,
+            ));
+        }
+        // A live view shows what is measured unless told otherwise.
+        for (name, flag) in [
+            ("METRICS", &mut o.metrics),
+            ("PERFORMANCE", &mut o.performance),
+            ("BOTTLENECKS", &mut o.bottlenecks),
+        ] {
+            if !seen.contains(&name) {
+                *flag = true;
+            }
+        }
+        o.buffers = o.buffers || !seen.contains(&"BUFFERS");
+        o.live = Some(span);
     }
     if !o.plan && !o.topology {
         return Err(PlanError::at(
@@ -173,7 +196,7 @@ pub(crate) fn options(e: &ast::Explain) -> Result<ExplainOptions, PlanError> {
             "PERFORMANCE" => o.performance,
             _ => o.bottlenecks,
         };
-        if on && !o.analyze {
+        if on && !o.analyze && o.live.is_none() {
             return Err(PlanError::at(
                 format!(
                     "{name} reports what was measured: add ANALYZE true to run the query \

@@ -238,7 +238,7 @@ pub fn check_name(name: &str) -> Result<(), ApiError> {
 }
 
 /// A plan or settings error as the API reports it.
-fn plan_error(sql: &str, e: &ferris_plan::AppError) -> ApiError {
+pub(crate) fn plan_error(sql: &str, e: &ferris_plan::AppError) -> ApiError {
     let (line, column) = match e {
         ferris_plan::AppError::Sql(s) => (s.line, s.column),
         ferris_plan::AppError::Plan(p) => p

@@ -16,6 +16,7 @@
 
 mod api;
 mod error;
+mod explain_route;
 mod health;
 mod jobs;
 mod metrics;

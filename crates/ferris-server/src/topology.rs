@@ -138,7 +138,7 @@ fn rank(level: &str) -> u8 {
 }
 
 /// The job's metrics now, as a run.
-fn summary(job: &Job) -> RunSummary {
+pub(crate) fn summary(job: &Job) -> RunSummary {
     let snapshot = job.registry.snapshot();
     explain::analyze::summarize(
         &snapshot,
@@ -192,6 +192,7 @@ pub(crate) async fn topology_route(
                 performance: true,
                 bottlenecks: true,
                 duration: None,
+                live: None,
             };
             let text =
                 topology::topology_view(&job.name, &job.graph, &[], Some(&summary(&job)), &options);

@@ -10,12 +10,14 @@
 pub mod analyze;
 pub mod estimate;
 mod json;
+mod live;
 mod text;
 pub mod topology;
 mod tree;
 
 pub use analyze::{RunSummary, analyze};
 pub use json::{EXPLAIN_FORMAT_VERSION, explanation_json, run_json, topology_json};
+pub use live::matching_query;
 pub use tree::{Actual, Estimate, PlanNode};
 
 use crate::error::EngineError;
