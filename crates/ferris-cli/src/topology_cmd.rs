@@ -53,12 +53,32 @@ enum TopologyCommand {
     /// Run the whole job (bounded input to its end, or for --duration seconds) with its
     /// real sinks, then print the topology with measured channels and tasks and the
     /// bottleneck analysis.
+    ///
+    /// With --server and --job, analyses a job running in that server instead, over its
+    /// whole run or the last --timerange (e.g. 1h; the server keeps snapshots of the job's
+    /// metrics every 15 s for an hour and every 5 minutes for a day).
     Analyze {
-        #[command(flatten)]
-        app: AppArgs,
+        /// The application file (not with --server).
+        #[arg(required_unless_present = "server", conflicts_with = "server")]
+        file: Option<PathBuf>,
+        /// Job setting `key=value` (repeatable), as for `run`.
+        #[arg(long = "set", value_name = "KEY=VALUE")]
+        set: Vec<String>,
+        /// Partition pipelines per query.
+        #[arg(short = 'p', long)]
+        parallelism: Option<usize>,
         /// Stop after this many seconds (required when an input is unbounded).
-        #[arg(long, value_name = "SECONDS")]
+        #[arg(long, value_name = "SECONDS", conflicts_with = "server")]
         duration: Option<f64>,
+        /// The server running the job to analyse.
+        #[arg(long, requires = "job")]
+        server: Option<String>,
+        /// The job's name (with --server).
+        #[arg(long, requires = "server")]
+        job: Option<String>,
+        /// With --server: analyse the last 90s, 30m, 1h, 1d … of the job.
+        #[arg(long, requires = "server")]
+        timerange: Option<String>,
         /// text or json.
         #[arg(long, default_value = "text", value_parser = ["text", "json"])]
         format: String,
@@ -165,10 +185,32 @@ pub fn topology(args: TopologyArgs) -> u8 {
             format,
         } => explain_query(&app, &query, analyze, &format),
         TopologyCommand::Analyze {
-            app,
+            file,
+            set,
+            parallelism,
             duration,
+            server,
+            job,
+            timerange,
             format,
-        } => analyze_job(&app, duration, &format),
+        } => match (file, server, job) {
+            (_, Some(server), Some(job)) => {
+                analyze_remote(&server, &job, timerange.as_deref(), &format)
+            }
+            (Some(file), _, _) => analyze_job(
+                &AppArgs {
+                    file,
+                    set,
+                    parallelism,
+                },
+                duration,
+                &format,
+            ),
+            _ => {
+                eprintln!("error: give an application file, or --server URL --job NAME");
+                2
+            }
+        },
         TopologyCommand::Live {
             server,
             job,
@@ -359,6 +401,31 @@ fn analyze_job(a: &AppArgs, duration: Option<f64>, format: &str) -> u8 {
         );
     }
     0
+}
+
+/// `topology analyze --server URL --job NAME [--timerange R]`: the server's analysis of the
+/// job's whole run or of its last `R`.
+fn analyze_remote(server: &str, job: &str, timerange: Option<&str>, format: &str) -> u8 {
+    let mut url = format!(
+        "{}/api/v1/jobs/{job}/topology?format={format}",
+        server.trim_end_matches('/')
+    );
+    if let Some(r) = timerange {
+        url.push_str(&format!("&timerange={r}"));
+    }
+    match get_text(&url) {
+        Ok(text) => {
+            print!("{text}");
+            if !text.ends_with('\n') {
+                println!();
+            }
+            0
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            1
+        }
+    }
 }
 
 fn docs(

@@ -183,6 +183,49 @@ fn live_topology_routes_stream_and_cli_name_the_slow_sink() {
         2,
         "{live}"
     );
+    // A past range of the run: counters over the range, the same analysis.
+    let (status, whole) = server.call("GET", "/api/v1/jobs/slow/topology", None, None);
+    assert_eq!(status, 200);
+    let (status, hour) = server.call("GET", "/api/v1/jobs/slow/topology?timerange=1h", None, None);
+    assert_eq!(status, 200);
+    let ended = hour["run"]["ended"].as_str().expect("ended");
+    assert!(ended.starts_with("running (the last "), "{ended}");
+    let written = |v: &serde_json::Value| v["run"]["rows_written"].as_u64().expect("rows");
+    // The job is younger than the range: the range is its whole run (counters from zero),
+    // read a moment later at a sink writing 100 rows a second.
+    let (h, w) = (written(&hour), written(&whole));
+    assert!(w <= h && h <= w + 200, "{h} {w}");
+    let (status, e) = server.call(
+        "GET",
+        "/api/v1/jobs/slow/topology?timerange=soon",
+        None,
+        None,
+    );
+    assert_eq!((status, e["field"].as_str()), (400, Some("timerange")));
+    let out = Command::new(env!("CARGO_BIN_EXE_ferris-cli"))
+        .args([
+            "topology",
+            "analyze",
+            "--server",
+            &server.url,
+            "--job",
+            "slow",
+        ])
+        .args(["--timerange", "1h"])
+        .output()
+        .expect("topology analyze --timerange");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(text.starts_with("Over the last "), "{text}");
+    assert!(
+        text.contains("of job 'slow' (the metrics kept at that time and now)"),
+        "{text}"
+    );
+    assert!(text.contains("- Bottleneck: slow/sink"), "{text}");
     let out = Command::new(env!("CARGO_BIN_EXE_ferris-cli"))
         .args(["topology", "health", "--server", &server.url, "--detailed"])
         .output()

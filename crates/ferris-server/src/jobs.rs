@@ -114,6 +114,7 @@ pub struct Job {
     pub lineage: Option<Arc<ferris_runtime::lineage::Lineage>>,
     status: Mutex<Status>,
     rates: Mutex<Rates>,
+    history: Mutex<crate::history::History>,
 }
 
 impl Job {
@@ -138,7 +139,13 @@ impl Job {
                 ended: None,
             }),
             rates: Mutex::new(Rates::default()),
+            history: Mutex::new(crate::history::History::default()),
         }
+    }
+
+    /// The job's kept metric snapshots.
+    pub fn history(&self) -> std::sync::MutexGuard<'_, crate::history::History> {
+        self.history.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     fn status(&self) -> std::sync::MutexGuard<'_, Status> {

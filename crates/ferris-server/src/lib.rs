@@ -18,6 +18,7 @@ mod api;
 mod error;
 mod explain_route;
 mod health;
+mod history;
 mod jobs;
 mod metrics;
 mod profile;

@@ -104,6 +104,12 @@ impl Sampler {
         for job in list {
             let m = memory.entry(job.name.clone()).or_default();
             job.set_rates(measure(&job, m, now));
+            if job.state().is_live() {
+                let mut history = job.history();
+                if history.due(now) {
+                    history.record(now, job.registry.snapshot());
+                }
+            }
             log_health_change(&job, m, &process);
         }
     }

@@ -12,6 +12,7 @@ use axum::http::header;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use ferris_engine::explain::{self, analyze::RunSummary, topology};
+use ferris_observe::Sample;
 use serde::Deserialize;
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
@@ -30,12 +31,56 @@ const STREAM_EVERY: Duration = Duration::from_secs(1);
 #[serde(deny_unknown_fields)]
 pub(crate) struct FormatQuery {
     format: Option<String>,
+    /// Analyse the last `timerange` (e.g. `1h`, `30m`) instead of the whole run.
+    timerange: Option<String>,
+}
+
+/// `90s`, `30m`, `1h`, `2d` (a number alone is seconds).
+pub(crate) fn parse_range(text: &str) -> Option<Duration> {
+    let t = text.trim();
+    let (n, unit) = match t.char_indices().last()? {
+        (i, 's') => (&t[..i], 1.0),
+        (i, 'm') => (&t[..i], 60.0),
+        (i, 'h') => (&t[..i], 3600.0),
+        (i, 'd') => (&t[..i], 86_400.0),
+        _ => (t, 1.0),
+    };
+    let v: f64 = n.trim().parse().ok()?;
+    (v > 0.0 && v.is_finite() && v * unit <= 86_400.0 * 365.0)
+        .then(|| Duration::from_secs_f64(v * unit))
+}
+
+/// The job's run over the last `range`, from its kept snapshots and one taken now.
+fn window_summary(job: &Job, range: Duration) -> RunSummary {
+    let now = std::time::Instant::now();
+    let kept = job.history().window(now, range);
+    let end = job.registry.snapshot();
+    let uptime = now.duration_since(job.started);
+    let (start, inside, length): (&[Sample], &[_], Duration) = match kept.first() {
+        // The range starts at a kept snapshot.
+        Some((t0, first)) if uptime > range => (first, &kept[1..], now.duration_since(*t0)),
+        // The job started inside the range: its counters count from zero at its start.
+        _ => (&[], &kept[..], uptime),
+    };
+    let between: Vec<&[Sample]> = inside.iter().map(|(_, s)| s.as_slice()).collect();
+    explain::window::summarize_window(
+        start,
+        &end,
+        &between,
+        &job.graph,
+        length,
+        job.state().as_str(),
+    )
 }
 
 /// The job's live topology as JSON: the graph, the run so far, and per node and edge the
 /// health colour the web page shows.
 pub(crate) fn live_json(job: &Job) -> Value {
-    let run = summary(job);
+    live_json_of(job, summary(job))
+}
+
+/// [`live_json`] of the run `run` (the whole run so far, or a past range of it).
+fn live_json_of(job: &Job, run: RunSummary) -> Value {
     let mut health: BTreeMap<String, &str> = job
         .graph
         .nodes
@@ -163,6 +208,7 @@ fn job_of(
     params(
         ("name" = String, Path, description = "The job's name"),
         ("format" = Option<String>, Query, description = "json (default) or text (the EXPLAIN TOPOLOGY box view)"),
+        ("timerange" = Option<String>, Query, description = "Analyse the last 90s, 30m, 1h, 1d … instead of the whole run (snapshots kept every 15 s for an hour, every 5 min for a day)"),
     ),
     responses(
         (status = 200, description = "The live topology (docs/explain.md)", body = Object),
@@ -176,8 +222,20 @@ pub(crate) async fn topology_route(
 ) -> Result<Response, ApiError> {
     let job = job_of(&state, name)?;
     let Query(q) = query.map_err(|e| ApiError::bad_field("query", e.body_text()))?;
+    let run = match &q.timerange {
+        Some(t) => {
+            let range = parse_range(t).ok_or_else(|| {
+                ApiError::bad_field(
+                    "timerange",
+                    format!("'{t}': give a duration such as 90s, 30m, 1h or 1d"),
+                )
+            })?;
+            window_summary(&job, range)
+        }
+        None => summary(&job),
+    };
     match q.format.as_deref().unwrap_or("json") {
-        "json" => Ok(axum::Json(live_json(&job)).into_response()),
+        "json" => Ok(axum::Json(live_json_of(&job, run)).into_response()),
         "text" => {
             let options = ferris_plan::ExplainOptions {
                 plan: false,
@@ -194,8 +252,21 @@ pub(crate) async fn topology_route(
                 duration: None,
                 live: None,
             };
-            let text =
-                topology::topology_view(&job.name, &job.graph, &[], Some(&summary(&job)), &options);
+            let mut text = match &q.timerange {
+                Some(_) => format!(
+                    "Over the last {} of job '{}' (the metrics kept at that time and now)\n\n",
+                    explain::window::words(Duration::from_secs_f64(run.execution_ms / 1000.0)),
+                    job.name
+                ),
+                None => String::new(),
+            };
+            text.push_str(&topology::topology_view(
+                &job.name,
+                &job.graph,
+                &[],
+                Some(&run),
+                &options,
+            ));
             Ok(([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], text).into_response())
         }
         other => Err(ApiError::bad_field(

@@ -14,6 +14,7 @@ mod live;
 mod text;
 pub mod topology;
 mod tree;
+pub mod window;
 
 pub use analyze::{RunSummary, analyze};
 pub use json::{EXPLAIN_FORMAT_VERSION, explanation_json, run_json, topology_json};
