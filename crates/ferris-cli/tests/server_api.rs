@@ -198,6 +198,7 @@ fn mutations_need_the_token_and_every_error_is_json() {
     assert_eq!(
         paths,
         [
+            "/api/v1/explain",
             "/api/v1/jobs",
             "/api/v1/jobs/{name}",
             "/api/v1/jobs/{name}/graph",
