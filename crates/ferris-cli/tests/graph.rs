@@ -79,7 +79,7 @@ fn example_application_graph_matches_its_golden_file() {
 
 #[test]
 fn keyed_join_and_repartitioned_graphs_match_their_golden_files() {
-    for app in ["keyed", "join", "repartitioned"] {
+    for app in ["keyed", "join", "repartitioned", "derived"] {
         let json = validate_graph(&here(&format!("{app}.sql")), "json", 2);
         golden(&format!("{app}.p2.json"), &json);
     }
@@ -107,6 +107,26 @@ fn keyed_join_and_repartitioned_graphs_match_their_golden_files() {
     assert_eq!(
         node("source/revenue.repartition")["properties"]["group.id"],
         "billing.revenue"
+    );
+    // A derived stream: the defining query's sink feeds the stream's source.
+    let d: serde_json::Value =
+        serde_json::from_str(&validate_graph(&here("derived.sql"), "json", 2)).expect("json");
+    let derived: Vec<(&str, &str, &str)> = d["edges"]
+        .as_array()
+        .expect("edges")
+        .iter()
+        .filter(|e| e["kind"] == "derived")
+        .map(|e| {
+            (
+                e["id"].as_str().unwrap_or(""),
+                e["from"].as_str().unwrap_or(""),
+                e["to"].as_str().unwrap_or(""),
+            )
+        })
+        .collect();
+    assert_eq!(
+        derived,
+        [("big/sink->source/big", "big/sink", "source/big")]
     );
 }
 

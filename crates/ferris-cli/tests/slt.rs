@@ -673,6 +673,7 @@ macro_rules! slt_files {
 }
 
 slt_files! {
+    derived => "derived.slt",
     projection => "projection.slt",
     filter => "filter.slt",
     case_cast => "case_cast.slt",

@@ -28,11 +28,30 @@ struct JobBuilder<'a> {
     /// Check what opening each connector would check, without opening anything
     /// ([`check_job`]).
     dry: bool,
+    /// The reading ends of the derived streams queries read, until their source is made.
+    derived_sources: BTreeMap<String, ferris_runtime::derived::DerivedSource>,
+    /// The writing ends, until the query defining each stream is built.
+    derived_sinks: BTreeMap<String, ferris_runtime::derived::DerivedSink>,
 }
 
 impl JobBuilder<'_> {
-    fn connector(&self, decl: &SourceDecl) -> Result<Box<dyn ferris_runtime::Source>, EngineError> {
+    fn connector(
+        &mut self,
+        decl: &SourceDecl,
+    ) -> Result<Box<dyn ferris_runtime::Source>, EngineError> {
         let at = |e| EngineError::connector(format!("source '{}'", decl.name), decl.span, e);
+        if is_derived(decl) {
+            if self.dry {
+                return Ok(Box::new(crate::dry::NoSource(decl.schema.clone())));
+            }
+            return match self.derived_sources.remove(&decl.name) {
+                Some(s) => Ok(Box::new(s)),
+                None => Err(EngineError::from(PlanError::at(
+                    format!("derived stream '{}' has no query writing it", decl.name),
+                    decl.span,
+                ))),
+            };
+        }
         if self.dry {
             ferris_connectors::check_source(
                 &decl.name,
@@ -166,9 +185,10 @@ impl JobBuilder<'_> {
             _ => None,
         };
         let slot: Arc<OnceLock<TableSnapshot>> = Arc::default();
+        let source = self.connector(&decl)?;
         self.tables.push(TableLoad {
             name: name.to_string(),
-            source: self.connector(&decl)?,
+            source,
             batch_size: decl.engine.batch_size.unwrap_or(1024),
             key_columns,
             strategy,
@@ -178,6 +198,14 @@ impl JobBuilder<'_> {
         self.table_slots.insert(name.to_string(), slot.clone());
         Ok(slot)
     }
+}
+
+/// Batches in flight between a query and the queries reading its output.
+const DERIVED_CAPACITY: usize = 8;
+
+/// Whether `decl` is a derived stream (the output of a query of the application).
+pub(crate) fn is_derived(decl: &SourceDecl) -> bool {
+    decl.connector.get("connector").map(String::as_str) == Some(ferris_plan::DERIVED_CONNECTOR)
 }
 
 /// Instantiates the connectors of `app` into a runnable job. Relative paths resolve against
@@ -216,7 +244,19 @@ fn build(
         table_slots: BTreeMap::new(),
         dead_letters: Vec::new(),
         dead_letter_paths: Vec::new(),
+        derived_sources: BTreeMap::new(),
+        derived_sinks: BTreeMap::new(),
     };
+    // The derived streams read: one channel each, from the defining query's sink.
+    for decl in app.sources.iter().filter(|d| is_derived(d)) {
+        let (sink, source) = ferris_runtime::derived::derived_stream(
+            &decl.name,
+            decl.schema.clone(),
+            DERIVED_CAPACITY,
+        );
+        b.derived_sinks.insert(decl.name.clone(), sink);
+        b.derived_sources.insert(decl.name.clone(), source);
+    }
     let mut queries = Vec::new();
     for q in &app.queries {
         let settings = resolve(app, q)?;
@@ -238,11 +278,22 @@ fn build(
             None => None,
         };
         let sink_at = |e| EngineError::connector(format!("sink of '{}'", q.name), q.span, e);
+        let feeds = b.derived_sinks.remove(&q.name);
         let sink: Box<dyn ferris_runtime::Sink> = if dry {
             ferris_connectors::check_sink(&q.name, &sink_props, base_dir).map_err(sink_at)?;
             Box::new(ferris_connectors::BlackholeSink)
         } else {
-            ferris_connectors::create_sink(&q.name, &sink_props, base_dir).map_err(sink_at)?
+            match feeds {
+                // Read by other queries and written nowhere else: only to them.
+                Some(d) if q.sink.is_empty() => Box::new(d),
+                Some(d) => Box::new(ferris_runtime::derived::TeeSink::new(
+                    ferris_connectors::create_sink(&q.name, &sink_props, base_dir)
+                        .map_err(sink_at)?,
+                    d,
+                )),
+                None => ferris_connectors::create_sink(&q.name, &sink_props, base_dir)
+                    .map_err(sink_at)?,
+            }
         };
         let plan = q.plan.clone();
         let ops_table = table.clone();

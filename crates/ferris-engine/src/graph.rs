@@ -73,6 +73,9 @@ pub enum EdgeKind {
     DeadLetter,
     /// Rows a sink writes to a repartition topic.
     TopicWrite,
+    /// Rows a query's sink hands to a derived stream that other queries read (in-process,
+    /// bounded).
+    Derived,
     /// Rows a source reads from a repartition topic.
     TopicRead,
 }
@@ -88,6 +91,7 @@ impl EdgeKind {
             EdgeKind::DeadLetter => "dead_letter",
             EdgeKind::TopicWrite => "topic_write",
             EdgeKind::TopicRead => "topic_read",
+            EdgeKind::Derived => "derived",
         }
     }
 }
@@ -228,6 +232,14 @@ pub fn job_graph(app: &Application, config: &JobConfig) -> Result<JobGraph, Engi
             b.repartitioned(q, &r);
         } else {
             b.direct(q, &r);
+        }
+    }
+    // A derived stream: the defining query's sink feeds the stream's source.
+    for decl in app.sources.iter().filter(|d| crate::build::is_derived(d)) {
+        let (from, to) = (ids::sink_node(&decl.name), ids::source_node(&decl.name));
+        if b.g.node(&from).is_some() && b.g.node(&to).is_some() {
+            let id = format!("{from}->{to}");
+            b.g.edge(id, EdgeKind::Derived, &from, &to, None, None);
         }
     }
     Ok(b.g)

@@ -160,8 +160,14 @@ pub(crate) fn resolve<'a>(
         ),
     };
     let mut sink = q.sink.clone();
+    // Read by other queries and written nowhere else: only to them (see build_job).
+    let read = app
+        .sources
+        .iter()
+        .any(|d| d.name == q.name && crate::build::is_derived(d));
+    let default = if read { "derived" } else { "stdout" };
     sink.entry("connector".to_string())
-        .or_insert_with(|| "stdout".to_string());
+        .or_insert_with(|| default.to_string());
     let upsert = sink
         .get("format")
         .is_some_and(|f| f.eq_ignore_ascii_case("upsert-json"));

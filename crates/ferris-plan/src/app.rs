@@ -181,6 +181,7 @@ fn plan_on_this_thread(sql: &str) -> Result<Application, AppError> {
     };
     let mut catalog = Catalog::new();
     let mut selects = 0;
+    let mut derived = Derived::default();
     for stmt in statements {
         match stmt {
             Statement::CreateSource(s) => {
@@ -220,7 +221,9 @@ fn plan_on_this_thread(sql: &str) -> Result<Application, AppError> {
                 }
                 let (engine, sink) = props::split(&c.properties, c.span)?;
                 let plan = plan_query(&c.query, &catalog, &engine)?;
+                derived.read(&mut app, &plan, c.query.span)?;
                 let metrics = crate::metrics::declared(&engine.metrics, &plan.output_schema)?;
+                derived.define(&name, &plan, &mut catalog, c.span);
                 app.queries.push(PlannedQuery {
                     name,
                     plan,
@@ -232,7 +235,7 @@ fn plan_on_this_thread(sql: &str) -> Result<Application, AppError> {
             }
             Statement::InsertInto(i) => {
                 let target = i.target.value.to_ascii_lowercase();
-                let Some(sink) = app.sinks.iter().find(|k| k.name == target) else {
+                let Some(sink) = app.sinks.iter().find(|k| k.name == target).cloned() else {
                     return Err(PlanError::at(
                         format!(
                             "INSERT INTO '{target}': no sink of that name; declare it first with \
@@ -243,6 +246,7 @@ fn plan_on_this_thread(sql: &str) -> Result<Application, AppError> {
                     .into());
                 };
                 let plan = plan_query(&i.query, &catalog, &sink.engine)?;
+                derived.read(&mut app, &plan, i.query.span)?;
                 let metrics = crate::metrics::declared(&sink.engine.metrics, &plan.output_schema)?;
                 let n = app.queries.len() + 1;
                 app.queries.push(PlannedQuery {
@@ -257,6 +261,7 @@ fn plan_on_this_thread(sql: &str) -> Result<Application, AppError> {
             Statement::Select(q) => {
                 selects += 1;
                 let plan = plan_query(&q, &catalog, &EngineProps::default())?;
+                derived.read(&mut app, &plan, q.span)?;
                 app.queries.push(PlannedQuery {
                     name: format!("select_{selects}"),
                     plan,
@@ -268,12 +273,95 @@ fn plan_on_this_thread(sql: &str) -> Result<Application, AppError> {
             }
             Statement::Explain(e) => {
                 let n = app.explains.len() + 1;
-                app.explains.push(explain(&e, &catalog, n)?);
+                let req = explain(&e, &catalog, n)?;
+                derived.read(&mut app, &req.query.plan, req.span)?;
+                app.explains.push(req);
             }
         }
     }
     Ok(app)
 }
+
+/// The streams the application's queries define (`CREATE STREAM name AS SELECT`), which
+/// later queries may read: derived streams. A stream read by a query becomes a source of the
+/// application (connector `derived`), fed in-process by the query that defines it.
+#[derive(Default)]
+struct Derived {
+    /// Per stream: its source declaration, and whether its rows update earlier ones.
+    streams: BTreeMap<String, (SourceDecl, bool)>,
+}
+
+impl Derived {
+    /// Query `name` (planned as `plan`) defines a stream later queries may read.
+    fn define(&mut self, name: &str, plan: &QueryPlan, catalog: &mut Catalog, span: Span) {
+        let schema = plan.output_schema.clone();
+        // Event time goes on only in a millisecond timestamp column.
+        let event_time = plan.output_time.clone().filter(|c| {
+            schema.field_with_name(c).is_ok_and(|f| {
+                matches!(
+                    f.data_type(),
+                    DataType::Timestamp(arrow::datatypes::TimeUnit::Millisecond, _)
+                )
+            })
+        });
+        catalog.add_table(name, schema.clone());
+        if let Some(c) = &event_time {
+            catalog.set_event_time(name, c);
+        }
+        let connector = BTreeMap::from([
+            ("connector".to_string(), DERIVED_CONNECTOR.to_string()),
+            ("query".to_string(), name.to_string()),
+        ]);
+        let decl = SourceDecl {
+            name: name.to_string(),
+            kind: SourceKind::Stream,
+            schema,
+            engine: EngineProps::default(),
+            connector,
+            primary_key: Vec::new(),
+            // The upstream's watermark is carried: no bound of its own.
+            event_time: event_time.map(|c| (c, 0)),
+            span,
+        };
+        self.streams.insert(name.to_string(), (decl, plan.updating));
+    }
+
+    /// A query planned as `plan` (written at `span`) reads what it reads: the derived
+    /// streams among its inputs become sources of the application.
+    fn read(&self, app: &mut Application, plan: &QueryPlan, span: Span) -> Result<(), PlanError> {
+        for input in std::iter::once(&plan.source).chain(plan.right_source.as_ref()) {
+            let Some((decl, updating)) = self.streams.get(input) else {
+                continue;
+            };
+            if *updating {
+                return Err(PlanError::at(
+                    format!(
+                        "'{input}' is an updating stream (its query aggregates with EMIT \
+                         CHANGES, so a row replaces an earlier one): reading it needs \
+                         retractions, which are not supported yet; give that query a window \
+                         and EMIT FINAL, or read what it writes to its sink"
+                    ),
+                    span,
+                ));
+            }
+            if !app.sources.iter().any(|s| s.name == *input) {
+                app.sources.push(decl.clone());
+            }
+            // What the stream passes on in event time is decided row by row at its source:
+            // the defining query drops rows that arrive late there, as every event-time
+            // query does, so the stream is the same at every batch size.
+            if decl.event_time.is_some()
+                && let Some(q) = app.queries.iter_mut().find(|q| q.name == *input)
+            {
+                q.plan.event_time = true;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The `'connector'` of a derived stream's source declaration.
+pub const DERIVED_CONNECTOR: &str = "derived";
 
 fn declare_source(
     s: &ast::CreateSource,

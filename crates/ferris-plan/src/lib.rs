@@ -31,7 +31,9 @@ pub mod props;
 mod query;
 mod types;
 
-pub use app::{AppError, Application, PlannedQuery, SinkDecl, SourceDecl, plan_application};
+pub use app::{
+    AppError, Application, DERIVED_CONNECTOR, PlannedQuery, SinkDecl, SourceDecl, plan_application,
+};
 pub use catalog::{Catalog, WINDOW_END, WINDOW_START};
 pub use error::PlanError;
 pub use explain::{ExplainFormat, ExplainOptions, ExplainRequest};

@@ -282,6 +282,11 @@ pub(crate) fn lower_aggregate(
     }
     let chain_schema = Arc::new(Schema::new(chain_fields));
     let upsert_key = upsert_key(projection, agg);
+    // A window's rows carry event time on as the window's end (written once the watermark
+    // passed it, so never late downstream).
+    let output_time = (windowed && emit == EmitMode::Final)
+        .then(|| crate::query::passthrough_column(projection, crate::catalog::WINDOW_END))
+        .flatten();
 
     // Validate once now, so that bad aggregates fail at planning, not in a worker.
     aggregate_operator(spec.clone()).map_err(|e| PlanError::at(e, span))?;
@@ -334,6 +339,8 @@ pub(crate) fn lower_aggregate(
         event_time: windowed || ctx.ttl_ms.is_some(),
         upsert_key,
         logical_plan: ctx.logical_plan,
+        updating: emit == EmitMode::Changes,
+        output_time,
     })
 }
 
@@ -386,11 +393,7 @@ fn upsert_key(projection: &Projection, agg: &Aggregate) -> Vec<String> {
         .iter()
         .zip(projection.schema.fields())
         .filter_map(|(e, f)| {
-            let inner = match e {
-                Expr::Alias(a) => a.expr.as_ref(),
-                other => other,
-            };
-            if let Expr::Column(c) = inner
+            if let Expr::Column(c) = crate::query::unaliased(e)
                 && agg_fields[..groups].iter().any(|g| g.name() == &c.name)
             {
                 Some(f.name().clone())

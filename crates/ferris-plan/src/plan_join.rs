@@ -543,5 +543,8 @@ pub(crate) fn interval_query(q: IntervalQuery) -> crate::query::QueryPlan {
         event_time: true,
         upsert_key: Vec::new(),
         logical_plan: q.logical_plan,
+        updating: false,
+        // The two inputs' watermarks are not passed on: no event time after the join.
+        output_time: None,
     }
 }

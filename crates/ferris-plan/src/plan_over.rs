@@ -110,6 +110,9 @@ pub(crate) fn lower_window(
             )),
         ])
     };
+    let output_time = catalog
+        .event_time(&source)
+        .and_then(|c| crate::query::passthrough_column(projection, c));
     // The stateless stage passes the source columns through unchanged.
     let identity: Vec<Arc<dyn PhysicalExpr>> = source_schema
         .fields()
@@ -139,5 +142,7 @@ pub(crate) fn lower_window(
         event_time: true,
         upsert_key: Vec::new(),
         logical_plan,
+        updating: false,
+        output_time,
     })
 }

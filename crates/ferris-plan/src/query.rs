@@ -56,6 +56,36 @@ pub struct QueryPlan {
     pub upsert_key: Vec<String>,
     /// DataFusion's logical plan, indented, for EXPLAIN.
     pub logical_plan: String,
+    /// Whether output rows update earlier ones (an aggregate under EMIT CHANGES): the
+    /// output is a changelog, not an append-only stream.
+    pub updating: bool,
+    /// The output column that carries event time on, when the query's output has one: the
+    /// source's event-time column passed through unchanged (or renamed), or a window's end.
+    /// A query reading this query's output (a derived stream) works in this time.
+    pub output_time: Option<String>,
+}
+
+/// The output name of the column of `projection` that is `column` of its input, passed
+/// through unchanged (possibly renamed).
+pub(crate) fn passthrough_column(
+    projection: &datafusion_expr::logical_plan::Projection,
+    column: &str,
+) -> Option<String> {
+    projection
+        .expr
+        .iter()
+        .zip(projection.schema.fields())
+        .find_map(|(e, f)| {
+            matches!(unaliased(e), Expr::Column(c) if c.name == column).then(|| f.name().clone())
+        })
+}
+
+/// `e` without its alias.
+pub(crate) fn unaliased(e: &Expr) -> &Expr {
+    match e {
+        Expr::Alias(a) => a.expr.as_ref(),
+        other => other,
+    }
 }
 
 /// The stateful stage of a keyed query.
@@ -364,6 +394,9 @@ fn lower_stateless(
         },
     };
     let source_schema = catalog.schema(&source).unwrap_or(source_schema);
+    let output_time = catalog
+        .event_time(&source)
+        .and_then(|c| passthrough_column(projection, c));
     let predicate = match (filter_expr, residual) {
         (Some(w), Some(r)) => Some(w.clone().and(r)),
         (Some(w), None) => Some(w.clone()),
@@ -424,6 +457,8 @@ fn lower_stateless(
         event_time: false,
         upsert_key: Vec::new(),
         logical_plan,
+        updating: false,
+        output_time,
     })
 }
 

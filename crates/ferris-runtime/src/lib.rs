@@ -12,6 +12,7 @@ mod chains;
 pub mod channel;
 pub mod config;
 pub mod dead_letter;
+pub mod derived;
 pub mod error;
 pub mod graph_ids;
 pub mod job;

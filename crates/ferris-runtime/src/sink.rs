@@ -80,6 +80,15 @@ pub trait Sink: Send {
         Ok(())
     }
 
+    /// The query's output watermark after the rows written so far: no row it writes later
+    /// has an event time below it, unless late. Called after each batch or step that moved
+    /// it, for sinks that pass it on (a derived stream, see [`crate::derived`]); the default
+    /// ignores it.
+    fn write_output_watermark(&mut self, watermark: i64) -> Result<(), SinkError> {
+        let _ = watermark;
+        Ok(())
+    }
+
     /// Flushes and releases resources at the end of the job.
     fn close(&mut self) -> Result<(), SinkError> {
         Ok(())

@@ -280,6 +280,7 @@ impl SinkTask {
         loop {
             let mut parts = Vec::with_capacity(self.inputs.len());
             let mut settled: Vec<Settled> = Vec::new();
+            let mut step_watermark: Option<i64> = None;
             let mut ended = 0;
             for i in 0..self.inputs.len() {
                 match self.recv(i, m)? {
@@ -290,9 +291,13 @@ impl SinkTask {
                     }
                     // The partition emitted nothing this step: only what it settled.
                     Some(Message::Watermark(wm)) => {
+                        step_watermark = min_watermark(step_watermark, wm.control.event.as_deref());
                         settled.extend(wm.control.settled.as_deref().copied())
                     }
-                    Some(Message::ProcessBatch(pb)) => parts.push(pb),
+                    Some(Message::ProcessBatch(pb)) => {
+                        step_watermark = min_watermark(step_watermark, pb.control.event.as_deref());
+                        parts.push(pb)
+                    }
                 }
             }
             if ended == self.inputs.len() {
@@ -309,26 +314,42 @@ impl SinkTask {
             if let Some((merged, order)) = merge_step(parts, order_columns)? {
                 self.write_ordered(merged, &order, m)?;
             }
+            // The step's rows were emitted under its watermark: they go first.
+            self.pass_output_watermark(step_watermark)?;
             self.done(Done::Settle(settled), m)?;
         }
+    }
+
+    /// Hands the query's output watermark to the sink (a derived stream passes it on).
+    fn pass_output_watermark(&mut self, watermark: Option<i64>) -> Result<(), TaskEnd> {
+        let Some(w) = watermark.filter(|w| *w > i64::MIN) else {
+            return Ok(());
+        };
+        let result = self.sink.write_output_watermark(w);
+        result.map_err(|e| self.watermark_failed("watermark", e))
+    }
+
+    /// The end of a query whose sink could not pass `what` on.
+    fn watermark_failed(&self, what: &str, e: crate::sink::SinkError) -> TaskEnd {
+        TaskEnd::Failed(RuntimeError::Sink {
+            query: self.ctx.name.to_string(),
+            sink: self.sink.describe(),
+            attempts: 1,
+            reason: format!("cannot pass the {what} on: {e}"),
+            correlation_id: String::new(),
+            cause: Some(Box::new(e)),
+        })
     }
 
     /// Hands the watermark of every input partition in `event` to the sink (a repartition
     /// topic passes them on to its readers; other sinks ignore them).
     fn pass_watermarks(&mut self, event: Option<&EventTimeMeta>) -> Result<(), TaskEnd> {
+        self.pass_output_watermark(event.map(|e| e.watermark))?;
         let Some(marks) = event.map(|e| &e.partitions).filter(|m| !m.is_empty()) else {
             return Ok(());
         };
-        self.sink.write_watermarks(marks).map_err(|e| {
-            TaskEnd::Failed(RuntimeError::Sink {
-                query: self.ctx.name.to_string(),
-                sink: self.sink.describe(),
-                attempts: 1,
-                reason: format!("cannot pass the watermarks on: {e}"),
-                correlation_id: String::new(),
-                cause: Some(Box::new(e)),
-            })
-        })
+        let result = self.sink.write_watermarks(marks);
+        result.map_err(|e| self.watermark_failed("watermarks", e))
     }
 
     /// Receives from input `i`; flushes the sink first when nothing is ready there, so
@@ -732,4 +753,12 @@ fn merge_step(
         ..first.meta.clone()
     };
     Ok(Some((out, order)))
+}
+
+/// The smaller of `current` and the watermark `event` carries.
+fn min_watermark(current: Option<i64>, event: Option<&EventTimeMeta>) -> Option<i64> {
+    match (current, event.map(|e| e.watermark)) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    }
 }

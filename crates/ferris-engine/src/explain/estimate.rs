@@ -76,6 +76,10 @@ pub fn source_estimate(source: &SourceDecl, base: &Path) -> SourceEstimate {
             e.basis = "stdin: not known before it is read".to_string();
             e.no_sample = Some("stdin is not read by EXPLAIN".to_string());
         }
+        ferris_plan::DERIVED_CONNECTOR => {
+            e.basis = "the output of another query: not known before it runs".to_string();
+            e.no_sample = Some("a derived stream is not read by EXPLAIN".to_string());
+        }
         other => e.basis = format!("connector '{other}': not known"),
     }
     if e.no_sample.is_none() {

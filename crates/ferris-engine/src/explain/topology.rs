@@ -346,7 +346,14 @@ fn node_lines(
             lines.push(format!("{}: {v}", key.replace('_', " ")));
         }
     }
-    if let Some(ms) = n.properties.get("watermark.max_out_of_orderness_ms") {
+    if n.kind == NodeKind::Source
+        && n.properties.get("connector").map(String::as_str) == Some(ferris_plan::DERIVED_CONNECTOR)
+    {
+        lines.push(format!(
+            "derived stream: the output of query {} (its watermark carried on)",
+            n.name
+        ));
+    } else if let Some(ms) = n.properties.get("watermark.max_out_of_orderness_ms") {
         lines.push(format!("watermark: bounded out-of-orderness {ms} ms"));
     }
     lines.extend(n.operators.iter().cloned());
