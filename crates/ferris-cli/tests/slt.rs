@@ -674,6 +674,8 @@ macro_rules! slt_files {
 
 slt_files! {
     derived => "derived.slt",
+    subqueries => "subqueries.slt",
+    union => "union.slt",
     projection => "projection.slt",
     filter => "filter.slt",
     case_cast => "case_cast.slt",

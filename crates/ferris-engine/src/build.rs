@@ -249,12 +249,16 @@ fn build(
     };
     // The derived streams read: one channel each, from the defining query's sink.
     for decl in app.sources.iter().filter(|d| is_derived(d)) {
-        let (sink, source) = ferris_runtime::derived::derived_stream(
+        let writers = ferris_plan::writers(decl);
+        let (sinks, source) = ferris_runtime::derived::derived_union(
             &decl.name,
             decl.schema.clone(),
             DERIVED_CAPACITY,
+            writers.len(),
         );
-        b.derived_sinks.insert(decl.name.clone(), sink);
+        for (writer, sink) in writers.into_iter().zip(sinks) {
+            b.derived_sinks.insert(writer, sink);
+        }
         b.derived_sources.insert(decl.name.clone(), source);
     }
     let mut queries = Vec::new();

@@ -236,10 +236,13 @@ pub fn job_graph(app: &Application, config: &JobConfig) -> Result<JobGraph, Engi
     }
     // A derived stream: the defining query's sink feeds the stream's source.
     for decl in app.sources.iter().filter(|d| crate::build::is_derived(d)) {
-        let (from, to) = (ids::sink_node(&decl.name), ids::source_node(&decl.name));
-        if b.g.node(&from).is_some() && b.g.node(&to).is_some() {
-            let id = format!("{from}->{to}");
-            b.g.edge(id, EdgeKind::Derived, &from, &to, None, None);
+        let to = ids::source_node(&decl.name);
+        for writer in ferris_plan::writers(decl) {
+            let from = ids::sink_node(&writer);
+            if b.g.node(&from).is_some() && b.g.node(&to).is_some() {
+                let id = format!("{from}->{to}");
+                b.g.edge(id, EdgeKind::Derived, &from, &to, None, None);
+            }
         }
     }
     Ok(b.g)

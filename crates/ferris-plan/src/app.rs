@@ -182,7 +182,11 @@ fn plan_on_this_thread(sql: &str) -> Result<Application, AppError> {
     let mut catalog = Catalog::new();
     let mut selects = 0;
     let mut derived = Derived::default();
-    for stmt in statements {
+    let later = defined_later(&statements);
+    for (i, stmt) in statements.into_iter().enumerate() {
+        if let Some(query) = stmt_query(&stmt) {
+            read_before_defined(query, &later, i, &catalog)?;
+        }
         match stmt {
             Statement::CreateSource(s) => {
                 let decl = declare_source(&s, &app, &catalog)?;
@@ -220,7 +224,8 @@ fn plan_on_this_thread(sql: &str) -> Result<Application, AppError> {
                     );
                 }
                 let (engine, sink) = props::split(&c.properties, c.span)?;
-                let plan = plan_query(&c.query, &catalog, &engine)?;
+                let query = hidden_queries(&name, &c.query, &mut app, &mut catalog, &mut derived)?;
+                let plan = plan_query(&query, &catalog, &engine)?;
                 derived.read(&mut app, &plan, c.query.span)?;
                 let metrics = crate::metrics::declared(&engine.metrics, &plan.output_schema)?;
                 derived.define(&name, &plan, &mut catalog, c.span);
@@ -245,12 +250,14 @@ fn plan_on_this_thread(sql: &str) -> Result<Application, AppError> {
                     )
                     .into());
                 };
-                let plan = plan_query(&i.query, &catalog, &sink.engine)?;
+                let n = app.queries.len() + 1;
+                let name = format!("insert_{n}_into_{target}");
+                let query = hidden_queries(&name, &i.query, &mut app, &mut catalog, &mut derived)?;
+                let plan = plan_query(&query, &catalog, &sink.engine)?;
                 derived.read(&mut app, &plan, i.query.span)?;
                 let metrics = crate::metrics::declared(&sink.engine.metrics, &plan.output_schema)?;
-                let n = app.queries.len() + 1;
                 app.queries.push(PlannedQuery {
-                    name: format!("insert_{n}_into_{target}"),
+                    name,
                     plan,
                     sink: sink.connector.clone(),
                     engine: sink.engine.clone(),
@@ -260,10 +267,12 @@ fn plan_on_this_thread(sql: &str) -> Result<Application, AppError> {
             }
             Statement::Select(q) => {
                 selects += 1;
-                let plan = plan_query(&q, &catalog, &EngineProps::default())?;
+                let name = format!("select_{selects}");
+                let query = hidden_queries(&name, &q, &mut app, &mut catalog, &mut derived)?;
+                let plan = plan_query(&query, &catalog, &EngineProps::default())?;
                 derived.read(&mut app, &plan, q.span)?;
                 app.queries.push(PlannedQuery {
-                    name: format!("select_{selects}"),
+                    name,
                     plan,
                     sink: BTreeMap::new(),
                     engine: EngineProps::default(),
@@ -289,6 +298,8 @@ fn plan_on_this_thread(sql: &str) -> Result<Application, AppError> {
 struct Derived {
     /// Per stream: its source declaration, and whether its rows update earlier ones.
     streams: BTreeMap<String, (SourceDecl, bool)>,
+    /// The streams of subqueries, CTEs and UNION ALLs, by hidden name: their alias.
+    hidden: BTreeMap<String, String>,
 }
 
 impl Derived {
@@ -326,6 +337,79 @@ impl Derived {
         self.streams.insert(name.to_string(), (decl, plan.updating));
     }
 
+    /// The queries `parts` (planned already) write stream `name` together (`UNION ALL`):
+    /// their outputs must have the same column types; the stream takes the first one's
+    /// column names, and carries event time when every part carries it in the same column.
+    fn define_union(
+        &mut self,
+        name: &str,
+        parts: &[String],
+        app: &Application,
+        catalog: &mut Catalog,
+        span: Span,
+    ) -> Result<(), PlanError> {
+        let plans: Vec<&PlannedQuery> = parts
+            .iter()
+            .filter_map(|p| app.queries.iter().find(|q| q.name == *p))
+            .collect();
+        let Some(first) = plans.first() else {
+            return Err(PlanError::at("internal: a UNION ALL without parts", span));
+        };
+        let schema = &first.plan.output_schema;
+        for p in &plans[1..] {
+            let other = &p.plan.output_schema;
+            if other.fields().len() != schema.fields().len() {
+                return Err(PlanError::at(
+                    format!(
+                        "UNION ALL of {} columns and {} columns: every SELECT of a UNION ALL \
+                         gives the same number of columns",
+                        schema.fields().len(),
+                        other.fields().len()
+                    ),
+                    p.span,
+                ));
+            }
+            for (i, (a, b)) in schema.fields().iter().zip(other.fields()).enumerate() {
+                if a.data_type() != b.data_type() {
+                    return Err(PlanError::at(
+                        format!(
+                            "UNION ALL: column {} is {} in the first SELECT ({}) and {} here \
+                             ({}): CAST one side",
+                            i + 1,
+                            a.data_type(),
+                            a.name(),
+                            b.data_type(),
+                            b.name()
+                        ),
+                        p.span,
+                    ));
+                }
+            }
+        }
+        let fields: Vec<Field> = schema
+            .fields()
+            .iter()
+            .map(|f| f.as_ref().clone().with_nullable(true))
+            .collect();
+        let position = |q: &PlannedQuery| {
+            q.plan
+                .output_time
+                .as_ref()
+                .and_then(|c| q.plan.output_schema.index_of(c).ok())
+        };
+        let time = position(first).filter(|i| plans.iter().all(|p| position(p) == Some(*i)));
+        let mut plan = first.plan.clone();
+        plan.output_schema = Arc::new(Schema::new(fields));
+        plan.output_time = time.map(|i| schema.field(i).name().clone());
+        plan.updating = plans.iter().any(|p| p.plan.updating);
+        self.define(name, &plan, catalog, span);
+        if let Some((decl, _)) = self.streams.get_mut(name) {
+            decl.connector
+                .insert("writers".to_string(), parts.join(","));
+        }
+        Ok(())
+    }
+
     /// A query planned as `plan` (written at `span`) reads what it reads: the derived
     /// streams among its inputs become sources of the application.
     fn read(&self, app: &mut Application, plan: &QueryPlan, span: Span) -> Result<(), PlanError> {
@@ -334,14 +418,19 @@ impl Derived {
                 continue;
             };
             if *updating {
+                // A subquery's or CTE's hidden stream is named by its alias, where it stands.
+                let (what, at) = match self.hidden.get(input) {
+                    Some(alias) => (format!("the subquery '{alias}'"), decl.span),
+                    None => (format!("'{input}'"), span),
+                };
                 return Err(PlanError::at(
                     format!(
-                        "'{input}' is an updating stream (its query aggregates with EMIT \
+                        "{what} is an updating stream (its query aggregates with EMIT \
                          CHANGES, so a row replaces an earlier one): reading it needs \
                          retractions, which are not supported yet; give that query a window \
                          and EMIT FINAL, or read what it writes to its sink"
                     ),
-                    span,
+                    at,
                 ));
             }
             if !app.sources.iter().any(|s| s.name == *input) {
@@ -350,13 +439,145 @@ impl Derived {
             // What the stream passes on in event time is decided row by row at its source:
             // the defining query drops rows that arrive late there, as every event-time
             // query does, so the stream is the same at every batch size.
-            if decl.event_time.is_some()
-                && let Some(q) = app.queries.iter_mut().find(|q| q.name == *input)
-            {
-                q.plan.event_time = true;
+            if decl.event_time.is_some() {
+                let writers = writers(decl);
+                for q in app.queries.iter_mut().filter(|q| writers.contains(&q.name)) {
+                    q.plan.event_time = true;
+                }
             }
         }
         Ok(())
+    }
+}
+
+/// Plans the subqueries and CTEs of `query` (of statement `name`) as hidden queries of the
+/// application, whose outputs are derived streams; returns the query reading them.
+fn hidden_queries(
+    name: &str,
+    query: &ast::StreamingQuery,
+    app: &mut Application,
+    catalog: &mut Catalog,
+    derived: &mut Derived,
+) -> Result<ast::StreamingQuery, PlanError> {
+    use crate::subquery::Hidden;
+    let expanded = crate::subquery::expand(name, query)?;
+    for part in expanded.hidden {
+        let (hidden, q, union) = match part {
+            Hidden::Query { name, query, union } => (name, query, union),
+            Hidden::Union { name, parts, span } => {
+                derived.define_union(&name, &parts, app, catalog, span)?;
+                derived.hidden.insert(name, "UNION ALL".to_string());
+                continue;
+            }
+        };
+        if catalog.has_table(&hidden) {
+            return Err(PlanError::at(
+                format!("'{hidden}' (a subquery's name) is already declared"),
+                q.span,
+            ));
+        }
+        let engine = EngineProps::default();
+        let plan = plan_query(&q, catalog, &engine)?;
+        derived.read(app, &plan, q.span)?;
+        if union.is_none() {
+            derived.define(&hidden, &plan, catalog, q.span);
+            let alias = hidden.rsplit_once("__").map_or(hidden.as_str(), |(_, a)| a);
+            derived.hidden.insert(hidden.clone(), alias.to_string());
+        }
+        app.queries.push(PlannedQuery {
+            name: hidden,
+            plan,
+            sink: BTreeMap::new(),
+            engine,
+            metrics: Vec::new(),
+            span: q.span,
+        });
+    }
+    Ok(expanded.query)
+}
+
+/// Per stream an application's queries define: the statement index, the span and the names
+/// the defining query reads.
+type Definitions = BTreeMap<String, (usize, Span, Vec<String>)>;
+
+/// The query of a statement that has one (not EXPLAIN, which reads only what exists).
+fn stmt_query(stmt: &Statement) -> Option<&ast::StreamingQuery> {
+    match stmt {
+        Statement::CreateStreamAs(c) => Some(&c.query),
+        Statement::InsertInto(i) => Some(&i.query),
+        Statement::Select(q) => Some(q),
+        _ => None,
+    }
+}
+
+/// The names `query` reads (lower-cased).
+fn relations(query: &ast::StreamingQuery) -> Vec<String> {
+    let mut out = Vec::new();
+    let _ = sqlparser::ast::visit_relations(query.query.as_ref(), |name| {
+        out.push(name.to_string().trim_matches('"').to_ascii_lowercase());
+        std::ops::ControlFlow::<()>::Continue(())
+    });
+    out
+}
+
+/// The streams the statements define with `CREATE STREAM … AS`.
+fn defined_later(statements: &[Statement]) -> Definitions {
+    statements
+        .iter()
+        .enumerate()
+        .filter_map(|(i, s)| match s {
+            Statement::CreateStreamAs(c) => Some((
+                c.name.value.to_ascii_lowercase(),
+                (i, c.span, relations(&c.query)),
+            )),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Statement `index` (query `query`) may read only streams defined before it: reading one
+/// defined later is an error naming where, and a cycle when that one reads this one back.
+fn read_before_defined(
+    query: &ast::StreamingQuery,
+    later: &Definitions,
+    index: usize,
+    catalog: &Catalog,
+) -> Result<(), PlanError> {
+    let this = later
+        .iter()
+        .find(|(_, (i, _, _))| *i == index)
+        .map(|(n, _)| n.clone());
+    for name in relations(query) {
+        let Some((at, span, reads)) = later.get(&name) else {
+            continue;
+        };
+        if *at <= index || catalog.has_table(&name) {
+            continue;
+        }
+        let cycle = this.as_ref().is_some_and(|t| reads.contains(t));
+        let message = match (&this, cycle) {
+            (Some(t), true) => format!(
+                "'{t}' reads '{name}', which reads '{t}' (line {}): derived streams cannot \
+                 form a cycle",
+                span.start.line
+            ),
+            _ => format!(
+                "'{name}' is defined later (line {}): a query reads only the streams declared \
+                 before it; move this statement after it",
+                span.start.line
+            ),
+        };
+        return Err(PlanError::at(message, query.span));
+    }
+    Ok(())
+}
+
+/// The queries writing derived stream `decl`: the one defining it, or the parts of a
+/// `UNION ALL` (`'writers'`).
+pub fn writers(decl: &SourceDecl) -> Vec<String> {
+    match decl.connector.get("writers") {
+        Some(w) => w.split(',').map(str::to_string).collect(),
+        None => vec![decl.name.clone()],
     }
 }
 

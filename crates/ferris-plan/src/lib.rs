@@ -29,10 +29,12 @@ mod plan_join;
 mod plan_over;
 pub mod props;
 mod query;
+mod subquery;
 mod types;
 
 pub use app::{
     AppError, Application, DERIVED_CONNECTOR, PlannedQuery, SinkDecl, SourceDecl, plan_application,
+    writers,
 };
 pub use catalog::{Catalog, WINDOW_END, WINDOW_START};
 pub use error::PlanError;

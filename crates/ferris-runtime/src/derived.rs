@@ -14,15 +14,15 @@ use arrow::record_batch::RecordBatch;
 use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TrySendError, sync_channel};
 use std::time::Duration;
 
-/// What travels from the upstream sink to the stream's source.
+/// What travels from an upstream sink (writer `usize` of the stream) to the stream's source.
 #[derive(Debug)]
 enum Item {
     /// Rows written by the upstream query.
     Rows(RecordBatch),
-    /// The upstream's output watermark after the rows before it.
-    Watermark(i64),
-    /// The upstream query finished.
-    End,
+    /// The writer's output watermark after the rows before it.
+    Watermark(usize, i64),
+    /// The writer finished.
+    End(usize),
 }
 
 /// How long a poll waits for the upstream before it reports the source idle.
@@ -35,28 +35,47 @@ pub fn derived_stream(
     schema: SchemaRef,
     capacity: usize,
 ) -> (DerivedSink, DerivedSource) {
+    let (mut sinks, source) = derived_union(name, schema, capacity, 1);
+    (sinks.remove(0), source)
+}
+
+/// A derived stream written by `writers` queries (`UNION ALL`): one sink each, one source.
+/// The stream's watermark is the smallest of its writers', and it ends when all have.
+pub fn derived_union(
+    name: &str,
+    schema: SchemaRef,
+    capacity: usize,
+    writers: usize,
+) -> (Vec<DerivedSink>, DerivedSource) {
+    let writers = writers.max(1);
     let (tx, rx) = sync_channel(capacity.max(1));
-    (
-        DerivedSink {
+    let sinks = (0..writers)
+        .map(|writer| DerivedSink {
             name: name.to_string(),
-            tx: Some(tx),
+            writer,
+            tx: Some(tx.clone()),
             watermark: i64::MIN,
-        },
-        DerivedSource {
-            name: name.to_string(),
-            schema,
-            rx,
-            next_position: 1,
-            carried: None,
-            ended: false,
-        },
-    )
+        })
+        .collect();
+    let source = DerivedSource {
+        name: name.to_string(),
+        schema,
+        rx,
+        next_position: 1,
+        watermarks: vec![i64::MIN; writers],
+        finished: vec![false; writers],
+        open: writers,
+        ended: false,
+    };
+    (sinks, source)
 }
 
 /// The upstream query's end of a derived stream (see the module docs).
 #[derive(Debug)]
 pub struct DerivedSink {
     name: String,
+    /// Which writer of the stream this is.
+    writer: usize,
     tx: Option<SyncSender<Item>>,
     /// The last watermark passed on.
     watermark: i64,
@@ -103,13 +122,13 @@ impl Sink for DerivedSink {
             return Ok(());
         }
         self.watermark = watermark;
-        self.send(Item::Watermark(watermark))
+        self.send(Item::Watermark(self.writer, watermark))
     }
 
     fn close(&mut self) -> Result<(), SinkError> {
         if self.tx.is_some() {
             // A reader already gone does not fail the upstream at its end.
-            let _ = self.send(Item::End);
+            let _ = self.send(Item::End(self.writer));
         }
         self.tx = None;
         Ok(())
@@ -185,7 +204,12 @@ pub struct DerivedSource {
     rx: Receiver<Item>,
     /// Position of the next row (rows are numbered from 1 in the order written).
     next_position: u64,
-    carried: Option<i64>,
+    /// Each writer's last watermark.
+    watermarks: Vec<i64>,
+    /// Which writers finished.
+    finished: Vec<bool>,
+    /// Writers not finished yet.
+    open: usize,
     ended: bool,
 }
 
@@ -212,25 +236,47 @@ impl Source for DerivedSource {
                 match self.rx.recv_timeout(POLL_WAIT) {
                     Ok(item) => item,
                     Err(RecvTimeoutError::Timeout) => break,
-                    Err(RecvTimeoutError::Disconnected) => Item::End,
+                    Err(RecvTimeoutError::Disconnected) => {
+                        self.ended = true;
+                        break;
+                    }
                 }
             } else {
                 match self.rx.try_recv() {
                     Ok(item) => item,
                     Err(std::sync::mpsc::TryRecvError::Empty) => break,
-                    Err(std::sync::mpsc::TryRecvError::Disconnected) => Item::End,
+                    Err(std::sync::mpsc::TryRecvError::Disconnected) => {
+                        self.ended = true;
+                        break;
+                    }
                 }
             };
             match item {
                 Item::Rows(b) => {
                     rows += b.num_rows();
+                    // Writers of a union name their columns their own way: the stream's names.
+                    let b = RecordBatch::try_new(self.schema.clone(), b.columns().to_vec())
+                        .map_err(|e| {
+                            SourceError::caused_by(format!("derived stream '{}'", self.name), e)
+                        })?;
                     batches.push(b);
                 }
                 // Rows read before it are judged against the watermark sent before them.
-                Item::Watermark(w) => self.carried = Some(w.max(self.carried.unwrap_or(w))),
-                Item::End => {
-                    self.ended = true;
-                    break;
+                Item::Watermark(writer, w) => {
+                    if let Some(m) = self.watermarks.get_mut(writer) {
+                        *m = (*m).max(w);
+                    }
+                }
+                Item::End(writer) => {
+                    // A finished writer no longer holds the watermark back.
+                    if let Some(f) = self.finished.get_mut(writer) {
+                        *f = true;
+                    }
+                    self.open = self.open.saturating_sub(1);
+                    if self.open == 0 {
+                        self.ended = true;
+                        break;
+                    }
                 }
             }
         }
@@ -253,8 +299,18 @@ impl Source for DerivedSource {
     }
 
     fn carried_watermark(&self) -> Option<i64> {
-        // Until the upstream passes its first watermark, every row is on time.
-        Some(self.carried.unwrap_or(i64::MIN))
+        // The slowest open writer's (every row is on time until each passed its first
+        // one); once all finished, the furthest.
+        let open = self
+            .watermarks
+            .iter()
+            .zip(&self.finished)
+            .filter(|(_, f)| !**f);
+        let w = match open.map(|(w, _)| *w).min() {
+            Some(w) => w,
+            None => self.watermarks.iter().copied().max().unwrap_or(i64::MIN),
+        };
+        Some(w)
     }
 }
 
@@ -292,6 +348,20 @@ mod tests {
         }
         assert_eq!(source.carried_watermark(), Some(10));
         assert!(matches!(source.poll(100), Ok(SourcePoll::End)));
+        // A union: the slowest writer's watermark; the end once both ended.
+        let (mut w, mut u) = derived_union("u", schema.clone(), 8, 2);
+        let (mut a, mut b) = (w.remove(0), w.remove(0));
+        a.write_output_watermark(30).expect("a");
+        b.write_output_watermark(20).expect("b");
+        a.write_batch(&batch(&schema, vec![5])).expect("a rows");
+        assert!(matches!(u.poll(10), Ok(SourcePoll::Batch { .. })));
+        assert_eq!(u.carried_watermark(), Some(20));
+        a.close().expect("a ends");
+        b.write_output_watermark(25).expect("b");
+        assert!(matches!(u.poll(10), Ok(SourcePoll::Idle)));
+        assert_eq!(u.carried_watermark(), Some(25));
+        b.close().expect("b ends");
+        assert!(matches!(u.poll(10), Ok(SourcePoll::End)));
         // A reader gone fails the writer, naming the stream.
         let (mut sink, source) = derived_stream("s", schema.clone(), 1);
         drop(source);
