@@ -17,6 +17,7 @@
 
 mod app;
 mod catalog;
+mod date_format;
 mod error;
 pub mod explain;
 mod finite;
