@@ -40,7 +40,11 @@ impl Catalog {
     /// A catalog with the DataFusion function library and no tables.
     pub fn new() -> Self {
         let mut scalars = HashMap::new();
-        for f in datafusion_functions::all_default_functions() {
+        let library = datafusion_functions::all_default_functions()
+            .into_iter()
+            .chain(datafusion_functions_nested::all_default_nested_functions())
+            .chain(crate::functions::all());
+        for f in library {
             for alias in f.aliases() {
                 scalars.insert(alias.to_string(), f.clone());
             }
@@ -84,6 +88,8 @@ impl Catalog {
                 Arc::new(datafusion_functions::core::planner::CoreFunctionPlanner::default()),
                 Arc::new(datafusion_functions::unicode::planner::UnicodeFunctionPlanner),
                 Arc::new(datafusion_functions::datetime::planner::DatetimeFunctionPlanner),
+                Arc::new(datafusion_functions_nested::planner::NestedFunctionPlanner),
+                Arc::new(datafusion_functions_nested::planner::FieldAccessPlanner),
                 Arc::new(datafusion_functions_aggregate::planner::AggregateFunctionPlanner),
                 Arc::new(datafusion_functions_window::planner::WindowFunctionPlanner),
             ],
@@ -220,16 +226,23 @@ impl ContextProvider for Catalog {
     fn options(&self) -> &ConfigOptions {
         &self.options
     }
+    // Sorted, so that DataFusion's "did you mean" picks the same name every run.
     fn udf_names(&self) -> Vec<String> {
-        self.scalars.keys().cloned().collect()
+        sorted(self.scalars.keys())
     }
     fn higher_order_function_names(&self) -> Vec<String> {
         Vec::new()
     }
     fn udaf_names(&self) -> Vec<String> {
-        self.aggregates.keys().cloned().collect()
+        sorted(self.aggregates.keys())
     }
     fn udwf_names(&self) -> Vec<String> {
-        self.windows.keys().cloned().collect()
+        sorted(self.windows.keys())
     }
+}
+
+fn sorted<'a>(names: impl Iterator<Item = &'a String>) -> Vec<String> {
+    let mut names: Vec<String> = names.cloned().collect();
+    names.sort();
+    names
 }

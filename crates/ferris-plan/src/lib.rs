@@ -21,6 +21,7 @@ mod date_format;
 mod error;
 pub mod explain;
 mod finite;
+mod functions;
 pub mod logical;
 mod lower_over;
 pub mod metrics;

@@ -223,12 +223,13 @@ pub fn plan_query(
         default_null_ordering: ParserOptions::new().default_null_ordering,
     };
     let planner = SqlToRel::new_with_options(catalog, options);
+    let located = |e| at_function(df_error(e, query.span), query);
     let plan = planner
         .sql_statement_to_plan(Statement::Query(sql_query))
-        .map_err(|e| df_error(e, query.span))?;
+        .map_err(located)?;
     let plan = Analyzer::new()
         .execute_and_check(plan, catalog.config(), |_, _| {})
-        .map_err(|e| df_error(e, query.span))?;
+        .map_err(located)?;
     let logical_plan = plan.display_indent().to_string();
     let source_schema = catalog
         .schema(&source)
@@ -575,6 +576,20 @@ fn check_supported_shape(query: &StreamingQuery) -> Result<(), PlanError> {
             span_of(select.from[1].span()),
         ));
     }
+    let mut subquery = None;
+    let _ = sqlparser::ast::visit_expressions(q, |e| {
+        let what = match e {
+            SqlExpr::InSubquery { .. } => "IN (SELECT ...)",
+            SqlExpr::Exists { .. } => "EXISTS (SELECT ...)",
+            SqlExpr::Subquery(_) => "a subquery as a value",
+            _ => return std::ops::ControlFlow::Continue(()),
+        };
+        subquery = Some(PlanError::not_supported(what, span_of(e.span())));
+        std::ops::ControlFlow::Break(())
+    });
+    if let Some(e) = subquery {
+        return Err(e);
+    }
     if let GroupByExpr::All(_) = &select.group_by {
         return Err(PlanError::not_supported(
             "GROUP BY ALL",
@@ -653,7 +668,26 @@ pub(crate) fn df_error(e: DataFusionError, fallback: Span) -> PlanError {
         })
         .filter(|s| s.start.line > 0)
         .unwrap_or(fallback);
+    if let DataFusionError::NotImplemented(what) = &e {
+        // DataFusion's text here ends in a dump of its plan: keep the sentence before it.
+        let what = what.split(['(', '{']).next().unwrap_or(what).trim_end();
+        return PlanError::at(format!("not supported yet: {what}"), span);
+    }
     let message = e.strip_backtrace();
+    if let Some(rest) = message.strip_prefix("Error during planning: Invalid function '")
+        && let Some((name, hint)) = rest.split_once("'.")
+    {
+        let hint = hint
+            .trim()
+            .strip_prefix("Did you mean '")
+            .and_then(|h| h.strip_suffix("'?"))
+            .map(|h| format!(" (did you mean '{h}'?)"))
+            .unwrap_or_default();
+        return PlanError::at(
+            format!("unknown function '{name}'{hint}; docs/sql.md lists the functions"),
+            span,
+        );
+    }
     let message = message
         .strip_prefix("Error during planning: ")
         .or_else(|| message.strip_prefix("Schema error: "))
@@ -661,4 +695,41 @@ pub(crate) fn df_error(e: DataFusionError, fallback: Span) -> PlanError {
         .unwrap_or(&message)
         .to_string();
     PlanError::at(message, span)
+}
+
+/// Points an error that names a function (`HOUR() takes …`, `… a call to 'split_index'
+/// function …`) at the first call of that function, when DataFusion gave no position.
+fn at_function(mut error: PlanError, query: &StreamingQuery) -> PlanError {
+    if error.span != Some(query.span) {
+        return error;
+    }
+    let message = &error.message;
+    let named = ["call to '", "Function '"]
+        .iter()
+        .find_map(|marker| message.split_once(marker))
+        .and_then(|(_, rest)| rest.split_once('\''))
+        .map(|(name, _)| name.to_string())
+        .or_else(|| {
+            let (name, _) = message.split_once("()")?;
+            name.chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_')
+                .then(|| name.to_string())
+        });
+    let Some(name) = named else {
+        return error;
+    };
+    let mut found = None;
+    let _ = sqlparser::ast::visit_expressions(&query.query, |e| {
+        if let SqlExpr::Function(f) = e
+            && f.name.to_string().eq_ignore_ascii_case(&name)
+        {
+            found = Some(span_of(e.span())).filter(|s| s.start.line > 0);
+            return std::ops::ControlFlow::Break(());
+        }
+        std::ops::ControlFlow::Continue(())
+    });
+    if found.is_some() {
+        error.span = found;
+    }
+    error
 }
