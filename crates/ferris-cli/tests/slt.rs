@@ -676,6 +676,7 @@ slt_files! {
     derived => "derived.slt",
     subqueries => "subqueries.slt",
     union => "union.slt",
+    window_tvf => "window_tvf.slt",
     projection => "projection.slt",
     filter => "filter.slt",
     case_cast => "case_cast.slt",

@@ -517,6 +517,7 @@ fn relations(query: &ast::StreamingQuery) -> Vec<String> {
         out.push(name.to_string().trim_matches('"').to_ascii_lowercase());
         std::ops::ControlFlow::<()>::Continue(())
     });
+    out.extend(crate::tvf::tables(&query.query));
     out
 }
 

@@ -32,6 +32,7 @@ mod plan_over;
 pub mod props;
 mod query;
 mod subquery;
+mod tvf;
 mod types;
 
 pub use app::{

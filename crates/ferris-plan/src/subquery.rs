@@ -284,7 +284,17 @@ fn replace(
                 columns: Vec::new(),
                 at: None,
             });
-            *factor = table(&name, alias)?;
+            *factor = table(&name, Some(alias))?;
+            Ok(())
+        }
+        TableFactor::TableFunction { .. } => {
+            // A window TVF reads its table by name: a CTE's name becomes its hidden name.
+            if let Some(table) = crate::tvf::table_arg_mut(factor) {
+                let written = table.value.to_ascii_lowercase();
+                if let Some((_, to)) = names.iter().rev().find(|(a, _)| *a == written) {
+                    *table = Ident::new(to.clone());
+                }
+            }
             Ok(())
         }
         TableFactor::NestedJoin {
@@ -300,8 +310,8 @@ fn replace(
     }
 }
 
-/// `name AS alias` as a FROM item.
-fn table(name: &str, alias: TableAlias) -> Result<TableFactor, PlanError> {
+/// `name [AS alias]` as a FROM item.
+pub(crate) fn table(name: &str, alias: Option<TableAlias>) -> Result<TableFactor, PlanError> {
     let sql = format!("SELECT * FROM {name} AS t");
     let parsed = sqlparser::parser::Parser::parse_sql(&sqlparser::dialect::GenericDialect {}, &sql)
         .map_err(|e| PlanError {
@@ -314,7 +324,7 @@ fn table(name: &str, alias: TableAlias) -> Result<TableFactor, PlanError> {
     {
         let mut factor = first.relation;
         if let TableFactor::Table { alias: a, .. } = &mut factor {
-            *a = Some(alias);
+            *a = alias;
             return Ok(factor);
         }
     }

@@ -75,6 +75,19 @@ pub(crate) fn parse_duration(c: &mut Cursor<'_>) -> Result<(i64, TokSpan), SqlEr
     Ok((ms, TokSpan::new(start.start, c.prev_span().end)))
 }
 
+/// The milliseconds of an interval literal's text and unit as the SQL parser gives them
+/// (`'10'` and `SECOND`, or `'10 seconds'` and no unit); `None` for other forms (months,
+/// years, fractions, compound units).
+pub fn interval_text_ms(amount: &str, unit: Option<&str>) -> Option<i64> {
+    let mut parts = amount.split_whitespace();
+    let (n, u) = match (parts.next(), parts.next(), parts.next(), unit) {
+        (Some(n), None, None, Some(u)) => (n, u),
+        (Some(n), Some(u), None, None) => (n, u),
+        _ => return None,
+    };
+    n.parse::<i64>().ok()?.checked_mul(unit_ms(u)?)
+}
+
 /// Parse a duration that must be greater than zero.
 pub(crate) fn parse_positive_duration(c: &mut Cursor<'_>) -> Result<(i64, TokSpan), SqlError> {
     let (ms, span) = parse_duration(c)?;

@@ -20,5 +20,6 @@ mod source;
 mod streaming;
 
 pub use depth::{LARGE_STACK_BYTES, MAX_EXPR_DEPTH, on_large_stack};
+pub use duration::interval_text_ms;
 pub use error::SqlError;
 pub use parser::parse_statements;

@@ -36,6 +36,24 @@ fn emit_at(toks: &[TokenWithSpan], i: usize) -> Option<EmitMode> {
     }
 }
 
+/// Whether `token` is the `TABLE` keyword before a window table-valued function's table
+/// (`TUMBLE(TABLE bid, …)`, `HOP(DATA => TABLE bid, …)`), after the tokens `kept` so far.
+/// It is dropped, so that `sqlparser` reads the table as a name; the planner reads the
+/// function (see `ferris_plan`'s window TVFs).
+fn is_tvf_table_keyword(kept: &[TokenWithSpan], token: &Token) -> bool {
+    if !is_word(token, "TABLE") {
+        return false;
+    }
+    let back = |n: usize| kept.len().checked_sub(n).map(|i| &kept[i].token);
+    match (back(2), back(1)) {
+        (_, Some(Token::RArrow)) => true,
+        (Some(Token::Word(w)), Some(Token::LParen)) => ["TUMBLE", "HOP", "SESSION", "CUMULATE"]
+            .iter()
+            .any(|f| w.value.eq_ignore_ascii_case(f)),
+        _ => false,
+    }
+}
+
 /// Parse `WINDOW TUMBLING(d)`, `WINDOW SLIDING(size, advance)` or `WINDOW SESSION(gap)`.
 pub(crate) fn parse_window(c: &mut Cursor<'_>) -> Result<WindowSpec, SqlError> {
     let start = c.expect_kw("WINDOW")?;
@@ -141,6 +159,10 @@ pub(crate) fn parse_streaming_query(
                 body_end = i;
                 break;
             }
+        }
+        if is_tvf_table_keyword(&keep, &t.token) {
+            i += 1;
+            continue;
         }
         keep.push(t.clone());
         i += 1;
