@@ -132,7 +132,7 @@ pub(crate) fn lower_aggregate(
     let mut aggregates = Vec::new();
     let mut agg_texts = Vec::new();
     for a in &agg.aggr_expr {
-        let simplified = simplify_aggregate_args(a, &input)?;
+        let simplified = simplify_aggregate_args(a, &input, span)?;
         let lowered = LoweredAggregateBuilder::new(
             &simplified,
             input.df_schema(),
@@ -142,12 +142,6 @@ pub(crate) fn lower_aggregate(
         )
         .build()
         .map_err(|e| df_error(e, span))?;
-        if lowered.filter.is_some() {
-            return Err(PlanError::not_supported(
-                "FILTER (WHERE ...) on an aggregate",
-                span,
-            ));
-        }
         let expr = lowered.aggregate;
         let first = pre_exprs.len();
         let mut inputs: Vec<Arc<dyn PhysicalExpr>> = expr.expressions();
@@ -361,10 +355,35 @@ fn aggregate_arg_texts(e: &Expr) -> Vec<String> {
 
 /// Simplifies the arguments of an aggregate call (COALESCE and friends need it), keeping the
 /// call and its alias.
-fn simplify_aggregate_args(e: &Expr, planner: &ExprPlanner) -> Result<Expr, PlanError> {
+/// Aggregates whose answer ignores NULL inputs, so that a FILTER is a CASE of their input.
+const SKIPS_NULLS: &[&str] = &[
+    "count",
+    "sum",
+    "avg",
+    "min",
+    "max",
+    "stddev",
+    "stddev_pop",
+    "stddev_samp",
+    "var",
+    "var_pop",
+    "var_samp",
+    "var_population",
+    "var_sample",
+    "median",
+    "approx_distinct",
+    "approx_median",
+    "bit_and",
+    "bit_or",
+    "bit_xor",
+    "bool_and",
+    "bool_or",
+];
+
+fn simplify_aggregate_args(e: &Expr, planner: &ExprPlanner, span: Span) -> Result<Expr, PlanError> {
     match e {
         Expr::Alias(a) => {
-            let inner = simplify_aggregate_args(&a.expr, planner)?;
+            let inner = simplify_aggregate_args(&a.expr, planner, span)?;
             Ok(Expr::Alias(datafusion_expr::expr::Alias {
                 expr: Box::new(inner),
                 ..a.clone()
@@ -372,6 +391,29 @@ fn simplify_aggregate_args(e: &Expr, planner: &ExprPlanner) -> Result<Expr, Plan
         }
         Expr::AggregateFunction(f) => {
             let mut f = f.clone();
+            if let Some(condition) = f.params.filter.take() {
+                // `agg(x) FILTER (WHERE c)` is `agg(CASE WHEN c THEN x END)` for aggregates
+                // that skip NULL inputs (`COUNT(*)`'s argument is the literal 1).
+                let name = f.func.name().to_ascii_lowercase();
+                if !SKIPS_NULLS.contains(&name.as_str()) {
+                    return Err(PlanError::not_supported(
+                        &format!("FILTER (WHERE ...) on {}", name.to_uppercase()),
+                        span,
+                    ));
+                }
+                f.params.args = f
+                    .params
+                    .args
+                    .iter()
+                    .map(|a| {
+                        Expr::Case(datafusion_expr::expr::Case {
+                            expr: None,
+                            when_then_expr: vec![(condition.clone(), Box::new(a.clone()))],
+                            else_expr: None,
+                        })
+                    })
+                    .collect();
+            }
             f.params.args = f
                 .params
                 .args
