@@ -12,8 +12,9 @@
 //!
 //! Integer fields are BIGINT (or INT), text fields VARCHAR, `date_time`/`expires` TIMESTAMP
 //! (or BIGINT epoch milliseconds). Other properties: `'events'` (total rows, default
-//! unbounded), `'rate'` (rows per second, default unlimited) and `'start'` (event time of the
-//! first event, default 2024-01-01T00:00:00Z). The events are deterministic. Positions are row
+//! unbounded), `'rate'` (rows per second, default unlimited), `'start'` (event time of the
+//! first event, default 2024-01-01T00:00:00Z) and `'events.per.second'` (events of the three
+//! tables together per second of event time, default 10,000). The events are deterministic. Positions are row
 //! numbers (1-based); the location is `datagen(nexmark)`.
 
 use crate::ConnectorError;
@@ -104,10 +105,21 @@ pub struct NexmarkConfig {
     pub rate: Option<f64>,
     /// `'start'`: event time of the first event, epoch ms (default 2024-01-01T00:00:00Z).
     pub start_ms: i64,
+    /// `'events.per.second'`: events (of all three tables together) per second of event time
+    /// (default 10,000, the Nexmark default).
+    pub events_per_second: Option<u64>,
 }
 
 /// The keys the Nexmark generator accepts.
-pub const NEXMARK_KEYS: &[&str] = &["connector", "generator", "table", "events", "rate", "start"];
+pub const NEXMARK_KEYS: &[&str] = &[
+    "connector",
+    "generator",
+    "table",
+    "events",
+    "rate",
+    "start",
+    "events.per.second",
+];
 
 impl NexmarkConfig {
     /// Reads the configuration from `WITH` properties.
@@ -127,6 +139,7 @@ impl NexmarkConfig {
             events: p.u64("events")?,
             rate: p.positive_f64("rate")?,
             start_ms: start_ms(&p)?,
+            events_per_second: p.u64("events.per.second")?.filter(|r| *r > 0),
         })
     }
 }
@@ -243,10 +256,15 @@ impl NexmarkSource {
                 names.join(", ")
             )));
         }
-        let nex = nexmark::config::NexmarkConfig {
+        let mut nex = nexmark::config::NexmarkConfig {
             base_time: u64::try_from(config.start_ms).unwrap_or(0),
             ..Default::default()
         };
+        if let Some(rate) = config.events_per_second {
+            let rate = usize::try_from(rate).unwrap_or(usize::MAX);
+            nex.first_rate = rate;
+            nex.next_rate = rate;
+        }
         let kind = match config.table {
             NexmarkTable::Bid => EventType::Bid,
             NexmarkTable::Auction => EventType::Auction,

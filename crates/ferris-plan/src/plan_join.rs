@@ -82,14 +82,41 @@ fn side_source(plan: &LogicalPlan) -> Option<String> {
     }
 }
 
-/// Plans `j`; errors point at `span` (the JOIN clause).
-pub(crate) fn plan_join(j: &Join, catalog: &Catalog, span: Span) -> Result<PlannedJoin, PlanError> {
+/// Plans `j`; errors point at `span` (the JOIN clause). For an INNER join, the conditions of
+/// the query's `WHERE` that compare the two inputs count as ON conditions (keys and time
+/// bounds), as Flink reads `FROM a JOIN b ON k WHERE a.ts BETWEEN b.ts - … AND b.ts`; the
+/// WHERE is still applied to the joined rows, which changes nothing for an inner join.
+pub(crate) fn plan_join(
+    j: &Join,
+    catalog: &Catalog,
+    span: Span,
+    where_expr: Option<&Expr>,
+) -> Result<PlannedJoin, PlanError> {
     let (Some(left), Some(right)) = (side_source(&j.left), side_source(&j.right)) else {
         return Err(PlanError::not_supported(
             "joining a subquery or a nested join (join declared streams and tables directly)",
             span,
         ));
     };
+    let mut j = j.clone();
+    if j.join_type == JoinType::Inner
+        && let Some(w) = where_expr
+    {
+        let both = |e: &Expr| {
+            let refs = e.column_refs();
+            refs.iter().any(|c| j.left.schema().has_column(c))
+                && refs.iter().any(|c| j.right.schema().has_column(c))
+        };
+        let mut conditions: Vec<Expr> = j.filter.iter().cloned().collect();
+        conditions.extend(
+            split_conjunction(w)
+                .into_iter()
+                .filter(|c| both(c))
+                .cloned(),
+        );
+        j.filter = conjunction(conditions);
+    }
+    let j = &j;
     let (on, filter) = equijoin(j);
     let j = &Join {
         on,
@@ -299,9 +326,14 @@ fn plan_interval(
     let left_col = Column::new(left_col.0.cloned(), left_col.1.name());
     let right_col = Column::new(right_col.0.cloned(), right_col.1.name());
 
-    // Time bounds: right.ts - left.ts ∈ [lower, upper].
-    let mut lower: Option<i64> = None;
-    let mut upper: Option<i64> = None;
+    // Time bounds: right.ts - left.ts ∈ [lower, upper]. Equal event times (a join of two
+    // windowed streams on their window bounds) bound it to [0, 0].
+    let equal_times = left_keys
+        .iter()
+        .zip(&right_keys)
+        .any(|(l, r)| *l == left_time && *r == right_time);
+    let mut lower: Option<i64> = equal_times.then_some(0);
+    let mut upper: Option<i64> = equal_times.then_some(0);
     let mut residual = Vec::new();
     let filter = j.filter.clone();
     for c in filter.as_ref().map(split_conjunction).unwrap_or_default() {

@@ -376,7 +376,7 @@ fn lower_stateless(
     let planner = ExprPlanner::new(projection.input.schema().clone(), span);
     let (source, lookup, filter_schema, interval, residual) = match input {
         ScanInput::Source(s) => (s, None, source_schema.clone(), None, None),
-        ScanInput::Join(j) => match plan_join(j, catalog, join_span)? {
+        ScanInput::Join(j) => match plan_join(j, catalog, join_span, filter_expr)? {
             PlannedJoin::Lookup {
                 stream,
                 table,

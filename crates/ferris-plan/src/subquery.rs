@@ -323,7 +323,12 @@ pub(crate) fn table(name: &str, alias: Option<TableAlias>) -> Result<TableFactor
         && let Some(first) = select.from.into_iter().next()
     {
         let mut factor = first.relation;
-        if let TableFactor::Table { alias: a, .. } = &mut factor {
+        if let TableFactor::Table {
+            alias: a, name: n, ..
+        } = &mut factor
+        {
+            // No position: this text was never written; errors take the alias's.
+            *n = sqlparser::ast::ObjectName::from(vec![Ident::new(name)]);
             *a = alias;
             return Ok(factor);
         }
