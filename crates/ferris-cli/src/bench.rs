@@ -24,7 +24,8 @@ pub struct BenchArgs {
     /// GROUP BY over 10k..10M distinct keys; not part of all: it holds gigabytes),
     /// observability (a run with JSON logs at INFO, --http scraped each second and 1% of
     /// batches traced, against the same run with all of it off), scrape (GET /metrics of a
-    /// server with 50 running jobs), lineage (record lineage off against 1% of rows traced).
+    /// server with 50 running jobs), lineage (record lineage off against 1% of rows traced),
+    /// nexmark (the queries of examples/nexmark over the generator, `--rows` events).
     #[arg(long, default_value = "all")]
     pub case: String,
     /// Rows per source batch.
@@ -73,6 +74,11 @@ fn generator_baseline(rows: u64, batch: usize) -> anyhow::Result<Duration> {
     let sql = datagen(rows, batch, "");
     let app = ferris_plan::plan_application(&sql).map_err(|e| anyhow::anyhow!(e.render(&sql)))?;
     let decl = &app.sources[0];
+    drain(decl, batch)
+}
+
+/// Time to read source `decl` to its end in batches of `batch`, with no engine.
+pub(crate) fn drain(decl: &ferris_plan::SourceDecl, batch: usize) -> anyhow::Result<Duration> {
     let mut source = ferris_connectors::create_source(
         &decl.name,
         decl.schema.clone(),
@@ -127,6 +133,7 @@ fn bench_inner(args: &BenchArgs) -> anyhow::Result<()> {
         "observability",
         "scrape",
         "lineage",
+        "nexmark",
     ];
     known.extend(streaming.iter().map(|c| c.name));
     if !known.contains(&args.case.as_str()) {
@@ -203,6 +210,9 @@ fn bench_inner(args: &BenchArgs) -> anyhow::Result<()> {
     }
     if args.case == "scrape" {
         crate::bench_observe::scrape_case()?;
+    }
+    if args.case == "nexmark" {
+        crate::bench_nexmark::nexmark_case(rows, b, &base)?;
     }
     if args.case == "lineage" {
         crate::bench_observe::lineage_case(args.rows, args.batch_size)?;

@@ -9,6 +9,7 @@ mod bench;
 mod bench_kafka;
 mod bench_kafka_keyed;
 mod bench_keys;
+mod bench_nexmark;
 mod bench_observe;
 mod cases;
 mod jobs_cmd;

@@ -127,6 +127,8 @@ nexmark! {
     q15 => "bidding statistics",
     q16 => "channel statistics",
     q17 => "auction statistics",
+    q18 => "find last bid",
+    q19 => "auction top-10 price",
     q21 => "add channel id",
     q22 => "url directories",
 }

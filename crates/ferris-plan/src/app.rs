@@ -224,8 +224,9 @@ fn plan_on_this_thread(sql: &str) -> Result<Application, AppError> {
                     );
                 }
                 let (engine, sink) = props::split(&c.properties, c.span)?;
-                let query = hidden_queries(&name, &c.query, &mut app, &mut catalog, &mut derived)?;
-                let plan = plan_query(&query, &catalog, &engine)?;
+                let (query, top_n) =
+                    hidden_queries(&name, &c.query, &mut app, &mut catalog, &mut derived)?;
+                let plan = plan_statement(&query, top_n.as_ref(), &catalog, &engine)?;
                 derived.read(&mut app, &plan, c.query.span)?;
                 let metrics = crate::metrics::declared(&engine.metrics, &plan.output_schema)?;
                 derived.define(&name, &plan, &mut catalog, c.span);
@@ -252,8 +253,9 @@ fn plan_on_this_thread(sql: &str) -> Result<Application, AppError> {
                 };
                 let n = app.queries.len() + 1;
                 let name = format!("insert_{n}_into_{target}");
-                let query = hidden_queries(&name, &i.query, &mut app, &mut catalog, &mut derived)?;
-                let plan = plan_query(&query, &catalog, &sink.engine)?;
+                let (query, top_n) =
+                    hidden_queries(&name, &i.query, &mut app, &mut catalog, &mut derived)?;
+                let plan = plan_statement(&query, top_n.as_ref(), &catalog, &sink.engine)?;
                 derived.read(&mut app, &plan, i.query.span)?;
                 let metrics = crate::metrics::declared(&sink.engine.metrics, &plan.output_schema)?;
                 app.queries.push(PlannedQuery {
@@ -268,8 +270,10 @@ fn plan_on_this_thread(sql: &str) -> Result<Application, AppError> {
             Statement::Select(q) => {
                 selects += 1;
                 let name = format!("select_{selects}");
-                let query = hidden_queries(&name, &q, &mut app, &mut catalog, &mut derived)?;
-                let plan = plan_query(&query, &catalog, &EngineProps::default())?;
+                let (query, top_n) =
+                    hidden_queries(&name, &q, &mut app, &mut catalog, &mut derived)?;
+                let plan =
+                    plan_statement(&query, top_n.as_ref(), &catalog, &EngineProps::default())?;
                 derived.read(&mut app, &plan, q.span)?;
                 app.queries.push(PlannedQuery {
                     name,
@@ -458,12 +462,17 @@ fn hidden_queries(
     app: &mut Application,
     catalog: &mut Catalog,
     derived: &mut Derived,
-) -> Result<ast::StreamingQuery, PlanError> {
+) -> Result<(ast::StreamingQuery, Option<crate::topn::TopN>), PlanError> {
     use crate::subquery::Hidden;
     let expanded = crate::subquery::expand(name, query)?;
     for part in expanded.hidden {
-        let (hidden, q, union) = match part {
-            Hidden::Query { name, query, union } => (name, query, union),
+        let (hidden, q, union, top_n) = match part {
+            Hidden::Query {
+                name,
+                query,
+                union,
+                top_n,
+            } => (name, query, union, top_n),
             Hidden::Union { name, parts, span } => {
                 derived.define_union(&name, &parts, app, catalog, span)?;
                 derived.hidden.insert(name, "UNION ALL".to_string());
@@ -477,7 +486,7 @@ fn hidden_queries(
             ));
         }
         let engine = EngineProps::default();
-        let plan = plan_query(&q, catalog, &engine)?;
+        let plan = plan_statement(&q, top_n.as_deref(), catalog, &engine)?;
         derived.read(app, &plan, q.span)?;
         if union.is_none() {
             derived.define(&hidden, &plan, catalog, q.span);
@@ -493,7 +502,20 @@ fn hidden_queries(
             span: q.span,
         });
     }
-    Ok(expanded.query)
+    Ok((expanded.query, expanded.top_n))
+}
+
+/// Plans a statement's query, with its top-N stage when it has one.
+fn plan_statement(
+    query: &ast::StreamingQuery,
+    top_n: Option<&crate::topn::TopN>,
+    catalog: &Catalog,
+    engine: &EngineProps,
+) -> Result<QueryPlan, PlanError> {
+    match top_n {
+        Some(t) => crate::topn::plan(query, t, catalog, engine),
+        None => plan_query(query, catalog, engine),
+    }
 }
 
 /// Per stream an application's queries define: the statement index, the span and the names

@@ -32,6 +32,7 @@ mod plan_over;
 pub mod props;
 mod query;
 mod subquery;
+mod topn;
 mod tvf;
 mod types;
 

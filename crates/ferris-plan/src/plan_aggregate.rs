@@ -265,15 +265,7 @@ pub(crate) fn lower_aggregate(
     }
     order.extend(0..key_count);
     let mut chain_fields = out_fields;
-    for (n, &i) in order.iter().enumerate() {
-        let f = agg_schema.field(i);
-        out_exprs.push(Arc::new(Column::new(f.name(), i)));
-        chain_fields.push(Field::new(
-            format!("__order_{n}"),
-            f.data_type().clone(),
-            true,
-        ));
-    }
+    crate::query::push_order_columns(&agg_schema, &order, &mut out_exprs, &mut chain_fields);
     let chain_schema = Arc::new(Schema::new(chain_fields));
     let upsert_key = upsert_key(projection, agg);
     // A window's rows carry event time on as the window's end (written once the watermark

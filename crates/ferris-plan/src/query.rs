@@ -174,6 +174,27 @@ impl QueryPlan {
     }
 }
 
+/// Appends to a keyed chain's final projection the columns `order` of `schema` (its input),
+/// named `__order_N`: the trailing columns that order each step's rows.
+pub(crate) fn push_order_columns(
+    schema: &Schema,
+    order: &[usize],
+    exprs: &mut Vec<Arc<dyn PhysicalExpr>>,
+    fields: &mut Vec<arrow::datatypes::Field>,
+) {
+    for (n, &i) in order.iter().enumerate() {
+        let f = schema.field(i);
+        exprs.push(Arc::new(
+            datafusion_physical_expr::expressions::Column::new(f.name(), i),
+        ));
+        fields.push(arrow::datatypes::Field::new(
+            format!("__order_{n}"),
+            f.data_type().clone(),
+            true,
+        ));
+    }
+}
+
 /// The names of `columns` of `schema` (key columns as they are shown).
 pub fn column_names(schema: &SchemaRef, columns: &[usize]) -> Vec<String> {
     columns

@@ -18,6 +18,8 @@ pub(crate) enum Hidden {
         name: String,
         query: StreamingQuery,
         union: Option<String>,
+        /// Its `ROW_NUMBER` filter, when it is a top-N.
+        top_n: Option<Box<crate::topn::TopN>>,
     },
     /// The stream `name` that the queries `parts` write together (`UNION ALL`).
     Union {
@@ -33,16 +35,19 @@ pub(crate) struct Expanded {
     pub(crate) hidden: Vec<Hidden>,
     /// The statement's query, reading them by their hidden names.
     pub(crate) query: StreamingQuery,
+    /// Its `ROW_NUMBER` filter, when it is a top-N.
+    pub(crate) top_n: Option<crate::topn::TopN>,
 }
 
 /// Takes the subqueries in FROM and the CTEs out of `q`, the query of statement `name`.
 pub(crate) fn expand(name: &str, q: &StreamingQuery) -> Result<Expanded, PlanError> {
     let mut query = q.query.clone();
     let mut hidden = Vec::new();
-    take_out(name, query.as_mut(), &mut hidden, &[], q.span)?;
+    let top_n = take_out(name, query.as_mut(), &mut hidden, &[], q.span)?;
     Ok(Expanded {
         hidden,
         query: StreamingQuery { query, ..q.clone() },
+        top_n,
     })
 }
 
@@ -73,7 +78,7 @@ fn take_out(
     hidden: &mut Vec<Hidden>,
     outer: &[(String, String)],
     span: Span,
-) -> Result<(), PlanError> {
+) -> Result<Option<crate::topn::TopN>, PlanError> {
     // CTEs first, each able to read the ones before it.
     let mut names: Vec<(String, String)> = outer.to_vec();
     if let Some(with) = query.with.take() {
@@ -94,18 +99,20 @@ fn take_out(
             let alias = cte.alias.name.value.to_ascii_lowercase();
             let name = hidden_name(prefix, &alias);
             let mut sub = *cte.query;
-            take_out(&name, &mut sub, hidden, &names, at)?;
+            let top_n = take_out(&name, &mut sub, hidden, &names, at)?;
             hidden.push(Hidden::Query {
                 name: name.clone(),
                 query: streaming(sub, at),
                 union: None,
+                top_n: top_n.map(Box::new),
             });
             names.retain(|(a, _)| *a != alias);
             names.push((alias, name));
         }
     }
     if let SetExpr::SetOperation { .. } = query.body.as_ref() {
-        return take_out_union(prefix, query, hidden, &names, span);
+        take_out_union(prefix, query, hidden, &names, span)?;
+        return Ok(None);
     }
     let mut counter = 0;
     take_out_of_body(
@@ -172,11 +179,12 @@ fn take_out_union(
         part.order_by = None;
         part.limit_clause = None;
         part.fetch = None;
-        take_out(&name, &mut part, hidden, names, part_span)?;
+        let top_n = take_out(&name, &mut part, hidden, names, part_span)?;
         hidden.push(Hidden::Query {
             name: name.clone(),
             query: streaming(part, part_span),
             union: Some(union.clone()),
+            top_n: top_n.map(Box::new),
         });
         parts.push(name);
     }
@@ -207,20 +215,21 @@ fn take_out_of_body(
     names: &[(String, String)],
     span: Span,
     counter: &mut usize,
-) -> Result<(), PlanError> {
+) -> Result<Option<crate::topn::TopN>, PlanError> {
     match body {
         SetExpr::Select(select) => {
+            let top_n = crate::topn::take(select, span)?;
             for table in &mut select.from {
                 let joined = table.joins.iter_mut().map(|j| &mut j.relation);
                 for factor in std::iter::once(&mut table.relation).chain(joined) {
                     replace(prefix, factor, hidden, names, span, counter)?;
                 }
             }
-            Ok(())
+            Ok(top_n)
         }
         SetExpr::Query(q) => take_out(prefix, q, hidden, names, span),
         // Set operations are refused (with their position) by the planner.
-        _ => Ok(()),
+        _ => Ok(None),
     }
 }
 
@@ -272,11 +281,12 @@ fn replace(
                 .map_or_else(|| format!("sub{counter}"), |a| a.name.value.clone());
             let name = hidden_name(prefix, &label);
             let mut sub = (**subquery).clone();
-            take_out(&name, &mut sub, hidden, names, at)?;
+            let top_n = take_out(&name, &mut sub, hidden, names, at)?;
             hidden.push(Hidden::Query {
                 name: name.clone(),
                 query: streaming(sub, at),
                 union: None,
+                top_n: top_n.map(Box::new),
             });
             let alias = alias.clone().unwrap_or(TableAlias {
                 explicit: true,

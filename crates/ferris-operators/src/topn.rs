@@ -1,0 +1,328 @@
+//! Top-N per partition: the rows that `ROW_NUMBER() OVER (PARTITION BY k ORDER BY x) <= N`
+//! keeps, with their row number, as an updating stream.
+//!
+//! Each partition holds its best N rows in order (ties: the earlier row first). After every
+//! batch, a partition whose list changed emits its rows from the first changed position to
+//! the end, each with its row number: the row now at that rank. So the last row emitted for
+//! each (partition, row number) is the final answer (an upsert stream keyed by them), and a
+//! row pushed out of the N is overwritten by the one that took its rank; with N = 1 the
+//! partition alone is the key. The input is append-only (a retraction cannot reach here).
+
+use arrow::array::{ArrayRef, Int64Array};
+use arrow::datatypes::SchemaRef;
+use arrow::record_batch::RecordBatch;
+use arrow::row::{OwnedRow, RowConverter, SortField};
+use ferris_runtime::{Operator, OperatorError, StateSize};
+use std::collections::HashMap;
+use std::sync::Arc;
+
+/// What a top-N stage computes.
+#[derive(Debug, Clone)]
+pub struct TopNSpec {
+    /// The rows it receives.
+    pub input_schema: SchemaRef,
+    /// PARTITION BY columns of the input.
+    pub partition: Vec<usize>,
+    /// ORDER BY columns of the input, each descending or not and with NULLs first or not.
+    pub order: Vec<(usize, arrow::compute::SortOptions)>,
+    /// N: the rows kept per partition.
+    pub limit: usize,
+    /// The input columns, then the row number (BIGINT).
+    pub output_schema: SchemaRef,
+    /// The ORDER BY as written, for EXPLAIN.
+    pub text: String,
+}
+
+/// One kept row: its ORDER BY key and the row itself.
+struct Entry {
+    order: OwnedRow,
+    row: OwnedRow,
+}
+
+/// The top-N operator of one keyed partition.
+pub struct TopNOp {
+    spec: Arc<TopNSpec>,
+    partition_rows: RowConverter,
+    order_rows: RowConverter,
+    whole_rows: RowConverter,
+    /// Kept rows per encoded PARTITION BY key (empty without PARTITION BY).
+    partitions: HashMap<Vec<u8>, Vec<Entry>>,
+    size: StateSize,
+}
+
+fn op_error(e: impl std::fmt::Display) -> OperatorError {
+    OperatorError::new(format!("top-N: {e}"))
+}
+
+impl TopNOp {
+    /// A fresh operator; fails when a column type cannot be ordered.
+    pub fn new(spec: Arc<TopNSpec>) -> Result<Self, OperatorError> {
+        let field = |i: usize| spec.input_schema.field(i).data_type().clone();
+        let partition_rows = RowConverter::new(
+            spec.partition
+                .iter()
+                .map(|&i| SortField::new(field(i)))
+                .collect(),
+        )
+        .map_err(op_error)?;
+        let order_rows = RowConverter::new(
+            spec.order
+                .iter()
+                .map(|&(i, o)| SortField::new_with_options(field(i), o))
+                .collect(),
+        )
+        .map_err(op_error)?;
+        let whole_rows = RowConverter::new(
+            (0..spec.input_schema.fields().len())
+                .map(|i| SortField::new(field(i)))
+                .collect(),
+        )
+        .map_err(op_error)?;
+        Ok(TopNOp {
+            spec,
+            partition_rows,
+            order_rows,
+            whole_rows,
+            partitions: HashMap::new(),
+            size: StateSize::default(),
+        })
+    }
+
+    fn columns(batch: &RecordBatch, which: impl Iterator<Item = usize>) -> Vec<ArrayRef> {
+        which.map(|i| batch.column(i).clone()).collect()
+    }
+}
+
+impl Operator for TopNOp {
+    fn name(&self) -> &str {
+        "top_n"
+    }
+
+    fn describe(&self) -> String {
+        let names: Vec<&str> = self
+            .spec
+            .partition
+            .iter()
+            .map(|&i| self.spec.input_schema.field(i).name().as_str())
+            .collect();
+        format!(
+            "TopN: {} rows per ({}) by {}",
+            self.spec.limit,
+            names.join(", "),
+            self.spec.text
+        )
+    }
+
+    fn schema(&self) -> SchemaRef {
+        self.spec.output_schema.clone()
+    }
+
+    fn is_stateless(&self) -> bool {
+        false
+    }
+
+    fn process_batch(
+        &mut self,
+        input: &RecordBatch,
+        out: &mut Vec<RecordBatch>,
+    ) -> Result<(), OperatorError> {
+        let n = self.spec.limit;
+        // Without PARTITION BY every row is in the one partition (a converter of no columns
+        // gives no rows).
+        let parts = if self.spec.partition.is_empty() {
+            None
+        } else {
+            Some(
+                self.partition_rows
+                    .convert_columns(&Self::columns(input, self.spec.partition.iter().copied()))
+                    .map_err(op_error)?,
+            )
+        };
+        let orders = self
+            .order_rows
+            .convert_columns(&Self::columns(input, self.spec.order.iter().map(|o| o.0)))
+            .map_err(op_error)?;
+        let wholes = self
+            .whole_rows
+            .convert_columns(input.columns())
+            .map_err(op_error)?;
+        // Per changed partition: the first position that changed.
+        let mut changed: HashMap<Vec<u8>, usize> = HashMap::new();
+        for i in 0..input.num_rows() {
+            let order = orders.row(i);
+            let part: &[u8] = parts.as_ref().map_or(&[], |p| p.row(i).data());
+            let list = match self.partitions.get_mut(part) {
+                Some(l) => l,
+                None => self.partitions.entry(part.to_vec()).or_default(),
+            };
+            // After every kept row that orders before it or equal (earlier arrivals first).
+            let at = list.partition_point(|e| e.order.row() <= order);
+            if at >= n {
+                continue;
+            }
+            let row = wholes.row(i).owned();
+            self.size.bytes += row.as_ref().len() + order.as_ref().len();
+            self.size.rows += 1;
+            list.insert(
+                at,
+                Entry {
+                    order: order.owned(),
+                    row,
+                },
+            );
+            if list.len() > n
+                && let Some(out) = list.pop()
+            {
+                self.size.rows -= 1;
+                self.size.bytes = self
+                    .size
+                    .bytes
+                    .saturating_sub(out.row.as_ref().len() + out.order.as_ref().len());
+            }
+            let first = match changed.get_mut(part) {
+                Some(f) => f,
+                None => changed.entry(part.to_vec()).or_insert(at),
+            };
+            *first = (*first).min(at);
+        }
+        if changed.is_empty() {
+            return Ok(());
+        }
+        let mut rows = Vec::new();
+        let mut numbers = Vec::new();
+        for (part, first) in &changed {
+            let Some(list) = self.partitions.get(part) else {
+                continue;
+            };
+            for (pos, e) in list.iter().enumerate().skip(*first) {
+                rows.push(e.row.row());
+                numbers.push(pos as i64 + 1);
+            }
+        }
+        let mut columns = self.whole_rows.convert_rows(rows).map_err(op_error)?;
+        columns.push(Arc::new(Int64Array::from(numbers)));
+        out.push(RecordBatch::try_new(self.spec.output_schema.clone(), columns).map_err(op_error)?);
+        Ok(())
+    }
+
+    fn state_size(&self) -> StateSize {
+        self.size
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use arrow::array::{Int64Array, StringArray};
+    use arrow::compute::SortOptions;
+    use arrow::datatypes::{DataType, Field, Schema};
+    use arrow::util::pretty::pretty_format_batches;
+
+    fn spec(limit: usize) -> Arc<TopNSpec> {
+        let input = Arc::new(Schema::new(vec![
+            Field::new("k", DataType::Utf8, true),
+            Field::new("price", DataType::Int64, true),
+        ]));
+        let mut fields: Vec<Field> = input.fields().iter().map(|f| (**f).clone()).collect();
+        fields.push(Field::new("rn", DataType::Int64, false));
+        Arc::new(TopNSpec {
+            input_schema: input,
+            partition: vec![0],
+            order: vec![(
+                1,
+                SortOptions {
+                    descending: true,
+                    nulls_first: false,
+                },
+            )],
+            limit,
+            output_schema: Arc::new(Schema::new(fields)),
+            text: "price DESC".into(),
+        })
+    }
+
+    fn batch(rows: &[(&str, Option<i64>)]) -> RecordBatch {
+        let s = spec(1).input_schema.clone();
+        RecordBatch::try_new(
+            s,
+            vec![
+                Arc::new(StringArray::from_iter_values(rows.iter().map(|r| r.0))),
+                Arc::new(Int64Array::from_iter(rows.iter().map(|r| r.1))),
+            ],
+        )
+        .unwrap()
+    }
+
+    /// The last row per (k, rn) after feeding `batches`, sorted.
+    fn final_rows(op: &mut TopNOp, batches: &[RecordBatch]) -> Vec<String> {
+        let mut out = Vec::new();
+        for b in batches {
+            op.process_batch(b, &mut out).unwrap();
+        }
+        let text = pretty_format_batches(&out).unwrap().to_string();
+        let mut last = std::collections::BTreeMap::new();
+        for line in text
+            .lines()
+            .filter(|l| l.starts_with("| ") && !l.contains(" k "))
+        {
+            let cells: Vec<&str> = line.split('|').map(str::trim).collect();
+            last.insert(
+                (cells[1].to_string(), cells[3].to_string()),
+                line.to_string(),
+            );
+        }
+        last.into_values().collect()
+    }
+
+    #[test]
+    fn keeps_the_best_n_per_partition_whatever_the_batches() {
+        let rows = [
+            ("a", Some(5)),
+            ("a", Some(9)),
+            ("b", Some(1)),
+            ("a", Some(7)),
+            ("a", None),
+            ("a", Some(9)),
+            ("b", Some(3)),
+            ("a", Some(8)),
+        ];
+        let expected = vec![
+            "| a | 9     | 1  |",
+            "| a | 9     | 2  |",
+            "| a | 8     | 3  |",
+            "| b | 3     | 1  |",
+            "| b | 1     | 2  |",
+        ];
+        for size in [1, 3, 8] {
+            let batches: Vec<RecordBatch> = rows.chunks(size).map(batch).collect();
+            let mut op = TopNOp::new(spec(3)).unwrap();
+            assert_eq!(final_rows(&mut op, &batches), expected, "batch size {size}");
+            assert_eq!(op.state_size().rows, 5);
+        }
+    }
+
+    #[test]
+    fn without_partition_by_every_row_competes_for_one_list() {
+        let mut s = (*spec(2)).clone();
+        s.partition = Vec::new();
+        let mut op = TopNOp::new(Arc::new(s)).unwrap();
+        let mut out = Vec::new();
+        let rows = [("a", Some(5)), ("b", Some(9)), ("c", Some(7))];
+        op.process_batch(&batch(&rows), &mut out).unwrap();
+        let text = pretty_format_batches(&out).unwrap().to_string();
+        assert!(text.contains("| b | 9     | 1  |"), "{text}");
+        assert!(text.contains("| c | 7     | 2  |"), "{text}");
+        assert_eq!(op.state_size().rows, 2);
+    }
+
+    #[test]
+    fn a_row_that_does_not_enter_emits_nothing() {
+        let mut op = TopNOp::new(spec(1)).unwrap();
+        let mut out = Vec::new();
+        op.process_batch(&batch(&[("a", Some(5))]), &mut out)
+            .unwrap();
+        op.process_batch(&batch(&[("a", Some(4)), ("a", None)]), &mut out)
+            .unwrap();
+        assert_eq!(out.iter().map(|b| b.num_rows()).sum::<usize>(), 1);
+    }
+}

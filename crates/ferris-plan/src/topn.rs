@@ -1,0 +1,353 @@
+//! Top-N: `SELECT … FROM (SELECT …, ROW_NUMBER() OVER (PARTITION BY k ORDER BY x DESC) AS rn
+//! FROM …) WHERE rn <= N`, Flink's and RisingWave's spelling.
+//!
+//! The subquery without its `ROW_NUMBER` column becomes a hidden derived stream (as any
+//! subquery in FROM); the query around it reads that stream through a keyed top-N stage
+//! (`ferris_operators::topn`) that adds the row number, then its own SELECT list. The result
+//! is an updating stream keyed by the partition and the row number (by the partition alone
+//! when N is 1), whose last row per key is the answer.
+
+use crate::catalog::Catalog;
+use crate::error::{PlanError, span_of};
+use crate::props::EngineProps;
+use crate::query::{KeyedPlan, QueryPlan, plan_query};
+use arrow::compute::SortOptions;
+use arrow::datatypes::{DataType, Field, Schema};
+use datafusion_physical_expr::PhysicalExpr;
+use datafusion_physical_expr::expressions::Column;
+use ferris_operators::ProjectOp;
+use ferris_operators::topn::{TopNOp, TopNSpec};
+use ferris_runtime::Operator;
+use ferris_sql::ast::{Span, StreamingQuery};
+use sqlparser::ast::{
+    BinaryOperator, Expr, OrderByExpr, Select, SelectItem, SetExpr, Spanned, TableFactor, Value,
+    WindowType,
+};
+use std::sync::Arc;
+
+/// A `ROW_NUMBER` filter taken out of a query.
+#[derive(Debug, Clone)]
+pub(crate) struct TopN {
+    /// PARTITION BY expressions.
+    partition: Vec<Expr>,
+    /// ORDER BY expressions.
+    order: Vec<OrderByExpr>,
+    /// N.
+    limit: usize,
+    /// The row number's name (lower case).
+    rn: String,
+    /// Where the `ROW_NUMBER()` call stands.
+    span: Span,
+}
+
+fn span_or(s: sqlparser::tokenizer::Span, fallback: Span) -> Span {
+    let span = span_of(s);
+    if span.start.line > 0 { span } else { fallback }
+}
+
+/// The `ROW_NUMBER() OVER (…)` item of a SELECT list: its index, window and alias.
+fn row_number_item(
+    select: &Select,
+) -> Option<(
+    usize,
+    &sqlparser::ast::WindowSpec,
+    &sqlparser::ast::Ident,
+    &Expr,
+)> {
+    select
+        .projection
+        .iter()
+        .enumerate()
+        .find_map(|(i, item)| match item {
+            SelectItem::ExprWithAlias {
+                expr: e @ Expr::Function(f),
+                alias,
+            } if f.name.to_string().eq_ignore_ascii_case("row_number") => match &f.over {
+                Some(WindowType::WindowSpec(w)) => Some((i, w, alias, e)),
+                _ => None,
+            },
+            _ => None,
+        })
+}
+
+/// N from `rn <= N`, `rn < N`, `N >= rn`, `N > rn` or `rn = 1`, when `e` is one of them.
+fn limit_of(e: &Expr, rn: &str) -> Option<usize> {
+    let is_rn = |e: &Expr| match e {
+        Expr::Identifier(i) => i.value.eq_ignore_ascii_case(rn),
+        Expr::CompoundIdentifier(parts) => parts
+            .last()
+            .is_some_and(|i| i.value.eq_ignore_ascii_case(rn)),
+        _ => false,
+    };
+    let number = |e: &Expr| match e {
+        Expr::Value(v) => match &v.value {
+            Value::Number(n, _) => n.parse::<usize>().ok(),
+            _ => None,
+        },
+        _ => None,
+    };
+    let Expr::BinaryOp { left, op, right } = e else {
+        return None;
+    };
+    let n = match (is_rn(left), is_rn(right), op) {
+        (true, _, BinaryOperator::LtEq) => number(right)?,
+        (true, _, BinaryOperator::Lt) => number(right)?.checked_sub(1)?,
+        (_, true, BinaryOperator::GtEq) => number(left)?,
+        (_, true, BinaryOperator::Gt) => number(left)?.checked_sub(1)?,
+        (true, _, BinaryOperator::Eq) if number(right) == Some(1) => 1,
+        (_, true, BinaryOperator::Eq) if number(left) == Some(1) => 1,
+        _ => return None,
+    };
+    (n > 0).then_some(n)
+}
+
+/// When `select` reads one subquery that numbers its rows with `ROW_NUMBER()` and filters on
+/// that number, takes the number out of the subquery and the filter out of `select` and
+/// returns what they said. A `ROW_NUMBER()` used otherwise is an error at it.
+pub(crate) fn take(select: &mut Select, fallback: Span) -> Result<Option<TopN>, PlanError> {
+    let [table] = select.from.as_mut_slice() else {
+        return Ok(None);
+    };
+    if !table.joins.is_empty() {
+        return Ok(None);
+    }
+    let TableFactor::Derived { subquery, .. } = &mut table.relation else {
+        return Ok(None);
+    };
+    let SetExpr::Select(inner) = subquery.body.as_mut() else {
+        return Ok(None);
+    };
+    let Some((index, window, alias, call)) = row_number_item(inner) else {
+        return Ok(None);
+    };
+    let at = span_or(call.span(), fallback);
+    let rn = alias.value.to_ascii_lowercase();
+    let limit = select.selection.as_ref().and_then(|w| limit_of(w, &rn));
+    let Some(limit) = limit else {
+        return Err(PlanError::not_supported(
+            &format!(
+                "ROW_NUMBER() other than as a top-N (filter the query around it with \
+                 WHERE {rn} <= N, and nothing else)"
+            ),
+            at,
+        ));
+    };
+    if window.order_by.is_empty() {
+        return Err(PlanError::at(
+            "a top-N orders its rows: write ROW_NUMBER() OVER (PARTITION BY … ORDER BY …)",
+            at,
+        ));
+    }
+    if window.window_frame.is_some() || window.window_name.is_some() {
+        return Err(PlanError::at(
+            "ROW_NUMBER() takes PARTITION BY and ORDER BY only",
+            at,
+        ));
+    }
+    let top = TopN {
+        partition: window.partition_by.clone(),
+        order: window.order_by.clone(),
+        limit,
+        rn,
+        span: at,
+    };
+    inner.projection.remove(index);
+    select.selection = None;
+    Ok(Some(top))
+}
+
+/// The index of the column `e` names in `schema`, or an error at the top-N.
+fn column(e: &Expr, schema: &Schema, top: &TopN) -> Result<usize, PlanError> {
+    let name = match e {
+        Expr::Identifier(i) => i.value.to_ascii_lowercase(),
+        Expr::CompoundIdentifier(parts) => parts
+            .last()
+            .map(|i| i.value.to_ascii_lowercase())
+            .unwrap_or_default(),
+        _ => String::new(),
+    };
+    schema.index_of(&name).map_err(|_| {
+        PlanError::at(
+            format!(
+                "a top-N partitions and orders by columns of its subquery's SELECT list; {e} \
+                 is not one (select it in the subquery, with an alias if it is an expression)"
+            ),
+            top.span,
+        )
+    })
+}
+
+/// Plans `query` (reading the hidden stream of its subquery) with its top-N stage.
+pub(crate) fn plan(
+    query: &StreamingQuery,
+    top: &TopN,
+    catalog: &Catalog,
+    settings: &EngineProps,
+) -> Result<QueryPlan, PlanError> {
+    let source = match query.query.body.as_ref() {
+        SetExpr::Select(s) => match s.from.first().map(|t| &t.relation) {
+            Some(TableFactor::Table { name, .. }) => {
+                name.to_string().trim_matches('"').to_ascii_lowercase()
+            }
+            _ => String::new(),
+        },
+        _ => String::new(),
+    };
+    let Some(input) = catalog.schema(&source) else {
+        return Err(PlanError::at(
+            format!("internal: the top-N's subquery '{source}' is not declared"),
+            top.span,
+        ));
+    };
+    // The query around the subquery sees its columns and the row number.
+    let mut fields: Vec<Field> = input.fields().iter().map(|f| (**f).clone()).collect();
+    fields.push(Field::new(&top.rn, DataType::Int64, false));
+    let numbered = Arc::new(Schema::new(fields));
+    let mut view = catalog.clone();
+    view.add_table(&source, numbered.clone());
+    let around = plan_query(query, &view, settings)?;
+    if around.keyed.is_some() || around.filter.is_some() || around.lookup.is_some() {
+        return Err(PlanError::not_supported(
+            "a top-N whose outer query does more than select columns (aggregate or filter \
+             its output in another query)",
+            query.span,
+        ));
+    }
+    let partition = top
+        .partition
+        .iter()
+        .map(|e| column(e, &input, top))
+        .collect::<Result<Vec<_>, _>>()?;
+    let order = top
+        .order
+        .iter()
+        .map(|o| {
+            let descending = o.options.asc == Some(false);
+            // NULLs last ascending and first descending, as in PostgreSQL and Flink.
+            let nulls_first = o.options.nulls_first.unwrap_or(descending);
+            Ok((
+                column(&o.expr, &input, top)?,
+                SortOptions {
+                    descending,
+                    nulls_first,
+                },
+            ))
+        })
+        .collect::<Result<Vec<_>, PlanError>>()?;
+    let text = top
+        .order
+        .iter()
+        .map(|o| o.to_string())
+        .collect::<Vec<_>>()
+        .join(", ");
+    let spec = Arc::new(TopNSpec {
+        input_schema: input.clone(),
+        partition: partition.clone(),
+        order,
+        limit: top.limit,
+        output_schema: numbered.clone(),
+        text,
+    });
+    TopNOp::new(spec.clone()).map_err(|e| PlanError::at(e.to_string(), top.span))?;
+
+    // The output key: the partition columns (and the row number unless N is 1), as the
+    // outer SELECT names them.
+    let rn_index = input.fields().len();
+    let mut key_inputs: Vec<usize> = partition.clone();
+    if top.limit > 1 {
+        key_inputs.push(rn_index);
+    }
+    let mut upsert_key = Vec::new();
+    for &k in &key_inputs {
+        let named = around
+            .projection
+            .iter()
+            .position(|p| p.downcast_ref::<Column>().is_some_and(|c| c.index() == k));
+        match named {
+            Some(i) => upsert_key.push(around.output_schema.field(i).name().clone()),
+            None => {
+                return Err(PlanError::at(
+                    format!(
+                        "select '{}' in the query around the top-N: each of its output rows \
+                         is updated by the partition{}",
+                        numbered.field(k).name(),
+                        if top.limit > 1 {
+                            " and the row number"
+                        } else {
+                            ""
+                        }
+                    ),
+                    query.span,
+                ));
+            }
+        }
+    }
+
+    // The chain: top-N, then the outer SELECT plus the order columns (key, row number).
+    let mut out_exprs: Vec<Arc<dyn PhysicalExpr>> = around.projection.clone();
+    let mut chain_fields: Vec<Field> = around
+        .output_schema
+        .fields()
+        .iter()
+        .map(|f| (**f).clone())
+        .collect();
+    let order_by: Vec<usize> = partition.iter().copied().chain([rn_index]).collect();
+    crate::query::push_order_columns(&numbered, &order_by, &mut out_exprs, &mut chain_fields);
+    let chain_schema = Arc::new(Schema::new(chain_fields));
+    let order_columns = partition.len() + 1;
+    let describe = vec![
+        TopNOp::new(spec.clone())
+            .map(|op| op.describe())
+            .unwrap_or_default(),
+        format!("Project: {}", around.projection_text),
+    ];
+    let project_text = around.projection_text.clone();
+    let factory = move || -> Result<Vec<Box<dyn Operator>>, String> {
+        let top = TopNOp::new(spec.clone()).map_err(|e| e.to_string())?;
+        Ok(vec![
+            Box::new(top) as Box<dyn Operator>,
+            Box::new(ProjectOp::new(
+                out_exprs.clone(),
+                chain_schema.clone(),
+                project_text.clone(),
+            )),
+        ])
+    };
+    let identity: Vec<Arc<dyn PhysicalExpr>> = input
+        .fields()
+        .iter()
+        .enumerate()
+        .map(|(i, f)| Arc::new(Column::new(f.name(), i)) as Arc<dyn PhysicalExpr>)
+        .collect();
+    let identity_text = input
+        .fields()
+        .iter()
+        .map(|f| f.name().clone())
+        .collect::<Vec<_>>()
+        .join(", ");
+    Ok(QueryPlan {
+        source,
+        input_schema: input.clone(),
+        lookup: None,
+        filter_schema: input.clone(),
+        filter: None,
+        projection: identity,
+        projection_text: identity_text,
+        projection_schema: input,
+        keyed: Some(KeyedPlan {
+            key_columns: partition,
+            right_key_columns: Vec::new(),
+            operators: Arc::new(factory),
+            order_columns,
+            describe,
+            time_column: None,
+        }),
+        right_source: None,
+        output_schema: around.output_schema,
+        event_time: false,
+        upsert_key,
+        logical_plan: around.logical_plan,
+        updating: true,
+        output_time: None,
+    })
+}
