@@ -117,6 +117,7 @@ nexmark! {
     q0 => "pass-through",
     q1 => "currency conversion",
     q2 => "selection",
+    q3 => "local item suggestion",
     q5 => "hot items",
     q7 => "highest bid",
     q8 => "monitor new users",
@@ -129,6 +130,7 @@ nexmark! {
     q17 => "auction statistics",
     q18 => "find last bid",
     q19 => "auction top-10 price",
+    q20 => "expand bid with auction",
     q21 => "add channel id",
     q22 => "url directories",
 }

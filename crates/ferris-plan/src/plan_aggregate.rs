@@ -53,7 +53,7 @@ pub(crate) fn lower_aggregate(
     let (where_expr, scan) = scan_input(agg.input.as_ref(), span)?;
     let (source, lookup, residual) = match scan {
         ScanInput::Source(s) => (s, None, None),
-        ScanInput::Join(j) => match plan_join(j, ctx.catalog, ctx.join_span, where_expr)? {
+        ScanInput::Join(j) => match plan_join(j, ctx.catalog, ctx.join_span, where_expr, None)? {
             PlannedJoin::Lookup {
                 stream,
                 table,

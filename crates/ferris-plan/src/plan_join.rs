@@ -82,6 +82,23 @@ fn side_source(plan: &LogicalPlan) -> Option<String> {
     }
 }
 
+/// Whether `plan` (below the projection) is a join of two streams (no TABLE side).
+pub(crate) fn is_stream_join(plan: &LogicalPlan, catalog: &Catalog) -> bool {
+    let mut p = plan;
+    loop {
+        match p {
+            LogicalPlan::Filter(f) => p = f.input.as_ref(),
+            LogicalPlan::SubqueryAlias(a) => p = a.input.as_ref(),
+            LogicalPlan::Join(j) => {
+                return [&j.left, &j.right].iter().all(|side| {
+                    side_source(side).is_some_and(|s| catalog.primary_key(&s).is_none())
+                });
+            }
+            _ => return false,
+        }
+    }
+}
+
 /// Plans `j`; errors point at `span` (the JOIN clause). For an INNER join, the conditions of
 /// the query's `WHERE` that compare the two inputs count as ON conditions (keys and time
 /// bounds), as Flink reads `FROM a JOIN b ON k WHERE a.ts BETWEEN b.ts - … AND b.ts`; the
@@ -91,6 +108,7 @@ pub(crate) fn plan_join(
     catalog: &Catalog,
     span: Span,
     where_expr: Option<&Expr>,
+    ttl_ms: Option<i64>,
 ) -> Result<PlannedJoin, PlanError> {
     let (Some(left), Some(right)) = (side_source(&j.left), side_source(&j.right)) else {
         return Err(PlanError::not_supported(
@@ -155,7 +173,7 @@ pub(crate) fn plan_join(
              (FROM stream LEFT JOIN table)",
             span,
         )),
-        (false, false) => plan_interval(j, catalog, &left, &right, kind, span),
+        (false, false) => plan_interval(j, catalog, &left, &right, kind, span, ttl_ms),
     }
 }
 
@@ -273,6 +291,7 @@ fn plan_interval(
     right: &str,
     kind: JoinKind,
     span: Span,
+    ttl_ms: Option<i64>,
 ) -> Result<PlannedJoin, PlanError> {
     let time_of =
         |source: &str| -> Result<String, PlanError> {
@@ -350,12 +369,18 @@ fn plan_interval(
             None => residual.push(c.clone()),
         }
     }
+    // A regular join with 'state.ttl': each row is kept, and joins, for the TTL of event
+    // time on either side of its own.
+    if let (None, None, Some(ttl)) = (lower, upper, ttl_ms) {
+        lower = Some(-ttl);
+        upper = Some(ttl);
+    }
     let (Some(lower_ms), Some(upper_ms)) = (lower, upper) else {
         return Err(PlanError::at(
             format!(
                 "a join of two streams needs a time bound on both sides, e.g. \
-                 {right_col} BETWEEN {left_col} AND {left_col} + INTERVAL '1' HOUR (without \
-                 one its state grows forever)"
+                 {right_col} BETWEEN {left_col} AND {left_col} + INTERVAL '1' HOUR, or a \
+                 'state.ttl' for a regular join (without one its state grows forever)"
             ),
             span,
         ));

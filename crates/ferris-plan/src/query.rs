@@ -269,13 +269,15 @@ pub fn plan_query(
     let ttl = settings
         .state_ttl_ms
         .map(|ms| (ms, settings.span_of("state.ttl", query.span)));
+    let regular_join = crate::plan_join::is_stream_join(below, catalog);
     if let Some((_, ttl_span)) = ttl
-        && (query.window.is_some() || !matches!(below, LogicalPlan::Aggregate(_)))
+        && (query.window.is_some() || !(matches!(below, LogicalPlan::Aggregate(_)) || regular_join))
     {
         return Err(PlanError::at(
-            "'state.ttl' applies to an unwindowed GROUP BY (Flink's table.exec.state.ttl): \
-             windowed aggregations, OVER and interval joins free their state as the watermark \
-             passes; bound those with 'state.max.rows' / 'state.max.bytes'",
+            "'state.ttl' applies to an unwindowed GROUP BY and to a regular join of two \
+             streams (Flink's table.exec.state.ttl): windowed aggregations, OVER and interval \
+             joins free their state as the watermark passes; bound those with \
+             'state.max.rows' / 'state.max.bytes'",
             ttl_span,
         ));
     }
@@ -329,6 +331,7 @@ pub fn plan_query(
         join_span(query),
         query.span,
         logical_plan,
+        ttl.map(|(ms, _)| ms),
     )
 }
 
@@ -392,12 +395,13 @@ fn lower_stateless(
     join_span: Span,
     span: Span,
     logical_plan: String,
+    ttl_ms: Option<i64>,
 ) -> Result<QueryPlan, PlanError> {
     let (filter_expr, input) = scan_input(projection.input.as_ref(), span)?;
     let planner = ExprPlanner::new(projection.input.schema().clone(), span);
     let (source, lookup, filter_schema, interval, residual) = match input {
         ScanInput::Source(s) => (s, None, source_schema.clone(), None, None),
-        ScanInput::Join(j) => match plan_join(j, catalog, join_span, filter_expr)? {
+        ScanInput::Join(j) => match plan_join(j, catalog, join_span, filter_expr, ttl_ms)? {
             PlannedJoin::Lookup {
                 stream,
                 table,
