@@ -18,6 +18,7 @@ const QUERIES: &[(&str, &str)] = &[
     ("q5", include_str!("../../../examples/nexmark/q5.sql")),
     ("q7", include_str!("../../../examples/nexmark/q7.sql")),
     ("q8", include_str!("../../../examples/nexmark/q8.sql")),
+    ("q9", include_str!("../../../examples/nexmark/q9.sql")),
     ("q10", include_str!("../../../examples/nexmark/q10.sql")),
     ("q11", include_str!("../../../examples/nexmark/q11.sql")),
     ("q13", include_str!("../../../examples/nexmark/q13.sql")),

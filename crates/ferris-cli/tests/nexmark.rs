@@ -121,6 +121,7 @@ nexmark! {
     q5 => "hot items",
     q7 => "highest bid",
     q8 => "monitor new users",
+    q9 => "winning bids",
     q10 => "log to file system",
     q11 => "user sessions",
     q13 => "bounded side input join",

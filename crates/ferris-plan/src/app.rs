@@ -224,8 +224,14 @@ fn plan_on_this_thread(sql: &str) -> Result<Application, AppError> {
                     );
                 }
                 let (engine, sink) = props::split(&c.properties, c.span)?;
-                let (query, top_n) =
-                    hidden_queries(&name, &c.query, &mut app, &mut catalog, &mut derived)?;
+                let (query, top_n) = hidden_queries(
+                    &name,
+                    &c.query,
+                    &engine,
+                    &mut app,
+                    &mut catalog,
+                    &mut derived,
+                )?;
                 let plan = plan_statement(&query, top_n.as_ref(), &catalog, &engine)?;
                 derived.read(&mut app, &plan, c.query.span)?;
                 let metrics = crate::metrics::declared(&engine.metrics, &plan.output_schema)?;
@@ -253,8 +259,14 @@ fn plan_on_this_thread(sql: &str) -> Result<Application, AppError> {
                 };
                 let n = app.queries.len() + 1;
                 let name = format!("insert_{n}_into_{target}");
-                let (query, top_n) =
-                    hidden_queries(&name, &i.query, &mut app, &mut catalog, &mut derived)?;
+                let (query, top_n) = hidden_queries(
+                    &name,
+                    &i.query,
+                    &sink.engine,
+                    &mut app,
+                    &mut catalog,
+                    &mut derived,
+                )?;
                 let plan = plan_statement(&query, top_n.as_ref(), &catalog, &sink.engine)?;
                 derived.read(&mut app, &plan, i.query.span)?;
                 let metrics = crate::metrics::declared(&sink.engine.metrics, &plan.output_schema)?;
@@ -270,8 +282,14 @@ fn plan_on_this_thread(sql: &str) -> Result<Application, AppError> {
             Statement::Select(q) => {
                 selects += 1;
                 let name = format!("select_{selects}");
-                let (query, top_n) =
-                    hidden_queries(&name, &q, &mut app, &mut catalog, &mut derived)?;
+                let (query, top_n) = hidden_queries(
+                    &name,
+                    &q,
+                    &EngineProps::default(),
+                    &mut app,
+                    &mut catalog,
+                    &mut derived,
+                )?;
                 let plan =
                     plan_statement(&query, top_n.as_ref(), &catalog, &EngineProps::default())?;
                 derived.read(&mut app, &plan, q.span)?;
@@ -459,6 +477,7 @@ impl Derived {
 fn hidden_queries(
     name: &str,
     query: &ast::StreamingQuery,
+    outer: &EngineProps,
     app: &mut Application,
     catalog: &mut Catalog,
     derived: &mut Derived,
@@ -485,7 +504,13 @@ fn hidden_queries(
                 q.span,
             ));
         }
-        let engine = EngineProps::default();
+        // The statement's 'state.ttl' reaches its subqueries where their shape takes one.
+        let engine = EngineProps {
+            state_ttl_ms: outer.state_ttl_ms,
+            state_ttl_inherited: true,
+            spans: outer.spans.clone(),
+            ..EngineProps::default()
+        };
         let plan = plan_statement(&q, top_n.as_deref(), catalog, &engine)?;
         derived.read(app, &plan, q.span)?;
         if union.is_none() {

@@ -354,8 +354,23 @@ fn plan_interval(
     let mut lower: Option<i64> = equal_times.then_some(0);
     let mut upper: Option<i64> = equal_times.then_some(0);
     let mut residual = Vec::new();
-    let filter = j.filter.clone();
-    for c in filter.as_ref().map(split_conjunction).unwrap_or_default() {
+    // `x BETWEEN lo AND hi` is `x >= lo AND x <= hi`: one half may be a time bound and the
+    // other a condition on other columns (`b.ts BETWEEN a.ts AND a.expires`).
+    let conditions: Vec<Expr> = j
+        .filter
+        .as_ref()
+        .map(split_conjunction)
+        .unwrap_or_default()
+        .into_iter()
+        .flat_map(|c| match c {
+            Expr::Between(b) if !b.negated => vec![
+                b.expr.as_ref().clone().gt_eq(b.low.as_ref().clone()),
+                b.expr.as_ref().clone().lt_eq(b.high.as_ref().clone()),
+            ],
+            other => vec![other.clone()],
+        })
+        .collect();
+    for c in &conditions {
         match bound(c, &left_col, &right_col, span)? {
             Some(bounds) => {
                 for (is_lower, v) in bounds {
@@ -370,10 +385,11 @@ fn plan_interval(
         }
     }
     // A regular join with 'state.ttl': each row is kept, and joins, for the TTL of event
-    // time on either side of its own.
-    if let (None, None, Some(ttl)) = (lower, upper, ttl_ms) {
-        lower = Some(-ttl);
-        upper = Some(ttl);
+    // time on either side of its own (on the side a condition leaves open, e.g. `b.ts BETWEEN
+    // a.ts AND a.expires`, whose upper end is a column and so a residual condition).
+    if let Some(ttl) = ttl_ms {
+        lower = lower.or(Some(-ttl));
+        upper = upper.or(Some(ttl));
     }
     let (Some(lower_ms), Some(upper_ms)) = (lower, upper) else {
         return Err(PlanError::at(

@@ -46,6 +46,9 @@ pub struct EngineProps {
     /// `'state.ttl'` in ms: an unwindowed GROUP BY forgets a group once the watermark is
     /// this far past the group's last row.
     pub state_ttl_ms: Option<i64>,
+    /// The TTL came from the statement around a subquery: it applies where the subquery's
+    /// shape takes one (an unwindowed GROUP BY, a regular join) and is ignored elsewhere.
+    pub state_ttl_inherited: bool,
     /// `'state.max.rows'`: entries one keyed partition of the query's stateful operator may
     /// hold.
     pub state_max_rows: Option<usize>,

@@ -266,12 +266,17 @@ pub fn plan_query(
         }
         other => (None, other),
     };
-    let ttl = settings
+    let mut ttl = settings
         .state_ttl_ms
         .map(|ms| (ms, settings.span_of("state.ttl", query.span)));
     let regular_join = crate::plan_join::is_stream_join(below, catalog);
+    let takes_ttl =
+        query.window.is_none() && (matches!(below, LogicalPlan::Aggregate(_)) || regular_join);
+    if settings.state_ttl_inherited && !takes_ttl {
+        ttl = None;
+    }
     if let Some((_, ttl_span)) = ttl
-        && (query.window.is_some() || !(matches!(below, LogicalPlan::Aggregate(_)) || regular_join))
+        && !takes_ttl
     {
         return Err(PlanError::at(
             "'state.ttl' applies to an unwindowed GROUP BY and to a regular join of two \

@@ -144,9 +144,30 @@ pub(crate) fn take(select: &mut Select, fallback: Span) -> Result<Option<TopN>, 
             at,
         ));
     }
+    // `B.price` in the window names the subquery's output column that selects it
+    // (`B.date_time AS bid_time` makes `B.date_time` read `bid_time`).
+    let named = |e: &Expr| -> Expr {
+        inner
+            .projection
+            .iter()
+            .find_map(|item| match item {
+                SelectItem::ExprWithAlias { expr, alias } if expr == e => {
+                    Some(Expr::Identifier(alias.clone()))
+                }
+                _ => None,
+            })
+            .unwrap_or_else(|| e.clone())
+    };
     let top = TopN {
-        partition: window.partition_by.clone(),
-        order: window.order_by.clone(),
+        partition: window.partition_by.iter().map(named).collect(),
+        order: window
+            .order_by
+            .iter()
+            .map(|o| OrderByExpr {
+                expr: named(&o.expr),
+                ..o.clone()
+            })
+            .collect(),
         limit,
         rn,
         span: at,
@@ -205,7 +226,13 @@ pub(crate) fn plan(
     let numbered = Arc::new(Schema::new(fields));
     let mut view = catalog.clone();
     view.add_table(&source, numbered.clone());
-    let around = plan_query(query, &view, settings)?;
+    // A 'state.ttl' of the statement is for its subquery (a regular join, say): the top-N
+    // keeps its N rows per partition.
+    let around_settings = EngineProps {
+        state_ttl_inherited: true,
+        ..settings.clone()
+    };
+    let around = plan_query(query, &view, &around_settings)?;
     if around.keyed.is_some() || around.filter.is_some() || around.lookup.is_some() {
         return Err(PlanError::not_supported(
             "a top-N whose outer query does more than select columns (aggregate or filter \
