@@ -31,6 +31,7 @@ mod plan_join;
 mod plan_over;
 pub mod props;
 mod query;
+mod semi;
 mod subquery;
 mod topn;
 mod tvf;

@@ -211,6 +211,8 @@ pub fn plan_query(
 ) -> Result<QueryPlan, PlanError> {
     let lowered = crate::tvf::lower(query, catalog)?;
     let query = lowered.as_ref().unwrap_or(query);
+    let joined = crate::semi::rewrite(query, catalog)?;
+    let query = joined.as_ref().unwrap_or(query);
     check_supported_shape(query)?;
     let mut sql_query = query.query.clone();
     rewrite_mod_calls(&mut sql_query);
