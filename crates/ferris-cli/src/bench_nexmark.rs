@@ -15,6 +15,7 @@ const QUERIES: &[(&str, &str)] = &[
     ("q1", include_str!("../../../examples/nexmark/q1.sql")),
     ("q2", include_str!("../../../examples/nexmark/q2.sql")),
     ("q3", include_str!("../../../examples/nexmark/q3.sql")),
+    ("q4", include_str!("../../../examples/nexmark/q4.sql")),
     ("q5", include_str!("../../../examples/nexmark/q5.sql")),
     ("q7", include_str!("../../../examples/nexmark/q7.sql")),
     ("q8", include_str!("../../../examples/nexmark/q8.sql")),

@@ -118,6 +118,7 @@ nexmark! {
     q1 => "currency conversion",
     q2 => "selection",
     q3 => "local item suggestion",
+    q4 => "average price per category",
     q5 => "hot items",
     q7 => "highest bid",
     q8 => "monitor new users",

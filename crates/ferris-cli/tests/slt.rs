@@ -687,6 +687,7 @@ slt_files! {
     union => "union.slt",
     window_tvf => "window_tvf.slt",
     topn => "topn.slt",
+    retractions => "retractions.slt",
     projection => "projection.slt",
     filter => "filter.slt",
     case_cast => "case_cast.slt",

@@ -149,10 +149,10 @@ fn misplaced_state_settings_are_refused_at_their_position() {
                  WINDOW TUMBLING(1m);",
                 SOURCE.replace("BATCH", "1")
             ),
-            "error: 'state.ttl' applies to an unwindowed GROUP BY (Flink's \
-             table.exec.state.ttl): windowed aggregations, OVER and interval joins free their \
-             state as the watermark passes; bound those with 'state.max.rows' / \
-             'state.max.bytes' at line 2, column 67",
+            "error: 'state.ttl' applies to an unwindowed GROUP BY and to a regular join of \
+             two streams (Flink's table.exec.state.ttl): windowed aggregations, OVER and \
+             interval joins free their state as the watermark passes; bound those with \
+             'state.max.rows' / 'state.max.bytes' at line 2, column 67",
         ),
         (
             format!(

@@ -259,6 +259,27 @@ fn build(
         for (writer, sink) in writers.into_iter().zip(sinks) {
             b.derived_sinks.insert(writer, sink);
         }
+        // An updating stream is read as the changelog of its upsert key.
+        let source = match decl.connector.get("upsert.key") {
+            Some(key) => {
+                let fields = decl.schema.fields();
+                let written = Arc::new(arrow::datatypes::Schema::new(
+                    fields[..fields.len().saturating_sub(1)].to_vec(),
+                ));
+                key.split(',')
+                    .filter(|k| !k.is_empty())
+                    .map(|k| written.index_of(k))
+                    .collect::<Result<Vec<_>, _>>()
+                    .and_then(|key| source.with_changelog(&written, key))
+                    .map_err(|e| {
+                        EngineError::Invalid(ferris_plan::PlanError::at(
+                            format!("internal: derived stream '{}': {e}", decl.name),
+                            decl.span,
+                        ))
+                    })?
+            }
+            None => source,
+        };
         b.derived_sources.insert(decl.name.clone(), source);
     }
     let mut queries = Vec::new();

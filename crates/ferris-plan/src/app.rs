@@ -224,6 +224,7 @@ fn plan_on_this_thread(sql: &str) -> Result<Application, AppError> {
                     );
                 }
                 let (engine, sink) = props::split(&c.properties, c.span)?;
+                let before = app.queries.len();
                 let (query, top_n) = hidden_queries(
                     &name,
                     &c.query,
@@ -232,7 +233,12 @@ fn plan_on_this_thread(sql: &str) -> Result<Application, AppError> {
                     &mut catalog,
                     &mut derived,
                 )?;
-                let plan = plan_statement(&query, top_n.as_ref(), &catalog, &engine)?;
+                // With subqueries, the statement's TTL is for the parts that take one.
+                let own = EngineProps {
+                    state_ttl_inherited: app.queries.len() > before,
+                    ..engine.clone()
+                };
+                let plan = plan_statement(&query, top_n.as_ref(), &catalog, &own)?;
                 derived.read(&mut app, &plan, c.query.span)?;
                 let metrics = crate::metrics::declared(&engine.metrics, &plan.output_schema)?;
                 derived.define(&name, &plan, &mut catalog, c.span);
@@ -327,7 +333,23 @@ struct Derived {
 impl Derived {
     /// Query `name` (planned as `plan`) defines a stream later queries may read.
     fn define(&mut self, name: &str, plan: &QueryPlan, catalog: &mut Catalog, span: Span) {
-        let schema = plan.output_schema.clone();
+        let mut schema = plan.output_schema.clone();
+        let mut connector = BTreeMap::from([
+            ("connector".to_string(), DERIVED_CONNECTOR.to_string()),
+            ("query".to_string(), name.to_string()),
+        ]);
+        if plan.updating {
+            // Read as a changelog: the written columns, then the retraction flag.
+            let mut fields: Vec<arrow::datatypes::Field> =
+                schema.fields().iter().map(|f| (**f).clone()).collect();
+            fields.push(arrow::datatypes::Field::new(
+                ferris_runtime::RETRACT_COLUMN,
+                DataType::Boolean,
+                false,
+            ));
+            schema = Arc::new(Schema::new(fields));
+            connector.insert("upsert.key".to_string(), plan.upsert_key.join(","));
+        }
         // Event time goes on only in a millisecond timestamp column.
         let event_time = plan.output_time.clone().filter(|c| {
             schema.field_with_name(c).is_ok_and(|f| {
@@ -341,10 +363,6 @@ impl Derived {
         if let Some(c) = &event_time {
             catalog.set_event_time(name, c);
         }
-        let connector = BTreeMap::from([
-            ("connector".to_string(), DERIVED_CONNECTOR.to_string()),
-            ("query".to_string(), name.to_string()),
-        ]);
         let decl = SourceDecl {
             name: name.to_string(),
             kind: SourceKind::Stream,
@@ -439,7 +457,7 @@ impl Derived {
             let Some((decl, updating)) = self.streams.get(input) else {
                 continue;
             };
-            if *updating {
+            if *updating && !plan.retracts {
                 // A subquery's or CTE's hidden stream is named by its alias, where it stands.
                 let (what, at) = match self.hidden.get(input) {
                     Some(alias) => (format!("the subquery '{alias}'"), decl.span),
@@ -448,9 +466,10 @@ impl Derived {
                 return Err(PlanError::at(
                     format!(
                         "{what} is an updating stream (its query aggregates with EMIT \
-                         CHANGES, so a row replaces an earlier one): reading it needs \
-                         retractions, which are not supported yet; give that query a window \
-                         and EMIT FINAL, or read what it writes to its sink"
+                         CHANGES, so a row replaces an earlier one): a GROUP BY over it runs \
+                         (taking back the replaced rows); a filter, projection, window, OVER \
+                         or join of it is not supported yet; give that query a window and \
+                         EMIT FINAL, or read what it writes to its sink"
                     ),
                     at,
                 ));

@@ -163,6 +163,30 @@ pub(crate) fn lower_aggregate(
         });
     }
 
+    // An updating input (a changelog): its retraction flag, after the aggregates' inputs.
+    let retract_column = match ctx.source_schema.index_of(ferris_runtime::RETRACT_COLUMN) {
+        Ok(idx) => {
+            if windowed || ctx.ttl_ms.is_some() || lookup.is_some() {
+                return Err(PlanError::not_supported(
+                    &format!(
+                        "a window, 'state.ttl' or a join over the updating stream '{}' (an \
+                         unwindowed GROUP BY of it runs)",
+                        ctx.source
+                    ),
+                    span,
+                ));
+            }
+            pre_exprs.push(Arc::new(Column::new(ferris_runtime::RETRACT_COLUMN, idx)));
+            pre_fields.push(Field::new(
+                ferris_runtime::RETRACT_COLUMN,
+                arrow::datatypes::DataType::Boolean,
+                false,
+            ));
+            Some(pre_exprs.len() - 1)
+        }
+        Err(_) => None,
+    };
+
     // Event time last.
     let time_column = match &ctx.event_time {
         Some(col) if windowed || ctx.ttl_ms.is_some() => {
@@ -237,6 +261,7 @@ pub(crate) fn lower_aggregate(
         emit,
         output_schema: agg_schema.clone(),
         ttl_ms: ctx.ttl_ms,
+        retract_column,
     });
 
     // After the aggregation: HAVING, then SELECT plus the order columns.
@@ -326,6 +351,7 @@ pub(crate) fn lower_aggregate(
         upsert_key,
         logical_plan: ctx.logical_plan,
         updating: emit == EmitMode::Changes,
+        retracts: retract_column.is_some(),
         output_time,
     })
 }

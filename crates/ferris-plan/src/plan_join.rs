@@ -617,6 +617,7 @@ pub(crate) fn interval_query(q: IntervalQuery) -> crate::query::QueryPlan {
         upsert_key: Vec::new(),
         logical_plan: q.logical_plan,
         updating: false,
+        retracts: false,
         // The two inputs' watermarks are not passed on: no event time after the join.
         output_time: None,
     }

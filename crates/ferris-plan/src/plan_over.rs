@@ -143,6 +143,7 @@ pub(crate) fn lower_window(
         upsert_key: Vec::new(),
         logical_plan,
         updating: false,
+        retracts: false,
         output_time,
     })
 }

@@ -59,6 +59,9 @@ pub struct QueryPlan {
     /// Whether output rows update earlier ones (an aggregate under EMIT CHANGES): the
     /// output is a changelog, not an append-only stream.
     pub updating: bool,
+    /// Whether the query reads an updating stream as a changelog (an aggregate that takes
+    /// back the rows replaced upstream).
+    pub retracts: bool,
     /// The output column that carries event time on, when the query's output has one: the
     /// source's event-time column passed through unchanged (or renamed), or a window's end.
     /// A query reading this query's output (a derived stream) works in this time.
@@ -272,9 +275,15 @@ pub fn plan_query(
         .state_ttl_ms
         .map(|ms| (ms, settings.span_of("state.ttl", query.span)));
     let regular_join = crate::plan_join::is_stream_join(below, catalog);
-    let takes_ttl =
-        query.window.is_none() && (matches!(below, LogicalPlan::Aggregate(_)) || regular_join);
-    if settings.state_ttl_inherited && !takes_ttl {
+    let changelog = source_schema
+        .index_of(ferris_runtime::RETRACT_COLUMN)
+        .is_ok();
+    let takes_ttl = query.window.is_none()
+        && ((matches!(below, LogicalPlan::Aggregate(_)) && !changelog) || regular_join);
+    // A TTL that reached this part from the statement around it applies where it can.
+    if settings.state_ttl_inherited
+        && (!takes_ttl || (!regular_join && catalog.event_time(&source).is_none()))
+    {
         ttl = None;
     }
     if let Some((_, ttl_span)) = ttl
@@ -494,6 +503,7 @@ fn lower_stateless(
         upsert_key: Vec::new(),
         logical_plan,
         updating: false,
+        retracts: false,
         output_time,
     })
 }

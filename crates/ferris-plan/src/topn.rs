@@ -375,6 +375,7 @@ pub(crate) fn plan(
         upsert_key,
         logical_plan: around.logical_plan,
         updating: true,
+        retracts: false,
         output_time: None,
     })
 }

@@ -66,6 +66,7 @@ pub fn derived_union(
         finished: vec![false; writers],
         open: writers,
         ended: false,
+        changelog: None,
     };
     (sinks, source)
 }
@@ -211,6 +212,21 @@ pub struct DerivedSource {
     /// Writers not finished yet.
     open: usize,
     ended: bool,
+    /// For an updating stream: its rows turned into a changelog.
+    changelog: Option<crate::Changelog>,
+}
+
+impl DerivedSource {
+    /// Reads the stream as the changelog of an upsert stream keyed by its columns `key`: the
+    /// source's schema is then the written rows' columns plus the retraction flag.
+    pub fn with_changelog(
+        mut self,
+        written: &SchemaRef,
+        key: Vec<usize>,
+    ) -> Result<Self, arrow::error::ArrowError> {
+        self.changelog = Some(crate::Changelog::new(written, key, self.schema.clone())?);
+        Ok(self)
+    }
 }
 
 impl Source for DerivedSource {
@@ -253,12 +269,14 @@ impl Source for DerivedSource {
             };
             match item {
                 Item::Rows(b) => {
+                    let at = || format!("derived stream '{}'", self.name);
+                    let b = match &mut self.changelog {
+                        Some(c) => c.apply(&b).map_err(|e| SourceError::caused_by(at(), e))?,
+                        // Writers of a union name their columns their own way: the stream's.
+                        None => RecordBatch::try_new(self.schema.clone(), b.columns().to_vec())
+                            .map_err(|e| SourceError::caused_by(at(), e))?,
+                    };
                     rows += b.num_rows();
-                    // Writers of a union name their columns their own way: the stream's names.
-                    let b = RecordBatch::try_new(self.schema.clone(), b.columns().to_vec())
-                        .map_err(|e| {
-                            SourceError::caused_by(format!("derived stream '{}'", self.name), e)
-                        })?;
                     batches.push(b);
                 }
                 // Rows read before it are judged against the watermark sent before them.

@@ -9,6 +9,7 @@
 
 pub mod business;
 mod chains;
+mod changelog;
 pub mod channel;
 pub mod config;
 pub mod dead_letter;
@@ -34,6 +35,7 @@ mod watermark;
 mod worker;
 mod worker_lineage;
 
+pub use changelog::{Changelog, RETRACT_COLUMN};
 pub use channel::{Receiver, Sender};
 pub use config::{JobConfig, LineageHandle, RetryPolicy};
 pub use dead_letter::{DeadLetterRecord, DeadLetterWriter};

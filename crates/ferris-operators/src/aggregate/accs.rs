@@ -1,7 +1,7 @@
 //! The accumulators of one (window, group) entry: one DataFusion [`Accumulator`] per
 //! aggregate, fed, merged, evaluated and sized together.
 
-use arrow::array::{ArrayRef, new_empty_array};
+use arrow::array::{ArrayRef, BooleanArray, new_empty_array};
 use arrow::compute::cast;
 use arrow::datatypes::DataType;
 use datafusion_common::ScalarValue;
@@ -34,6 +34,21 @@ impl AccSet {
         Ok(AccSet { accs })
     }
 
+    /// Fresh accumulators for `aggs` that can take values back (DataFusion's sliding
+    /// accumulators), for an updating input.
+    pub(crate) fn new_retracting(aggs: &[AggregateInput]) -> Result<Self, OperatorError> {
+        let accs = aggs
+            .iter()
+            .map(|a| {
+                a.expr
+                    .create_sliding_accumulator()
+                    .map(|acc| super::checked::checked(&a.expr, acc))
+                    .map_err(op_err)
+            })
+            .collect::<Result<_, _>>()?;
+        Ok(AccSet { accs })
+    }
+
     /// Feeds every aggregate its input columns; `column(c)` returns input column `c`
     /// restricted to this entry's rows (in arrival order).
     pub(crate) fn update(
@@ -48,6 +63,37 @@ impl AccSet {
                 .map(&mut column)
                 .collect::<Result<Vec<_>, _>>()?;
             acc.update_batch(&args).map_err(op_err)?;
+        }
+        Ok(())
+    }
+
+    /// As [`AccSet::update`], for rows of which those marked in `retract` take back an
+    /// earlier row: the others are added, these retracted.
+    pub(crate) fn update_signed(
+        &mut self,
+        aggs: &[AggregateInput],
+        mut column: impl FnMut(usize) -> Result<ArrayRef, OperatorError>,
+        retract: &BooleanArray,
+    ) -> Result<(), OperatorError> {
+        let adds = arrow::compute::not(retract).map_err(op_err)?;
+        let any_retract = retract.true_count() > 0;
+        for (acc, agg) in self.accs.iter_mut().zip(aggs) {
+            let args = agg
+                .columns
+                .clone()
+                .map(&mut column)
+                .collect::<Result<Vec<_>, _>>()?;
+            if !any_retract {
+                acc.update_batch(&args).map_err(op_err)?;
+                continue;
+            }
+            let pick = |mask: &BooleanArray| -> Result<Vec<ArrayRef>, OperatorError> {
+                args.iter()
+                    .map(|a| arrow::compute::filter(a, mask).map_err(op_err))
+                    .collect()
+            };
+            acc.update_batch(&pick(&adds)?).map_err(op_err)?;
+            acc.retract_batch(&pick(retract)?).map_err(op_err)?;
         }
         Ok(())
     }

@@ -86,6 +86,10 @@ pub struct AggregateSpec {
     /// watermark is more than this many ms past its last row's event time (under EMIT FINAL
     /// its row is emitted then).
     pub ttl_ms: Option<i64>,
+    /// Input column (BOOLEAN, never NULL) marking the rows of an updating input that take back
+    /// an earlier row (unwindowed only): their values are retracted from the accumulators, so
+    /// an aggregate over an `EMIT CHANGES` stream never counts a replaced row twice.
+    pub retract_column: Option<usize>,
 }
 
 /// Builds the streaming aggregation operator for `spec`: a [`SessionAggregate`] for session
@@ -123,6 +127,11 @@ fn describe(spec: &AggregateSpec) -> String {
         spec.ttl_ms
             .map(|t| format!(" ttl={t}ms"))
             .unwrap_or_default()
+            + if spec.retract_column.is_some() {
+                " retracting"
+            } else {
+                ""
+            }
     )
 }
 
@@ -178,6 +187,27 @@ fn validate(spec: &AggregateSpec) -> Result<(), String> {
             }
         }
     }
+    if spec.retract_column.is_some() {
+        if windowed || spec.ttl_ms.is_some() {
+            return Err("aggregate: retractions need an unwindowed aggregation without TTL".into());
+        }
+        for a in &spec.aggregates {
+            // MIN and MAX's sliding accumulators take values back only in arrival order (a
+            // moving window), not the arbitrary rows an update replaces.
+            let name = a.expr.fun().name().to_ascii_lowercase();
+            let retracts = !matches!(name.as_str(), "min" | "max")
+                && a.expr
+                    .create_sliding_accumulator()
+                    .is_ok_and(|acc| acc.supports_retract_batch());
+            if !retracts {
+                return Err(format!(
+                    "{}() cannot take a value back, so it cannot aggregate an updating stream \
+                     (COUNT, SUM, AVG and the statistics can)",
+                    name.to_uppercase()
+                ));
+            }
+        }
+    }
     for a in &spec.aggregates {
         if a.columns.start > a.columns.end {
             return Err(format!(
@@ -203,6 +233,7 @@ fn needed_columns(spec: &AggregateSpec) -> Vec<usize> {
         .aggregates
         .iter()
         .flat_map(|a| a.columns.clone())
+        .chain(spec.retract_column)
         .collect();
     columns.sort_unstable();
     columns.dedup();

@@ -107,6 +107,7 @@ fn spec(
         emit,
         output_schema: Arc::new(Schema::new(fields)),
         ttl_ms: None,
+        retract_column: None,
     }
 }
 
@@ -1274,4 +1275,99 @@ fn list_states_merge_across_panes_and_sessions() {
             "+---+---------------------+-------------------------+------------+-----+",
         ])
     );
+}
+
+/// Input `k, v, ts, __retract`: rows of a changelog.
+fn changelog_rows(rows: &[(&str, i64, bool)]) -> RecordBatch {
+    let schema = changelog_schema();
+    RecordBatch::try_new(
+        schema,
+        vec![
+            Arc::new(rows.iter().map(|r| Some(r.0)).collect::<StringArray>()),
+            Arc::new(rows.iter().map(|r| Some(r.1)).collect::<Int64Array>()),
+            Arc::new(TimestampMillisecondArray::from(vec![0; rows.len()])),
+            Arc::new(arrow::array::BooleanArray::from(
+                rows.iter().map(|r| r.2).collect::<Vec<_>>(),
+            )),
+        ],
+    )
+    .unwrap()
+}
+
+fn changelog_schema() -> SchemaRef {
+    let mut fields: Vec<Field> = int_schema()
+        .fields()
+        .iter()
+        .map(|f| (**f).clone())
+        .collect();
+    fields.push(Field::new(
+        ferris_runtime::RETRACT_COLUMN,
+        DataType::Boolean,
+        false,
+    ));
+    Arc::new(Schema::new(fields))
+}
+
+#[test]
+fn a_changelog_input_takes_back_the_rows_it_retracts() {
+    let schema = changelog_schema();
+    // (AVG is planned over DOUBLE, whose accumulator takes values back: retractions.slt.)
+    let aggs = [agg(count_udaf(), "cnt"), agg(sum_udaf(), "total")];
+    let mut s = spec(&schema, 1, &aggs, WindowKind::Global, EmitMode::Changes);
+    s.time_column = None;
+    s.retract_column = Some(3);
+    let mut op = aggregate_operator(Arc::new(s)).unwrap();
+    assert!(op.describe().ends_with(" retracting"), "{}", op.describe());
+    let out = run(
+        op.as_mut(),
+        vec![
+            Step::Batch(changelog_rows(&[("a", 10, false), ("b", 1, false)])),
+            // a's 10 becomes 30; b's 1 becomes 2 and then 5, in one batch.
+            Step::Batch(changelog_rows(&[
+                ("a", 10, true),
+                ("a", 30, false),
+                ("b", 1, true),
+                ("b", 2, false),
+                ("b", 2, true),
+                ("b", 5, false),
+            ])),
+        ],
+    );
+    assert_eq!(
+        out,
+        vec![
+            table(&[
+                "+---+-----+-------+",
+                "| k | cnt | total |",
+                "+---+-----+-------+",
+                "| a | 1   | 10    |",
+                "| b | 1   | 1     |",
+                "+---+-----+-------+",
+            ]),
+            table(&[
+                "+---+-----+-------+",
+                "| k | cnt | total |",
+                "+---+-----+-------+",
+                "| a | 1   | 30    |",
+                "| b | 1   | 5     |",
+                "+---+-----+-------+",
+            ]),
+        ]
+    );
+}
+
+#[test]
+fn min_and_max_refuse_a_changelog_input() {
+    let schema = changelog_schema();
+    let mut s = spec(
+        &schema,
+        1,
+        &[agg(max_udaf(), "hi")],
+        WindowKind::Global,
+        EmitMode::Changes,
+    );
+    s.time_column = None;
+    s.retract_column = Some(3);
+    let err = aggregate_operator(Arc::new(s)).err().unwrap();
+    assert!(err.starts_with("MAX() cannot take a value back"), "{err}");
 }

@@ -320,7 +320,11 @@ impl WindowAggregate {
                     slot @ None => {
                         self.interner.acquire(group);
                         self.live_entries += 1;
-                        (slot.insert(AccSet::new(&spec.aggregates)?), 0, true)
+                        let accs = match spec.retract_column {
+                            Some(_) => AccSet::new_retracting(&spec.aggregates)?,
+                            None => AccSet::new(&spec.aggregates)?,
+                        };
+                        (slot.insert(accs), 0, true)
                     }
                 }
             } else {
@@ -338,7 +342,19 @@ impl WindowAggregate {
                     }
                 }
             };
-            accs.update(&spec.aggregates, |c| gathered.slice(c, offset, len))?;
+            match spec.retract_column {
+                Some(rc) => {
+                    let flags = gathered.slice(rc, offset, len)?;
+                    let flags = flags
+                        .as_any()
+                        .downcast_ref::<arrow::array::BooleanArray>()
+                        .ok_or_else(|| {
+                            OperatorError::new("aggregate: the retraction column is not BOOLEAN")
+                        })?;
+                    accs.update_signed(&spec.aggregates, |c| gathered.slice(c, offset, len), flags)?
+                }
+                None => accs.update(&spec.aggregates, |c| gathered.slice(c, offset, len))?,
+            }
             self.live_bytes = (self.live_bytes + accs.size()).saturating_sub(before);
             if let (Some(ttl), Some(times)) = (&mut self.ttl, times) {
                 let rows = &routed.indices[offset..offset + len];

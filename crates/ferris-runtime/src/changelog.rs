@@ -1,0 +1,130 @@
+//! Upsert to changelog: what a query reading an updating stream receives.
+//!
+//! An `EMIT CHANGES` query writes the current row of each changed key (an upsert stream). A
+//! query that aggregates that stream must take back the row a key had before, or it would
+//! count it twice. [`Changelog`] keeps the last row per key and turns each incoming row into
+//! the rows of a changelog, each with a trailing BOOLEAN column [`RETRACT_COLUMN`]: the
+//! replaced row marked `true` (take it back), then the new row marked `false`. An update that
+//! changes nothing yields no rows.
+
+use arrow::array::{ArrayRef, BooleanArray};
+use arrow::datatypes::SchemaRef;
+use arrow::error::ArrowError;
+use arrow::record_batch::RecordBatch;
+use arrow::row::{OwnedRow, RowConverter, SortField};
+use std::collections::HashMap;
+use std::sync::Arc;
+
+/// The name of the column that marks retracted rows.
+pub const RETRACT_COLUMN: &str = "__retract";
+
+/// The last row per key of an upsert stream, and the conversion of its rows to a changelog.
+#[derive(Debug)]
+pub struct Changelog {
+    key: Vec<usize>,
+    keys: RowConverter,
+    rows: RowConverter,
+    last: HashMap<Vec<u8>, OwnedRow>,
+    /// The input columns plus [`RETRACT_COLUMN`].
+    schema: SchemaRef,
+}
+
+impl Changelog {
+    /// A conversion of rows of `input` keyed by its columns `key` into rows of `output` (the
+    /// input's columns, then the BOOLEAN retraction flag).
+    pub fn new(input: &SchemaRef, key: Vec<usize>, output: SchemaRef) -> Result<Self, ArrowError> {
+        let field = |i: usize| SortField::new(input.field(i).data_type().clone());
+        Ok(Changelog {
+            keys: RowConverter::new(key.iter().map(|&i| field(i)).collect())?,
+            rows: RowConverter::new((0..input.fields().len()).map(field).collect())?,
+            key,
+            last: HashMap::new(),
+            schema: output,
+        })
+    }
+
+    /// The changelog rows of `batch` (upsert rows in the order written).
+    pub fn apply(&mut self, batch: &RecordBatch) -> Result<RecordBatch, ArrowError> {
+        let keys = if self.key.is_empty() {
+            None
+        } else {
+            let columns: Vec<ArrayRef> =
+                self.key.iter().map(|&i| batch.column(i).clone()).collect();
+            Some(self.keys.convert_columns(&columns)?)
+        };
+        let whole = self.rows.convert_columns(batch.columns())?;
+        let mut out: Vec<(OwnedRow, bool)> = Vec::with_capacity(batch.num_rows() * 2);
+        for i in 0..batch.num_rows() {
+            let key = keys
+                .as_ref()
+                .map_or(Vec::new(), |k| k.row(i).data().to_vec());
+            let new = whole.row(i).owned();
+            match self.last.insert(key, new.clone()) {
+                Some(old) if old == new => continue,
+                Some(old) => out.push((old, true)),
+                None => {}
+            }
+            out.push((new, false));
+        }
+        let mut columns = self.rows.convert_rows(out.iter().map(|(r, _)| r.row()))?;
+        columns.push(Arc::new(BooleanArray::from(
+            out.iter().map(|(_, retract)| *retract).collect::<Vec<_>>(),
+        )));
+        RecordBatch::try_new(self.schema.clone(), columns)
+    }
+
+    /// Approximate bytes held (the last row per key).
+    pub fn size(&self) -> usize {
+        self.last
+            .iter()
+            .map(|(k, v)| k.len() + v.as_ref().len())
+            .sum()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use arrow::array::{Int64Array, StringArray};
+    use arrow::datatypes::{DataType, Field, Schema};
+    use arrow::util::pretty::pretty_format_batches;
+
+    #[test]
+    fn an_update_retracts_the_row_it_replaces_and_a_repeat_changes_nothing() {
+        let input = Arc::new(Schema::new(vec![
+            Field::new("k", DataType::Utf8, true),
+            Field::new("n", DataType::Int64, true),
+        ]));
+        let output = Arc::new(Schema::new(vec![
+            Field::new("k", DataType::Utf8, true),
+            Field::new("n", DataType::Int64, true),
+            Field::new(RETRACT_COLUMN, DataType::Boolean, false),
+        ]));
+        let mut c = Changelog::new(&input, vec![0], output).unwrap();
+        let batch = |k: Vec<&str>, n: Vec<i64>| {
+            RecordBatch::try_new(
+                input.clone(),
+                vec![
+                    Arc::new(StringArray::from(k)),
+                    Arc::new(Int64Array::from(n)),
+                ],
+            )
+            .unwrap()
+        };
+        let first = c.apply(&batch(vec!["a", "b", "a"], vec![1, 1, 2])).unwrap();
+        let second = c.apply(&batch(vec!["b", "a"], vec![1, 3])).unwrap();
+        let text = pretty_format_batches(&[first, second]).unwrap().to_string();
+        let expected = "\
++---+---+-----------+
+| k | n | __retract |
++---+---+-----------+
+| a | 1 | false     |
+| b | 1 | false     |
+| a | 1 | true      |
+| a | 2 | false     |
+| a | 2 | true      |
+| a | 3 | false     |
++---+---+-----------+";
+        assert_eq!(text, expected);
+    }
+}
