@@ -22,27 +22,25 @@ pub(crate) struct AccSet {
 impl AccSet {
     /// Fresh accumulators for `aggs`.
     pub(crate) fn new(aggs: &[AggregateInput]) -> Result<Self, OperatorError> {
-        let accs = aggs
-            .iter()
-            .map(|a| {
-                a.expr
-                    .create_accumulator()
-                    .map(|acc| super::checked::checked(&a.expr, acc))
-                    .map_err(op_err)
-            })
-            .collect::<Result<_, _>>()?;
-        Ok(AccSet { accs })
+        Self::build(aggs, false)
     }
 
     /// Fresh accumulators for `aggs` that can take values back (DataFusion's sliding
     /// accumulators), for an updating input.
     pub(crate) fn new_retracting(aggs: &[AggregateInput]) -> Result<Self, OperatorError> {
+        Self::build(aggs, true)
+    }
+
+    fn build(aggs: &[AggregateInput], sliding: bool) -> Result<Self, OperatorError> {
         let accs = aggs
             .iter()
             .map(|a| {
-                a.expr
-                    .create_sliding_accumulator()
-                    .map(|acc| super::checked::checked(&a.expr, acc))
+                let acc = if sliding {
+                    a.expr.create_sliding_accumulator()
+                } else {
+                    a.expr.create_accumulator()
+                };
+                acc.map(|acc| super::checked::checked(&a.expr, acc))
                     .map_err(op_err)
             })
             .collect::<Result<_, _>>()?;
