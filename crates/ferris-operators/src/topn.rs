@@ -31,11 +31,14 @@ pub struct TopNSpec {
     pub output_schema: SchemaRef,
     /// The ORDER BY as written, for EXPLAIN.
     pub text: String,
+    /// Emit the rows only at the end of input, in order (`ORDER BY … LIMIT n`), instead of
+    /// after every batch that changes them.
+    pub final_only: bool,
 }
 
-/// One kept row: its ORDER BY key and the row itself.
+/// One kept row: its encoded ORDER BY key and the row itself.
 struct Entry {
-    order: OwnedRow,
+    order: Vec<u8>,
     row: OwnedRow,
 }
 
@@ -91,6 +94,33 @@ impl TopNOp {
     fn columns(batch: &RecordBatch, which: impl Iterator<Item = usize>) -> Vec<ArrayRef> {
         which.map(|i| batch.column(i).clone()).collect()
     }
+
+    /// Emits the rows of each given partition from the given position on, with their
+    /// row numbers.
+    fn emit<'a>(
+        &self,
+        from: impl Iterator<Item = (&'a [u8], usize)>,
+        out: &mut Vec<RecordBatch>,
+    ) -> Result<(), OperatorError> {
+        let mut rows = Vec::new();
+        let mut numbers = Vec::new();
+        for (part, first) in from {
+            let Some(list) = self.partitions.get(part) else {
+                continue;
+            };
+            for (pos, e) in list.iter().enumerate().skip(first) {
+                rows.push(e.row.row());
+                numbers.push(pos as i64 + 1);
+            }
+        }
+        if rows.is_empty() {
+            return Ok(());
+        }
+        let mut columns = self.whole_rows.convert_rows(rows).map_err(op_error)?;
+        columns.push(Arc::new(Int64Array::from(numbers)));
+        out.push(RecordBatch::try_new(self.spec.output_schema.clone(), columns).map_err(op_error)?);
+        Ok(())
+    }
 }
 
 impl Operator for TopNOp {
@@ -105,12 +135,22 @@ impl Operator for TopNOp {
             .iter()
             .map(|&i| self.spec.input_schema.field(i).name().as_str())
             .collect();
-        format!(
-            "TopN: {} rows per ({}) by {}",
-            self.spec.limit,
-            names.join(", "),
-            self.spec.text
-        )
+        let per = if names.is_empty() {
+            String::new()
+        } else {
+            format!(" per ({})", names.join(", "))
+        };
+        let by = if self.spec.order.is_empty() {
+            " in arrival order".to_string()
+        } else {
+            format!(" by {}", self.spec.text)
+        };
+        let when = if self.spec.final_only {
+            ", written at the end of input"
+        } else {
+            ""
+        };
+        format!("TopN: {} rows{per}{by}{when}", self.spec.limit)
     }
 
     fn schema(&self) -> SchemaRef {
@@ -138,10 +178,16 @@ impl Operator for TopNOp {
                     .map_err(op_error)?,
             )
         };
-        let orders = self
-            .order_rows
-            .convert_columns(&Self::columns(input, self.spec.order.iter().map(|o| o.0)))
-            .map_err(op_error)?;
+        // Without ORDER BY (a bare LIMIT) every row ties: the earlier rows are kept.
+        let orders = if self.spec.order.is_empty() {
+            None
+        } else {
+            Some(
+                self.order_rows
+                    .convert_columns(&Self::columns(input, self.spec.order.iter().map(|o| o.0)))
+                    .map_err(op_error)?,
+            )
+        };
         let wholes = self
             .whole_rows
             .convert_columns(input.columns())
@@ -149,24 +195,24 @@ impl Operator for TopNOp {
         // Per changed partition: the first position that changed.
         let mut changed: HashMap<Vec<u8>, usize> = HashMap::new();
         for i in 0..input.num_rows() {
-            let order = orders.row(i);
+            let order: &[u8] = orders.as_ref().map_or(&[], |o| o.row(i).data());
             let part: &[u8] = parts.as_ref().map_or(&[], |p| p.row(i).data());
             let list = match self.partitions.get_mut(part) {
                 Some(l) => l,
                 None => self.partitions.entry(part.to_vec()).or_default(),
             };
             // After every kept row that orders before it or equal (earlier arrivals first).
-            let at = list.partition_point(|e| e.order.row() <= order);
+            let at = list.partition_point(|e| e.order.as_slice() <= order);
             if at >= n {
                 continue;
             }
             let row = wholes.row(i).owned();
-            self.size.bytes += row.as_ref().len() + order.as_ref().len();
+            self.size.bytes += row.as_ref().len() + order.len();
             self.size.rows += 1;
             list.insert(
                 at,
                 Entry {
-                    order: order.owned(),
+                    order: order.to_vec(),
                     row,
                 },
             );
@@ -177,7 +223,7 @@ impl Operator for TopNOp {
                 self.size.bytes = self
                     .size
                     .bytes
-                    .saturating_sub(out.row.as_ref().len() + out.order.as_ref().len());
+                    .saturating_sub(out.row.as_ref().len() + out.order.len());
             }
             let first = match changed.get_mut(part) {
                 Some(f) => f,
@@ -185,24 +231,18 @@ impl Operator for TopNOp {
             };
             *first = (*first).min(at);
         }
-        if changed.is_empty() {
+        if changed.is_empty() || self.spec.final_only {
             return Ok(());
         }
-        let mut rows = Vec::new();
-        let mut numbers = Vec::new();
-        for (part, first) in &changed {
-            let Some(list) = self.partitions.get(part) else {
-                continue;
-            };
-            for (pos, e) in list.iter().enumerate().skip(*first) {
-                rows.push(e.row.row());
-                numbers.push(pos as i64 + 1);
-            }
+        self.emit(changed.iter().map(|(p, f)| (p.as_slice(), *f)), out)
+    }
+
+    fn finish(&mut self, out: &mut Vec<RecordBatch>) -> Result<(), OperatorError> {
+        if !self.spec.final_only {
+            return Ok(());
         }
-        let mut columns = self.whole_rows.convert_rows(rows).map_err(op_error)?;
-        columns.push(Arc::new(Int64Array::from(numbers)));
-        out.push(RecordBatch::try_new(self.spec.output_schema.clone(), columns).map_err(op_error)?);
-        Ok(())
+        let all: Vec<Vec<u8>> = self.partitions.keys().cloned().collect();
+        self.emit(all.iter().map(|p| (p.as_slice(), 0)), out)
     }
 
     fn state_size(&self) -> StateSize {
@@ -238,6 +278,7 @@ mod tests {
             limit,
             output_schema: Arc::new(Schema::new(fields)),
             text: "price DESC".into(),
+            final_only: false,
         })
     }
 

@@ -216,6 +216,9 @@ pub fn plan_query(
     let query = lowered.as_ref().unwrap_or(query);
     let joined = crate::semi::rewrite(query, catalog)?;
     let query = joined.as_ref().unwrap_or(query);
+    if let Some(plan) = crate::limit::plan(query, catalog, settings)? {
+        return Ok(plan);
+    }
     check_supported_shape(query)?;
     let mut sql_query = query.query.clone();
     rewrite_mod_calls(&mut sql_query);

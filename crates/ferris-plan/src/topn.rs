@@ -198,6 +198,59 @@ fn column(e: &Expr, schema: &Schema, top: &TopN) -> Result<usize, PlanError> {
     })
 }
 
+/// Every column of `schema`, as expressions.
+pub(crate) fn columns(schema: &Schema) -> Vec<Arc<dyn PhysicalExpr>> {
+    schema
+        .fields()
+        .iter()
+        .enumerate()
+        .map(|(i, f)| Arc::new(Column::new(f.name(), i)) as Arc<dyn PhysicalExpr>)
+        .collect()
+}
+
+/// The projection after a top-N: its expressions, output schema (with the order columns)
+/// and text.
+pub(crate) struct Chain {
+    pub(crate) exprs: Vec<Arc<dyn PhysicalExpr>>,
+    pub(crate) schema: arrow::datatypes::SchemaRef,
+    pub(crate) text: String,
+}
+
+/// The keyed stage of a top-N: the operator, then `chain`; routed by `key_columns`, each
+/// step's rows ordered by the chain's last `order_columns` columns.
+pub(crate) fn stage(
+    spec: Arc<TopNSpec>,
+    chain: Chain,
+    key_columns: Vec<usize>,
+    order_columns: usize,
+) -> KeyedPlan {
+    let describe = vec![
+        TopNOp::new(spec.clone())
+            .map(|op| op.describe())
+            .unwrap_or_default(),
+        format!("Project: {}", chain.text),
+    ];
+    let factory = move || -> Result<Vec<Box<dyn Operator>>, String> {
+        let top = TopNOp::new(spec.clone()).map_err(|e| e.to_string())?;
+        Ok(vec![
+            Box::new(top) as Box<dyn Operator>,
+            Box::new(ProjectOp::new(
+                chain.exprs.clone(),
+                chain.schema.clone(),
+                chain.text.clone(),
+            )),
+        ])
+    };
+    KeyedPlan {
+        key_columns,
+        right_key_columns: Vec::new(),
+        operators: Arc::new(factory),
+        order_columns,
+        describe,
+        time_column: None,
+    }
+}
+
 /// Plans `query` (reading the hidden stream of its subquery) with its top-N stage.
 pub(crate) fn plan(
     query: &StreamingQuery,
@@ -274,6 +327,7 @@ pub(crate) fn plan(
         limit: top.limit,
         output_schema: numbered.clone(),
         text,
+        final_only: false,
     });
     TopNOp::new(spec.clone()).map_err(|e| PlanError::at(e.to_string(), top.span))?;
 
@@ -322,30 +376,17 @@ pub(crate) fn plan(
     crate::query::push_order_columns(&numbered, &order_by, &mut out_exprs, &mut chain_fields);
     let chain_schema = Arc::new(Schema::new(chain_fields));
     let order_columns = partition.len() + 1;
-    let describe = vec![
-        TopNOp::new(spec.clone())
-            .map(|op| op.describe())
-            .unwrap_or_default(),
-        format!("Project: {}", around.projection_text),
-    ];
-    let project_text = around.projection_text.clone();
-    let factory = move || -> Result<Vec<Box<dyn Operator>>, String> {
-        let top = TopNOp::new(spec.clone()).map_err(|e| e.to_string())?;
-        Ok(vec![
-            Box::new(top) as Box<dyn Operator>,
-            Box::new(ProjectOp::new(
-                out_exprs.clone(),
-                chain_schema.clone(),
-                project_text.clone(),
-            )),
-        ])
-    };
-    let identity: Vec<Arc<dyn PhysicalExpr>> = input
-        .fields()
-        .iter()
-        .enumerate()
-        .map(|(i, f)| Arc::new(Column::new(f.name(), i)) as Arc<dyn PhysicalExpr>)
-        .collect();
+    let keyed = stage(
+        spec,
+        Chain {
+            exprs: out_exprs,
+            schema: chain_schema,
+            text: around.projection_text.clone(),
+        },
+        partition,
+        order_columns,
+    );
+    let identity = columns(&input);
     let identity_text = input
         .fields()
         .iter()
@@ -361,14 +402,7 @@ pub(crate) fn plan(
         projection: identity,
         projection_text: identity_text,
         projection_schema: input,
-        keyed: Some(KeyedPlan {
-            key_columns: partition,
-            right_key_columns: Vec::new(),
-            operators: Arc::new(factory),
-            order_columns,
-            describe,
-            time_column: None,
-        }),
+        keyed: Some(keyed),
         right_source: None,
         output_schema: around.output_schema,
         event_time: false,
