@@ -231,6 +231,9 @@ pub(crate) fn lower_aggregate(
             advance_ms,
         },
         Some(ast::WindowKind::Session { gap_ms }) => WindowKind::Session { gap_ms },
+        Some(ast::WindowKind::Cumulate { step_ms, size_ms }) => {
+            WindowKind::Cumulate { step_ms, size_ms }
+        }
     };
     if let Some(w) = &ctx.window {
         let ok = match window {
@@ -240,6 +243,9 @@ pub(crate) fn lower_aggregate(
                 advance_ms,
             } => size_ms > 0 && advance_ms > 0,
             WindowKind::Session { gap_ms } => gap_ms > 0,
+            WindowKind::Cumulate { step_ms, size_ms } => {
+                step_ms > 0 && size_ms > 0 && size_ms % step_ms == 0
+            }
             WindowKind::Global => true,
         };
         if !ok {

@@ -203,6 +203,18 @@ fn parse(f: &sqlparser::ast::Function, name: String, span: Span) -> Result<Tvf, 
             })
         }
         ("SESSION", [gap]) => Some(WindowKind::Session { gap_ms: *gap }),
+        ("CUMULATE", [step, size]) => {
+            if size % step != 0 {
+                return Err(bad(
+                    &format!("the size ({size} ms) must be a whole number of steps ({step} ms)"),
+                    span,
+                ));
+            }
+            Some(WindowKind::Cumulate {
+                step_ms: *step,
+                size_ms: *size,
+            })
+        }
         _ => None,
     };
     Ok(Tvf {

@@ -157,6 +157,14 @@ pub enum WindowKind {
         /// Advance between window starts.
         advance_ms: i64,
     },
+    /// Cumulating windows (Flink's CUMULATE): windows of one `size` period share its start
+    /// and end every `step` within it, so each is a prefix of the period.
+    Cumulate {
+        /// Distance between window ends.
+        step_ms: i64,
+        /// The period (the largest window).
+        size_ms: i64,
+    },
     /// Per-key session windows closed after `gap` without events.
     Session {
         /// Inactivity gap.

@@ -614,6 +614,11 @@ fn window_text(w: &WindowKind) -> String {
             duration_text(*advance_ms)
         ),
         WindowKind::Session { gap_ms } => format!("SESSION(gap {})", duration_text(*gap_ms)),
+        WindowKind::Cumulate { step_ms, size_ms } => format!(
+            "CUMULATE({} every {})",
+            duration_text(*size_ms),
+            duration_text(*step_ms)
+        ),
     }
 }
 

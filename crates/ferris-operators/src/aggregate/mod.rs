@@ -38,6 +38,14 @@ pub enum WindowKind {
         /// Distance between window starts.
         advance_ms: i64,
     },
+    /// Cumulating windows: `[period start, period start + k·step_ms)` for each k up to
+    /// `size_ms / step_ms`, periods aligned to the epoch.
+    Cumulate {
+        /// Distance between window ends.
+        step_ms: i64,
+        /// The period.
+        size_ms: i64,
+    },
     /// Per key: closes after `gap_ms` without rows.
     Session {
         /// Inactivity gap.
@@ -114,6 +122,7 @@ fn describe(spec: &AggregateSpec) -> String {
             advance_ms,
         } => format!("SLIDING({size_ms}ms, {advance_ms}ms)"),
         WindowKind::Session { gap_ms } => format!("SESSION({gap_ms}ms)"),
+        WindowKind::Cumulate { step_ms, size_ms } => format!("CUMULATE({step_ms}ms, {size_ms}ms)"),
     };
     let emit = match spec.emit {
         EmitMode::Final => "FINAL",
@@ -154,6 +163,16 @@ fn validate(spec: &AggregateSpec) -> Result<(), String> {
             positive("window advance", advance_ms)?;
         }
         WindowKind::Session { gap_ms } => positive("session gap", gap_ms)?,
+        WindowKind::Cumulate { step_ms, size_ms } => {
+            positive("window step", step_ms)?;
+            positive("window size", size_ms)?;
+            if size_ms % step_ms != 0 {
+                return Err(format!(
+                    "aggregate: a CUMULATE size ({size_ms}ms) is a whole number of steps \
+                     ({step_ms}ms)"
+                ));
+            }
+        }
     }
     let windowed = spec.window != WindowKind::Global;
     if windowed && spec.time_column.is_none() {

@@ -30,6 +30,8 @@ enum Buckets {
     Sliding { size: i64, advance: i64 },
     /// Bucket = pane (SLIDING with EMIT FINAL).
     Panes { pane: i64 },
+    /// Bucket = the END of a cumulating window (all of a period's windows share its start).
+    Cumulate { step: i64, size: i64 },
 }
 
 impl Buckets {
@@ -41,6 +43,14 @@ impl Buckets {
                 (bucket, bucket.saturating_add(size))
             }
             Buckets::Panes { pane } => (bucket, bucket.saturating_add(pane)),
+            Buckets::Cumulate { size, .. } => {
+                // The period holding the last instant of the window.
+                let start = bucket
+                    .saturating_sub(1)
+                    .div_euclid(size)
+                    .saturating_mul(size);
+                (start, bucket)
+            }
         }
     }
 }
@@ -194,6 +204,13 @@ impl WindowAggregate {
                     Some(panes),
                 )
             }
+            (WindowKind::Cumulate { step_ms, size_ms }, _) => (
+                Buckets::Cumulate {
+                    step: step_ms,
+                    size: size_ms,
+                },
+                None,
+            ),
             (WindowKind::Session { .. }, _) => {
                 return Err("session windows use SessionAggregate".into());
             }
@@ -250,6 +267,16 @@ impl WindowAggregate {
             match self.buckets {
                 Buckets::Global => {}
                 Buckets::Tumbling { size } => out.push((row, floor_to(ts, size)?, g)),
+                Buckets::Cumulate { step, size } => {
+                    // Every window of the row's period that ends after it.
+                    let start = floor_to(ts, size)?;
+                    let period_end = start.saturating_add(size);
+                    let mut end = floor_to(ts, step)?.saturating_add(step);
+                    while end <= period_end {
+                        out.push((row, end, g));
+                        end = end.saturating_add(step);
+                    }
+                }
                 Buckets::Panes { pane } => {
                     if self.panes.as_ref().is_some_and(|p| p.covers(ts)) {
                         out.push((row, floor_to(ts, pane)?, g));
