@@ -446,3 +446,21 @@ fn bottleneck_names_a_slow_operator() {
     );
     assert_eq!(doc["run"]["queries"][0]["written"], 3000);
 }
+
+/// A window table function is the query's window in EXPLAIN: it used to read "Emit: CHANGES
+/// (default without a window)" and "kept until the end of input" for one.
+#[test]
+fn a_window_table_function_is_explained_as_the_window_it_is() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    trades_csv(dir.path(), 20, &["AAPL", "MSFT"]);
+    let sql = "CREATE STREAM trades (symbol VARCHAR, price DECIMAL(18,4), volume BIGINT, \
+               ts TIMESTAMP, WATERMARK FOR ts AS ts - INTERVAL '1' SECOND) \
+               WITH ('connector' = 'file', 'path' = 'trades.csv', 'format' = 'csv');\n\
+               EXPLAIN SELECT symbol, window_start, COUNT(*) AS n \
+               FROM TABLE(TUMBLE(TABLE trades, DESCRIPTOR(ts), INTERVAL '1' MINUTE)) \
+               GROUP BY symbol, window_start, window_end;";
+    let out = ok(&cli(&["run", "-e", sql], dir.path()));
+    assert!(out.contains("Window: TUMBLING(1 min)"), "{out}");
+    assert!(out.contains("Emit: FINAL (default for windows)"), "{out}");
+    assert!(!out.contains("default without a window"), "{out}");
+}

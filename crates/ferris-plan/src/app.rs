@@ -795,7 +795,13 @@ fn explain(
             metrics: Vec::new(),
             span: q.span,
         },
-        ast: q.clone(),
+        // A window table function is the query's window (what it emits, what it holds).
+        ast: ast::StreamingQuery {
+            window: crate::tvf::lower(q, catalog)?
+                .and_then(|l| l.window)
+                .or(q.window),
+            ..q.clone()
+        },
         span: e.span,
         planning: started.elapsed(),
     })
