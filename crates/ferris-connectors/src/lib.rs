@@ -25,6 +25,7 @@ pub mod file_sink;
 pub mod file_source;
 pub mod formats;
 pub mod kafka;
+mod nexmark_gen;
 pub mod nexmark_source;
 pub mod props;
 pub mod rate_limit;

@@ -1,5 +1,5 @@
-//! `'connector'='datagen', 'generator'='nexmark'`: the Nexmark benchmark events (the
-//! `nexmark` crate), one table per source.
+//! `'connector'='datagen', 'generator'='nexmark'`: the Nexmark benchmark events (the model
+//! of `nexmark_gen`, written straight into Arrow columns), one table per source.
 //!
 //! `'table'` = `bid` (default) | `auction` | `person`. Declared columns are mapped by name to
 //! the event fields:
@@ -20,12 +20,11 @@
 use crate::ConnectorError;
 use crate::datagen::{Allowed, Limits, finish_batch, start_ms, timestamp_array_from_millis};
 use crate::formats::convert::sql_type_name;
+use crate::nexmark_gen::{Kind as EventKind, Model, Row};
 use crate::props::Props;
 use arrow::array::{ArrayRef, Int32Array, Int64Array, StringBuilder};
 use arrow::datatypes::{DataType, SchemaRef, TimeUnit};
 use ferris_runtime::{Source, SourceError, SourcePoll};
-use nexmark::EventGenerator;
-use nexmark::event::{Event, EventType};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
@@ -157,7 +156,8 @@ pub struct NexmarkSource {
     schema: SchemaRef,
     /// (field index in the table, output type) per declared column.
     columns: Vec<(usize, Out)>,
-    generator: EventGenerator,
+    model: Model,
+    kind: EventKind,
     limits: Limits,
 }
 
@@ -166,47 +166,67 @@ enum Value<'a> {
     Str(&'a str),
 }
 
-fn int(x: usize) -> Value<'static> {
-    Value::Int(i64::try_from(x).unwrap_or(i64::MAX))
-}
-
-fn time(x: u64) -> Value<'static> {
-    Value::Int(i64::try_from(x).unwrap_or(i64::MAX))
-}
-
 /// Field `i` (in [`NexmarkTable::fields`] order) of `e`.
-fn field(e: &Event, i: usize) -> Value<'_> {
+fn field<'a>(e: &'a Row<'_>, i: usize) -> Value<'a> {
     match e {
-        Event::Bid(b) => match i {
-            0 => int(b.auction),
-            1 => int(b.bidder),
-            2 => int(b.price),
-            3 => Value::Str(&b.channel),
-            4 => Value::Str(&b.url),
-            5 => time(b.date_time),
-            _ => Value::Str(&b.extra),
+        Row::Bid {
+            auction,
+            bidder,
+            price,
+            channel,
+            url,
+            date_time,
+            extra,
+        } => match i {
+            0 => Value::Int(*auction),
+            1 => Value::Int(*bidder),
+            2 => Value::Int(*price),
+            3 => Value::Str(channel),
+            4 => Value::Str(url),
+            5 => Value::Int(*date_time),
+            _ => Value::Str(extra),
         },
-        Event::Auction(a) => match i {
-            0 => int(a.id),
-            1 => Value::Str(&a.item_name),
-            2 => Value::Str(&a.description),
-            3 => int(a.initial_bid),
-            4 => int(a.reserve),
-            5 => time(a.date_time),
-            6 => time(a.expires),
-            7 => int(a.seller),
-            8 => int(a.category),
-            _ => Value::Str(&a.extra),
+        Row::Auction {
+            id,
+            item_name,
+            description,
+            initial_bid,
+            reserve,
+            date_time,
+            expires,
+            seller,
+            category,
+            extra,
+        } => match i {
+            0 => Value::Int(*id),
+            1 => Value::Str(item_name),
+            2 => Value::Str(description),
+            3 => Value::Int(*initial_bid),
+            4 => Value::Int(*reserve),
+            5 => Value::Int(*date_time),
+            6 => Value::Int(*expires),
+            7 => Value::Int(*seller),
+            8 => Value::Int(*category),
+            _ => Value::Str(extra),
         },
-        Event::Person(p) => match i {
-            0 => int(p.id),
-            1 => Value::Str(&p.name),
-            2 => Value::Str(&p.email_address),
-            3 => Value::Str(&p.credit_card),
-            4 => Value::Str(&p.city),
-            5 => Value::Str(&p.state),
-            6 => time(p.date_time),
-            _ => Value::Str(&p.extra),
+        Row::Person {
+            id,
+            name,
+            email_address,
+            credit_card,
+            city,
+            state,
+            date_time,
+            extra,
+        } => match i {
+            0 => Value::Int(*id),
+            1 => Value::Str(name),
+            2 => Value::Str(email_address),
+            3 => Value::Str(credit_card),
+            4 => Value::Str(city),
+            5 => Value::Str(state),
+            6 => Value::Int(*date_time),
+            _ => Value::Str(extra),
         },
     }
 }
@@ -256,30 +276,25 @@ impl NexmarkSource {
                 names.join(", ")
             )));
         }
-        let mut nex = nexmark::config::NexmarkConfig {
-            base_time: u64::try_from(config.start_ms).unwrap_or(0),
-            ..Default::default()
-        };
-        if let Some(rate) = config.events_per_second {
-            let rate = usize::try_from(rate).unwrap_or(usize::MAX);
-            nex.first_rate = rate;
-            nex.next_rate = rate;
-        }
         let kind = match config.table {
-            NexmarkTable::Bid => EventType::Bid,
-            NexmarkTable::Auction => EventType::Auction,
-            NexmarkTable::Person => EventType::Person,
+            NexmarkTable::Bid => EventKind::Bid,
+            NexmarkTable::Auction => EventKind::Auction,
+            NexmarkTable::Person => EventKind::Person,
         };
         Ok(NexmarkSource {
             schema,
             columns,
-            generator: EventGenerator::new(nex).with_type_filter(kind),
+            model: Model::new(config.start_ms, config.events_per_second.unwrap_or(10_000)),
+            kind,
             limits: Limits::new(config.events, config.rate),
         })
     }
 
     fn generate(&mut self, n: usize) -> Result<arrow::record_batch::RecordBatch, SourceError> {
-        let events: Vec<Event> = (&mut self.generator).take(n).collect();
+        let first = self.limits.produced();
+        let events: Vec<Row<'_>> = (first..first + n as u64)
+            .map(|k| self.model.row(self.kind, k))
+            .collect();
         let mut arrays: Vec<ArrayRef> = Vec::with_capacity(self.columns.len());
         for &(i, out) in &self.columns {
             let ints = || {

@@ -164,9 +164,9 @@ fn nexmark_bids_and_people_are_deterministic() {
     assert_eq!(
         d.rows(),
         vec![
-            "1000|1001|73134520|channel-7568|ms:1704067200000",
-            "1000|1001|499920|Apple|ms:1704067200001",
-            "1000|1001|1940|channel-9319|ms:1704067200001",
+            "1000|1001|4564|Google|ms:1704067200000",
+            "1000|1004|18251535|Apple|ms:1704067200000",
+            "1000|1001|4429716|Google|ms:1704067200000",
         ]
     );
     assert_eq!(d.positions, vec![1, 2, 3]);
@@ -188,9 +188,9 @@ fn nexmark_bids_and_people_are_deterministic() {
     assert_eq!(
         drain(people.as_mut(), 10).rows(),
         vec![
-            "1000|vicky noris|1704067200000",
-            "1001|peter smith|1704067200005",
-            "1002|kate jones|1704067200010"
+            "1000|kate white|1704067200000",
+            "1001|vicky white|1704067200005",
+            "1002|deiter noris|1704067200010"
         ]
     );
 }
