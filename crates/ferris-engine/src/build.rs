@@ -40,7 +40,7 @@ impl JobBuilder<'_> {
         decl: &SourceDecl,
     ) -> Result<Box<dyn ferris_runtime::Source>, EngineError> {
         let at = |e| EngineError::connector(format!("source '{}'", decl.name), decl.span, e);
-        if is_derived(decl) {
+        if decl.is_derived() {
             if self.dry {
                 return Ok(Box::new(crate::dry::NoSource(decl.schema.clone())));
             }
@@ -203,11 +203,6 @@ impl JobBuilder<'_> {
 /// Batches in flight between a query and the queries reading its output.
 const DERIVED_CAPACITY: usize = 8;
 
-/// Whether `decl` is a derived stream (the output of a query of the application).
-pub(crate) fn is_derived(decl: &SourceDecl) -> bool {
-    decl.connector.get("connector").map(String::as_str) == Some(ferris_plan::DERIVED_CONNECTOR)
-}
-
 /// Instantiates the connectors of `app` into a runnable job. Relative paths resolve against
 /// `base_dir`.
 pub fn build_job(
@@ -248,7 +243,7 @@ fn build(
         derived_sinks: BTreeMap::new(),
     };
     // The derived streams read: one channel each, from the defining query's sink.
-    for decl in app.sources.iter().filter(|d| is_derived(d)) {
+    for decl in app.sources.iter().filter(|d| d.is_derived()) {
         let writers = ferris_plan::writers(decl);
         let (sinks, source) = ferris_runtime::derived::derived_union(
             &decl.name,

@@ -235,7 +235,7 @@ pub fn job_graph(app: &Application, config: &JobConfig) -> Result<JobGraph, Engi
         }
     }
     // A derived stream: the defining query's sink feeds the stream's source.
-    for decl in app.sources.iter().filter(|d| crate::build::is_derived(d)) {
+    for decl in app.sources.iter().filter(|d| d.is_derived()) {
         let to = ids::source_node(&decl.name);
         for writer in ferris_plan::writers(decl) {
             let from = ids::sink_node(&writer);

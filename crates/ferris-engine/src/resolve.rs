@@ -164,7 +164,7 @@ pub(crate) fn resolve<'a>(
     let read = app
         .sources
         .iter()
-        .any(|d| crate::build::is_derived(d) && ferris_plan::writers(d).contains(&q.name));
+        .any(|d| d.is_derived() && ferris_plan::writers(d).contains(&q.name));
     let default = if read { "derived" } else { "stdout" };
     sink.entry("connector".to_string())
         .or_insert_with(|| default.to_string());

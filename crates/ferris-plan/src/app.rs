@@ -33,6 +33,11 @@ pub struct SourceDecl {
 }
 
 impl SourceDecl {
+    /// Whether the source is a derived stream: another query's output read in-process.
+    pub fn is_derived(&self) -> bool {
+        self.connector.get("connector").map(String::as_str) == Some(DERIVED_CONNECTOR)
+    }
+
     /// Whether the source reads its topic in consumer-group mode (`'partitions' = 'group'`,
     /// the default for a Kafka source with a `'group.id'`): keyed queries over it run
     /// through a repartition topic.
