@@ -132,7 +132,8 @@ pub(crate) enum Kind {
 pub(crate) struct Model {
     start_ms: i64,
     rate: u64,
-    letters: Vec<u8>,
+    /// Random lowercase letters (ASCII, so any byte range is a `str`).
+    letters: String,
     channels: Vec<String>,
     urls: Vec<String>,
     hot_urls: Vec<String>,
@@ -142,7 +143,9 @@ impl Model {
     /// Events from `start_ms` (epoch ms) at `rate` events per second of event time.
     pub(crate) fn new(start_ms: i64, rate: u64) -> Self {
         let mut draw = Draw::new(u64::MAX);
-        let letters: Vec<u8> = (0..LETTERS).map(|_| b'a' + draw.below(26) as u8).collect();
+        let letters: String = (0..LETTERS)
+            .map(|_| (b'a' + draw.below(26) as u8) as char)
+            .collect();
         let word = |d: &mut Draw| -> String {
             let len = 3 + d.below(3) as usize;
             (0..len)
@@ -243,8 +246,7 @@ impl Model {
     /// `len` random letters.
     fn letters(&self, d: &mut Draw, len: usize) -> &str {
         let at = d.below((LETTERS - len) as u64) as usize;
-        // Only ASCII letters are in the table.
-        std::str::from_utf8(&self.letters[at..at + len]).unwrap_or_default()
+        self.letters.get(at..at + len).unwrap_or_default()
     }
 
     /// Padding that brings an event of `used` bytes to `average` bytes on average.
