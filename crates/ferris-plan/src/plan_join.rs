@@ -546,6 +546,8 @@ pub(crate) struct IntervalQuery {
     pub(crate) left: String,
     pub(crate) right: String,
     pub(crate) left_schema: SchemaRef,
+    /// WHERE conditions on the left input alone, applied to its rows before the join.
+    pub(crate) left_filter: Option<(Arc<dyn datafusion_physical_expr::PhysicalExpr>, String)>,
     pub(crate) spec: Arc<IntervalJoinSpec>,
     pub(crate) filter: Option<(Arc<dyn datafusion_physical_expr::PhysicalExpr>, String)>,
     pub(crate) projection: Vec<Arc<dyn datafusion_physical_expr::PhysicalExpr>>,
@@ -599,7 +601,7 @@ pub(crate) fn interval_query(q: IntervalQuery) -> crate::query::QueryPlan {
         input_schema: q.left_schema.clone(),
         lookup: None,
         filter_schema: q.left_schema.clone(),
-        filter: None,
+        filter: q.left_filter,
         projection: Vec::new(),
         projection_text: String::new(),
         projection_schema: q.left_schema,

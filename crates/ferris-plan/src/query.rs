@@ -437,7 +437,8 @@ fn lower_stateless(
                 residual,
             } => {
                 let schema = spec.output_schema.clone();
-                (left, None, schema, Some((right, spec)), residual)
+                let left_df = j.left.schema().clone();
+                (left, None, schema, Some((right, spec, left_df)), residual)
             }
         },
     };
@@ -475,12 +476,32 @@ fn lower_stateless(
         .map(|(f, e)| planner.field(f.name(), e))
         .collect::<Result<Vec<_>, PlanError>>()?;
     let output_schema: Arc<Schema> = Arc::new(Schema::new(fields));
-    if let Some((right, spec)) = interval {
+    if let Some((right, spec, left_df)) = interval {
+        // The WHERE conditions on the left input alone also filter its rows before the join
+        // (fewer rows held; the same answer: the whole WHERE still applies after it).
+        let left_only: Vec<Expr> = filter_expr
+            .map(datafusion_expr::utils::split_conjunction)
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|c| {
+                let refs = c.column_refs();
+                !refs.is_empty() && refs.iter().all(|col| left_df.has_column(col))
+            })
+            .cloned()
+            .collect();
+        let left_filter = match datafusion_expr::utils::conjunction(left_only) {
+            Some(e) => {
+                let p = ExprPlanner::new(left_df.clone(), span);
+                Some((p.physical(&e)?, e.human_display().to_string()))
+            }
+            None => None,
+        };
         return Ok(crate::plan_join::interval_query(
             crate::plan_join::IntervalQuery {
                 left: source,
                 right,
                 left_schema: source_schema,
+                left_filter,
                 spec,
                 filter,
                 projection: exprs,
