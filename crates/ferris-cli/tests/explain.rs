@@ -134,7 +134,7 @@ fn analyze_counts_equal_the_stats_equation_per_operator() {
     std::fs::write(dir.path().join("trades.csv"), data).expect("write");
     let decl = "CREATE STREAM trades (symbol VARCHAR, price DECIMAL(18,4), volume BIGINT,
           ts TIMESTAMP, WATERMARK FOR ts AS ts - INTERVAL '5' SECOND)
-        WITH ('connector' = 'file', 'path' = 't.csv', 'format' = 'csv', 'batch.size' = '7');";
+        WITH ('connector' = 'file', 'path' = 'trades.csv', 'format' = 'csv', 'batch.size' = '7');";
     let query = "SELECT symbol, COUNT(*) AS n, SUM(volume) AS v FROM trades WHERE price > 100
         GROUP BY symbol WINDOW TUMBLING(1m) HAVING COUNT(*) > 1";
     std::fs::write(
