@@ -82,3 +82,9 @@ pub(crate) fn span_of(s: sqlparser::tokenizer::Span) -> Span {
         },
     }
 }
+
+/// Where `s` stands, or `fallback` when the parser gave no position.
+pub(crate) fn span_or(s: sqlparser::tokenizer::Span, fallback: Span) -> Span {
+    let span = span_of(s);
+    if span.start.line > 0 { span } else { fallback }
+}

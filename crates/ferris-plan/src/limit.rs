@@ -7,20 +7,15 @@
 //! them, sorted, when the input ends: on bounded input, the batch answer.
 
 use crate::catalog::Catalog;
-use crate::error::{PlanError, span_of};
+use crate::error::{PlanError, span_or};
 use crate::props::EngineProps;
 use crate::query::{QueryPlan, plan_query};
 use arrow::compute::SortOptions;
 use arrow::datatypes::{DataType, Field, Schema};
 use ferris_operators::topn::{TopNOp, TopNSpec};
-use ferris_sql::ast::{Span, StreamingQuery};
+use ferris_sql::ast::StreamingQuery;
 use sqlparser::ast::{Expr, LimitClause, OrderByKind, Spanned, Value};
 use std::sync::Arc;
-
-fn at(s: sqlparser::tokenizer::Span, fallback: Span) -> Span {
-    let span = span_of(s);
-    if span.start.line > 0 { span } else { fallback }
-}
 
 /// `query` with its ORDER BY / LIMIT as a top-N stage, or `None` when it has neither.
 pub(crate) fn plan(
@@ -44,20 +39,20 @@ pub(crate) fn plan(
         .ok_or_else(|| {
             PlanError::at(
                 "LIMIT takes a whole number of rows greater than 0",
-                at(v.span(), query.span),
+                span_or(v.span(), query.span),
             )
         })?,
         Some(other) => {
             return Err(PlanError::not_supported(
                 "OFFSET, LIMIT ALL and LIMIT BY",
-                at(other.span(), query.span),
+                span_or(other.span(), query.span),
             ));
         }
         None => {
             let span = q
                 .order_by
                 .as_ref()
-                .map_or(query.span, |o| at(o.span(), query.span));
+                .map_or(query.span, |o| span_or(o.span(), query.span));
             return Err(PlanError::at(
                 "ORDER BY without LIMIT would sort the whole stream: add LIMIT n (the first n \
                  rows in that order, written when the input ends), or order a top-N with \
@@ -74,7 +69,7 @@ pub(crate) fn plan(
                 "ORDER BY ALL",
                 q.order_by
                     .as_ref()
-                    .map_or(query.span, |o| at(o.span(), query.span)),
+                    .map_or(query.span, |o| span_or(o.span(), query.span)),
             ));
         }
     };
@@ -89,20 +84,13 @@ pub(crate) fn plan(
              <= n)",
             q.limit_clause
                 .as_ref()
-                .map_or(query.span, |l| at(l.span(), query.span)),
+                .map_or(query.span, |l| span_or(l.span(), query.span)),
         ));
     }
     let input = plan.output_schema.clone();
     let mut order = Vec::new();
     for o in &order_exprs {
-        let name = match &o.expr {
-            Expr::Identifier(i) => i.value.to_ascii_lowercase(),
-            Expr::CompoundIdentifier(parts) => parts
-                .last()
-                .map(|i| i.value.to_ascii_lowercase())
-                .unwrap_or_default(),
-            _ => String::new(),
-        };
+        let name = crate::topn::column_name(&o.expr).unwrap_or_default();
         let index = input.index_of(&name).map_err(|_| {
             PlanError::at(
                 format!(
@@ -110,7 +98,7 @@ pub(crate) fn plan(
                      there and order by its name)",
                     o.expr
                 ),
-                at(o.expr.span(), query.span),
+                span_or(o.expr.span(), query.span),
             )
         })?;
         let descending = o.options.asc == Some(false);

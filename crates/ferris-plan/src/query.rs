@@ -369,7 +369,7 @@ fn join_span(query: &StreamingQuery) -> Span {
 }
 
 /// The table a query reads (its single FROM item).
-fn from_table(query: &StreamingQuery) -> Result<String, PlanError> {
+pub(crate) fn from_table(query: &StreamingQuery) -> Result<String, PlanError> {
     if let SetExpr::Select(select) = query.query.body.as_ref()
         && let Some(table) = select.from.first()
         && let TableFactor::Table { name, .. } = &table.relation

@@ -9,7 +9,7 @@
 //! row arrives, both stay positioned "not supported yet" errors.
 
 use crate::catalog::Catalog;
-use crate::error::{PlanError, span_of};
+use crate::error::{PlanError, span_or};
 use ferris_sql::ast::{Span, StreamingQuery};
 use sqlparser::ast::{
     BinaryOperator, Expr, Ident, ObjectName, Query, Select, SelectItem, SetExpr, Spanned,
@@ -308,10 +308,7 @@ fn semi(e: &Expr, catalog: &Catalog, fallback: Span) -> Result<Option<Found>, Pl
         Expr::Exists { subquery, negated } => (subquery.as_ref(), *negated, None),
         _ => return Ok(None),
     };
-    let at = {
-        let s = span_of(e.span());
-        if s.start.line > 0 { s } else { fallback }
-    };
+    let at = span_or(e.span(), fallback);
     let Some(inner) = inner(subquery) else {
         return Err(PlanError::not_supported(
             "a subquery here other than SELECT ... FROM one TABLE [WHERE ...]",
@@ -342,13 +339,13 @@ fn semi(e: &Expr, catalog: &Catalog, fallback: Span) -> Result<Option<Found>, Pl
     let mut conditions = Vec::new();
     if let Some(x) = tested {
         // `x IN (SELECT k FROM t …)`: k is the whole PRIMARY KEY.
-        let selected = match inner.projection.as_slice() {
-            [SelectItem::UnnamedExpr(Expr::Identifier(i))] => i.value.to_ascii_lowercase(),
-            [SelectItem::UnnamedExpr(Expr::CompoundIdentifier(p))] => p
-                .last()
-                .map(|i| i.value.to_ascii_lowercase())
-                .unwrap_or_default(),
-            _ => {
+        let named = match inner.projection.as_slice() {
+            [SelectItem::UnnamedExpr(e)] => crate::topn::column_name(e),
+            _ => None,
+        };
+        let selected = match named {
+            Some(c) => c,
+            None => {
                 return Err(PlanError::at(
                     "IN (SELECT ...) selects one column of the table",
                     at,

@@ -4,7 +4,7 @@
 //! `app::Derived`). Nested ones nest the names (`select_1__t__u`); a CTE is computed once
 //! however often the statement reads it.
 
-use crate::error::{PlanError, span_of};
+use crate::error::{PlanError, span_or};
 use ferris_sql::ast::{Span, StreamingQuery};
 use sqlparser::ast::{
     Ident, Query, SetExpr, SetOperator, SetQuantifier, Spanned, TableAlias, TableFactor,
@@ -64,12 +64,6 @@ fn hidden_name(prefix: &str, alias: &str) -> String {
         })
         .collect();
     format!("{prefix}__{clean}")
-}
-
-/// Where `q` stands, or `fallback` when the parser gave no position.
-fn span_or(s: sqlparser::tokenizer::Span, fallback: Span) -> Span {
-    let span = span_of(s);
-    if span.start.line > 0 { span } else { fallback }
 }
 
 fn take_out(

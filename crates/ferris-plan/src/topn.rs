@@ -8,7 +8,7 @@
 //! when N is 1), whose last row per key is the answer.
 
 use crate::catalog::Catalog;
-use crate::error::{PlanError, span_of};
+use crate::error::{PlanError, span_or};
 use crate::props::EngineProps;
 use crate::query::{KeyedPlan, QueryPlan, plan_query};
 use arrow::compute::SortOptions;
@@ -40,11 +40,6 @@ pub(crate) struct TopN {
     span: Span,
 }
 
-fn span_or(s: sqlparser::tokenizer::Span, fallback: Span) -> Span {
-    let span = span_of(s);
-    if span.start.line > 0 { span } else { fallback }
-}
-
 /// The `ROW_NUMBER() OVER (…)` item of a SELECT list: its index, window and alias.
 fn row_number_item(
     select: &Select,
@@ -72,13 +67,7 @@ fn row_number_item(
 
 /// N from `rn <= N`, `rn < N`, `N >= rn`, `N > rn` or `rn = 1`, when `e` is one of them.
 fn limit_of(e: &Expr, rn: &str) -> Option<usize> {
-    let is_rn = |e: &Expr| match e {
-        Expr::Identifier(i) => i.value.eq_ignore_ascii_case(rn),
-        Expr::CompoundIdentifier(parts) => parts
-            .last()
-            .is_some_and(|i| i.value.eq_ignore_ascii_case(rn)),
-        _ => false,
-    };
+    let is_rn = |e: &Expr| column_name(e).is_some_and(|c| c == rn);
     let number = |e: &Expr| match e {
         Expr::Value(v) => match &v.value {
             Value::Number(n, _) => n.parse::<usize>().ok(),
@@ -178,15 +167,17 @@ pub(crate) fn take(select: &mut Select, fallback: Span) -> Result<Option<TopN>, 
 }
 
 /// The index of the column `e` names in `schema`, or an error at the top-N.
+/// The column an expression names (`c` or `t.c`), lower case.
+pub(crate) fn column_name(e: &Expr) -> Option<String> {
+    match e {
+        Expr::Identifier(i) => Some(i.value.to_ascii_lowercase()),
+        Expr::CompoundIdentifier(parts) => parts.last().map(|i| i.value.to_ascii_lowercase()),
+        _ => None,
+    }
+}
+
 fn column(e: &Expr, schema: &Schema, top: &TopN) -> Result<usize, PlanError> {
-    let name = match e {
-        Expr::Identifier(i) => i.value.to_ascii_lowercase(),
-        Expr::CompoundIdentifier(parts) => parts
-            .last()
-            .map(|i| i.value.to_ascii_lowercase())
-            .unwrap_or_default(),
-        _ => String::new(),
-    };
+    let name = column_name(e).unwrap_or_default();
     schema.index_of(&name).map_err(|_| {
         PlanError::at(
             format!(
@@ -258,15 +249,7 @@ pub(crate) fn plan(
     catalog: &Catalog,
     settings: &EngineProps,
 ) -> Result<QueryPlan, PlanError> {
-    let source = match query.query.body.as_ref() {
-        SetExpr::Select(s) => match s.from.first().map(|t| &t.relation) {
-            Some(TableFactor::Table { name, .. }) => {
-                name.to_string().trim_matches('"').to_ascii_lowercase()
-            }
-            _ => String::new(),
-        },
-        _ => String::new(),
-    };
+    let source = crate::query::from_table(query)?;
     let Some(input) = catalog.schema(&source) else {
         return Err(PlanError::at(
             format!("internal: the top-N's subquery '{source}' is not declared"),

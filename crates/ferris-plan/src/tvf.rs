@@ -13,7 +13,7 @@
 //! group by `k`).
 
 use crate::catalog::{Catalog, WINDOW_END, WINDOW_START};
-use crate::error::{PlanError, span_of};
+use crate::error::{PlanError, span_or};
 use ferris_sql::ast::{Span, StreamingQuery, WindowKind, WindowSpec};
 use sqlparser::ast::{
     Expr, FunctionArg, FunctionArgExpr, FunctionArguments, GroupByExpr, Ident, SelectItem, SetExpr,
@@ -81,11 +81,6 @@ pub(crate) fn read(factor: &TableFactor, fallback: Span) -> Option<Result<Tvf, P
     let (f, name) = call(factor)?;
     let span = span_or(factor.span(), fallback);
     Some(parse(f, name, span))
-}
-
-fn span_or(s: sqlparser::tokenizer::Span, fallback: Span) -> Span {
-    let span = span_of(s);
-    if span.start.line > 0 { span } else { fallback }
 }
 
 fn parse(f: &sqlparser::ast::Function, name: String, span: Span) -> Result<Tvf, PlanError> {
