@@ -581,3 +581,62 @@ a,3,2024-01-01T00:00:03Z
         assert!(stdout.contains(line), "{line}\n---\n{stdout}");
     }
 }
+
+/// A bare `SELECT … LIMIT n` over an unbounded generator writes its n rows and ends the job
+/// (exit 0), directly and through a derived stream that nothing else reads; at several
+/// parallelism and batch-size settings, the same first rows.
+#[test]
+fn a_bare_limit_over_an_unbounded_source_stops_the_job_after_n_rows() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let declare = |batch: &str| {
+        format!(
+            "CREATE STREAM bid (auction BIGINT, bidder BIGINT, price BIGINT, channel VARCHAR,
+               url VARCHAR, date_time TIMESTAMP, extra VARCHAR,
+               WATERMARK FOR date_time AS date_time - INTERVAL '4' SECOND)
+             WITH ('connector' = 'datagen', 'generator' = 'nexmark', 'table' = 'bid',
+               'batch.size' = '{batch}');"
+        )
+    };
+    let direct = "SELECT auction, bidder, price FROM bid WHERE price > 1000 LIMIT 3;";
+    let derived = "CREATE STREAM big AS SELECT auction, bidder, price FROM bid WHERE price > 1000;
+                   SELECT auction, bidder, price FROM big LIMIT 3;";
+    let expected = "{\"auction\":1000,\"bidder\":1001,\"price\":4564}\n\
+                    {\"auction\":1000,\"bidder\":1004,\"price\":18251535}\n\
+                    {\"auction\":1000,\"bidder\":1001,\"price\":4429716}\n";
+    for (p, batch) in [("1", "1024"), ("3", "7")] {
+        for query in [direct, derived] {
+            let sql = format!("{}\n{query}", declare(batch));
+            let mut child = cli()
+                .arg("run")
+                .arg("-e")
+                .arg(&sql)
+                .args(["--parallelism", p, "--no-progress"])
+                .current_dir(dir.path())
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .expect("run ferris-cli");
+            // The generator never ends: without the stop the job runs until killed.
+            let started = std::time::Instant::now();
+            while child.try_wait().expect("wait").is_none() {
+                if started.elapsed() > std::time::Duration::from_secs(60) {
+                    let _ = child.kill();
+                    panic!("the job did not stop after its LIMIT (p={p}, batch {batch}): {query}");
+                }
+                std::thread::sleep(std::time::Duration::from_millis(50));
+            }
+            let out = child.wait_with_output().expect("output");
+            assert_eq!(
+                out.status.code(),
+                Some(0),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            assert_eq!(
+                String::from_utf8_lossy(&out.stdout),
+                expected,
+                "p={p}, batch {batch}: {query}"
+            );
+        }
+    }
+}

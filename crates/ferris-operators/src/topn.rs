@@ -166,6 +166,9 @@ impl Operator for TopNOp {
         input: &RecordBatch,
         out: &mut Vec<RecordBatch>,
     ) -> Result<(), OperatorError> {
+        if self.is_complete() {
+            return Ok(());
+        }
         let n = self.spec.limit;
         // Without PARTITION BY every row is in the one partition (a converter of no columns
         // gives no rows).
@@ -248,6 +251,15 @@ impl Operator for TopNOp {
     fn state_size(&self) -> StateSize {
         self.size
     }
+
+    /// A bare `LIMIT n` (no PARTITION BY, no ORDER BY) that holds its n rows: every later
+    /// row ties with them and comes after, so none is ever kept.
+    fn is_complete(&self) -> bool {
+        self.spec.partition.is_empty()
+            && self.spec.order.is_empty()
+            && !self.spec.final_only
+            && self.size.rows >= self.spec.limit
+    }
 }
 
 #[cfg(test)]
@@ -292,6 +304,38 @@ mod tests {
             ],
         )
         .unwrap()
+    }
+
+    #[test]
+    fn a_bare_limit_is_complete_once_it_holds_its_rows() {
+        let base = spec(2);
+        let bare = Arc::new(TopNSpec {
+            partition: Vec::new(),
+            order: Vec::new(),
+            ..(*base).clone()
+        });
+        let mut op = TopNOp::new(bare.clone()).expect("op");
+        let mut out = Vec::new();
+        op.process_batch(&batch(&[("a", Some(1))]), &mut out)
+            .expect("batch");
+        assert!(!op.is_complete());
+        op.process_batch(&batch(&[("b", Some(2)), ("c", Some(3))]), &mut out)
+            .expect("batch");
+        assert!(op.is_complete());
+        op.process_batch(&batch(&[("d", Some(4))]), &mut out)
+            .expect("batch");
+        let text = pretty_format_batches(&out).expect("format").to_string();
+        assert_eq!(
+            text,
+            "+---+-------+----+\n| k | price | rn |\n+---+-------+----+\n| a | 1     | 1  |\n\
+             | b | 2     | 2  |\n+---+-------+----+"
+        );
+        // With an order or a partition a later row can still enter: never complete.
+        let mut ordered = TopNOp::new(spec(1)).expect("op");
+        ordered
+            .process_batch(&batch(&[("a", Some(1))]), &mut out)
+            .expect("batch");
+        assert!(!ordered.is_complete());
     }
 
     /// The last row per (k, rn) after feeding `batches`, sorted.

@@ -2,8 +2,8 @@
 //!
 //! Both run as a single-partition top-N stage (`ferris_operators::topn`) after the query's
 //! stateless stage. `LIMIT n` alone keeps the first n rows in the order the query reads them
-//! and writes each as it arrives (an append-only stream of n rows; the query reads on to the
-//! end of its input). `ORDER BY … LIMIT n` keeps the n first rows in that order and writes
+//! and writes each as it arrives (an append-only stream of n rows; the query then needs no
+//! more input, and its sources end once no other query reads them). `ORDER BY … LIMIT n` keeps the n first rows in that order and writes
 //! them, sorted, when the input ends: on bounded input, the batch answer.
 
 use crate::catalog::Catalog;

@@ -204,6 +204,17 @@ impl Chains {
         Ok(out)
     }
 
+    /// Whether every chain has an operator that emits nothing more (see
+    /// [`Operator::is_complete`]); never for per-partition chains, whose set grows.
+    pub(crate) fn is_complete(&self) -> bool {
+        !self.per_partition
+            && !self.chains.is_empty()
+            && self
+                .chains
+                .values()
+                .all(|c| c.iter().any(|op| op.is_complete()))
+    }
+
     /// The oldest event time any chain holds (see [`Operator::oldest_held`]).
     pub(crate) fn oldest_held(&self) -> Option<i64> {
         self.chains

@@ -11,6 +11,8 @@ use crate::sink::{Sink, SinkError};
 use crate::source::{Source, SourceError, SourcePoll};
 use arrow::datatypes::SchemaRef;
 use arrow::record_batch::RecordBatch;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TrySendError, sync_channel};
 use std::time::Duration;
 
@@ -49,12 +51,14 @@ pub fn derived_union(
 ) -> (Vec<DerivedSink>, DerivedSource) {
     let writers = writers.max(1);
     let (tx, rx) = sync_channel(capacity.max(1));
+    let unread = Arc::new(AtomicBool::new(false));
     let sinks = (0..writers)
         .map(|writer| DerivedSink {
             name: name.to_string(),
             writer,
             tx: Some(tx.clone()),
             watermark: i64::MIN,
+            unread: unread.clone(),
         })
         .collect();
     let source = DerivedSource {
@@ -67,6 +71,7 @@ pub fn derived_union(
         open: writers,
         ended: false,
         changelog: None,
+        unread,
     };
     (sinks, source)
 }
@@ -80,6 +85,8 @@ pub struct DerivedSink {
     tx: Option<SyncSender<Item>>,
     /// The last watermark passed on.
     watermark: i64,
+    /// Set when every query reading the stream has all it needs.
+    unread: Arc<AtomicBool>,
 }
 
 impl DerivedSink {
@@ -96,8 +103,10 @@ impl DerivedSink {
             Err(TrySendError::Full(item)) => tx.send(item).map_err(|_| self.gone()),
             Err(TrySendError::Disconnected(_)) => Err(self.gone()),
         }
+        .or_else(|e| if self.is_complete() { Ok(()) } else { Err(e) })
     }
 
+    /// The readers went away: without their saying they had all they need, a failure.
     fn gone(&self) -> SinkError {
         SinkError::new(format!(
             "derived stream '{}': the queries reading it stopped",
@@ -124,6 +133,10 @@ impl Sink for DerivedSink {
         }
         self.watermark = watermark;
         self.send(Item::Watermark(self.writer, watermark))
+    }
+
+    fn is_complete(&self) -> bool {
+        self.unread.load(Ordering::Acquire)
     }
 
     fn close(&mut self) -> Result<(), SinkError> {
@@ -214,6 +227,8 @@ pub struct DerivedSource {
     ended: bool,
     /// For an updating stream: its rows turned into a changelog.
     changelog: Option<crate::Changelog>,
+    /// Shared with the writers: every reader has all it needs.
+    unread: Arc<AtomicBool>,
 }
 
 impl DerivedSource {
@@ -236,6 +251,10 @@ impl Source for DerivedSource {
 
     fn schema(&self) -> SchemaRef {
         self.schema.clone()
+    }
+
+    fn readers_complete(&mut self) {
+        self.unread.store(true, Ordering::Release);
     }
 
     fn poll(&mut self, max_rows: usize) -> Result<SourcePoll, SourceError> {
@@ -341,6 +360,30 @@ mod tests {
 
     fn batch(schema: &SchemaRef, v: Vec<i64>) -> RecordBatch {
         RecordBatch::try_new(schema.clone(), vec![Arc::new(Int64Array::from(v))]).expect("batch")
+    }
+
+    #[test]
+    fn writers_learn_that_nothing_reads_the_stream_and_write_on_without_failing() {
+        let schema = Arc::new(Schema::new(vec![Field::new("a", DataType::Int64, false)]));
+        let (mut sink, source) = derived_stream("s", schema.clone(), 1);
+        drop(source);
+        // Readers gone without saying they are complete: the writer fails.
+        let err = sink
+            .write_batch(&batch(&schema, vec![1]))
+            .expect_err("gone");
+        assert_eq!(
+            err.to_string(),
+            "derived stream 's': the queries reading it stopped"
+        );
+        let (mut sink, mut source) = derived_stream("s", schema.clone(), 1);
+        assert!(!sink.is_complete());
+        source.readers_complete();
+        drop(source);
+        assert!(sink.is_complete());
+        sink.write_batch(&batch(&schema, vec![1, 2]))
+            .expect("rows nobody reads are dropped");
+        sink.write_output_watermark(10).expect("watermark");
+        sink.close().expect("close");
     }
 
     #[test]

@@ -221,6 +221,8 @@ pub(crate) struct QueryContext {
     pub(crate) tracer: ferris_observe::Tracer,
     /// Record lineage, when on.
     pub(crate) lineage: Option<Arc<crate::lineage::Lineage>>,
+    /// Whether the query still needs input (see [`crate::completion`]).
+    pub(crate) completion: Arc<crate::completion::Completion>,
 }
 
 impl QueryContext {
@@ -243,6 +245,7 @@ impl QueryContext {
             skip_log: crate::skip_log::SkipLog::new(name),
             tracer: ferris_observe::Tracer::default(),
             lineage: None,
+            completion: Arc::new(crate::completion::Completion::new(0)),
         }
     }
 
@@ -376,6 +379,9 @@ pub async fn run_job(
     // of those queries has handled the source's slots.
     let mut fanout: Vec<Vec<Vec<Sender>>> = sources.iter().map(|_| Vec::new()).collect();
     let mut progress: Vec<Vec<Arc<Progress>>> = sources.iter().map(|_| Vec::new()).collect();
+    // Per source: the completion of each query side reading it.
+    let mut readers: Vec<Vec<Arc<crate::completion::Completion>>> =
+        sources.iter().map(|_| Vec::new()).collect();
     let mut contexts = Vec::new();
     for q in queries {
         let mut ctx = QueryContext::new(
@@ -386,6 +392,16 @@ pub async fn run_job(
         );
         ctx.tracer = config.tracer.clone();
         ctx.lineage = config.lineage.as_ref().map(|l| l.0.clone());
+        // The keyed partitions that receive rows: all of them, or the first alone when the
+        // stage has no key.
+        let receiving = q.keyed.as_ref().map_or(0, |k| {
+            if k.key_columns.is_empty() {
+                1
+            } else {
+                parallelism
+            }
+        });
+        ctx.completion = Arc::new(crate::completion::Completion::new(receiving));
         let ctx = Arc::new(ctx);
         let needs_dead_letter =
             q.strategy == ErrorStrategy::DeadLetter || q.late == LateRows::DeadLetter;
@@ -464,10 +480,15 @@ pub async fn run_job(
             }
             let side_progress = Arc::new(Progress::new(ctx.name.clone()));
             query_progress.push(side_progress.clone());
-            match (fanout.get_mut(source), progress.get_mut(source)) {
-                (Some(f), Some(p)) => {
+            match (
+                fanout.get_mut(source),
+                progress.get_mut(source),
+                readers.get_mut(source),
+            ) {
+                (Some(f), Some(p), Some(r)) => {
                     f.push(inputs);
                     p.push(side_progress);
+                    r.push(ctx.completion.clone());
                 }
                 _ => {
                     return Err(RuntimeError::Internal(format!(
@@ -569,10 +590,11 @@ pub async fn run_job(
     }
     drop(dl_senders);
 
-    for (((spec, senders), progress), fail_when_unavailable) in sources
+    for ((((spec, senders), progress), readers), fail_when_unavailable) in sources
         .into_iter()
         .zip(fanout)
         .zip(progress)
+        .zip(readers)
         .zip(fail_when_unavailable)
     {
         if senders.is_empty() {
@@ -595,6 +617,7 @@ pub async fn run_job(
             fail_when_unavailable,
             spec,
             senders,
+            readers,
             shutdown: shutdown.clone(),
             handle: handle.clone(),
             job_id,

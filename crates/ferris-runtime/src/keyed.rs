@@ -263,6 +263,8 @@ impl KeyedWorker {
         };
         // An input stopped before it ended: the state is dropped, not emitted.
         let mut stopped = false;
+        // Whether this partition said its result is complete (see `Operator::is_complete`).
+        let mut complete = false;
         loop {
             let Some((side, msg)) = self.next_message(&sides).await else {
                 break;
@@ -301,6 +303,10 @@ impl KeyedWorker {
                     let started = pb.trace.sampled.then(ferris_observe::trace::now_unix_nanos);
                     let rows_in = pb.records.num_rows();
                     let (records, settled) = self.step(side, input, &mut sides, &mut state)?;
+                    if !complete && self.chains.is_complete() {
+                        complete = true;
+                        self.ctx.completion.partition_complete();
+                    }
                     let control = Control {
                         settled: Some(Arc::new(settled)),
                         ..pb.control.clone()

@@ -11,6 +11,7 @@ pub mod business;
 mod chains;
 mod changelog;
 pub mod channel;
+mod completion;
 pub mod config;
 pub mod dead_letter;
 pub mod derived;

@@ -155,6 +155,12 @@ pub trait Operator: Send + Sync {
     /// nothing (stateless operators).
     fn resume_after(&mut self, _watermark: i64) {}
 
+    /// Whether the operator emits nothing more whatever it is given from now on (a bare
+    /// `LIMIT n` that has its n rows): its query needs no more input. The default: never.
+    fn is_complete(&self) -> bool {
+        false
+    }
+
     /// The input ended; emit everything still held.
     fn finish(&mut self, _out: &mut Vec<RecordBatch>) -> Result<(), OperatorError> {
         Ok(())

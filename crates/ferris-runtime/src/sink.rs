@@ -89,6 +89,12 @@ pub trait Sink: Send {
         Ok(())
     }
 
+    /// Whether nothing reads what this sink writes any more (the queries reading a derived
+    /// stream have all they need): its query needs no more input. The default: never.
+    fn is_complete(&self) -> bool {
+        false
+    }
+
     /// Flushes and releases resources at the end of the job.
     fn close(&mut self) -> Result<(), SinkError> {
         Ok(())

@@ -326,7 +326,15 @@ impl SinkTask {
             return Ok(());
         };
         let result = self.sink.write_output_watermark(w);
+        self.note_unread();
         result.map_err(|e| self.watermark_failed("watermark", e))
+    }
+
+    /// Tells the query's sources when nothing reads its output any more.
+    fn note_unread(&self) {
+        if self.sink.is_complete() {
+            self.ctx.completion.output_unread();
+        }
     }
 
     /// The end of a query whose sink could not pass `what` on.
@@ -503,7 +511,9 @@ impl SinkTask {
             correlation_id: &correlation_id,
             trace,
         };
-        self.sink.write_batch_in(&pb.records, &context)
+        let written = self.sink.write_batch_in(&pb.records, &context);
+        self.note_unread();
+        written
     }
 
     /// Writes `pb` (durable at the next flush), retrying with backoff before the error

@@ -157,6 +157,11 @@ pub trait Source: Send {
         SourceTrace::default()
     }
 
+    /// Every query reading this source has the input it needs: the source thread ends it
+    /// now (as if it had ended) and then drops it. A derived stream tells its writers that
+    /// nothing reads it any more. The default does nothing.
+    fn readers_complete(&mut self) {}
+
     /// Called once before the first poll with a [`Drain`] the source may call while it
     /// polls. The default ignores it.
     fn set_drain(&mut self, drain: std::sync::Arc<dyn Drain>) {

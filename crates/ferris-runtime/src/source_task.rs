@@ -130,6 +130,9 @@ impl GroupState {
 pub(crate) struct SourceTask {
     pub(crate) spec: SourceSpec,
     pub(crate) senders: Vec<Vec<Sender>>,
+    /// The completion of each query side reading the source (beside `senders`): once all
+    /// are complete, the source ends.
+    pub(crate) readers: Vec<Arc<crate::completion::Completion>>,
     pub(crate) shutdown: Shutdown,
     pub(crate) handle: Handle,
     pub(crate) job_id: u32,
@@ -188,6 +191,11 @@ impl SourceTask {
             if self.shutdown.is_triggered() {
                 // Stopped before the input ended.
                 break Ok(true);
+            }
+            if self.readers.iter().all(|r| r.is_complete()) {
+                // Every query reading the source has its result: end the input for them.
+                self.spec.source.readers_complete();
+                break Ok(false);
             }
             lag.report(self.spec.source.as_ref(), false);
             let poll_started = self
