@@ -253,7 +253,7 @@ fn stage(col: &Column, value: Option<&[u8]>) -> Result<Staged, String> {
         }
     };
     match &col.builder {
-        Builder::Utf8(_) => match std::str::from_utf8(v) {
+        Builder::Utf8(_) => match simdutf8::basic::from_utf8(v) {
             Ok(_) => Ok(Staged::Str),
             Err(_) => Err(format!("column '{}': value is not valid UTF-8", col.name)),
         },
@@ -304,7 +304,8 @@ fn append<'a>(b: &mut Builder, v: Staged, field: impl Fn() -> Option<&'a [u8]>) 
         _ => None,
     };
     match b {
-        Builder::Utf8(b) => put!(b, field().and_then(|f| std::str::from_utf8(f).ok())),
+        // Checked in `stage` (simdutf8: most text is ASCII, checked many bytes at a time).
+        Builder::Utf8(b) => put!(b, field().and_then(|f| simdutf8::basic::from_utf8(f).ok())),
         Builder::Bool(b) => put!(
             b,
             if let Staged::Bool(x) = v {
