@@ -1,9 +1,10 @@
--- Sessions as gaps and islands: a bid 10 seconds or more after the bidder's previous one
--- starts a new session; a session ends 10 seconds after its last bid.
+-- Sessions as gaps and islands: a bid more than 10 seconds after the bidder's previous one
+-- starts a new session (one exactly 10 seconds after joins it, as in Flink); a session ends
+-- 10 seconds after its last bid.
 WITH marked AS (
   SELECT bidder, date_time,
          CASE WHEN lag(date_time) OVER w IS NULL
-                OR date_time >= lag(date_time) OVER w + INTERVAL 10 SECOND
+                OR date_time > lag(date_time) OVER w + INTERVAL 10 SECOND
               THEN 1 ELSE 0 END AS starts
   FROM bid WINDOW w AS (PARTITION BY bidder ORDER BY date_time)
 ), numbered AS (

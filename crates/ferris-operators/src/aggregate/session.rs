@@ -1,5 +1,6 @@
-//! SESSION windows: per key, a row at `t` covers `[t, t + gap)`; overlapping intervals form
-//! one session (start = first event time, end = last event time + gap).
+//! SESSION windows: per key, a row at `t` covers `[t, t + gap]`; intervals that overlap or
+//! touch form one session (start = first event time, end = last event time + gap), so two
+//! rows exactly one gap apart share a session, as in Flink and Kafka Streams.
 //!
 //! A batch's rows of one key are first clustered among themselves, then merged with the
 //! key's open sessions. When rows bridge several sessions, the session created first
@@ -149,7 +150,9 @@ impl SessionAggregate {
         for &k in &order {
             let t = times[rows[k as usize] as usize];
             match clusters.last_mut() {
-                Some(last) if t < last.1 => last.1 = last.1.max(t.saturating_add(gap)),
+                // A row exactly one gap after the last belongs to its session (Flink's
+                // inclusive intersection, Kafka Streams' inactivity gap).
+                Some(last) if t <= last.1 => last.1 = last.1.max(t.saturating_add(gap)),
                 _ => clusters.push((t, t.saturating_add(gap))),
             }
             cluster_of[k as usize] = (clusters.len() - 1) as u32;
@@ -188,7 +191,7 @@ impl SessionAggregate {
         while at < parts.len() {
             let mut end = parts[at].1;
             let mut next = at + 1;
-            while next < parts.len() && parts[next].0 < end {
+            while next < parts.len() && parts[next].0 <= end {
                 end = end.max(parts[next].1);
                 next += 1;
             }
@@ -283,7 +286,7 @@ impl SessionAggregate {
         Ok(())
     }
 
-    /// Removes the sessions ending at or before `watermark` (all with `None`), emitting them
+    /// Removes the sessions ending before `watermark` (all with `None`), emitting them
     /// with EMIT FINAL.
     fn close(
         &mut self,
@@ -295,7 +298,9 @@ impl SessionAggregate {
         let mut released = Vec::new();
         let mut result = Ok(());
         while let Some(&(end, group, start)) = self.by_end.first() {
-            if watermark.is_some_and(|wm| end > wm) {
+            // A row at `end` (not late while the watermark is at most `end`) still joins
+            // the session: it closes once the watermark is past its end.
+            if watermark.is_some_and(|wm| end >= wm) {
                 break;
             }
             self.by_end.pop_first();

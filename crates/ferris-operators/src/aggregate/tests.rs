@@ -681,7 +681,14 @@ fn brute_sliding(
 
 /// Runs `steps`, checking that every output row is emitted by the first watermark at or
 /// after its end (or at finish), and collects the rows.
-fn collect_windows(op: &mut dyn Operator, steps: Vec<Step>) -> BTreeMap<WindowRow, Values> {
+/// The windows `op` emits, checking that each comes out at the first watermark that closes
+/// it: at or past its end, or (`past_end`, sessions, which a row at their end still joins)
+/// past it.
+fn collect_windows(
+    op: &mut dyn Operator,
+    steps: Vec<Step>,
+    past_end: bool,
+) -> BTreeMap<WindowRow, Values> {
     let mut result = BTreeMap::new();
     let mut prev_wm = i64::MIN;
     for step in steps {
@@ -708,7 +715,12 @@ fn collect_windows(op: &mut dyn Operator, steps: Vec<Step>) -> BTreeMap<WindowRo
             let (cnt, sum, min, max) = (num(3), num(4), num(5), num(6));
             for i in 0..b.num_rows() {
                 let wm = wm.expect("EMIT FINAL emits nothing on a batch");
-                assert!(end.value(i) <= wm && end.value(i) > prev_wm);
+                let e = end.value(i);
+                if past_end {
+                    assert!(e < wm && e >= prev_wm, "session end {e}, watermark {wm}");
+                } else {
+                    assert!(e <= wm && e > prev_wm, "window end {e}, watermark {wm}");
+                }
                 let opt = |a: &Int64Array| a.is_valid(i).then(|| a.value(i));
                 let key = (
                     end.value(i),
@@ -749,7 +761,7 @@ fn sliding_final_matches_brute_force() {
                 },
                 EmitMode::Final,
             );
-            let got = collect_windows(op.as_mut(), steps);
+            let got = collect_windows(op.as_mut(), steps, false);
             let want = brute_sliding(&input, size, advance);
             assert_eq!(got, want, "SLIDING({size}, {advance}) batch {batch}");
         }
@@ -903,15 +915,16 @@ fn session_merge_across_batches() {
     let out = run(
         op.as_mut(),
         vec![
-            // a: sessions [0, 10) and [15, 25); b: [3, 13).
+            // a: sessions [0, 10] and [15, 25]; b: [3, 13].
             Step::Batch(rows(&[
                 (Some("a"), Some(1), 0),
                 (Some("a"), Some(2), 15),
                 (Some("b"), Some(5), 3),
             ])),
-            // a at 8 bridges both: [0, 25); a at 40 opens [40, 50).
+            // a at 8 bridges both: [0, 25]; a at 40 opens [40, 50].
             Step::Batch(rows(&[(Some("a"), Some(40), 40), (Some("a"), Some(4), 8)])),
-            Step::Watermark(25),
+            // Past 25: both close (at 25 a row at 25 could still join a's session).
+            Step::Watermark(26),
             Step::Finish,
         ],
     );
@@ -1139,7 +1152,8 @@ fn brute_sessions(
         let mut i = 0;
         while i < rows.len() {
             let mut j = i + 1;
-            while j < rows.len() && rows[j].0 < rows[j - 1].0 + gap {
+            // Inclusive: a row exactly one gap after the previous one joins its session.
+            while j < rows.len() && rows[j].0 <= rows[j - 1].0 + gap {
                 j += 1;
             }
             let values: Vec<i64> = rows[i..j].iter().filter_map(|r| r.1).collect();
@@ -1168,7 +1182,7 @@ fn session_final_matches_brute_force() {
                 WindowKind::Session { gap_ms: gap },
                 EmitMode::Final,
             );
-            let got = collect_windows(op.as_mut(), steps);
+            let got = collect_windows(op.as_mut(), steps, true);
             assert_eq!(got, brute_sessions(&input, gap), "gap {gap} batch {batch}");
         }
     }
