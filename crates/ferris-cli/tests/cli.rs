@@ -640,3 +640,62 @@ fn a_bare_limit_over_an_unbounded_source_stops_the_job_after_n_rows() {
         }
     }
 }
+
+/// HAVING under EMIT CHANGES into an upsert file: a group that stops passing is written as a
+/// tombstone (`"value":null`), so the last line per key is the final table at every batch
+/// size (issue 17: before, the average of 30 stayed after it fell to 25, and batch size 1024
+/// wrote nothing at all where batch size 1 wrote 50 then 30).
+#[test]
+fn having_under_emit_changes_writes_tombstones_to_an_upsert_file() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    write(
+        dir.path(),
+        "readings.csv",
+        "sensor,v\na,50\nb,10\na,10\na,15\nb,60\nb,80\n",
+    );
+    let mut finals = Vec::new();
+    for batch in ["1", "1024"] {
+        let sql = format!(
+            "CREATE STREAM readings (sensor VARCHAR, v BIGINT)
+               WITH ('connector'='file', 'path'='readings.csv', 'format'='csv',
+                     'batch.size'='{batch}');
+             CREATE STREAM hot WITH ('connector'='file', 'path'='hot.jsonl',
+                                     'format'='upsert-json') AS
+               SELECT sensor, AVG(v) AS avg_v FROM readings GROUP BY sensor
+               HAVING AVG(v) > 26 EMIT CHANGES;"
+        );
+        let out = run_app(dir.path(), &sql, &[]);
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let text = read(dir.path(), "hot.jsonl");
+        if batch == "1" {
+            assert_eq!(
+                text,
+                "{\"key\":{\"sensor\":\"a\"},\"value\":{\"sensor\":\"a\",\"avg_v\":50}}\n\
+                 {\"key\":{\"sensor\":\"a\"},\"value\":{\"sensor\":\"a\",\"avg_v\":30}}\n\
+                 {\"key\":{\"sensor\":\"a\"},\"value\":null}\n\
+                 {\"key\":{\"sensor\":\"b\"},\"value\":{\"sensor\":\"b\",\"avg_v\":35}}\n\
+                 {\"key\":{\"sensor\":\"b\"},\"value\":{\"sensor\":\"b\",\"avg_v\":50}}\n"
+            );
+        }
+        // The final table: the last line per key, without the tombstoned keys.
+        let mut last = std::collections::BTreeMap::new();
+        for line in text.lines() {
+            let v: serde_json::Value = serde_json::from_str(line).expect("json");
+            last.insert(v["key"].to_string(), v["value"].clone());
+        }
+        last.retain(|_, v| !v.is_null());
+        finals.push(last);
+    }
+    assert_eq!(finals[0], finals[1]);
+    assert_eq!(
+        finals[0].len(),
+        1,
+        "only b passes at the end: {:?}",
+        finals[0]
+    );
+}

@@ -480,3 +480,45 @@ fn an_explicit_partition_list_is_checked_against_the_topic() {
     let out = cli_ok(&sql("1,3"), &[]);
     assert_eq!(String::from_utf8_lossy(&out.stdout), "");
 }
+
+/// HAVING under EMIT CHANGES into a keyed topic: a group that stops passing is a tombstone
+/// (the key with no value), as a compacted topic or ksqlDB table expects.
+#[test]
+fn having_under_emit_changes_writes_tombstones_to_a_keyed_topic() {
+    let broker = Broker::started();
+    broker.create_topic("readings", 1);
+    broker.create_topic("hot", 1);
+    let input: Vec<(String, String)> = [("a", 50), ("b", 10), ("a", 10), ("a", 15), ("b", 60)]
+        .iter()
+        .map(|(k, v)| (k.to_string(), format!("{{\"sensor\":\"{k}\",\"v\":{v}}}")))
+        .collect();
+    broker.produce("readings", &input);
+    let sql = format!(
+        "CREATE STREAM readings (sensor VARCHAR, v BIGINT)
+         WITH ('connector' = 'kafka', 'bootstrap.servers' = '{b}', 'topic' = 'readings',
+               'group.id' = 'tombstones', 'format' = 'json', 'scan.startup.mode' = 'earliest',
+               'scan.bounded' = 'latest', 'partitions' = 'all', 'batch.size' = '1');
+         CREATE STREAM hot WITH ('connector' = 'kafka', 'bootstrap.servers' = '{b}',
+             'topic' = 'hot', 'format' = 'json', 'key' = 'sensor') AS
+           SELECT sensor, AVG(v) AS avg_v FROM readings GROUP BY sensor
+           HAVING AVG(v) > 26 EMIT CHANGES;",
+        b = broker.address
+    );
+    let out = cli_ok(&sql, &[]);
+    assert_eq!(out.status.code(), Some(0));
+    let got: Vec<(String, String, bool)> = broker
+        .consume_records("hot", 1)
+        .into_iter()
+        .map(|r| (r.key, r.value, r.bytes.is_empty()))
+        .collect();
+    let row = |k: &str, v: &str| (k.to_string(), v.to_string(), false);
+    assert_eq!(
+        got,
+        vec![
+            row("a", "{\"sensor\":\"a\",\"avg_v\":50}"),
+            row("a", "{\"sensor\":\"a\",\"avg_v\":30}"),
+            ("a".to_string(), String::new(), true),
+            row("b", "{\"sensor\":\"b\",\"avg_v\":35}"),
+        ]
+    );
+}

@@ -274,7 +274,9 @@ pub fn encode_json_lines(batch: &RecordBatch, out: &mut Vec<u8>) -> Result<(), S
     Ok(())
 }
 
-/// Appends every row of `batch` as `{"key": {...}, "value": {...}}` and a newline.
+/// Appends every row of `batch` as `{"key": {...}, "value": {...}}` and a newline; a row
+/// marked deleted (a `true` in [`ferris_runtime::DELETED_COLUMN`], which the value leaves
+/// out) as the tombstone `{"key": {...}, "value": null}`.
 pub fn encode_upsert_lines(
     batch: &RecordBatch,
     key: &[String],
@@ -290,17 +292,40 @@ pub fn encode_upsert_lines(
         })
         .collect::<Result<Vec<_>, _>>()?;
     let keys = batch.project(&indices).map_err(|e| e.to_string())?;
+    let (values, deleted) = split_deleted(batch)?;
     let options = FormatOptions::default();
     let key_enc = JsonRowEncoder::new(&keys, &options)?;
-    let value_enc = JsonRowEncoder::new(batch, &options)?;
+    let value_enc = JsonRowEncoder::new(&values, &options)?;
     for row in 0..batch.num_rows() {
         out.extend_from_slice(b"{\"key\":");
         key_enc.encode_row(row, out);
         out.extend_from_slice(b",\"value\":");
-        value_enc.encode_row(row, out);
+        if deleted
+            .as_ref()
+            .is_some_and(|d| arrow::array::Array::is_valid(d, row) && d.value(row))
+        {
+            out.extend_from_slice(b"null");
+        } else {
+            value_enc.encode_row(row, out);
+        }
         out.extend_from_slice(b"}\n");
     }
     Ok(())
+}
+
+/// `batch` without its [`ferris_runtime::DELETED_COLUMN`], and that column when it has one.
+pub fn split_deleted(
+    batch: &RecordBatch,
+) -> Result<(RecordBatch, Option<arrow::array::BooleanArray>), String> {
+    let Ok(at) = batch.schema().index_of(ferris_runtime::DELETED_COLUMN) else {
+        return Ok((batch.clone(), None));
+    };
+    let deleted = arrow::array::AsArray::as_boolean_opt(batch.column(at).as_ref())
+        .cloned()
+        .ok_or_else(|| format!("{} is not BOOLEAN", ferris_runtime::DELETED_COLUMN))?;
+    let rest: Vec<usize> = (0..batch.num_columns()).filter(|&i| i != at).collect();
+    let values = batch.project(&rest).map_err(|e| e.to_string())?;
+    Ok((values, Some(deleted)))
 }
 
 impl Sink for FileSink {

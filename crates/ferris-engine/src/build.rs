@@ -258,9 +258,17 @@ fn build(
         let source = match decl.connector.get("upsert.key") {
             Some(key) => {
                 let fields = decl.schema.fields();
-                let written = Arc::new(arrow::datatypes::Schema::new(
-                    fields[..fields.len().saturating_sub(1)].to_vec(),
-                ));
+                let mut written: Vec<arrow::datatypes::FieldRef> =
+                    fields[..fields.len().saturating_sub(1)].to_vec();
+                // The writer's rows can be deletes: they end with the flag.
+                if decl.connector.get("deletes").is_some_and(|d| d == "true") {
+                    written.push(Arc::new(arrow::datatypes::Field::new(
+                        ferris_runtime::DELETED_COLUMN,
+                        arrow::datatypes::DataType::Boolean,
+                        false,
+                    )));
+                }
+                let written = Arc::new(arrow::datatypes::Schema::new(written));
                 key.split(',')
                     .filter(|k| !k.is_empty())
                     .map(|k| written.index_of(k))

@@ -10,6 +10,7 @@
 //! only on the runtime, Arrow and DataFusion's expression and accumulator crates.
 
 pub mod aggregate;
+pub mod having;
 pub mod join;
 pub mod over;
 mod stateless;

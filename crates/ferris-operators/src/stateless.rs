@@ -12,6 +12,26 @@ fn df_err(e: impl std::error::Error + Send + Sync + 'static) -> OperatorError {
     OperatorError::from_cause(e)
 }
 
+/// Where `predicate` is true on the rows of `input` (NULL counts as false).
+pub(crate) fn predicate_mask(
+    predicate: &dyn PhysicalExpr,
+    input: &RecordBatch,
+) -> Result<BooleanArray, OperatorError> {
+    let mask = predicate
+        .evaluate(input)
+        .and_then(|v| v.into_array(input.num_rows()))
+        .map_err(df_err)?;
+    let mask = mask
+        .as_any()
+        .downcast_ref::<BooleanArray>()
+        .ok_or_else(|| OperatorError::new("the predicate is not boolean"))?;
+    Ok(if mask.null_count() > 0 {
+        prep_null_mask_filter(mask)
+    } else {
+        mask.clone()
+    })
+}
+
 /// Keeps the rows for which `predicate` is true (NULL counts as false).
 pub struct FilterOp {
     predicate: Arc<dyn PhysicalExpr>,
@@ -48,20 +68,7 @@ impl Operator for FilterOp {
         input: &RecordBatch,
         out: &mut Vec<RecordBatch>,
     ) -> Result<(), OperatorError> {
-        let mask = self
-            .predicate
-            .evaluate(input)
-            .and_then(|v| v.into_array(input.num_rows()))
-            .map_err(df_err)?;
-        let mask = mask
-            .as_any()
-            .downcast_ref::<BooleanArray>()
-            .ok_or_else(|| OperatorError::new("filter predicate is not boolean"))?;
-        let mask = if mask.null_count() > 0 {
-            prep_null_mask_filter(mask)
-        } else {
-            mask.clone()
-        };
+        let mask = predicate_mask(self.predicate.as_ref(), input)?;
         if mask.true_count() == input.num_rows() {
             out.push(input.clone());
         } else {

@@ -345,8 +345,13 @@ impl Derived {
         ]);
         if plan.updating {
             // Read as a changelog: the written columns, then the retraction flag.
-            let mut fields: Vec<arrow::datatypes::Field> =
-                schema.fields().iter().map(|f| (**f).clone()).collect();
+            // A delete (HAVING) retracts the key's row: the flag is not a column read.
+            let mut fields: Vec<arrow::datatypes::Field> = schema
+                .fields()
+                .iter()
+                .filter(|f| f.name() != ferris_runtime::DELETED_COLUMN)
+                .map(|f| (**f).clone())
+                .collect();
             fields.push(arrow::datatypes::Field::new(
                 ferris_runtime::RETRACT_COLUMN,
                 DataType::Boolean,
@@ -354,6 +359,9 @@ impl Derived {
             ));
             schema = Arc::new(Schema::new(fields));
             connector.insert("upsert.key".to_string(), plan.upsert_key.join(","));
+            if plan.deletes() {
+                connector.insert("deletes".to_string(), "true".to_string());
+            }
         }
         // Event time goes on only in a millisecond timestamp column.
         let event_time = plan.output_time.clone().filter(|c| {

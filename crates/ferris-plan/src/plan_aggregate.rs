@@ -11,7 +11,7 @@ use crate::error::PlanError;
 use crate::physical::ExprPlanner;
 use crate::plan_join::{PlannedJoin, plan_join};
 use crate::query::{KeyedPlan, QueryPlan, ScanInput, df_error, scan_input};
-use arrow::datatypes::{Field, Schema, SchemaRef};
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion_expr::Expr;
 use datafusion_expr::execution_props::ExecutionProps;
 use datafusion_expr::logical_plan::{Aggregate, Filter, Projection};
@@ -22,6 +22,7 @@ use datafusion_physical_expr::expressions::Column;
 use ferris_operators::aggregate::{
     AggregateInput, AggregateSpec, EmitMode, WindowKind, aggregate_operator,
 };
+use ferris_operators::having::HavingOp;
 use ferris_operators::{FilterOp, ProjectOp};
 use ferris_runtime::Operator;
 use ferris_sql::ast::{self, Span};
@@ -288,6 +289,30 @@ pub(crate) fn lower_aggregate(
         out_exprs.push(p);
         texts.push(e.human_display().to_string());
     }
+    // Under EMIT CHANGES a group can leave the HAVING set: its row is then deleted, so every
+    // output row says whether it is a delete.
+    let deletes = having.is_some() && emit == EmitMode::Changes;
+    let having_schema = if deletes {
+        let mut fields: Vec<Field> = agg_schema.fields().iter().map(|f| (**f).clone()).collect();
+        fields.push(Field::new(
+            ferris_runtime::DELETED_COLUMN,
+            DataType::Boolean,
+            false,
+        ));
+        let schema = Arc::new(Schema::new(fields));
+        out_exprs.push(Arc::new(Column::new(
+            ferris_runtime::DELETED_COLUMN,
+            agg_schema.fields().len(),
+        )));
+        out_fields.push(Field::new(
+            ferris_runtime::DELETED_COLUMN,
+            DataType::Boolean,
+            false,
+        ));
+        Some(schema)
+    } else {
+        None
+    };
     let output_schema = Arc::new(Schema::new(out_fields.clone()));
     let mut order: Vec<usize> = Vec::new();
     if windowed {
@@ -313,18 +338,39 @@ pub(crate) fn lower_aggregate(
             .unwrap_or_default(),
     ];
     if let Some((_, text)) = &having {
-        describe.push(format!("Having: {text}"));
+        describe.push(match deletes {
+            true => format!("Having: {text} (a group that stops passing is deleted)"),
+            false => format!("Having: {text}"),
+        });
     }
+    // A group's row is named by its keys and window bounds.
+    let having_keys: Vec<usize> = (0..key_count + if windowed { 2 } else { 0 }).collect();
+    let window_end = windowed.then(|| match agg.group_expr.get(key_count + 1) {
+        Some(Expr::Column(c)) if c.name == WINDOW_END => key_count + 1,
+        _ => key_count,
+    });
     describe.push(format!("Project: {}", texts.join(", ")));
     let project_text = texts.join(", ");
     let factory = move || -> Result<Vec<Box<dyn Operator>>, String> {
         let mut ops = vec![aggregate_operator(spec.clone())?];
-        if let Some((pred, text)) = &having {
-            ops.push(Box::new(FilterOp::new(
+        match (&having, &having_schema) {
+            (Some((pred, text)), Some(schema)) => ops.push(Box::new(
+                HavingOp::new(
+                    pred.clone(),
+                    &agg_schema,
+                    schema.clone(),
+                    having_keys.clone(),
+                    window_end,
+                    text.clone(),
+                )
+                .map_err(|e| e.to_string())?,
+            )),
+            (Some((pred, text)), None) => ops.push(Box::new(FilterOp::new(
                 pred.clone(),
                 agg_schema.clone(),
                 text.clone(),
-            )));
+            ))),
+            (None, _) => {}
         }
         ops.push(Box::new(ProjectOp::new(
             out_exprs.clone(),

@@ -68,6 +68,16 @@ pub struct QueryPlan {
     pub output_time: Option<String>,
 }
 
+impl QueryPlan {
+    /// Whether output rows can be deleted (HAVING under EMIT CHANGES): the output then ends
+    /// with [`ferris_runtime::DELETED_COLUMN`].
+    pub fn deletes(&self) -> bool {
+        self.output_schema
+            .index_of(ferris_runtime::DELETED_COLUMN)
+            .is_ok()
+    }
+}
+
 /// The output name of the column of `projection` that is `column` of its input, passed
 /// through unchanged (possibly renamed).
 pub(crate) fn passthrough_column(

@@ -5,7 +5,8 @@
 //! count it twice. [`Changelog`] keeps the last row per key and turns each incoming row into
 //! the rows of a changelog, each with a trailing BOOLEAN column [`RETRACT_COLUMN`]: the
 //! replaced row marked `true` (take it back), then the new row marked `false`. An update that
-//! changes nothing yields no rows.
+//! changes nothing yields no rows. A row the upstream marks deleted ([`DELETED_COLUMN`])
+//! retracts the key's last row and forgets the key.
 
 use arrow::array::{ArrayRef, BooleanArray};
 use arrow::datatypes::SchemaRef;
@@ -18,10 +19,19 @@ use std::sync::Arc;
 /// The name of the column that marks retracted rows.
 pub const RETRACT_COLUMN: &str = "__retract";
 
+/// The name of the output column of a query whose rows can be deleted (HAVING under EMIT
+/// CHANGES): `true` marks a row whose key is gone (a tombstone in upsert formats), `false` an
+/// upsert.
+pub const DELETED_COLUMN: &str = "__deleted";
+
 /// The last row per key of an upsert stream, and the conversion of its rows to a changelog.
 #[derive(Debug)]
 pub struct Changelog {
     key: Vec<usize>,
+    /// The input's columns other than [`DELETED_COLUMN`].
+    values: Vec<usize>,
+    /// Where the input has [`DELETED_COLUMN`].
+    deleted: Option<usize>,
     keys: RowConverter,
     rows: RowConverter,
     last: HashMap<Vec<u8>, OwnedRow>,
@@ -31,13 +41,19 @@ pub struct Changelog {
 
 impl Changelog {
     /// A conversion of rows of `input` keyed by its columns `key` into rows of `output` (the
-    /// input's columns, then the BOOLEAN retraction flag).
+    /// input's columns but [`DELETED_COLUMN`], then the BOOLEAN retraction flag).
     pub fn new(input: &SchemaRef, key: Vec<usize>, output: SchemaRef) -> Result<Self, ArrowError> {
         let field = |i: usize| SortField::new(input.field(i).data_type().clone());
+        let deleted = input.index_of(DELETED_COLUMN).ok();
+        let values: Vec<usize> = (0..input.fields().len())
+            .filter(|&i| Some(i) != deleted)
+            .collect();
         Ok(Changelog {
             keys: RowConverter::new(key.iter().map(|&i| field(i)).collect())?,
-            rows: RowConverter::new((0..input.fields().len()).map(field).collect())?,
+            rows: RowConverter::new(values.iter().map(|&i| field(i)).collect())?,
             key,
+            values,
+            deleted,
             last: HashMap::new(),
             schema: output,
         })
@@ -52,12 +68,36 @@ impl Changelog {
                 self.key.iter().map(|&i| batch.column(i).clone()).collect();
             Some(self.keys.convert_columns(&columns)?)
         };
-        let whole = self.rows.convert_columns(batch.columns())?;
+        let values: Vec<ArrayRef> = self
+            .values
+            .iter()
+            .map(|&i| batch.column(i).clone())
+            .collect();
+        let whole = self.rows.convert_columns(&values)?;
+        let deleted = match self.deleted {
+            Some(at) => Some(
+                arrow::array::AsArray::as_boolean_opt(batch.column(at).as_ref())
+                    .ok_or_else(|| {
+                        ArrowError::SchemaError(format!("{DELETED_COLUMN} is not BOOLEAN"))
+                    })?
+                    .clone(),
+            ),
+            None => None,
+        };
         let mut out: Vec<(OwnedRow, bool)> = Vec::with_capacity(batch.num_rows() * 2);
         for i in 0..batch.num_rows() {
             let key = keys
                 .as_ref()
                 .map_or(Vec::new(), |k| k.row(i).data().to_vec());
+            if deleted
+                .as_ref()
+                .is_some_and(|d| arrow::array::Array::is_valid(d, i) && d.value(i))
+            {
+                if let Some(old) = self.last.remove(&key) {
+                    out.push((old, true));
+                }
+                continue;
+            }
             let new = whole.row(i).owned();
             match self.last.insert(key, new.clone()) {
                 Some(old) if old == new => continue,
@@ -124,6 +164,50 @@ mod tests {
 | a | 2 | false     |
 | a | 2 | true      |
 | a | 3 | false     |
++---+---+-----------+";
+        assert_eq!(text, expected);
+    }
+
+    #[test]
+    fn a_deleted_row_retracts_the_last_row_of_its_key_and_forgets_it() {
+        let input = Arc::new(Schema::new(vec![
+            Field::new("k", DataType::Utf8, true),
+            Field::new("n", DataType::Int64, true),
+            Field::new(DELETED_COLUMN, DataType::Boolean, false),
+        ]));
+        let output = Arc::new(Schema::new(vec![
+            Field::new("k", DataType::Utf8, true),
+            Field::new("n", DataType::Int64, true),
+            Field::new(RETRACT_COLUMN, DataType::Boolean, false),
+        ]));
+        let mut c = Changelog::new(&input, vec![0], output).unwrap();
+        let batch = |k: Vec<&str>, n: Vec<i64>, d: Vec<bool>| {
+            RecordBatch::try_new(
+                input.clone(),
+                vec![
+                    Arc::new(StringArray::from(k)),
+                    Arc::new(Int64Array::from(n)),
+                    Arc::new(BooleanArray::from(d)),
+                ],
+            )
+            .unwrap()
+        };
+        let first = c
+            .apply(&batch(
+                vec!["a", "b", "a"],
+                vec![1, 1, 5],
+                vec![false, true, true],
+            ))
+            .unwrap();
+        let second = c.apply(&batch(vec!["a"], vec![2], vec![false])).unwrap();
+        let text = pretty_format_batches(&[first, second]).unwrap().to_string();
+        let expected = "\
++---+---+-----------+
+| k | n | __retract |
++---+---+-----------+
+| a | 1 | false     |
+| a | 1 | true      |
+| a | 2 | false     |
 +---+---+-----------+";
         assert_eq!(text, expected);
     }

@@ -36,7 +36,7 @@ mod watermark;
 mod worker;
 mod worker_lineage;
 
-pub use changelog::{Changelog, RETRACT_COLUMN};
+pub use changelog::{Changelog, DELETED_COLUMN, RETRACT_COLUMN};
 pub use channel::{Receiver, Sender};
 pub use config::{JobConfig, LineageHandle, RetryPolicy};
 pub use dead_letter::{DeadLetterRecord, DeadLetterWriter};

@@ -226,23 +226,25 @@ impl KafkaSink {
     fn send(
         &self,
         key: Option<&[u8]>,
-        payload: &[u8],
+        payload: Option<&[u8]>,
         headers: &OwnedHeaders,
     ) -> Result<Option<String>, SinkError> {
         self.send_to(None, key, payload, headers)
     }
 
-    /// [`KafkaSink::send`] to partition `partition` (else the partitioner's choice).
+    /// [`KafkaSink::send`] to partition `partition` (else the partitioner's choice); no
+    /// payload: a tombstone.
     fn send_to(
         &self,
         partition: Option<u32>,
         key: Option<&[u8]>,
-        payload: &[u8],
+        payload: Option<&[u8]>,
         headers: &OwnedHeaders,
     ) -> Result<Option<String>, SinkError> {
-        let mut record = BaseRecord::to(&self.topic)
-            .payload(payload)
-            .headers(headers.clone());
+        let mut record = BaseRecord::<[u8], [u8]>::to(&self.topic).headers(headers.clone());
+        if let Some(p) = payload {
+            record = record.payload(p);
+        }
         if let Some(k) = key {
             record = record.key(k);
         }
@@ -261,7 +263,7 @@ impl KafkaSink {
                     return Ok(Some(format!(
                         "a message of {} bytes is larger than the producer accepts \
                          (kafka.message.max.bytes)",
-                        payload.len() + key.map_or(0, <[u8]>::len)
+                        payload.map_or(0, <[u8]>::len) + key.map_or(0, <[u8]>::len)
                     )));
                 }
                 Err((
@@ -307,6 +309,13 @@ impl KafkaSink {
             ),
             None => None,
         };
+        // With a key, a deleted row is a tombstone and the values leave the flag out;
+        // without one, the flag is a column of the value.
+        let (values, deleted) = match key_column {
+            Some(_) => crate::file_sink::split_deleted(batch).map_err(&err)?,
+            None => (batch.clone(), None),
+        };
+        let batch = &values;
         let options = FormatOptions::default();
         let encoder = JsonRowEncoder::new(batch, &options).map_err(&err)?;
         let keys = match key_column {
@@ -343,7 +352,10 @@ impl KafkaSink {
                 .flatten()
                 .filter(|k| arrow::array::Array::is_valid(*k, row))
                 .map(|k| k.value(row).as_bytes());
-            let sent = self.send(key, &payload, headers);
+            let tombstone = deleted
+                .as_ref()
+                .is_some_and(|d| arrow::array::Array::is_valid(d, row) && d.value(row));
+            let sent = self.send(key, (!tombstone).then_some(payload.as_slice()), headers);
             self.buf = payload;
             if let Some(reason) = sent? {
                 self.rejected.push((row, format!("{describe}: {reason}")));
@@ -395,7 +407,7 @@ impl KafkaSink {
                 let part = arrow::compute::take_record_batch(&named, &take)
                     .map_err(|e| err(e.to_string()))?;
                 let payload = encode_rows(&part).map_err(|e| err(e.to_string()))?;
-                let sent = self.send_to(Some(partition), None, &payload, &headers)?;
+                let sent = self.send_to(Some(partition), None, Some(&payload), &headers)?;
                 if let Some(reason) = sent {
                     self.rejected.extend(
                         chunk
