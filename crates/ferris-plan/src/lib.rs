@@ -22,6 +22,7 @@ mod error;
 pub mod explain;
 mod finite;
 mod functions;
+mod like_escape;
 mod limit;
 pub mod logical;
 mod lower_over;

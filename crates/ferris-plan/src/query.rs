@@ -233,6 +233,7 @@ pub fn plan_query(
     let mut sql_query = query.query.clone();
     rewrite_mod_calls(&mut sql_query);
     crate::date_format::rewrite(&mut sql_query)?;
+    crate::like_escape::rewrite(&mut sql_query)?;
     let source = from_table(query)?;
     let windowed_catalog;
     let mut catalog = catalog;
