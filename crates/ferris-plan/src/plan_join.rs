@@ -150,15 +150,24 @@ pub(crate) fn plan_join(
     let kind = match j.join_type {
         JoinType::Inner => JoinKind::Inner,
         JoinType::Left => JoinKind::Left,
+        JoinType::Right => JoinKind::Right,
+        JoinType::Full => JoinKind::Full,
         other => {
             return Err(PlanError::not_supported(
-                &format!("{other} JOIN (INNER and LEFT joins run)"),
+                &format!("{other} JOIN (INNER, LEFT, RIGHT and FULL joins run)"),
                 span,
             ));
         }
     };
     let left_table = catalog.primary_key(&left).is_some();
     let right_table = catalog.primary_key(&right).is_some();
+    if (left_table || right_table) && kind.pads_right() {
+        return Err(PlanError::not_supported(
+            "RIGHT and FULL joins with a table (a table row is never done waiting for a \
+             match; join the stream first: FROM stream LEFT JOIN table)",
+            span,
+        ));
+    }
     match (left_table, right_table) {
         (true, true) => Err(PlanError::not_supported(
             "joining two tables (join a stream to a table, or two streams)",
@@ -262,9 +271,10 @@ fn plan_lookup(
         stream: stream.to_string(),
         table: table.to_string(),
         spec: Arc::new(LookupSpec {
+            // RIGHT and FULL joins with a table are refused before.
             kind: match kind {
+                JoinKind::Left | JoinKind::Right | JoinKind::Full => LookupKind::Left,
                 JoinKind::Inner => LookupKind::Inner,
-                JoinKind::Left => LookupKind::Left,
             },
             table: table.to_string(),
             stream_keys: keys,
@@ -408,9 +418,9 @@ fn plan_interval(
         ));
     }
     let residual = conjunction(residual);
-    if kind == JoinKind::Left && residual.is_some() {
+    if kind != JoinKind::Inner && residual.is_some() {
         return Err(PlanError::not_supported(
-            "extra ON conditions in a LEFT interval join (move them to WHERE)",
+            "extra ON conditions in an outer interval join (move them to WHERE)",
             span,
         ));
     }

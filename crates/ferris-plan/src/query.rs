@@ -489,8 +489,13 @@ fn lower_stateless(
     let output_schema: Arc<Schema> = Arc::new(Schema::new(fields));
     if let Some((right, spec, left_df)) = interval {
         // The WHERE conditions on the left input alone also filter its rows before the join
-        // (fewer rows held; the same answer: the whole WHERE still applies after it).
+        // (fewer rows held; the same answer: the whole WHERE still applies after it). Not
+        // when the join pads left rows in (RIGHT, FULL): a left row filtered out would turn
+        // its right rows into unmatched ones, which a condition true on NULL (`IS NULL`)
+        // keeps.
+        let pushable = !spec.kind.pads_right();
         let left_only: Vec<Expr> = filter_expr
+            .filter(|_| pushable)
             .map(datafusion_expr::utils::split_conjunction)
             .unwrap_or_default()
             .into_iter()

@@ -1,5 +1,5 @@
 //! Stream–stream interval join:
-//! `FROM l [LEFT] JOIN r ON l.k = r.k AND r.ts BETWEEN l.ts + lower AND l.ts + upper`.
+//! `FROM l [LEFT | RIGHT | FULL] JOIN r ON l.k = r.k AND r.ts BETWEEN l.ts + lower AND l.ts + upper`.
 //!
 //! Both inputs are hash-routed by the equality key, so one instance sees every row of its keys
 //! from both sides. Each arriving row probes the other side's buffered rows of its key and
@@ -7,8 +7,9 @@
 //! the two rows arrives. The watermark (the minimum of both inputs') evicts rows that can no
 //! longer match: a left row once `wm > l.ts + upper`, a right row once `wm > r.ts - lower`.
 //! A LEFT join emits a left row that never matched, padded with NULLs, when it is evicted (or
-//! at the end of input). Rows with a NULL key (or NULL event time) can never match: they are
-//! not buffered, and a LEFT join emits such left rows with NULLs as soon as they arrive.
+//! at the end of input); a RIGHT join does the same for right rows, a FULL join for both.
+//! Rows with a NULL key (or NULL event time) can never match: they are not buffered, and an
+//! outer join emits such rows of its outer side with NULLs as soon as they arrive.
 //!
 //! After a restart from committed offsets ([`Operator::resume_after`] with the watermark `w`
 //! through which results were written) the rows read again rebuild the state, but a pair of
@@ -35,19 +36,35 @@ use store::{Entry, SideStore, op_err};
 /// Rows per emitted batch at most.
 const OUTPUT_BATCH_ROWS: usize = 8192;
 
-/// INNER or LEFT.
+/// INNER, LEFT, RIGHT or FULL.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum JoinKind {
     /// Only matching pairs.
     Inner,
     /// Matching pairs, plus every left row that matched nothing, padded with NULLs.
     Left,
+    /// Matching pairs, plus every right row that matched nothing, padded with NULLs.
+    Right,
+    /// Matching pairs, plus every row of either side that matched nothing.
+    Full,
+}
+
+impl JoinKind {
+    /// Whether left rows that match nothing are emitted.
+    pub fn pads_left(self) -> bool {
+        matches!(self, JoinKind::Left | JoinKind::Full)
+    }
+
+    /// Whether right rows that match nothing are emitted.
+    pub fn pads_right(self) -> bool {
+        matches!(self, JoinKind::Right | JoinKind::Full)
+    }
 }
 
 /// An interval join: right.time ∈ [left.time + lower_ms, left.time + upper_ms] and equal keys.
 #[derive(Debug, Clone)]
 pub struct IntervalJoinSpec {
-    /// INNER or LEFT.
+    /// INNER, LEFT, RIGHT or FULL.
     pub kind: JoinKind,
     /// Schema of the left input (side 0).
     pub left_schema: SchemaRef,
@@ -65,7 +82,7 @@ pub struct IntervalJoinSpec {
     pub lower_ms: i64,
     /// Upper bound of `right.time - left.time` in ms, inclusive; `>= lower_ms`.
     pub upper_ms: i64,
-    /// Output schema: the left fields then the right fields (nullable for LEFT joins).
+    /// Output schema: the left fields then the right fields (the padded side's nullable).
     pub output_schema: SchemaRef,
 }
 
@@ -125,7 +142,6 @@ impl IntervalJoinOp {
                 )));
             }
         };
-        let left_join = self.spec.kind == JoinKind::Left;
         let (lower, upper) = (self.spec.lower_ms, self.spec.upper_ms);
         let written = self.resumed_through.map(i128::from);
         let written_before =
@@ -136,8 +152,13 @@ impl IntervalJoinOp {
             (&mut self.right, &mut self.left)
         };
         let decoded = this.decode(input, if is_left { "left" } else { "right" })?;
-        // Left rows that can never match (NULL key): emitted with NULLs right away.
-        let emit_invalid = is_left && left_join;
+        // Rows of a padded side that can never match (NULL key): emitted with NULLs right
+        // away.
+        let emit_invalid = if is_left {
+            self.spec.kind.pads_left()
+        } else {
+            self.spec.kind.pads_right()
+        };
         let any_valid = decoded.valid.iter().any(|&v| v);
         if !any_valid && !emit_invalid {
             return Ok(());
@@ -149,7 +170,7 @@ impl IntervalJoinOp {
             i128::from(lower) <= d && d <= i128::from(upper)
         };
 
-        // (batch, row) of each output pair, per side; plus never-matching left rows.
+        // (batch, row) of each output pair, per side; plus never-matching rows of this side.
         let mut left_idx: Vec<(usize, usize)> = Vec::new();
         let mut right_idx: Vec<(usize, usize)> = Vec::new();
         let mut unmatched: Vec<(usize, usize)> = Vec::new();
@@ -205,7 +226,11 @@ impl IntervalJoinOp {
             );
         }
         self.emit_pairs(&left_idx, &right_idx, out)?;
-        self.emit_unmatched(&unmatched, out)?;
+        if is_left {
+            self.emit_unmatched(&unmatched, out)?;
+        } else {
+            self.emit_unmatched_right(&unmatched, out)?;
+        }
         if is_left {
             self.left.compact()
         } else {
@@ -251,44 +276,77 @@ impl IntervalJoinOp {
         Ok(())
     }
 
+    /// Emits the right rows at `right_idx` with NULLs for the left columns.
+    fn emit_unmatched_right(
+        &self,
+        right_idx: &[(usize, usize)],
+        out: &mut Vec<RecordBatch>,
+    ) -> Result<(), OperatorError> {
+        for r in right_idx.chunks(OUTPUT_BATCH_ROWS) {
+            let mut columns: Vec<ArrayRef> = self
+                .spec
+                .left_schema
+                .fields()
+                .iter()
+                .map(|f| new_null_array(f.data_type(), r.len()))
+                .collect();
+            columns.extend(self.right.gather(r)?);
+            out.push(self.output(columns)?);
+        }
+        Ok(())
+    }
+
     fn output(&self, columns: Vec<ArrayRef>) -> Result<RecordBatch, OperatorError> {
         RecordBatch::try_new(Arc::clone(&self.spec.output_schema), columns).map_err(op_err)
     }
 
     /// Evicts the left rows the watermark closes (`left_cutoff`: times below it go) and the
     /// right rows (`right_cutoff`), or everything when the cutoffs are `None`; emits
-    /// unmatched left rows for LEFT joins and frees memory.
+    /// the unmatched rows of padded sides and frees memory.
     fn evict(
         &mut self,
         cutoffs: Option<(i128, i128)>,
         out: &mut Vec<RecordBatch>,
     ) -> Result<(), OperatorError> {
-        let left_join = self.spec.kind == JoinKind::Left;
+        let (pad_left, pad_right) = (self.spec.kind.pads_left(), self.spec.kind.pads_right());
         // A left row before the restart watermark that could only match right rows before
         // it was evicted, and emitted if unmatched, before the restart. (With a negative
         // upper bound a left row after the watermark can have that bound before it: it
         // arrived, and was evicted, after the restart watermark.)
         let upper = i128::from(self.spec.upper_ms.max(0));
         let done_before = self.resumed_through.map(|w| i128::from(w) - upper);
+        // Symmetrically, a right row that could only match left rows before the restart
+        // watermark (r.ts - lower < w) and is itself before it was done before the restart.
+        let lower = i128::from(self.spec.lower_ms.min(0));
+        let right_done_before = self.resumed_through.map(|w| i128::from(w) + lower);
         let mut unmatched: Vec<(usize, usize)> = Vec::new();
+        let mut unmatched_right: Vec<(usize, usize)> = Vec::new();
         let mut on_left = |e: &Entry| {
-            if left_join && !e.matched && done_before.is_none_or(|d| i128::from(e.time) >= d) {
+            if pad_left && !e.matched && done_before.is_none_or(|d| i128::from(e.time) >= d) {
                 unmatched.push((e.batch as usize, e.row as usize));
+            }
+        };
+        let mut on_right = |e: &Entry| {
+            if pad_right && !e.matched && right_done_before.is_none_or(|d| i128::from(e.time) >= d)
+            {
+                unmatched_right.push((e.batch as usize, e.row as usize));
             }
         };
         match cutoffs {
             Some((left_cutoff, right_cutoff)) => {
                 self.left.evict_before(left_cutoff, &mut on_left);
-                self.right.evict_before(right_cutoff, |_| {});
+                self.right.evict_before(right_cutoff, &mut on_right);
             }
             None => {
                 self.left.evict_all(&mut on_left);
-                self.right.evict_all(|_| {});
+                self.right.evict_all(&mut on_right);
             }
         }
         // Emit in arrival order (batch, row) rather than key-slot order.
         unmatched.sort_unstable();
         self.emit_unmatched(&unmatched, out)?;
+        unmatched_right.sort_unstable();
+        self.emit_unmatched_right(&unmatched_right, out)?;
         self.left.compact()?;
         self.right.compact()
     }
@@ -348,19 +406,27 @@ impl Operator for IntervalJoinOp {
         }
     }
 
-    /// The oldest row held; for a LEFT join with a negative lower bound, the oldest right
-    /// row a held left row may have matched (`l.ts + lower`) if that is older: once such a
-    /// right row was committed, a restart would read the left row again without it and
-    /// emit it as unmatched.
+    /// The oldest row held; for a join padding the left side with a negative lower bound,
+    /// the oldest right row a held left row may have matched (`l.ts + lower`) if that is
+    /// older: once such a right row was committed, a restart would read the left row again
+    /// without it and emit it as unmatched. Padding the right side, likewise the oldest left
+    /// row a held right row may have matched (`r.ts - upper`).
     fn oldest_held(&self) -> Option<i64> {
-        let matched_by_left = match self.spec.kind {
-            JoinKind::Left => self
+        let matched_by_left = match self.spec.kind.pads_left() {
+            true => self
                 .left
                 .oldest()
                 .map(|t| t.saturating_add(self.spec.lower_ms.min(0))),
-            JoinKind::Inner => self.left.oldest(),
+            false => self.left.oldest(),
         };
-        matched_by_left.into_iter().chain(self.right.oldest()).min()
+        let matched_by_right = match self.spec.kind.pads_right() {
+            true => self
+                .right
+                .oldest()
+                .map(|t| t.saturating_sub(self.spec.upper_ms.max(0))),
+            false => self.right.oldest(),
+        };
+        matched_by_left.into_iter().chain(matched_by_right).min()
     }
 
     fn resume_after(&mut self, watermark: i64) {
@@ -386,6 +452,8 @@ fn describe(spec: &IntervalJoinSpec) -> String {
     let kind = match spec.kind {
         JoinKind::Inner => "INNER",
         JoinKind::Left => "LEFT",
+        JoinKind::Right => "RIGHT",
+        JoinKind::Full => "FULL",
     };
     format!(
         "IntervalJoin: {kind} keys={:?}={:?} right.{rt} BETWEEN left.{lt} {} AND left.{lt} {}",
@@ -456,11 +524,19 @@ fn validate(spec: &IntervalJoinSpec) -> Result<(), String> {
                 .to_string(),
         );
     }
-    if spec.kind == JoinKind::Left
+    if spec.kind.pads_left()
         && let Some(f) = out[ls.fields().len()..].iter().find(|f| !f.is_nullable())
     {
         return Err(format!(
-            "interval join: right field '{}' must be nullable in a LEFT join's output",
+            "interval join: right field '{}' must be nullable in a LEFT or FULL join's output",
+            f.name()
+        ));
+    }
+    if spec.kind.pads_right()
+        && let Some(f) = out[..ls.fields().len()].iter().find(|f| !f.is_nullable())
+    {
+        return Err(format!(
+            "interval join: left field '{}' must be nullable in a RIGHT or FULL join's output",
             f.name()
         ));
     }

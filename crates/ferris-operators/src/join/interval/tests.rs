@@ -24,11 +24,16 @@ fn side_schema(prefix: &str) -> SchemaRef {
 
 fn spec(kind: JoinKind, lower_ms: i64, upper_ms: i64) -> Arc<IntervalJoinSpec> {
     let (l, r) = (side_schema("o"), side_schema("s"));
-    let right_nullable = kind == JoinKind::Left;
+    let right_nullable = kind.pads_left();
+    let left_nullable = kind.pads_right();
     let fields: Vec<Field> = l
         .fields()
         .iter()
-        .map(|f| f.as_ref().clone())
+        .map(|f| {
+            f.as_ref()
+                .clone()
+                .with_nullable(left_nullable || f.is_nullable())
+        })
         .chain(r.fields().iter().map(|f| {
             f.as_ref()
                 .clone()
@@ -377,6 +382,71 @@ fn left_unmatched_emitted_exactly_at_eviction() {
     out.clear();
     j.finish(&mut out).unwrap();
     assert_eq!(out, Vec::<RecordBatch>::new(), "no batch at all");
+}
+
+#[test]
+fn full_join_pads_both_sides_when_their_rows_are_evicted() {
+    let mut j = op(JoinKind::Full, 0, 60 * MIN);
+    let mut out = Vec::new();
+    j.process_side(
+        0,
+        &left(&[(Some(1), 10 * MIN, "lonely"), (Some(2), 10 * MIN, "paired")]),
+        &mut out,
+    )
+    .unwrap();
+    j.process_side(
+        1,
+        &right(&[
+            (Some(2), 20 * MIN, "r"),
+            (Some(3), 30 * MIN, "orphan"),
+            (None, 5 * MIN, "nokey"),
+        ]),
+        &mut out,
+    )
+    .unwrap();
+    // The pair at once; a right row without key can never match: at once with NULLs.
+    assert_table(
+        &render(j.as_ref(), &out),
+        "
+        +------+---------------------+--------+------+---------------------+-------+
+        | o_id | o_ts                | o_v    | s_id | s_ts                | s_v   |
+        +------+---------------------+--------+------+---------------------+-------+
+        |      |                     |        |      | 1970-01-01T00:05:00 | nokey |
+        | 2    | 1970-01-01T00:10:00 | paired | 2    | 1970-01-01T00:20:00 | r     |
+        +------+---------------------+--------+------+---------------------+-------+",
+    );
+    out.clear();
+    // A right row is done once the watermark is past r.ts - lower: 30:00 keeps the orphan.
+    j.process_watermark(30 * MIN, &mut out).unwrap();
+    assert_eq!(out, Vec::<RecordBatch>::new(), "no batch at all");
+    j.process_watermark(30 * MIN + 1, &mut out).unwrap();
+    assert_table(
+        &render(j.as_ref(), &out),
+        "
+        +------+------+-----+------+---------------------+--------+
+        | o_id | o_ts | o_v | s_id | s_ts                | s_v    |
+        +------+------+-----+------+---------------------+--------+
+        |      |      |     | 3    | 1970-01-01T00:30:00 | orphan |
+        +------+------+-----+------+---------------------+--------+",
+    );
+    out.clear();
+    j.finish(&mut out).unwrap();
+    assert_table(
+        &render(j.as_ref(), &out),
+        "
+        +------+---------------------+--------+------+------+-----+
+        | o_id | o_ts                | o_v    | s_id | s_ts | s_v |
+        +------+---------------------+--------+------+------+-----+
+        | 1    | 1970-01-01T00:10:00 | lonely |      |      |     |
+        +------+---------------------+--------+------+------+-----+",
+    );
+    assert_eq!(j.state_size(), StateSize::default());
+    // RIGHT pads only the right side; the oldest left row a held right row may have matched
+    // (r.ts - upper) holds back commits.
+    let mut r = op(JoinKind::Right, 0, 60 * MIN);
+    r.process_side(1, &right(&[(Some(3), 90 * MIN, "x")]), &mut out)
+        .unwrap();
+    assert_eq!(r.oldest_held(), Some(30 * MIN));
 }
 
 #[test]
