@@ -394,10 +394,11 @@ fn build(
             let right_reader = match r {
                 None => None,
                 Some((source, r)) => {
+                    let right_plan = q.plan.clone();
                     queries.push(QuerySpec {
                         name: stage_name(&q.name, 1),
                         source,
-                        operators: Arc::new(|| Ok(Vec::new())),
+                        operators: Arc::new(move || Ok(right_plan.right_operators())),
                         keyed: None,
                         right: None,
                         late: LateRows::Keep,
@@ -454,9 +455,12 @@ fn build(
                 per_source_partition: false,
                 limits: settings.limits,
             }),
-            right: right.map(|(source, _)| RightInput {
-                source,
-                operators: Arc::new(|| Ok(Vec::new())),
+            right: right.map(|(source, _)| {
+                let right_plan = q.plan.clone();
+                RightInput {
+                    source,
+                    operators: Arc::new(move || Ok(right_plan.right_operators())),
+                }
             }),
             late,
             sink,

@@ -389,6 +389,7 @@ pub(crate) fn lower_aggregate(
         projection_text: projection_text.join(", "),
         projection_schema,
         right_source: None,
+        right_filter: None,
         keyed: Some(KeyedPlan {
             key_columns: (0..key_count).collect(),
             right_key_columns: Vec::new(),

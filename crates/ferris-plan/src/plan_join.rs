@@ -558,6 +558,12 @@ pub(crate) struct IntervalQuery {
     pub(crate) left_schema: SchemaRef,
     /// WHERE conditions on the left input alone, applied to its rows before the join.
     pub(crate) left_filter: Option<(Arc<dyn datafusion_physical_expr::PhysicalExpr>, String)>,
+    /// Those on the right input alone, with its schema.
+    pub(crate) right_filter: Option<(
+        Arc<dyn datafusion_physical_expr::PhysicalExpr>,
+        String,
+        SchemaRef,
+    )>,
     pub(crate) spec: Arc<IntervalJoinSpec>,
     pub(crate) filter: Option<(Arc<dyn datafusion_physical_expr::PhysicalExpr>, String)>,
     pub(crate) projection: Vec<Arc<dyn datafusion_physical_expr::PhysicalExpr>>,
@@ -624,6 +630,7 @@ pub(crate) fn interval_query(q: IntervalQuery) -> crate::query::QueryPlan {
             time_column: None,
         }),
         right_source: Some(q.right),
+        right_filter: q.right_filter,
         output_schema: q.output_schema,
         event_time: true,
         upsert_key: Vec::new(),

@@ -138,6 +138,7 @@ pub(crate) fn lower_window(
             time_column: Some(time_column),
         }),
         right_source: None,
+        right_filter: None,
         output_schema,
         event_time: true,
         upsert_key: Vec::new(),

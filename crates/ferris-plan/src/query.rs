@@ -47,6 +47,9 @@ pub struct QueryPlan {
     pub keyed: Option<KeyedPlan>,
     /// The second input of a stream–stream join: its source.
     pub right_source: Option<String>,
+    /// WHERE conditions on a join's right input alone, applied to its rows before the join
+    /// (their text and the right input's schema).
+    pub right_filter: Option<(Arc<dyn PhysicalExpr>, String, SchemaRef)>,
     /// Schema of the rows the sink receives.
     pub output_schema: SchemaRef,
     /// Whether the query works in event time (drops late rows).
@@ -155,6 +158,17 @@ impl QueryPlan {
             self.projection_text.clone(),
         )));
         ops
+    }
+
+    /// The stateless stage of a join's right input: its WHERE conditions, if any.
+    pub fn right_operators(&self) -> Vec<Box<dyn Operator>> {
+        self.right_filter
+            .iter()
+            .map(|(pred, text, schema)| {
+                Box::new(FilterOp::new(pred.clone(), schema.clone(), text.clone()))
+                    as Box<dyn Operator>
+            })
+            .collect()
     }
 
     /// The schema of the rows the stateless stage emits: what a keyed stage receives (a
@@ -448,8 +462,8 @@ fn lower_stateless(
                 residual,
             } => {
                 let schema = spec.output_schema.clone();
-                let left_df = j.left.schema().clone();
-                (left, None, schema, Some((right, spec, left_df)), residual)
+                let sides = (j.left.schema().clone(), j.right.schema().clone());
+                (left, None, schema, Some((right, spec, sides)), residual)
             }
         },
     };
@@ -487,37 +501,44 @@ fn lower_stateless(
         .map(|(f, e)| planner.field(f.name(), e))
         .collect::<Result<Vec<_>, PlanError>>()?;
     let output_schema: Arc<Schema> = Arc::new(Schema::new(fields));
-    if let Some((right, spec, left_df)) = interval {
+    if let Some((right, spec, (left_df, right_df))) = interval {
         // The WHERE conditions on the left input alone also filter its rows before the join
         // (fewer rows held; the same answer: the whole WHERE still applies after it). Not
         // when the join pads left rows in (RIGHT, FULL): a left row filtered out would turn
         // its right rows into unmatched ones, which a condition true on NULL (`IS NULL`)
         // keeps.
-        let pushable = !spec.kind.pads_right();
-        let left_only: Vec<Expr> = filter_expr
-            .filter(|_| pushable)
-            .map(datafusion_expr::utils::split_conjunction)
-            .unwrap_or_default()
-            .into_iter()
-            .filter(|c| {
-                let refs = c.column_refs();
-                !refs.is_empty() && refs.iter().all(|col| left_df.has_column(col))
-            })
-            .cloned()
-            .collect();
-        let left_filter = match datafusion_expr::utils::conjunction(left_only) {
-            Some(e) => {
-                let p = ExprPlanner::new(left_df.clone(), span);
-                Some((p.physical(&e)?, e.human_display().to_string()))
+        // Likewise the right input's, when the join does not pad right rows in.
+        let side_only = |pushable: bool, side: &datafusion_common::DFSchemaRef| {
+            let only: Vec<Expr> = filter_expr
+                .filter(|_| pushable)
+                .map(datafusion_expr::utils::split_conjunction)
+                .unwrap_or_default()
+                .into_iter()
+                .filter(|c| {
+                    let refs = c.column_refs();
+                    !refs.is_empty() && refs.iter().all(|col| side.has_column(col))
+                })
+                .cloned()
+                .collect();
+            match datafusion_expr::utils::conjunction(only) {
+                Some(e) => {
+                    let p = ExprPlanner::new(side.clone(), span);
+                    p.physical(&e)
+                        .map(|x| Some((x, e.human_display().to_string())))
+                }
+                None => Ok(None),
             }
-            None => None,
         };
+        let left_filter = side_only(!spec.kind.pads_right(), &left_df)?;
+        let right_filter = side_only(!spec.kind.pads_left(), &right_df)?
+            .map(|(x, text)| (x, text, Arc::new(right_df.as_arrow().clone()) as SchemaRef));
         return Ok(crate::plan_join::interval_query(
             crate::plan_join::IntervalQuery {
                 left: source,
                 right,
                 left_schema: source_schema,
                 left_filter,
+                right_filter,
                 spec,
                 filter,
                 projection: exprs,
@@ -538,6 +559,7 @@ fn lower_stateless(
         projection_schema: output_schema.clone(),
         keyed: None,
         right_source: None,
+        right_filter: None,
         output_schema,
         event_time: false,
         upsert_key: Vec::new(),

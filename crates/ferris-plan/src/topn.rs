@@ -387,6 +387,7 @@ pub(crate) fn plan(
         projection_schema: input,
         keyed: Some(keyed),
         right_source: None,
+        right_filter: None,
         output_schema: around.output_schema,
         event_time: false,
         upsert_key,

@@ -176,7 +176,24 @@ pub(crate) fn build(
         exchange.children.push(node);
         if let Some(r) = &q.plan.right_source {
             let right_est = sources.get(1);
-            exchange.children.push(scan_node(decl(r), right_est));
+            let mut right_node = scan_node(decl(r), right_est);
+            // The right input's own WHERE conditions, applied before the join.
+            let right_nodes =
+                nodes_of(NodeKind::Stateless, &format!("{}/right/stateless/", q.name));
+            for op in q.plan.right_operators() {
+                let mut n = PlanNode {
+                    operator: op_kind(op.name()).to_string(),
+                    title: op.describe(),
+                    stage: "stateless".into(),
+                    nodes: right_nodes.clone(),
+                    metric: Some(op.name().to_string()),
+                    sql: clauses.for_stateless(op.name()),
+                    ..PlanNode::default()
+                };
+                n.children.push(right_node);
+                right_node = n;
+            }
+            exchange.children.push(right_node);
             rows = match (rows, right_est.and_then(|s| s.rows)) {
                 (Some(a), Some(b)) => Some(a + b),
                 _ => None,
