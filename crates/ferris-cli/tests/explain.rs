@@ -465,32 +465,50 @@ fn a_window_table_function_is_explained_as_the_window_it_is() {
     assert!(!out.contains("default without a window"), "{out}");
 }
 
+/// Runs a self-join of 40 trades (AAPL and MSFT alternating) with `where_clause` and
+/// `--stats`: the operator row counts per (stage, operator, in/out), and stderr.
+fn join_counts(where_clause: &str) -> (BTreeMap<(String, String, String), u64>, String) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    trades_csv(dir.path(), 40, &["AAPL", "MSFT"]);
+    let sql = format!(
+        "CREATE STREAM a (symbol VARCHAR, price DECIMAL(18,4), volume BIGINT, ts TIMESTAMP, \
+         WATERMARK FOR ts AS ts - INTERVAL '1' SECOND) \
+         WITH ('connector' = 'file', 'path' = 't.csv', 'format' = 'csv');\n\
+         CREATE STREAM b (symbol VARCHAR, price DECIMAL(18,4), volume BIGINT, ts TIMESTAMP, \
+         WATERMARK FOR ts AS ts - INTERVAL '1' SECOND) \
+         WITH ('connector' = 'file', 'path' = 't.csv', 'format' = 'csv');\n\
+         CREATE STREAM j WITH ('connector' = 'blackhole') AS SELECT a.symbol, b.price \
+         FROM a JOIN b ON a.symbol = b.symbol AND b.ts BETWEEN a.ts AND a.ts \
+         WHERE {where_clause};"
+    );
+    std::fs::write(dir.path().join("j.sql"), sql).expect("write");
+    let out = cli(&["run", "--stats", "j.sql"], dir.path());
+    let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+    (stats_counts(&stderr, "j"), stderr)
+}
+
+fn count(
+    counts: &BTreeMap<(String, String, String), u64>,
+    stage: &str,
+    op: &str,
+    dir: &str,
+) -> Option<u64> {
+    counts
+        .get(&(stage.to_string(), op.to_string(), dir.to_string()))
+        .copied()
+}
+
 /// The WHERE conditions on a stream join's left input alone filter its rows before the join:
 /// of 40 trades, the 20 of AAPL reach the join's state, and the answer is unchanged.
 #[test]
 fn left_only_where_conditions_filter_before_a_stream_join() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    trades_csv(dir.path(), 40, &["AAPL", "MSFT"]);
-    let sql = "CREATE STREAM a (symbol VARCHAR, price DECIMAL(18,4), volume BIGINT, ts TIMESTAMP, \
-               WATERMARK FOR ts AS ts - INTERVAL '1' SECOND) \
-               WITH ('connector' = 'file', 'path' = 't.csv', 'format' = 'csv');\n\
-               CREATE STREAM b (symbol VARCHAR, price DECIMAL(18,4), volume BIGINT, ts TIMESTAMP, \
-               WATERMARK FOR ts AS ts - INTERVAL '1' SECOND) \
-               WITH ('connector' = 'file', 'path' = 't.csv', 'format' = 'csv');\n\
-               CREATE STREAM j WITH ('connector' = 'blackhole') AS SELECT a.symbol, b.price \
-               FROM a JOIN b ON a.symbol = b.symbol AND b.ts BETWEEN a.ts AND a.ts \
-               WHERE a.symbol = 'AAPL';";
-    std::fs::write(dir.path().join("j.sql"), sql).expect("write");
-    let out = cli(&["run", "--stats", "j.sql"], dir.path());
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    let counts = stats_counts(&stderr, "j");
-    let get = |stage: &str, op: &str, dir: &str| {
-        counts
-            .get(&(stage.to_string(), op.to_string(), dir.to_string()))
-            .copied()
-    };
-    assert_eq!(get("stateless", "filter", "in"), Some(40), "{stderr}");
-    assert_eq!(get("stateless", "filter", "out"), Some(20), "{stderr}");
+    let (c, stderr) = join_counts("a.symbol = 'AAPL'");
+    assert_eq!(count(&c, "stateless", "filter", "in"), Some(40), "{stderr}");
+    assert_eq!(
+        count(&c, "stateless", "filter", "out"),
+        Some(20),
+        "{stderr}"
+    );
     assert!(
         stderr.contains("written 20"),
         "each AAPL trade joins itself: {stderr}"
@@ -498,35 +516,19 @@ fn left_only_where_conditions_filter_before_a_stream_join() {
 }
 
 /// The right input's WHERE conditions filter its rows before an INNER (or RIGHT) join too
-/// (Nexmark q20): only the right side has a filter here, and it keeps the 20 AAPL rows.
+/// (Nexmark q20): only the right side (node j/right/stateless/0) filters, and the join holds
+/// 40 left and 20 right rows.
 #[test]
 fn right_only_where_conditions_filter_before_an_inner_or_right_join() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    trades_csv(dir.path(), 40, &["AAPL", "MSFT"]);
-    let sql = "CREATE STREAM a (symbol VARCHAR, price DECIMAL(18,4), volume BIGINT, ts TIMESTAMP, \
-               WATERMARK FOR ts AS ts - INTERVAL '1' SECOND) \
-               WITH ('connector' = 'file', 'path' = 't.csv', 'format' = 'csv');\n\
-               CREATE STREAM b (symbol VARCHAR, price DECIMAL(18,4), volume BIGINT, ts TIMESTAMP, \
-               WATERMARK FOR ts AS ts - INTERVAL '1' SECOND) \
-               WITH ('connector' = 'file', 'path' = 't.csv', 'format' = 'csv');\n\
-               CREATE STREAM j WITH ('connector' = 'blackhole') AS SELECT a.symbol, b.price \
-               FROM a JOIN b ON a.symbol = b.symbol AND b.ts BETWEEN a.ts AND a.ts \
-               WHERE b.symbol = 'AAPL';";
-    std::fs::write(dir.path().join("j.sql"), sql).expect("write");
-    let out = cli(&["run", "--stats", "j.sql"], dir.path());
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    let counts = stats_counts(&stderr, "j");
-    let get = |stage: &str, op: &str, dir: &str| {
-        counts
-            .get(&(stage.to_string(), op.to_string(), dir.to_string()))
-            .copied()
-    };
-    // The right input's stateless stage (node j/right/stateless/0) filters; the left's
-    // has nothing to do, and the join holds 40 left and 20 right rows.
-    assert_eq!(get("right", "filter", "in"), Some(40), "{stderr}");
-    assert_eq!(get("right", "filter", "out"), Some(20), "{stderr}");
-    assert_eq!(get("stateless", "filter", "in"), None, "{stderr}");
-    assert_eq!(get("keyed", "interval_join", "in"), Some(60), "{stderr}");
+    let (c, stderr) = join_counts("b.symbol = 'AAPL'");
+    assert_eq!(count(&c, "right", "filter", "in"), Some(40), "{stderr}");
+    assert_eq!(count(&c, "right", "filter", "out"), Some(20), "{stderr}");
+    assert_eq!(count(&c, "stateless", "filter", "in"), None, "{stderr}");
+    assert_eq!(
+        count(&c, "keyed", "interval_join", "in"),
+        Some(60),
+        "{stderr}"
+    );
     assert!(
         stderr.contains("written 20"),
         "each AAPL trade joins itself: {stderr}"
