@@ -7,8 +7,13 @@
 //! each (partition, row number) is the final answer (an upsert stream keyed by them), and a
 //! row pushed out of the N is overwritten by the one that took its rank; with N = 1 the
 //! partition alone is the key. The input is append-only (a retraction cannot reach here).
+//!
+//! When a PARTITION BY column is the input's event time (a window top-N over final window
+//! rows, partitioned by the window's end), a partition is complete once the watermark is past
+//! that time: no row of it can come any more, so it is dropped then and the state stays
+//! bounded by the open windows.
 
-use arrow::array::{ArrayRef, Int64Array};
+use arrow::array::{Array, ArrayRef, Int64Array};
 use arrow::datatypes::SchemaRef;
 use arrow::record_batch::RecordBatch;
 use arrow::row::{OwnedRow, RowConverter, SortField};
@@ -34,6 +39,9 @@ pub struct TopNSpec {
     /// Emit the rows only at the end of input, in order (`ORDER BY … LIMIT n`), instead of
     /// after every batch that changes them.
     pub final_only: bool,
+    /// The input column (one of `partition`, a millisecond timestamp) that is the input's
+    /// event time: a partition is dropped once the watermark is past its value.
+    pub expire: Option<usize>,
 }
 
 /// One kept row: its encoded ORDER BY key and the row itself.
@@ -50,6 +58,8 @@ pub struct TopNOp {
     whole_rows: RowConverter,
     /// Kept rows per encoded PARTITION BY key (empty without PARTITION BY).
     partitions: HashMap<Vec<u8>, Vec<Entry>>,
+    /// With [`TopNSpec::expire`]: the partitions by their event time.
+    expiry: std::collections::BTreeMap<i64, Vec<Vec<u8>>>,
     size: StateSize,
 }
 
@@ -87,6 +97,7 @@ impl TopNOp {
             order_rows,
             whole_rows,
             partitions: HashMap::new(),
+            expiry: std::collections::BTreeMap::new(),
             size: StateSize::default(),
         })
     }
@@ -195,6 +206,16 @@ impl Operator for TopNOp {
             .whole_rows
             .convert_columns(input.columns())
             .map_err(op_error)?;
+        let times = match self.spec.expire {
+            Some(c) => Some(
+                input
+                    .column(c)
+                    .as_any()
+                    .downcast_ref::<arrow::array::TimestampMillisecondArray>()
+                    .ok_or_else(|| op_error("the event-time column is not a ms timestamp"))?,
+            ),
+            None => None,
+        };
         // Per changed partition: the first position that changed.
         let mut changed: HashMap<Vec<u8>, usize> = HashMap::new();
         for i in 0..input.num_rows() {
@@ -202,7 +223,15 @@ impl Operator for TopNOp {
             let part: &[u8] = parts.as_ref().map_or(&[], |p| p.row(i).data());
             let list = match self.partitions.get_mut(part) {
                 Some(l) => l,
-                None => self.partitions.entry(part.to_vec()).or_default(),
+                None => {
+                    if let Some(t) = times.filter(|t| t.is_valid(i)) {
+                        self.expiry
+                            .entry(t.value(i))
+                            .or_default()
+                            .push(part.to_vec());
+                    }
+                    self.partitions.entry(part.to_vec()).or_default()
+                }
             };
             // After every kept row that orders before it or equal (earlier arrivals first).
             let at = list.partition_point(|e| e.order.as_slice() <= order);
@@ -238,6 +267,28 @@ impl Operator for TopNOp {
             return Ok(());
         }
         self.emit(changed.iter().map(|(p, f)| (p.as_slice(), *f)), out)
+    }
+
+    fn process_watermark(
+        &mut self,
+        watermark: i64,
+        _out: &mut Vec<RecordBatch>,
+    ) -> Result<(), OperatorError> {
+        // Partitions whose event time the watermark passed: their rows were all written.
+        let open = self.expiry.split_off(&watermark);
+        let done = std::mem::replace(&mut self.expiry, open);
+        for part in done.into_values().flatten() {
+            if let Some(list) = self.partitions.remove(&part) {
+                for e in list {
+                    self.size.rows = self.size.rows.saturating_sub(1);
+                    self.size.bytes = self
+                        .size
+                        .bytes
+                        .saturating_sub(e.row.as_ref().len() + e.order.len());
+                }
+            }
+        }
+        Ok(())
     }
 
     fn finish(&mut self, out: &mut Vec<RecordBatch>) -> Result<(), OperatorError> {
@@ -291,6 +342,7 @@ mod tests {
             output_schema: Arc::new(Schema::new(fields)),
             text: "price DESC".into(),
             final_only: false,
+            expire: None,
         })
     }
 
@@ -336,6 +388,54 @@ mod tests {
             .process_batch(&batch(&[("a", Some(1))]), &mut out)
             .expect("batch");
         assert!(!ordered.is_complete());
+    }
+
+    #[test]
+    fn partitions_by_event_time_are_dropped_once_the_watermark_is_past_them() {
+        use arrow::array::TimestampMillisecondArray;
+        use arrow::datatypes::TimeUnit;
+        let input = Arc::new(Schema::new(vec![
+            Field::new(
+                "end",
+                DataType::Timestamp(TimeUnit::Millisecond, None),
+                true,
+            ),
+            Field::new("price", DataType::Int64, true),
+        ]));
+        let mut fields: Vec<Field> = input.fields().iter().map(|f| (**f).clone()).collect();
+        fields.push(Field::new("rn", DataType::Int64, false));
+        let spec = Arc::new(TopNSpec {
+            input_schema: input.clone(),
+            partition: vec![0],
+            order: vec![(1, SortOptions::default())],
+            limit: 2,
+            output_schema: Arc::new(Schema::new(fields)),
+            text: "price".into(),
+            final_only: false,
+            expire: Some(0),
+        });
+        let mut op = TopNOp::new(spec).expect("op");
+        let batch = |ends: Vec<i64>, prices: Vec<i64>| {
+            RecordBatch::try_new(
+                input.clone(),
+                vec![
+                    Arc::new(TimestampMillisecondArray::from(ends)),
+                    Arc::new(Int64Array::from(prices)),
+                ],
+            )
+            .expect("batch")
+        };
+        let mut out = Vec::new();
+        op.process_batch(&batch(vec![10, 10, 20, 10], vec![5, 3, 7, 4]), &mut out)
+            .expect("batch");
+        assert_eq!(op.state_size().rows, 3, "two of window 10, one of 20");
+        // At 10 a row of window 10 is not late yet: kept.
+        op.process_watermark(10, &mut out).expect("wm");
+        assert_eq!(op.state_size().rows, 3);
+        op.process_watermark(11, &mut out).expect("wm");
+        assert_eq!(op.state_size().rows, 1);
+        op.process_watermark(21, &mut out).expect("wm");
+        assert_eq!(op.state_size(), StateSize::default());
     }
 
     /// The last row per (k, rn) after feeding `batches`, sorted.

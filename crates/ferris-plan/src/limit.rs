@@ -127,6 +127,7 @@ pub(crate) fn plan(
             .collect::<Vec<_>>()
             .join(", "),
         final_only: !order_exprs.is_empty(),
+        expire: None,
     });
     TopNOp::new(spec.clone()).map_err(|e| PlanError::at(e.to_string(), query.span))?;
     // The chain: top-N, then the query's columns plus the row number to order each step.

@@ -303,6 +303,18 @@ pub(crate) fn plan(
         .map(|o| o.to_string())
         .collect::<Vec<_>>()
         .join(", ");
+    // Partitioned by the input's event time (a window top-N by its window's end): each
+    // partition is complete, and dropped, once the watermark is past that time.
+    let expire = catalog
+        .event_time(&source)
+        .and_then(|c| input.index_of(c).ok())
+        .filter(|i| partition.contains(i))
+        .filter(|&i| {
+            matches!(
+                input.field(i).data_type(),
+                DataType::Timestamp(arrow::datatypes::TimeUnit::Millisecond, _)
+            )
+        });
     let spec = Arc::new(TopNSpec {
         input_schema: input.clone(),
         partition: partition.clone(),
@@ -311,6 +323,7 @@ pub(crate) fn plan(
         output_schema: numbered.clone(),
         text,
         final_only: false,
+        expire,
     });
     TopNOp::new(spec.clone()).map_err(|e| PlanError::at(e.to_string(), top.span))?;
 
@@ -389,7 +402,8 @@ pub(crate) fn plan(
         right_source: None,
         right_filter: None,
         output_schema: around.output_schema,
-        event_time: false,
+        // Expiring partitions works in event time: a late row would start one over.
+        event_time: expire.is_some(),
         upsert_key,
         logical_plan: around.logical_plan,
         updating: true,
