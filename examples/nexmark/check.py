@@ -8,7 +8,8 @@ writes them); OUTPUT_JSONL is what `ferris-cli run` printed for sources.sql + QU
 DuckDB query is duckdb/QUERY.sql beside this script. The two answers must be the same multiset
 of rows: numbers compared as exact decimals (floating-point ones to 12 significant digits),
 timestamps as UTC instants. When QUERY.sql has a line `-- upsert key: a, b`, its output is an
-updating stream (EMIT CHANGES) and the last row per key is its answer. Exit 0 when they agree,
+updating stream (EMIT CHANGES) and the last row per key is its answer (a key whose last row has
+`__deleted` true is not in it). Exit 0 when they agree,
 1 with a description of the difference otherwise.
 """
 
@@ -56,6 +57,7 @@ def ferris_rows(path, columns, float_columns, upsert_key):
             if not line:
                 continue
             obj = json.loads(line, parse_float=decimal.Decimal)
+            deleted = obj.pop("__deleted", False)
             if set(obj) != set(columns):
                 raise SystemExit(f"columns differ: ferris {list(obj)}, duckdb {columns}")
             row = []
@@ -64,13 +66,18 @@ def ferris_rows(path, columns, float_columns, upsert_key):
                 if c in float_columns and v is not None:
                     v = float(v)
                 row.append(norm(v))
-            rows.append(tuple(row))
+            rows.append((tuple(row), deleted))
     if upsert_key:
         idx = [columns.index(k) for k in upsert_key]
         last = {}
-        for r in rows:
-            last[tuple(r[i] for i in idx)] = r
-        rows = list(last.values())
+        for r, deleted in rows:
+            key = tuple(r[i] for i in idx)
+            if deleted:
+                last.pop(key, None)
+            else:
+                last[key] = r
+        return list(last.values())
+    rows = [r for r, _ in rows]
     return rows
 
 

@@ -249,6 +249,12 @@ pub fn plan_query(
     crate::date_format::rewrite(&mut sql_query)?;
     crate::like_escape::rewrite(&mut sql_query)?;
     let source = from_table(query)?;
+    if catalog
+        .schema(&source)
+        .is_some_and(|s| s.index_of(ferris_runtime::RETRACT_COLUMN).is_ok())
+    {
+        drop_empty_groups(&mut sql_query);
+    }
     let windowed_catalog;
     let mut catalog = catalog;
     let mut event_time: Option<String> = None;
@@ -706,6 +712,38 @@ fn check_supported_shape(query: &StreamingQuery) -> Result<(), PlanError> {
 }
 
 /// `MOD(a, b)` (Flink, PostgreSQL) becomes `a % b`; DataFusion has only the operator.
+/// A GROUP BY over an updating stream (a changelog): a group all of whose rows were taken
+/// back is gone, not a row of aggregates over nothing (`COUNT` 0). `HAVING … AND COUNT(*) > 0`
+/// says so: under EMIT CHANGES the group's row is then deleted (see `HavingOp`), under EMIT
+/// FINAL it is not written.
+fn drop_empty_groups(query: &mut sqlparser::ast::Query) {
+    use sqlparser::ast::{BinaryOperator, Expr, GroupByExpr, SetExpr};
+    let SetExpr::Select(select) = query.body.as_mut() else {
+        return;
+    };
+    let grouped = match &select.group_by {
+        GroupByExpr::Expressions(exprs, _) => !exprs.is_empty(),
+        GroupByExpr::All(_) => true,
+    };
+    if !grouped {
+        return;
+    }
+    let Ok(nonempty) = sqlparser::parser::Parser::new(&sqlparser::dialect::GenericDialect {})
+        .try_with_sql("COUNT(*) > 0")
+        .and_then(|mut p| p.parse_expr())
+    else {
+        return;
+    };
+    select.having = Some(match select.having.take() {
+        Some(h) => Expr::BinaryOp {
+            left: Box::new(Expr::Nested(Box::new(h))),
+            op: BinaryOperator::And,
+            right: Box::new(nonempty),
+        },
+        None => nonempty,
+    });
+}
+
 fn rewrite_mod_calls(query: &mut sqlparser::ast::Query) {
     use sqlparser::ast::{BinaryOperator, FunctionArg, FunctionArgExpr, FunctionArguments};
     let _ = sqlparser::ast::visit_expressions_mut(query, |e| {
