@@ -24,8 +24,22 @@ if [ ! -e fuzz/target ]; then
 fi
 targets=(sql_plan decode_csv decode_json decode_avro)
 
+# Every build of the instrumented targets links new binaries (0.6-1.2 GB each) under a new
+# hash and leaves the old ones behind: keep those of the last day only, or the disk fills.
+fuzz_out="${CARGO_TARGET_DIR:-$FUZZ_TARGET_DIR}/x86_64-unknown-linux-gnu/release/deps"
+if [ -d "$fuzz_out" ]; then
+  find "$fuzz_out" -maxdepth 1 -type f -executable -mmin +1440 -delete || true
+fi
+build_log="$(mktemp)"
+trap 'rm -f "$build_log"' EXIT
+
 log() { printf '\n== %s ==\n' "$*"; }
 skip() {
+  # A full disk is this machine's fault, not a missing toolchain: fail, saying so.
+  if grep -q "No space left on device" "$build_log" 2>/dev/null; then
+    echo "FAIL fuzz: the disk is full (No space left on device while building); free space"
+    exit 1
+  fi
   echo "SKIP fuzz: $*"
   exit 0
 }
@@ -48,14 +62,14 @@ toolchain=()
 if command -v rustup >/dev/null 2>&1 && rustup run nightly rustc --version >/dev/null 2>&1; then
   toolchain=(+nightly)
   log "fuzz build (nightly, AddressSanitizer)"
-  if ! cargo "${toolchain[@]}" fuzz build "${build_flags[@]}"; then
+  if ! cargo "${toolchain[@]}" fuzz build "${build_flags[@]}" 2>&1 | tee "$build_log"; then
     skip "the nightly toolchain cannot build the fuzz targets (see the errors above)"
   fi
 else
   export RUSTC_BOOTSTRAP=1
   build_flags+=(--sanitizer none)
   log "fuzz build (stable with RUSTC_BOOTSTRAP=1, no sanitizer: no nightly toolchain)"
-  if ! cargo fuzz build "${build_flags[@]}"; then
+  if ! cargo fuzz build "${build_flags[@]}" 2>&1 | tee "$build_log"; then
     skip "no nightly toolchain, and stable with RUSTC_BOOTSTRAP=1 cannot build the fuzz targets"
   fi
 fi
