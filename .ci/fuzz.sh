@@ -75,7 +75,7 @@ else
 fi
 
 scratch="$(mktemp -d)"
-trap 'rm -rf "$scratch"' EXIT
+trap 'rm -rf "$scratch" "$build_log"' EXIT
 failed=()
 for t in "${targets[@]}"; do
   log "fuzz $t for ${FUZZ_SECONDS}s"
