@@ -520,7 +520,9 @@ AAPL,6.00,2024-01-01T00:00:12Z
     let rec: serde_json::Value = serde_json::from_str(late.trim()).expect("json");
     assert_eq!(
         rec["error"],
-        "late row: event time 2024-01-01T00:00:04.000Z is below the watermark 2024-01-01T00:00:07.000Z"
+        "late row: event time 2024-01-01T00:00:04.000Z is below the watermark \
+         2024-01-01T00:00:07.000Z: the last window that could hold it closed at \
+         2024-01-01T00:00:05.000Z"
     );
     assert_eq!(rec["position"], "ticks.csv:4");
     assert_eq!(rec["stage"], "late");
@@ -536,6 +538,69 @@ AAPL,6.00,2024-01-01T00:00:12Z
         stderr.contains("ferris_source_rows_late_total{node=source/ticks,source=ticks} 1"),
         "{stderr}"
     );
+}
+
+/// With a grace period a row below the watermark counts while its window is open; only a
+/// row whose window closed (end plus grace at or below the watermark) is late: counted,
+/// dead-lettered with that reason, and left out.
+#[test]
+fn with_a_grace_period_only_rows_of_closed_windows_are_late() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    write(
+        dir.path(),
+        "ticks.csv",
+        "symbol,price,ts
+AAPL,1.00,2024-01-01T00:00:01Z
+AAPL,2.00,2024-01-01T00:00:09Z
+AAPL,3.00,2024-01-01T00:00:04Z
+AAPL,6.00,2024-01-01T00:00:12Z
+AAPL,7.00,2024-01-01T00:00:03Z
+",
+    );
+    // Watermark = max - 2s. :04 arrives under :07, [:00, :05) closes at :08: it counts.
+    // :03 arrives under :10: late.
+    for batch in [1, 1024] {
+        let sql = format!(
+            "CREATE STREAM ticks (symbol VARCHAR, price DECIMAL(10,2), ts TIMESTAMP,
+               WATERMARK FOR ts AS ts - INTERVAL '2' SECOND)
+             WITH ('connector' = 'file', 'path' = 'ticks.csv', 'format' = 'csv',
+                   'batch.size' = '{batch}');
+             CREATE STREAM out WITH ('connector' = 'file', 'path' = 'out.jsonl',
+                 'format' = 'json', 'late.data.strategy' = 'dead_letter',
+                 'dead_letter.path' = 'late.jsonl') AS
+               SELECT _window_start AS ws, COUNT(*) AS n, SUM(price) AS total
+               FROM ticks WINDOW TUMBLING(5s, GRACE PERIOD 3s);"
+        );
+        let out = run_app(dir.path(), &sql, &["--stats", "--parallelism", "2"]);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(0), "{stderr}");
+        assert_eq!(
+            read(dir.path(), "out.jsonl"),
+            "{\"ws\":\"2024-01-01T00:00:00.000Z\",\"n\":2,\"total\":4.00}\n\
+             {\"ws\":\"2024-01-01T00:00:05.000Z\",\"n\":1,\"total\":2.00}\n\
+             {\"ws\":\"2024-01-01T00:00:10.000Z\",\"n\":1,\"total\":6.00}\n"
+        );
+        let late = read(dir.path(), "late.jsonl");
+        let rec: serde_json::Value = serde_json::from_str(late.trim()).expect("one late row");
+        assert_eq!(
+            rec["error"],
+            "late row: event time 2024-01-01T00:00:03.000Z is below the watermark \
+             2024-01-01T00:00:10.000Z: the last window that could hold it ended at \
+             2024-01-01T00:00:05.000Z and closed at 2024-01-01T00:00:08.000Z (grace period \
+             3000 ms)"
+        );
+        assert_eq!(rec["position"], "ticks.csv:6");
+        // Two rows arrived below the source's watermark; one is late for the query.
+        assert!(
+            stderr.contains("into state 4 + filtered 0 + late 1 + skipped 0"),
+            "{stderr}"
+        );
+        assert!(
+            stderr.contains("ferris_source_rows_late_total{node=source/ticks,source=ticks} 2"),
+            "{stderr}"
+        );
+        std::fs::remove_file(dir.path().join("late.jsonl")).expect("remove");
+    }
 }
 
 #[test]

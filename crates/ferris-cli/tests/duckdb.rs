@@ -62,6 +62,20 @@ fn generate(dir: &Path) {
         let _ = writeln!(csv, "{},{}", rows[i].1, ts(rows[i].0));
     }
     std::fs::write(dir.join("trades.csv"), csv).expect("trades");
+    // The same trades arriving up to 9 s out of order, for a watermark bound of 1 s: many
+    // rows arrive below the watermark, none after its window's end plus a 10 s grace.
+    // Each row arrives a random delay of up to 9 s after its event time, so no row is more
+    // than 9 s behind one that arrived before it.
+    let mut arrival: Vec<(i64, usize)> = (0..rows.len())
+        .map(|i| (rows[i].0 + rng.next(9_000) as i64, i))
+        .collect();
+    arrival.sort();
+    let arrival: Vec<usize> = arrival.into_iter().map(|(_, i)| i).collect();
+    let mut csv = String::from("id,symbol,price,volume,ts\n");
+    for &i in &arrival {
+        let _ = writeln!(csv, "{},{}", rows[i].1, ts(rows[i].0));
+    }
+    std::fs::write(dir.join("late_trades.csv"), csv).expect("late trades");
     std::fs::write(
         dir.join("symbols.csv"),
         "symbol,sector,lot\nAAPL,Technology,100\nMSFT,Technology,50\nGOOG,Communication,10\n\
@@ -97,6 +111,9 @@ const DECLARE: &str = "
 CREATE STREAM trades (id BIGINT, symbol VARCHAR, price DECIMAL(18,4), volume BIGINT, ts TIMESTAMP,
   WATERMARK FOR ts AS ts - INTERVAL '5' SECOND)
   WITH ('connector' = 'file', 'path' = 'trades.csv', 'format' = 'csv', 'batch.size' = '97');
+CREATE STREAM late_trades (id BIGINT, symbol VARCHAR, price DECIMAL(18,4), volume BIGINT,
+  ts TIMESTAMP, WATERMARK FOR ts AS ts - INTERVAL '1' SECOND)
+  WITH ('connector' = 'file', 'path' = 'late_trades.csv', 'format' = 'csv', 'batch.size' = '89');
 CREATE TABLE symbols (symbol VARCHAR PRIMARY KEY, sector VARCHAR, lot INT)
   WITH ('connector' = 'file', 'path' = 'symbols.csv', 'format' = 'csv');
 CREATE STREAM orders (order_id BIGINT, amount DECIMAL(10,2), ts TIMESTAMP,
@@ -107,7 +124,7 @@ CREATE STREAM shipments (ship_id BIGINT, order_id BIGINT, ts TIMESTAMP,
   WITH ('connector' = 'file', 'path' = 'shipments.csv', 'format' = 'csv', 'batch.size' = '17');
 ";
 
-const CASES: [(&str, &str); 6] = [
+const CASES: [(&str, &str); 10] = [
     (
         "tumbling",
         "SELECT symbol, _window_start AS ws, COUNT(*) AS n, SUM(price) AS total,
@@ -124,6 +141,34 @@ const CASES: [(&str, &str); 6] = [
         "SELECT symbol, _window_start AS ws, _window_end AS we, COUNT(*) AS n,
                 SUM(price) AS total
          FROM trades GROUP BY symbol WINDOW SESSION(2s)",
+    ),
+    // Rows below the watermark whose window is still open (within the grace) count: the
+    // answers equal the batch answers over every row.
+    (
+        "tumbling_grace",
+        "SELECT symbol, _window_start AS ws, COUNT(*) AS n, SUM(price) AS total
+         FROM late_trades GROUP BY symbol
+         WINDOW TUMBLING(SIZE 10 SECONDS, GRACE PERIOD 10 SECONDS)",
+    ),
+    (
+        "sliding_grace",
+        "SELECT symbol, _window_start AS ws, COUNT(*) AS n, SUM(volume) AS vol, MAX(price) AS hi
+         FROM late_trades GROUP BY symbol
+         WINDOW HOPPING(SIZE 30 SECONDS, ADVANCE BY 10 SECONDS, GRACE PERIOD 10 SECONDS)",
+    ),
+    (
+        "session_grace",
+        "SELECT symbol, _window_start AS ws, _window_end AS we, COUNT(*) AS n,
+                SUM(price) AS total
+         FROM late_trades GROUP BY symbol WINDOW SESSION(2s, GRACE PERIOD 10s)",
+    ),
+    (
+        "cumulate_grace",
+        "SELECT symbol, window_start AS ws, window_end AS we, COUNT(*) AS n, SUM(volume) AS vol
+         FROM TABLE(CUMULATE(TABLE late_trades, DESCRIPTOR(ts), INTERVAL '10' SECOND,
+                             INTERVAL '30' SECOND))
+         GROUP BY window_start, window_end, symbol
+         WITH ('window.allowed.lateness' = '10s')",
     ),
     (
         "over",
@@ -176,13 +221,23 @@ fn windows_over_and_joins_equal_duckdb_on_bounded_input() {
             .enable_all()
             .build()
             .expect("runtime");
+        let registry = Registry::new();
         let report = rt
             .block_on(ferris_runtime::run_job(
                 job,
-                Registry::new(),
+                registry.clone(),
                 Shutdown::new(),
             ))
             .expect("runs");
+        // Rows arrived below the watermark (none is late for the windows with a grace).
+        let below = registry.counter_sum(
+            ferris_observe::names::SOURCE_ROWS_LATE,
+            &[("source", "late_trades")],
+        );
+        assert!(
+            below >= 500,
+            "only {below} rows arrived below the watermark"
+        );
         for q in &report.queries {
             assert_eq!(
                 q.late, 0,

@@ -113,6 +113,7 @@ fn a_slow_sink_holds_the_kafka_source_back_instead_of_buffering() {
             keyed: None,
             right: None,
             late: Default::default(),
+            lateness: Default::default(),
             sink: Box::new(SlowSink {
                 registry: registry.clone(),
                 written: 0,

@@ -199,17 +199,24 @@ fn windowed_stop_and_restart(signal: &str) -> BTreeMap<(String, i64), usize> {
     let broker = Broker::started();
     broker.create_topic("ticks", 1);
     broker.create_topic("bars", 1);
-    // 6000 ticks 100 ms apart (10 minutes); every 40th is 30 s behind: late, dropped.
+    // 6000 ticks 100 ms apart (10 minutes); every 40th is 30 s behind, below the watermark:
+    // late (dropped) when its minute has already closed, counted while it is open.
     let symbols = ["AAPL", "MSFT", "GOOG", "IBM"];
     let base = 1_704_067_200_000i64;
     let mut messages = Vec::new();
-    // (symbol, minute) → (count, sum of cents) over the on-time ticks.
+    // (symbol, minute) → (count, sum of cents) over the ticks that are not late.
     let mut expected: BTreeMap<(String, i64), (i64, i64)> = BTreeMap::new();
+    let mut max_ts = i64::MIN;
+    let mut late_ticks = 0;
     for i in 0..6000i64 {
         let symbol = symbols[(i % 4) as usize];
         let cents = 10_000 + (i * 7) % 500;
-        let late = i % 40 == 39;
-        let ts = base + i * 100 - if late { 30_000 } else { 0 };
+        let behind = i % 40 == 39;
+        let ts = base + i * 100 - if behind { 30_000 } else { 0 };
+        let window_end = base + ((ts - base).div_euclid(60_000) + 1) * 60_000;
+        let late = window_end <= max_ts.saturating_sub(1_000);
+        max_ts = max_ts.max(ts);
+        late_ticks += i64::from(late);
         messages.push((
             symbol.to_string(),
             format!(
@@ -226,6 +233,8 @@ fn windowed_stop_and_restart(signal: &str) -> BTreeMap<(String, i64), usize> {
             e.1 += cents;
         }
     }
+    // Of the 150 ticks 30 s behind, 80 fall in a minute that is still open.
+    assert_eq!(late_ticks, 70);
     broker.produce("ticks", &messages);
     let sql = |bounded: &str| {
         format!(

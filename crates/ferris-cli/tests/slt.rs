@@ -703,6 +703,7 @@ slt_files! {
     derived => "derived.slt",
     subqueries => "subqueries.slt",
     union => "union.slt",
+    window_grace => "window_grace.slt",
     window_tvf => "window_tvf.slt",
     topn => "topn.slt",
     retractions => "retractions.slt",

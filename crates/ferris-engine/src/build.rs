@@ -8,7 +8,7 @@ use ferris_plan::{Application, PlanError, SourceDecl};
 use ferris_runtime::dead_letter::JsonLinesDeadLetterFile;
 use ferris_runtime::{
     DeadLetterWriter, ErrorStrategy, EventTimeSpec, JobConfig, JobSpec, KeyedStage, LateRows,
-    QuerySpec, RightInput, SourceSpec, TableLoad, TableSnapshot,
+    Lateness, QuerySpec, RightInput, SourceSpec, TableLoad, TableSnapshot,
 };
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -377,6 +377,7 @@ fn build(
                 keyed: None,
                 right: None,
                 late: LateRows::Keep,
+                lateness: Lateness::BelowWatermark,
                 sink: l.writer,
                 strategy,
                 dead_letter,
@@ -402,6 +403,7 @@ fn build(
                         keyed: None,
                         right: None,
                         late: LateRows::Keep,
+                        lateness: Lateness::BelowWatermark,
                         sink: r.writer,
                         strategy,
                         dead_letter,
@@ -435,6 +437,7 @@ fn build(
                 }),
                 right: right_reader,
                 late,
+                lateness: q.plan.lateness,
                 sink,
                 strategy,
                 dead_letter,
@@ -463,6 +466,7 @@ fn build(
                 }
             }),
             late,
+            lateness: q.plan.lateness,
             sink,
             strategy,
             dead_letter,

@@ -31,8 +31,10 @@ pub struct HavingOp {
     schema: SchemaRef,
     /// The columns naming a group's row: group keys and window bounds.
     key_columns: Vec<usize>,
-    /// The window end column (epoch ms), when the aggregate has a window.
-    window_end: Option<usize>,
+    /// The window end column (epoch ms) and the window's grace period (ms), when the
+    /// aggregate has a window: a window's groups are remembered until the watermark passes
+    /// its end plus the grace (it can change until then).
+    window_end: Option<(usize, i64)>,
     keys: RowConverter,
     /// The groups whose row is written and not deleted, with their window's end (`i64::MAX`
     /// without a window).
@@ -43,14 +45,14 @@ pub struct HavingOp {
 
 impl HavingOp {
     /// HAVING `predicate` (`text` as written) over rows of `input`, groups named by
-    /// `key_columns`, windows ending at `window_end`; emits rows of `schema` (the input's
+    /// `key_columns`, windows ending at `window_end` (column, grace period); emits rows of `schema` (the input's
     /// columns, then BOOLEAN [`ferris_runtime::DELETED_COLUMN`]).
     pub fn new(
         predicate: Arc<dyn PhysicalExpr>,
         input: &SchemaRef,
         schema: SchemaRef,
         key_columns: Vec<usize>,
-        window_end: Option<usize>,
+        window_end: Option<(usize, i64)>,
         text: String,
     ) -> Result<Self, OperatorError> {
         let keys = RowConverter::new(
@@ -108,7 +110,7 @@ impl Operator for HavingOp {
             .collect();
         let keys = self.keys.convert_columns(&key_arrays).map_err(op_error)?;
         let ends = match self.window_end {
-            Some(i) => Some(
+            Some((i, _)) => Some(
                 input
                     .column(i)
                     .as_any()
@@ -154,9 +156,10 @@ impl Operator for HavingOp {
         watermark: i64,
         _out: &mut Vec<RecordBatch>,
     ) -> Result<(), OperatorError> {
-        if self.window_end.is_some() {
+        if let Some((_, grace)) = self.window_end {
             let before = self.visible.len();
-            self.visible.retain(|_, end| *end > watermark);
+            self.visible
+                .retain(|_, end| end.saturating_add(grace) > watermark);
             if self.visible.len() != before {
                 self.bytes = self.visible.keys().map(Vec::len).sum();
             }

@@ -536,9 +536,11 @@ fn hidden_queries(
                 q.span,
             ));
         }
-        // The statement's 'state.ttl' reaches its subqueries where their shape takes one.
+        // The statement's 'state.ttl' and 'window.allowed.lateness' reach its subqueries
+        // where their shape takes one.
         let engine = EngineProps {
             state_ttl_ms: outer.state_ttl_ms,
+            allowed_lateness_ms: outer.allowed_lateness_ms,
             state_ttl_inherited: true,
             spans: outer.spans.clone(),
             ..EngineProps::default()
@@ -705,7 +707,12 @@ fn declare_source(
             *span,
         ));
     }
-    for key in ["state.ttl", "state.max.rows", "state.max.bytes"] {
+    for key in [
+        "state.ttl",
+        "state.max.rows",
+        "state.max.bytes",
+        "window.allowed.lateness",
+    ] {
         if let Some(&span) = engine.spans.get(key) {
             return Err(PlanError::at(
                 format!(

@@ -253,6 +253,7 @@ pub(crate) fn lower_aggregate(
             return Err(PlanError::at("window durations must be positive", w.span));
         }
     }
+    let grace_ms = ctx.window.and_then(|w| w.grace).map_or(0, |(ms, _)| ms);
     let emit = match ctx.emit.map(|e| e.mode) {
         Some(ast::EmitMode::Final) => EmitMode::Final,
         Some(ast::EmitMode::Changes) => EmitMode::Changes,
@@ -269,6 +270,7 @@ pub(crate) fn lower_aggregate(
         output_schema: agg_schema.clone(),
         ttl_ms: ctx.ttl_ms,
         retract_column,
+        grace_ms,
     });
 
     // After the aggregation: HAVING, then SELECT plus the order columns.
@@ -346,8 +348,8 @@ pub(crate) fn lower_aggregate(
     // A group's row is named by its keys and window bounds.
     let having_keys: Vec<usize> = (0..key_count + if windowed { 2 } else { 0 }).collect();
     let window_end = windowed.then(|| match agg.group_expr.get(key_count + 1) {
-        Some(Expr::Column(c)) if c.name == WINDOW_END => key_count + 1,
-        _ => key_count,
+        Some(Expr::Column(c)) if c.name == WINDOW_END => (key_count + 1, grace_ms),
+        _ => (key_count, grace_ms),
     });
     describe.push(format!("Project: {}", texts.join(", ")));
     let project_text = texts.join(", ");
@@ -401,6 +403,7 @@ pub(crate) fn lower_aggregate(
         output_schema,
         // A TTL is measured in event time: late rows are dropped, as for windows.
         event_time: windowed || ctx.ttl_ms.is_some(),
+        lateness: window.lateness(grace_ms),
         upsert_key,
         logical_plan: ctx.logical_plan,
         updating: emit == EmitMode::Changes,

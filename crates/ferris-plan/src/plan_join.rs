@@ -633,6 +633,7 @@ pub(crate) fn interval_query(q: IntervalQuery) -> crate::query::QueryPlan {
         right_filter: q.right_filter,
         output_schema: q.output_schema,
         event_time: true,
+        lateness: ferris_runtime::Lateness::BelowWatermark,
         upsert_key: Vec::new(),
         logical_plan: q.logical_plan,
         updating: false,

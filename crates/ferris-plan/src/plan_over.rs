@@ -141,6 +141,7 @@ pub(crate) fn lower_window(
         right_filter: None,
         output_schema,
         event_time: true,
+        lateness: ferris_runtime::Lateness::BelowWatermark,
         upsert_key: Vec::new(),
         logical_plan,
         updating: false,

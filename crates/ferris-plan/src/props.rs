@@ -18,6 +18,7 @@ pub const ENGINE_KEYS: &[&str] = &[
     "state.ttl",
     "state.max.rows",
     "state.max.bytes",
+    "window.allowed.lateness",
 ];
 
 /// Keys under this prefix belong to the engine's internal repartition topics; SQL may not
@@ -49,6 +50,9 @@ pub struct EngineProps {
     /// The TTL came from the statement around a subquery: it applies where the subquery's
     /// shape takes one (an unwindowed GROUP BY, a regular join) and is ignored elsewhere.
     pub state_ttl_inherited: bool,
+    /// `'window.allowed.lateness'` in ms: the grace period of the query's window when its
+    /// `WINDOW` clause gives none (a window table function has no place for one).
+    pub allowed_lateness_ms: Option<i64>,
     /// `'state.max.rows'`: entries one keyed partition of the query's stateful operator may
     /// hold.
     pub state_max_rows: Option<usize>,
@@ -126,6 +130,9 @@ pub fn split(
                     return Err(bad("expected a positive duration"));
                 }
                 engine.state_ttl_ms = Some(ms)
+            }
+            "window.allowed.lateness" => {
+                engine.allowed_lateness_ms = Some(parse_duration_ms(&p.value).map_err(|e| bad(&e))?)
             }
             "state.max.rows" => {
                 engine.state_max_rows = Some(positive(&p.value).map_err(|e| bad(&e))?)

@@ -16,7 +16,7 @@ use datafusion_sql::planner::{ParserOptions, SqlToRel};
 use ferris_operators::join::lookup::{LookupJoinOp, LookupSpec};
 use ferris_operators::{FilterOp, ProjectOp};
 use ferris_runtime::{Operator, TableSnapshot};
-use ferris_sql::ast::{Span, StreamingQuery};
+use ferris_sql::ast::{self, Span, StreamingQuery};
 use sqlparser::ast::{
     Expr as SqlExpr, GroupByExpr, SelectItem, SetExpr, Spanned, Statement, TableFactor,
 };
@@ -54,6 +54,9 @@ pub struct QueryPlan {
     pub output_schema: SchemaRef,
     /// Whether the query works in event time (drops late rows).
     pub event_time: bool,
+    /// Which rows below the watermark are late (per window for a windowed aggregation),
+    /// and the grace period its output watermark stays behind by.
+    pub lateness: ferris_runtime::Lateness,
     /// Columns that identify an output row of an upsert stream (EMIT CHANGES): the group
     /// keys and window bounds, as output column names.
     pub upsert_key: Vec<String>,
@@ -344,13 +347,14 @@ pub fn plan_query(
         };
         event_time = Some(col.to_string());
     }
+    let window = window_with_grace(query.window, settings, query.span)?;
     if let LogicalPlan::Aggregate(agg) = below {
         let ctx = crate::plan_aggregate::AggregateContext {
             source,
             source_schema,
             catalog,
             join_span: join_span(query),
-            window: query.window,
+            window,
             emit: query.emit,
             event_time,
             span: query.span,
@@ -383,6 +387,40 @@ pub fn plan_query(
         logical_plan,
         ttl.map(|(ms, _)| ms),
     )
+}
+
+/// The query's window with its grace period: the one its `WINDOW` clause gives, else
+/// `'window.allowed.lateness'`. The property where nothing is windowed is an error (unless it
+/// reached a subquery from the statement around it, where it applies only to windows).
+fn window_with_grace(
+    window: Option<ast::WindowSpec>,
+    settings: &EngineProps,
+    span: Span,
+) -> Result<Option<ast::WindowSpec>, PlanError> {
+    let Some(ms) = settings.allowed_lateness_ms else {
+        return Ok(window);
+    };
+    let at = settings.span_of("window.allowed.lateness", span);
+    match window {
+        Some(w) => match w.grace {
+            Some(_) if !settings.state_ttl_inherited => Err(PlanError::at(
+                "the window has a GRACE PERIOD and 'window.allowed.lateness' gives another: \
+                 keep one",
+                at,
+            )),
+            Some(_) => Ok(Some(w)),
+            None => Ok(Some(ast::WindowSpec {
+                grace: Some((ms, at)),
+                ..w
+            })),
+        },
+        None if settings.state_ttl_inherited => Ok(None),
+        None => Err(PlanError::at(
+            "'window.allowed.lateness' is the grace period of a windowed aggregation \
+             (TUMBLE/HOP/CUMULATE/SESSION or a WINDOW clause), and this query has no window",
+            at,
+        )),
+    }
 }
 
 /// Where the first JOIN of the query stands (for join errors), else the query.
@@ -568,6 +606,7 @@ fn lower_stateless(
         right_filter: None,
         output_schema,
         event_time: false,
+        lateness: ferris_runtime::Lateness::BelowWatermark,
         upsert_key: Vec::new(),
         logical_plan,
         updating: false,

@@ -404,6 +404,7 @@ pub(crate) fn plan(
         output_schema: around.output_schema,
         // Expiring partitions works in event time: a late row would start one over.
         event_time: expire.is_some(),
+        lateness: ferris_runtime::Lateness::BelowWatermark,
         upsert_key,
         logical_plan: around.logical_plan,
         updating: true,

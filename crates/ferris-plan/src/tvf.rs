@@ -398,6 +398,7 @@ pub(crate) fn lower(
         })?;
         q.window = Some(WindowSpec {
             kind,
+            grace: None,
             span: tvf.span,
         });
         q.text = q.query.to_string();

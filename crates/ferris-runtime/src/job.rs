@@ -128,6 +128,9 @@ pub struct QuerySpec {
     pub right: Option<RightInput>,
     /// What happens to late rows.
     pub late: LateRows,
+    /// Which rows below the watermark are late (and how far the output watermark stays
+    /// behind the input's: the grace period).
+    pub lateness: crate::Lateness,
     /// Where results go.
     pub sink: Box<dyn Sink>,
     /// What to do with bad rows.
@@ -287,6 +290,15 @@ pub async fn run_job(
                 q.strategy == ErrorStrategy::Fail
                     && (q.source == i || q.right.as_ref().is_some_and(|r| r.source == i))
             })
+        })
+        .collect();
+    // Per source: whether a query reading it decides lateness per window (the source then
+    // starts a new batch where rows below the watermark begin, see `Lateness::per_window`).
+    let cut_at_late: Vec<bool> = (0..sources.len())
+        .map(|i| {
+            queries
+                .iter()
+                .any(|q| q.source == i && q.late != LateRows::Keep && q.lateness.per_window())
         })
         .collect();
     let job_id: u32 = rand::random();
@@ -469,6 +481,7 @@ pub async fn run_job(
                     input: in_rx,
                     output,
                     late: q.late,
+                    lateness: q.lateness,
                     halting: false,
                     traced: None,
                     failures: Vec::new(),
@@ -568,6 +581,7 @@ pub async fn run_job(
             latest: Vec::new(),
             stopped: false,
             rows_handed: 0,
+            output_delay: q.lateness.grace(),
             merge: match (&q.keyed, &q.right) {
                 (None, _) => Merge::RoundRobin,
                 (Some(k), None) => Merge::Lockstep {
@@ -590,12 +604,13 @@ pub async fn run_job(
     }
     drop(dl_senders);
 
-    for ((((spec, senders), progress), readers), fail_when_unavailable) in sources
+    for (((((spec, senders), progress), readers), fail_when_unavailable), cut_at_late) in sources
         .into_iter()
         .zip(fanout)
         .zip(progress)
         .zip(readers)
         .zip(fail_when_unavailable)
+        .zip(cut_at_late)
     {
         if senders.is_empty() {
             continue;
@@ -615,6 +630,7 @@ pub async fn run_job(
             pauses,
             unavailable: registry.counter(names::SOURCE_UNAVAILABLE, &l),
             fail_when_unavailable,
+            cut_at_late,
             spec,
             senders,
             readers,

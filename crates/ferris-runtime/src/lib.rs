@@ -20,6 +20,7 @@ pub mod graph_ids;
 pub mod job;
 pub mod json;
 mod keyed;
+mod lateness;
 pub mod lineage;
 pub mod message;
 pub mod operator;
@@ -45,6 +46,7 @@ pub use job::{
     EventTimeSpec, JobReport, JobSpec, KeyedStage, LateRows, QueryReport, QuerySpec, RightInput,
     SourceSpec, TableLoad, TableSnapshot, run_job,
 };
+pub use lateness::Lateness;
 pub use message::{
     BatchMeta, Control, CorrelationId, EventTimeMeta, GroupEpoch, Message, PartitionMark,
     ProcessBatch, RawEncoding, Reject, Settled, TraceContext, Watermark,

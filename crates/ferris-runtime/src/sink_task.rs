@@ -35,6 +35,9 @@ pub(crate) struct SinkTask {
     pub(crate) stopped: bool,
     /// Rows handed to the sink so far (a written row's sink position is one more).
     pub(crate) rows_handed: u64,
+    /// How far the output watermark stays behind the input's (a window's grace period:
+    /// its row may still be written until the watermark passes its end plus the grace).
+    pub(crate) output_delay: i64,
 }
 
 /// The writes since the sink's last flush, and the progress they hold back: progress
@@ -324,6 +327,10 @@ impl SinkTask {
     fn pass_output_watermark(&mut self, watermark: Option<i64>) -> Result<(), TaskEnd> {
         let Some(w) = watermark.filter(|w| *w > i64::MIN) else {
             return Ok(());
+        };
+        let w = match w {
+            i64::MAX => w,
+            _ => w.saturating_sub(self.output_delay),
         };
         let result = self.sink.write_output_watermark(w);
         self.note_unread();

@@ -129,6 +129,9 @@ impl GroupState {
 
 pub(crate) struct SourceTask {
     pub(crate) spec: SourceSpec,
+    /// Start a new batch at each run of rows below the watermark (a query reading the
+    /// source decides lateness per window, see [`crate::Lateness::per_window`]).
+    pub(crate) cut_at_late: bool,
     pub(crate) senders: Vec<Vec<Sender>>,
     /// The completion of each query side reading the source (beside `senders`): once all
     /// are complete, the source ends.
@@ -224,36 +227,62 @@ impl SourceTask {
                     rejected.add(rejects.len() as u64);
                     batches.inc();
                     let partition = self.spec.source.partition();
-                    let event = match tracker.as_mut().map(|t| t.observe(&records, partition)) {
-                        Some(Ok(meta)) => Some(Arc::new(meta)),
-                        Some(Err(reason)) => break Err(source_error(SourceError::new(reason))),
-                        None => None,
-                    };
-                    let here = self.spec.source.location();
-                    if *location != *here {
-                        location = here.into();
+                    let cut = self.cut_at_late;
+                    // With `cut`, the batch goes out in pieces, each run of rows below the
+                    // watermark starting a new one.
+                    let mut rest = Some((records, positions, rejects));
+                    let mut failed = None;
+                    while let Some((mut records, mut positions, rejects)) = rest.take() {
+                        let event = match tracker
+                            .as_mut()
+                            .map(|t| t.observe(&records, partition, cut))
+                        {
+                            Some(Ok((meta, taken))) => {
+                                let n = records.num_rows();
+                                if taken < n {
+                                    let tail = positions.split_off(taken.min(positions.len()));
+                                    rest =
+                                        Some((records.slice(taken, n - taken), tail, Vec::new()));
+                                    records = records.slice(0, taken);
+                                }
+                                Some(Arc::new(meta))
+                            }
+                            Some(Err(reason)) => {
+                                failed = Some(source_error(SourceError::new(reason)));
+                                break;
+                            }
+                            None => None,
+                        };
+                        let here = self.spec.source.location();
+                        if *location != *here {
+                            location = here.into();
+                        }
+                        let meta = BatchMeta {
+                            source: name.clone(),
+                            location: location.clone(),
+                            partition,
+                            positions: positions.into(),
+                            rejects: rejects.into(),
+                            read_at: Instant::now(),
+                        };
+                        if let Some(ev) = &event {
+                            sent_watermark = ev.watermark;
+                        }
+                        let control = Control {
+                            event,
+                            group: group.epoch.clone(),
+                            settled: None,
+                            last: false,
+                        };
+                        last_sent = Instant::now();
+                        let trace =
+                            self.trace_batch(poll_started, &name, &node, &meta, records.num_rows());
+                        if let Err(e) = self.send_batch(&mut slot, records, meta, control, trace) {
+                            failed = Some(e);
+                            break;
+                        }
                     }
-                    let meta = BatchMeta {
-                        source: name.clone(),
-                        location: location.clone(),
-                        partition,
-                        positions: positions.into(),
-                        rejects: rejects.into(),
-                        read_at: Instant::now(),
-                    };
-                    if let Some(ev) = &event {
-                        sent_watermark = ev.watermark;
-                    }
-                    let control = Control {
-                        event,
-                        group: group.epoch.clone(),
-                        settled: None,
-                        last: false,
-                    };
-                    last_sent = Instant::now();
-                    let trace =
-                        self.trace_batch(poll_started, &name, &node, &meta, records.num_rows());
-                    if let Err(e) = self.send_batch(&mut slot, records, meta, control, trace) {
+                    if let Some(e) = failed {
                         break Err(e);
                     }
                     self.committer

@@ -159,12 +159,16 @@ impl WatermarkTracker {
     }
 
     /// Walks the batch (rows of `partition`) in arrival order: each row is late if its event
-    /// time is below the source watermark left by the rows before it.
+    /// time is below the source watermark left by the rows before it. With `cut`, stops
+    /// before a row below the watermark that follows one that is not (so that such a row
+    /// always starts a batch, under the watermark sent with the batch before it). Returns
+    /// the facts of the rows walked and their number.
     pub(crate) fn observe(
         &mut self,
         records: &RecordBatch,
         partition: u32,
-    ) -> Result<EventTimeMeta, String> {
+        cut: bool,
+    ) -> Result<(EventTimeMeta, usize), String> {
         let column = records.column(self.spec.column);
         let Some(times) = column.as_primitive_opt::<TimestampMillisecondType>() else {
             return Err(format!(
@@ -184,9 +188,12 @@ impl WatermarkTracker {
         let mut max = self.max_seen.get(&partition).copied().flatten();
         let mut late = Vec::new();
         let mut null_time = Vec::new();
+        let mut taken = times.len();
+        let mut previous_late = true;
         for (row, t) in times.iter().enumerate() {
             let Some(t) = t else {
                 null_time.push(row as u32);
+                previous_late = false;
                 continue;
             };
             let wm = match self.carried {
@@ -194,9 +201,17 @@ impl WatermarkTracker {
                 None => others.min(self.partition_watermark(max)).max(self.floor),
             };
             if t < wm {
+                if cut && !previous_late {
+                    taken = row;
+                    break;
+                }
                 late.push((row as u32, wm));
-            } else if max.is_none_or(|m| t > m) {
-                max = Some(t);
+                previous_late = true;
+            } else {
+                previous_late = false;
+                if max.is_none_or(|m| t > m) {
+                    max = Some(t);
+                }
             }
         }
         self.max_seen.insert(partition, max);
@@ -207,7 +222,7 @@ impl WatermarkTracker {
         if watermark > i64::MIN {
             self.gauge.set(watermark);
         }
-        Ok(EventTimeMeta {
+        let meta = EventTimeMeta {
             column: self.column.clone(),
             watermark,
             max_time,
@@ -215,7 +230,8 @@ impl WatermarkTracker {
             null_time: null_time.into(),
             idle: false,
             partitions: self.marks(now),
-        })
+        };
+        Ok((meta, taken))
     }
 
     /// The watermark of every partition tracked.
@@ -311,7 +327,7 @@ mod tests {
         ];
         // One batch.
         let mut one = tracker(10);
-        let meta = one.observe(&batch(&times), 0).expect("observe");
+        let meta = one.observe(&batch(&times), 0, false).expect("observe").0;
         // 189 < 200 - 10 and 289 < 300 - 10 are late; 190 and 290 sit on the watermark: on time.
         assert_eq!(&*meta.late, &[(3u32, 190i64), (7, 290)]);
         assert_eq!(&*meta.null_time, &[4u32]);
@@ -320,10 +336,42 @@ mod tests {
         let mut each = tracker(10);
         let mut late = Vec::new();
         for (i, t) in times.iter().enumerate() {
-            let m = each.observe(&batch(&[*t]), 0).expect("observe");
+            let m = each.observe(&batch(&[*t]), 0, false).expect("observe").0;
             late.extend(m.late.iter().map(|(_, wm)| (i as u32, *wm)));
         }
         assert_eq!(late, vec![(3u32, 190i64), (7, 290)]);
+    }
+
+    #[test]
+    fn with_cut_a_run_of_late_rows_starts_a_batch_under_the_watermark_before_it() {
+        let times = [
+            Some(100),
+            Some(200),
+            Some(150),
+            Some(160),
+            Some(300),
+            Some(120),
+        ];
+        let mut t = tracker(0);
+        let mut pieces = Vec::new();
+        let mut start = 0;
+        while start < times.len() {
+            let (m, taken) = t
+                .observe(&batch(&times[start..]), 0, true)
+                .expect("observe");
+            pieces.push((start, taken, m.watermark, m.late.to_vec()));
+            start += taken;
+        }
+        // [100, 200] | [150, 160, 300] | [120]: each late run begins a piece, and the
+        // watermark sent before it is the one its rows arrived under.
+        assert_eq!(
+            pieces,
+            vec![
+                (0, 2, 200, vec![]),
+                (2, 3, 300, vec![(0, 200), (1, 200)]),
+                (5, 1, 300, vec![(0, 300)]),
+            ]
+        );
     }
 
     #[test]
@@ -336,28 +384,43 @@ mod tests {
         let timeout = Duration::from_secs(60);
         let mut t = WatermarkTracker::new(spec, &Registry::new(), "s", &[0, 1, 2])
             .with_idle_timeout(Some(timeout));
-        t.observe(&batch(&[Some(100)]), 1).expect("observe");
-        let m = t.observe(&batch(&[Some(500)]), 0).expect("observe");
+        t.observe(&batch(&[Some(100)]), 1, false).expect("observe");
+        let m = t
+            .observe(&batch(&[Some(500)]), 0, false)
+            .expect("observe")
+            .0;
         // Partition 2 has sent nothing, but not for long: it holds the watermark at -∞.
         assert_eq!(m.watermark, i64::MIN);
         // Partition 2 has been silent for longer than the timeout: the minimum is over 0 and 1.
         let long_ago = Instant::now() - timeout - Duration::from_secs(1);
         t.last_row.insert(2, long_ago);
-        let m = t.observe(&batch(&[Some(600)]), 0).expect("observe");
+        let m = t
+            .observe(&batch(&[Some(600)]), 0, false)
+            .expect("observe")
+            .0;
         assert_eq!(m.watermark, 100);
         // Partition 1 goes quiet as well: partition 0 alone sets it.
         t.last_row.insert(1, long_ago);
-        let m = t.observe(&batch(&[Some(700)]), 0).expect("observe");
+        let m = t
+            .observe(&batch(&[Some(700)]), 0, false)
+            .expect("observe")
+            .0;
         assert_eq!(m.watermark, 700);
         // Partition 1 sends again: it counts again, but the watermark does not go back, so
         // its row below 700 is late.
-        let m = t.observe(&batch(&[Some(150)]), 1).expect("observe");
+        let m = t
+            .observe(&batch(&[Some(150)]), 1, false)
+            .expect("observe")
+            .0;
         assert_eq!(&*m.late, &[(0u32, 700i64)]);
         assert_eq!(m.watermark, 700);
         // Partition 1 is revoked: it no longer holds the watermark back.
         t.follow(&[0, 2]);
         assert_eq!(t.event_times(), vec![(0, 700)]);
-        let m = t.observe(&batch(&[Some(800)]), 0).expect("observe");
+        let m = t
+            .observe(&batch(&[Some(800)]), 0, false)
+            .expect("observe")
+            .0;
         assert_eq!(m.watermark, 800);
     }
 
@@ -372,12 +435,14 @@ mod tests {
         // Partition 0 runs ahead; partition 1 has sent nothing: the watermark stays at -∞
         // and partition 1's older rows are not late.
         let m = t
-            .observe(&batch(&[Some(500), Some(900)]), 0)
-            .expect("observe");
+            .observe(&batch(&[Some(500), Some(900)]), 0, false)
+            .expect("observe")
+            .0;
         assert_eq!(m.watermark, i64::MIN);
         let m = t
-            .observe(&batch(&[Some(100), Some(300)]), 1)
-            .expect("observe");
+            .observe(&batch(&[Some(100), Some(300)]), 1, false)
+            .expect("observe")
+            .0;
         assert_eq!(
             &*m.late,
             &[] as &[(u32, i64)],
@@ -386,8 +451,9 @@ mod tests {
         assert_eq!(m.watermark, 300);
         // Within partition 1, a row below the minimum (300, from partition 1 itself) is late.
         let m = t
-            .observe(&batch(&[Some(250), Some(1000)]), 1)
-            .expect("observe");
+            .observe(&batch(&[Some(250), Some(1000)]), 1, false)
+            .expect("observe")
+            .0;
         assert_eq!(&*m.late, &[(0u32, 300i64)]);
         assert_eq!(m.watermark, 900);
     }
@@ -395,7 +461,7 @@ mod tests {
     #[test]
     fn watermark_starts_at_minus_infinity() {
         let mut t = tracker(5);
-        let meta = t.observe(&batch(&[None]), 0).expect("observe");
+        let meta = t.observe(&batch(&[None]), 0, false).expect("observe").0;
         assert_eq!(meta.watermark, i64::MIN);
         assert_eq!(&*meta.late, &[] as &[(u32, i64)]);
         assert_eq!(&*meta.null_time, &[0u32]);
@@ -406,8 +472,9 @@ mod tests {
         let mut t = tracker(0);
         t.carry(Some(i64::MIN));
         let m = t
-            .observe(&batch(&[Some(100), Some(50)]), 0)
-            .expect("observe");
+            .observe(&batch(&[Some(100), Some(50)]), 0, false)
+            .expect("observe")
+            .0;
         assert_eq!(
             m.watermark,
             i64::MIN,
@@ -417,11 +484,12 @@ mod tests {
         // Marks moved the carried watermark to 80: rows of the next batch are judged
         // against what was sent before it (-∞), the batch after against 80.
         t.carry(Some(80));
-        let m = t.observe(&batch(&[Some(70)]), 0).expect("observe");
+        let m = t.observe(&batch(&[Some(70)]), 0, false).expect("observe").0;
         assert_eq!((&*m.late, m.watermark), (&[] as &[(u32, i64)], 80));
         let m = t
-            .observe(&batch(&[Some(60), Some(90)]), 0)
-            .expect("observe");
+            .observe(&batch(&[Some(60), Some(90)]), 0, false)
+            .expect("observe")
+            .0;
         assert_eq!(&*m.late, &[(0u32, 80i64)]);
         // A carried watermark never goes back...
         t.carry(Some(10));
@@ -429,7 +497,7 @@ mod tests {
         // ...unless the group assigned the partitions again: they are read again.
         t.restart();
         t.carry(Some(i64::MIN));
-        let m = t.observe(&batch(&[Some(60)]), 0).expect("observe");
+        let m = t.observe(&batch(&[Some(60)]), 0, false).expect("observe").0;
         assert_eq!((&*m.late, m.watermark), (&[] as &[(u32, i64)], i64::MIN));
     }
 
@@ -437,7 +505,10 @@ mod tests {
     fn assigned_partitions_hold_the_watermark_until_their_first_row() {
         let mut t = tracker(0);
         t.follow(&[0, 1]);
-        let m = t.observe(&batch(&[Some(100)]), 0).expect("observe");
+        let m = t
+            .observe(&batch(&[Some(100)]), 0, false)
+            .expect("observe")
+            .0;
         assert_eq!(m.watermark, i64::MIN, "partition 1 has sent nothing");
         assert_eq!(
             &*m.partitions,
@@ -454,11 +525,11 @@ mod tests {
                 },
             ]
         );
-        let m = t.observe(&batch(&[Some(50)]), 1).expect("observe");
+        let m = t.observe(&batch(&[Some(50)]), 1, false).expect("observe").0;
         assert_eq!(m.watermark, 50);
         // Partition 0 is revoked: partition 1 alone.
         t.follow(&[1]);
-        let m = t.observe(&batch(&[Some(60)]), 1).expect("observe");
+        let m = t.observe(&batch(&[Some(60)]), 1, false).expect("observe").0;
         assert_eq!(m.watermark, 60);
     }
 }

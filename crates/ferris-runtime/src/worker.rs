@@ -6,7 +6,7 @@ use crate::error::{ErrorStrategy, RuntimeError, Stage};
 use crate::job::LateRows;
 use crate::job::{QueryContext, TaskEnd};
 use crate::json::row_to_json;
-use crate::message::{Message, ProcessBatch, RawEncoding, TraceContext};
+use crate::message::{EventTimeMeta, Message, ProcessBatch, RawEncoding, TraceContext};
 use crate::operator::Operator;
 use crate::route::Router;
 use crate::skip_log::SkipLine;
@@ -50,6 +50,8 @@ pub(crate) struct Worker {
     pub(crate) input: Receiver,
     pub(crate) output: WorkerOutput,
     pub(crate) late: LateRows,
+    /// Which rows below the watermark are late.
+    pub(crate) lateness: crate::Lateness,
     /// Set once a bad row stops the query (its good rows before it are being written).
     pub(crate) halting: bool,
     /// The trace context of the batch being emitted, after its operator spans.
@@ -206,7 +208,8 @@ impl Worker {
         let Some(ev) = pb.control.event.clone() else {
             return Ok(pb);
         };
-        if ev.late.is_empty() && ev.null_time.is_empty() {
+        let late = self.late_rows(&pb.records, &ev);
+        if late.is_empty() && ev.null_time.is_empty() {
             return Ok(pb);
         }
         let correlation_id = pb.correlation_id.to_string();
@@ -225,17 +228,17 @@ impl Worker {
                 )
                 .await?;
         }
-        for &(row, watermark) in ev.late.iter() {
+        for &(row, watermark) in &late {
             let r = row as usize;
             keep[r] = false;
             self.ctx.late.inc();
             if self.late == LateRows::DeadLetter {
-                let time = event_time_of(&pb.records, r, &ev.column);
+                let error = match event_time_of(&pb.records, r, &ev.column) {
+                    Some(t) => self.lateness.reason(t, watermark),
+                    None => "late row".to_string(),
+                };
                 let record = DeadLetterRecord {
-                    error: format!(
-                        "late row: event time {time} is below the watermark {}",
-                        crate::json::format_timestamp_millis(watermark)
-                    ),
+                    error,
                     source: pb.meta.source.to_string(),
                     position: pb.meta.position_of(r),
                     raw: row_to_json(&pb.records, r),
@@ -272,6 +275,24 @@ impl Worker {
             meta,
             ..pb
         })
+    }
+
+    /// The rows of `records` late for this query (see [`crate::Lateness`]) among those that
+    /// arrived below the watermark, with the watermark each arrived under.
+    pub(crate) fn late_rows(&self, records: &RecordBatch, ev: &EventTimeMeta) -> Vec<(u32, i64)> {
+        if ev.late.is_empty() || !self.lateness.per_window() {
+            return ev.late.to_vec();
+        }
+        ev.late
+            .iter()
+            .filter(
+                |(row, watermark)| match event_time_of(records, *row as usize, &ev.column) {
+                    Some(t) => self.lateness.is_late(t, *watermark),
+                    None => true,
+                },
+            )
+            .copied()
+            .collect()
     }
 
     async fn handle_rejects(&self, pb: &ProcessBatch) -> Result<(), TaskEnd> {
@@ -510,16 +531,15 @@ fn part(pb: &ProcessBatch, start: usize, len: usize, rejects: bool) -> ProcessBa
     }
 }
 
-/// The event time of one row, formatted (for late-row reasons).
-fn event_time_of(batch: &RecordBatch, row: usize, column: &str) -> String {
+/// The event time of one row (for late-row reasons).
+fn event_time_of(batch: &RecordBatch, row: usize, column: &str) -> Option<i64> {
     use arrow::array::{Array, AsArray};
     use arrow::datatypes::TimestampMillisecondType;
     batch
         .column_by_name(column)
         .and_then(|c| c.as_primitive_opt::<TimestampMillisecondType>())
-        .filter(|c| c.is_valid(row))
-        .map(|c| crate::json::format_timestamp_millis(c.value(row)))
-        .unwrap_or_else(|| "NULL".to_string())
+        .filter(|c| row < c.len() && c.is_valid(row))
+        .map(|c| c.value(row))
 }
 
 /// Applies every operator in turn; the error names the failing operator's reason.

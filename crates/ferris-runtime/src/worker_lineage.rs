@@ -250,14 +250,14 @@ impl Worker {
         let (Some(l), Some(ev)) = (self.lineage().cloned(), pb.control.event.clone()) else {
             return tracked;
         };
-        if tracked.is_empty()
-            || self.late == LateRows::Keep
-            || (ev.late.is_empty() && ev.null_time.is_empty())
-        {
+        if tracked.is_empty() || self.late == LateRows::Keep {
             return tracked;
         }
-        let mut removed: Vec<usize> = ev
-            .late
+        let late = self.late_rows(&pb.records, &ev);
+        if late.is_empty() && ev.null_time.is_empty() {
+            return tracked;
+        }
+        let mut removed: Vec<usize> = late
             .iter()
             .map(|(r, _)| *r as usize)
             .chain(ev.null_time.iter().map(|r| *r as usize))
@@ -266,7 +266,7 @@ impl Worker {
         let mut events = self.events(&l);
         let mut kept = Vec::new();
         for t in tracked {
-            if let Some((_, wm)) = ev.late.iter().find(|(r, _)| *r as usize == t.row) {
+            if let Some((_, wm)) = late.iter().find(|(r, _)| *r as usize == t.row) {
                 events.push(
                     t.record,
                     Hop::Late {

@@ -47,6 +47,7 @@ fn a_failing_source_stops_the_job_with_its_cause_chain() {
             keyed: None,
             right: None,
             late: Default::default(),
+            lateness: Default::default(),
             sink: Box::new(CollectingSink::new(
                 Arc::new(Mutex::new(Collected::default())),
                 Arc::new(AtomicU64::new(0)),

@@ -148,6 +148,7 @@ fn run(
             keyed: None,
             right: None,
             late: Default::default(),
+            lateness: Default::default(),
         }],
         dead_letters: vec![Box::new(MemoryDeadLetters(dead.clone()))],
         config: JobConfig {
@@ -302,6 +303,7 @@ fn a_failed_job_returns_its_error_while_a_thread_is_stuck_in_a_commit() {
             keyed: None,
             right: None,
             late: Default::default(),
+            lateness: Default::default(),
         }],
         dead_letters: Vec::new(),
         config: JobConfig {

@@ -98,6 +98,7 @@ fn run(s: Setup) -> Outcome {
             keyed: None,
             right: None,
             late: Default::default(),
+            lateness: Default::default(),
         }],
         dead_letters: vec![Box::new(MemoryDeadLetters(dead.clone()))],
         config: JobConfig {

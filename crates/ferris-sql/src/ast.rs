@@ -177,6 +177,9 @@ pub enum WindowKind {
 pub struct WindowSpec {
     /// The window.
     pub kind: WindowKind,
+    /// `GRACE PERIOD d` in ms and where it stands (`None` when not written): how long after
+    /// its end a window still takes late rows.
+    pub grace: Option<(i64, Span)>,
     /// The clause's position.
     pub span: Span,
 }

@@ -3,7 +3,7 @@
 
 use crate::ast::{EmitMode, EmitSpec, Property, StreamingQuery, WindowKind, WindowSpec};
 use crate::cursor::{Cursor, is_word};
-use crate::duration::parse_positive_duration;
+use crate::duration::{parse_duration, parse_positive_duration};
 use crate::error::{SqlError, eof_token};
 use crate::properties::parse_properties;
 use crate::source::{Source, join};
@@ -54,17 +54,26 @@ fn is_tvf_table_keyword(kept: &[TokenWithSpan], token: &Token) -> bool {
     }
 }
 
-/// Parse `WINDOW TUMBLING(d)`, `WINDOW SLIDING(size, advance)` or `WINDOW SESSION(gap)`.
+/// Parse `WINDOW TUMBLING(d)`, `WINDOW SLIDING(size, advance)` or `WINDOW SESSION(gap)`, also
+/// in ksqlDB's spelling (`TUMBLING(SIZE d)`, `HOPPING(SIZE d, ADVANCE BY d)`), each with an
+/// optional last `GRACE PERIOD d`.
 pub(crate) fn parse_window(c: &mut Cursor<'_>) -> Result<WindowSpec, SqlError> {
     let start = c.expect_kw("WINDOW")?;
+    let size = |c: &mut Cursor<'_>| {
+        c.eat_kw("SIZE");
+        parse_positive_duration(c)
+    };
     let kind = if c.eat_kw("TUMBLING") {
         c.expect(&Token::LParen)?;
-        let (size_ms, _) = parse_positive_duration(c)?;
+        let (size_ms, _) = size(c)?;
         WindowKind::Tumbling { size_ms }
-    } else if c.eat_kw("SLIDING") {
+    } else if c.eat_kw("SLIDING") || c.eat_kw("HOPPING") {
         c.expect(&Token::LParen)?;
-        let (size_ms, _) = parse_positive_duration(c)?;
+        let (size_ms, _) = size(c)?;
         c.expect(&Token::Comma)?;
+        if c.eat_kw("ADVANCE") {
+            c.expect_kw("BY")?;
+        }
         let (advance_ms, advance_span) = parse_positive_duration(c)?;
         if advance_ms > size_ms {
             return Err(SqlError::at(
@@ -80,14 +89,26 @@ pub(crate) fn parse_window(c: &mut Cursor<'_>) -> Result<WindowSpec, SqlError> {
         }
     } else if c.eat_kw("SESSION") {
         c.expect(&Token::LParen)?;
-        let (gap_ms, _) = parse_positive_duration(c)?;
+        let (gap_ms, _) = size(c)?;
         WindowKind::Session { gap_ms }
     } else {
-        return Err(c.error("TUMBLING, SLIDING or SESSION"));
+        return Err(c.error("TUMBLING, SLIDING, HOPPING or SESSION"));
+    };
+    let grace = if c.eat(&Token::Comma) {
+        let at = c.expect_kw("GRACE")?;
+        c.expect_kw("PERIOD")?;
+        let (ms, span) = parse_duration(c)?;
+        if ms < 0 {
+            return Err(SqlError::at("a GRACE PERIOD must not be negative", span));
+        }
+        Some((ms, join(at, span)))
+    } else {
+        None
     };
     let close = c.expect(&Token::RParen)?;
     Ok(WindowSpec {
         kind,
+        grace,
         span: join(start, close),
     })
 }

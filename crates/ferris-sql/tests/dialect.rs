@@ -408,6 +408,49 @@ fn window_specs_of_the_table() {
     );
 }
 
+/// The window kind and grace period (ms) of `spec`.
+fn window_and_grace(spec: &str) -> (WindowKind, Option<i64>) {
+    let w = select(one(&format!(
+        "SELECT COUNT(*) FROM t GROUP BY a WINDOW {spec}"
+    )))
+    .window
+    .unwrap();
+    (w.kind, w.grace.map(|(ms, _)| ms))
+}
+
+#[test]
+fn ksqldb_window_spellings_and_grace_periods() {
+    let minute = WindowKind::Tumbling { size_ms: 60_000 };
+    assert_eq!(window_and_grace("TUMBLING(SIZE 1 MINUTE)"), (minute, None));
+    assert_eq!(
+        window_and_grace("TUMBLING(SIZE 1 MINUTE, GRACE PERIOD 10 SECONDS)"),
+        (minute, Some(10_000))
+    );
+    assert_eq!(
+        window_and_grace("TUMBLING(1m, GRACE PERIOD INTERVAL '0' SECOND)"),
+        (minute, Some(0))
+    );
+    let hop = WindowKind::Sliding {
+        size_ms: 30_000,
+        advance_ms: 10_000,
+    };
+    assert_eq!(
+        window_and_grace("HOPPING(SIZE 30 SECONDS, ADVANCE BY 10 SECONDS, GRACE PERIOD 2s)"),
+        (hop, Some(2_000))
+    );
+    assert_eq!(window_and_grace("SLIDING(30s, 10s)"), (hop, None));
+    assert_eq!(
+        window_and_grace("SESSION(60 SECONDS, GRACE PERIOD 1 MINUTE)"),
+        (WindowKind::Session { gap_ms: 60_000 }, Some(60_000))
+    );
+    let w = select(one(
+        "SELECT COUNT(*) FROM t GROUP BY a WINDOW TUMBLING(1m, GRACE PERIOD 5s)",
+    ))
+    .window
+    .unwrap();
+    assert_eq!(w.grace.map(|(_, s)| s), Some(span(1, 55, 1, 70)));
+}
+
 #[test]
 fn window_before_or_after_group_by() {
     let expected =

@@ -20,7 +20,7 @@ fn typo_in_window_kind_on_line_3() {
     assert_eq!(
         pos(&e),
         (
-            "Expected: TUMBLING, SLIDING or SESSION, found: TUMBLNG",
+            "Expected: TUMBLING, SLIDING, HOPPING or SESSION, found: TUMBLNG",
             3,
             8,
             7
@@ -28,7 +28,7 @@ fn typo_in_window_kind_on_line_3() {
     );
     assert_eq!(
         e.render(sql),
-        "error: Expected: TUMBLING, SLIDING or SESSION, found: TUMBLNG at line 3, column 8\n  \
+        "error: Expected: TUMBLING, SLIDING, HOPPING or SESSION, found: TUMBLNG at line 3, column 8\n  \
          3 | WINDOW TUMBLNG(5m)\n    |        ^^^^^^^"
     );
 }
@@ -135,7 +135,13 @@ fn window_errors() {
         )
     );
     let e = err("SELECT a FROM t WINDOW TUMBLING(5m, 1m)");
-    assert_eq!(pos(&e), ("Expected: ), found: ,", 1, 35, 1));
+    assert_eq!(pos(&e), ("Expected: GRACE, found: 1", 1, 37, 1));
+    let e = err("SELECT a FROM t WINDOW TUMBLING(5m, GRACE 1m)");
+    assert_eq!(pos(&e), ("Expected: PERIOD, found: 1", 1, 43, 1));
+    let e = err("SELECT a FROM t WINDOW TUMBLING(5m, GRACE PERIOD INTERVAL '-1' SECOND)");
+    assert_eq!(pos(&e), ("a GRACE PERIOD must not be negative", 1, 50, 20));
+    let e = err("SELECT a FROM t WINDOW HOPPING(SIZE 1m, ADVANCE 10s)");
+    assert_eq!(pos(&e), ("Expected: BY, found: 10", 1, 49, 2));
 }
 
 #[test]

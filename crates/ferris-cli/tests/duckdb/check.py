@@ -16,6 +16,8 @@ d = sys.argv[1]
 con = duckdb.connect()
 con.execute(f"""CREATE TABLE trades AS SELECT * FROM read_csv('{d}/trades.csv', header=true,
   columns={{'id':'BIGINT','symbol':'VARCHAR','price':'DECIMAL(18,4)','volume':'BIGINT','ts':'TIMESTAMP'}})""")
+con.execute(f"""CREATE TABLE late_trades AS SELECT * FROM read_csv('{d}/late_trades.csv', header=true,
+  columns={{'id':'BIGINT','symbol':'VARCHAR','price':'DECIMAL(18,4)','volume':'BIGINT','ts':'TIMESTAMP'}})""")
 con.execute(f"""CREATE TABLE symbols AS SELECT * FROM read_csv('{d}/symbols.csv', header=true,
   columns={{'symbol':'VARCHAR','sector':'VARCHAR','lot':'INT'}})""")
 con.execute(f"""CREATE TABLE orders AS SELECT * FROM read_csv('{d}/orders.csv', header=true,
@@ -25,6 +27,31 @@ con.execute(f"""CREATE TABLE shipments AS SELECT * FROM read_csv('{d}/shipments.
 
 TS = "strftime({}, '%Y-%m-%dT%H:%M:%S.%g') || 'Z'"
 
+
+def sliding(table):
+    """Sliding 30 s windows every 10 s over `table`."""
+    return f"""
+      WITH w AS (SELECT t.*, ws FROM {table} t,
+        (SELECT unnest(range(TIMESTAMP '2023-12-31 23:59:00', TIMESTAMP '2024-01-01 02:00:00',
+                             INTERVAL 10 SECOND)) AS ws)
+        WHERE t.ts >= ws AND t.ts < ws + INTERVAL 30 SECOND)
+      SELECT symbol, {TS.format("ws")} AS ws, COUNT(*) AS n, SUM(volume) AS vol,
+             MAX(price) AS hi
+      FROM w GROUP BY ALL"""
+
+
+def sessions(table):
+    """Sessions with a 2 s gap over `table`."""
+    return f"""
+      WITH o AS (SELECT *, CASE WHEN ts - lag(ts) OVER (PARTITION BY symbol ORDER BY ts)
+                                  <= INTERVAL 2 SECOND THEN 0 ELSE 1 END AS brk
+                 FROM {table}),
+           s AS (SELECT *, sum(brk) OVER (PARTITION BY symbol ORDER BY ts, id) AS sid FROM o)
+      SELECT symbol, {TS.format("min(ts)")} AS ws, {TS.format("max(ts) + INTERVAL 2 SECOND")} AS we,
+             COUNT(*) AS n, SUM(price) AS total
+      FROM s GROUP BY symbol, sid"""
+
+
 CASES = {
     # Tumbling 10 s windows.
     "tumbling": f"""
@@ -33,24 +60,28 @@ CASES = {
              COUNT(DISTINCT volume) AS vols
       FROM trades GROUP BY ALL""",
     # Sliding 30 s windows every 10 s.
-    "sliding": f"""
-      WITH w AS (SELECT t.*, ws FROM trades t,
-        (SELECT unnest(range(TIMESTAMP '2023-12-31 23:59:00', TIMESTAMP '2024-01-01 02:00:00',
-                             INTERVAL 10 SECOND)) AS ws)
-        WHERE t.ts >= ws AND t.ts < ws + INTERVAL 30 SECOND)
-      SELECT symbol, {TS.format("ws")} AS ws, COUNT(*) AS n, SUM(volume) AS vol,
-             MAX(price) AS hi
-      FROM w GROUP BY ALL""",
+    "sliding": sliding("trades"),
     # Sessions with a 2 s gap: a new session starts when the previous row of the symbol is
-    # 2 s or more before.
-    "session": f"""
-      WITH o AS (SELECT *, CASE WHEN ts - lag(ts) OVER (PARTITION BY symbol ORDER BY ts)
-                                  < INTERVAL 2 SECOND THEN 0 ELSE 1 END AS brk
-                 FROM trades),
-           s AS (SELECT *, sum(brk) OVER (PARTITION BY symbol ORDER BY ts, id) AS sid FROM o)
-      SELECT symbol, {TS.format("min(ts)")} AS ws, {TS.format("max(ts) + INTERVAL 2 SECOND")} AS we,
+    # more than 2 s before (rows exactly one gap apart share a session).
+    "session": sessions("trades"),
+    # The windows with a grace period over trades arriving out of order: nothing is late, so
+    # the answers are the batch answers over every row.
+    "tumbling_grace": f"""
+      SELECT symbol, {TS.format("time_bucket(INTERVAL 10 SECOND, ts)")} AS ws,
              COUNT(*) AS n, SUM(price) AS total
-      FROM s GROUP BY symbol, sid""",
+      FROM late_trades GROUP BY ALL""",
+    "sliding_grace": sliding("late_trades"),
+    "session_grace": sessions("late_trades"),
+    # CUMULATE(10 s, 30 s): each 30 s period has windows ending 10, 20 and 30 s after its
+    # start; a row counts in those that end after it.
+    "cumulate_grace": f"""
+      WITH w AS (SELECT t.*, time_bucket(INTERVAL 30 SECOND, ts) AS ws, we FROM late_trades t,
+        (SELECT unnest([10, 20, 30]) AS k) ks,
+        LATERAL (SELECT time_bucket(INTERVAL 30 SECOND, ts) + to_seconds(k) AS we) e
+        WHERE t.ts < we)
+      SELECT symbol, {TS.format("ws")} AS ws, {TS.format("we")} AS we, COUNT(*) AS n,
+             SUM(volume) AS vol
+      FROM w GROUP BY ALL""",
     # OVER: ranks, LAG, RANGE and ROWS frames.
     "over": f"""
       SELECT id, symbol,

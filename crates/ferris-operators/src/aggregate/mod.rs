@@ -3,7 +3,7 @@
 
 use arrow::datatypes::{DataType, SchemaRef, TimeUnit};
 use datafusion_physical_expr::aggregate::AggregateFunctionExpr;
-use ferris_runtime::{Operator, OperatorError};
+use ferris_runtime::{Lateness, Operator, OperatorError};
 use std::ops::Range;
 use std::sync::Arc;
 
@@ -98,6 +98,33 @@ pub struct AggregateSpec {
     /// an earlier row (unwindowed only): their values are retracted from the accumulators, so
     /// an aggregate over an `EMIT CHANGES` stream never counts a replaced row twice.
     pub retract_column: Option<usize>,
+    /// The grace period in ms (windowed only, else 0): a window takes late rows, and is
+    /// kept, until the watermark reaches its end plus this; EMIT FINAL writes it then.
+    pub grace_ms: i64,
+}
+
+impl WindowKind {
+    /// Which rows below the watermark are late for this window with a grace period of
+    /// `grace_ms` (see [`Lateness`]); an unwindowed aggregation (with `'state.ttl'`) takes
+    /// none.
+    pub fn lateness(&self, grace_ms: i64) -> Lateness {
+        let window = |align: i64, span: i64, inclusive: bool| Lateness::Window {
+            align,
+            span,
+            grace: grace_ms,
+            inclusive,
+        };
+        match *self {
+            WindowKind::Global => Lateness::BelowWatermark,
+            WindowKind::Tumbling { size_ms } => window(size_ms, size_ms, false),
+            WindowKind::Sliding {
+                size_ms,
+                advance_ms,
+            } => window(advance_ms, size_ms, false),
+            WindowKind::Cumulate { size_ms, .. } => window(size_ms, size_ms, false),
+            WindowKind::Session { gap_ms } => window(1, gap_ms, true),
+        }
+    }
 }
 
 /// Builds the streaming aggregation operator for `spec`: a [`SessionAggregate`] for session
@@ -129,18 +156,20 @@ fn describe(spec: &AggregateSpec) -> String {
         EmitMode::Changes => "CHANGES",
     };
     let aggs: Vec<&str> = spec.aggregates.iter().map(|a| a.expr.name()).collect();
+    let mut extra = String::new();
+    if spec.grace_ms > 0 {
+        extra.push_str(&format!(" grace={}ms", spec.grace_ms));
+    }
+    if let Some(t) = spec.ttl_ms {
+        extra.push_str(&format!(" ttl={t}ms"));
+    }
+    if spec.retract_column.is_some() {
+        extra.push_str(" retracting");
+    }
     format!(
-        "Aggregate: {window} EMIT {emit} keys={} aggs=[{}]{}",
+        "Aggregate: {window} EMIT {emit} keys={} aggs=[{}]{extra}",
         spec.key_count,
         aggs.join(", "),
-        spec.ttl_ms
-            .map(|t| format!(" ttl={t}ms"))
-            .unwrap_or_default()
-            + if spec.retract_column.is_some() {
-                " retracting"
-            } else {
-                ""
-            }
     )
 }
 
@@ -177,6 +206,12 @@ fn validate(spec: &AggregateSpec) -> Result<(), String> {
     let windowed = spec.window != WindowKind::Global;
     if windowed && spec.time_column.is_none() {
         return Err("aggregate: a windowed aggregation needs an event-time column".into());
+    }
+    if spec.grace_ms < 0 || (spec.grace_ms > 0 && !windowed) {
+        return Err(format!(
+            "aggregate: a grace period ({}ms) needs a window and must not be negative",
+            spec.grace_ms
+        ));
     }
     if let Some(ttl) = spec.ttl_ms {
         positive("state TTL", ttl)?;

@@ -54,6 +54,9 @@ pub struct SessionAggregate {
     spec: Arc<AggregateSpec>,
     text: String,
     gap: i64,
+    /// The grace period: a session takes rows, and stays open, until the watermark passes
+    /// its end plus this.
+    grace: i64,
     interner: KeyInterner,
     /// Group → open sessions, sorted by start (disjoint, so also by end: sessions close
     /// from the front).
@@ -66,7 +69,8 @@ pub struct SessionAggregate {
     next_seq: u64,
     /// Input columns read by the aggregates.
     needed: Vec<usize>,
-    /// The last watermark (rows below it are late and ignored).
+    /// The last watermark (a row whose session would already be closed under it is late
+    /// and ignored).
     watermark: i64,
     /// After a restart: sessions ending at or before this were written before it.
     resumed_through: Option<i64>,
@@ -85,6 +89,7 @@ impl SessionAggregate {
         Ok(SessionAggregate {
             interner: KeyInterner::new(super::key_types(&spec))?,
             needed: super::needed_columns(&spec),
+            grace: spec.grace_ms,
             spec,
             text,
             gap: gap_ms,
@@ -111,9 +116,11 @@ impl SessionAggregate {
             .ok_or_else(|| OperatorError::new("aggregate: session window without time column"))?;
         let times = event_times(input, time_column)?;
         self.assignments.clear();
+        // A row is late when even a session of its own (`[ts, ts + gap]`) would be closed.
         let wm = self.watermark;
+        let reach = self.gap.saturating_add(self.grace);
         for (row, (&ts, &g)) in times.iter().zip(&self.group_ids).enumerate() {
-            if ts >= wm {
+            if ts.saturating_add(reach) >= wm {
                 self.assignments.push((row as u32, 0, g));
             }
         }
@@ -298,9 +305,9 @@ impl SessionAggregate {
         let mut released = Vec::new();
         let mut result = Ok(());
         while let Some(&(end, group, start)) = self.by_end.first() {
-            // A row at `end` (not late while the watermark is at most `end`) still joins
-            // the session: it closes once the watermark is past its end.
-            if watermark.is_some_and(|wm| end >= wm) {
+            // A row at `end` (not late while the watermark is at most `end` plus the grace)
+            // still joins the session: it closes once the watermark is past that.
+            if watermark.is_some_and(|wm| end.saturating_add(self.grace) >= wm) {
                 break;
             }
             self.by_end.pop_first();
@@ -417,7 +424,7 @@ impl Operator for SessionAggregate {
     }
 
     fn resume_after(&mut self, watermark: i64) {
-        self.resumed_through = Some(watermark);
+        self.resumed_through = Some(watermark.saturating_sub(self.grace));
     }
 
     fn oldest_held(&self) -> Option<i64> {

@@ -90,6 +90,31 @@ impl PaneWindows {
         Ok(())
     }
 
+    /// The end of the last window holding event time `ts`.
+    pub(crate) fn last_end(&self, ts: i64) -> Result<i64, OperatorError> {
+        ts.div_euclid(self.advance)
+            .checked_mul(self.advance)
+            .and_then(|start| start.checked_add(self.size))
+            .ok_or_else(|| OperatorError::new(format!("aggregate: event time {ts} out of range")))
+    }
+
+    /// Adds rows that arrived after the pane starting at `start` was frozen (a window
+    /// holding it is still open): their accumulators become one more frozen state of the
+    /// pane for `group`, merged with the others when a window closes. The caller holds a
+    /// reference to `group` for it.
+    pub(crate) fn add_frozen(
+        &mut self,
+        start: i64,
+        group: u32,
+        accs: AccSet,
+    ) -> Result<(), OperatorError> {
+        let state = accs.into_state()?;
+        self.bytes += frozen_size(&state);
+        self.entries += 1;
+        self.frozen.entry(start).or_default().push((group, state));
+        Ok(())
+    }
+
     /// Emits every window ending at or before `watermark` that holds rows, then frees the
     /// panes no open window needs; their group ids are appended to `released`.
     pub(crate) fn close(

@@ -108,6 +108,7 @@ fn spec(
         output_schema: Arc::new(Schema::new(fields)),
         ttl_ms: None,
         retract_column: None,
+        grace_ms: 0,
     }
 }
 

@@ -160,14 +160,20 @@ pub struct WindowAggregate {
     panes: Option<PaneWindows>,
     /// Input columns read by the aggregates.
     needed: Vec<usize>,
-    /// The last watermark (rows below it are late and ignored).
+    /// The last watermark: a window whose end plus the grace is at or below it is closed
+    /// and takes no more rows.
     watermark: i64,
+    /// The grace period (ms).
+    grace: i64,
     /// After a restart: windows ending at or before this were written before it.
     resumed_through: Option<i64>,
     /// Scratch: group id per row.
     group_ids: Vec<u32>,
     /// Scratch: (row, bucket, group) per assignment.
     assignments: Vec<(u32, i64, u32)>,
+    /// Scratch: (row, pane start, group) of rows for panes already frozen (SLIDING with
+    /// EMIT FINAL: a row below the watermark whose last window is still open).
+    late_panes: Vec<(u32, i64, u32)>,
 }
 
 impl WindowAggregate {
@@ -219,7 +225,6 @@ impl WindowAggregate {
         let ttl_ms = spec.ttl_ms;
         Ok(WindowAggregate {
             needed: super::needed_columns(&spec),
-            spec,
             text,
             buckets,
             interner,
@@ -234,9 +239,12 @@ impl WindowAggregate {
             }),
             panes,
             watermark: i64::MIN,
+            grace: spec.grace_ms,
             resumed_through: None,
             group_ids: Vec::new(),
             assignments: Vec::new(),
+            late_panes: Vec::new(),
+            spec,
         })
     }
 
@@ -244,9 +252,12 @@ impl WindowAggregate {
         !matches!(self.buckets, Buckets::Global)
     }
 
-    /// Fills `self.assignments` for the batch.
+    /// Fills `self.assignments` for the batch: each row goes to the windows holding it
+    /// that are still open (end plus grace above the watermark); under EMIT FINAL a
+    /// SLIDING row goes to its pane, or, once the pane is frozen, to `self.late_panes`.
     fn assign(&mut self, input: &RecordBatch) -> Result<(), OperatorError> {
         self.assignments.clear();
+        self.late_panes.clear();
         let groups = &self.group_ids;
         let out = &mut self.assignments;
         if let Buckets::Global = self.buckets {
@@ -258,33 +269,47 @@ impl WindowAggregate {
             .time_column
             .ok_or_else(|| OperatorError::new("aggregate: windowed without a time column"))?;
         let times = event_times(input, time_column)?;
-        let wm = self.watermark;
+        let (wm, grace) = (self.watermark, self.grace);
+        let open = |end: i64| end.saturating_add(grace) > wm;
         for (row, (&ts, &g)) in times.iter().zip(groups).enumerate() {
-            if ts < wm {
-                continue; // late: already dropped by the runtime, never reopen a window
-            }
             let row = row as u32;
             match self.buckets {
                 Buckets::Global => {}
-                Buckets::Tumbling { size } => out.push((row, floor_to(ts, size)?, g)),
+                Buckets::Tumbling { size } => {
+                    let start = floor_to(ts, size)?;
+                    if open(start.saturating_add(size)) {
+                        out.push((row, start, g));
+                    }
+                }
                 Buckets::Cumulate { step, size } => {
-                    // Every window of the row's period that ends after it.
+                    // Every open window of the row's period that ends after it.
                     let start = floor_to(ts, size)?;
                     let period_end = start.saturating_add(size);
                     let mut end = floor_to(ts, step)?.saturating_add(step);
                     while end <= period_end {
-                        out.push((row, end, g));
+                        if open(end) {
+                            out.push((row, end, g));
+                        }
                         end = end.saturating_add(step);
                     }
                 }
                 Buckets::Panes { pane } => {
-                    if self.panes.as_ref().is_some_and(|p| p.covers(ts)) {
-                        out.push((row, floor_to(ts, pane)?, g));
+                    let Some(panes) = self.panes.as_ref().filter(|p| p.covers(ts)) else {
+                        continue;
+                    };
+                    let start = floor_to(ts, pane)?;
+                    if start.saturating_add(pane) > wm {
+                        out.push((row, start, g));
+                    } else if open(panes.last_end(ts)?) {
+                        self.late_panes.push((row, start, g));
                     }
                 }
                 Buckets::Sliding { size, advance } => {
                     let mut start = floor_to(ts, advance)?;
                     while ts < start.saturating_add(size) {
+                        if !open(start.saturating_add(size)) {
+                            break; // the earlier windows end earlier: closed too
+                        }
                         out.push((row, start, g));
                         match start.checked_sub(advance) {
                             Some(s) => start = s,
@@ -292,6 +317,26 @@ impl WindowAggregate {
                         }
                     }
                 }
+            }
+        }
+        Ok(())
+    }
+
+    /// Adds the rows of `self.late_panes` to their frozen panes (each (pane, group) as one
+    /// more frozen state, merged with the others when a window closes).
+    fn add_late_panes(&mut self, input: &RecordBatch) -> Result<(), OperatorError> {
+        if self.late_panes.is_empty() {
+            return Ok(());
+        }
+        let routed = Routed::build(&self.late_panes);
+        let gathered = Gathered::take(input, &self.needed, &routed.indices)?;
+        for (i, &(pane, group)) in routed.slots.iter().enumerate() {
+            let (offset, len) = routed.range(i);
+            let mut accs = AccSet::new(&self.spec.aggregates)?;
+            accs.update(&self.spec.aggregates, |c| gathered.slice(c, offset, len))?;
+            if let Some(panes) = &mut self.panes {
+                self.interner.acquire(group);
+                panes.add_frozen(pane, group, accs)?;
             }
         }
         Ok(())
@@ -328,6 +373,7 @@ impl WindowAggregate {
             self.group_ids.truncate(row);
         }
         self.assign(input)?;
+        self.add_late_panes(input)?;
         let routed = Routed::build(&self.assignments);
         let gathered = Gathered::take(input, &self.needed, &routed.indices)?;
         let mut changes =
@@ -401,8 +447,9 @@ impl WindowAggregate {
         Ok((changes, restart))
     }
 
-    /// Removes the live buckets ending at or before `watermark` (all with `None`); emits
-    /// their rows when `emit` and appends their group ids to `released`.
+    /// Removes the live buckets whose end plus the grace is at or below `watermark` (all
+    /// with `None`; a pane goes at its end, to be frozen); emits their rows when `emit` and
+    /// appends their group ids to `released`.
     fn close_live(
         &mut self,
         watermark: Option<i64>,
@@ -425,8 +472,12 @@ impl WindowAggregate {
         while let Some(entry) = self.live.first_entry() {
             let bucket = *entry.key();
             let (start, end) = self.buckets.window_of(bucket);
+            let kept_until = match self.buckets {
+                Buckets::Panes { .. } => end,
+                _ => end.saturating_add(self.grace),
+            };
             if let Some(wm) = watermark
-                && (end > wm || matches!(self.buckets, Buckets::Global))
+                && (kept_until > wm || matches!(self.buckets, Buckets::Global))
             {
                 break;
             }
@@ -449,7 +500,7 @@ impl WindowAggregate {
         if let Some(panes) = &mut self.panes {
             if emit {
                 panes.close(
-                    watermark.unwrap_or(i64::MAX),
+                    watermark.map_or(i64::MAX, |w| w.saturating_sub(self.grace)),
                     &self.spec.aggregates,
                     emitted,
                     released,
@@ -630,7 +681,7 @@ impl Operator for WindowAggregate {
     }
 
     fn resume_after(&mut self, watermark: i64) {
-        self.resumed_through = Some(watermark);
+        self.resumed_through = Some(watermark.saturating_sub(self.grace));
     }
 
     fn oldest_held(&self) -> Option<i64> {
