@@ -719,6 +719,7 @@ slt_files! {
     errors => "errors.slt",
     window_tumbling => "window_tumbling.slt",
     join_table => "join_table.slt",
+    join_asof => "join_asof.slt",
     join_interval => "join_interval.slt",
     window_emit => "window_emit.slt",
     window_sliding => "window_sliding.slt",

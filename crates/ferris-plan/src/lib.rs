@@ -29,6 +29,7 @@ mod lower_over;
 pub mod metrics;
 mod physical;
 mod plan_aggregate;
+mod plan_asof;
 mod plan_join;
 mod plan_over;
 pub mod props;

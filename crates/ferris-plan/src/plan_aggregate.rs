@@ -34,6 +34,8 @@ pub(crate) struct AggregateContext<'a> {
     pub(crate) source_schema: SchemaRef,
     pub(crate) catalog: &'a crate::catalog::Catalog,
     pub(crate) join_span: Span,
+    /// The query's `FOR SYSTEM_TIME AS OF` clauses.
+    pub(crate) as_of: &'a [ast::SystemTimeAsOf],
     pub(crate) window: Option<ast::WindowSpec>,
     pub(crate) emit: Option<ast::EmitSpec>,
     pub(crate) event_time: Option<String>,
@@ -54,21 +56,23 @@ pub(crate) fn lower_aggregate(
     let (where_expr, scan) = scan_input(agg.input.as_ref(), span)?;
     let (source, lookup, residual) = match scan {
         ScanInput::Source(s) => (s, None, None),
-        ScanInput::Join(j) => match plan_join(j, ctx.catalog, ctx.join_span, where_expr, None)? {
-            PlannedJoin::Lookup {
-                stream,
-                table,
-                spec,
-                residual,
-            } => (stream, Some((spec, table)), residual),
-            PlannedJoin::Interval { .. } => {
-                return Err(PlanError::not_supported(
-                    "GROUP BY over a stream–stream join (aggregate the join's output stream \
-                     in a second query)",
-                    ctx.join_span,
-                ));
+        ScanInput::Join(j) => {
+            match plan_join(j, ctx.catalog, ctx.join_span, where_expr, None, ctx.as_of)? {
+                PlannedJoin::Lookup {
+                    stream,
+                    table,
+                    spec,
+                    residual,
+                } => (stream, Some((spec, table)), residual),
+                PlannedJoin::Interval { .. } | PlannedJoin::AsOf { .. } => {
+                    return Err(PlanError::not_supported(
+                        "GROUP BY over a stream–stream join or a join as of event time (aggregate \
+                     the join's output stream in a second query)",
+                        ctx.join_span,
+                    ));
+                }
             }
-        },
+        }
     };
     if source != ctx.source {
         return Err(PlanError::at(

@@ -10,9 +10,10 @@ use datafusion_common::{Column, ScalarValue};
 use datafusion_expr::logical_plan::Join;
 use datafusion_expr::utils::{conjunction, split_conjunction};
 use datafusion_expr::{BinaryExpr, Expr, JoinType, LogicalPlan, Operator as Op};
+use ferris_operators::join::asof::AsOfJoinSpec;
 use ferris_operators::join::interval::{IntervalJoinSpec, JoinKind};
 use ferris_operators::join::lookup::{LookupKind, LookupSpec};
-use ferris_sql::ast::Span;
+use ferris_sql::ast::{Span, SystemTimeAsOf};
 use std::sync::Arc;
 
 /// A planned join.
@@ -25,6 +26,17 @@ pub(crate) enum PlannedJoin {
         table: String,
         /// What the operator needs.
         spec: Arc<LookupSpec>,
+        /// ON conditions beyond the key (INNER only), applied after the join.
+        residual: Option<Expr>,
+    },
+    /// Stream–table as of the stream row's event time: a keyed stage with two inputs.
+    AsOf {
+        /// The stream read (side 0).
+        stream: String,
+        /// The table (side 1, read as a stream of versions).
+        table: String,
+        /// What the operator needs.
+        spec: Arc<AsOfJoinSpec>,
         /// ON conditions beyond the key (INNER only), applied after the join.
         residual: Option<Expr>,
     },
@@ -109,6 +121,7 @@ pub(crate) fn plan_join(
     span: Span,
     where_expr: Option<&Expr>,
     ttl_ms: Option<i64>,
+    as_of: &[SystemTimeAsOf],
 ) -> Result<PlannedJoin, PlanError> {
     let (Some(left), Some(right)) = (side_source(&j.left), side_source(&j.right)) else {
         return Err(PlanError::not_supported(
@@ -173,9 +186,9 @@ pub(crate) fn plan_join(
             "joining two tables (join a stream to a table, or two streams)",
             span,
         )),
-        (false, true) => plan_lookup(j, catalog, &left, &right, kind, false, span),
+        (false, true) => plan_lookup(j, catalog, (&left, &right), kind, false, as_of, span),
         (true, false) if kind == JoinKind::Inner => {
-            plan_lookup(j, catalog, &right, &left, kind, true, span)
+            plan_lookup(j, catalog, (&right, &left), kind, true, as_of, span)
         }
         (true, false) => Err(PlanError::at(
             "in a LEFT JOIN between a table and a stream the stream must come first \
@@ -189,10 +202,10 @@ pub(crate) fn plan_join(
 fn plan_lookup(
     j: &Join,
     catalog: &Catalog,
-    stream: &str,
-    table: &str,
+    (stream, table): (&str, &str),
     kind: JoinKind,
     table_first: bool,
+    as_of: &[SystemTimeAsOf],
     span: Span,
 ) -> Result<PlannedJoin, PlanError> {
     let pk = catalog.primary_key(table).unwrap_or_default().to_vec();
@@ -244,6 +257,30 @@ fn plan_lookup(
             span,
         ));
     }
+    // RIGHT and FULL joins with a table are refused before.
+    let kind = match kind {
+        JoinKind::Left | JoinKind::Right | JoinKind::Full => LookupKind::Left,
+        JoinKind::Inner => LookupKind::Inner,
+    };
+    if let crate::plan_asof::TableRead::AsOf =
+        crate::plan_asof::table_read(catalog, stream, table, as_of, span)?
+    {
+        let keys: Vec<Expr> = stream_keys.iter().flatten().cloned().collect();
+        return Ok(PlannedJoin::AsOf {
+            stream: stream.to_string(),
+            table: table.to_string(),
+            spec: crate::plan_asof::asof_spec(
+                j,
+                catalog,
+                (stream, table),
+                &keys,
+                kind,
+                table_first,
+                span,
+            )?,
+            residual: j.filter.clone(),
+        });
+    }
     let planner = ExprPlanner::new(stream_plan.schema().clone(), span);
     let keys = stream_keys
         .iter()
@@ -271,11 +308,7 @@ fn plan_lookup(
         stream: stream.to_string(),
         table: table.to_string(),
         spec: Arc::new(LookupSpec {
-            // RIGHT and FULL joins with a table are refused before.
-            kind: match kind {
-                JoinKind::Left | JoinKind::Right | JoinKind::Full => LookupKind::Left,
-                JoinKind::Inner => LookupKind::Inner,
-            },
+            kind,
             table: table.to_string(),
             stream_keys: keys,
             table_first,
@@ -551,7 +584,60 @@ fn bound(
     })
 }
 
-/// The parts of a stream–stream join query.
+/// The stateful operator of a query joining two inputs.
+pub(crate) enum PairJoin {
+    /// Stream–stream within a time bound.
+    Interval(Arc<IntervalJoinSpec>),
+    /// Stream–table as of event time.
+    AsOf(Arc<AsOfJoinSpec>),
+}
+
+impl PairJoin {
+    fn operator(&self) -> Result<Box<dyn ferris_runtime::Operator>, String> {
+        match self {
+            PairJoin::Interval(s) => ferris_operators::join::interval_join_operator(s.clone()),
+            PairJoin::AsOf(s) => ferris_operators::join::asof::asof_join_operator(s.clone()),
+        }
+    }
+
+    /// The routing key columns of the left and right inputs.
+    fn keys(&self) -> (Vec<usize>, Vec<usize>) {
+        match self {
+            PairJoin::Interval(s) => (s.left_keys.clone(), s.right_keys.clone()),
+            // The stream is always side 0, whatever the order in FROM.
+            PairJoin::AsOf(s) => (s.stream_keys.clone(), s.table_keys.clone()),
+        }
+    }
+
+    /// The joined rows' schema.
+    fn output_schema(&self) -> SchemaRef {
+        match self {
+            PairJoin::Interval(s) => s.output_schema.clone(),
+            PairJoin::AsOf(s) => s.output_schema.clone(),
+        }
+    }
+
+    /// Whether WHERE conditions on the left input alone may filter its rows before the
+    /// join: not when the join pads left rows in (a left row filtered out would turn its
+    /// right rows into unmatched ones, which a condition true on NULL keeps).
+    pub(crate) fn left_pushdown(&self) -> bool {
+        match self {
+            PairJoin::Interval(s) => !s.kind.pads_right(),
+            PairJoin::AsOf(_) => true,
+        }
+    }
+
+    /// Likewise for the right input. Never a table's versions: dropping one would make a
+    /// stream row join an older version instead.
+    pub(crate) fn right_pushdown(&self) -> bool {
+        match self {
+            PairJoin::Interval(s) => !s.kind.pads_left(),
+            PairJoin::AsOf(_) => false,
+        }
+    }
+}
+
+/// The parts of a query joining two inputs in a keyed stage.
 pub(crate) struct IntervalQuery {
     pub(crate) left: String,
     pub(crate) right: String,
@@ -564,16 +650,19 @@ pub(crate) struct IntervalQuery {
         String,
         SchemaRef,
     )>,
-    pub(crate) spec: Arc<IntervalJoinSpec>,
+    pub(crate) spec: PairJoin,
     pub(crate) filter: Option<(Arc<dyn datafusion_physical_expr::PhysicalExpr>, String)>,
     pub(crate) projection: Vec<Arc<dyn datafusion_physical_expr::PhysicalExpr>>,
     pub(crate) projection_text: String,
     pub(crate) output_schema: SchemaRef,
     pub(crate) logical_plan: String,
+    /// The output column carrying the stream's event time on (as-of joins emit in event
+    /// time; an interval join's output has none).
+    pub(crate) output_time: Option<String>,
 }
 
-/// A stream–stream join query: both inputs hash-routed by the key into the interval join,
-/// then WHERE and the SELECT list in the keyed stage.
+/// A query joining two inputs: both hash-routed by the key into the join, then WHERE and the
+/// SELECT list in the keyed stage.
 pub(crate) fn interval_query(q: IntervalQuery) -> crate::query::QueryPlan {
     use ferris_operators::{FilterOp, ProjectOp};
     use ferris_runtime::Operator;
@@ -582,26 +671,19 @@ pub(crate) fn interval_query(q: IntervalQuery) -> crate::query::QueryPlan {
     let projection = q.projection;
     let output_schema = q.output_schema.clone();
     let text = q.projection_text.clone();
-    let mut describe = vec![
-        ferris_operators::join::interval::interval_join_operator(spec.clone())
-            .map(|op| op.describe())
-            .unwrap_or_default(),
-    ];
+    let mut describe = vec![spec.operator().map(|op| op.describe()).unwrap_or_default()];
     if let Some((_, t)) = &filter {
         describe.push(format!("Filter: {t}"));
     }
     describe.push(format!("Project: {text}"));
-    let key_columns = spec.left_keys.clone();
-    let right_key_columns = spec.right_keys.clone();
-    let chain_spec = spec.clone();
+    let (key_columns, right_key_columns) = spec.keys();
+    let joined_schema = spec.output_schema();
     let factory = move || -> Result<Vec<Box<dyn Operator>>, String> {
-        let mut ops = vec![ferris_operators::join::interval::interval_join_operator(
-            chain_spec.clone(),
-        )?];
+        let mut ops = vec![spec.operator()?];
         if let Some((pred, t)) = &filter {
             ops.push(Box::new(FilterOp::new(
                 pred.clone(),
-                chain_spec.output_schema.clone(),
+                joined_schema.clone(),
                 t.clone(),
             )));
         }
@@ -638,7 +720,6 @@ pub(crate) fn interval_query(q: IntervalQuery) -> crate::query::QueryPlan {
         logical_plan: q.logical_plan,
         updating: false,
         retracts: false,
-        // The two inputs' watermarks are not passed on: no event time after the join.
-        output_time: None,
+        output_time: q.output_time,
     }
 }

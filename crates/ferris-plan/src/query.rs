@@ -354,6 +354,7 @@ pub fn plan_query(
             source_schema,
             catalog,
             join_span: join_span(query),
+            as_of: &query.as_of,
             window,
             emit: query.emit,
             event_time,
@@ -382,10 +383,10 @@ pub fn plan_query(
         projection,
         source_schema,
         catalog,
-        join_span(query),
-        query.span,
+        (join_span(query), query.span),
         logical_plan,
         ttl.map(|(ms, _)| ms),
+        &query.as_of,
     )
 }
 
@@ -480,16 +481,16 @@ fn lower_stateless(
     projection: &datafusion_expr::logical_plan::Projection,
     source_schema: SchemaRef,
     catalog: &Catalog,
-    join_span: Span,
-    span: Span,
+    (join_span, span): (Span, Span),
     logical_plan: String,
     ttl_ms: Option<i64>,
+    as_of: &[ast::SystemTimeAsOf],
 ) -> Result<QueryPlan, PlanError> {
     let (filter_expr, input) = scan_input(projection.input.as_ref(), span)?;
     let planner = ExprPlanner::new(projection.input.schema().clone(), span);
     let (source, lookup, filter_schema, interval, residual) = match input {
         ScanInput::Source(s) => (s, None, source_schema.clone(), None, None),
-        ScanInput::Join(j) => match plan_join(j, catalog, join_span, filter_expr, ttl_ms)? {
+        ScanInput::Join(j) => match plan_join(j, catalog, join_span, filter_expr, ttl_ms, as_of)? {
             PlannedJoin::Lookup {
                 stream,
                 table,
@@ -507,7 +508,22 @@ fn lower_stateless(
             } => {
                 let schema = spec.output_schema.clone();
                 let sides = (j.left.schema().clone(), j.right.schema().clone());
-                (left, None, schema, Some((right, spec, sides)), residual)
+                let pair = crate::plan_join::PairJoin::Interval(spec);
+                (left, None, schema, Some((right, pair, sides)), residual)
+            }
+            PlannedJoin::AsOf {
+                stream,
+                table,
+                spec,
+                residual,
+            } => {
+                let schema = spec.output_schema.clone();
+                let sides = match spec.table_first {
+                    true => (j.right.schema().clone(), j.left.schema().clone()),
+                    false => (j.left.schema().clone(), j.right.schema().clone()),
+                };
+                let pair = crate::plan_join::PairJoin::AsOf(spec);
+                (stream, None, schema, Some((table, pair, sides)), residual)
             }
         },
     };
@@ -573,8 +589,12 @@ fn lower_stateless(
                 None => Ok(None),
             }
         };
-        let left_filter = side_only(!spec.kind.pads_right(), &left_df)?;
-        let right_filter = side_only(!spec.kind.pads_left(), &right_df)?
+        let as_of_time = match &spec {
+            crate::plan_join::PairJoin::AsOf(_) => output_time,
+            crate::plan_join::PairJoin::Interval(_) => None,
+        };
+        let left_filter = side_only(spec.left_pushdown(), &left_df)?;
+        let right_filter = side_only(spec.right_pushdown(), &right_df)?
             .map(|(x, text)| (x, text, Arc::new(right_df.as_arrow().clone()) as SchemaRef));
         return Ok(crate::plan_join::interval_query(
             crate::plan_join::IntervalQuery {
@@ -589,6 +609,9 @@ fn lower_stateless(
                 projection_text,
                 output_schema,
                 logical_plan,
+                // An as-of join emits in the stream's event time; an interval join's output
+                // has none.
+                output_time: as_of_time,
             },
         ));
     }

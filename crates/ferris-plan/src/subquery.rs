@@ -16,7 +16,7 @@ pub(crate) enum Hidden {
     /// of a `UNION ALL` stream.
     Query {
         name: String,
-        query: StreamingQuery,
+        query: Box<StreamingQuery>,
         union: Option<String>,
         /// Its `ROW_NUMBER` filter, when it is a top-N.
         top_n: Option<Box<crate::topn::TopN>>,
@@ -96,7 +96,7 @@ fn take_out(
             let top_n = take_out(&name, &mut sub, hidden, &names, at)?;
             hidden.push(Hidden::Query {
                 name: name.clone(),
-                query: streaming(sub, at),
+                query: Box::new(streaming(sub, at)),
                 union: None,
                 top_n: top_n.map(Box::new),
             });
@@ -176,7 +176,7 @@ fn take_out_union(
         let top_n = take_out(&name, &mut part, hidden, names, part_span)?;
         hidden.push(Hidden::Query {
             name: name.clone(),
-            query: streaming(part, part_span),
+            query: Box::new(streaming(part, part_span)),
             union: Some(union.clone()),
             top_n: top_n.map(Box::new),
         });
@@ -278,7 +278,7 @@ fn replace(
             let top_n = take_out(&name, &mut sub, hidden, names, at)?;
             hidden.push(Hidden::Query {
                 name: name.clone(),
-                query: streaming(sub, at),
+                query: Box::new(streaming(sub, at)),
                 union: None,
                 top_n: top_n.map(Box::new),
             });
@@ -350,6 +350,7 @@ fn streaming(query: Query, span: Span) -> StreamingQuery {
         query: Box::new(query),
         window: None,
         emit: None,
+        as_of: Vec::new(),
         span,
     }
 }

@@ -211,9 +211,23 @@ pub struct StreamingQuery {
     pub window: Option<WindowSpec>,
     /// The emit mode, if given.
     pub emit: Option<EmitSpec>,
+    /// `FOR SYSTEM_TIME AS OF …` after a table in FROM (taken out before `sqlparser`).
+    pub as_of: Vec<SystemTimeAsOf>,
     /// The query's own text, as written.
     pub text: String,
     /// Where the query stands.
+    pub span: Span,
+}
+
+/// `table FOR SYSTEM_TIME AS OF <time>`: which version of a table's rows a join reads.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SystemTimeAsOf {
+    /// The table it follows (lower-cased).
+    pub table: String,
+    /// The time: a column (`o.ts`, lower-cased), or `None` for `PROCTIME()` (the table as
+    /// loaded: a lookup join).
+    pub column: Option<String>,
+    /// Where the clause stands.
     pub span: Span,
 }
 

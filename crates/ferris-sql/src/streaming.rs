@@ -1,7 +1,9 @@
 //! Streaming queries: takes the streaming clauses (`WINDOW TUMBLING(..)`, `EMIT ..`, a
 //! trailing `WITH (..)`) out of a query's tokens and hands the rest to `sqlparser`.
 
-use crate::ast::{EmitMode, EmitSpec, Property, StreamingQuery, WindowKind, WindowSpec};
+use crate::ast::{
+    EmitMode, EmitSpec, Property, StreamingQuery, SystemTimeAsOf, WindowKind, WindowSpec,
+};
 use crate::cursor::{Cursor, is_word};
 use crate::duration::{parse_duration, parse_positive_duration};
 use crate::error::{SqlError, eof_token};
@@ -52,6 +54,50 @@ fn is_tvf_table_keyword(kept: &[TokenWithSpan], token: &Token) -> bool {
             .any(|f| w.value.eq_ignore_ascii_case(f)),
         _ => false,
     }
+}
+
+/// `FOR SYSTEM_TIME AS OF <column> | PROCTIME()` at the start of `toks`, after the table
+/// name that ends `kept`: the clause and the number of tokens it takes.
+fn system_time_as_of(
+    kept: &[TokenWithSpan],
+    toks: &[TokenWithSpan],
+    end: TokLocation,
+) -> Result<Option<(SystemTimeAsOf, usize)>, SqlError> {
+    let word = |n: usize, w: &str| toks.get(n).is_some_and(|t| is_word(&t.token, w));
+    if !(word(0, "FOR") && word(1, "SYSTEM_TIME") && word(2, "AS") && word(3, "OF")) {
+        return Ok(None);
+    }
+    let table = match kept.last().map(|t| &t.token) {
+        Some(Token::Word(w)) => w.value.to_ascii_lowercase(),
+        _ => {
+            return Err(SqlError::at(
+                "FOR SYSTEM_TIME AS OF follows a table name: FROM s JOIN t FOR SYSTEM_TIME AS \
+                 OF s.ts ON …",
+                toks[0].span,
+            ));
+        }
+    };
+    let mut c = Cursor::new(&toks[4..], end);
+    let column = if c.eat_kw("PROCTIME") {
+        c.expect(&Token::LParen)?;
+        c.expect(&Token::RParen)?;
+        None
+    } else {
+        let mut parts = vec![c.ident()?.value];
+        while c.eat(&Token::Period) {
+            parts.push(c.ident()?.value);
+        }
+        Some(parts.join(".").to_ascii_lowercase())
+    };
+    let span = join(toks[0].span, c.prev_span());
+    Ok(Some((
+        SystemTimeAsOf {
+            table,
+            column,
+            span,
+        },
+        4 + c.pos,
+    )))
 }
 
 /// Parse `WINDOW TUMBLING(d)`, `WINDOW SLIDING(size, advance)` or `WINDOW SESSION(gap)`, also
@@ -132,6 +178,7 @@ pub(crate) fn parse_streaming_query(
     let mut window: Option<WindowSpec> = None;
     let mut emit: Option<EmitSpec> = None;
     let mut props = Vec::new();
+    let mut as_of = Vec::new();
     let mut body_end = toks.len();
     let mut depth = 0i64;
     let mut i = 0;
@@ -185,6 +232,11 @@ pub(crate) fn parse_streaming_query(
             i += 1;
             continue;
         }
+        if let Some((clause, used)) = system_time_as_of(&keep, &toks[i..], end)? {
+            as_of.push(clause);
+            i += used;
+            continue;
+        }
         keep.push(t.clone());
         i += 1;
     }
@@ -213,6 +265,7 @@ pub(crate) fn parse_streaming_query(
             query,
             window,
             emit,
+            as_of,
             text: src.slice(query_span).to_string(),
             span: query_span,
         },

@@ -13,7 +13,7 @@ use sqlparser::ast::{GroupByExpr, SetExpr};
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct PlanNode {
     /// What it is: `FileScan`, `KafkaScan`, `GeneratorScan`, `Filter`, `Project`,
-    /// `LookupJoin`, `Exchange`, `WindowAggregate`, `Aggregate`, `Over`, `IntervalJoin`,
+    /// `LookupJoin`, `Exchange`, `WindowAggregate`, `Aggregate`, `Over`, `IntervalJoin`, `AsOfJoin`,
     /// `Having`, `Sink`.
     pub operator: String,
     /// Its one-line description (`Filter: trades.price > 100`).
@@ -519,9 +519,11 @@ fn stateful_details(
         "session_aggregate" => "WindowAggregate",
         "over" => "Over",
         "interval_join" => "IntervalJoin",
+        "asof_join" => "AsOfJoin",
         _ if title.starts_with("Aggregate") && windowed => "WindowAggregate",
         _ if title.starts_with("Aggregate") => "Aggregate",
         _ if title.starts_with("Over") => "Over",
+        _ if title.starts_with("AsOfJoin") => "AsOfJoin",
         _ if title.contains("Join") => "IntervalJoin",
         _ => "Stateful",
     }
@@ -529,7 +531,7 @@ fn stateful_details(
     if !key.is_empty() {
         let label = match n.operator.as_str() {
             "Over" => "Partition Key",
-            "IntervalJoin" => "Join Key",
+            "IntervalJoin" | "AsOfJoin" => "Join Key",
             _ => "Group Key",
         };
         n.details.push((label.into(), key.join(", ")));
@@ -568,6 +570,10 @@ fn stateful_details(
             "rows of both inputs per key, kept until the watermark leaves their \
                            interval"
         }
+        "AsOfJoin" => {
+            "the table's versions per key (those no stream row can join any more are \
+             dropped) and the stream rows waiting for the watermark to pass their time"
+        }
         _ => "operator state",
     };
     n.details.push(("State".into(), state.into()));
@@ -596,6 +602,7 @@ fn op_kind(metric: &str) -> &'static str {
         "aggregate" => "Aggregate",
         "over" => "Over",
         "interval_join" => "IntervalJoin",
+        "asof_join" => "AsOfJoin",
         _ => "Operator",
     }
 }

@@ -1,5 +1,6 @@
-//! Joins: stream–table lookup joins and stream–stream interval joins.
+//! Joins: stream–table lookup and as-of joins, stream–stream interval joins.
 
+pub mod asof;
 pub mod lookup;
 
 pub mod interval;
