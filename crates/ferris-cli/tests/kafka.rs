@@ -522,3 +522,67 @@ fn having_under_emit_changes_writes_tombstones_to_a_keyed_topic() {
         ]
     );
 }
+
+/// A TABLE read from a Kafka changelog topic (the latest row per key is the table, each row
+/// a version from its event time on) joined as of event time: each order joins the rate
+/// current at its own time, not the latest one read.
+#[test]
+fn a_stream_joins_a_kafka_changelog_table_as_of_event_time() {
+    let broker = Broker::started();
+    broker.create_topic("rates", 1);
+    broker.create_topic("orders", 1);
+    let at = |s: i64| 1_704_067_200_000i64 + s * 1000;
+    let rates: Vec<(String, String)> = [("EUR", 110, 0), ("EUR", 112, 10), ("GBP", 130, 5), ("EUR", 115, 20)]
+        .iter()
+        .map(|(k, r, s)| {
+            (
+                k.to_string(),
+                format!("{{\"cur\":\"{k}\",\"rate\":{r},\"ts\":{}}}", at(*s)),
+            )
+        })
+        .collect();
+    broker.produce("rates", &rates);
+    let orders: Vec<(String, String)> = [(1, "EUR", 9), (2, "EUR", 10), (3, "GBP", 4), (4, "EUR", 25)]
+        .iter()
+        .map(|(id, c, s)| {
+            (
+                id.to_string(),
+                format!("{{\"id\":{id},\"cur\":\"{c}\",\"ts\":{}}}", at(*s)),
+            )
+        })
+        .collect();
+    broker.produce("orders", &orders);
+    let sql = format!(
+        "CREATE TABLE rates (cur VARCHAR PRIMARY KEY, rate BIGINT, ts TIMESTAMP,
+           WATERMARK FOR ts AS ts - INTERVAL '10' SECOND)
+         WITH ('connector' = 'kafka', 'bootstrap.servers' = '{b}', 'topic' = 'rates',
+               'group.id' = 'asof-rates', 'format' = 'json', 'scan.startup.mode' = 'earliest',
+               'scan.bounded' = 'latest', 'partitions' = 'all');
+         CREATE STREAM orders (id BIGINT, cur VARCHAR, ts TIMESTAMP,
+           WATERMARK FOR ts AS ts - INTERVAL '10' SECOND)
+         WITH ('connector' = 'kafka', 'bootstrap.servers' = '{b}', 'topic' = 'orders',
+               'group.id' = 'asof-orders', 'format' = 'json', 'scan.startup.mode' = 'earliest',
+               'scan.bounded' = 'latest', 'partitions' = 'all');
+         SELECT o.id, r.rate FROM orders o LEFT JOIN rates FOR SYSTEM_TIME AS OF o.ts AS r
+           ON o.cur = r.cur;",
+        b = broker.address
+    );
+    for parallelism in ["1", "2"] {
+        let out = cli_ok(&sql, &["--parallelism", parallelism]);
+        let mut rows: Vec<String> = String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .map(str::to_string)
+            .collect();
+        rows.sort();
+        assert_eq!(
+            rows,
+            vec![
+                "{\"id\":1,\"rate\":110}",
+                "{\"id\":2,\"rate\":112}",
+                "{\"id\":3,\"rate\":null}",
+                "{\"id\":4,\"rate\":115}",
+            ],
+            "parallelism {parallelism}"
+        );
+    }
+}
