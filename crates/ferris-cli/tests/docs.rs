@@ -1,6 +1,7 @@
-//! docs/sql.md is executable: every `sql` block plans (after the declarations of the first
-//! block), and a `sql` block followed by a `json` block runs with `ferris-cli run` from the
-//! `examples/` directory and must print exactly the `json` block.
+//! docs/sql.md and docs/compatibility.md are executable: every `sql` block plans (after the
+//! declarations of the document's first block), and a `sql` block followed by a `json` block
+//! runs with `ferris-cli run` from the `examples/` directory and must print exactly the `json`
+//! block.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -28,9 +29,9 @@ fn blocks(text: &str) -> Vec<(String, String, usize)> {
     out
 }
 
-#[test]
-fn every_sql_example_plans_and_runs_as_documented() {
-    let text = std::fs::read_to_string(root().join("docs/sql.md")).expect("docs/sql.md");
+/// Checks the executable examples of `doc` (see the module docs); returns how many ran.
+fn check_examples(doc: &str) -> usize {
+    let text = std::fs::read_to_string(root().join(doc)).expect("the document");
     let blocks = blocks(&text);
     let mut sql_blocks = blocks.iter().enumerate().filter(|(_, b)| b.0 == "sql");
     let (_, (_, prelude, _)) = sql_blocks.next().expect("a declarations block");
@@ -39,10 +40,7 @@ fn every_sql_example_plans_and_runs_as_documented() {
     for (i, (_, body, line)) in sql_blocks {
         let app = format!("{prelude}\n{body}\n");
         if let Err(e) = ferris_plan::plan_application(&app) {
-            failures.push(format!(
-                "docs/sql.md:{line}: does not plan:\n{}",
-                e.render(&app)
-            ));
+            failures.push(format!("{doc}:{line}: does not plan:\n{}", e.render(&app)));
             continue;
         }
         let Some((_, expected, _)) = blocks.get(i + 1).filter(|b| b.0 == "json") else {
@@ -57,18 +55,31 @@ fn every_sql_example_plans_and_runs_as_documented() {
         let stdout = String::from_utf8_lossy(&out.stdout);
         if !out.status.success() {
             failures.push(format!(
-                "docs/sql.md:{line}: exit {:?}: {}",
+                "{doc}:{line}: exit {:?}: {}",
                 out.status.code(),
                 String::from_utf8_lossy(&out.stderr)
             ));
         } else if stdout.trim_end() != expected.trim_end() {
             failures.push(format!(
-                "docs/sql.md:{line}: output differs\n--- expected\n{expected}\n--- actual\n{stdout}"
+                "{doc}:{line}: output differs\n--- expected\n{expected}\n--- actual\n{stdout}"
             ));
         }
     }
-    assert!(ran >= 6, "only {ran} examples ran");
     assert!(failures.is_empty(), "{}", failures.join("\n\n"));
+    ran
+}
+
+#[test]
+fn every_sql_example_plans_and_runs_as_documented() {
+    let ran = check_examples("docs/sql.md");
+    assert!(ran >= 6, "only {ran} examples ran");
+}
+
+/// docs/compatibility.md: every difference from ksqlDB and Flink is shown by an example whose
+/// output is checked.
+#[test]
+fn every_compatibility_example_runs_as_documented() {
+    assert_eq!(check_examples("docs/compatibility.md"), 4);
 }
 
 #[test]

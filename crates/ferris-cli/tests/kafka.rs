@@ -532,25 +532,31 @@ fn a_stream_joins_a_kafka_changelog_table_as_of_event_time() {
     broker.create_topic("rates", 1);
     broker.create_topic("orders", 1);
     let at = |s: i64| 1_704_067_200_000i64 + s * 1000;
-    let rates: Vec<(String, String)> = [("EUR", 110, 0), ("EUR", 112, 10), ("GBP", 130, 5), ("EUR", 115, 20)]
-        .iter()
-        .map(|(k, r, s)| {
-            (
-                k.to_string(),
-                format!("{{\"cur\":\"{k}\",\"rate\":{r},\"ts\":{}}}", at(*s)),
-            )
-        })
-        .collect();
+    let rates: Vec<(String, String)> = [
+        ("EUR", 110, 0),
+        ("EUR", 112, 10),
+        ("GBP", 130, 5),
+        ("EUR", 115, 20),
+    ]
+    .iter()
+    .map(|(k, r, s)| {
+        (
+            k.to_string(),
+            format!("{{\"cur\":\"{k}\",\"rate\":{r},\"ts\":{}}}", at(*s)),
+        )
+    })
+    .collect();
     broker.produce("rates", &rates);
-    let orders: Vec<(String, String)> = [(1, "EUR", 9), (2, "EUR", 10), (3, "GBP", 4), (4, "EUR", 25)]
-        .iter()
-        .map(|(id, c, s)| {
-            (
-                id.to_string(),
-                format!("{{\"id\":{id},\"cur\":\"{c}\",\"ts\":{}}}", at(*s)),
-            )
-        })
-        .collect();
+    let orders: Vec<(String, String)> =
+        [(1, "EUR", 9), (2, "EUR", 10), (3, "GBP", 4), (4, "EUR", 25)]
+            .iter()
+            .map(|(id, c, s)| {
+                (
+                    id.to_string(),
+                    format!("{{\"id\":{id},\"cur\":\"{c}\",\"ts\":{}}}", at(*s)),
+                )
+            })
+            .collect();
     broker.produce("orders", &orders);
     let sql = format!(
         "CREATE TABLE rates (cur VARCHAR PRIMARY KEY, rate BIGINT, ts TIMESTAMP,
