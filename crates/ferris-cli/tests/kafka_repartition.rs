@@ -524,6 +524,16 @@ fn an_over_window_across_three_processes_equals_one_process_and_the_definition()
 /// Orders joined with the fills of the same id at most 2 s after them; the fills topic
 /// (4 partitions) is read in the same group as the orders.
 fn join_sql(broker: &Broker) -> String {
+    join_sql_on(broker, "o.id = f.id")
+}
+
+/// The same join on keys that are expressions: each input computes its key before its rows
+/// go to the repartition topic.
+fn join_sql_expressions(broker: &Broker) -> String {
+    join_sql_on(broker, "o.id * 2 = f.id + f.id")
+}
+
+fn join_sql_on(broker: &Broker, key: &str) -> String {
     format!(
         "{}
          CREATE STREAM fills (id BIGINT, qty BIGINT, ts TIMESTAMP,
@@ -534,7 +544,7 @@ fn join_sql(broker: &Broker) -> String {
          CREATE STREAM matched WITH ('connector' = 'kafka', 'bootstrap.servers' = '{b}',
              'topic' = 'matched', 'format' = 'json') AS
            SELECT o.id, o.symbol, f.qty FROM orders o JOIN fills f
-             ON o.id = f.id AND f.ts BETWEEN o.ts AND o.ts + INTERVAL '2' SECOND;",
+             ON {key} AND f.ts BETWEEN o.ts AND o.ts + INTERVAL '2' SECOND;",
         source(broker),
         b = broker.address
     )
@@ -569,8 +579,8 @@ fn true_matches(n: usize) -> Vec<(i64, String, i64)> {
 
 /// A cluster for the join, with the fills topic (4 partitions) and `count` processes
 /// whose groups settled.
-fn join_cluster(count: usize) -> Cluster {
-    let mut cluster = Cluster::with(join_sql, "matched");
+fn join_cluster(count: usize, sql: fn(&Broker) -> String) -> Cluster {
+    let mut cluster = Cluster::with(sql, "matched");
     cluster.broker.create_topic("fills", 4);
     cluster.groups.push(("fills".to_string(), 4));
     for _ in 0..count {
@@ -582,8 +592,8 @@ fn join_cluster(count: usize) -> Cluster {
 
 /// Runs the join with `count` processes over 3,000 orders and their fills; returns the
 /// matches written, sorted, once `want` of them are out.
-fn run_join(count: usize, want: usize) -> Vec<(i64, String, i64)> {
-    let cluster = join_cluster(count);
+fn run_join(count: usize, want: usize, sql: fn(&Broker) -> String) -> Vec<(i64, String, i64)> {
+    let cluster = join_cluster(count, sql);
     cluster.broker.produce("orders", &input(3000));
     cluster.broker.produce("fills", &fills(3000));
     poll_until(
@@ -628,9 +638,11 @@ fn fills(n: usize) -> Vec<(String, String)> {
 fn a_join_across_three_processes_equals_one_process_and_the_definition() {
     let want = true_matches(3000);
     assert_eq!(want.len(), 2000);
-    let one = run_join(1, want.len());
+    let one = run_join(1, want.len(), join_sql);
     assert_eq!(one, want, "each match once");
-    assert_eq!(run_join(3, want.len()), want);
+    assert_eq!(run_join(3, want.len(), join_sql), want);
+    // Keys that are expressions, computed before the repartition topics.
+    assert_eq!(run_join(3, want.len(), join_sql_expressions), want);
 }
 
 /// A join while its group changes: a process joins while the inputs flow, and one leaves
@@ -638,7 +650,7 @@ fn a_join_across_three_processes_equals_one_process_and_the_definition() {
 /// is lost, and matches written before a move may be written again (at least once).
 #[test]
 fn a_join_loses_no_match_while_processes_join_and_leave() {
-    let mut cluster = join_cluster(2);
+    let mut cluster = join_cluster(2, join_sql);
     let (orders, fills) = (input(6000), fills(6000));
     cluster.broker.produce("orders", &orders[..3000]);
     cluster.broker.produce("fills", &fills[..fills.len() / 2]);

@@ -356,7 +356,10 @@ fn build(
                 Some((source, rdecl)) => {
                     let right_in = Input {
                         decl: rdecl,
-                        schema: rdecl.schema.clone(),
+                        schema: q
+                            .plan
+                            .right_stateless_schema()
+                            .unwrap_or_else(|| rdecl.schema.clone()),
                         key_columns: &keyed.right_key_columns,
                         time_column: time_of(rdecl),
                     };

@@ -375,11 +375,14 @@ impl GraphBuilder<'_> {
             table,
         }];
         if let (Some(rdecl), Some(k)) = (r.right, &plan.keyed) {
+            let schema = plan
+                .right_stateless_schema()
+                .unwrap_or_else(|| rdecl.schema.clone());
             sides.push(Side {
                 source: self.source(rdecl),
                 operators: Vec::new(),
-                key: Some(column_names(&rdecl.schema, &k.right_key_columns)),
-                schema: rdecl.schema.clone(),
+                key: Some(column_names(&schema, &k.right_key_columns)),
+                schema,
                 table: None,
             });
         }
@@ -389,7 +392,7 @@ impl GraphBuilder<'_> {
             sides,
             keyed: plan.keyed.as_ref().map(|k| KeyedShape {
                 operators: k.describe.clone(),
-                key: column_names(&plan.projection_schema, &k.key_columns),
+                key: column_names(&plan.stateless_schema(), &k.key_columns),
                 join: plan.right_source.is_some(),
             }),
             sink: SinkShape::Declared(r.sink.clone()),
@@ -419,10 +422,13 @@ impl GraphBuilder<'_> {
             plan.operators(None).iter().map(|o| o.describe()).collect(),
         )];
         if let Some(rdecl) = r.right {
+            let schema = plan
+                .right_stateless_schema()
+                .unwrap_or_else(|| rdecl.schema.clone());
             inputs.push((
                 rdecl,
-                rdecl.schema.clone(),
-                column_names(&rdecl.schema, &keyed.right_key_columns),
+                schema.clone(),
+                column_names(&schema, &keyed.right_key_columns),
                 Vec::new(),
             ));
         }

@@ -22,6 +22,7 @@ mod error;
 pub mod explain;
 mod finite;
 mod functions;
+mod join_keys;
 mod like_escape;
 mod limit;
 pub mod logical;

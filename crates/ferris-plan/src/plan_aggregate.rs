@@ -396,6 +396,7 @@ pub(crate) fn lower_aggregate(
         projection_schema,
         right_source: None,
         right_filter: None,
+        join_keys: [None, None],
         keyed: Some(KeyedPlan {
             key_columns: (0..key_count).collect(),
             right_key_columns: Vec::new(),

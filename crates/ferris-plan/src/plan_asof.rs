@@ -3,6 +3,7 @@
 
 use crate::catalog::Catalog;
 use crate::error::PlanError;
+use crate::join_keys::ComputedKeys;
 use datafusion_expr::Expr;
 use datafusion_expr::logical_plan::Join;
 use ferris_operators::join::asof::AsOfJoinSpec;
@@ -83,7 +84,8 @@ fn no_stream_time(stream: &str, table: &str, span: Span) -> PlanError {
 }
 
 /// The spec of the as-of join `j` of `stream` (keys `stream_keys`, expressions over its
-/// rows in the order of the table's PRIMARY KEY) with `table`.
+/// rows in the order of the table's PRIMARY KEY) with `table`, and the keys the stream
+/// computes.
 pub(crate) fn asof_spec(
     j: &Join,
     catalog: &Catalog,
@@ -92,7 +94,7 @@ pub(crate) fn asof_spec(
     kind: LookupKind,
     table_first: bool,
     span: Span,
-) -> Result<Arc<AsOfJoinSpec>, PlanError> {
+) -> Result<(Arc<AsOfJoinSpec>, Option<ComputedKeys>), PlanError> {
     let (stream_plan, table_plan) = match table_first {
         true => (&j.right, &j.left),
         false => (&j.left, &j.right),
@@ -106,36 +108,19 @@ pub(crate) fn asof_spec(
             .position(|f| f.name() == name)
             .ok_or_else(|| PlanError::at(format!("column '{name}' not found"), span))
     };
-    let mut skeys = Vec::new();
-    for e in stream_keys {
-        let Expr::Column(c) = e else {
-            return Err(PlanError::not_supported(
-                &format!(
-                    "a join key that is an expression ({e}) in a join as of event time; join \
-                     on a column"
-                ),
-                span,
-            ));
-        };
-        skeys.push(
-            sschema
-                .index_of_column(c)
-                .map_err(|e| PlanError::at(e.to_string(), span))?,
-        );
-    }
+    let skeys =
+        crate::join_keys::side_keys(&stream_keys.iter().collect::<Vec<_>>(), sschema, span)?;
     let pk = catalog.primary_key(table).unwrap_or_default();
     let tkeys = pk
         .iter()
         .map(|k| column(tschema, k))
         .collect::<Result<Vec<_>, _>>()?;
-    for (&s, &t) in skeys.iter().zip(&tkeys) {
-        let (sf, tf) = (sschema.field(s), tschema.field(t));
-        if sf.data_type() != tf.data_type() {
+    for ((e, st), &t) in stream_keys.iter().zip(&skeys.types).zip(&tkeys) {
+        let tf = tschema.field(t);
+        if st != tf.data_type() {
             return Err(PlanError::at(
                 format!(
-                    "join keys {} ({}) and {} ({}) must have the same type",
-                    sf.name(),
-                    sf.data_type(),
+                    "join keys {e} ({st}) and {} ({}) must have the same type",
                     tf.name(),
                     tf.data_type()
                 ),
@@ -150,17 +135,19 @@ pub(crate) fn asof_spec(
             .map(|(l, r)| format!("{} = {}", l.human_display(), r.human_display()))
             .collect::<Vec<_>>()
             .join(" AND ");
-    Ok(Arc::new(AsOfJoinSpec {
+    let spec = Arc::new(AsOfJoinSpec {
         kind,
         table: table.to_string(),
-        stream_schema: Arc::new(sschema.as_arrow().clone()),
+        stream_schema: skeys.schema,
         table_schema: Arc::new(tschema.as_arrow().clone()),
-        stream_keys: skeys,
+        stream_keys: skeys.columns,
         table_keys: tkeys,
         stream_time,
         table_time,
         table_first,
         output_schema: Arc::new(j.schema.as_arrow().clone()),
+        stream_out: sschema.fields().len(),
         condition,
-    }))
+    });
+    Ok((spec, skeys.computed))
 }

@@ -37,6 +37,8 @@ pub(crate) enum PlannedJoin {
         table: String,
         /// What the operator needs.
         spec: Arc<AsOfJoinSpec>,
+        /// The keys the stream computes (expression keys).
+        computed: Option<crate::join_keys::ComputedKeys>,
         /// ON conditions beyond the key (INNER only), applied after the join.
         residual: Option<Expr>,
     },
@@ -48,6 +50,8 @@ pub(crate) enum PlannedJoin {
         right: String,
         /// What the operator needs.
         spec: Arc<IntervalJoinSpec>,
+        /// The keys each input computes (expression keys), left then right.
+        computed: [Option<crate::join_keys::ComputedKeys>; 2],
         /// ON conditions beyond keys and time bounds (INNER only), applied after the join.
         residual: Option<Expr>,
     },
@@ -266,18 +270,20 @@ fn plan_lookup(
         crate::plan_asof::table_read(catalog, stream, table, as_of, span)?
     {
         let keys: Vec<Expr> = stream_keys.iter().flatten().cloned().collect();
+        let (spec, computed) = crate::plan_asof::asof_spec(
+            j,
+            catalog,
+            (stream, table),
+            &keys,
+            kind,
+            table_first,
+            span,
+        )?;
         return Ok(PlannedJoin::AsOf {
             stream: stream.to_string(),
             table: table.to_string(),
-            spec: crate::plan_asof::asof_spec(
-                j,
-                catalog,
-                (stream, table),
-                &keys,
-                kind,
-                table_first,
-                span,
-            )?,
+            spec,
+            computed,
             residual: j.filter.clone(),
         });
     }
@@ -351,34 +357,25 @@ fn plan_interval(
     let (lt, rt) = (time_of(left)?, time_of(right)?);
     let lschema = j.left.schema();
     let rschema = j.right.schema();
-    let mut left_keys = Vec::new();
-    let mut right_keys = Vec::new();
-    for (l, r) in &j.on {
-        let (Some(lc), Some(rc)) = (plain_column(l), plain_column(r)) else {
-            return Err(PlanError::not_supported(
-                &format!("join keys that are expressions ({l} = {r}); join on columns"),
-                span,
-            ));
-        };
-        let li = lschema
-            .index_of_column(lc)
-            .map_err(|e| PlanError::at(e.to_string(), span))?;
-        let ri = rschema
-            .index_of_column(rc)
-            .map_err(|e| PlanError::at(e.to_string(), span))?;
-        if lschema.field(li).data_type() != rschema.field(ri).data_type() {
+    let lkeys = crate::join_keys::side_keys(
+        &j.on.iter().map(|(l, _)| l).collect::<Vec<_>>(),
+        lschema,
+        span,
+    )?;
+    let rkeys = crate::join_keys::side_keys(
+        &j.on.iter().map(|(_, r)| r).collect::<Vec<_>>(),
+        rschema,
+        span,
+    )?;
+    for (((l, r), lt), rt) in j.on.iter().zip(&lkeys.types).zip(&rkeys.types) {
+        if lt != rt {
             return Err(PlanError::at(
-                format!(
-                    "join keys {lc} ({}) and {rc} ({}) must have the same type",
-                    lschema.field(li).data_type(),
-                    rschema.field(ri).data_type()
-                ),
+                format!("join keys {l} ({lt}) and {r} ({rt}) must have the same type"),
                 span,
             ));
         }
-        left_keys.push(li);
-        right_keys.push(ri);
     }
+    let (left_keys, right_keys) = (lkeys.columns.clone(), rkeys.columns.clone());
     let left_time = index_by_name(lschema, &lt)
         .ok_or_else(|| PlanError::at(format!("event-time column '{lt}' not found"), span))?;
     let right_time = index_by_name(rschema, &rt)
@@ -462,8 +459,8 @@ fn plan_interval(
         right: right.to_string(),
         spec: Arc::new(IntervalJoinSpec {
             kind,
-            left_schema: Arc::new(lschema.as_arrow().clone()),
-            right_schema: Arc::new(rschema.as_arrow().clone()),
+            left_schema: lkeys.schema,
+            right_schema: rkeys.schema,
             left_keys,
             right_keys,
             left_time,
@@ -471,7 +468,10 @@ fn plan_interval(
             lower_ms,
             upper_ms,
             output_schema: Arc::new(j.schema.as_arrow().clone()),
+            left_out: lschema.fields().len(),
+            right_out: rschema.fields().len(),
         }),
+        computed: [lkeys.computed, rkeys.computed],
         residual,
     })
 }
@@ -659,6 +659,8 @@ pub(crate) struct IntervalQuery {
     /// The output column carrying the stream's event time on (as-of joins emit in event
     /// time; an interval join's output has none).
     pub(crate) output_time: Option<String>,
+    /// The keys each input computes (expression keys), left then right.
+    pub(crate) computed: [Option<crate::join_keys::ComputedKeys>; 2],
 }
 
 /// A query joining two inputs: both hash-routed by the key into the join, then WHERE and the
@@ -713,6 +715,7 @@ pub(crate) fn interval_query(q: IntervalQuery) -> crate::query::QueryPlan {
         }),
         right_source: Some(q.right),
         right_filter: q.right_filter,
+        join_keys: q.computed,
         output_schema: q.output_schema,
         event_time: true,
         lateness: ferris_runtime::Lateness::BelowWatermark,

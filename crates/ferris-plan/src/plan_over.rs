@@ -139,6 +139,7 @@ pub(crate) fn lower_window(
         }),
         right_source: None,
         right_filter: None,
+        join_keys: [None, None],
         output_schema,
         event_time: true,
         lateness: ferris_runtime::Lateness::BelowWatermark,

@@ -50,6 +50,9 @@ pub struct QueryPlan {
     /// WHERE conditions on a join's right input alone, applied to its rows before the join
     /// (their text and the right input's schema).
     pub right_filter: Option<(Arc<dyn PhysicalExpr>, String, SchemaRef)>,
+    /// The join keys each input of a two-input join computes (expression keys) after its
+    /// WHERE, left then right.
+    pub join_keys: [Option<crate::join_keys::ComputedKeys>; 2],
     /// Schema of the rows the sink receives.
     pub output_schema: SchemaRef,
     /// Whether the query works in event time (drops late rows).
@@ -152,7 +155,9 @@ impl QueryPlan {
             )));
         }
         if self.right_source.is_some() {
-            // Interval joins: both inputs go to the keyed stage as they are.
+            // Two-input joins: both inputs go to the keyed stage as they are, with the
+            // keys they compute.
+            ops.extend(key_projection(&self.join_keys[0]));
             return ops;
         }
         ops.push(Box::new(ProjectOp::new(
@@ -165,20 +170,32 @@ impl QueryPlan {
 
     /// The stateless stage of a join's right input: its WHERE conditions, if any.
     pub fn right_operators(&self) -> Vec<Box<dyn Operator>> {
-        self.right_filter
+        let mut ops: Vec<Box<dyn Operator>> = self
+            .right_filter
             .iter()
             .map(|(pred, text, schema)| {
                 Box::new(FilterOp::new(pred.clone(), schema.clone(), text.clone()))
                     as Box<dyn Operator>
             })
-            .collect()
+            .collect();
+        ops.extend(key_projection(&self.join_keys[1]));
+        ops
+    }
+
+    /// The schema of the rows a join's right input hands the keyed stage, when it computes
+    /// keys (else the right source's own).
+    pub fn right_stateless_schema(&self) -> Option<SchemaRef> {
+        self.join_keys[1].as_ref().map(|k| k.schema.clone())
     }
 
     /// The schema of the rows the stateless stage emits: what a keyed stage receives (a
     /// join's inputs as they are, after WHERE), or what the sink writes.
     pub fn stateless_schema(&self) -> SchemaRef {
         match (&self.keyed, &self.right_source) {
-            (Some(_), Some(_)) => self.filter_schema.clone(),
+            (Some(_), Some(_)) => match &self.join_keys[0] {
+                Some(k) => k.schema.clone(),
+                None => self.filter_schema.clone(),
+            },
             (Some(_), None) => self.projection_schema.clone(),
             (None, _) => self.output_schema.clone(),
         }
@@ -192,7 +209,7 @@ impl QueryPlan {
         }
         lines.extend(self.operators(None).iter().map(|op| op.describe()));
         if let Some(k) = &self.keyed {
-            let keys = column_names(&self.projection_schema, &k.key_columns);
+            let keys = column_names(&self.stateless_schema(), &k.key_columns);
             lines.push(if keys.is_empty() {
                 "Exchange: single partition".to_string()
             } else {
@@ -202,6 +219,17 @@ impl QueryPlan {
         }
         lines
     }
+}
+
+/// The projection computing a join input's expression keys, if it has any.
+fn key_projection(keys: &Option<crate::join_keys::ComputedKeys>) -> Option<Box<dyn Operator>> {
+    keys.as_ref().map(|k| {
+        Box::new(ProjectOp::new(
+            k.exprs.clone(),
+            k.schema.clone(),
+            k.text.clone(),
+        )) as Box<dyn Operator>
+    })
 }
 
 /// Appends to a keyed chain's final projection the columns `order` of `schema` (its input),
@@ -504,17 +532,25 @@ fn lower_stateless(
                 left,
                 right,
                 spec,
+                computed,
                 residual,
             } => {
                 let schema = spec.output_schema.clone();
                 let sides = (j.left.schema().clone(), j.right.schema().clone());
                 let pair = crate::plan_join::PairJoin::Interval(spec);
-                (left, None, schema, Some((right, pair, sides)), residual)
+                (
+                    left,
+                    None,
+                    schema,
+                    Some((right, pair, sides, computed)),
+                    residual,
+                )
             }
             PlannedJoin::AsOf {
                 stream,
                 table,
                 spec,
+                computed,
                 residual,
             } => {
                 let schema = spec.output_schema.clone();
@@ -523,7 +559,14 @@ fn lower_stateless(
                     false => (j.left.schema().clone(), j.right.schema().clone()),
                 };
                 let pair = crate::plan_join::PairJoin::AsOf(spec);
-                (stream, None, schema, Some((table, pair, sides)), residual)
+                let computed = [computed, None];
+                (
+                    stream,
+                    None,
+                    schema,
+                    Some((table, pair, sides, computed)),
+                    residual,
+                )
             }
         },
     };
@@ -561,7 +604,7 @@ fn lower_stateless(
         .map(|(f, e)| planner.field(f.name(), e))
         .collect::<Result<Vec<_>, PlanError>>()?;
     let output_schema: Arc<Schema> = Arc::new(Schema::new(fields));
-    if let Some((right, spec, (left_df, right_df))) = interval {
+    if let Some((right, spec, (left_df, right_df), computed)) = interval {
         // The WHERE conditions on the left input alone also filter its rows before the join
         // (fewer rows held; the same answer: the whole WHERE still applies after it). Not
         // when the join pads left rows in (RIGHT, FULL): a left row filtered out would turn
@@ -612,6 +655,7 @@ fn lower_stateless(
                 // An as-of join emits in the stream's event time; an interval join's output
                 // has none.
                 output_time: as_of_time,
+                computed,
             },
         ));
     }
@@ -627,6 +671,7 @@ fn lower_stateless(
         keyed: None,
         right_source: None,
         right_filter: None,
+        join_keys: [None, None],
         output_schema,
         event_time: false,
         lateness: ferris_runtime::Lateness::BelowWatermark,

@@ -401,6 +401,7 @@ pub(crate) fn plan(
         keyed: Some(keyed),
         right_source: None,
         right_filter: None,
+        join_keys: [None, None],
         output_schema: around.output_schema,
         // Expiring partitions works in event time: a late row would start one over.
         event_time: expire.is_some(),

@@ -48,8 +48,12 @@ pub struct AsOfJoinSpec {
     pub table_time: usize,
     /// Whether the table's columns come first in the output (`FROM table JOIN stream`).
     pub table_first: bool,
-    /// Output rows: stream then table columns (or the reverse), the table's nullable.
+    /// Output rows: the first `stream_out` stream columns then the table's (or the
+    /// reverse), the table's nullable.
     pub output_schema: SchemaRef,
+    /// Stream columns in the output: the leading ones (those after are join keys computed
+    /// from expressions, `ON LOWER(s.k) = t.k`).
+    pub stream_out: usize,
     /// The ON condition as text, for EXPLAIN.
     pub condition: String,
 }
@@ -341,7 +345,7 @@ impl AsOfJoinOp {
             .iter()
             .map(|(b, r)| (stream_map[*b as usize], *r as usize))
             .collect();
-        let stream_cols = (0..self.spec.stream_schema.fields().len())
+        let stream_cols = (0..self.spec.stream_out)
             .map(|c| {
                 let arrays: Vec<&dyn Array> = stream_sources
                     .iter()
@@ -547,7 +551,10 @@ fn validate(spec: &AsOfJoinSpec) -> Result<(), String> {
             ));
         }
     }
-    let expected = spec.stream_schema.fields().len() + spec.table_schema.fields().len();
+    if spec.stream_out > spec.stream_schema.fields().len() {
+        return Err("as-of join: more output columns than stream columns".into());
+    }
+    let expected = spec.stream_out + spec.table_schema.fields().len();
     if spec.output_schema.fields().len() != expected {
         return Err(format!(
             "as-of join: output schema has {} columns, expected {expected}",

@@ -82,8 +82,14 @@ pub struct IntervalJoinSpec {
     pub lower_ms: i64,
     /// Upper bound of `right.time - left.time` in ms, inclusive; `>= lower_ms`.
     pub upper_ms: i64,
-    /// Output schema: the left fields then the right fields (the padded side's nullable).
+    /// Output schema: the first `left_out` left fields then the first `right_out` right
+    /// fields (the padded side's nullable).
     pub output_schema: SchemaRef,
+    /// Left columns in the output: the leading ones (those after are join keys computed
+    /// from expressions, `ON LOWER(a.k) = b.k`).
+    pub left_out: usize,
+    /// Right columns in the output, likewise.
+    pub right_out: usize,
 }
 
 /// Builds an interval join operator for `spec`, checking the spec's columns and types.
@@ -296,7 +302,18 @@ impl IntervalJoinOp {
         Ok(())
     }
 
+    /// The output row of `columns` (every left column, then every right one): the
+    /// computed key columns left out.
     fn output(&self, columns: Vec<ArrayRef>) -> Result<RecordBatch, OperatorError> {
+        let left = self.spec.left_schema.fields().len();
+        let columns: Vec<ArrayRef> = columns
+            .into_iter()
+            .enumerate()
+            .filter(|(i, _)| {
+                *i < self.spec.left_out || (*i >= left && *i - left < self.spec.right_out)
+            })
+            .map(|(_, c)| c)
+            .collect();
         RecordBatch::try_new(Arc::clone(&self.spec.output_schema), columns).map_err(op_err)
     }
 
@@ -512,7 +529,14 @@ fn validate(spec: &IntervalJoinSpec) -> Result<(), String> {
         ));
     }
     let out = spec.output_schema.fields();
-    let inputs: Vec<_> = ls.fields().iter().chain(rs.fields().iter()).collect();
+    let (lo, ro) = (spec.left_out, spec.right_out);
+    if lo > ls.fields().len() || ro > rs.fields().len() {
+        return Err("interval join: more output columns than input columns".to_string());
+    }
+    let inputs: Vec<_> = ls.fields()[..lo]
+        .iter()
+        .chain(rs.fields()[..ro].iter())
+        .collect();
     if out.len() != inputs.len()
         || out
             .iter()
@@ -525,7 +549,7 @@ fn validate(spec: &IntervalJoinSpec) -> Result<(), String> {
         );
     }
     if spec.kind.pads_left()
-        && let Some(f) = out[ls.fields().len()..].iter().find(|f| !f.is_nullable())
+        && let Some(f) = out[lo..].iter().find(|f| !f.is_nullable())
     {
         return Err(format!(
             "interval join: right field '{}' must be nullable in a LEFT or FULL join's output",
@@ -533,7 +557,7 @@ fn validate(spec: &IntervalJoinSpec) -> Result<(), String> {
         ));
     }
     if spec.kind.pads_right()
-        && let Some(f) = out[..ls.fields().len()].iter().find(|f| !f.is_nullable())
+        && let Some(f) = out[..lo].iter().find(|f| !f.is_nullable())
     {
         return Err(format!(
             "interval join: left field '{}' must be nullable in a RIGHT or FULL join's output",

@@ -52,6 +52,7 @@ fn op(kind: LookupKind) -> Box<dyn Operator> {
         table_time: 2,
         table_first: false,
         output_schema: Arc::new(Schema::new(fields)),
+        stream_out: 3,
         condition: "o.sym = r.rsym".into(),
     }))
     .expect("valid spec")

@@ -51,6 +51,8 @@ fn spec(kind: JoinKind, lower_ms: i64, upper_ms: i64) -> Arc<IntervalJoinSpec> {
         lower_ms,
         upper_ms,
         output_schema: Arc::new(Schema::new(fields)),
+        left_out: 3,
+        right_out: 3,
     })
 }
 
@@ -862,6 +864,8 @@ fn multi_column_string_keys() {
         lower_ms: -10,
         upper_ms: 10,
         output_schema: Arc::new(Schema::new(fields)),
+        left_out: l.fields().len(),
+        right_out: r.fields().len(),
     });
     let mut j = interval_join_operator(spec).unwrap();
     let mk = |s: &SchemaRef, a: Vec<Option<&str>>, b: Vec<Option<i64>>| {
