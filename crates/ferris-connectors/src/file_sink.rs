@@ -292,7 +292,7 @@ pub fn encode_upsert_lines(
         })
         .collect::<Result<Vec<_>, _>>()?;
     let keys = batch.project(&indices).map_err(|e| e.to_string())?;
-    let (values, deleted) = split_deleted(batch)?;
+    let (values, deleted) = ferris_runtime::split_deleted(batch).map_err(|e| e.to_string())?;
     let options = FormatOptions::default();
     let key_enc = JsonRowEncoder::new(&keys, &options)?;
     let value_enc = JsonRowEncoder::new(&values, &options)?;
@@ -300,10 +300,7 @@ pub fn encode_upsert_lines(
         out.extend_from_slice(b"{\"key\":");
         key_enc.encode_row(row, out);
         out.extend_from_slice(b",\"value\":");
-        if deleted
-            .as_ref()
-            .is_some_and(|d| arrow::array::Array::is_valid(d, row) && d.value(row))
-        {
+        if deleted.is_deleted(row) {
             out.extend_from_slice(b"null");
         } else {
             value_enc.encode_row(row, out);
@@ -311,21 +308,6 @@ pub fn encode_upsert_lines(
         out.extend_from_slice(b"}\n");
     }
     Ok(())
-}
-
-/// `batch` without its [`ferris_runtime::DELETED_COLUMN`], and that column when it has one.
-pub fn split_deleted(
-    batch: &RecordBatch,
-) -> Result<(RecordBatch, Option<arrow::array::BooleanArray>), String> {
-    let Ok(at) = batch.schema().index_of(ferris_runtime::DELETED_COLUMN) else {
-        return Ok((batch.clone(), None));
-    };
-    let deleted = arrow::array::AsArray::as_boolean_opt(batch.column(at).as_ref())
-        .cloned()
-        .ok_or_else(|| format!("{} is not BOOLEAN", ferris_runtime::DELETED_COLUMN))?;
-    let rest: Vec<usize> = (0..batch.num_columns()).filter(|&i| i != at).collect();
-    let values = batch.project(&rest).map_err(|e| e.to_string())?;
-    Ok((values, Some(deleted)))
 }
 
 impl Sink for FileSink {

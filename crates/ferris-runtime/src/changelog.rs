@@ -24,6 +24,37 @@ pub const RETRACT_COLUMN: &str = "__retract";
 /// upsert.
 pub const DELETED_COLUMN: &str = "__deleted";
 
+/// Which rows of a batch are deletes: its [`DELETED_COLUMN`] (none without one). Every sink
+/// and reader of an updating stream asks this one type.
+#[derive(Debug, Clone, Default)]
+pub struct Deleted(Option<BooleanArray>);
+
+impl Deleted {
+    /// The flags in `column`, which must be BOOLEAN.
+    fn of(column: &ArrayRef) -> Result<Self, ArrowError> {
+        arrow::array::AsArray::as_boolean_opt(column.as_ref())
+            .map(|flags| Deleted(Some(flags.clone())))
+            .ok_or_else(|| ArrowError::SchemaError(format!("{DELETED_COLUMN} is not BOOLEAN")))
+    }
+
+    /// Whether row `row` is a delete (a NULL flag is not).
+    pub fn is_deleted(&self, row: usize) -> bool {
+        self.0
+            .as_ref()
+            .is_some_and(|d| arrow::array::Array::is_valid(d, row) && d.value(row))
+    }
+}
+
+/// `batch` without its [`DELETED_COLUMN`], and which of its rows are deletes.
+pub fn split_deleted(batch: &RecordBatch) -> Result<(RecordBatch, Deleted), ArrowError> {
+    let Ok(at) = batch.schema().index_of(DELETED_COLUMN) else {
+        return Ok((batch.clone(), Deleted::default()));
+    };
+    let deleted = Deleted::of(batch.column(at))?;
+    let rest: Vec<usize> = (0..batch.num_columns()).filter(|&i| i != at).collect();
+    Ok((batch.project(&rest)?, deleted))
+}
+
 /// The last row per key of an upsert stream, and the conversion of its rows to a changelog.
 #[derive(Debug)]
 pub struct Changelog {
@@ -75,24 +106,15 @@ impl Changelog {
             .collect();
         let whole = self.rows.convert_columns(&values)?;
         let deleted = match self.deleted {
-            Some(at) => Some(
-                arrow::array::AsArray::as_boolean_opt(batch.column(at).as_ref())
-                    .ok_or_else(|| {
-                        ArrowError::SchemaError(format!("{DELETED_COLUMN} is not BOOLEAN"))
-                    })?
-                    .clone(),
-            ),
-            None => None,
+            Some(at) => Deleted::of(batch.column(at))?,
+            None => Deleted::default(),
         };
         let mut out: Vec<(OwnedRow, bool)> = Vec::with_capacity(batch.num_rows() * 2);
         for i in 0..batch.num_rows() {
             let key = keys
                 .as_ref()
                 .map_or(Vec::new(), |k| k.row(i).data().to_vec());
-            if deleted
-                .as_ref()
-                .is_some_and(|d| arrow::array::Array::is_valid(d, i) && d.value(i))
-            {
+            if deleted.is_deleted(i) {
                 if let Some(old) = self.last.remove(&key) {
                     out.push((old, true));
                 }
@@ -128,6 +150,31 @@ mod tests {
     use arrow::array::{Int64Array, StringArray};
     use arrow::datatypes::{DataType, Field, Schema};
     use arrow::util::pretty::pretty_format_batches;
+
+    #[test]
+    fn split_deleted_takes_the_flag_out_and_answers_per_row() {
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("k", DataType::Utf8, true),
+            Field::new(DELETED_COLUMN, DataType::Boolean, true),
+        ]));
+        let batch = RecordBatch::try_new(
+            schema,
+            vec![
+                Arc::new(StringArray::from(vec!["a", "b", "c"])),
+                Arc::new(BooleanArray::from(vec![Some(true), Some(false), None])),
+            ],
+        )
+        .expect("batch");
+        let (values, deleted) = split_deleted(&batch).expect("split");
+        assert_eq!(values.num_columns(), 1);
+        assert_eq!(
+            (0..3).map(|r| deleted.is_deleted(r)).collect::<Vec<_>>(),
+            vec![true, false, false]
+        );
+        let (same, none) = split_deleted(&values).expect("no flag");
+        assert_eq!(same.num_columns(), 1);
+        assert!(!none.is_deleted(0));
+    }
 
     #[test]
     fn an_update_retracts_the_row_it_replaces_and_a_repeat_changes_nothing() {

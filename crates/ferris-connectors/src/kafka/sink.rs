@@ -312,8 +312,8 @@ impl KafkaSink {
         // With a key, a deleted row is a tombstone and the values leave the flag out;
         // without one, the flag is a column of the value.
         let (values, deleted) = match key_column {
-            Some(_) => crate::file_sink::split_deleted(batch).map_err(&err)?,
-            None => (batch.clone(), None),
+            Some(_) => ferris_runtime::split_deleted(batch).map_err(|e| err(e.to_string()))?,
+            None => (batch.clone(), ferris_runtime::Deleted::default()),
         };
         let batch = &values;
         let options = FormatOptions::default();
@@ -352,9 +352,7 @@ impl KafkaSink {
                 .flatten()
                 .filter(|k| arrow::array::Array::is_valid(*k, row))
                 .map(|k| k.value(row).as_bytes());
-            let tombstone = deleted
-                .as_ref()
-                .is_some_and(|d| arrow::array::Array::is_valid(d, row) && d.value(row));
+            let tombstone = deleted.is_deleted(row);
             let sent = self.send(key, (!tombstone).then_some(payload.as_slice()), headers);
             self.buf = payload;
             if let Some(reason) = sent? {
