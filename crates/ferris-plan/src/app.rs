@@ -781,6 +781,7 @@ fn declare_source(
             s.span,
         ));
     }
+    let schema = with_tombstones(&name, s, &connector, &primary_key, schema)?;
     Ok(SourceDecl {
         name,
         kind: s.kind,
@@ -791,6 +792,38 @@ fn declare_source(
         event_time: event_time.map(|(c, d, _)| (c, d)),
         span: s.span,
     })
+}
+
+/// A Kafka TABLE with `'key.field'` (its PRIMARY KEY): a message with a key and no value
+/// deletes the key, so its rows end with [`ferris_runtime::TOMBSTONE_COLUMN`].
+fn with_tombstones(
+    name: &str,
+    s: &ast::CreateSource,
+    connector: &BTreeMap<String, String>,
+    primary_key: &[String],
+    schema: SchemaRef,
+) -> Result<SchemaRef, PlanError> {
+    let Some(field) = connector.get("key.field") else {
+        return Ok(schema);
+    };
+    let field = field.to_ascii_lowercase();
+    if s.kind != SourceKind::Table || primary_key != [field.clone()] {
+        return Err(PlanError::at(
+            format!(
+                "'key.field' = '{field}' names the column a Kafka message key holds, so that a \
+                 message without a value deletes that key: '{name}' must be a TABLE whose \
+                 PRIMARY KEY is that one column"
+            ),
+            s.span,
+        ));
+    }
+    let mut fields: Vec<Field> = schema.fields().iter().map(|f| (**f).clone()).collect();
+    fields.push(Field::new(
+        ferris_runtime::TOMBSTONE_COLUMN,
+        DataType::Boolean,
+        true,
+    ));
+    Ok(Arc::new(Schema::new(fields)))
 }
 
 fn explain(

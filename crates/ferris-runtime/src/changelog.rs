@@ -55,6 +55,11 @@ pub fn split_deleted(batch: &RecordBatch) -> Result<(RecordBatch, Deleted), Arro
     Ok((batch.project(&rest)?, deleted))
 }
 
+/// The name of the column a TABLE read from a Kafka changelog with `'key.field'` has after
+/// its declared ones: `true` for a version that deletes its key (a message with a key and no
+/// value, a tombstone).
+pub const TOMBSTONE_COLUMN: &str = "__tombstone";
+
 /// The last row per key of an upsert stream, and the conversion of its rows to a changelog.
 #[derive(Debug)]
 pub struct Changelog {

@@ -37,7 +37,9 @@ mod watermark;
 mod worker;
 mod worker_lineage;
 
-pub use changelog::{Changelog, DELETED_COLUMN, Deleted, RETRACT_COLUMN, split_deleted};
+pub use changelog::{
+    Changelog, DELETED_COLUMN, Deleted, RETRACT_COLUMN, TOMBSTONE_COLUMN, split_deleted,
+};
 pub use channel::{Receiver, Sender};
 pub use config::{JobConfig, LineageHandle, RetryPolicy};
 pub use dead_letter::{DeadLetterRecord, DeadLetterWriter};

@@ -42,7 +42,8 @@ pub struct TableSnapshot {
 
 impl TableSnapshot {
     /// Builds the snapshot from every row read, in order (a later row replaces an earlier
-    /// one with the same key; rows with a NULL key can never match and are left out).
+    /// one with the same key; rows with a NULL key can never match and are left out; a key
+    /// whose latest row is a tombstone, see [`crate::TOMBSTONE_COLUMN`], is gone).
     pub fn build(
         schema: SchemaRef,
         batches: &[RecordBatch],
@@ -70,6 +71,15 @@ impl TableSnapshot {
                 continue;
             }
             latest.insert(row.as_ref().into(), i as u32);
+        }
+        // A key whose latest row is a tombstone is gone.
+        let tombstone = all
+            .schema()
+            .index_of(crate::TOMBSTONE_COLUMN)
+            .ok()
+            .and_then(|i| arrow::array::AsArray::as_boolean_opt(all.column(i).as_ref()).cloned());
+        if let Some(flags) = &tombstone {
+            latest.retain(|_, i| !(flags.is_valid(*i as usize) && flags.value(*i as usize)));
         }
         let mut keep: Vec<(Box<[u8]>, u32)> = latest.into_iter().collect();
         keep.sort_by_key(|(_, i)| *i);

@@ -61,7 +61,7 @@ impl TestBroker for Broker {
     }
 
     /// Produces (key, payload, timestamp in ms) messages, partitioned like the Java client
-    /// (see [`java_partition`]).
+    /// (see [`java_partition`]); an empty payload is sent as none (a tombstone).
     fn produce_raw(&self, topic: &str, messages: &[(String, Vec<u8>, Option<i64>)]) {
         let producer: BaseProducer = ClientConfig::new()
             .set("bootstrap.servers", &self.address)
@@ -69,7 +69,10 @@ impl TestBroker for Broker {
             .create()
             .expect("producer");
         for (key, value, timestamp) in messages {
-            let mut record = BaseRecord::to(topic).key(key).payload(value);
+            let mut record = BaseRecord::<String, Vec<u8>>::to(topic).key(key);
+            if !value.is_empty() {
+                record = record.payload(value);
+            }
             if let Some(t) = timestamp {
                 record = record.timestamp(*t);
             }

@@ -21,6 +21,7 @@ pub(crate) const SOURCE_KEYS: &[&str] = &[
     "avro.schema",
     "avro.schema.file",
     "timestamp.field",
+    "key.field",
     "partitions",
 ];
 /// The Kafka sink's own properties (besides `kafka.*`).

@@ -54,6 +54,8 @@ pub struct KafkaSource {
     /// `timestamp.field`: the declared column filled with the message timestamp (it is not
     /// in the payload), and the timestamps of the rows decoded so far.
     timestamp: Option<(usize, Vec<Option<i64>>)>,
+    /// `key.field` of a TABLE: the payload columns of the key and of the tombstone flag.
+    tombstone: Option<(usize, usize)>,
     /// A message of another partition than the batch being built, for the next poll.
     carry: Option<Fetched>,
     /// The partition of the last batch.
@@ -83,6 +85,8 @@ enum Kind {
     Rows,
     /// Watermark marks of a repartition topic.
     Marks,
+    /// A key without a value (a tombstone); the payload holds the key.
+    Tombstone,
 }
 
 /// One message as read: partition, offset, timestamp (ms), payload, what it holds, and the
@@ -92,10 +96,13 @@ type Fetched = (i32, i64, Option<i64>, Vec<u8>, Kind, Option<TraceContext>);
 /// The parts of a message the source keeps.
 fn fetched(m: &rdkafka::message::BorrowedMessage<'_>) -> Fetched {
     let header = |name: &str| m.headers().is_some_and(|h| h.iter().any(|h| h.key == name));
+    let tombstone = m.payload().is_none() && m.key().is_some();
     let kind = if header(MARKS_HEADER) {
         Kind::Marks
     } else if header(ROWS_HEADER) {
         Kind::Rows
+    } else if tombstone {
+        Kind::Tombstone
     } else {
         Kind::Row
     };
@@ -110,7 +117,10 @@ fn fetched(m: &rdkafka::message::BorrowedMessage<'_>) -> Fetched {
         m.partition(),
         m.offset(),
         m.timestamp().to_millis(),
-        m.payload().map(<[u8]>::to_vec).unwrap_or_default(),
+        match kind {
+            Kind::Tombstone => m.key().map(<[u8]>::to_vec).unwrap_or_default(),
+            _ => m.payload().map(<[u8]>::to_vec).unwrap_or_default(),
+        },
         kind,
         trace,
     )
@@ -259,6 +269,27 @@ impl KafkaSource {
                 *next = (*next).max(o);
             }
         }
+    }
+
+    /// The row of a tombstone with key `key`: the key column and the tombstone flag set,
+    /// every other payload column NULL (a TABLE with `key.field`; an error otherwise).
+    fn delete_row(&mut self, key: &[u8]) -> Result<(), String> {
+        let Some((key_at, flag_at)) = self.tombstone else {
+            return Err(
+                "a message without a value (a tombstone): only a TABLE with 'key.field' takes \
+                 it, as the delete of its key"
+                    .into(),
+            );
+        };
+        self.decoder.push_row(|i| {
+            if i == key_at {
+                Some(key)
+            } else if i == flag_at {
+                Some(b"true".as_slice())
+            } else {
+                None
+            }
+        })
     }
 
     fn decode(&mut self, payload: &[u8]) -> Result<(), String> {
@@ -422,6 +453,18 @@ impl Source for KafkaSource {
             self.consumed.insert(part, offset + 1);
             if self.trace.upstream.is_none() {
                 self.trace.upstream = upstream;
+            }
+            if kind == Kind::Tombstone {
+                match self.delete_row(&payload) {
+                    Ok(()) => {
+                        positions.push(offset as u64);
+                        if let Some((_, times)) = &mut self.timestamp {
+                            times.push(time);
+                        }
+                    }
+                    Err(reason) => rejects.push(Reject::new(offset as u64, &payload, reason)),
+                }
+                continue;
             }
             if kind == Kind::Rows || self.repartition.is_some() {
                 match decode_rows(&payload, &self.schema) {

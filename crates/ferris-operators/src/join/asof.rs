@@ -128,8 +128,10 @@ struct AsOfJoinOp {
     converter: RowConverter,
     /// Table rows.
     table: Held,
-    /// Encoded key → versions by event time.
-    versions: HashMap<Box<[u8]>, BTreeMap<i64, At>>,
+    /// Encoded key → versions by event time (`None`: a tombstone, the key deleted).
+    versions: HashMap<Box<[u8]>, BTreeMap<i64, Option<At>>>,
+    /// The table's [`ferris_runtime::TOMBSTONE_COLUMN`], when it has one.
+    tombstone: Option<usize>,
     /// Number of versions held.
     version_count: usize,
     /// Stream rows waiting for the watermark.
@@ -163,12 +165,17 @@ impl AsOfJoinOp {
             spec.stream_schema.field(spec.stream_time).name(),
             spec.table_schema.field(spec.table_time).name(),
         );
+        let tombstone = spec
+            .table_schema
+            .index_of(ferris_runtime::TOMBSTONE_COLUMN)
+            .ok();
         Ok(AsOfJoinOp {
             spec,
             description,
             converter,
             table: Held::default(),
             versions: HashMap::new(),
+            tombstone,
             version_count: 0,
             stream: Held::default(),
             pending: BTreeMap::new(),
@@ -225,17 +232,39 @@ impl AsOfJoinOp {
     fn add_table(&mut self, batch: &RecordBatch) -> Result<(), OperatorError> {
         let spec = self.spec.clone();
         let (keys, times) = self.keys_and_times(batch, &spec.table_keys, spec.table_time)?;
+        let deleted = match self.tombstone {
+            Some(c) => Some(
+                batch
+                    .column(c)
+                    .as_boolean_opt()
+                    .ok_or_else(|| {
+                        OperatorError::new("as-of join: the tombstone flag is not BOOLEAN")
+                    })?
+                    .clone(),
+            ),
+            None => None,
+        };
         let b = self.table.push(batch);
         for (r, (key, time)) in keys.into_iter().zip(times).enumerate() {
             // A table row without a key or a time is never a version of anything.
             let (Some(key), Some(time)) = (key, time) else {
                 continue;
             };
-            self.table.take(b);
+            let gone = deleted
+                .as_ref()
+                .is_some_and(|d| d.is_valid(r) && d.value(r));
+            let version = match gone {
+                true => None,
+                false => {
+                    self.table.take(b);
+                    Some((b, r as u32))
+                }
+            };
             let versions = self.versions.entry(key).or_default();
-            match versions.insert(time, (b, r as u32)) {
+            match versions.insert(time, version) {
                 // The later of two rows with the same key and time wins.
-                Some((old, _)) => self.table.release(old),
+                Some(Some((old, _))) => self.table.release(old),
+                Some(None) => {}
                 None => self.version_count += 1,
             }
             prune(
@@ -255,9 +284,13 @@ impl AsOfJoinOp {
             return Ok(());
         }
         let mut order: Vec<(&[u8], i64, At)> = Vec::with_capacity(self.version_count);
+        let mut deletes: Vec<(&[u8], i64)> = Vec::new();
         for (key, versions) in &self.versions {
-            for (&time, &at) in versions {
-                order.push((key, time, at));
+            for (&time, at) in versions {
+                match at {
+                    Some(at) => order.push((key, time, *at)),
+                    None => deletes.push((key, time)),
+                }
             }
         }
         let (sources, map) = sources_of(&self.table);
@@ -274,12 +307,15 @@ impl AsOfJoinOp {
             .collect::<Result<Vec<_>, _>>()?;
         let merged =
             RecordBatch::try_new(self.spec.table_schema.clone(), columns).map_err(op_err)?;
-        let mut rebuilt: HashMap<Box<[u8]>, BTreeMap<i64, At>> = HashMap::new();
+        let mut rebuilt: HashMap<Box<[u8]>, BTreeMap<i64, Option<At>>> = HashMap::new();
         for (i, (key, time, _)) in order.iter().enumerate() {
             rebuilt
                 .entry((*key).into())
                 .or_default()
-                .insert(*time, (0, i as u32));
+                .insert(*time, Some((0, i as u32)));
+        }
+        for (key, time) in deletes {
+            rebuilt.entry(key.into()).or_default().insert(time, None);
         }
         self.table.clear();
         let b = self.table.push(&merged);
@@ -313,7 +349,7 @@ impl AsOfJoinOp {
                     .as_ref()
                     .and_then(|k| self.versions.get(k))
                     .and_then(|v| v.range(..=*time).next_back())
-                    .map(|(_, at)| *at);
+                    .and_then(|(_, at)| *at);
                 let written = self.resumed_through.is_some_and(|w| *time < w);
                 let keep = match (version, self.spec.kind) {
                     (None, LookupKind::Inner) => false,
@@ -402,14 +438,21 @@ impl AsOfJoinOp {
 
 /// Drops the versions of one key older than its last version at or before `watermark`:
 /// every stream row still to be joined is at or after the watermark.
-fn prune(versions: &mut BTreeMap<i64, At>, watermark: i64, table: &mut Held, count: &mut usize) {
+fn prune(
+    versions: &mut BTreeMap<i64, Option<At>>,
+    watermark: i64,
+    table: &mut Held,
+    count: &mut usize,
+) {
     let Some((&current, _)) = versions.range(..=watermark).next_back() else {
         return;
     };
     let stale = versions.split_off(&current);
     let old = std::mem::replace(versions, stale);
-    for (_, (b, _)) in old {
-        table.release(b);
+    for (_, at) in old {
+        if let Some((b, _)) = at {
+            table.release(b);
+        }
         *count -= 1;
     }
 }

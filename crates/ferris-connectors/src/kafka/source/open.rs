@@ -139,6 +139,7 @@ impl KafkaSource {
                 .collect(),
             avro: payload.avro,
             timestamp: payload.timestamp_column.map(|i| (i, Vec::new())),
+            tombstone: payload.tombstone,
             schema,
             topic,
             decoder,
@@ -359,6 +360,9 @@ struct Payload {
     schema: SchemaRef,
     /// The Avro codec (`format = avro`).
     avro: Option<AvroCodec>,
+    /// `key.field` of a TABLE: the payload columns of the key and of
+    /// [`ferris_runtime::TOMBSTONE_COLUMN`], which a message without a value fills.
+    tombstone: Option<(usize, usize)>,
 }
 
 impl Payload {
@@ -410,10 +414,34 @@ impl Payload {
             }
             _ => None,
         };
+        let tombstone = match p.get("key.field") {
+            None => None,
+            Some(f) => {
+                let at = |name: &str| {
+                    payload_schema
+                        .fields()
+                        .iter()
+                        .position(|c| c.name().eq_ignore_ascii_case(name))
+                };
+                let key = at(f).ok_or_else(|| {
+                    ConnectorError::Schema(format!(
+                        "key.field '{f}' is not a declared column (besides 'timestamp.field')"
+                    ))
+                })?;
+                let flag = at(ferris_runtime::TOMBSTONE_COLUMN).ok_or_else(|| {
+                    ConnectorError::Schema(format!(
+                        "key.field '{f}': a message without a value deletes its key from a \
+                         TABLE; declare the source as a TABLE with PRIMARY KEY ({f})"
+                    ))
+                })?;
+                Some((key, flag))
+            }
+        };
         Ok(Payload {
             timestamp_column,
             schema: payload_schema,
             avro,
+            tombstone,
         })
     }
 }
