@@ -575,11 +575,7 @@ fn a_stream_joins_a_kafka_changelog_table_as_of_event_time() {
     );
     for parallelism in ["1", "2"] {
         let out = cli_ok(&sql, &["--parallelism", parallelism]);
-        let mut rows: Vec<String> = String::from_utf8_lossy(&out.stdout)
-            .lines()
-            .map(str::to_string)
-            .collect();
-        rows.sort();
+        let rows = sorted_lines(&out);
         assert_eq!(
             rows,
             vec![
@@ -651,11 +647,7 @@ fn a_tombstone_deletes_a_key_of_a_kafka_table_from_its_time_on() {
         b = broker.address
     );
     let out = cli_ok(&sql, &["--parallelism", "2"]);
-    let mut rows: Vec<String> = String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .map(str::to_string)
-        .collect();
-    rows.sort();
+    let rows = sorted_lines(&out);
     assert_eq!(
         rows,
         vec![
@@ -673,11 +665,7 @@ fn a_tombstone_deletes_a_key_of_a_kafka_table_from_its_time_on() {
         "LEFT JOIN fx FOR SYSTEM_TIME AS OF PROCTIME() AS f",
     );
     let out = cli_ok(&loaded, &[]);
-    let mut rows: Vec<String> = String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .map(str::to_string)
-        .collect();
-    rows.sort();
+    let rows = sorted_lines(&out);
     assert_eq!(
         rows,
         vec![
@@ -688,4 +676,14 @@ fn a_tombstone_deletes_a_key_of_a_kafka_table_from_its_time_on() {
             "{\"id\":5,\"rate\":115}",
         ]
     );
+}
+
+/// The lines a run printed, sorted.
+fn sorted_lines(out: &std::process::Output) -> Vec<String> {
+    let mut rows: Vec<String> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(str::to_string)
+        .collect();
+    rows.sort();
+    rows
 }
