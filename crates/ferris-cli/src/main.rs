@@ -13,6 +13,7 @@ mod bench_nexmark;
 mod bench_observe;
 mod cases;
 mod jobs_cmd;
+mod multi_query_cmd;
 mod progress;
 mod run;
 mod server_cmd;
@@ -59,6 +60,9 @@ enum Command {
     Jobs(jobs_cmd::JobsArgs),
     /// Show, explain, analyze and export the topology of an application's job.
     Topology(topology_cmd::TopologyArgs),
+    /// The query registry: register annotated applications (query groups), their versions,
+    /// metadata and changes; deploy, promote and roll back per environment.
+    MultiQuery(multi_query_cmd::MultiQueryArgs),
 }
 
 /// Turns transparent huge pages off for this process. mimalloc's arenas are eligible for them
@@ -90,6 +94,7 @@ fn main() -> ExitCode {
         Command::Validate(args) => run::validate(args),
         Command::Bench(args) => bench::bench(args),
         Command::Topology(args) => topology_cmd::topology(args),
+        Command::MultiQuery(args) => multi_query_cmd::multi_query(args),
     };
     ExitCode::from(code)
 }

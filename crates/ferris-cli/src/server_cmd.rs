@@ -107,7 +107,8 @@ pub fn server(args: ServerArgs, logs: JobLogs) -> u8 {
             match e {
                 ferris_server::ServerError::Bind { .. }
                 | ferris_server::ServerError::Store { .. } => 4,
-                ferris_server::ServerError::NoToken { .. } => 2,
+                ferris_server::ServerError::NoToken { .. }
+                | ferris_server::ServerError::Registry(_) => 2,
                 ferris_server::ServerError::Serve(_) => 1,
             }
         }

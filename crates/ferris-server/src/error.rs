@@ -137,4 +137,8 @@ pub enum ServerError {
     /// The HTTP server failed while running.
     #[error("HTTP server: {0}")]
     Serve(#[source] std::io::Error),
+    /// A query registry request that cannot be done (unknown group, a changed query that
+    /// keeps its version, a rollback to a later release): the reason.
+    #[error("{0}")]
+    Registry(String),
 }

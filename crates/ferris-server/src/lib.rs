@@ -22,6 +22,7 @@ mod history;
 mod jobs;
 mod metrics;
 mod profile;
+pub mod registry;
 mod sampler;
 mod store;
 mod topology;

@@ -78,6 +78,7 @@ impl Store {
         let path = dir.join("ferris.db");
         let conn = Connection::open(&path).map_err(|e| store_err(&path, e))?;
         conn.execute_batch(SCHEMA)
+            .and_then(|_| conn.execute_batch(crate::registry::SCHEMA))
             .map_err(|e| store_err(&path, e))?;
         Ok(Store {
             conn: Mutex::new(conn),
@@ -85,11 +86,11 @@ impl Store {
         })
     }
 
-    fn conn(&self) -> std::sync::MutexGuard<'_, Connection> {
+    pub(crate) fn conn(&self) -> std::sync::MutexGuard<'_, Connection> {
         self.conn.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    fn err(&self, e: impl std::fmt::Display) -> ServerError {
+    pub(crate) fn err(&self, e: impl std::fmt::Display) -> ServerError {
         store_err(&self.path, e)
     }
 

@@ -1,0 +1,268 @@
+//! `ferris-cli multi-query …`: the query registry kept in a server's data directory
+//! (register an annotated application, show the registry and its history, deploy, promote,
+//! roll back, print what an environment runs).
+
+use clap::{Args, Subcommand};
+use ferris_server::Store;
+use ferris_server::registry::ChangeRecord;
+use std::path::PathBuf;
+
+/// Options shared by every `multi-query` command.
+#[derive(Args, Debug)]
+pub struct MultiQueryArgs {
+    /// The server's data directory (its SQLite store holds the registry).
+    #[arg(long, global = true, default_value = "ferris-data", value_name = "DIR")]
+    pub data_dir: PathBuf,
+    /// Who makes the change (recorded with it); default: $USER.
+    #[arg(long, global = true)]
+    pub author: Option<String>,
+    #[command(subcommand)]
+    pub command: MultiQueryCommand,
+}
+
+/// `multi-query` commands.
+#[derive(Subcommand, Debug)]
+pub enum MultiQueryCommand {
+    /// Register an annotated application file: a new release of its query group when
+    /// anything changed, each change classified and recorded.
+    Register {
+        /// The application file (with `-- @group: NAME` and per-query annotations).
+        file: PathBuf,
+        /// What the change is about (recorded with it).
+        #[arg(long, default_value = "")]
+        description: String,
+    },
+    /// A query group's queries: version, owner, metadata, and where each release runs.
+    Registry {
+        /// The query group.
+        #[arg(long)]
+        group: String,
+        /// Also print every recorded change.
+        #[arg(long)]
+        show_history: bool,
+    },
+    /// Every recorded change of a query group, oldest first, with its diff.
+    History {
+        /// The query group.
+        #[arg(long)]
+        group: String,
+    },
+    /// Put a release (default: the latest) in an environment.
+    Deploy {
+        /// The query group.
+        #[arg(long)]
+        group: String,
+        /// The environment (dev, staging, production or any name).
+        #[arg(long)]
+        env: String,
+        /// The release number.
+        #[arg(long)]
+        release: Option<i64>,
+    },
+    /// Put the release one environment runs in another.
+    Promote {
+        /// The query group.
+        #[arg(long)]
+        group: String,
+        /// The environment promoted from.
+        #[arg(long)]
+        from: String,
+        /// The environment promoted to.
+        #[arg(long)]
+        to: String,
+    },
+    /// Return an environment to an earlier release: a release number or QUERY@VERSION.
+    Rollback {
+        /// The query group.
+        #[arg(long)]
+        group: String,
+        /// The environment.
+        #[arg(long)]
+        env: String,
+        /// The release number, or QUERY@VERSION (the latest release with that version).
+        #[arg(long)]
+        to: String,
+    },
+    /// Print the application an environment runs (`ferris-cli run` takes it).
+    Sql {
+        /// The query group.
+        #[arg(long)]
+        group: String,
+        /// The environment.
+        #[arg(long)]
+        env: String,
+    },
+}
+
+fn now() -> String {
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
+
+/// `ferris-cli multi-query …`. Exit codes: 0 done, 2 a request the registry refuses (or an
+/// application that does not plan), 3 an unreadable file or store.
+pub fn multi_query(args: MultiQueryArgs) -> u8 {
+    let store = match Store::open(&args.data_dir) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return 3;
+        }
+    };
+    let author = args
+        .author
+        .clone()
+        .or_else(|| std::env::var("USER").ok())
+        .unwrap_or_else(|| "unknown".into());
+    let result = match args.command {
+        MultiQueryCommand::Register { file, description } => {
+            return register(&store, &file, &author, &description);
+        }
+        MultiQueryCommand::Registry {
+            group,
+            show_history,
+        } => registry(&store, &group, show_history),
+        MultiQueryCommand::History { group } => store.history(&group).map(|h| print_history(&h)),
+        MultiQueryCommand::Deploy {
+            group,
+            env,
+            release,
+        } => store
+            .deploy(&group, &env, release, &author, &now())
+            .map(|seq| println!("{group}: release {seq} deployed in {env}")),
+        MultiQueryCommand::Promote { group, from, to } => store
+            .promote(&group, &from, &to, &author, &now())
+            .map(|seq| println!("{group}: release {seq} promoted from {from} to {to}")),
+        MultiQueryCommand::Rollback { group, env, to } => store
+            .rollback(&group, &env, &to, &author, &now())
+            .map(|seq| println!("{group}: {env} rolled back to release {seq}")),
+        MultiQueryCommand::Sql { group, env } => {
+            store.deployed_sql(&group, &env).map(|sql| print!("{sql}"))
+        }
+    };
+    match result {
+        Ok(()) => 0,
+        Err(e) => {
+            eprintln!("error: {e}");
+            match e {
+                ferris_server::ServerError::Registry(_) => 2,
+                _ => 3,
+            }
+        }
+    }
+}
+
+fn register(store: &Store, file: &std::path::Path, author: &str, description: &str) -> u8 {
+    let (sql, _) = match crate::run::read_app(file) {
+        Ok(x) => x,
+        Err(code) => return code,
+    };
+    let app = match ferris_plan::plan_application(&sql) {
+        Ok(app) => app,
+        Err(e) => {
+            eprintln!("{}", e.render(&sql));
+            return 2;
+        }
+    };
+    let annotations = match ferris_plan::annotations::read(&app) {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("{}", e.render(&sql));
+            return 2;
+        }
+    };
+    match store.register(&app, &annotations, author, description, &now()) {
+        Ok(r) => {
+            match r.release {
+                None => println!("{}: nothing changed since the latest release", r.group),
+                Some(seq) => {
+                    println!("{}: release {seq}", r.group);
+                    for (query, kind) in &r.changes {
+                        println!("  {query}: {}", kind.as_str());
+                    }
+                }
+            }
+            0
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            match e {
+                ferris_server::ServerError::Registry(_) => 2,
+                _ => 3,
+            }
+        }
+    }
+}
+
+fn registry(
+    store: &Store,
+    group: &str,
+    show_history: bool,
+) -> Result<(), ferris_server::ServerError> {
+    let releases = store.releases(group)?;
+    let deployed = store.deployments(group)?;
+    let latest = releases.last().map_or(0, |r| r.0);
+    println!("QUERY REGISTRY - {group}");
+    println!("releases: {latest}");
+    for (env, (seq, at)) in &deployed {
+        println!("  {env}: release {seq} (deployed {at})");
+    }
+    for e in store.entries(group, latest)? {
+        println!();
+        println!("{}", e.query);
+        println!("  version: {}", e.version.as_deref().unwrap_or("(none)"));
+        for (env, (seq, _)) in &deployed {
+            let there = store
+                .entries(group, *seq)?
+                .into_iter()
+                .find(|x| x.query == e.query)
+                .map(|x| x.version.unwrap_or_else(|| "(none)".into()))
+                .unwrap_or_else(|| "(absent)".into());
+            println!("  {env}: {there}");
+        }
+        let section = |name: &str| {
+            e.metadata
+                .get(name)
+                .and_then(|v| v.as_object())
+                .filter(|o| !o.is_empty())
+                .cloned()
+        };
+        for (label, name) in [
+            ("", "fields"),
+            ("tag ", "tags"),
+            ("slo ", "slos"),
+            ("flag ", "flags"),
+            ("business ", "business"),
+        ] {
+            if let Some(map) = section(name) {
+                for (k, v) in map {
+                    let v = v.as_str().map_or(v.to_string(), str::to_string);
+                    println!("  {label}{k}: {v}");
+                }
+            }
+        }
+        println!("  output: {}", e.output);
+    }
+    if show_history {
+        println!();
+        print_history(&store.history(group)?);
+    }
+    Ok(())
+}
+
+fn print_history(changes: &[ChangeRecord]) {
+    println!("CHANGE HISTORY");
+    for c in changes {
+        let on = match (&c.query, &c.environment) {
+            (Some(q), _) => format!(" {q}"),
+            (None, Some(e)) => format!(" [{e}]"),
+            (None, None) => String::new(),
+        };
+        println!(
+            "{} {}{on} by {}: {}",
+            c.at, c.change_type, c.author, c.description
+        );
+        for line in c.diff.lines() {
+            println!("    {line}");
+        }
+    }
+}

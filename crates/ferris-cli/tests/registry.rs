@@ -1,0 +1,259 @@
+//! The query registry through `ferris-cli multi-query`: an annotated application registered
+//! release by release, each change classified, deployed per environment, promoted and rolled
+//! back; the rolled-back release's SQL is what the environment runs.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+fn cli(dir: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_ferris-cli"))
+        .current_dir(dir)
+        .args(["multi-query", "--data-dir", "reg", "--author", "alice"])
+        .args(args)
+        .output()
+        .expect("ferris-cli runs")
+}
+
+fn ok(dir: &Path, args: &[&str]) -> String {
+    let out = cli(dir, args);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn refused(dir: &Path, args: &[&str]) -> String {
+    let out = cli(dir, args);
+    assert_eq!(out.status.code(), Some(2), "{args:?} was not refused");
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// The application: trades, big trades (`threshold` in its WHERE) and a count per symbol.
+fn app(big_version: &str, threshold: u32, count_version: &str, flag: bool) -> String {
+    format!(
+        "-- @group: trading_analytics
+-- @group.owner: trading-platform-team
+CREATE STREAM trades (symbol VARCHAR, price BIGINT)
+  WITH ('connector' = 'file', 'path' = 'trades.csv', 'format' = 'csv');
+
+-- @version: {big_version}
+-- @owner: risk-team
+-- @business.classification: confidential
+-- @slo.latency_p95: 50ms
+CREATE STREAM big WITH ('connector' = 'file', 'path' = 'big.jsonl', 'format' = 'json') AS
+  SELECT symbol, price FROM trades WHERE price > {threshold};
+
+-- @version: {count_version}
+-- @owner: compliance-team
+-- @flag.audit_all: {flag}
+CREATE STREAM counts WITH ('connector' = 'file', 'path' = 'counts.jsonl', 'format' = 'json') AS
+  SELECT symbol, COUNT(*) AS n FROM trades GROUP BY symbol;
+"
+    )
+}
+
+#[test]
+fn releases_changes_deployments_promotion_and_rollback() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = dir.path();
+    std::fs::write(d.join("trades.csv"), "symbol,price\nA,5\nB,50\nA,500\n").expect("data");
+    let write = |text: &str| std::fs::write(d.join("app.sql"), text).expect("app");
+
+    write(&app("1.0.0", 10, "1.0.0", false));
+    assert_eq!(
+        ok(d, &["register", "app.sql", "--description", "first cut"]),
+        "trading_analytics: release 1\n  big: initial\n  counts: initial\n"
+    );
+    assert_eq!(
+        ok(d, &["register", "app.sql"]),
+        "trading_analytics: nothing changed since the latest release\n"
+    );
+    // A changed query that keeps its version is refused, and nothing is recorded.
+    write(&app("1.0.0", 100, "1.0.0", false));
+    assert_eq!(
+        refused(d, &["register", "app.sql"]),
+        "error: query 'big' changed (sql_update) but keeps @version 1.0.0: give it a new \
+         version\n"
+    );
+    write(&app("1.1.0", 100, "1.0.1", true));
+    assert_eq!(
+        ok(
+            d,
+            &[
+                "register",
+                "app.sql",
+                "--description",
+                "raise the threshold"
+            ]
+        ),
+        "trading_analytics: release 2\n  big: sql_update\n  counts: feature_flag_toggle\n"
+    );
+
+    ok(
+        d,
+        &["deploy", "--group", "trading_analytics", "--env", "staging"],
+    );
+    ok(
+        d,
+        &[
+            "deploy",
+            "--group",
+            "trading_analytics",
+            "--env",
+            "production",
+            "--release",
+            "1",
+        ],
+    );
+    assert_eq!(
+        ok(
+            d,
+            &[
+                "promote",
+                "--group",
+                "trading_analytics",
+                "--from",
+                "staging",
+                "--to",
+                "production"
+            ]
+        ),
+        "trading_analytics: release 2 promoted from staging to production\n"
+    );
+    assert_eq!(
+        refused(
+            d,
+            &[
+                "rollback",
+                "--group",
+                "trading_analytics",
+                "--env",
+                "production",
+                "--to",
+                "2"
+            ]
+        ),
+        "error: 'production' runs release 2: a rollback goes to an earlier one, not 2\n"
+    );
+    assert_eq!(
+        ok(
+            d,
+            &[
+                "rollback",
+                "--group",
+                "trading_analytics",
+                "--env",
+                "production",
+                "--to",
+                "big@1.0.0"
+            ]
+        ),
+        "trading_analytics: production rolled back to release 1\n"
+    );
+
+    // Production runs release 1 again: its SQL, and its rows.
+    let sql = ok(
+        d,
+        &["sql", "--group", "trading_analytics", "--env", "production"],
+    );
+    assert_eq!(sql, app("1.0.0", 10, "1.0.0", false));
+    std::fs::write(d.join("production.sql"), &sql).expect("sql");
+    let run = Command::new(env!("CARGO_BIN_EXE_ferris-cli"))
+        .current_dir(d)
+        .args(["run", "production.sql"])
+        .output()
+        .expect("run");
+    assert_eq!(
+        run.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    assert_eq!(
+        std::fs::read_to_string(d.join("big.jsonl")).expect("big"),
+        "{\"symbol\":\"B\",\"price\":50}\n{\"symbol\":\"A\",\"price\":500}\n"
+    );
+
+    let registry = ok(d, &["registry", "--group", "trading_analytics"]);
+    assert!(
+        registry.contains(
+            "big\n  version: 1.1.0\n  production: 1.0.0\n  staging: 1.1.0\n  owner: risk-team\n  \
+             slo latency_p95: 50ms\n  business classification: confidential\n"
+        ),
+        "{registry}"
+    );
+    let history = ok(d, &["history", "--group", "trading_analytics"]);
+    let kinds: Vec<String> = history
+        .lines()
+        .filter(|l| !l.starts_with("    ") && *l != "CHANGE HISTORY")
+        .map(|l| {
+            let rest = l.split_once(' ').map_or("", |x| x.1);
+            rest.split(" by alice")
+                .next()
+                .unwrap_or_default()
+                .to_string()
+        })
+        .collect();
+    assert_eq!(
+        kinds,
+        vec![
+            "initial big",
+            "initial counts",
+            "sql_update big",
+            "feature_flag_toggle counts",
+            "deployment [staging]",
+            "deployment [production]",
+            "promotion [production]",
+            "rollback [production]",
+        ]
+    );
+    assert!(
+        history.contains(
+            "    -   SELECT symbol, price FROM trades WHERE price > 10\n    +   SELECT symbol, \
+             price FROM trades WHERE price > 100\n"
+        ),
+        "{history}"
+    );
+    assert_eq!(
+        refused(d, &["registry", "--group", "nope"]),
+        "error: unknown query group 'nope' (registered: trading_analytics)\n"
+    );
+}
+
+#[test]
+fn an_application_without_a_group_or_with_bad_annotations_is_refused_with_its_position() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = dir.path();
+    std::fs::write(
+        d.join("app.sql"),
+        "CREATE STREAM t (k VARCHAR) WITH ('connector' = 'file', 'path' = 't.csv', 'format' = 'csv');
+SELECT k FROM t;
+",
+    )
+    .expect("app");
+    assert_eq!(
+        refused(d, &["register", "app.sql"]),
+        "error: the application names no query group: add '-- @group: <name>' above its first \
+         statement\n"
+    );
+    std::fs::write(
+        d.join("app.sql"),
+        "-- @group: g
+CREATE STREAM t (k VARCHAR) WITH ('connector' = 'file', 'path' = 't.csv', 'format' = 'csv');
+-- @version: 1.0
+SELECT k FROM t;
+",
+    )
+    .expect("app");
+    let err = refused(d, &["register", "app.sql"]);
+    assert!(
+        err.starts_with(
+            "error: @version = '1.0': a semantic version MAJOR.MINOR.PATCH (optionally \
+             -PRERELEASE) is needed at line 3, column 14"
+        ),
+        "{err}"
+    );
+}
