@@ -2,6 +2,9 @@
 //! release by release, each change classified, deployed per environment, promoted and rolled
 //! back; the rolled-back release's SQL is what the environment runs.
 
+mod server_support;
+
+use server_support::{Server, TOKEN};
 use std::path::Path;
 use std::process::{Command, Output};
 
@@ -256,4 +259,86 @@ SELECT k FROM t;
         ),
         "{err}"
     );
+}
+
+/// The same registry over the server's REST API: changes need the bearer token, a bad
+/// annotation is a 400 at its line and column, an unknown group a 404, a refusal a 409.
+#[test]
+fn the_registry_over_the_rest_api() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("data");
+    let server = Server::start(
+        &["--data-dir", &data.to_string_lossy()],
+        Some(TOKEN),
+        &dir.path().join("server.log"),
+    );
+    let register = |sql: &str, token: Option<&str>| {
+        let body = serde_json::json!({"sql": sql, "author": "bob", "description": "api"});
+        server.call("POST", "/api/v1/registry", token, Some(&body.to_string()))
+    };
+    let v1 = app("1.0.0", 10, "1.0.0", false);
+    assert_eq!(register(&v1, None).0, 401);
+    let (status, answer) = register(&v1, Some(TOKEN));
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(
+        answer,
+        serde_json::json!({"group": "trading_analytics", "release": 1, "changes": [
+            {"query": "big", "change_type": "initial"},
+            {"query": "counts", "change_type": "initial"},
+        ]})
+    );
+    let (status, answer) = register(&v1.replace("@version: 1.0.0", "@version: one"), Some(TOKEN));
+    assert_eq!(status, 400, "{answer}");
+    assert_eq!(
+        (answer["line"].as_u64(), answer["column"].as_u64()),
+        (Some(6), Some(14))
+    );
+    let (status, group) = server.call("GET", "/api/v1/registry/trading_analytics", None, None);
+    assert_eq!(status, 200);
+    assert_eq!(group["releases"].as_array().map(Vec::len), Some(1));
+    assert_eq!(group["queries"][0]["query"], "big");
+    assert_eq!(group["queries"][0]["version"], "1.0.0");
+    assert_eq!(
+        group["queries"][0]["metadata"]["fields"]["owner"],
+        "risk-team"
+    );
+    let deploy = serde_json::json!({"author": "bob", "environment": "production"}).to_string();
+    let (status, answer) = server.call(
+        "POST",
+        "/api/v1/registry/trading_analytics/deploy",
+        Some(TOKEN),
+        Some(&deploy),
+    );
+    assert_eq!((status, answer["release"].as_i64()), (200, Some(1)));
+    let rollback =
+        serde_json::json!({"author": "bob", "environment": "production", "from": "1"}).to_string();
+    let (status, answer) = server.call(
+        "POST",
+        "/api/v1/registry/trading_analytics/rollback",
+        Some(TOKEN),
+        Some(&rollback),
+    );
+    assert_eq!(status, 409, "{answer}");
+    assert_eq!(
+        answer["message"],
+        "'production' runs release 1: a rollback goes to an earlier one, not 1"
+    );
+    assert_eq!(
+        server.call("GET", "/api/v1/registry/nope", None, None).0,
+        404
+    );
+    let (_, history) = server.call(
+        "GET",
+        "/api/v1/registry/trading_analytics/history",
+        None,
+        None,
+    );
+    let kinds: Vec<&str> = history["changes"]
+        .as_array()
+        .expect("changes")
+        .iter()
+        .filter_map(|c| c["change_type"].as_str())
+        .collect();
+    assert_eq!(kinds, vec!["initial", "initial", "deployment"]);
+    assert_eq!(server.terminate(), 0);
 }

@@ -504,8 +504,8 @@ impl utoipa::Modify for BearerScheme {
 #[derive(OpenApi)]
 #[openapi(
     info(title = "FerrisStreams server", description = "Hosts streaming SQL jobs: deploy, stop, inspect; metrics and health."),
-    paths(deploy, list, status, stop, logs, graph, crate::topology::topology_route, crate::topology::topology_svg, crate::topology::topology_stream, crate::topology::lineage_route, crate::explain_route::explain_route, metrics, health, ready, health_detail, crate::profile::profile),
-    components(schemas(DeployRequest, crate::explain_route::ExplainBody, JobStatus, JobList, QueryRows, JobLogLines, Probe, ErrorBody, HealthDetail, JobHealth, crate::health::Check, Verdict)),
+    paths(deploy, list, status, stop, logs, graph, crate::topology::topology_route, crate::topology::topology_svg, crate::topology::topology_stream, crate::topology::lineage_route, crate::explain_route::explain_route, crate::registry_route::register, crate::registry_route::group, crate::registry_route::history, crate::registry_route::move_release, metrics, health, ready, health_detail, crate::profile::profile),
+    components(schemas(DeployRequest, crate::registry_route::RegisterRequest, crate::registry_route::MoveRequest, crate::explain_route::ExplainBody, JobStatus, JobList, QueryRows, JobLogLines, Probe, ErrorBody, HealthDetail, JobHealth, crate::health::Check, Verdict)),
     modifiers(&BearerScheme)
 )]
 pub struct ApiDoc;
@@ -562,6 +562,22 @@ pub fn router(state: AppState) -> Router {
         .route(
             "/api/v1/explain",
             axum::routing::post(crate::explain_route::explain_route),
+        )
+        .route(
+            "/api/v1/registry",
+            axum::routing::post(crate::registry_route::register),
+        )
+        .route(
+            "/api/v1/registry/{group}",
+            get(crate::registry_route::group),
+        )
+        .route(
+            "/api/v1/registry/{group}/history",
+            get(crate::registry_route::history),
+        )
+        .route(
+            "/api/v1/registry/{group}/{action}",
+            axum::routing::post(crate::registry_route::move_release),
         )
         .route("/ui", get(crate::topology::ui_page))
         .route("/ui/app.js", get(crate::topology::ui_script))

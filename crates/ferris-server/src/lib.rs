@@ -23,6 +23,7 @@ mod jobs;
 mod metrics;
 mod profile;
 pub mod registry;
+mod registry_route;
 mod sampler;
 mod store;
 mod topology;
