@@ -83,6 +83,18 @@ pub enum MultiQueryCommand {
         #[arg(long)]
         to: String,
     },
+    /// The lineage of the registered groups together (the latest release of each): edges
+    /// from datasets through sources, queries and derived streams to datasets, across groups
+    /// (a topic or file one writes and another reads), and each output column's source
+    /// columns with the expressions on the way.
+    Lineage {
+        /// Only these groups (default: every registered group).
+        #[arg(long = "group")]
+        groups: Vec<String>,
+        /// `text` or `json`.
+        #[arg(long, default_value = "text", value_parser = ["text", "json"])]
+        format: String,
+    },
     /// Print the application an environment runs (`ferris-cli run` takes it).
     Sql {
         /// The query group.
@@ -135,6 +147,7 @@ pub fn multi_query(args: MultiQueryArgs) -> u8 {
         MultiQueryCommand::Rollback { group, env, to } => store
             .rollback(&group, &env, &to, &author, &now())
             .map(|seq| println!("{group}: {env} rolled back to release {seq}")),
+        MultiQueryCommand::Lineage { groups, format } => lineage(&store, &groups, &format),
         MultiQueryCommand::Sql { group, env } => {
             store.deployed_sql(&group, &env).map(|sql| print!("{sql}"))
         }
@@ -265,4 +278,79 @@ fn print_history(changes: &[ChangeRecord]) {
             println!("    {line}");
         }
     }
+}
+
+/// The latest release of each of `groups` (every registered group when empty), planned.
+fn latest_apps(
+    store: &Store,
+    groups: &[String],
+) -> Result<Vec<(String, ferris_plan::Application)>, ferris_server::ServerError> {
+    let names = match groups {
+        [] => store.groups()?,
+        g => g.to_vec(),
+    };
+    let mut apps = Vec::new();
+    for name in names {
+        let sql = store.latest_sql(&name)?;
+        let app = ferris_plan::plan_application(&sql).map_err(|e| {
+            ferris_server::ServerError::Registry(format!(
+                "group '{name}': its latest release no longer plans: {e}"
+            ))
+        })?;
+        apps.push((name, app));
+    }
+    Ok(apps)
+}
+
+fn lineage(
+    store: &Store,
+    groups: &[String],
+    format: &str,
+) -> Result<(), ferris_server::ServerError> {
+    let apps = latest_apps(store, groups)?;
+    let refs: Vec<(String, &ferris_plan::Application)> =
+        apps.iter().map(|(n, a)| (n.clone(), a)).collect();
+    let g = ferris_plan::lineage::graph(&refs);
+    if format == "json" {
+        let edges: Vec<serde_json::Value> = g
+            .edges
+            .iter()
+            .map(|(a, b)| serde_json::json!({"from": a.id(), "to": b.id()}))
+            .collect();
+        let columns: Vec<serde_json::Value> = g
+            .columns
+            .iter()
+            .map(|((app, q, c), o)| {
+                serde_json::json!({
+                    "group": app, "query": q, "column": c,
+                    "sources": o.datasets.iter().map(|(d, col)| serde_json::json!({"dataset": d, "column": col})).collect::<Vec<_>>(),
+                    "through": o.through,
+                })
+            })
+            .collect();
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&serde_json::json!({"edges": edges, "columns": columns}))
+                .unwrap_or_default()
+        );
+        return Ok(());
+    }
+    println!("LINEAGE ({} groups)", apps.len());
+    println!("edges:");
+    for (a, b) in &g.edges {
+        println!("  {} -> {}", a.id(), b.id());
+    }
+    println!("columns:");
+    for ((app, q, c), o) in &g.columns {
+        let from: Vec<String> = o
+            .datasets
+            .iter()
+            .map(|(d, col)| format!("{d}.{col}"))
+            .collect();
+        println!("  {app}/{q}.{c} <- {}", from.join(", "));
+        for t in &o.through {
+            println!("      {t}");
+        }
+    }
+    Ok(())
 }

@@ -342,3 +342,53 @@ fn the_registry_over_the_rest_api() {
     assert_eq!(kinds, vec!["initial", "initial", "deployment"]);
     assert_eq!(server.terminate(), 0);
 }
+
+/// Three applications chained through a derived stream and two Kafka topics (trading
+/// analytics → risk → compliance): the exact edges, and each output column's source columns
+/// with the expressions on the way (golden file `tests/registry/lineage.txt`).
+#[test]
+fn lineage_across_three_applications() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/registry");
+    for app in ["trading", "risk", "compliance"] {
+        let file = fixtures.join(format!("{app}.sql"));
+        ok(dir.path(), &["register", &file.to_string_lossy()]);
+    }
+    let text = ok(dir.path(), &["lineage"]);
+    let golden = std::fs::read_to_string(fixtures.join("lineage.txt")).expect("golden");
+    assert_eq!(text, golden);
+    // Two groups alone: the risk query's columns end at the bars topic.
+    let two = ok(
+        dir.path(),
+        &["lineage", "--group", "risk", "--group", "compliance"],
+    );
+    assert!(
+        two.contains(
+            "  risk/exposure.risk <- kafka:bars.total\n      risk/exposure: bars.total * 2\n"
+        ),
+        "{two}"
+    );
+    let json: serde_json::Value =
+        serde_json::from_str(&ok(dir.path(), &["lineage", "--format", "json"])).expect("json");
+    assert_eq!(json["edges"].as_array().map(Vec::len), Some(11));
+    assert_eq!(
+        json["columns"][0],
+        serde_json::json!({
+            "group": "compliance", "query": "select_1", "column": "risk",
+            "sources": [
+                {"dataset": "kafka:trades", "column": "price"},
+                {"dataset": "kafka:trades", "column": "volume"},
+            ],
+            "through": [
+                "compliance/select_1: exposure.risk",
+                "risk/exposure: bars.total * 2",
+                "trading_analytics/bars: sum(enriched.notional)",
+                "trading_analytics/enriched: trades.price * trades.volume",
+            ],
+        })
+    );
+    assert_eq!(
+        refused(dir.path(), &["lineage", "--group", "nope"]),
+        "error: unknown query group 'nope' (registered: compliance, risk, trading_analytics)\n"
+    );
+}

@@ -26,6 +26,7 @@ mod functions;
 mod join_keys;
 mod like_escape;
 mod limit;
+pub mod lineage;
 pub mod logical;
 mod lower_over;
 pub mod metrics;

@@ -410,6 +410,7 @@ pub(crate) fn lower_aggregate(
         event_time: windowed || ctx.ttl_ms.is_some(),
         lateness: window.lateness(grace_ms),
         upsert_key,
+        column_lineage: Vec::new(),
         logical_plan: ctx.logical_plan,
         updating: emit == EmitMode::Changes,
         retracts: retract_column.is_some(),

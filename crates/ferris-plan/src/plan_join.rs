@@ -720,6 +720,7 @@ pub(crate) fn interval_query(q: IntervalQuery) -> crate::query::QueryPlan {
         event_time: true,
         lateness: ferris_runtime::Lateness::BelowWatermark,
         upsert_key: Vec::new(),
+        column_lineage: Vec::new(),
         logical_plan: q.logical_plan,
         updating: false,
         retracts: false,

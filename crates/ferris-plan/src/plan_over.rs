@@ -144,6 +144,7 @@ pub(crate) fn lower_window(
         event_time: true,
         lateness: ferris_runtime::Lateness::BelowWatermark,
         upsert_key: Vec::new(),
+        column_lineage: Vec::new(),
         logical_plan,
         updating: false,
         retracts: false,

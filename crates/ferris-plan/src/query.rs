@@ -63,6 +63,8 @@ pub struct QueryPlan {
     /// Columns that identify an output row of an upsert stream (EMIT CHANGES): the group
     /// keys and window bounds, as output column names.
     pub upsert_key: Vec<String>,
+    /// Where each output column comes from: the input columns and the expression.
+    pub column_lineage: Vec<crate::lineage::ColumnLineage>,
     /// DataFusion's logical plan, indented, for EXPLAIN.
     pub logical_plan: String,
     /// Whether output rows update earlier ones (an aggregate under EMIT CHANGES): the
@@ -376,6 +378,47 @@ pub fn plan_query(
         event_time = Some(col.to_string());
     }
     let window = window_with_grace(query.window, settings, query.span)?;
+    let column_lineage = crate::lineage::columns(&plan, catalog);
+    let inputs = Inputs {
+        source,
+        source_schema,
+        event_time,
+        window,
+        ttl,
+    };
+    let mut lowered = lower_plan(query, &plan, (having, below), inputs, catalog, logical_plan)?;
+    lowered.column_lineage = column_lineage;
+    Ok(lowered)
+}
+
+/// What a query reads and how, as [`lower_plan`] takes it.
+struct Inputs {
+    source: String,
+    source_schema: SchemaRef,
+    event_time: Option<String>,
+    window: Option<ast::WindowSpec>,
+    ttl: Option<(i64, Span)>,
+}
+
+/// Lowers DataFusion's `plan` of `query` (a projection over `below`, with `having`).
+fn lower_plan(
+    query: &StreamingQuery,
+    plan: &LogicalPlan,
+    (having, below): (Option<&datafusion_expr::logical_plan::Filter>, &LogicalPlan),
+    inputs: Inputs,
+    catalog: &Catalog,
+    logical_plan: String,
+) -> Result<QueryPlan, PlanError> {
+    let Inputs {
+        source,
+        source_schema,
+        event_time,
+        window,
+        ttl,
+    } = inputs;
+    let LogicalPlan::Projection(projection) = plan else {
+        return Err(unsupported_plan(plan, query.span));
+    };
     if let LogicalPlan::Aggregate(agg) = below {
         let ctx = crate::plan_aggregate::AggregateContext {
             source,
@@ -676,6 +719,7 @@ fn lower_stateless(
         event_time: false,
         lateness: ferris_runtime::Lateness::BelowWatermark,
         upsert_key: Vec::new(),
+        column_lineage: Vec::new(),
         logical_plan,
         updating: false,
         retracts: false,

@@ -407,6 +407,7 @@ pub(crate) fn plan(
         event_time: expire.is_some(),
         lateness: ferris_runtime::Lateness::BelowWatermark,
         upsert_key,
+        column_lineage: Vec::new(),
         logical_plan: around.logical_plan,
         updating: true,
         retracts: false,

@@ -356,6 +356,27 @@ impl Store {
         })
     }
 
+    /// Every registered group, by name.
+    pub fn groups(&self) -> Result<Vec<String>, ServerError> {
+        let conn = self.conn();
+        let mut stmt = conn
+            .prepare("SELECT name FROM registry_groups ORDER BY name")
+            .map_err(|e| self.err(e))?;
+        let names = stmt
+            .query_map([], |r| r.get::<_, String>(0))
+            .map_err(|e| self.err(e))?
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| self.err(e))?;
+        Ok(names)
+    }
+
+    /// The application text of the group's latest release.
+    pub fn latest_sql(&self, group: &str) -> Result<String, ServerError> {
+        let releases = self.releases(group)?;
+        let latest = releases.last().map_or(0, |r| r.0);
+        self.release_sql(group, latest)
+    }
+
     /// The group's latest release.
     fn latest_release(&self, group: &str) -> Result<Option<i64>, ServerError> {
         self.conn()

@@ -47,7 +47,7 @@ fn now() -> String {
 fn store(state: &AppState) -> Result<&Store, ApiError> {
     state.jobs.store().ok_or_else(|| {
         ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
+            StatusCode::NOT_FOUND,
             "no_registry",
             "the query registry lives in the server's data directory: start the server with \
              --data-dir DIR",
@@ -85,6 +85,7 @@ fn body<T: for<'de> Deserialize<'de>>(bytes: &[u8]) -> Result<T, ApiError> {
         (status = 400, description = "Invalid body, SQL or annotation (with line and column)", body = ErrorBody),
         (status = 401, description = "No bearer token", body = ErrorBody),
         (status = 403, description = "Wrong token", body = ErrorBody),
+        (status = 404, description = "The server has no data directory, so no registry", body = ErrorBody),
         (status = 409, description = "Refused: a changed query keeps its version", body = ErrorBody),
     ))]
 pub async fn register(
