@@ -95,6 +95,23 @@ pub enum MultiQueryCommand {
         #[arg(long, default_value = "text", value_parser = ["text", "json"])]
         format: String,
     },
+    /// What changing a query affects downstream, across the registered groups: the queries
+    /// reading its output directly and through others, their columns computed from the
+    /// changed ones, the datasets they write, a risk level and the rollback plan.
+    Impact {
+        /// The changed query, GROUP/QUERY.
+        #[arg(long)]
+        query: String,
+        /// The change: `sql_update` (its whole output) or `column_drop` (with --column).
+        #[arg(long, default_value = "sql_update", value_parser = ["sql_update", "column_drop"])]
+        change: String,
+        /// The dropped column.
+        #[arg(long)]
+        column: Option<String>,
+        /// `text` or `json`.
+        #[arg(long, default_value = "text", value_parser = ["text", "json"])]
+        format: String,
+    },
     /// Print the application an environment runs (`ferris-cli run` takes it).
     Sql {
         /// The query group.
@@ -148,6 +165,12 @@ pub fn multi_query(args: MultiQueryArgs) -> u8 {
             .rollback(&group, &env, &to, &author, &now())
             .map(|seq| println!("{group}: {env} rolled back to release {seq}")),
         MultiQueryCommand::Lineage { groups, format } => lineage(&store, &groups, &format),
+        MultiQueryCommand::Impact {
+            query,
+            change,
+            column,
+            format,
+        } => crate::multi_query_impact::impact(&store, &query, &change, column.as_deref(), &format),
         MultiQueryCommand::Sql { group, env } => {
             store.deployed_sql(&group, &env).map(|sql| print!("{sql}"))
         }
@@ -281,7 +304,7 @@ fn print_history(changes: &[ChangeRecord]) {
 }
 
 /// The latest release of each of `groups` (every registered group when empty), planned.
-fn latest_apps(
+pub(crate) fn latest_apps(
     store: &Store,
     groups: &[String],
 ) -> Result<Vec<(String, ferris_plan::Application)>, ferris_server::ServerError> {

@@ -387,6 +387,96 @@ fn lineage_across_three_applications() {
             ],
         })
     );
+    // Impact of a SQL change of the first query: everything downstream, across groups.
+    ok(
+        dir.path(),
+        &[
+            "deploy",
+            "--group",
+            "trading_analytics",
+            "--env",
+            "production",
+        ],
+    );
+    assert_eq!(
+        ok(
+            dir.path(),
+            &["impact", "--query", "trading_analytics/enriched"]
+        ),
+        "IMPACT of sql_update on trading_analytics/enriched
+directly affected: trading_analytics/bars
+transitively affected: compliance/select_1, risk/exposure
+affected columns: compliance/select_1.risk, compliance/select_1.symbol, risk/exposure.risk, \
+risk/exposure.symbol, trading_analytics/bars.symbol, trading_analytics/bars.total
+datasets written by affected queries: kafka:bars, kafka:exposure, stdout
+risk: high (reaches 2 other group(s): compliance, risk)
+rollback plan:
+  production: return to release 1 (enriched 1.0.0)
+"
+    );
+    // Dropping `ts` breaks the window that reads it but changes no column downstream;
+    // dropping `notional` reaches the risk column through two topics.
+    let drop = |column: &str| {
+        let text = ok(
+            dir.path(),
+            &[
+                "impact",
+                "--query",
+                "trading_analytics/enriched",
+                "--change",
+                "column_drop",
+                "--column",
+                column,
+                "--format",
+                "json",
+            ],
+        );
+        let v: serde_json::Value = serde_json::from_str(&text).expect("json");
+        (
+            v["direct"].clone(),
+            v["transitive"].clone(),
+            v["columns"].clone(),
+            v["risk"]["level"].clone(),
+        )
+    };
+    assert_eq!(
+        drop("ts"),
+        (
+            serde_json::json!(["trading_analytics/bars"]),
+            serde_json::json!([]),
+            serde_json::json!([]),
+            serde_json::json!("medium"),
+        )
+    );
+    assert_eq!(
+        drop("notional"),
+        (
+            serde_json::json!(["trading_analytics/bars"]),
+            serde_json::json!(["compliance/select_1", "risk/exposure"]),
+            serde_json::json!([
+                "compliance/select_1.risk",
+                "risk/exposure.risk",
+                "trading_analytics/bars.total"
+            ]),
+            serde_json::json!("high"),
+        )
+    );
+    assert_eq!(
+        refused(
+            dir.path(),
+            &[
+                "impact",
+                "--query",
+                "trading_analytics/enriched",
+                "--change",
+                "column_drop",
+                "--column",
+                "nope"
+            ]
+        ),
+        "error: query 'trading_analytics/enriched' has no output column 'nope' (it has: \
+         notional, symbol, ts)\n"
+    );
     assert_eq!(
         refused(dir.path(), &["lineage", "--group", "nope"]),
         "error: unknown query group 'nope' (registered: compliance, risk, trading_analytics)\n"

@@ -23,6 +23,7 @@ mod error;
 pub mod explain;
 mod finite;
 mod functions;
+pub mod impact;
 mod join_keys;
 mod like_escape;
 mod limit;

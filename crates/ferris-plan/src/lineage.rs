@@ -40,6 +40,30 @@ pub(crate) fn columns(plan: &LogicalPlan, catalog: &Catalog) -> Vec<ColumnLineag
         .collect()
 }
 
+/// Every source column `plan` reads, in any of its expressions.
+pub(crate) fn read_anywhere(plan: &LogicalPlan, catalog: &Catalog) -> Vec<(String, String)> {
+    let mut out = BTreeSet::new();
+    walk(plan, catalog, &mut out);
+    out.into_iter().collect()
+}
+
+fn walk(plan: &LogicalPlan, catalog: &Catalog, out: &mut BTreeSet<(String, String)>) {
+    let inputs = plan.inputs();
+    for e in plan.expressions() {
+        for c in e.column_refs() {
+            for input in &inputs {
+                if let Ok(i) = input.schema().index_of_column(c) {
+                    origins(input, i, catalog, out);
+                    break;
+                }
+            }
+        }
+    }
+    for input in inputs {
+        walk(input, catalog, out);
+    }
+}
+
 fn unalias(e: &Expr) -> &Expr {
     match e {
         Expr::Alias(a) => unalias(&a.expr),
@@ -163,7 +187,7 @@ pub struct ColumnOrigin {
 
 /// The dataset a source reads (`kafka:TOPIC`, `file:PATH`, `CONNECTOR:SOURCE`); `None` for a
 /// derived stream, which another query of the application writes.
-fn source_dataset(s: &SourceDecl) -> Option<String> {
+pub(crate) fn dataset_of_source(s: &SourceDecl) -> Option<String> {
     if s.is_derived() {
         return None;
     }
@@ -190,7 +214,7 @@ fn dataset(props: &BTreeMap<String, String>, name: &str) -> String {
 
 /// The dataset a query of `app` writes, when it writes one outside the engine (a derived
 /// stream without a connector is read only by the application's queries).
-fn sink_dataset(app: &Application, q: &PlannedQuery) -> Option<String> {
+pub(crate) fn sink_dataset_of(app: &Application, q: &PlannedQuery) -> Option<String> {
     if q.sink.is_empty() {
         let derived = app
             .sources
@@ -208,7 +232,7 @@ pub fn graph(apps: &[(String, &Application)]) -> LineageGraph {
     let mut writers: BTreeMap<String, Vec<(String, String)>> = BTreeMap::new();
     for (app_name, app) in apps {
         for q in &app.queries {
-            if let Some(d) = sink_dataset(app, q) {
+            if let Some(d) = sink_dataset_of(app, q) {
                 writers
                     .entry(d.clone())
                     .or_default()
@@ -236,7 +260,7 @@ pub fn graph(apps: &[(String, &Application)]) -> LineageGraph {
                 match sources.get(s) {
                     Some(decl) => {
                         let node = LineageNode::Source(app_name.clone(), s.to_string());
-                        match source_dataset(decl) {
+                        match dataset_of_source(decl) {
                             Some(d) => {
                                 g.edges.insert((LineageNode::Dataset(d), node.clone()));
                             }
@@ -301,7 +325,7 @@ fn resolve(
         let Some(decl) = app.sources.iter().find(|s| &s.name == source) else {
             continue;
         };
-        let upstream: Vec<(String, String)> = match source_dataset(decl) {
+        let upstream: Vec<(String, String)> = match dataset_of_source(decl) {
             None => derived_writers(app, source)
                 .into_iter()
                 .map(|w| (app_name.to_string(), w))

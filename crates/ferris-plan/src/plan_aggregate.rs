@@ -411,6 +411,7 @@ pub(crate) fn lower_aggregate(
         lateness: window.lateness(grace_ms),
         upsert_key,
         column_lineage: Vec::new(),
+        input_columns: Vec::new(),
         logical_plan: ctx.logical_plan,
         updating: emit == EmitMode::Changes,
         retracts: retract_column.is_some(),

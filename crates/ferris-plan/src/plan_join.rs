@@ -721,6 +721,7 @@ pub(crate) fn interval_query(q: IntervalQuery) -> crate::query::QueryPlan {
         lateness: ferris_runtime::Lateness::BelowWatermark,
         upsert_key: Vec::new(),
         column_lineage: Vec::new(),
+        input_columns: Vec::new(),
         logical_plan: q.logical_plan,
         updating: false,
         retracts: false,

@@ -145,6 +145,7 @@ pub(crate) fn lower_window(
         lateness: ferris_runtime::Lateness::BelowWatermark,
         upsert_key: Vec::new(),
         column_lineage: Vec::new(),
+        input_columns: Vec::new(),
         logical_plan,
         updating: false,
         retracts: false,

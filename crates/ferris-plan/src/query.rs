@@ -65,6 +65,9 @@ pub struct QueryPlan {
     pub upsert_key: Vec<String>,
     /// Where each output column comes from: the input columns and the expression.
     pub column_lineage: Vec<crate::lineage::ColumnLineage>,
+    /// Every (source, column) the query reads anywhere: in its output, WHERE, join
+    /// conditions, GROUP BY, HAVING, OVER.
+    pub input_columns: Vec<(String, String)>,
     /// DataFusion's logical plan, indented, for EXPLAIN.
     pub logical_plan: String,
     /// Whether output rows update earlier ones (an aggregate under EMIT CHANGES): the
@@ -388,6 +391,7 @@ pub fn plan_query(
     };
     let mut lowered = lower_plan(query, &plan, (having, below), inputs, catalog, logical_plan)?;
     lowered.column_lineage = column_lineage;
+    lowered.input_columns = crate::lineage::read_anywhere(&plan, catalog);
     Ok(lowered)
 }
 
@@ -720,6 +724,7 @@ fn lower_stateless(
         lateness: ferris_runtime::Lateness::BelowWatermark,
         upsert_key: Vec::new(),
         column_lineage: Vec::new(),
+        input_columns: Vec::new(),
         logical_plan,
         updating: false,
         retracts: false,

@@ -408,6 +408,7 @@ pub(crate) fn plan(
         lateness: ferris_runtime::Lateness::BelowWatermark,
         upsert_key,
         column_lineage: Vec::new(),
+        input_columns: Vec::new(),
         logical_plan: around.logical_plan,
         updating: true,
         retracts: false,
