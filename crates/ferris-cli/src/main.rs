@@ -14,6 +14,7 @@ mod bench_observe;
 mod cases;
 mod jobs_cmd;
 mod multi_query_cmd;
+mod multi_query_drift;
 mod multi_query_impact;
 mod progress;
 mod run;

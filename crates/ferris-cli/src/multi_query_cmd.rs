@@ -112,6 +112,37 @@ pub enum MultiQueryCommand {
         #[arg(long, default_value = "text", value_parser = ["text", "json"])]
         format: String,
     },
+    /// What differs between the releases two environments run: SQL, sink properties,
+    /// feature flags and versions, each difference once with its risk.
+    Diff {
+        /// The query group.
+        #[arg(long)]
+        group: String,
+        /// The environment compared.
+        #[arg(long)]
+        env1: String,
+        /// The environment compared with.
+        #[arg(long)]
+        env2: String,
+        /// `text` or `json`.
+        #[arg(long, default_value = "text", value_parser = ["text", "json"])]
+        format: String,
+    },
+    /// Drift of an environment from a baseline environment (as `diff`).
+    ValidateConfig {
+        /// The query group.
+        #[arg(long)]
+        group: String,
+        /// The environment checked.
+        #[arg(long)]
+        env: String,
+        /// The baseline environment.
+        #[arg(long)]
+        baseline: String,
+        /// `text` or `json`.
+        #[arg(long, default_value = "text", value_parser = ["text", "json"])]
+        format: String,
+    },
     /// Print the application an environment runs (`ferris-cli run` takes it).
     Sql {
         /// The query group.
@@ -171,6 +202,18 @@ pub fn multi_query(args: MultiQueryArgs) -> u8 {
             column,
             format,
         } => crate::multi_query_impact::impact(&store, &query, &change, column.as_deref(), &format),
+        MultiQueryCommand::Diff {
+            group,
+            env1,
+            env2,
+            format,
+        } => crate::multi_query_drift::drift(&store, &group, &env1, &env2, &format),
+        MultiQueryCommand::ValidateConfig {
+            group,
+            env,
+            baseline,
+            format,
+        } => crate::multi_query_drift::drift(&store, &group, &env, &baseline, &format),
         MultiQueryCommand::Sql { group, env } => {
             store.deployed_sql(&group, &env).map(|sql| print!("{sql}"))
         }

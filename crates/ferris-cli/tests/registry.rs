@@ -215,8 +215,8 @@ fn releases_changes_deployments_promotion_and_rollback() {
     );
     assert!(
         history.contains(
-            "    -   SELECT symbol, price FROM trades WHERE price > 10\n    +   SELECT symbol, \
-             price FROM trades WHERE price > 100\n"
+            "    - SELECT symbol, price FROM trades WHERE price > 10\n    + SELECT symbol, price \
+             FROM trades WHERE price > 100\n"
         ),
         "{history}"
     );
@@ -480,5 +480,107 @@ rollback plan:
     assert_eq!(
         refused(dir.path(), &["lineage", "--group", "nope"]),
         "error: unknown query group 'nope' (registered: compliance, risk, trading_analytics)\n"
+    );
+}
+
+/// Staging and production run releases that differ in a flag, a sink property and the SQL:
+/// `validate-config` reports each difference once, with its risk; equal environments have
+/// no drift.
+#[test]
+fn drift_between_environments() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = dir.path();
+    let app = |v: &str, threshold: u32, flag: bool, path: &str| {
+        format!(
+            "-- @group: payments
+CREATE STREAM t (k VARCHAR, v BIGINT) WITH ('connector' = 'file', 'path' = 't.csv', 'format' = 'csv');
+-- @version: {v}
+CREATE STREAM filtered WITH ('connector' = 'file', 'path' = 'f.jsonl', 'format' = 'json') AS
+  SELECT k, v FROM t WHERE v > {threshold};
+-- @version: {v}
+-- @flag.fast: {flag}
+CREATE STREAM copies WITH ('connector' = 'file', 'path' = '{path}', 'format' = 'json') AS
+  SELECT k FROM t;
+"
+        )
+    };
+    std::fs::write(d.join("app.sql"), app("1.0.0", 10, false, "c.jsonl")).expect("app");
+    ok(d, &["register", "app.sql"]);
+    ok(d, &["deploy", "--group", "payments", "--env", "production"]);
+    ok(d, &["deploy", "--group", "payments", "--env", "staging"]);
+    assert_eq!(
+        ok(
+            d,
+            &[
+                "validate-config",
+                "--group",
+                "payments",
+                "--env",
+                "staging",
+                "--baseline",
+                "production"
+            ]
+        ),
+        "CONFIGURATION VALIDATION - payments\nenvironment: staging (release 1); baseline: \
+         production (release 1)\nno drift\n"
+    );
+    std::fs::write(d.join("app.sql"), app("1.1.0", 20, true, "c2.jsonl")).expect("app");
+    ok(d, &["register", "app.sql"]);
+    ok(d, &["deploy", "--group", "payments", "--env", "staging"]);
+    assert_eq!(
+        ok(
+            d,
+            &[
+                "validate-config",
+                "--group",
+                "payments",
+                "--env",
+                "staging",
+                "--baseline",
+                "production"
+            ]
+        ),
+        "CONFIGURATION VALIDATION - payments
+environment: staging (release 2); baseline: production (release 1)
+DRIFT DETECTED: 5 difference(s)
+copies: property path: c2.jsonl (staging) vs c.jsonl (production) (risk: medium)
+copies: feature flag fast: enabled (staging) vs disabled (production) (risk: medium)
+copies: version 1.1.0 (staging) vs 1.0.0 (production) (risk: low)
+filtered: SQL differs (risk: high)
+    - SELECT k, v FROM t WHERE v > 10
+    + SELECT k, v FROM t WHERE v > 20
+filtered: version 1.1.0 (staging) vs 1.0.0 (production) (risk: low)
+"
+    );
+    let json: serde_json::Value = serde_json::from_str(&ok(
+        d,
+        &[
+            "diff",
+            "--group",
+            "payments",
+            "--env1",
+            "production",
+            "--env2",
+            "staging",
+            "--format",
+            "json",
+        ],
+    ))
+    .expect("json");
+    let risks: Vec<&str> = json["differences"]
+        .as_array()
+        .expect("differences")
+        .iter()
+        .filter_map(|x| x["risk"].as_str())
+        .collect();
+    assert_eq!(risks, vec!["medium", "medium", "low", "high", "low"]);
+    assert_eq!(
+        refused(
+            d,
+            &[
+                "diff", "--group", "payments", "--env1", "dev", "--env2", "staging"
+            ]
+        ),
+        "error: query group 'payments' runs nothing in 'dev' (deployed in: production, staging)\n"
     );
 }

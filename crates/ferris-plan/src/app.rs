@@ -95,6 +95,8 @@ pub struct PlannedQuery {
     pub metrics: Vec<ferris_runtime::business::MetricSpec>,
     /// The statement.
     pub span: Span,
+    /// The query alone (without the statement's `CREATE STREAM … WITH (…) AS`).
+    pub query_span: Span,
 }
 
 /// Everything an application file declares and runs.
@@ -254,6 +256,7 @@ fn plan_on_this_thread(sql: &str) -> Result<Application, AppError> {
                     engine,
                     metrics,
                     span: c.span,
+                    query_span: c.query.span,
                 });
             }
             Statement::InsertInto(i) => {
@@ -288,6 +291,7 @@ fn plan_on_this_thread(sql: &str) -> Result<Application, AppError> {
                     engine: sink.engine.clone(),
                     metrics,
                     span: i.span,
+                    query_span: i.query.span,
                 });
             }
             Statement::Select(q) => {
@@ -311,6 +315,7 @@ fn plan_on_this_thread(sql: &str) -> Result<Application, AppError> {
                     engine: EngineProps::default(),
                     metrics: Vec::new(),
                     span: q.span,
+                    query_span: q.span,
                 });
             }
             Statement::Explain(e) => {
@@ -559,6 +564,7 @@ fn hidden_queries(
             engine,
             metrics: Vec::new(),
             span: q.span,
+            query_span: q.span,
         });
     }
     Ok((expanded.query, expanded.top_n))
@@ -847,6 +853,7 @@ fn explain(
             engine: EngineProps::default(),
             metrics: Vec::new(),
             span: q.span,
+            query_span: q.span,
         },
         // A window table function is the query's window (what it emits, what it holds).
         ast: ast::StreamingQuery {

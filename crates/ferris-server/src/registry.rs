@@ -128,7 +128,7 @@ pub struct QueryEntry {
     pub query: String,
     /// Its `@version`.
     pub version: Option<String>,
-    /// Its statement.
+    /// Its query (the statement without its sink properties, which `settings` holds).
     pub sql: String,
     /// Its annotations (JSON).
     pub metadata: Value,
@@ -257,7 +257,7 @@ impl Store {
             let entry = QueryEntry {
                 query: q.name.clone(),
                 version: meta.and_then(|m| m.version.clone()),
-                sql: app.fragment(q.span),
+                sql: app.fragment(q.query_span),
                 metadata: meta_json(meta),
                 settings: json!(q.sink),
                 output: q

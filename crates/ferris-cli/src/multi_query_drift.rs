@@ -1,0 +1,178 @@
+//! `ferris-cli multi-query diff` and `validate-config`: what differs between the releases two
+//! environments of a query group run — each query's SQL, sink properties, feature flags and
+//! version — each difference once, with its risk.
+
+use ferris_server::registry::{QueryEntry, line_diff};
+use ferris_server::{ServerError, Store};
+use serde_json::{Value, json};
+use std::collections::BTreeMap;
+
+/// One difference between two environments.
+struct Difference {
+    query: String,
+    what: String,
+    risk: &'static str,
+    diff: String,
+}
+
+fn text(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.clone(),
+        Value::Null => "(unset)".into(),
+        other => other.to_string(),
+    }
+}
+
+/// The differences of `a` (in `env`) from `b` (in `baseline`).
+fn differences(
+    a: &BTreeMap<String, QueryEntry>,
+    b: &BTreeMap<String, QueryEntry>,
+    (env, baseline): (&str, &str),
+) -> Vec<Difference> {
+    let mut out = Vec::new();
+    let names: std::collections::BTreeSet<&String> = a.keys().chain(b.keys()).collect();
+    for name in names {
+        let (x, y) = match (a.get(name), b.get(name)) {
+            (Some(x), Some(y)) => (x, y),
+            (x, _) => {
+                let (here, missing) = match x {
+                    Some(_) => (env, baseline),
+                    None => (baseline, env),
+                };
+                out.push(Difference {
+                    query: name.clone(),
+                    what: format!("runs in {here}, not in {missing}"),
+                    risk: "high",
+                    diff: String::new(),
+                });
+                continue;
+            }
+        };
+        if x.sql != y.sql {
+            out.push(Difference {
+                query: name.clone(),
+                what: "SQL differs".into(),
+                risk: "high",
+                diff: line_diff(&y.sql, &x.sql),
+            });
+        }
+        let empty = serde_json::Map::new();
+        let props = |e: &QueryEntry| e.settings.as_object().cloned().unwrap_or_default();
+        let (px, py) = (props(x), props(y));
+        let keys: std::collections::BTreeSet<&String> = px.keys().chain(py.keys()).collect();
+        for k in keys {
+            let (vx, vy) = (
+                px.get(k).unwrap_or(&Value::Null),
+                py.get(k).unwrap_or(&Value::Null),
+            );
+            if vx != vy {
+                out.push(Difference {
+                    query: name.clone(),
+                    what: format!(
+                        "property {k}: {} ({env}) vs {} ({baseline})",
+                        text(vx),
+                        text(vy)
+                    ),
+                    risk: "medium",
+                    diff: String::new(),
+                });
+            }
+        }
+        let flags = |e: &QueryEntry| {
+            e.metadata
+                .get("flags")
+                .and_then(Value::as_object)
+                .cloned()
+                .unwrap_or_else(|| empty.clone())
+        };
+        let (fx, fy) = (flags(x), flags(y));
+        let keys: std::collections::BTreeSet<&String> = fx.keys().chain(fy.keys()).collect();
+        for k in keys {
+            let state = |v: Option<&Value>| match v.and_then(Value::as_bool) {
+                Some(true) => "enabled",
+                Some(false) => "disabled",
+                None => "absent",
+            };
+            let (sx, sy) = (state(fx.get(k)), state(fy.get(k)));
+            if sx != sy {
+                out.push(Difference {
+                    query: name.clone(),
+                    what: format!("feature flag {k}: {sx} ({env}) vs {sy} ({baseline})"),
+                    risk: "medium",
+                    diff: String::new(),
+                });
+            }
+        }
+        if x.version != y.version {
+            let v = |e: &QueryEntry| e.version.clone().unwrap_or_else(|| "unversioned".into());
+            out.push(Difference {
+                query: name.clone(),
+                what: format!("version {} ({env}) vs {} ({baseline})", v(x), v(y)),
+                risk: "low",
+                diff: String::new(),
+            });
+        }
+    }
+    out
+}
+
+/// The queries of the release `env` runs, by name, and the release.
+fn deployed(
+    store: &Store,
+    group: &str,
+    env: &str,
+) -> Result<(i64, BTreeMap<String, QueryEntry>), ServerError> {
+    let deployments = store.deployments(group)?;
+    let Some(&(seq, _)) = deployments.get(env) else {
+        store.releases(group)?;
+        return Err(ServerError::Registry(format!(
+            "query group '{group}' runs nothing in '{env}' (deployed in: {})",
+            deployments.keys().cloned().collect::<Vec<_>>().join(", ")
+        )));
+    };
+    let entries = store
+        .entries(group, seq)?
+        .into_iter()
+        .map(|e| (e.query.clone(), e))
+        .collect();
+    Ok((seq, entries))
+}
+
+/// Prints the drift of `env` from `baseline` for `group`.
+pub fn drift(
+    store: &Store,
+    group: &str,
+    env: &str,
+    baseline: &str,
+    format: &str,
+) -> Result<(), ServerError> {
+    let (sa, a) = deployed(store, group, env)?;
+    let (sb, b) = deployed(store, group, baseline)?;
+    let found = differences(&a, &b, (env, baseline));
+    if format == "json" {
+        let v = json!({
+            "group": group,
+            "environment": {"name": env, "release": sa},
+            "baseline": {"name": baseline, "release": sb},
+            "differences": found.iter().map(|d| json!({
+                "query": d.query, "difference": d.what, "risk": d.risk, "diff": d.diff,
+            })).collect::<Vec<_>>(),
+        });
+        println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
+        return Ok(());
+    }
+    println!("CONFIGURATION VALIDATION - {group}");
+    println!("environment: {env} (release {sa}); baseline: {baseline} (release {sb})");
+    if found.is_empty() {
+        println!("no drift");
+        return Ok(());
+    }
+    println!("DRIFT DETECTED: {} difference(s)", found.len());
+    for d in &found {
+        println!("{}: {} (risk: {})", d.query, d.what, d.risk);
+        for line in d.diff.lines() {
+            println!("    {line}");
+        }
+    }
+    Ok(())
+}
