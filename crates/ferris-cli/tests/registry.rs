@@ -504,23 +504,16 @@ CREATE STREAM copies WITH ('connector' = 'file', 'path' = '{path}', 'format' = '
 "
         )
     };
+    let validate = || {
+        let args = ["validate-config", "--group", "payments", "--env", "staging"];
+        ok(d, &[&args[..], &["--baseline", "production"]].concat())
+    };
     std::fs::write(d.join("app.sql"), app("1.0.0", 10, false, "c.jsonl")).expect("app");
     ok(d, &["register", "app.sql"]);
     ok(d, &["deploy", "--group", "payments", "--env", "production"]);
     ok(d, &["deploy", "--group", "payments", "--env", "staging"]);
     assert_eq!(
-        ok(
-            d,
-            &[
-                "validate-config",
-                "--group",
-                "payments",
-                "--env",
-                "staging",
-                "--baseline",
-                "production"
-            ]
-        ),
+        validate(),
         "CONFIGURATION VALIDATION - payments\nenvironment: staging (release 1); baseline: \
          production (release 1)\nno drift\n"
     );
@@ -528,18 +521,7 @@ CREATE STREAM copies WITH ('connector' = 'file', 'path' = '{path}', 'format' = '
     ok(d, &["register", "app.sql"]);
     ok(d, &["deploy", "--group", "payments", "--env", "staging"]);
     assert_eq!(
-        ok(
-            d,
-            &[
-                "validate-config",
-                "--group",
-                "payments",
-                "--env",
-                "staging",
-                "--baseline",
-                "production"
-            ]
-        ),
+        validate(),
         "CONFIGURATION VALIDATION - payments
 environment: staging (release 2); baseline: production (release 1)
 DRIFT DETECTED: 5 difference(s)
