@@ -209,7 +209,7 @@ pub fn run(args: RunArgs, logs: ferris_observe::JobLogs) -> u8 {
             return 2;
         }
     };
-    if app.queries.is_empty() && app.explains.is_empty() {
+    if app.queries.is_empty() && app.explains.is_empty() && app.analyses.is_empty() {
         return 0;
     }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
@@ -245,6 +245,20 @@ pub fn run(args: RunArgs, logs: ferris_observe::JobLogs) -> u8 {
         }
         print!("{text}");
         let _ = std::io::stdout().flush();
+    }
+    for (i, a) in app.analyses.iter().enumerate() {
+        match ferris_plan::analysis::render(&app, a) {
+            Ok(text) => {
+                if i > 0 || !app.explains.is_empty() {
+                    println!();
+                }
+                print!("{text}");
+            }
+            Err(e) => {
+                eprintln!("{}", e.render(&sql));
+                return 2;
+            }
+        }
     }
     if app.queries.is_empty() {
         return 0;

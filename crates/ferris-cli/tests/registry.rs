@@ -566,3 +566,51 @@ filtered: version 1.1.0 (staging) vs 1.0.0 (production) (risk: low)
         "error: query group 'payments' runs nothing in 'dev' (deployed in: production, staging)\n"
     );
 }
+
+/// The multi-query EXPLAIN forms over one application (golden `tests/registry/explain.txt`):
+/// lineage from a source through named queries, what queries share (one reader, windows
+/// that could share state), the impact of a column drop; an unknown query is refused where
+/// written.
+#[test]
+fn multi_query_explain_forms() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/registry");
+    std::fs::write(
+        dir.path().join("trades.csv"),
+        "symbol,price,volume,ts\nA,10,2,2024-01-01 00:00:01\n",
+    )
+    .expect("data");
+    let sql = std::fs::read_to_string(fixtures.join("explain.sql")).expect("app");
+    std::fs::write(dir.path().join("app.sql"), &sql).expect("app");
+    let run = |file: &str| {
+        Command::new(env!("CARGO_BIN_EXE_ferris-cli"))
+            .current_dir(dir.path())
+            .args(["run", file])
+            .output()
+            .expect("run")
+    };
+    let out = run("app.sql");
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let golden = std::fs::read_to_string(fixtures.join("explain.txt")).expect("golden");
+    assert_eq!(String::from_utf8_lossy(&out.stdout), golden);
+    std::fs::write(
+        dir.path().join("bad.sql"),
+        sql.replace("('enriched', 'bars')", "('enriched', 'nope')"),
+    )
+    .expect("bad");
+    let out = run("bad.sql");
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).starts_with(
+            "error: unknown query 'nope' (the queries declared before this statement: \
+             enriched, bars, highs, lows) at line 12, column 1"
+        ),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

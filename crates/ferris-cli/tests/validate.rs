@@ -121,3 +121,25 @@ fn validate_creates_nothing_for_a_valid_application() {
     assert_eq!(out.status.code(), Some(0), "{out:?}");
     assert_eq!(files(dir.path()), ["app.sql", "in.csv"]);
 }
+
+/// A derived stream read only by other queries has no sink connector to check (regression:
+/// `validate` refused every application with one: "unknown connector 'derived' for a sink").
+#[test]
+fn validate_accepts_a_derived_stream() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(dir.path().join("in.csv"), "a\n1\n").expect("input");
+    let out = cli(
+        dir.path(),
+        "validate",
+        &format!(
+            "{SOURCE}CREATE STREAM big AS SELECT a FROM t WHERE a > 0;\n\
+             CREATE STREAM o WITH ('connector' = 'blackhole') AS SELECT a FROM big;"
+        ),
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

@@ -308,7 +308,10 @@ fn build(
         let sink_at = |e| EngineError::connector(format!("sink of '{}'", q.name), q.span, e);
         let feeds = b.derived_sinks.remove(&q.name);
         let sink: Box<dyn ferris_runtime::Sink> = if dry {
-            ferris_connectors::check_sink(&q.name, &sink_props, base_dir).map_err(sink_at)?;
+            // A derived stream read only in-process has no connector to check.
+            if !(feeds.is_some() && q.sink.is_empty()) {
+                ferris_connectors::check_sink(&q.name, &sink_props, base_dir).map_err(sink_at)?;
+            }
             Box::new(ferris_connectors::BlackholeSink)
         } else {
             match feeds {

@@ -110,6 +110,9 @@ pub struct Application {
     pub queries: Vec<PlannedQuery>,
     /// EXPLAIN statements, in order (rendered by `ferris_engine::explain`).
     pub explains: Vec<crate::explain::ExplainRequest>,
+    /// Multi-query EXPLAIN statements (lineage, shared resources, impact), in order
+    /// (rendered by [`crate::analysis::render`]).
+    pub analyses: Vec<crate::analysis::Analysis>,
     /// The application's SQL text (spans point into it).
     pub sql: String,
 }
@@ -317,6 +320,11 @@ fn plan_on_this_thread(sql: &str) -> Result<Application, AppError> {
                     span: q.span,
                     query_span: q.span,
                 });
+            }
+            Statement::Explain(e) if analysis_of(&e, &app)?.is_some() => {
+                if let Some(a) = analysis_of(&e, &app)? {
+                    app.analyses.push(a);
+                }
             }
             Statement::Explain(e) => {
                 let n = app.explains.len() + 1;
@@ -830,6 +838,47 @@ fn with_tombstones(
         true,
     ));
     Ok(Arc::new(Schema::new(fields)))
+}
+
+/// The multi-query EXPLAIN `e` answers from the application's lineage, checked against the
+/// queries planned so far (`None` for the other EXPLAIN forms).
+fn analysis_of(
+    e: &ast::Explain,
+    app: &Application,
+) -> Result<Option<crate::analysis::Analysis>, PlanError> {
+    use crate::analysis::{Analysis, AnalysisKind, check_queries};
+    let kind = match &e.target {
+        ast::ExplainTarget::Lineage { source, queries } => {
+            check_queries(app, queries, e.span)?;
+            AnalysisKind::Lineage {
+                source: source.to_ascii_lowercase(),
+                queries: queries.clone(),
+            }
+        }
+        ast::ExplainTarget::SharedResources(queries) => {
+            check_queries(app, queries, e.span)?;
+            AnalysisKind::SharedResources(queries.clone())
+        }
+        ast::ExplainTarget::Impact {
+            query,
+            change_type,
+            description,
+        } => {
+            check_queries(app, std::slice::from_ref(query), e.span)?;
+            AnalysisKind::Impact {
+                query: query.clone(),
+                change_type: change_type.to_ascii_lowercase(),
+                description: description.clone(),
+            }
+        }
+        _ => return Ok(None),
+    };
+    let format = crate::explain::options(e)?.format;
+    Ok(Some(Analysis {
+        kind,
+        format,
+        span: e.span,
+    }))
 }
 
 fn explain(

@@ -15,6 +15,7 @@
 //! assert_eq!(app.queries[0].plan.output_schema.field(0).name(), "b");
 //! ```
 
+pub mod analysis;
 pub mod annotations;
 mod app;
 mod catalog;

@@ -71,6 +71,7 @@ pub(crate) fn single_query_app(
         sinks: app.sinks.clone(),
         queries: vec![q],
         explains: Vec::new(),
+        analyses: Vec::new(),
         sql: app.sql.clone(),
     }
 }
