@@ -143,6 +143,25 @@ pub enum MultiQueryCommand {
         #[arg(long, default_value = "text", value_parser = ["text", "json"])]
         format: String,
     },
+    /// The registered groups' lineage with each query's version and owner, as Graphviz DOT
+    /// or JSON.
+    Export {
+        /// Only these groups (default: every registered group).
+        #[arg(long = "group")]
+        groups: Vec<String>,
+        /// `dot` or `json`.
+        #[arg(long, default_value = "dot", value_parser = ["dot", "json"])]
+        format: String,
+    },
+    /// The feature flags of each query in the release an environment runs.
+    FeatureFlags {
+        /// The query group.
+        #[arg(long)]
+        group: String,
+        /// The environment.
+        #[arg(long)]
+        env: String,
+    },
     /// Print the application an environment runs (`ferris-cli run` takes it).
     Sql {
         /// The query group.
@@ -214,6 +233,12 @@ pub fn multi_query(args: MultiQueryArgs) -> u8 {
             baseline,
             format,
         } => crate::multi_query_drift::drift(&store, &group, &env, &baseline, &format),
+        MultiQueryCommand::Export { groups, format } => {
+            crate::multi_query_export::export(&store, &groups, &format)
+        }
+        MultiQueryCommand::FeatureFlags { group, env } => {
+            crate::multi_query_export::feature_flags(&store, &group, &env)
+        }
         MultiQueryCommand::Sql { group, env } => {
             store.deployed_sql(&group, &env).map(|sql| print!("{sql}"))
         }

@@ -180,6 +180,27 @@ fn releases_changes_deployments_promotion_and_rollback() {
         "{\"symbol\":\"B\",\"price\":50}\n{\"symbol\":\"A\",\"price\":500}\n"
     );
 
+    let flags = |env: &str| {
+        ok(
+            d,
+            &[
+                "feature-flags",
+                "--group",
+                "trading_analytics",
+                "--env",
+                env,
+            ],
+        )
+    };
+    assert_eq!(
+        flags("staging"),
+        "FEATURE FLAGS - trading_analytics in staging (release 2)\n  counts: audit_all enabled\n"
+    );
+    assert_eq!(
+        flags("production"),
+        "FEATURE FLAGS - trading_analytics in production (release 1)\n  counts: audit_all \
+         disabled\n"
+    );
     let registry = ok(d, &["registry", "--group", "trading_analytics"]);
     assert!(
         registry.contains(
@@ -387,6 +408,31 @@ fn lineage_across_three_applications() {
             ],
         })
     );
+    // The same graph as Graphviz DOT, with versions: real Graphviz lays it out.
+    let dot = ok(dir.path(), &["export"]);
+    assert!(
+        dot.contains(
+            "  \"query:risk/exposure\" [label=\"risk/exposure\\n2.0.0\", shape=ellipse];\n"
+        ),
+        "{dot}"
+    );
+    assert!(
+        dot.contains("  \"query:trading_analytics/bars\" -> \"dataset:kafka:bars\";\n"),
+        "{dot}"
+    );
+    assert_eq!(dot.matches(" -> ").count(), 11);
+    std::fs::write(dir.path().join("lineage.dot"), &dot).expect("dot");
+    let svg = Command::new("dot")
+        .args(["-Tsvg", "lineage.dot"])
+        .current_dir(dir.path())
+        .output()
+        .expect("Graphviz dot (apt install graphviz)");
+    assert!(
+        svg.status.success(),
+        "{}",
+        String::from_utf8_lossy(&svg.stderr)
+    );
+    assert!(String::from_utf8_lossy(&svg.stdout).contains("risk/exposure"));
     // Impact of a SQL change of the first query: everything downstream, across groups.
     ok(
         dir.path(),

@@ -1,0 +1,104 @@
+//! `ferris-cli multi-query export` (the registered groups' lineage as Graphviz DOT or JSON,
+//! with each query's version and owner) and `feature-flags` (the flags of the release an
+//! environment runs).
+
+use ferris_plan::lineage::LineageNode;
+use ferris_server::{ServerError, Store};
+use serde_json::{Value, json};
+use std::collections::BTreeMap;
+
+/// A DOT string literal.
+fn quoted(s: &str) -> String {
+    format!("\"{}\"", s.replace('\\', "\\\\").replace('"', "\\\""))
+}
+
+/// Runs `multi-query export`.
+pub fn export(store: &Store, groups: &[String], format: &str) -> Result<(), ServerError> {
+    let apps = crate::multi_query_cmd::latest_apps(store, groups)?;
+    let refs: Vec<(String, &ferris_plan::Application)> =
+        apps.iter().map(|(n, a)| (n.clone(), a)).collect();
+    let g = ferris_plan::lineage::graph(&refs);
+    // Each query's metadata in its group's latest release.
+    let mut meta: BTreeMap<(String, String), (Option<String>, Value)> = BTreeMap::new();
+    for (group, _) in &apps {
+        let latest = store.releases(group)?.last().map_or(0, |r| r.0);
+        for e in store.entries(group, latest)? {
+            meta.insert((group.clone(), e.query.clone()), (e.version, e.metadata));
+        }
+    }
+    let mut nodes: Vec<&LineageNode> = g.edges.iter().flat_map(|(a, b)| [a, b]).collect();
+    nodes.sort();
+    nodes.dedup();
+    if format == "json" {
+        let v = json!({
+            "nodes": nodes.iter().map(|n| {
+                let mut o = json!({"id": n.id()});
+                if let LineageNode::Query(a, q) = n
+                    && let Some((version, m)) = meta.get(&(a.clone(), q.clone()))
+                {
+                    o["version"] = json!(version);
+                    o["metadata"] = m.clone();
+                }
+                o
+            }).collect::<Vec<_>>(),
+            "edges": g.edges.iter().map(|(a, b)| json!({"from": a.id(), "to": b.id()})).collect::<Vec<_>>(),
+        });
+        println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
+        return Ok(());
+    }
+    let mut out = String::from("digraph lineage {\n  rankdir=LR;\n");
+    for n in &nodes {
+        let (label, shape) = match n {
+            LineageNode::Dataset(d) => (d.clone(), "cylinder"),
+            LineageNode::Source(a, s) => (format!("{a}/{s}"), "box"),
+            LineageNode::Query(a, q) => {
+                let mut label = format!("{a}/{q}");
+                if let Some((version, m)) = meta.get(&(a.clone(), q.clone())) {
+                    if let Some(v) = version {
+                        label.push_str(&format!("\\n{v}"));
+                    }
+                    if let Some(owner) = m["fields"]["owner"].as_str() {
+                        label.push_str(&format!("\\nowner: {owner}"));
+                    }
+                }
+                (label, "ellipse")
+            }
+        };
+        out.push_str(&format!(
+            "  {} [label={}, shape={shape}];\n",
+            quoted(&n.id()),
+            quoted(&label).replace("\\\\n", "\\n")
+        ));
+    }
+    for (a, b) in &g.edges {
+        out.push_str(&format!("  {} -> {};\n", quoted(&a.id()), quoted(&b.id())));
+    }
+    out.push_str("}\n");
+    print!("{out}");
+    Ok(())
+}
+
+/// Runs `multi-query feature-flags`: each query's flags in the release `env` runs.
+pub fn feature_flags(store: &Store, group: &str, env: &str) -> Result<(), ServerError> {
+    let deployments = store.deployments(group)?;
+    let Some(&(seq, _)) = deployments.get(env) else {
+        store.releases(group)?;
+        return Err(ServerError::Registry(format!(
+            "query group '{group}' runs nothing in '{env}'"
+        )));
+    };
+    println!("FEATURE FLAGS - {group} in {env} (release {seq})");
+    for e in store.entries(group, seq)? {
+        let Some(flags) = e.metadata["flags"].as_object().filter(|f| !f.is_empty()) else {
+            continue;
+        };
+        for (name, on) in flags {
+            let state = match on.as_bool() {
+                Some(true) => "enabled",
+                _ => "disabled",
+            };
+            println!("  {}: {name} {state}", e.query);
+        }
+    }
+    Ok(())
+}
