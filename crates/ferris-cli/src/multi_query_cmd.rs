@@ -162,6 +162,20 @@ pub enum MultiQueryCommand {
         #[arg(long)]
         env: String,
     },
+    /// The queries under given regulations (`@business.regulations`) with their
+    /// classification, owner, the datasets they read and write, and their versions per
+    /// environment.
+    ComplianceReport {
+        /// Only these groups (default: every registered group).
+        #[arg(long = "group")]
+        groups: Vec<String>,
+        /// The regulations, comma separated (default: every one).
+        #[arg(long, value_delimiter = ',')]
+        regulations: Vec<String>,
+        /// `text` or `json`.
+        #[arg(long, default_value = "text", value_parser = ["text", "json"])]
+        format: String,
+    },
     /// Print the application an environment runs (`ferris-cli run` takes it).
     Sql {
         /// The query group.
@@ -239,6 +253,11 @@ pub fn multi_query(args: MultiQueryArgs) -> u8 {
         MultiQueryCommand::FeatureFlags { group, env } => {
             crate::multi_query_export::feature_flags(&store, &group, &env)
         }
+        MultiQueryCommand::ComplianceReport {
+            groups,
+            regulations,
+            format,
+        } => crate::multi_query_export::compliance_report(&store, &groups, &regulations, &format),
         MultiQueryCommand::Sql { group, env } => {
             store.deployed_sql(&group, &env).map(|sql| print!("{sql}"))
         }

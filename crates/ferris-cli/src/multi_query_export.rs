@@ -102,3 +102,115 @@ pub fn feature_flags(store: &Store, group: &str, env: &str) -> Result<(), Server
     }
     Ok(())
 }
+
+/// Runs `multi-query compliance-report`: every query of the groups' latest releases under
+/// the regulations asked for (all with `regulations` empty), with its classification, owner,
+/// the datasets it reads and writes, and where each environment runs it.
+pub fn compliance_report(
+    store: &Store,
+    groups: &[String],
+    regulations: &[String],
+    format: &str,
+) -> Result<(), ServerError> {
+    let apps = crate::multi_query_cmd::latest_apps(store, groups)?;
+    let refs: Vec<(String, &ferris_plan::Application)> =
+        apps.iter().map(|(n, a)| (n.clone(), a)).collect();
+    let g = ferris_plan::lineage::graph(&refs);
+    let wanted: Vec<String> = regulations.iter().map(|r| r.to_ascii_uppercase()).collect();
+    let mut rows = Vec::new();
+    for (group, _) in &apps {
+        let latest = store.releases(group)?.last().map_or(0, |r| r.0);
+        let deployed = store.deployments(group)?;
+        for e in store.entries(group, latest)? {
+            let regs: Vec<String> = e.metadata["business"]["regulations"]
+                .as_str()
+                .unwrap_or_default()
+                .split(',')
+                .map(|r| r.trim().to_string())
+                .filter(|r| !r.is_empty())
+                .collect();
+            let covered: Vec<String> = regs
+                .iter()
+                .filter(|r| wanted.is_empty() || wanted.contains(&r.to_ascii_uppercase()))
+                .cloned()
+                .collect();
+            if covered.is_empty() {
+                continue;
+            }
+            let node = LineageNode::Query(group.clone(), e.query.clone());
+            let reads: Vec<String> = g
+                .columns
+                .iter()
+                .filter(|((a, q, _), _)| a == group && *q == e.query)
+                .flat_map(|(_, o)| o.datasets.iter().map(|(d, _)| d.clone()))
+                .collect::<std::collections::BTreeSet<_>>()
+                .into_iter()
+                .collect();
+            let writes: Vec<String> = g
+                .edges
+                .iter()
+                .filter(|(a, b)| *a == node && matches!(b, LineageNode::Dataset(_)))
+                .map(|(_, b)| b.id().trim_start_matches("dataset:").to_string())
+                .collect();
+            let mut environments = BTreeMap::new();
+            for (env, (seq, _)) in &deployed {
+                let version = store
+                    .entries(group, *seq)?
+                    .into_iter()
+                    .find(|x| x.query == e.query)
+                    .map(|x| x.version.unwrap_or_else(|| "unversioned".into()))
+                    .unwrap_or_else(|| "absent".into());
+                environments.insert(env.clone(), version);
+            }
+            rows.push(json!({
+                "group": group, "query": e.query, "version": e.version,
+                "regulations": covered,
+                "classification": e.metadata["business"]["classification"],
+                "owner": e.metadata["fields"]["owner"],
+                "reads": reads, "writes": writes, "environments": environments,
+            }));
+        }
+    }
+    if format == "json" {
+        let v = json!({"regulations": wanted, "queries": rows});
+        println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
+        return Ok(());
+    }
+    let text = |v: &Value| v.as_str().unwrap_or("(none)").to_string();
+    let list = |v: &Value| {
+        v.as_array()
+            .map(|a| a.iter().map(text).collect::<Vec<_>>().join(", "))
+            .unwrap_or_default()
+    };
+    println!(
+        "COMPLIANCE REPORT ({})",
+        if wanted.is_empty() {
+            "every regulation".to_string()
+        } else {
+            wanted.join(", ")
+        }
+    );
+    if rows.is_empty() {
+        println!("no query is under these regulations");
+    }
+    for r in &rows {
+        println!();
+        println!(
+            "{}/{} {}",
+            text(&r["group"]),
+            text(&r["query"]),
+            text(&r["version"])
+        );
+        println!("  regulations: {}", list(&r["regulations"]));
+        println!("  classification: {}", text(&r["classification"]));
+        println!("  owner: {}", text(&r["owner"]));
+        println!("  reads: {}", list(&r["reads"]));
+        println!("  writes: {}", list(&r["writes"]));
+        if let Some(envs) = r["environments"].as_object() {
+            for (env, v) in envs {
+                println!("  {env}: {}", text(v));
+            }
+        }
+    }
+    Ok(())
+}

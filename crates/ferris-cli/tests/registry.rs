@@ -412,7 +412,8 @@ fn lineage_across_three_applications() {
     let dot = ok(dir.path(), &["export"]);
     assert!(
         dot.contains(
-            "  \"query:risk/exposure\" [label=\"risk/exposure\\n2.0.0\", shape=ellipse];\n"
+            "  \"query:risk/exposure\" [label=\"risk/exposure\\n2.0.0\\nowner: risk-team\", \
+             shape=ellipse];\n"
         ),
         "{dot}"
     );
@@ -455,7 +456,7 @@ transitively affected: compliance/select_1, risk/exposure
 affected columns: compliance/select_1.risk, compliance/select_1.symbol, risk/exposure.risk, \
 risk/exposure.symbol, trading_analytics/bars.symbol, trading_analytics/bars.total
 datasets written by affected queries: kafka:bars, kafka:exposure, stdout
-risk: high (reaches 2 other group(s): compliance, risk)
+risk: high (reaches confidential data (risk/exposure))
 rollback plan:
   production: return to release 1 (enriched 1.0.0)
 "
@@ -522,6 +523,26 @@ rollback plan:
         ),
         "error: query 'trading_analytics/enriched' has no output column 'nope' (it has: \
          notional, symbol, ts)\n"
+    );
+    // The queries under SOX: what they read and write, and where they run.
+    assert_eq!(
+        ok(
+            dir.path(),
+            &["compliance-report", "--regulations", "sox,GDPR"]
+        ),
+        "COMPLIANCE REPORT (SOX, GDPR)
+
+risk/exposure 2.0.0
+  regulations: SOX
+  classification: confidential
+  owner: risk-team
+  reads: kafka:trades
+  writes: kafka:exposure
+"
+    );
+    assert_eq!(
+        ok(dir.path(), &["compliance-report", "--regulations", "HIPAA"]),
+        "COMPLIANCE REPORT (HIPAA)\nno query is under these regulations\n"
     );
     assert_eq!(
         refused(dir.path(), &["lineage", "--group", "nope"]),
