@@ -264,13 +264,7 @@ pub fn multi_query(args: MultiQueryArgs) -> u8 {
     };
     match result {
         Ok(()) => 0,
-        Err(e) => {
-            eprintln!("error: {e}");
-            match e {
-                ferris_server::ServerError::Registry(_) => 2,
-                _ => 3,
-            }
-        }
+        Err(e) => failed(&e),
     }
 }
 
@@ -306,13 +300,7 @@ fn register(store: &Store, file: &std::path::Path, author: &str, description: &s
             }
             0
         }
-        Err(e) => {
-            eprintln!("error: {e}");
-            match e {
-                ferris_server::ServerError::Registry(_) => 2,
-                _ => 3,
-            }
-        }
+        Err(e) => failed(&e),
     }
 }
 
@@ -323,6 +311,7 @@ fn registry(
 ) -> Result<(), ferris_server::ServerError> {
     let releases = store.releases(group)?;
     let deployed = store.deployments(group)?;
+    let versions = store.deployed_versions(group)?;
     let latest = releases.last().map_or(0, |r| r.0);
     println!("QUERY REGISTRY - {group}");
     println!("releases: {latest}");
@@ -333,13 +322,11 @@ fn registry(
         println!();
         println!("{}", e.query);
         println!("  version: {}", e.version.as_deref().unwrap_or("(none)"));
-        for (env, (seq, _)) in &deployed {
-            let there = store
-                .entries(group, *seq)?
-                .into_iter()
-                .find(|x| x.query == e.query)
-                .map(|x| x.version.unwrap_or_else(|| "(none)".into()))
-                .unwrap_or_else(|| "(absent)".into());
+        for (env, (_, versions)) in &versions {
+            let there = match versions.get(&e.query) {
+                Some(v) => v.as_deref().unwrap_or("(none)"),
+                None => "(absent)",
+            };
             println!("  {env}: {there}");
         }
         let section = |name: &str| {
@@ -463,4 +450,13 @@ fn lineage(
         }
     }
     Ok(())
+}
+
+/// Reports `e`; the exit code: 2 for a refused request, 3 for the store.
+fn failed(e: &ferris_server::ServerError) -> u8 {
+    eprintln!("error: {e}");
+    match e {
+        ferris_server::ServerError::Registry(_) => 2,
+        _ => 3,
+    }
 }

@@ -120,7 +120,7 @@ pub fn compliance_report(
     let mut rows = Vec::new();
     for (group, _) in &apps {
         let latest = store.releases(group)?.last().map_or(0, |r| r.0);
-        let deployed = store.deployments(group)?;
+        let deployed = store.deployed_versions(group)?;
         for e in store.entries(group, latest)? {
             let regs: Vec<String> = e.metadata["business"]["regulations"]
                 .as_str()
@@ -153,14 +153,12 @@ pub fn compliance_report(
                 .map(|(_, b)| b.id().trim_start_matches("dataset:").to_string())
                 .collect();
             let mut environments = BTreeMap::new();
-            for (env, (seq, _)) in &deployed {
-                let version = store
-                    .entries(group, *seq)?
-                    .into_iter()
-                    .find(|x| x.query == e.query)
-                    .map(|x| x.version.unwrap_or_else(|| "unversioned".into()))
-                    .unwrap_or_else(|| "absent".into());
-                environments.insert(env.clone(), version);
+            for (env, (_, versions)) in &deployed {
+                let version = match versions.get(&e.query) {
+                    Some(v) => v.as_deref().unwrap_or("unversioned"),
+                    None => "absent",
+                };
+                environments.insert(env.clone(), version.to_string());
             }
             rows.push(json!({
                 "group": group, "query": e.query, "version": e.version,

@@ -89,12 +89,11 @@ pub fn impact(
     // The rollback plan: the release each environment runs now, and the query's version
     // in it.
     let mut plan = Vec::new();
-    for (env, (seq, _)) in store.deployments(group)? {
-        let version = store
-            .entries(group, seq)?
-            .into_iter()
-            .find(|e| e.query == name)
-            .and_then(|e| e.version)
+    for (env, (seq, versions)) in store.deployed_versions(group)? {
+        let version = versions
+            .get(name)
+            .cloned()
+            .flatten()
             .unwrap_or_else(|| "unversioned".into());
         plan.push((env, seq, version));
     }

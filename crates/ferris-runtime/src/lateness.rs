@@ -35,19 +35,25 @@ impl Lateness {
         match *self {
             Lateness::BelowWatermark => t < watermark,
             Lateness::Window {
-                align,
-                span,
-                grace,
-                inclusive,
+                grace, inclusive, ..
             } => {
-                let align = align.max(1);
-                let last_end = i128::from(t.div_euclid(align)) * i128::from(align)
-                    + i128::from(span)
-                    + i128::from(grace);
+                let closes = self.last_end(t) + i128::from(grace);
                 match inclusive {
-                    true => last_end < i128::from(watermark),
-                    false => last_end <= i128::from(watermark),
+                    true => closes < i128::from(watermark),
+                    false => closes <= i128::from(watermark),
                 }
+            }
+        }
+    }
+
+    /// The end of the last window that could hold a row at `t` (`t` itself under
+    /// [`Lateness::BelowWatermark`]), exactly.
+    fn last_end(&self, t: i64) -> i128 {
+        match *self {
+            Lateness::BelowWatermark => i128::from(t),
+            Lateness::Window { align, span, .. } => {
+                let align = align.max(1);
+                i128::from(t.div_euclid(align)) * i128::from(align) + i128::from(span)
             }
         }
     }
@@ -62,13 +68,8 @@ impl Lateness {
         );
         match *self {
             Lateness::BelowWatermark => below,
-            Lateness::Window {
-                align, span, grace, ..
-            } => {
-                let end = t
-                    .div_euclid(align.max(1))
-                    .saturating_mul(align.max(1))
-                    .saturating_add(span);
+            Lateness::Window { grace, .. } => {
+                let end = self.last_end(t).clamp(i64::MIN.into(), i64::MAX.into()) as i64;
                 match grace {
                     0 => format!(
                         "{below}: the last window that could hold it closed at {}",

@@ -196,6 +196,22 @@ fn job_name(name: Result<Path<String>, PathRejection>) -> Result<String, ApiErro
         .map_err(|e| ApiError::bad_field("name", e.body_text()))
 }
 
+/// A JSON request body; one that is not `what` is a 400 naming the body, with the line and
+/// column where parsing stopped.
+pub(crate) fn json_body<T: for<'de> Deserialize<'de>>(
+    bytes: &[u8],
+    what: &str,
+) -> Result<T, ApiError> {
+    serde_json::from_slice(bytes).map_err(|e| {
+        let mut err = ApiError::bad_field("body", format!("the body is not {what}: {e}"));
+        if e.line() > 0 {
+            err.body.line = Some(e.line() as u64);
+            err.body.column = Some(e.column() as u64);
+        }
+        err
+    })
+}
+
 /// Checks the bearer token of a mutating request.
 pub(crate) fn authorize(state: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
     if state.read_only {
@@ -275,14 +291,7 @@ async fn deploy(
     let bytes = axum::body::to_bytes(body, MAX_BODY_BYTES)
         .await
         .map_err(|_| too_large())?;
-    let req: DeployRequest = serde_json::from_slice(&bytes).map_err(|e| {
-        let mut err = ApiError::bad_field("body", format!("the body is not a deploy request: {e}"));
-        if e.line() > 0 {
-            err.body.line = Some(e.line() as u64);
-            err.body.column = Some(e.column() as u64);
-        }
-        err
-    })?;
+    let req: DeployRequest = json_body(&bytes, "a deploy request")?;
     let base_dir = match req.base_dir {
         Some(d) if !std::path::Path::new(&d).is_absolute() => {
             return Err(ApiError::bad_field(

@@ -486,6 +486,25 @@ impl Store {
         Ok(rows)
     }
 
+    /// Per environment of `group`: its release, and each query's version in it (`None`:
+    /// unversioned).
+    #[allow(clippy::type_complexity)]
+    pub fn deployed_versions(
+        &self,
+        group: &str,
+    ) -> Result<BTreeMap<String, (i64, BTreeMap<String, Option<String>>)>, ServerError> {
+        let mut out = BTreeMap::new();
+        for (env, (seq, _)) in self.deployments(group)? {
+            let versions = self
+                .entries(group, seq)?
+                .into_iter()
+                .map(|e| (e.query, e.version))
+                .collect();
+            out.insert(env, (seq, versions));
+        }
+        Ok(out)
+    }
+
     /// Every change of `group`, oldest first.
     pub fn history(&self, group: &str) -> Result<Vec<ChangeRecord>, ServerError> {
         self.releases(group)?;

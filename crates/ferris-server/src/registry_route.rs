@@ -2,7 +2,7 @@
 //! queries and history, and deploy, promote or roll back a release (changes need the
 //! bearer token). See [`crate::registry`].
 
-use crate::api::{AppState, authorize};
+use crate::api::{AppState, authorize, json_body};
 use crate::error::{ApiError, ErrorBody, ServerError};
 use crate::registry::ChangeRecord;
 use crate::store::Store;
@@ -66,17 +66,6 @@ fn refused(e: ServerError) -> ApiError {
     }
 }
 
-fn body<T: for<'de> Deserialize<'de>>(bytes: &[u8]) -> Result<T, ApiError> {
-    serde_json::from_slice(bytes).map_err(|e| {
-        let mut err = ApiError::bad_field("body", format!("the body is not a valid request: {e}"));
-        if e.line() > 0 {
-            err.body.line = Some(e.line() as u64);
-            err.body.column = Some(e.column() as u64);
-        }
-        err
-    })
-}
-
 /// Registers an annotated application: a new release of its group when anything changed.
 #[utoipa::path(post, path = "/api/v1/registry", request_body = RegisterRequest,
     security(("bearer" = [])),
@@ -94,7 +83,7 @@ pub async fn register(
     bytes: axum::body::Bytes,
 ) -> Result<Json<Value>, ApiError> {
     authorize(&state, &headers)?;
-    let req: RegisterRequest = body(&bytes)?;
+    let req: RegisterRequest = json_body(&bytes, "a valid request")?;
     let app = ferris_plan::plan_application(&req.sql)
         .map_err(|e| crate::jobs::plan_error(&req.sql, &e))?;
     let annotations = ferris_plan::annotations::read(&app)
@@ -188,7 +177,7 @@ pub async fn move_release(
     bytes: axum::body::Bytes,
 ) -> Result<Json<Value>, ApiError> {
     authorize(&state, &headers)?;
-    let req: MoveRequest = body(&bytes)?;
+    let req: MoveRequest = json_body(&bytes, "a valid request")?;
     let store = store(&state)?;
     let env = &req.environment;
     let seq = match action.as_str() {
