@@ -176,6 +176,43 @@ pub enum MultiQueryCommand {
         #[arg(long, default_value = "text", value_parser = ["text", "json"])]
         format: String,
     },
+    /// A query group's queries (its latest release): what each reads, filters, groups,
+    /// windows and aggregates, its columns and their lineage, with its metadata; then what
+    /// they have in common (as `EXPLAIN MULTI_QUERY`).
+    Analyze {
+        /// The query group.
+        #[arg(long)]
+        group: String,
+        /// Add each query's metadata, ownership and compliance annotations.
+        #[arg(long)]
+        include_metadata: bool,
+        /// `text` or `json`.
+        #[arg(long, default_value = "text", value_parser = ["text", "json"])]
+        format: String,
+    },
+    /// What a query group's queries share now (one reader per source, shared window state)
+    /// and could share, limited to those concerning at least two of `--queries`.
+    SharedResources {
+        /// The query group.
+        #[arg(long)]
+        group: String,
+        /// The queries, comma separated (default: every query of the group).
+        #[arg(long, value_delimiter = ',')]
+        queries: Vec<String>,
+        /// `text` or `json`.
+        #[arg(long, default_value = "text", value_parser = ["text", "json"])]
+        format: String,
+    },
+    /// What a query group could compute once instead of several times, with the estimated
+    /// savings (as `EXPLAIN OPTIMIZATION_OPPORTUNITIES`).
+    Optimize {
+        /// The query group.
+        #[arg(long)]
+        group: String,
+        /// `text` or `json`.
+        #[arg(long, default_value = "text", value_parser = ["text", "json"])]
+        format: String,
+    },
     /// Print the application an environment runs (`ferris-cli run` takes it).
     Sql {
         /// The query group.
@@ -249,6 +286,19 @@ pub fn multi_query(args: MultiQueryArgs) -> u8 {
         } => crate::multi_query_drift::drift(&store, &group, &env, &baseline, &format),
         MultiQueryCommand::Export { groups, format } => {
             crate::multi_query_export::export(&store, &groups, &format)
+        }
+        MultiQueryCommand::Analyze {
+            group,
+            include_metadata,
+            format,
+        } => crate::multi_query_analyze::analyze(&store, &group, include_metadata, &format),
+        MultiQueryCommand::SharedResources {
+            group,
+            queries,
+            format,
+        } => crate::multi_query_analyze::shared_resources(&store, &group, &queries, &format),
+        MultiQueryCommand::Optimize { group, format } => {
+            crate::multi_query_analyze::optimize(&store, &group, &format)
         }
         MultiQueryCommand::FeatureFlags { group, env } => {
             crate::multi_query_export::feature_flags(&store, &group, &env)

@@ -1,7 +1,9 @@
 //! `ferris-cli run` and `ferris-cli validate`.
 
+use crate::openlineage_emit::{Emitter, Ticker};
 use crate::{progress, stats};
 use clap::Args;
+use ferris_engine::openlineage::{EventType, RunDescription};
 use ferris_engine::settings;
 use ferris_observe::Registry;
 use ferris_runtime::{JobConfig, Shutdown};
@@ -44,6 +46,62 @@ pub struct RunArgs {
     /// (e.g. http://127.0.0.1:8080).
     #[arg(long, value_name = "URL")]
     pub server: Option<String>,
+    /// Send OpenLineage run events (START, RUNNING, COMPLETE or FAIL) with the job's
+    /// datasets and column lineage: POSTed to an http(s) URL (e.g. Marquez's
+    /// http://127.0.0.1:5000/api/v1/lineage), else appended as JSON lines to this file.
+    #[arg(long, value_name = "URL|FILE")]
+    pub openlineage: Option<String>,
+    /// Seconds between RUNNING events (default 60).
+    #[arg(
+        long,
+        value_name = "SECONDS",
+        default_value_t = 60.0,
+        requires = "openlineage"
+    )]
+    pub openlineage_interval: f64,
+    /// The namespace of the job in OpenLineage events.
+    #[arg(
+        long,
+        value_name = "NAME",
+        default_value = "ferrisstreams",
+        requires = "openlineage"
+    )]
+    pub openlineage_namespace: String,
+}
+
+/// The OpenLineage emitter of `--openlineage TARGET`: the job is the application's
+/// `@group`, else the file's stem (`inline` for `-e`).
+fn lineage_emitter(
+    args: &RunArgs,
+    target: &str,
+    app: &ferris_plan::Application,
+    base: &Path,
+) -> Result<std::sync::Arc<Emitter>, String> {
+    if !(args.openlineage_interval > 0.0 && args.openlineage_interval.is_finite()) {
+        return Err(format!(
+            "--openlineage-interval {}: give a number of seconds greater than 0",
+            args.openlineage_interval
+        ));
+    }
+    let group = ferris_plan::annotations::read(app)
+        .ok()
+        .and_then(|a| a.group.map(|g| g.name));
+    let name = group
+        .or_else(|| {
+            args.file
+                .as_ref()
+                .and_then(|f| f.file_stem())
+                .map(|s| s.to_string_lossy().into_owned())
+        })
+        .unwrap_or_else(|| "inline".to_string());
+    let run = RunDescription::new(
+        app,
+        &args.openlineage_namespace,
+        &name,
+        &crate::openlineage_emit::run_id(),
+        base,
+    );
+    Ok(std::sync::Arc::new(Emitter::new(target, run)))
 }
 
 /// Options of `validate`.
@@ -280,15 +338,33 @@ pub fn run(args: RunArgs, logs: ferris_observe::JobLogs) -> u8 {
         }
         None => None,
     };
+    let lineage = match &args.openlineage {
+        Some(target) => match lineage_emitter(&args, target, &app, &base) {
+            Ok(e) => Some(e),
+            Err(message) => {
+                eprintln!("error: {message}");
+                return 2;
+            }
+        },
+        None => None,
+    };
     let (registry, shutdown) = match &served {
         Some((_, job)) => (job.registry.clone(), job.shutdown.clone()),
         None => (Registry::new(), Shutdown::new()),
     };
     let started = Instant::now();
     let show_progress = !args.no_progress && std::io::stderr().is_terminal();
+    let ticker = lineage.as_ref().map(|e| {
+        e.emit(EventType::Start, None);
+        Ticker::start(
+            e.clone(),
+            std::time::Duration::from_secs_f64(args.openlineage_interval),
+        )
+    });
     let result = runtime.block_on(async {
         let job = ferris_engine::build_job(&app, config, &base)
             .map_err(|e| (setup_exit_code(&e), e.render(&sql)))?;
+        ferris_engine::record_shares(&app, &registry);
         tokio::spawn(watch_signals(shutdown.clone()));
         let (http_stop, http) = match &served {
             Some((addr, job)) => {
@@ -344,6 +420,13 @@ pub fn run(args: RunArgs, logs: ferris_observe::JobLogs) -> u8 {
     let _ = std::io::stdout().flush();
     if let Some(e) = &exporter {
         e.flush(std::time::Duration::from_secs(5));
+    }
+    if let (Some(e), Some(t)) = (&lineage, ticker) {
+        t.finish();
+        match &result {
+            Ok(_) => e.emit(EventType::Complete, None),
+            Err((_, message)) => e.emit(EventType::Fail, Some(message)),
+        }
     }
     match result {
         Ok(report) => {

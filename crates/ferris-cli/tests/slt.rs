@@ -704,6 +704,7 @@ slt_files! {
     subqueries => "subqueries.slt",
     union => "union.slt",
     window_grace => "window_grace.slt",
+    shared_window => "shared_window.slt",
     window_tvf => "window_tvf.slt",
     topn => "topn.slt",
     retractions => "retractions.slt",

@@ -203,6 +203,19 @@ impl JobBuilder<'_> {
 /// Batches in flight between a query and the queries reading its output.
 const DERIVED_CAPACITY: usize = 8;
 
+/// Records the shares of window state `app` runs in `registry` (how many queries each shared
+/// operator serves).
+pub fn record_shares(app: &Application, registry: &ferris_observe::Registry) {
+    for s in &app.shared {
+        registry
+            .gauge(
+                ferris_observe::names::SHARED_STATE_QUERIES,
+                &[("query", s.query.as_str()), ("share", s.name.as_str())],
+            )
+            .set(s.members.len() as i64);
+    }
+}
+
 /// Instantiates the connectors of `app` into a runnable job. Relative paths resolve against
 /// `base_dir`.
 pub fn build_job(

@@ -14,12 +14,13 @@ pub mod explain;
 mod graph;
 mod graph_export;
 mod graph_render;
+pub mod openlineage;
 mod paths;
 mod repartition;
 mod resolve;
 pub mod settings;
 
-pub use build::{build_job, check_job};
+pub use build::{build_job, check_job, record_shares};
 pub use error::EngineError;
 pub use graph::{
     Edge, EdgeKind, GRAPH_FORMAT_VERSION, JobGraph, Node, NodeKind, QueryInfo, job_graph,

@@ -68,6 +68,10 @@ pub const QUERY_ROWS_INTO_STATE: &str = "ferris_query_rows_into_state_total";
 pub const OPERATOR_STATE_ROWS: &str = "ferris_operator_state_rows";
 /// Gauge: approximate bytes held by a stateful operator (labels: query, operator, partition).
 pub const OPERATOR_STATE_BYTES: &str = "ferris_operator_state_bytes";
+/// Gauge: queries whose window state one shared operator holds (`'state.share'`) (labels:
+/// query, the shared operator's hidden query; share). Running them apart would hold that
+/// many times its entries.
+pub const SHARED_STATE_QUERIES: &str = "ferris_shared_state_queries";
 /// Gauge: rows (distinct keys) of a loaded table (labels: table).
 pub const TABLE_ROWS: &str = "ferris_table_rows";
 /// Positions a source committed (Kafka offsets to its consumer group), by source.
@@ -204,6 +208,10 @@ pub const HELP: &[(&str, &str)] = &[
     (
         OPERATOR_STATE_BYTES,
         "Approximate bytes held by a stateful operator.",
+    ),
+    (
+        SHARED_STATE_QUERIES,
+        "Queries whose window state one shared operator holds.",
     ),
     (TABLE_ROWS, "Rows (distinct keys) of a loaded table."),
     (

@@ -13,8 +13,18 @@ use serde_json::json;
 use std::collections::{BTreeMap, BTreeSet};
 
 /// What a multi-query EXPLAIN asks.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub enum AnalysisKind {
+    /// The queries given inline (name, shape, plan), with the metadata asked for
+    /// (`METADATA`, `OWNERSHIP`, `COMPLIANCE`).
+    MultiQuery {
+        /// The queries.
+        queries: Vec<(String, crate::share::QueryShape, crate::query::QueryPlan)>,
+        /// The options set to true.
+        flags: BTreeSet<String>,
+    },
+    /// What the application's queries could compute once (its `@group` name).
+    Optimization(String),
     /// The path from a source through the named queries, with column lineage.
     Lineage {
         /// A source of the application, or a dataset (`kafka:TOPIC`, `file:PATH`).
@@ -37,7 +47,7 @@ pub enum AnalysisKind {
 }
 
 /// One multi-query EXPLAIN of an application.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone)]
 pub struct Analysis {
     /// What it asks.
     pub kind: AnalysisKind,
@@ -78,6 +88,37 @@ pub fn render(app: &Application, a: &Analysis) -> Result<String, PlanError> {
     let graph = crate::lineage::graph(&apps);
     let json = a.format == ExplainFormat::Json;
     match &a.kind {
+        AnalysisKind::MultiQuery { queries, flags } => {
+            let notes = crate::annotations::read(app)?;
+            let analysed: Vec<crate::multi_query::Analysed<'_>> = queries
+                .iter()
+                .map(|(name, shape, plan)| crate::multi_query::Analysed { name, shape, plan })
+                .collect();
+            Ok(crate::multi_query::render(
+                app, &analysed, &notes, flags, json,
+            ))
+        }
+        AnalysisKind::Optimization(group) => {
+            let notes = crate::annotations::read(app)?;
+            match &notes.group {
+                Some(g) if g.name == *group => {}
+                other => {
+                    return Err(PlanError::at(
+                        format!(
+                            "unknown query group '{group}': {}",
+                            match other {
+                                Some(g) => format!("this application is the group '{}'", g.name),
+                                None => "this application names no group (add '-- @group: \
+                                         NAME' above its first statement)"
+                                    .to_string(),
+                            }
+                        ),
+                        a.span,
+                    ));
+                }
+            }
+            Ok(crate::multi_query::render_group(app, group, json))
+        }
         AnalysisKind::Lineage { source, queries } => {
             let listed: BTreeSet<&str> = queries.iter().map(String::as_str).collect();
             let from = |n: &LineageNode| match n {
@@ -298,4 +339,49 @@ pub fn render(app: &Application, a: &Analysis) -> Result<String, PlanError> {
 
 fn pretty(v: serde_json::Value) -> String {
     serde_json::to_string_pretty(&v).unwrap_or_default() + "\n"
+}
+
+/// The options of a multi-query EXPLAIN: its format and the flags set to true among
+/// `allowed` (each `true` or `false`).
+pub(crate) fn options(
+    e: &ferris_sql::ast::Explain,
+    allowed: &[&str],
+) -> Result<(ExplainFormat, BTreeSet<String>), PlanError> {
+    let mut format = ExplainFormat::Text;
+    let mut flags = BTreeSet::new();
+    let mut seen = BTreeSet::new();
+    for (i, (key, value)) in e.options.iter().enumerate() {
+        let span = e.option_spans.get(i).copied().unwrap_or(e.span);
+        if !seen.insert(key.clone()) {
+            return Err(PlanError::at(format!("option {key} is given twice"), span));
+        }
+        if key == "FORMAT" {
+            format = crate::explain::format_of(value, span)?;
+            continue;
+        }
+        if !allowed.contains(&key.as_str()) {
+            let mut all: Vec<&str> = allowed.to_vec();
+            all.push("FORMAT TEXT|JSON");
+            return Err(PlanError::at(
+                format!(
+                    "unknown option {key} of this EXPLAIN form: the options are {}",
+                    all.join(", ")
+                ),
+                span,
+            ));
+        }
+        match value.to_ascii_lowercase().as_str() {
+            "true" => {
+                flags.insert(key.clone());
+            }
+            "false" => {}
+            _ => {
+                return Err(PlanError::at(
+                    format!("option {key} {value}: expected true or false"),
+                    span,
+                ));
+            }
+        }
+    }
+    Ok((format, flags))
 }

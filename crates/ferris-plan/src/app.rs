@@ -113,6 +113,11 @@ pub struct Application {
     /// Multi-query EXPLAIN statements (lineage, shared resources, impact), in order
     /// (rendered by [`crate::analysis::render`]).
     pub analyses: Vec<crate::analysis::Analysis>,
+    /// Shares of window state that run (`'state.share'`), in the order they were planned.
+    pub shared: Vec<crate::share::SharedState>,
+    /// What each statement's query computes (not the hidden ones), for the multi-query
+    /// analyses.
+    pub shapes: Vec<(String, crate::share::QueryShape)>,
     /// The application's SQL text (spans point into it).
     pub sql: String,
 }
@@ -193,6 +198,7 @@ fn plan_on_this_thread(sql: &str) -> Result<Application, AppError> {
     let mut selects = 0;
     let mut derived = Derived::default();
     let later = defined_later(&statements);
+    let mut shares = crate::share::Shares::collect(&statements)?;
     for (i, stmt) in statements.into_iter().enumerate() {
         if let Some(query) = stmt_query(&stmt) {
             read_before_defined(query, &later, i, &catalog)?;
@@ -235,14 +241,28 @@ fn plan_on_this_thread(sql: &str) -> Result<Application, AppError> {
                 }
                 let (engine, sink) = props::split(&c.properties, c.span)?;
                 let before = app.queries.len();
-                let (query, top_n) = hidden_queries(
-                    &name,
-                    &c.query,
-                    &engine,
-                    &mut app,
-                    &mut catalog,
-                    &mut derived,
-                )?;
+                let (query, top_n) = match shares.share_of(&name) {
+                    Some(share) => {
+                        let q = shared_member(
+                            &share,
+                            &c.query,
+                            &engine,
+                            &mut shares,
+                            &mut app,
+                            &mut catalog,
+                            &mut derived,
+                        )?;
+                        (q, None)
+                    }
+                    None => hidden_queries(
+                        &name,
+                        &c.query,
+                        &engine,
+                        &mut app,
+                        &mut catalog,
+                        &mut derived,
+                    )?,
+                };
                 // With subqueries, the statement's TTL is for the parts that take one.
                 let own = EngineProps {
                     state_ttl_inherited: app.queries.len() > before,
@@ -252,6 +272,8 @@ fn plan_on_this_thread(sql: &str) -> Result<Application, AppError> {
                 derived.read(&mut app, &plan, c.query.span)?;
                 let metrics = crate::metrics::declared(&engine.metrics, &plan.output_schema)?;
                 derived.define(&name, &plan, &mut catalog, c.span);
+                app.shapes
+                    .push((name.clone(), crate::share::shape(&name, &c.query)));
                 app.queries.push(PlannedQuery {
                     name,
                     plan,
@@ -287,6 +309,8 @@ fn plan_on_this_thread(sql: &str) -> Result<Application, AppError> {
                 let plan = plan_statement(&query, top_n.as_ref(), &catalog, &sink.engine)?;
                 derived.read(&mut app, &plan, i.query.span)?;
                 let metrics = crate::metrics::declared(&sink.engine.metrics, &plan.output_schema)?;
+                app.shapes
+                    .push((name.clone(), crate::share::shape(&name, &i.query)));
                 app.queries.push(PlannedQuery {
                     name,
                     plan,
@@ -311,6 +335,8 @@ fn plan_on_this_thread(sql: &str) -> Result<Application, AppError> {
                 let plan =
                     plan_statement(&query, top_n.as_ref(), &catalog, &EngineProps::default())?;
                 derived.read(&mut app, &plan, q.span)?;
+                app.shapes
+                    .push((name.clone(), crate::share::shape(&name, &q)));
                 app.queries.push(PlannedQuery {
                     name,
                     plan,
@@ -321,8 +347,8 @@ fn plan_on_this_thread(sql: &str) -> Result<Application, AppError> {
                     query_span: q.span,
                 });
             }
-            Statement::Explain(e) if analysis_of(&e, &app)?.is_some() => {
-                if let Some(a) = analysis_of(&e, &app)? {
+            Statement::Explain(e) if is_analysis(&e) => {
+                if let Some(a) = analysis_of(&e, &app, &catalog)? {
                     app.analyses.push(a);
                 }
             }
@@ -576,6 +602,77 @@ fn hidden_queries(
         });
     }
     Ok((expanded.query, expanded.top_n))
+}
+
+/// The query of a member of share `share` over the shared output (planning the share's
+/// hidden query at its first member), checked to give the columns it gives alone.
+fn shared_member(
+    share: &str,
+    query: &ast::StreamingQuery,
+    engine: &EngineProps,
+    shares: &mut crate::share::Shares,
+    app: &mut Application,
+    catalog: &mut Catalog,
+    derived: &mut Derived,
+) -> Result<ast::StreamingQuery, PlanError> {
+    let alone = plan_query(query, catalog, engine)?;
+    if !shares.is_planned(share) {
+        let (combined, own, state) = shares.combined(share)?;
+        if catalog.has_table(&state.query) || app.queries.iter().any(|q| q.name == state.query) {
+            return Err(PlanError::at(
+                format!(
+                    "'{}' (the hidden query of share '{share}') is already declared",
+                    state.query
+                ),
+                engine.span_of(crate::share::SHARE_KEY, query.span),
+            ));
+        }
+        let plan = plan_query(&combined, catalog, &own)?;
+        derived.read(app, &plan, query.span)?;
+        derived.define(&state.query, &plan, catalog, query.span);
+        derived
+            .hidden
+            .insert(state.query.clone(), format!("share {share}"));
+        app.queries.push(PlannedQuery {
+            name: state.query.clone(),
+            plan,
+            sink: BTreeMap::new(),
+            engine: own,
+            metrics: Vec::new(),
+            span: query.span,
+            query_span: query.span,
+        });
+        app.shared.push(state);
+    }
+    let names: Vec<String> = alone
+        .output_schema
+        .fields()
+        .iter()
+        .map(|f| f.name().clone())
+        .collect();
+    let member = shares.member(share, query, &names)?;
+    let shared = plan_query(&member, catalog, engine)?;
+    let columns = |p: &QueryPlan| -> Vec<(String, DataType)> {
+        p.output_schema
+            .fields()
+            .iter()
+            .map(|f| (f.name().clone(), f.data_type().clone()))
+            .collect()
+    };
+    if shared.keyed.is_some() || columns(&shared) != columns(&alone) {
+        return Err(PlanError::at(
+            format!(
+                "'{}' = '{share}': this query cannot take its columns from the shared window \
+                 state (it would give {:?} instead of {:?}); remove '{}'",
+                crate::share::SHARE_KEY,
+                columns(&shared),
+                columns(&alone),
+                crate::share::SHARE_KEY
+            ),
+            engine.span_of(crate::share::SHARE_KEY, query.span),
+        ));
+    }
+    Ok(member)
 }
 
 /// Plans a statement's query, with its top-N stage when it has one.
@@ -840,14 +937,47 @@ fn with_tombstones(
     Ok(Arc::new(Schema::new(fields)))
 }
 
+/// Whether `e` is a multi-query EXPLAIN answered over the application.
+fn is_analysis(e: &ast::Explain) -> bool {
+    !matches!(
+        e.target,
+        ast::ExplainTarget::Plan(_)
+            | ast::ExplainTarget::Topology(_)
+            | ast::ExplainTarget::Diff { .. }
+    )
+}
+
 /// The multi-query EXPLAIN `e` answers from the application's lineage, checked against the
 /// queries planned so far (`None` for the other EXPLAIN forms).
 fn analysis_of(
     e: &ast::Explain,
     app: &Application,
+    catalog: &Catalog,
 ) -> Result<Option<crate::analysis::Analysis>, PlanError> {
     use crate::analysis::{Analysis, AnalysisKind, check_queries};
+    let allowed: &[&str] = match &e.target {
+        ast::ExplainTarget::MultiQuery(_) => &["METADATA", "OWNERSHIP", "COMPLIANCE"],
+        _ => &[],
+    };
     let kind = match &e.target {
+        ast::ExplainTarget::MultiQuery(list) => {
+            let mut queries = Vec::new();
+            for (name, q) in list {
+                if queries.iter().any(|(n, _, _)| n == name) {
+                    return Err(PlanError::at(
+                        format!("query '{name}' is given twice in WITH QUERIES"),
+                        q.span,
+                    ));
+                }
+                let plan = plan_query(q, catalog, &EngineProps::default())?;
+                queries.push((name.clone(), crate::share::shape(name, q), plan));
+            }
+            let (_, flags) = crate::analysis::options(e, allowed)?;
+            AnalysisKind::MultiQuery { queries, flags }
+        }
+        ast::ExplainTarget::OptimizationOpportunities(group) => {
+            AnalysisKind::Optimization(group.clone())
+        }
         ast::ExplainTarget::Lineage { source, queries } => {
             check_queries(app, queries, e.span)?;
             AnalysisKind::Lineage {
@@ -873,7 +1003,7 @@ fn analysis_of(
         }
         _ => return Ok(None),
     };
-    let format = crate::explain::options(e)?.format;
+    let (format, _) = crate::analysis::options(e, allowed)?;
     Ok(Some(Analysis {
         kind,
         format,
@@ -888,7 +1018,14 @@ fn explain(
 ) -> Result<crate::explain::ExplainRequest, PlanError> {
     let q = match &e.target {
         ast::ExplainTarget::Plan(q) | ast::ExplainTarget::Topology(q) => q,
-        _ => return Err(PlanError::not_supported("multi-query EXPLAIN", e.span)),
+        _ => {
+            return Err(PlanError::at(
+                "EXPLAIN DIFF compares the releases two environments run, which the query \
+                 registry holds: run 'ferris-cli multi-query --data-dir DIR diff --group GROUP \
+                 --env1 A --env2 B' (or validate-config --baseline B)",
+                e.span,
+            ));
+        }
     };
     let options = crate::explain::options(e)?;
     let started = std::time::Instant::now();

@@ -87,6 +87,18 @@ pub struct ExplainRequest {
 }
 
 /// The options of `e`, checked: each error names the option where it is written.
+/// The format `FORMAT value` names (written at `span`).
+pub(crate) fn format_of(value: &str, span: Span) -> Result<ExplainFormat, PlanError> {
+    match value.to_ascii_uppercase().as_str() {
+        "TEXT" => Ok(ExplainFormat::Text),
+        "JSON" => Ok(ExplainFormat::Json),
+        _ => Err(PlanError::at(
+            format!("FORMAT {value}: the formats are TEXT and JSON"),
+            span,
+        )),
+    }
+}
+
 pub(crate) fn options(e: &ast::Explain) -> Result<ExplainOptions, PlanError> {
     let topology_form = matches!(e.target, ast::ExplainTarget::Topology(_));
     let mut o = ExplainOptions::defaults(topology_form);
@@ -111,18 +123,7 @@ pub(crate) fn options(e: &ast::Explain) -> Result<ExplainOptions, PlanError> {
             "PERFORMANCE" => o.performance = flag()?,
             "BOTTLENECKS" => o.bottlenecks = flag()?,
             "LIVE" => live = Some((flag()?, span)),
-            "FORMAT" => {
-                o.format = match value.to_ascii_uppercase().as_str() {
-                    "TEXT" => ExplainFormat::Text,
-                    "JSON" => ExplainFormat::Json,
-                    _ => {
-                        return Err(PlanError::at(
-                            format!("FORMAT {value}: the formats are TEXT and JSON"),
-                            span,
-                        ));
-                    }
-                }
-            }
+            "FORMAT" => o.format = format_of(value, span)?,
             "DURATION" => {
                 let secs: f64 = value.parse().ok().filter(|s: &f64| *s > 0.0 && s.is_finite()).ok_or_else(|| {
                     PlanError::at(

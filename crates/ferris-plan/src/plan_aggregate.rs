@@ -437,7 +437,7 @@ fn aggregate_arg_texts(e: &Expr) -> Vec<String> {
 /// Simplifies the arguments of an aggregate call (COALESCE and friends need it), keeping the
 /// call and its alias.
 /// Aggregates whose answer ignores NULL inputs, so that a FILTER is a CASE of their input.
-const SKIPS_NULLS: &[&str] = &[
+pub(crate) const SKIPS_NULLS: &[&str] = &[
     "count",
     "sum",
     "avg",

@@ -19,6 +19,7 @@ pub const ENGINE_KEYS: &[&str] = &[
     "state.max.rows",
     "state.max.bytes",
     "window.allowed.lateness",
+    "state.share",
 ];
 
 /// Keys under this prefix belong to the engine's internal repartition topics; SQL may not
@@ -62,6 +63,9 @@ pub struct EngineProps {
     /// `'metric.NAME.ATTR'` keys (business metrics of a query): full key → value and where
     /// it was written; checked against the query's output by [`crate::metrics::declared`].
     pub metrics: BTreeMap<String, (String, Span)>,
+    /// `'state.share'`: the share of window state the query computes in (see
+    /// [`crate::share`]).
+    pub share: Option<String>,
     /// Where each engine key was written (for errors about its value).
     pub spans: BTreeMap<String, Span>,
 }
@@ -139,6 +143,16 @@ pub fn split(
             }
             "state.max.bytes" => {
                 engine.state_max_bytes = Some(parse_bytes(&p.value).map_err(|e| bad(&e))?)
+            }
+            "state.share" => {
+                let ok = !p.value.is_empty()
+                    && p.value
+                        .chars()
+                        .all(|c| c.is_ascii_alphanumeric() || c == '_');
+                if !ok {
+                    return Err(bad("expected a name of letters, digits and '_'"));
+                }
+                engine.share = Some(p.value.to_ascii_lowercase())
             }
             key if key.starts_with(crate::metrics::PREFIX) => {
                 engine

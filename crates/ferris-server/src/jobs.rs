@@ -491,6 +491,10 @@ async fn run(jobs: Arc<Jobs>, job: Arc<Job>, app: ferris_plan::Application, conf
         let base = j.base_dir.clone();
         let sql = j.sql.clone();
         let build_span = tracing::Span::current();
+        let shared = ferris_plan::Application {
+            shared: app.shared.clone(),
+            ..Default::default()
+        };
         let built = tokio::task::spawn_blocking(move || {
             build_span.in_scope(|| {
                 ferris_engine::build_job(&app, config, &base).map_err(|e| (e.render(&sql), e))
@@ -508,6 +512,7 @@ async fn run(jobs: Arc<Jobs>, job: Arc<Job>, app: ferris_plan::Application, conf
         j.set_state(JobState::Running, None);
         tracing::info!("job running");
         let registry = j.registry.clone();
+        ferris_engine::record_shares(&shared, &registry);
         let shutdown = j.shutdown.clone();
         let task =
             tokio::spawn(ferris_runtime::run_job(spec, registry, shutdown).in_current_span());

@@ -72,6 +72,8 @@ pub(crate) fn single_query_app(
         queries: vec![q],
         explains: Vec::new(),
         analyses: Vec::new(),
+        shared: Vec::new(),
+        shapes: Vec::new(),
         sql: app.sql.clone(),
     }
 }
