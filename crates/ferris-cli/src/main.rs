@@ -15,6 +15,7 @@ mod cases;
 mod jobs_cmd;
 mod multi_query_analyze;
 mod multi_query_cmd;
+mod multi_query_dashboard;
 mod multi_query_drift;
 mod multi_query_export;
 mod multi_query_impact;

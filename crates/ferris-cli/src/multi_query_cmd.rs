@@ -149,8 +149,8 @@ pub enum MultiQueryCommand {
         /// Only these groups (default: every registered group).
         #[arg(long = "group")]
         groups: Vec<String>,
-        /// `dot` or `json`.
-        #[arg(long, default_value = "dot", value_parser = ["dot", "json"])]
+        /// `dot`, `json` or `svg` (laid out by Graphviz's `dot`).
+        #[arg(long, default_value = "dot", value_parser = ["dot", "json", "svg"])]
         format: String,
     },
     /// The feature flags of each query in the release an environment runs.
@@ -209,9 +209,51 @@ pub enum MultiQueryCommand {
         /// The query group.
         #[arg(long)]
         group: String,
+        /// A server running the group: each saving in figures from its metrics.
+        #[arg(long)]
+        server: Option<String>,
+        /// The server's job running the group (default: the group's name).
+        #[arg(long, requires = "server")]
+        job: Option<String>,
         /// `text` or `json`.
         #[arg(long, default_value = "text", value_parser = ["text", "json"])]
         format: String,
+    },
+    /// Answer the EXPLAIN forms that read the registry, from a file or `-e`:
+    /// `EXPLAIN DIFF [(METADATA true, VERSIONS true)] QUERY 'q' BETWEEN ENVIRONMENTS ('a', 'b')`
+    /// (`q` is `GROUP/QUERY`, or a query one group holds).
+    Explain {
+        /// A file of EXPLAIN statements.
+        #[arg(required_unless_present = "execute", conflicts_with = "execute")]
+        file: Option<PathBuf>,
+        /// The statements as text.
+        #[arg(short = 'e', long = "execute", value_name = "SQL")]
+        execute: Option<String>,
+        /// The group whose latest release an `EXPLAIN [TOPOLOGY] … query` is planned in.
+        #[arg(long)]
+        group: Option<String>,
+    },
+    /// A query group's queries as a server runs them, refreshed in place: version, owner,
+    /// rows in, rows per second, written, late, dead-lettered, state entries.
+    Dashboard {
+        /// The query group.
+        #[arg(long)]
+        group: String,
+        /// The server running it (e.g. http://127.0.0.1:8080).
+        #[arg(long)]
+        server: String,
+        /// The server's job running the group (default: the group's name).
+        #[arg(long)]
+        job: Option<String>,
+        /// The environment whose release gives the versions (default: the latest release).
+        #[arg(long)]
+        env: Option<String>,
+        /// Seconds between frames.
+        #[arg(long, default_value_t = 2.0)]
+        refresh: f64,
+        /// Print one frame (after one refresh interval, for the rates) and exit.
+        #[arg(long)]
+        once: bool,
     },
     /// Print the application an environment runs (`ferris-cli run` takes it).
     Sql {
@@ -297,9 +339,48 @@ pub fn multi_query(args: MultiQueryArgs) -> u8 {
             queries,
             format,
         } => crate::multi_query_analyze::shared_resources(&store, &group, &queries, &format),
-        MultiQueryCommand::Optimize { group, format } => {
-            crate::multi_query_analyze::optimize(&store, &group, &format)
+        MultiQueryCommand::Explain {
+            file,
+            execute,
+            group,
+        } => {
+            return crate::multi_query_analyze::explain(
+                &store,
+                file.as_deref(),
+                execute,
+                group.as_deref(),
+            );
         }
+        MultiQueryCommand::Dashboard {
+            group,
+            server,
+            job,
+            env,
+            refresh,
+            once,
+        } => crate::multi_query_dashboard::dashboard(
+            &store,
+            &crate::multi_query_dashboard::Dashboard {
+                group: &group,
+                server: &server,
+                job: job.as_deref().unwrap_or(&group),
+                env: env.as_deref(),
+                refresh,
+                once,
+            },
+        ),
+        MultiQueryCommand::Optimize {
+            group,
+            server,
+            job,
+            format,
+        } => crate::multi_query_analyze::optimize(
+            &store,
+            &group,
+            server.as_deref(),
+            job.as_deref(),
+            &format,
+        ),
         MultiQueryCommand::FeatureFlags { group, env } => {
             crate::multi_query_export::feature_flags(&store, &group, &env)
         }
@@ -411,20 +492,27 @@ fn registry(
 
 fn print_history(changes: &[ChangeRecord]) {
     println!("CHANGE HISTORY");
+    print!("{}", history_text(changes));
+}
+
+/// One line per change (with its diff indented below).
+pub(crate) fn history_text(changes: &[ChangeRecord]) -> String {
+    let mut out = String::new();
     for c in changes {
         let on = match (&c.query, &c.environment) {
             (Some(q), _) => format!(" {q}"),
             (None, Some(e)) => format!(" [{e}]"),
             (None, None) => String::new(),
         };
-        println!(
-            "{} {}{on} by {}: {}",
+        out.push_str(&format!(
+            "{} {}{on} by {}: {}\n",
             c.at, c.change_type, c.author, c.description
-        );
+        ));
         for line in c.diff.lines() {
-            println!("    {line}");
+            out.push_str(&format!("    {line}\n"));
         }
     }
+    out
 }
 
 /// The latest release of each of `groups` (every registered group when empty), planned.
@@ -503,8 +591,13 @@ fn lineage(
 }
 
 /// Reports `e`; the exit code: 2 for a refused request, 3 for the store.
-fn failed(e: &ferris_server::ServerError) -> u8 {
+pub(crate) fn failed(e: &ferris_server::ServerError) -> u8 {
     eprintln!("error: {e}");
+    failed_code(e)
+}
+
+/// The exit code of `e`: 2 for a refused request, 3 for the store.
+pub(crate) fn failed_code(e: &ferris_server::ServerError) -> u8 {
     match e {
         ferris_server::ServerError::Registry(_) => 2,
         _ => 3,

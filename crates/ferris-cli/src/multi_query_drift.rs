@@ -176,3 +176,132 @@ pub fn drift(
     }
     Ok(())
 }
+
+/// The group holding query `reference` (`GROUP/QUERY`, or a query name that one registered
+/// group's latest release holds), and the query's name.
+fn find_query(store: &Store, reference: &str) -> Result<(String, String), ServerError> {
+    if let Some((group, query)) = reference.split_once('/') {
+        return Ok((group.to_string(), query.to_string()));
+    }
+    let mut holders = Vec::new();
+    for group in store.groups()? {
+        let Some((seq, ..)) = store.releases(&group)?.last().cloned() else {
+            continue;
+        };
+        if store
+            .entries(&group, seq)?
+            .iter()
+            .any(|e| e.query == reference)
+        {
+            holders.push(group);
+        }
+    }
+    match holders.as_slice() {
+        [one] => Ok((one.clone(), reference.to_string())),
+        [] => Err(ServerError::Registry(format!(
+            "unknown query '{reference}': no registered group's latest release holds it"
+        ))),
+        many => Err(ServerError::Registry(format!(
+            "query '{reference}' is in several groups ({}): write GROUP/{reference}",
+            many.join(", ")
+        ))),
+    }
+}
+
+/// `EXPLAIN DIFF [(METADATA true, VERSIONS true)] QUERY 'q' BETWEEN ENVIRONMENTS ('a', 'b')`
+/// over the registry: what differs in query `q` between the releases the two environments
+/// run, each difference once with its risk; `VERSIONS` adds each side's version and release,
+/// `METADATA` each annotation that differs.
+pub fn explain_diff(
+    store: &Store,
+    reference: &str,
+    envs: &[String],
+    flags: &std::collections::BTreeSet<String>,
+    json_out: bool,
+) -> Result<String, ServerError> {
+    let [env, baseline] = envs else {
+        return Err(ServerError::Registry(format!(
+            "EXPLAIN DIFF compares two environments, not {}",
+            envs.len()
+        )));
+    };
+    let (group, query) = find_query(store, reference)?;
+    let (sa, a) = deployed(store, &group, env)?;
+    let (sb, b) = deployed(store, &group, baseline)?;
+    if !a.contains_key(&query) && !b.contains_key(&query) {
+        return Err(ServerError::Registry(format!(
+            "query '{query}' runs in neither {env} nor {baseline} of group '{group}'"
+        )));
+    }
+    let found: Vec<Difference> = differences(&a, &b, (env.as_str(), baseline.as_str()))
+        .into_iter()
+        .filter(|d| d.query == query)
+        .collect();
+    let version = |m: &BTreeMap<String, QueryEntry>| {
+        m.get(&query)
+            .map(|e| e.version.clone().unwrap_or_else(|| "unversioned".into()))
+            .unwrap_or_else(|| "absent".into())
+    };
+    // The annotations (other than flags, compared above) that differ.
+    let mut metadata = Vec::new();
+    if flags.contains("METADATA") {
+        let fields = |m: &BTreeMap<String, QueryEntry>| -> BTreeMap<String, String> {
+            let mut out = BTreeMap::new();
+            if let Some(e) = m.get(&query) {
+                for part in ["fields", "tags", "slos", "business"] {
+                    if let Some(o) = e.metadata.get(part).and_then(Value::as_object) {
+                        for (k, v) in o {
+                            out.insert(format!("{part}.{k}"), text(v));
+                        }
+                    }
+                }
+            }
+            out
+        };
+        let (fa, fb) = (fields(&a), fields(&b));
+        let keys: std::collections::BTreeSet<&String> = fa.keys().chain(fb.keys()).collect();
+        for k in keys {
+            let (x, y) = (fa.get(k), fb.get(k));
+            if x != y {
+                let show = |v: Option<&String>| v.cloned().unwrap_or_else(|| "(unset)".into());
+                metadata.push((k.clone(), show(x), show(y)));
+            }
+        }
+    }
+    if json_out {
+        let v = json!({
+            "group": group, "query": query,
+            "environment": {"name": env, "release": sa, "version": version(&a)},
+            "baseline": {"name": baseline, "release": sb, "version": version(&b)},
+            "differences": found.iter().map(|d| json!({
+                "difference": d.what, "risk": d.risk, "diff": d.diff,
+            })).collect::<Vec<_>>(),
+            "metadata": metadata.iter().map(|(k, x, y)| json!({
+                "annotation": k, "environment": x, "baseline": y,
+            })).collect::<Vec<_>>(),
+        });
+        return Ok(serde_json::to_string_pretty(&v).unwrap_or_default() + "\n");
+    }
+    let mut out =
+        format!("DIFF - {group}/{query}: {env} (release {sa}) vs {baseline} (release {sb})\n");
+    if flags.contains("VERSIONS") {
+        out.push_str(&format!(
+            "versions: {} ({env}) vs {} ({baseline})\n",
+            version(&a),
+            version(&b)
+        ));
+    }
+    for (k, x, y) in &metadata {
+        out.push_str(&format!("metadata {k}: {x} ({env}) vs {y} ({baseline})\n"));
+    }
+    if found.is_empty() {
+        out.push_str("no differences\n");
+    }
+    for d in &found {
+        out.push_str(&format!("{} (risk: {})\n", d.what, d.risk));
+        for line in d.diff.lines() {
+            out.push_str(&format!("    {line}\n"));
+        }
+    }
+    Ok(out)
+}

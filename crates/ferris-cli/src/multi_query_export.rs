@@ -74,8 +74,45 @@ pub fn export(store: &Store, groups: &[String], format: &str) -> Result<(), Serv
         out.push_str(&format!("  {} -> {};\n", quoted(&a.id()), quoted(&b.id())));
     }
     out.push_str("}\n");
+    if format == "svg" {
+        print!("{}", svg_of(&out)?);
+        return Ok(());
+    }
     print!("{out}");
     Ok(())
+}
+
+/// The SVG Graphviz's `dot` lays out for the DOT text `dot`.
+fn svg_of(dot: &str) -> Result<String, ServerError> {
+    use std::io::Write;
+    let refused = |why: String| {
+        ServerError::Registry(format!(
+            "--format svg lays the graph out with Graphviz: {why} (install graphviz, or write \
+             --format dot and render it elsewhere)"
+        ))
+    };
+    let mut child = std::process::Command::new("dot")
+        .arg("-Tsvg")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .map_err(|e| refused(format!("cannot run 'dot': {e}")))?;
+    if let Some(mut stdin) = child.stdin.take() {
+        stdin
+            .write_all(dot.as_bytes())
+            .map_err(|e| refused(format!("writing to 'dot': {e}")))?;
+    }
+    let out = child
+        .wait_with_output()
+        .map_err(|e| refused(format!("waiting for 'dot': {e}")))?;
+    if !out.status.success() {
+        return Err(refused(format!(
+            "'dot' failed: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        )));
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
 /// Runs `multi-query feature-flags`: each query's flags in the release `env` runs.

@@ -69,6 +69,26 @@ pub struct RunArgs {
     pub openlineage_namespace: String,
 }
 
+/// `text` (an EXPLAIN of `req` in `app`) with its METADATA section when asked for: after
+/// the text, or as the `metadata` member of the JSON.
+pub(crate) fn with_metadata(
+    app: &ferris_plan::Application,
+    req: &ferris_plan::ExplainRequest,
+    text: String,
+) -> Result<String, ferris_plan::PlanError> {
+    if !req.options.metadata {
+        return Ok(text);
+    }
+    let (section, value) = ferris_plan::multi_query::explain_metadata(app, req)?;
+    if req.options.format == ferris_plan::ExplainFormat::Json
+        && let Ok(serde_json::Value::Object(mut doc)) = serde_json::from_str(&text)
+    {
+        doc.insert("metadata".to_string(), value);
+        return Ok(serde_json::to_string_pretty(&doc).unwrap_or_default() + "\n");
+    }
+    Ok(format!("{text}\n{section}"))
+}
+
 /// The OpenLineage emitter of `--openlineage TARGET`: the job is the application's
 /// `@group`, else the file's stem (`inline` for `-e`).
 fn lineage_emitter(
@@ -282,6 +302,15 @@ pub fn run(args: RunArgs, logs: ferris_observe::JobLogs) -> u8 {
         }
     };
     for (i, req) in app.explains.iter().enumerate() {
+        if let Some(span) = req.options.history {
+            let e = ferris_plan::PlanError::at(
+                "HISTORY reads the query registry: run this EXPLAIN with 'ferris-cli \
+                 multi-query --data-dir DIR explain --group GROUP'",
+                span,
+            );
+            eprintln!("{}", e.render(&sql));
+            return 2;
+        }
         let text = match req.options.live {
             Some(span) => match live_explain(&app, req, span, args.server.as_deref()) {
                 Ok(text) => text,
@@ -297,6 +326,13 @@ pub fn run(args: RunArgs, logs: ferris_observe::JobLogs) -> u8 {
                     return setup_exit_code(&e);
                 }
             },
+        };
+        let text = match with_metadata(&app, req, text) {
+            Ok(t) => t,
+            Err(e) => {
+                eprintln!("{}", e.render(&sql));
+                return 2;
+            }
         };
         if i > 0 {
             println!();

@@ -326,6 +326,8 @@ fn options(format: ExplainFormat, analyze: bool) -> ExplainOptions {
         bottlenecks: analyze,
         duration: None,
         live: None,
+        metadata: false,
+        history: None,
     }
 }
 

@@ -434,6 +434,9 @@ fn lineage_across_three_applications() {
         String::from_utf8_lossy(&svg.stderr)
     );
     assert!(String::from_utf8_lossy(&svg.stdout).contains("risk/exposure"));
+    // --format svg gives that same layout.
+    let svg_export = ok(dir.path(), &["export", "--format", "svg"]);
+    assert_eq!(svg_export, String::from_utf8_lossy(&svg.stdout));
     // Impact of a SQL change of the first query: everything downstream, across groups.
     ok(
         dir.path(),
@@ -631,6 +634,55 @@ filtered: version 1.1.0 (staging) vs 1.0.0 (production) (risk: low)
             ]
         ),
         "error: query group 'payments' runs nothing in 'dev' (deployed in: production, staging)\n"
+    );
+    // The same through SQL: EXPLAIN DIFF of one query, with its versions.
+    assert_eq!(
+        ok(
+            d,
+            &[
+                "explain",
+                "-e",
+                "EXPLAIN DIFF (VERSIONS true) QUERY 'copies' BETWEEN ENVIRONMENTS \
+                 ('staging', 'production');
+                 EXPLAIN DIFF QUERY 'payments/filtered' BETWEEN ENVIRONMENTS \
+                 ('staging', 'production')",
+            ]
+        ),
+        "DIFF - payments/copies: staging (release 2) vs production (release 1)
+versions: 1.1.0 (staging) vs 1.0.0 (production)
+property path: c2.jsonl (staging) vs c.jsonl (production) (risk: medium)
+feature flag fast: enabled (staging) vs disabled (production) (risk: medium)
+version 1.1.0 (staging) vs 1.0.0 (production) (risk: low)
+
+DIFF - payments/filtered: staging (release 2) vs production (release 1)
+SQL differs (risk: high)
+    - SELECT k, v FROM t WHERE v > 10
+    + SELECT k, v FROM t WHERE v > 20
+version 1.1.0 (staging) vs 1.0.0 (production) (risk: low)
+"
+    );
+    assert_eq!(
+        refused(
+            d,
+            &[
+                "explain",
+                "-e",
+                "EXPLAIN DIFF QUERY 'nope' BETWEEN ENVIRONMENTS ('staging', 'production')"
+            ]
+        ),
+        "error: unknown query 'nope': no registered group's latest release holds it\n"
+    );
+    assert_eq!(
+        refused(
+            d,
+            &[
+                "explain",
+                "-e",
+                "EXPLAIN DIFF (APPROVALS true) QUERY 'copies' BETWEEN ENVIRONMENTS ('a', 'b')"
+            ]
+        ),
+        "error: statement 1: option APPROVALS true: EXPLAIN DIFF takes METADATA true|false, \
+         VERSIONS true|false and FORMAT TEXT|JSON\n"
     );
 }
 

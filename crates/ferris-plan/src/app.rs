@@ -226,6 +226,14 @@ fn plan_on_this_thread(sql: &str) -> Result<Application, AppError> {
                     );
                 }
                 let (engine, connector) = props::split(&s.properties, s.span)?;
+                if let Some(&at) = engine.spans.get(crate::share::SHARE_KEY) {
+                    return Err(PlanError::at(
+                        "'state.share' names the share of a CREATE STREAM … AS SELECT: put it \
+                         in that statement's WITH, not in a sink that INSERT INTO writes",
+                        at,
+                    )
+                    .into());
+                }
                 app.sinks.push(SinkDecl {
                     name,
                     engine,
@@ -823,6 +831,7 @@ fn declare_source(
         "state.max.rows",
         "state.max.bytes",
         "window.allowed.lateness",
+        "state.share",
     ] {
         if let Some(&span) = engine.spans.get(key) {
             return Err(PlanError::at(
@@ -1021,8 +1030,8 @@ fn explain(
         _ => {
             return Err(PlanError::at(
                 "EXPLAIN DIFF compares the releases two environments run, which the query \
-                 registry holds: run 'ferris-cli multi-query --data-dir DIR diff --group GROUP \
-                 --env1 A --env2 B' (or validate-config --baseline B)",
+                 registry holds: run it with 'ferris-cli multi-query --data-dir DIR explain -e \
+                 \"EXPLAIN DIFF …\"'",
                 e.span,
             ));
         }

@@ -48,6 +48,12 @@ pub struct ExplainOptions {
     /// `LIVE true` (topology form): read the job running this query in a server; where the
     /// option is written, for errors when no server is given.
     pub live: Option<Span>,
+    /// `METADATA true`: add the annotations of the application's group and of its query
+    /// with the same text.
+    pub metadata: bool,
+    /// `HISTORY true`: add the group's recorded changes (answered by `ferris-cli
+    /// multi-query explain`, which reads the registry); where the option is written.
+    pub history: Option<Span>,
 }
 
 impl ExplainOptions {
@@ -66,6 +72,8 @@ impl ExplainOptions {
             bottlenecks: false,
             duration: None,
             live: None,
+            metadata: false,
+            history: None,
         }
     }
 }
@@ -123,6 +131,8 @@ pub(crate) fn options(e: &ast::Explain) -> Result<ExplainOptions, PlanError> {
             "PERFORMANCE" => o.performance = flag()?,
             "BOTTLENECKS" => o.bottlenecks = flag()?,
             "LIVE" => live = Some((flag()?, span)),
+            "METADATA" => o.metadata = flag()?,
+            "HISTORY" => o.history = flag()?.then_some(span),
             "FORMAT" => o.format = format_of(value, span)?,
             "DURATION" => {
                 let secs: f64 = value.parse().ok().filter(|s: &f64| *s > 0.0 && s.is_finite()).ok_or_else(|| {
@@ -137,8 +147,8 @@ pub(crate) fn options(e: &ast::Explain) -> Result<ExplainOptions, PlanError> {
                 return Err(PlanError::at(
                     format!(
                         "unknown EXPLAIN option {key}: the options are ANALYZE, COSTS, BUFFERS, \
-                         TIMING, VERBOSE, FORMAT TEXT|JSON, PLAN, TOPOLOGY, DURATION n, and for \
-                         the topology METRICS, PERFORMANCE, BOTTLENECKS"
+                         TIMING, VERBOSE, FORMAT TEXT|JSON, PLAN, TOPOLOGY, DURATION n, METADATA, \
+                         HISTORY, and for the topology METRICS, PERFORMANCE, BOTTLENECKS"
                     ),
                     span,
                 ));

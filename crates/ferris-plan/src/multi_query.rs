@@ -37,6 +37,9 @@ pub struct Opportunity {
     pub status: String,
     /// What to write to take it.
     pub action: String,
+    /// The saving in figures, from a running job's metrics (`multi-query optimize
+    /// --server`).
+    pub measured: Option<String>,
 }
 
 fn percent(saved: usize, of: usize) -> String {
@@ -91,6 +94,7 @@ pub fn opportunities(queries: &[Analysed<'_>], shared: &[SharedState]) -> Vec<Op
                     names(qs).join(", ")
                 ),
             },
+            measured: None,
         });
     }
     // The same aggregate call over the same source, groups and window, where the queries
@@ -130,6 +134,7 @@ pub fn opportunities(queries: &[Analysed<'_>], shared: &[SharedState]) -> Vec<Op
             action: "give the queries the same WHERE (filter after the aggregation with HAVING) \
                      and 'state.share'"
                 .into(),
+            measured: None,
         });
     }
     // The same condition over the same source.
@@ -158,6 +163,7 @@ pub fn opportunities(queries: &[Analysed<'_>], shared: &[SharedState]) -> Vec<Op
                  read it in {}",
                 names(qs).join(", ")
             ),
+            measured: None,
         });
     }
     // The same join.
@@ -182,6 +188,7 @@ pub fn opportunities(queries: &[Analysed<'_>], shared: &[SharedState]) -> Vec<Op
                 "CREATE STREAM joined AS SELECT … FROM {join}, and read it in {}",
                 names(qs).join(", ")
             ),
+            measured: None,
         });
     }
     // One reader per source, whatever reads it.
@@ -201,6 +208,7 @@ pub fn opportunities(queries: &[Analysed<'_>], shared: &[SharedState]) -> Vec<Op
             ),
             status: "running (one reader per source)".into(),
             action: "none".into(),
+            measured: None,
         });
     }
     // A common prefix (join or several conditions) that a derived stream could hold.
@@ -235,6 +243,7 @@ pub fn opportunities(queries: &[Analysed<'_>], shared: &[SharedState]) -> Vec<Op
                 "CREATE STREAM prefix AS SELECT * FROM {prefix}, and read it in {}",
                 names(qs).join(", ")
             ),
+            measured: None,
         });
     }
     out
@@ -401,7 +410,7 @@ pub fn render(
 fn opportunity_json(o: &Opportunity) -> Value {
     json!({
         "kind": o.kind, "queries": o.queries, "what": o.what, "savings": o.savings,
-        "status": o.status, "action": o.action,
+        "status": o.status, "action": o.action, "measured": o.measured,
     })
 }
 
@@ -419,6 +428,9 @@ fn write_opportunities(out: &mut String, ops: &[Opportunity]) {
             o.what
         );
         let _ = writeln!(out, "     savings: {}", o.savings);
+        if let Some(m) = &o.measured {
+            let _ = writeln!(out, "     measured: {m}");
+        }
         let _ = writeln!(out, "     status: {}", o.status);
         if o.action != "none" {
             let _ = writeln!(out, "     action: {}", o.action);
@@ -457,19 +469,86 @@ pub fn opportunities_text(ops: &[Opportunity]) -> String {
 /// application's own queries.
 pub fn render_group(app: &Application, group: &str, json_out: bool) -> String {
     let queries = own_queries(app);
-    let ops = opportunities(&queries, &app.shared);
+    render_opportunities(
+        group,
+        queries.len(),
+        &opportunities(&queries, &app.shared),
+        json_out,
+    )
+}
+
+/// The optimization opportunities `ops` of `group` (of `n` queries), as text or JSON.
+pub fn render_opportunities(group: &str, n: usize, ops: &[Opportunity], json_out: bool) -> String {
     if json_out {
         let v = json!({
             "group": group,
-            "queries": queries.len(),
+            "queries": n,
             "opportunities": ops.iter().map(opportunity_json).collect::<Vec<_>>(),
         });
         return serde_json::to_string_pretty(&v).unwrap_or_default() + "\n";
     }
-    let mut out = format!(
-        "OPTIMIZATION OPPORTUNITIES - {group} ({} queries)\n",
-        queries.len()
-    );
-    write_opportunities(&mut out, &ops);
+    let mut out = format!("OPTIMIZATION OPPORTUNITIES - {group} ({} queries)\n", n);
+    write_opportunities(&mut out, ops);
     out
+}
+
+/// Text with runs of whitespace made one space, lower case: how two queries are compared.
+fn normalised(text: &str) -> String {
+    text.split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
+        .trim_end_matches(';')
+        .to_ascii_lowercase()
+}
+
+/// The `METADATA true` section of an EXPLAIN of `req` in `app`: the group's annotations and
+/// those of the application's query with the same text (as text and JSON).
+pub fn explain_metadata(
+    app: &Application,
+    req: &crate::explain::ExplainRequest,
+) -> Result<(String, Value), crate::error::PlanError> {
+    let notes = crate::annotations::read(app)?;
+    let explained = normalised(&app.fragment(req.query.query_span));
+    // The statements' queries (not the hidden ones, which share their text).
+    let query = app
+        .queries
+        .iter()
+        .filter(|q| app.shapes.iter().any(|(n, _)| *n == q.name))
+        .find(|q| normalised(&app.fragment(q.query_span)) == explained)
+        .map(|q| q.name.clone());
+    let meta = query
+        .as_ref()
+        .and_then(|n| notes.queries.iter().find(|m| m.query == *n));
+    let all: BTreeSet<String> = ["METADATA", "OWNERSHIP", "COMPLIANCE"]
+        .map(String::from)
+        .into();
+    let lines = meta_lines(meta, &all);
+    let mut out = String::from("METADATA\n");
+    match &notes.group {
+        Some(g) => {
+            let _ = writeln!(out, "  group: {}", g.name);
+            for (k, v) in &g.fields {
+                let _ = writeln!(out, "    {k}: {v}");
+            }
+        }
+        None => out.push_str("  group: none (no '-- @group' annotation)\n"),
+    }
+    match &query {
+        Some(q) => {
+            let _ = writeln!(out, "  query: {q} (the application's query with this text)");
+            if lines.is_empty() {
+                out.push_str("    no annotations\n");
+            }
+            for (k, v) in &lines {
+                let _ = writeln!(out, "    {k}: {v}");
+            }
+        }
+        None => out.push_str("  query: none of the application's queries has this text\n"),
+    }
+    let v = json!({
+        "group": notes.group.as_ref().map(|g| json!({"name": g.name, "fields": g.fields})),
+        "query": query,
+        "annotations": lines.into_iter().collect::<BTreeMap<_, _>>(),
+    });
+    Ok((out, v))
 }

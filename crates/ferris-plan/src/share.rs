@@ -91,7 +91,10 @@ impl Shares {
             let Statement::CreateStreamAs(c) = stmt else {
                 continue;
             };
-            let (engine, _) = crate::props::split(&c.properties, c.span)?;
+            // A bad WITH is reported where the statement is planned, in order.
+            let Ok((engine, _)) = crate::props::split(&c.properties, c.span) else {
+                continue;
+            };
             let Some(name) = &engine.share else {
                 continue;
             };

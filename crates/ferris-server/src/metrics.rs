@@ -178,6 +178,15 @@ fn job_series(job: &Job, f: &mut Families) {
                 ),
             },
             MetricRef::Gauge(g) => {
+                if name == names::OPERATOR_STATE_ROWS {
+                    f.push(
+                        "ferris_operator_state_high_water_rows",
+                        MetricType::Gauge,
+                        "Most entries a stateful operator held since the job started.",
+                        l.clone(),
+                        Sample::Gauge(g.max() as f64),
+                    );
+                }
                 if name == names::CHANNEL_DEPTH_ROWS {
                     f.push(
                         "ferris_channel_depth_high_water_rows",

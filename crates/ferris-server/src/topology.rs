@@ -251,6 +251,8 @@ pub(crate) async fn topology_route(
                 bottlenecks: true,
                 duration: None,
                 live: None,
+                metadata: false,
+                history: None,
             };
             let mut text = match &q.timerange {
                 Some(_) => format!(
