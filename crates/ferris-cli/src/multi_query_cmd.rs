@@ -255,6 +255,29 @@ pub enum MultiQueryCommand {
         #[arg(long)]
         once: bool,
     },
+    /// Set the job settings an environment runs the group with (`--set KEY=VALUE`, the keys
+    /// of `ferris-cli run --set`; an empty value removes one), recorded as a `scaling` change.
+    Scale {
+        /// The query group.
+        #[arg(long)]
+        group: String,
+        /// The environment.
+        #[arg(long)]
+        env: String,
+        /// A setting `key=value` (repeatable).
+        #[arg(long = "set", value_name = "KEY=VALUE", required = true)]
+        set: Vec<String>,
+    },
+    /// Print the job settings an environment runs the group with, as `--set KEY=VALUE`
+    /// arguments of `ferris-cli run`.
+    JobSettings {
+        /// The query group.
+        #[arg(long)]
+        group: String,
+        /// The environment.
+        #[arg(long)]
+        env: String,
+    },
     /// Print the application an environment runs (`ferris-cli run` takes it).
     Sql {
         /// The query group.
@@ -369,6 +392,38 @@ pub fn multi_query(args: MultiQueryArgs) -> u8 {
                 once,
             },
         ),
+        MultiQueryCommand::Scale { group, env, set } => {
+            // The same keys and values `ferris-cli run --set` accepts (an empty value
+            // removes a key).
+            let given: Vec<String> = set.iter().filter(|s| !s.ends_with('=')).cloned().collect();
+            if let Err(code) = crate::run::job_config(&given, None) {
+                return code;
+            }
+            let mut pairs = Vec::new();
+            for s in &set {
+                match s.split_once('=') {
+                    Some((k, v)) => pairs.push((k.trim().to_string(), v.trim().to_string())),
+                    None => {
+                        eprintln!("error: --set {s}: expected KEY=VALUE");
+                        return 2;
+                    }
+                }
+            }
+            store
+                .scale(&group, &env, &pairs, &author, &now())
+                .map(|after| {
+                    let shown: Vec<String> =
+                        after.iter().map(|(k, v)| format!("{k}={v}")).collect();
+                    println!("{group}: {env} runs with {}", shown.join(", "));
+                })
+        }
+        MultiQueryCommand::JobSettings { group, env } => store
+            .releases(&group)
+            .and_then(|_| store.job_settings(&group, &env))
+            .map(|s| {
+                let args: Vec<String> = s.iter().map(|(k, v)| format!("--set {k}={v}")).collect();
+                println!("{}", args.join(" "));
+            }),
         MultiQueryCommand::Optimize {
             group,
             server,

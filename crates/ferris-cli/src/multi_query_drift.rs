@@ -116,6 +116,36 @@ fn differences(
     out
 }
 
+/// The job settings (`multi-query scale`) that differ between `env` and `baseline`: a
+/// resource difference, risk low.
+fn job_setting_differences(
+    store: &Store,
+    group: &str,
+    env: &str,
+    baseline: &str,
+) -> Result<Vec<Difference>, ServerError> {
+    let (a, b) = (
+        store.job_settings(group, env)?,
+        store.job_settings(group, baseline)?,
+    );
+    let keys: std::collections::BTreeSet<&String> = a.keys().chain(b.keys()).collect();
+    let show = |v: Option<&String>| v.cloned().unwrap_or_else(|| "(default)".into());
+    Ok(keys
+        .into_iter()
+        .filter(|k| a.get(*k) != b.get(*k))
+        .map(|k| Difference {
+            query: "(job)".into(),
+            what: format!(
+                "job setting {k}: {} ({env}) vs {} ({baseline})",
+                show(a.get(k)),
+                show(b.get(k))
+            ),
+            risk: "low",
+            diff: String::new(),
+        })
+        .collect())
+}
+
 /// The queries of the release `env` runs, by name, and the release.
 fn deployed(
     store: &Store,
@@ -148,7 +178,8 @@ pub fn drift(
 ) -> Result<(), ServerError> {
     let (sa, a) = deployed(store, group, env)?;
     let (sb, b) = deployed(store, group, baseline)?;
-    let found = differences(&a, &b, (env, baseline));
+    let mut found = differences(&a, &b, (env, baseline));
+    found.extend(job_setting_differences(store, group, env, baseline)?);
     if format == "json" {
         let v = json!({
             "group": group,

@@ -635,6 +635,73 @@ filtered: version 1.1.0 (staging) vs 1.0.0 (production) (risk: low)
         ),
         "error: query group 'payments' runs nothing in 'dev' (deployed in: production, staging)\n"
     );
+    // Job settings per environment: recorded as scaling changes, compared as drift (low).
+    assert_eq!(
+        ok(
+            d,
+            &[
+                "scale",
+                "--group",
+                "payments",
+                "--env",
+                "staging",
+                "--set",
+                "parallelism=12"
+            ]
+        ),
+        "payments: staging runs with parallelism=12\n"
+    );
+    ok(
+        d,
+        &[
+            "scale",
+            "--group",
+            "payments",
+            "--env",
+            "production",
+            "--set",
+            "parallelism=8",
+        ],
+    );
+    assert_eq!(
+        ok(
+            d,
+            &["job-settings", "--group", "payments", "--env", "staging"]
+        ),
+        "--set parallelism=12\n"
+    );
+    assert!(
+        validate().ends_with(
+            "(job): job setting parallelism: 12 (staging) vs 8 (production) (risk: low)\n"
+        ),
+        "{}",
+        validate()
+    );
+    assert!(validate().contains("DRIFT DETECTED: 6 difference(s)\n"));
+    let history = ok(d, &["history", "--group", "payments"]);
+    assert!(
+        history.contains(
+            " scaling [staging] by alice: job settings of staging: parallelism (unset) → 12\n"
+        ),
+        "{history}"
+    );
+    assert_eq!(
+        refused(
+            d,
+            &[
+                "scale",
+                "--group",
+                "payments",
+                "--env",
+                "staging",
+                "--set",
+                "parallelism=zero"
+            ]
+        )
+        .lines()
+        .count(),
+        1
+    );
     // The same through SQL: EXPLAIN DIFF of one query, with its versions.
     assert_eq!(
         ok(

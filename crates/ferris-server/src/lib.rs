@@ -24,6 +24,7 @@ mod metrics;
 mod profile;
 pub mod registry;
 mod registry_route;
+mod registry_settings;
 mod sampler;
 mod store;
 mod topology;

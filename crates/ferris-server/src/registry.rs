@@ -60,6 +60,12 @@ CREATE TABLE IF NOT EXISTS registry_changes (
     diff        TEXT NOT NULL,
     at          TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS registry_job_settings (
+    grp         TEXT NOT NULL,
+    environment TEXT NOT NULL,
+    settings    TEXT NOT NULL,
+    PRIMARY KEY (grp, environment)
+);
 ";
 
 /// What kind of change a record is (the founding spec's list, plus deployments).
@@ -83,6 +89,8 @@ pub enum ChangeType {
     Rollback,
     /// A query left the application.
     Removed,
+    /// An environment's job settings (parallelism, channel capacity, …) changed.
+    Scaling,
 }
 
 impl ChangeType {
@@ -98,6 +106,7 @@ impl ChangeType {
             ChangeType::Promotion => "promotion",
             ChangeType::Rollback => "rollback",
             ChangeType::Removed => "removed",
+            ChangeType::Scaling => "scaling",
         }
     }
 }
