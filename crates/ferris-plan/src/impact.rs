@@ -33,7 +33,7 @@ fn readers(
     for s in app
         .sources
         .iter()
-        .filter(|s| s.is_derived() && crate::app::writers(s).contains(&q.name))
+        .filter(|s| s.is_derived() && crate::derived::writers(s).contains(&q.name))
     {
         for r in &app.queries {
             if reads(r, &s.name) {

@@ -20,6 +20,8 @@ pub mod annotations;
 mod app;
 mod catalog;
 mod date_format;
+mod declare;
+mod derived;
 mod error;
 pub mod explain;
 mod finite;
@@ -49,9 +51,9 @@ mod types;
 
 pub use app::{
     AppError, Application, DERIVED_CONNECTOR, PlannedQuery, SinkDecl, SourceDecl, plan_application,
-    writers,
 };
 pub use catalog::{Catalog, WINDOW_END, WINDOW_START};
+pub use derived::writers;
 pub use error::PlanError;
 pub use explain::{ExplainFormat, ExplainOptions, ExplainRequest};
 pub use logical::{LogicalEdge, LogicalEdgeKind, LogicalGraph, LogicalKind, LogicalNode};

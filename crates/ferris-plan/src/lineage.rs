@@ -219,7 +219,7 @@ pub(crate) fn sink_dataset_of(app: &Application, q: &PlannedQuery) -> Option<Str
         let derived = app
             .sources
             .iter()
-            .any(|s| s.is_derived() && crate::app::writers(s).contains(&q.name));
+            .any(|s| s.is_derived() && crate::derived::writers(s).contains(&q.name));
         return (!derived).then(|| "stdout".to_string());
     }
     Some(dataset(&q.sink, &q.name))
@@ -298,7 +298,7 @@ fn derived_writers(app: &Application, name: &str) -> Vec<String> {
     app.sources
         .iter()
         .filter(|s| s.name == name && s.is_derived())
-        .flat_map(crate::app::writers)
+        .flat_map(crate::derived::writers)
         .collect()
 }
 
