@@ -145,7 +145,7 @@ fn shared_window_state_same_rows_less_state() {
             ("shared__symbol_5s".to_string(), 2),
         ])
     );
-    assert!(apart_shared.is_empty());
+    assert_eq!(apart_shared, BTreeMap::new());
     assert_eq!(
         shared_gauges,
         BTreeMap::from([(

@@ -355,12 +355,11 @@ fn plan_on_this_thread(sql: &str) -> Result<Application, AppError> {
                     query_span: q.span,
                 });
             }
-            Statement::Explain(e) if is_analysis(&e) => {
+            Statement::Explain(e) => {
                 if let Some(a) = analysis_of(&e, &app, &catalog)? {
                     app.analyses.push(a);
+                    continue;
                 }
-            }
-            Statement::Explain(e) => {
                 let n = app.explains.len() + 1;
                 let req = explain(&e, &catalog, n)?;
                 derived.read(&mut app, &req.query.plan, req.span)?;
@@ -518,16 +517,6 @@ fn plan_statement(
 
 /// The `'connector'` of a derived stream's source declaration.
 pub const DERIVED_CONNECTOR: &str = "derived";
-
-/// Whether `e` is a multi-query EXPLAIN answered over the application.
-fn is_analysis(e: &ast::Explain) -> bool {
-    !matches!(
-        e.target,
-        ast::ExplainTarget::Plan(_)
-            | ast::ExplainTarget::Topology(_)
-            | ast::ExplainTarget::Diff { .. }
-    )
-}
 
 /// The multi-query EXPLAIN `e` answers from the application's lineage, checked against the
 /// queries planned so far (`None` for the other EXPLAIN forms).

@@ -49,18 +49,28 @@ fn percent(saved: usize, of: usize) -> String {
     format!("{}%", (saved * 100 + of / 2) / of)
 }
 
+/// The groups of two or more of `queries` that share a key, by key (each query in the group
+/// of every distinct key `keys` gives it, in statement order).
+fn shared_by<'q, 'a, K: Ord>(
+    queries: &'q [Analysed<'a>],
+    keys: impl Fn(&Analysed<'a>) -> Vec<K>,
+) -> BTreeMap<K, Vec<&'q Analysed<'a>>> {
+    let mut groups: BTreeMap<K, Vec<&'q Analysed<'a>>> = BTreeMap::new();
+    for q in queries {
+        for k in keys(q).into_iter().collect::<BTreeSet<K>>() {
+            groups.entry(k).or_default().push(q);
+        }
+    }
+    groups.retain(|_, qs| qs.len() > 1);
+    groups
+}
+
 /// The opportunities among `queries` (in statement order), given the shares that run.
 pub fn opportunities(queries: &[Analysed<'_>], shared: &[SharedState]) -> Vec<Opportunity> {
     let mut out = Vec::new();
     let names = |v: &[&Analysed<'_>]| v.iter().map(|q| q.name.to_string()).collect::<Vec<_>>();
     // Window state: the same rows, groups and window.
-    let mut by_key: BTreeMap<String, Vec<&Analysed<'_>>> = BTreeMap::new();
-    for q in queries {
-        if let Some(k) = q.shape.share_key() {
-            by_key.entry(k).or_default().push(q);
-        }
-    }
-    for (key, qs) in by_key.iter().filter(|(_, qs)| qs.len() > 1) {
+    for (key, qs) in &shared_by(queries, |q| q.shape.share_key().into_iter().collect()) {
         let n = qs.len();
         let running = shared
             .iter()
@@ -99,19 +109,22 @@ pub fn opportunities(queries: &[Analysed<'_>], shared: &[SharedState]) -> Vec<Op
     }
     // The same aggregate call over the same source, groups and window, where the queries
     // cannot share state as they stand.
-    let mut calls: BTreeMap<(String, String), Vec<&Analysed<'_>>> = BTreeMap::new();
-    for q in queries.iter().filter(|q| q.shape.window.is_some()) {
+    let calls = shared_by(queries, |q| {
+        let Some(window) = &q.shape.window else {
+            return Vec::new();
+        };
         let scope = format!(
-            "{} GROUP BY {} {}",
+            "{} GROUP BY {} {window}",
             q.shape.source,
-            q.shape.group_keys.join(", "),
-            q.shape.window.clone().unwrap_or_default()
+            q.shape.group_keys.join(", ")
         );
-        for a in q.shape.aggregates.iter().collect::<BTreeSet<_>>() {
-            calls.entry((scope.clone(), a.clone())).or_default().push(q);
-        }
-    }
-    for ((scope, call), qs) in calls.iter().filter(|(_, qs)| qs.len() > 1) {
+        q.shape
+            .aggregates
+            .iter()
+            .map(|a| (scope.clone(), a.clone()))
+            .collect()
+    });
+    for ((scope, call), qs) in &calls {
         if qs.iter().all(|q| {
             q.shape.share_key().is_some() && q.shape.share_key() == qs[0].shape.share_key()
         }) {
@@ -138,16 +151,12 @@ pub fn opportunities(queries: &[Analysed<'_>], shared: &[SharedState]) -> Vec<Op
         });
     }
     // The same condition over the same source.
-    let mut filters: BTreeMap<(String, String), Vec<&Analysed<'_>>> = BTreeMap::new();
-    for q in queries {
-        for f in q.shape.filter.iter().collect::<BTreeSet<_>>() {
-            filters
-                .entry((q.shape.source.clone(), f.clone()))
-                .or_default()
-                .push(q);
-        }
-    }
-    for ((source, cond), qs) in filters.iter().filter(|(_, qs)| qs.len() > 1) {
+    let filters = shared_by(queries, |q| {
+        (q.shape.filter.iter())
+            .map(|f| (q.shape.source.clone(), f.clone()))
+            .collect()
+    });
+    for ((source, cond), qs) in &filters {
         let n = qs.len();
         out.push(Opportunity {
             kind: "common_filter",
@@ -167,16 +176,12 @@ pub fn opportunities(queries: &[Analysed<'_>], shared: &[SharedState]) -> Vec<Op
         });
     }
     // The same join.
-    let mut joins: BTreeMap<String, Vec<&Analysed<'_>>> = BTreeMap::new();
-    for q in queries {
-        if let Some(j) = &q.shape.join {
-            joins
-                .entry(format!("{} {j}", q.shape.source))
-                .or_default()
-                .push(q);
-        }
-    }
-    for (join, qs) in joins.iter().filter(|(_, qs)| qs.len() > 1) {
+    let joins = shared_by(queries, |q| {
+        (q.shape.join.iter())
+            .map(|j| format!("{} {j}", q.shape.source))
+            .collect()
+    });
+    for (join, qs) in &joins {
         let n = qs.len();
         out.push(Opportunity {
             kind: "common_join",
@@ -192,11 +197,7 @@ pub fn opportunities(queries: &[Analysed<'_>], shared: &[SharedState]) -> Vec<Op
         });
     }
     // One reader per source, whatever reads it.
-    let mut readers: BTreeMap<&str, Vec<&Analysed<'_>>> = BTreeMap::new();
-    for q in queries {
-        readers.entry(q.shape.source.as_str()).or_default().push(q);
-    }
-    for (source, qs) in readers.iter().filter(|(_, qs)| qs.len() > 1) {
+    for (source, qs) in &shared_by(queries, |q| vec![q.shape.source.clone()]) {
         let n = qs.len();
         out.push(Opportunity {
             kind: "source_fan_out",
@@ -212,11 +213,10 @@ pub fn opportunities(queries: &[Analysed<'_>], shared: &[SharedState]) -> Vec<Op
         });
     }
     // A common prefix (join or several conditions) that a derived stream could hold.
-    let mut prefixes: BTreeMap<String, Vec<&Analysed<'_>>> = BTreeMap::new();
-    for q in queries
-        .iter()
-        .filter(|q| q.shape.join.is_some() || q.shape.filter.len() > 1)
-    {
+    let prefixes = shared_by(queries, |q| {
+        if q.shape.join.is_none() && q.shape.filter.len() < 2 {
+            return Vec::new();
+        }
         let mut f = q.shape.filter.clone();
         f.sort();
         let key = format!(
@@ -229,9 +229,9 @@ pub fn opportunities(queries: &[Analysed<'_>], shared: &[SharedState]) -> Vec<Op
                 .unwrap_or_default(),
             f.join(" AND ")
         );
-        prefixes.entry(key).or_default().push(q);
-    }
-    for (prefix, qs) in prefixes.iter().filter(|(_, qs)| qs.len() > 1) {
+        vec![key]
+    });
+    for (prefix, qs) in &prefixes {
         let n = qs.len();
         out.push(Opportunity {
             kind: "materialization",

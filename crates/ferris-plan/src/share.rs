@@ -117,6 +117,7 @@ impl Shares {
                 ));
             }
             let first = &members[0];
+            check_member(first)?;
             for m in &members[1..] {
                 same_shape(first, m, name)?;
             }
@@ -526,8 +527,8 @@ fn check_member(m: &Member) -> Result<(), PlanError> {
 }
 
 /// Whether `m` computes over the same rows, groups and windows as `first`.
+/// `first` is checked already.
 fn same_shape(first: &Member, m: &Member, share: &str) -> Result<(), PlanError> {
-    check_member(first)?;
     check_member(m)?;
     let text = |q: &StreamingQuery| -> [String; 3] {
         let SetExpr::Select(s) = q.query.body.as_ref() else {
